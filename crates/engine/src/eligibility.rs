@@ -1,0 +1,295 @@
+//! Eligibility: whether a rep may get this lead now, and if not, the first reason why —
+//! the exclusion list, status, leave, working hours, caps, then the rule's requirements.
+
+use chrono::NaiveDate;
+
+use crate::condition::{Op, Operand, RepCondition};
+use crate::field::{FieldCatalogue, LeadView, RepField, rep_value};
+use crate::hours::{LocalNow, Period};
+use crate::rep::RepStatus;
+use crate::roster::{RepIndex, Roster, Symbol};
+use crate::state::RoutingState;
+use crate::team::HoursPolicy;
+use crate::value::ValueRef;
+
+/// Why a rep did not get a lead. Carries the values behind the reason so the explanation can
+/// say `daily cap 5/5` or `on leave until 2026-12-01`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exclusion {
+    /// On the request's exclusion list, such as a previous owner of the lead.
+    Excluded,
+    Status(RepStatus),
+    OnLeave {
+        until: NaiveDate,
+    },
+    OutsideHours,
+    HoldingCap {
+        open: u32,
+        cap: u32,
+    },
+    PeriodCap {
+        period: Period,
+        count: u32,
+        cap: u32,
+    },
+    /// Failed the rule's requirement with this index.
+    Requirement {
+        index: u16,
+    },
+}
+
+impl Exclusion {
+    /// A stable code for grouping and for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Exclusion::Excluded => "excluded",
+            Exclusion::Status(RepStatus::Paused) => "paused",
+            Exclusion::Status(RepStatus::OnLeave) | Exclusion::OnLeave { .. } => "on_leave",
+            Exclusion::Status(RepStatus::Inactive) => "inactive",
+            Exclusion::Status(RepStatus::Active) => "active",
+            Exclusion::OutsideHours => "outside_hours",
+            Exclusion::HoldingCap { .. } => "holding_cap",
+            Exclusion::PeriodCap {
+                period: Period::Day,
+                ..
+            } => "daily_cap",
+            Exclusion::PeriodCap {
+                period: Period::Week,
+                ..
+            } => "weekly_cap",
+            Exclusion::PeriodCap {
+                period: Period::Month,
+                ..
+            } => "monthly_cap",
+            Exclusion::Requirement { .. } => "requirement",
+        }
+    }
+}
+
+/// A rep condition with its lead side read once per routing, so checking a thousand reps
+/// compares interned integers.
+#[derive(Debug)]
+pub(crate) struct Bound<'a> {
+    condition: &'a RepCondition,
+    value: BoundValue<'a>,
+}
+
+#[derive(Debug)]
+enum BoundValue<'a> {
+    /// The lead has no value for the referenced field: the condition does not constrain.
+    Skip,
+    Nothing,
+    Symbols(Vec<Symbol>),
+    Texts(Vec<&'a str>),
+    Number(f64),
+}
+
+fn interned(field: RepField) -> bool {
+    matches!(
+        field,
+        RepField::Regions
+            | RepField::Industries
+            | RepField::Products
+            | RepField::Languages
+            | RepField::Teams
+    )
+}
+
+impl<'a> Bound<'a> {
+    pub fn new(condition: &'a RepCondition, lead: &LeadView<'a>, roster: &Roster) -> Bound<'a> {
+        let texts: Vec<&'a str> = match &condition.operand {
+            Operand::Nothing => {
+                return Bound {
+                    condition,
+                    value: BoundValue::Nothing,
+                };
+            }
+            Operand::Number(number) => {
+                return Bound {
+                    condition,
+                    value: BoundValue::Number(*number),
+                };
+            }
+            Operand::Text(text) => vec![text.as_str()],
+            Operand::Texts(texts) => texts.iter().map(String::as_str).collect(),
+            Operand::Lead(field) => match lead.get(*field) {
+                None => Vec::new(),
+                Some(ValueRef::Text(text)) => vec![text],
+                Some(ValueRef::List(items)) => items.iter().map(String::as_str).collect(),
+                Some(ValueRef::Number(number)) => {
+                    return Bound {
+                        condition,
+                        value: BoundValue::Number(number),
+                    };
+                }
+                Some(ValueRef::Bool(_) | ValueRef::Time(_)) => Vec::new(),
+            },
+        };
+        let texts: Vec<&'a str> = texts.into_iter().filter(|text| !text.is_empty()).collect();
+        let value = if texts.is_empty() {
+            BoundValue::Skip
+        } else if interned(condition.field) {
+            BoundValue::Symbols(
+                texts
+                    .iter()
+                    .filter_map(|text| roster.symbol(text))
+                    .collect(),
+            )
+        } else {
+            BoundValue::Texts(texts)
+        };
+        Bound { condition, value }
+    }
+
+    /// Whether the rep meets the condition.
+    pub fn holds(&self, roster: &Roster, rep: RepIndex, catalogue: &FieldCatalogue) -> bool {
+        let op = self.condition.op;
+        let field = self.condition.field;
+        if interned(field) {
+            let symbols = &roster.rep_symbols[rep as usize];
+            let list = match field {
+                RepField::Regions => &symbols.regions,
+                RepField::Industries => &symbols.industries,
+                RepField::Products => &symbols.products,
+                RepField::Languages => &symbols.languages,
+                _ => &symbols.teams,
+            };
+            return match (&self.value, op) {
+                (BoundValue::Skip, _) => true,
+                (_, Op::Exists) => !list.is_empty(),
+                (_, Op::Missing) => list.is_empty(),
+                (BoundValue::Symbols(wanted), Op::NotContains) => {
+                    !wanted.iter().any(|symbol| list.contains(symbol))
+                }
+                (BoundValue::Symbols(wanted), _) => {
+                    wanted.iter().any(|symbol| list.contains(symbol))
+                }
+                _ => false,
+            };
+        }
+        let value = rep_value(roster.rep(rep), field, catalogue);
+        let present = match value {
+            None => false,
+            Some(ValueRef::Text(text)) => !text.is_empty(),
+            Some(ValueRef::List(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        match (&self.value, op, value) {
+            (BoundValue::Skip, _, _) => true,
+            (_, Op::Exists, _) => present,
+            (_, Op::Missing, _) => !present,
+            (BoundValue::Texts(wanted), Op::Equals | Op::In, Some(ValueRef::Text(text))) => {
+                wanted.contains(&text)
+            }
+            (BoundValue::Texts(wanted), Op::NotEquals | Op::NotIn, Some(ValueRef::Text(text))) => {
+                !wanted.contains(&text)
+            }
+            (BoundValue::Texts(_), Op::NotEquals | Op::NotIn, None) => true,
+            (
+                BoundValue::Texts(wanted),
+                Op::Contains | Op::ContainsAny,
+                Some(ValueRef::List(items)),
+            ) => items.iter().any(|item| wanted.contains(&item.as_str())),
+            (BoundValue::Texts(wanted), Op::NotContains, Some(ValueRef::List(items))) => {
+                !items.iter().any(|item| wanted.contains(&item.as_str()))
+            }
+            (BoundValue::Texts(_), Op::NotContains, None) => true,
+            (BoundValue::Number(bound), op, Some(ValueRef::Number(number))) => match op {
+                Op::Equals => number == *bound,
+                Op::NotEquals => number != *bound,
+                Op::Gt => number > *bound,
+                Op::Gte => number >= *bound,
+                Op::Lt => number < *bound,
+                Op::Lte => number <= *bound,
+                _ => false,
+            },
+            (BoundValue::Number(_), Op::NotEquals, None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The checks one routing step applies to each candidate.
+#[derive(Debug)]
+pub(crate) struct Gate<'a> {
+    pub roster: &'a Roster,
+    pub state: &'a RoutingState,
+    pub catalogue: &'a FieldCatalogue,
+    pub locals: &'a [LocalNow],
+    pub hours: HoursPolicy,
+    pub exclude: &'a [RepIndex],
+    pub requirements: &'a [Bound<'a>],
+}
+
+impl Gate<'_> {
+    pub fn check(&self, index: RepIndex) -> Result<(), Exclusion> {
+        if self.exclude.contains(&index) {
+            return Err(Exclusion::Excluded);
+        }
+        let rep = self.roster.rep(index);
+        if rep.status != RepStatus::Active {
+            return Err(Exclusion::Status(rep.status));
+        }
+        let local = &self.locals[usize::from(self.roster.rep_zone[index as usize])];
+        if let Some(leave) = rep
+            .leaves
+            .iter()
+            .find(|leave| leave.first_day <= local.date && local.date <= leave.last_day)
+        {
+            return Err(Exclusion::OnLeave {
+                until: leave.last_day,
+            });
+        }
+        if self.hours == HoursPolicy::InHours
+            && rep
+                .hours
+                .as_ref()
+                .is_some_and(|hours| !hours.contains(local))
+        {
+            return Err(Exclusion::OutsideHours);
+        }
+        let state = self.state.rep(index);
+        if let Some(cap) = rep.caps.max_open {
+            if state.open_leads >= cap {
+                return Err(Exclusion::HoldingCap {
+                    open: state.open_leads,
+                    cap,
+                });
+            }
+        }
+        for (period, cap) in [
+            (Period::Day, rep.caps.max_per_day),
+            (Period::Week, rep.caps.max_per_week),
+            (Period::Month, rep.caps.max_per_month),
+        ] {
+            if let Some(cap) = cap {
+                let count = state.count(period, local);
+                if count >= cap {
+                    return Err(Exclusion::PeriodCap { period, count, cap });
+                }
+            }
+        }
+        for (index_of, requirement) in self.requirements.iter().enumerate() {
+            if !requirement.holds(self.roster, index, self.catalogue) {
+                return Err(Exclusion::Requirement {
+                    index: index_of as u16,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the rep is below a weekly or monthly floor (下限).
+    pub fn below_floor(&self, index: RepIndex) -> bool {
+        let rep = self.roster.rep(index);
+        let state = self.state.rep(index);
+        let local = &self.locals[usize::from(self.roster.rep_zone[index as usize])];
+        rep.caps
+            .min_per_week
+            .is_some_and(|floor| state.count(Period::Week, local) < floor)
+            || rep
+                .caps
+                .min_per_month
+                .is_some_and(|floor| state.count(Period::Month, local) < floor)
+    }
+}

@@ -1,0 +1,178 @@
+//! The roster: reps and teams compiled for routing. Reps are sorted by id (the order round
+//! robin rotates in), list attributes are interned so matching compares integers, and time
+//! zones are shared so each routing converts `now` once per zone, not once per rep.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+
+use crate::rep::{Rep, RepId};
+use crate::team::Team;
+
+/// An interned attribute value (a region, industry, product, language or team id).
+pub type Symbol = u32;
+
+/// A rep's position in the roster.
+pub type RepIndex = u32;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RepSymbols {
+    pub regions: Vec<Symbol>,
+    pub industries: Vec<Symbol>,
+    pub products: Vec<Symbol>,
+    pub languages: Vec<Symbol>,
+    pub teams: Vec<Symbol>,
+}
+
+/// A team with its members resolved to roster positions.
+#[derive(Clone, Debug)]
+pub struct RosterTeam {
+    pub team: Team,
+    /// Members in roster order, each with the weight it has in this team.
+    pub(crate) members: Vec<(RepIndex, f64)>,
+}
+
+/// Reps and teams, validated and indexed once whenever they change.
+#[derive(Clone, Debug, Default)]
+pub struct Roster {
+    reps: Vec<Rep>,
+    index: HashMap<String, RepIndex>,
+    pub(crate) zones: Vec<Tz>,
+    pub(crate) rep_zone: Vec<u16>,
+    symbols: HashMap<String, Symbol>,
+    pub(crate) rep_symbols: Vec<RepSymbols>,
+    teams: Vec<RosterTeam>,
+    team_index: HashMap<String, u32>,
+}
+
+/// Why reps and teams do not form a roster.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RosterError {
+    #[error("rep {0} appears twice")]
+    DuplicateRep(String),
+    #[error("team {0} appears twice")]
+    DuplicateTeam(String),
+    #[error("team {team} names rep {rep}, who does not exist")]
+    UnknownMember { team: String, rep: String },
+    #[error("rep {0} has a weight that is negative or not a number")]
+    BadWeight(String),
+}
+
+impl Roster {
+    pub fn new(mut reps: Vec<Rep>, teams: Vec<Team>) -> Result<Roster, RosterError> {
+        reps.sort_by(|left, right| left.id.cmp(&right.id));
+        let mut roster = Roster::default();
+        for (position, rep) in reps.iter().enumerate() {
+            if !(rep.weight >= 0.0 && rep.weight.is_finite()) {
+                return Err(RosterError::BadWeight(rep.id.to_string()));
+            }
+            if roster
+                .index
+                .insert(rep.id.as_str().to_owned(), position as RepIndex)
+                .is_some()
+            {
+                return Err(RosterError::DuplicateRep(rep.id.to_string()));
+            }
+            let zone = match roster.zones.iter().position(|zone| *zone == rep.time_zone) {
+                Some(zone) => zone,
+                None => {
+                    roster.zones.push(rep.time_zone);
+                    roster.zones.len() - 1
+                }
+            };
+            roster.rep_zone.push(zone as u16);
+            let symbols = RepSymbols {
+                regions: roster.intern_all(&rep.regions),
+                industries: roster.intern_all(&rep.industries),
+                products: roster.intern_all(&rep.products),
+                languages: roster.intern_all(&rep.languages),
+                teams: Vec::new(),
+            };
+            roster.rep_symbols.push(symbols);
+        }
+        roster.reps = reps;
+        for team in teams {
+            if roster.team_index.contains_key(&team.id) {
+                return Err(RosterError::DuplicateTeam(team.id));
+            }
+            let team_symbol = roster.intern(&team.id);
+            let mut members = Vec::with_capacity(team.members.len());
+            for member in &team.members {
+                let Some(position) = roster.position(&member.rep) else {
+                    return Err(RosterError::UnknownMember {
+                        team: team.id.clone(),
+                        rep: member.rep.to_string(),
+                    });
+                };
+                let weight = member
+                    .weight
+                    .unwrap_or(roster.reps[position as usize].weight);
+                if !(weight >= 0.0 && weight.is_finite()) {
+                    return Err(RosterError::BadWeight(member.rep.to_string()));
+                }
+                members.push((position, weight));
+                let teams = &mut roster.rep_symbols[position as usize].teams;
+                if !teams.contains(&team_symbol) {
+                    teams.push(team_symbol);
+                }
+            }
+            members.sort_by_key(|(position, _)| *position);
+            members.dedup_by_key(|(position, _)| *position);
+            roster
+                .team_index
+                .insert(team.id.clone(), roster.teams.len() as u32);
+            roster.teams.push(RosterTeam { team, members });
+        }
+        Ok(roster)
+    }
+
+    fn intern(&mut self, value: &str) -> Symbol {
+        let next = self.symbols.len() as Symbol;
+        *self.symbols.entry(value.to_owned()).or_insert(next)
+    }
+
+    fn intern_all(&mut self, values: &[String]) -> Vec<Symbol> {
+        values.iter().map(|value| self.intern(value)).collect()
+    }
+
+    /// The symbol of a value, if any rep or team uses it.
+    pub(crate) fn symbol(&self, value: &str) -> Option<Symbol> {
+        self.symbols.get(value).copied()
+    }
+
+    pub fn reps(&self) -> &[Rep] {
+        &self.reps
+    }
+
+    pub fn rep(&self, index: RepIndex) -> &Rep {
+        &self.reps[index as usize]
+    }
+
+    pub fn position(&self, id: &RepId) -> Option<RepIndex> {
+        self.index.get(id.as_str()).copied()
+    }
+
+    pub fn position_of(&self, id: &str) -> Option<RepIndex> {
+        self.index.get(id).copied()
+    }
+
+    pub fn team(&self, id: &str) -> Option<&RosterTeam> {
+        self.team_index
+            .get(id)
+            .map(|position| &self.teams[*position as usize])
+    }
+
+    pub fn teams(&self) -> impl Iterator<Item = &Team> {
+        self.teams.iter().map(|team| &team.team)
+    }
+
+    pub fn has_team(&self, id: &str) -> bool {
+        self.team_index.contains_key(id)
+    }
+
+    /// The first position whose id sorts after `id`: where a rotation continues when the
+    /// rep it last served has left the roster.
+    pub(crate) fn position_after(&self, id: &RepId) -> RepIndex {
+        self.reps.partition_point(|rep| rep.id <= *id) as RepIndex
+    }
+}

@@ -1,0 +1,688 @@
+//! Routing one lead: tag, score, find the first matching rule, try its target, then its
+//! fallback chain. Pure: `now`, the state and the exclusions are arguments, and the state
+//! changes come back in the decision for the store to apply with the assignment.
+
+use chrono::{DateTime, Utc};
+
+use crate::decision::{Attempt, AttemptTarget, Decision, Outcome, RuleTrace, Step};
+use crate::eligibility::{Bound, Exclusion, Gate};
+use crate::field::{LeadField, LeadView};
+use crate::hours::{LocalNow, Period};
+use crate::lead::{Lead, Priority};
+use crate::rep::RepId;
+use crate::roster::{RepIndex, Roster};
+use crate::rule_set::{Fallback, Rule, RuleSet, Target};
+use crate::state::{RoutingState, StateChange};
+use crate::strategy::{self, Pick, Strategy};
+use crate::team::HoursPolicy;
+use crate::value::ValueRef;
+
+/// What to route, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteRequest<'a> {
+    pub lead: &'a Lead,
+    pub now: DateTime<Utc>,
+    /// Reps who must not get the lead, such as its previous owners when reassigning.
+    pub exclude: &'a [RepId],
+}
+
+/// Routes a lead under a rule set. Never fails: a lead nobody can take is held, never dropped.
+pub fn route(
+    rules: &RuleSet,
+    roster: &Roster,
+    state: &RoutingState,
+    request: &RouteRequest<'_>,
+) -> Decision {
+    let lead = request.lead;
+    let locals: Vec<LocalNow> = roster
+        .zones
+        .iter()
+        .map(|zone| LocalNow::new(request.now, *zone))
+        .collect();
+    let exclude: Vec<RepIndex> = request
+        .exclude
+        .iter()
+        .filter_map(|id| roster.position(id))
+        .collect();
+
+    let mut view = LeadView::new(lead, &rules.catalogue);
+    let tags_added = tags_to_add(rules, &view);
+    let merged: Vec<String>;
+    if !tags_added.is_empty() {
+        merged = lead.tags.iter().chain(&tags_added).cloned().collect();
+        view.tags = &merged;
+    }
+    let (score, priority) = score(rules, &view);
+    view.score = score;
+    view.priority = priority;
+
+    let mut router = Router {
+        rules,
+        roster,
+        state,
+        locals: &locals,
+        exclude: &exclude,
+        now: request.now,
+        view: &view,
+        attempts: Vec::new(),
+    };
+    let mut traces = Vec::new();
+    let mut outcome = None;
+    for (position, rule) in rules.rules.iter().enumerate() {
+        let position = position as u32;
+        if rule
+            .window
+            .as_ref()
+            .is_some_and(|window| !window.contains(request.now))
+        {
+            traces.push(RuleTrace::OutsideWindow { rule: position });
+            continue;
+        }
+        if let Some(Err(node)) = rule.when.as_ref().map(|when| when.eval(&view)) {
+            traces.push(RuleTrace::NotMatched {
+                rule: position,
+                node,
+            });
+            continue;
+        }
+        traces.push(RuleTrace::Matched { rule: position });
+        if let Some(found) = router.try_rule(position, rule) {
+            outcome = Some(found);
+            break;
+        }
+    }
+    let (outcome, changes) = match outcome {
+        Some(found) => found,
+        None => router.follow_chain(None, None, &rules.default),
+    };
+    Decision {
+        rule_set_version: rules.version,
+        at: request.now,
+        tags_added,
+        score,
+        priority,
+        rules: traces,
+        attempts: router.attempts,
+        outcome,
+        changes,
+    }
+}
+
+fn tags_to_add(rules: &RuleSet, view: &LeadView<'_>) -> Vec<String> {
+    let mut added: Vec<String> = Vec::new();
+    for tag_rule in &rules.tagging {
+        if tag_rule.when.as_ref().is_none_or(|when| when.matches(view)) {
+            for tag in &tag_rule.add_tags {
+                if !view.tags.contains(tag) && !added.contains(tag) {
+                    added.push(tag.clone());
+                }
+            }
+        }
+    }
+    added
+}
+
+fn score(rules: &RuleSet, view: &LeadView<'_>) -> (Option<f64>, Option<Priority>) {
+    let Some(scoring) = &rules.scoring else {
+        return (view.score, view.priority);
+    };
+    let points: f64 = scoring
+        .rules
+        .iter()
+        .filter(|rule| rule.when.as_ref().is_none_or(|when| when.matches(view)))
+        .map(|rule| rule.points)
+        .sum();
+    let score = (scoring.base + points).clamp(0.0, 100.0);
+    let priority = scoring
+        .tiers
+        .iter()
+        .find(|(min_score, _)| score >= *min_score)
+        .map(|(_, priority)| *priority)
+        .or(view.priority);
+    (Some(score), priority)
+}
+
+type Found = (Outcome, Vec<StateChange>);
+
+struct Router<'a> {
+    rules: &'a RuleSet,
+    roster: &'a Roster,
+    state: &'a RoutingState,
+    locals: &'a [LocalNow],
+    exclude: &'a [RepIndex],
+    now: DateTime<Utc>,
+    view: &'a LeadView<'a>,
+    attempts: Vec<Attempt>,
+}
+
+/// Who a step offers the lead to.
+struct Candidates {
+    target: AttemptTarget,
+    reps: Vec<(RepIndex, f64)>,
+    strategy: Strategy,
+    hours: HoursPolicy,
+    away_fallback: bool,
+    rotation_key: String,
+}
+
+impl Router<'_> {
+    /// Tries a matched rule: affinity, target, then fallbacks. `None` means "next rule".
+    fn try_rule(&mut self, position: u32, rule: &Rule) -> Option<Found> {
+        if let Target::Pool(pool) = &rule.target {
+            self.attempts.push(empty_attempt(
+                Some(position),
+                Step::Primary,
+                AttemptTarget::Pool(pool.clone()),
+            ));
+            return Some((Outcome::Pooled { pool: pool.clone() }, Vec::new()));
+        }
+        let requirements: Vec<Bound<'_>> = rule
+            .requires
+            .iter()
+            .map(|condition| Bound::new(condition, self.view, self.roster))
+            .collect();
+        if rule.owner_affinity && rule.target != Target::ExistingOwner {
+            let candidates = self.known_owner(rule);
+            if let Some(found) = self.attempt(Some(position), Step::Affinity, candidates, rule, &[])
+            {
+                return Some(found);
+            }
+        }
+        let candidates = self.primary(rule);
+        if let Some(found) = self.attempt(
+            Some(position),
+            Step::Primary,
+            candidates,
+            rule,
+            &requirements,
+        ) {
+            return Some(found);
+        }
+        const DEFAULT_CHAIN: [Fallback; 2] = [Fallback::Overflow, Fallback::Hold];
+        let chain = if rule.fallback.is_empty() {
+            &DEFAULT_CHAIN[..]
+        } else {
+            &rule.fallback[..]
+        };
+        if chain.first() == Some(&Fallback::NextRule) {
+            return None;
+        }
+        let (outcome, changes) =
+            self.follow_chain(Some((position, rule)), Some(&requirements), chain);
+        Some((outcome, changes))
+    }
+
+    /// Walks a fallback chain; a lead that reaches its end is held. A `next_rule` step ends the
+    /// chain early by returning to the rule loop, which the caller handles before calling.
+    fn follow_chain(
+        &mut self,
+        rule: Option<(u32, &Rule)>,
+        requirements: Option<&[Bound<'_>]>,
+        chain: &[Fallback],
+    ) -> Found {
+        let position = rule.map(|(position, _)| position);
+        for step in chain {
+            let candidates = match step {
+                Fallback::NextRule => continue,
+                Fallback::Hold => {
+                    self.attempts.push(empty_attempt(
+                        position,
+                        Step::Fallback(step.clone()),
+                        AttemptTarget::Nothing,
+                    ));
+                    return (Outcome::Held, Vec::new());
+                }
+                Fallback::Pool(pool) => {
+                    self.attempts.push(empty_attempt(
+                        position,
+                        Step::Fallback(step.clone()),
+                        AttemptTarget::Pool(pool.clone()),
+                    ));
+                    return (Outcome::Pooled { pool: pool.clone() }, Vec::new());
+                }
+                Fallback::Overflow => {
+                    let overflow = rule.and_then(|(_, rule)| self.overflow_of(rule));
+                    match overflow {
+                        Some(crate::team::Overflow::Pool(pool)) => {
+                            self.attempts.push(empty_attempt(
+                                position,
+                                Step::Fallback(step.clone()),
+                                AttemptTarget::Pool(pool.clone()),
+                            ));
+                            return (Outcome::Pooled { pool }, Vec::new());
+                        }
+                        Some(crate::team::Overflow::Team(team)) => {
+                            self.teams(&[team], rule.map(|(_, rule)| rule))
+                        }
+                        None => {
+                            self.attempts.push(empty_attempt(
+                                position,
+                                Step::Fallback(step.clone()),
+                                AttemptTarget::Nothing,
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                Fallback::Team(team) => {
+                    self.teams(std::slice::from_ref(team), rule.map(|(_, rule)| rule))
+                }
+                Fallback::Reps(reps) => self.named_reps(reps, rule.map(|(_, rule)| rule), position),
+            };
+            let found = match rule {
+                Some((_, rule)) => self.attempt(
+                    position,
+                    Step::Fallback(step.clone()),
+                    candidates,
+                    rule,
+                    requirements.unwrap_or_default(),
+                ),
+                None => self.attempt_plain(Step::Fallback(step.clone()), candidates),
+            };
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        (Outcome::Held, Vec::new())
+    }
+
+    fn overflow_of(&self, rule: &Rule) -> Option<crate::team::Overflow> {
+        match &rule.target {
+            Target::Teams(teams) => teams.iter().find_map(|team| {
+                self.roster
+                    .team(team)
+                    .and_then(|team| team.team.overflow.clone())
+            }),
+            _ => None,
+        }
+    }
+
+    fn known_owner(&self, rule: &Rule) -> Candidates {
+        let owner = self.view.lead.known_owner.clone();
+        let reps = owner
+            .as_ref()
+            .and_then(|owner| self.roster.position(owner))
+            .map(|position| (position, self.roster.rep(position).weight))
+            .into_iter()
+            .collect();
+        Candidates {
+            target: AttemptTarget::KnownOwner(owner),
+            reps,
+            strategy: Strategy::RoundRobin,
+            hours: rule.hours.unwrap_or_default(),
+            away_fallback: false,
+            rotation_key: String::new(),
+        }
+    }
+
+    fn primary(&self, rule: &Rule) -> Candidates {
+        match &rule.target {
+            Target::Teams(teams) => self.teams(teams, Some(rule)),
+            Target::Reps(reps) => self.named_reps(reps, Some(rule), None),
+            Target::ExistingOwner => self.known_owner(rule),
+            Target::OwnerField(field) => {
+                let value = match self.view.get(*field) {
+                    Some(ValueRef::Text(text)) => Some(text.to_owned()),
+                    _ => None,
+                };
+                let reps = value
+                    .as_deref()
+                    .and_then(|id| self.roster.position_of(id))
+                    .map(|position| (position, self.roster.rep(position).weight))
+                    .into_iter()
+                    .collect();
+                Candidates {
+                    target: AttemptTarget::OwnerField(value),
+                    reps,
+                    strategy: Strategy::RoundRobin,
+                    hours: rule.hours.unwrap_or_default(),
+                    away_fallback: false,
+                    rotation_key: String::new(),
+                }
+            }
+            // Pool targets are answered before candidates are built.
+            Target::Pool(pool) => Candidates {
+                target: AttemptTarget::Pool(pool.clone()),
+                reps: Vec::new(),
+                strategy: Strategy::RoundRobin,
+                hours: HoursPolicy::InHours,
+                away_fallback: false,
+                rotation_key: String::new(),
+            },
+        }
+    }
+
+    /// Members of the teams, with each member's weight in the first team that lists them.
+    fn teams(&self, ids: &[String], rule: Option<&Rule>) -> Candidates {
+        let teams: Vec<_> = ids.iter().filter_map(|id| self.roster.team(id)).collect();
+        let mut reps: Vec<(RepIndex, f64)> = match teams.as_slice() {
+            [team] => team.members.clone(),
+            _ => {
+                let mut all: Vec<(RepIndex, f64)> = teams
+                    .iter()
+                    .flat_map(|team| team.members.iter().copied())
+                    .collect();
+                all.sort_by_key(|(position, _)| *position);
+                all.dedup_by_key(|(position, _)| *position);
+                all
+            }
+        };
+        reps.shrink_to_fit();
+        let first = teams.first().map(|team| &team.team);
+        Candidates {
+            target: AttemptTarget::Teams(ids.to_vec()),
+            reps,
+            strategy: rule
+                .and_then(|rule| rule.strategy.clone())
+                .or_else(|| first.map(|team| team.default_strategy.clone()))
+                .unwrap_or_default(),
+            hours: rule
+                .and_then(|rule| rule.hours)
+                .or_else(|| first.map(|team| team.policy.hours))
+                .unwrap_or_default(),
+            away_fallback: first.is_some_and(|team| team.policy.away_fallback),
+            rotation_key: format!("teams:{}", ids.join(",")),
+        }
+    }
+
+    fn named_reps(
+        &self,
+        ids: &[RepId],
+        rule: Option<&Rule>,
+        fallback_of: Option<u32>,
+    ) -> Candidates {
+        let mut reps: Vec<(RepIndex, f64)> = ids
+            .iter()
+            .filter_map(|id| self.roster.position(id))
+            .map(|position| (position, self.roster.rep(position).weight))
+            .collect();
+        reps.sort_by_key(|(position, _)| *position);
+        reps.dedup_by_key(|(position, _)| *position);
+        let rule_id = rule.map_or("default", |rule| rule.id.as_str());
+        Candidates {
+            target: AttemptTarget::Reps(ids.to_vec()),
+            reps,
+            strategy: rule
+                .and_then(|rule| rule.strategy.clone())
+                .unwrap_or_default(),
+            hours: rule.and_then(|rule| rule.hours).unwrap_or_default(),
+            away_fallback: false,
+            rotation_key: match fallback_of {
+                Some(_) => format!("rule:{rule_id}:fallback"),
+                None => format!("rule:{rule_id}"),
+            },
+        }
+    }
+
+    fn attempt_plain(&mut self, step: Step, candidates: Candidates) -> Option<Found> {
+        self.run(None, step, candidates, &[], &[])
+    }
+
+    fn attempt(
+        &mut self,
+        rule_position: Option<u32>,
+        step: Step,
+        candidates: Candidates,
+        rule: &Rule,
+        requirements: &[Bound<'_>],
+    ) -> Option<Found> {
+        let preferences: Vec<Bound<'_>> = if step == Step::Affinity {
+            Vec::new()
+        } else {
+            rule.prefers
+                .iter()
+                .map(|condition| Bound::new(condition, self.view, self.roster))
+                .collect()
+        };
+        self.run(rule_position, step, candidates, requirements, &preferences)
+    }
+
+    /// Checks every candidate, narrows by preferences and floors, and lets the strategy pick.
+    fn run(
+        &mut self,
+        rule: Option<u32>,
+        step: Step,
+        candidates: Candidates,
+        requirements: &[Bound<'_>],
+        preferences: &[Bound<'_>],
+    ) -> Option<Found> {
+        let mut gate = Gate {
+            roster: self.roster,
+            state: self.state,
+            catalogue: &self.rules.catalogue,
+            locals: self.locals,
+            hours: candidates.hours,
+            exclude: self.exclude,
+            requirements,
+        };
+        let mut eligible: Vec<(RepIndex, f64)> = Vec::with_capacity(candidates.reps.len());
+        let mut excluded: Vec<(RepIndex, Exclusion)> = Vec::new();
+        for &(position, weight) in &candidates.reps {
+            match gate.check(position) {
+                Ok(()) => eligible.push((position, weight)),
+                Err(reason) => excluded.push((position, reason)),
+            }
+        }
+        let mut away_fallback = false;
+        if eligible.is_empty()
+            && candidates.away_fallback
+            && excluded
+                .iter()
+                .any(|(_, reason)| *reason == Exclusion::OutsideHours)
+        {
+            gate.hours = HoursPolicy::AnyTime;
+            for (position, reason) in &mut excluded {
+                if *reason == Exclusion::OutsideHours {
+                    match gate.check(*position) {
+                        Ok(()) => {
+                            let weight = candidates
+                                .reps
+                                .iter()
+                                .find(|(candidate, _)| candidate == position)
+                                .map_or(1.0, |(_, weight)| *weight);
+                            eligible.push((*position, weight));
+                        }
+                        Err(other) => *reason = other,
+                    }
+                }
+            }
+            excluded.retain(|(position, _)| {
+                !eligible.iter().any(|(candidate, _)| candidate == position)
+            });
+            eligible.sort_by_key(|(position, _)| *position);
+            away_fallback = !eligible.is_empty();
+        }
+        let mut attempt = Attempt {
+            rule,
+            step,
+            target: candidates.target,
+            considered: candidates.reps.len() as u32,
+            excluded,
+            away_fallback,
+            preferences: None,
+            floor: false,
+            strategy: None,
+            leading: Vec::new(),
+            tie_break: None,
+            winner: None,
+        };
+        if eligible.is_empty() {
+            self.attempts.push(attempt);
+            return None;
+        }
+        if !preferences.is_empty() {
+            let met = |position: RepIndex, count: usize| {
+                preferences[..count].iter().all(|preference| {
+                    preference.holds(self.roster, position, &self.rules.catalogue)
+                })
+            };
+            let mut count = preferences.len();
+            while count > 0 && !eligible.iter().any(|(position, _)| met(*position, count)) {
+                count -= 1;
+            }
+            eligible.retain(|(position, _)| met(*position, count));
+            attempt.preferences = Some((count as u16, preferences.len() as u16));
+        }
+        if eligible
+            .iter()
+            .any(|(position, _)| gate.below_floor(*position))
+            && !eligible
+                .iter()
+                .all(|(position, _)| gate.below_floor(*position))
+        {
+            eligible.retain(|(position, _)| gate.below_floor(*position));
+            attempt.floor = true;
+        }
+        let matching = match candidates.strategy {
+            Strategy::BestMatch(_) => self.matching(&eligible, preferences),
+            _ => Vec::new(),
+        };
+        let choice = strategy::pick(
+            &candidates.strategy,
+            &Pick {
+                roster: self.roster,
+                state: self.state,
+                candidates: &eligible,
+                locals: self.locals,
+                rotation_key: &candidates.rotation_key,
+                matching: &matching,
+            },
+        );
+        let winner = eligible[choice.winner].0;
+        attempt.strategy = Some(candidates.strategy.name());
+        attempt.leading = choice.leading;
+        attempt.tie_break = choice.tie_break;
+        attempt.winner = Some(winner);
+        self.attempts.push(attempt);
+        let rep = self.roster.rep(winner);
+        let local = &self.locals[usize::from(self.roster.rep_zone[winner as usize])];
+        let mut changes = vec![StateChange::Assigned {
+            rep: rep.id.clone(),
+            at: self.now,
+            day: local.period_start(Period::Day),
+            week: local.period_start(Period::Week),
+            month: local.period_start(Period::Month),
+        }];
+        if let Some(rotation) = choice.rotation {
+            changes.push(StateChange::Rotation {
+                key: candidates.rotation_key,
+                state: rotation,
+            });
+        }
+        Some((
+            Outcome::Assigned {
+                rep: rep.id.clone(),
+            },
+            changes,
+        ))
+    }
+
+    /// Best match's matching dimension: the share of preferences met, or without preferences
+    /// the share of the lead's region, industry and product the rep covers.
+    fn matching(&self, eligible: &[(RepIndex, f64)], preferences: &[Bound<'_>]) -> Vec<f64> {
+        if !preferences.is_empty() {
+            return eligible
+                .iter()
+                .map(|(position, _)| {
+                    let met = preferences
+                        .iter()
+                        .filter(|preference| {
+                            preference.holds(self.roster, *position, &self.rules.catalogue)
+                        })
+                        .count();
+                    met as f64 / preferences.len() as f64
+                })
+                .collect();
+        }
+        let symbol = |field: LeadField| match self.view.get(field) {
+            Some(ValueRef::Text(text)) if !text.is_empty() => Some(self.roster.symbol(text)),
+            _ => None,
+        };
+        let wanted = [
+            symbol(LeadField::Region),
+            symbol(LeadField::Industry),
+            symbol(LeadField::Product),
+        ];
+        let asked = wanted.iter().filter(|wanted| wanted.is_some()).count();
+        eligible
+            .iter()
+            .map(|(position, _)| {
+                if asked == 0 {
+                    return 1.0;
+                }
+                let symbols = &self.roster.rep_symbols[*position as usize];
+                let lists = [&symbols.regions, &symbols.industries, &symbols.products];
+                let met = wanted
+                    .iter()
+                    .zip(lists)
+                    .filter(|(wanted, list)| matches!(wanted, Some(Some(symbol)) if list.contains(symbol)))
+                    .count();
+                met as f64 / asked as f64
+            })
+            .collect()
+    }
+}
+
+fn empty_attempt(rule: Option<u32>, step: Step, target: AttemptTarget) -> Attempt {
+    Attempt {
+        rule,
+        step,
+        target,
+        considered: 0,
+        excluded: Vec::new(),
+        away_fallback: false,
+        preferences: None,
+        floor: false,
+        strategy: None,
+        leading: Vec::new(),
+        tie_break: None,
+        winner: None,
+    }
+}
+
+/// Why a manual assignment was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManualError {
+    #[error("no rep has id {0}")]
+    UnknownRep(RepId),
+    #[error("rep cannot take the lead: {}", .0.code())]
+    Ineligible(Exclusion),
+}
+
+/// A manager's assignment: the rep must be active, not on leave and under their caps, but
+/// working hours do not apply. Returns the state changes to apply with it.
+pub fn assign_manually(
+    roster: &Roster,
+    state: &RoutingState,
+    rep: &RepId,
+    now: DateTime<Utc>,
+) -> Result<Vec<StateChange>, ManualError> {
+    let position = roster
+        .position(rep)
+        .ok_or_else(|| ManualError::UnknownRep(rep.clone()))?;
+    let zone = roster.zones[usize::from(roster.rep_zone[position as usize])];
+    let locals: Vec<LocalNow> = roster
+        .zones
+        .iter()
+        .map(|zone| LocalNow::new(now, *zone))
+        .collect();
+    let catalogue = crate::field::FieldCatalogue::default();
+    let gate = Gate {
+        roster,
+        state,
+        catalogue: &catalogue,
+        locals: &locals,
+        hours: HoursPolicy::AnyTime,
+        exclude: &[],
+        requirements: &[],
+    };
+    gate.check(position).map_err(ManualError::Ineligible)?;
+    let local = LocalNow::new(now, zone);
+    Ok(vec![StateChange::Assigned {
+        rep: rep.clone(),
+        at: now,
+        day: local.period_start(Period::Day),
+        week: local.period_start(Period::Week),
+        month: local.period_start(Period::Month),
+    }])
+}

@@ -1,0 +1,90 @@
+//! Best match: a weighted score over how well the rep matches the lead's preferences, their
+//! smoothed conversion, response speed, feedback and current load. Ties go to the rep furthest
+//! below their fair share this month, then the one idle longest.
+
+use super::performance::Statistics;
+use super::{BestMatchWeights, Choice, Pick, TieBreak, idle_key, rank};
+use crate::hours::Period;
+
+pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
+    let statistics = Statistics::of(input);
+    let best_conversion = statistics
+        .conversion
+        .iter()
+        .copied()
+        .fold(0.0_f64, f64::max);
+    let most_open = input
+        .candidates
+        .iter()
+        .map(|(position, _)| input.rep_state(*position).open_leads)
+        .max()
+        .unwrap_or(0);
+    let dimensions = |position: usize| -> [(&'static str, f64, f64); 5] {
+        let open = input.rep_state(input.candidates[position].0).open_leads;
+        [
+            ("matching", weights.matching, input.matching[position]),
+            (
+                "conversion",
+                weights.conversion,
+                if best_conversion > 0.0 {
+                    statistics.conversion[position] / best_conversion
+                } else {
+                    0.5
+                },
+            ),
+            ("response", weights.response, statistics.response[position]),
+            ("feedback", weights.feedback, statistics.feedback[position]),
+            (
+                "load",
+                weights.load,
+                1.0 - f64::from(open) / (f64::from(most_open) + 1.0),
+            ),
+        ]
+    };
+    let total_weight = (weights.matching
+        + weights.conversion
+        + weights.response
+        + weights.feedback
+        + weights.load)
+        .max(f64::MIN_POSITIVE);
+    let scores: Vec<f64> = (0..input.candidates.len())
+        .map(|position| {
+            dimensions(position)
+                .iter()
+                .map(|(_, weight, value)| weight * value)
+                .sum::<f64>()
+                / total_weight
+        })
+        .collect();
+    let month_share = |position: usize| {
+        let (rep, weight) = input.candidates[position];
+        let count = input.rep_state(rep).count(Period::Month, input.local(rep));
+        f64::from(count) / weight.max(f64::MIN_POSITIVE)
+    };
+    let idle = |position: usize| idle_key(input, position);
+    let (winner, mut leading, tie_break) = rank(
+        input,
+        &scores,
+        &[
+            (TieBreak::FairShare, &month_share),
+            (TieBreak::LongestIdle, &idle),
+        ],
+    );
+    for scored in &mut leading {
+        let position = input
+            .candidates
+            .iter()
+            .position(|(rep, _)| *rep == scored.rep)
+            .unwrap_or_default();
+        scored.parts = dimensions(position)
+            .iter()
+            .map(|(name, _, value)| (*name, *value))
+            .collect();
+    }
+    Choice {
+        winner,
+        leading,
+        tie_break,
+        rotation: None,
+    }
+}
