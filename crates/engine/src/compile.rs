@@ -135,7 +135,7 @@ pub fn compile(
             })
         })
         .collect();
-    let scoring = spec.scoring.as_ref().and_then(|scoring| {
+    let scoring = spec.scoring.as_ref().map(|scoring| {
         let rules = scoring
             .rules
             .iter()
@@ -179,11 +179,11 @@ pub fn compile(
             }
         }
         tiers.sort_by(|left, right| right.0.total_cmp(&left.0));
-        Some(Scoring {
+        Scoring {
             base: scoring.base,
             rules,
             tiers,
-        })
+        }
     });
     let default = compile_fallbacks(&spec.default, known, "default", &mut errors);
     if default.contains(&Fallback::NextRule) || default.contains(&Fallback::Overflow) {
@@ -334,14 +334,14 @@ fn compile_window(spec: &WindowSpec, path: &str, errors: &mut Errors) -> Option<
     };
     let from = date(&spec.from, "from");
     let until = date(&spec.until, "until");
-    if let (Some(from), Some(until)) = (from, until) {
-        if from > until {
-            errors.push(
-                &format!("{path}.until"),
-                "invalid_value",
-                "until is before from".to_owned(),
-            );
-        }
+    if let (Some(from), Some(until)) = (from, until)
+        && from > until
+    {
+        errors.push(
+            &format!("{path}.until"),
+            "invalid_value",
+            "until is before from".to_owned(),
+        );
     }
     let zone = match spec.time_zone.as_deref() {
         None => chrono_tz::Asia::Shanghai,
@@ -424,7 +424,9 @@ fn compile_target(
                 .iter()
                 .enumerate()
                 .map(|(index, id)| check_team(id, known, &format!("{path}.teams[{index}]"), errors))
-                .fold(true, |all, ok| all && ok);
+                .filter(|ok| !ok)
+                .count()
+                == 0;
             all.then(|| Target::Teams(ids.clone()))
         }
         TargetSpec::Reps(ids) => {

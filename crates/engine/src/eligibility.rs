@@ -249,13 +249,13 @@ impl Gate<'_> {
             return Err(Exclusion::OutsideHours);
         }
         let state = self.state.rep(index);
-        if let Some(cap) = rep.caps.max_open {
-            if state.open_leads >= cap {
-                return Err(Exclusion::HoldingCap {
-                    open: state.open_leads,
-                    cap,
-                });
-            }
+        if let Some(cap) = rep.caps.max_open
+            && state.open_leads >= cap
+        {
+            return Err(Exclusion::HoldingCap {
+                open: state.open_leads,
+                cap,
+            });
         }
         for (period, cap) in [
             (Period::Day, rep.caps.max_per_day),

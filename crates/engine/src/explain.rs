@@ -170,7 +170,7 @@ impl DecisionRecord {
                         .and_then(|when| when.node(node))
                         .map(|(path, info)| match info {
                             NodeInfo::Row { field, op, value } => FailedCondition {
-                                path: path.to_owned(),
+                                path: when_path(path),
                                 node: rules.catalogue.lead_field_name(*field),
                                 op: Some(op.as_str().to_owned()),
                                 expected: Some(value.clone()),
@@ -181,7 +181,7 @@ impl DecisionRecord {
                                 },
                             },
                             group => FailedCondition {
-                                path: path.to_owned(),
+                                path: when_path(path),
                                 node: match group {
                                     NodeInfo::Any => "any",
                                     NodeInfo::Not => "not",
@@ -360,10 +360,10 @@ impl DecisionRecord {
                         (Some(failed), _) => {
                             let condition = match (&failed.op, &failed.expected) {
                                 (Some(op), Some(expected)) if expected.is_empty() => {
-                                    format!("{} {op}", failed.node)
+                                    format!("{} {}", failed.node, op_symbol(op))
                                 }
                                 (Some(op), Some(expected)) => {
-                                    format!("{} {op} {expected}", failed.node)
+                                    format!("{} {} {expected}", failed.node, op_symbol(op))
                                 }
                                 _ => failed.node.clone(),
                             };
@@ -379,7 +379,7 @@ impl DecisionRecord {
                                     format!("“{name}”: {condition} failed")
                                 }
                             } else if zh {
-                                format!("「{name}」要求 {condition}，实际为 {actual}")
+                                format!("「{name}」要求 {condition}，实际为{actual}")
                             } else {
                                 format!("“{name}” needs {condition}, was {actual}")
                             }
@@ -396,7 +396,7 @@ impl DecisionRecord {
                     skipped.len(),
                     shown.join("；"),
                     if more > 0 {
-                        format!(" 等")
+                        " 等".to_string()
                     } else {
                         String::new()
                     }
@@ -424,7 +424,7 @@ impl DecisionRecord {
             if zh {
                 let _ = write!(
                     text,
-                    "{step}{}：候选 {} 人，可分配 {} 人",
+                    "{step} {}：候选 {} 人，可分配 {} 人",
                     attempt.target, attempt.considered, attempt.eligible
                 );
             } else {
@@ -443,13 +443,7 @@ impl DecisionRecord {
                             .reps
                             .iter()
                             .take(3)
-                            .map(|rep| {
-                                if rep.detail.is_empty() {
-                                    rep.name.clone()
-                                } else {
-                                    format!("{} {}", rep.name, rep.detail)
-                                }
-                            })
+                            .map(|rep| example(&group.reason, rep, zh))
                             .collect();
                         let more = group.count as usize - examples.len();
                         let more = match (more, zh) {
@@ -581,6 +575,37 @@ impl DecisionRecord {
     }
 }
 
+/// A condition's path as the document names it: `when`, `when.all[1]`.
+fn when_path(relative: &str) -> String {
+    if relative.is_empty() {
+        "when".to_owned()
+    } else {
+        format!("when.{relative}")
+    }
+}
+
+fn op_symbol(op: &str) -> &str {
+    match op {
+        "equals" => "=",
+        "not_equals" => "≠",
+        "gt" => ">",
+        "gte" => "≥",
+        "lt" => "<",
+        "lte" => "≤",
+        other => other,
+    }
+}
+
+/// One excluded rep as an example in the explanation: `张伟 5/5`, `李娜 until 2026-12-01`.
+fn example(reason: &str, rep: &ExcludedRep, zh: bool) -> String {
+    match (reason, rep.detail.is_empty(), zh) {
+        (_, true, _) => rep.name.clone(),
+        ("on_leave", false, true) => format!("{} 休至 {}", rep.name, rep.detail),
+        ("on_leave", false, false) => format!("{} until {}", rep.name, rep.detail),
+        _ => format!("{} {}", rep.name, rep.detail),
+    }
+}
+
 fn round(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
@@ -679,8 +704,8 @@ fn reason_label(code: &str, zh: bool) -> &'static str {
         ("excluded", false) => "excluded (previous owner)",
         ("paused", true) => "暂停接单",
         ("paused", false) => "paused",
-        ("on_leave", true) => "休假至",
-        ("on_leave", false) => "on leave until",
+        ("on_leave", true) => "休假",
+        ("on_leave", false) => "on leave",
         ("inactive", true) => "已停用",
         ("inactive", false) => "inactive",
         ("outside_hours", true) => "非工作时间",

@@ -60,13 +60,24 @@ impl RepState {
     }
 }
 
-/// The explicit state of one rotation (a rule, or a team reached by fallback): round robin's
-/// pointer and smooth weighted round robin's current weights, by rep id.
+/// The explicit state of one rotation (a team, or a rule's named reps): round robin's pointer,
+/// smooth weighted round robin's current weights, or fair share's forgiven leads, by rep id.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RotationState {
     pub last: Option<RepId>,
     /// Sorted by rep id; reps absent count as zero.
     pub credits: Vec<(RepId, f64)>,
+    /// For fair share: the window period the credits belong to; other periods read as zero.
+    pub period: Option<NaiveDate>,
+}
+
+impl RotationState {
+    /// The credit of a rep, zero when absent.
+    pub fn credit(&self, id: &RepId) -> f64 {
+        self.credits
+            .binary_search_by(|(candidate, _)| candidate.cmp(id))
+            .map_or(0.0, |found| self.credits[found].1)
+    }
 }
 
 /// A change the store applies with the assignment, in the same transaction.

@@ -1,11 +1,15 @@
 //! Fair share: each candidate's target share is their weight over the total; the rep furthest
 //! below target on the leads of the window (day, week or month, in their own time zone) wins.
 //! The deficit of rep i is `t_i · (N + 1) − c_i` with `N` the candidates' leads in the window.
-//! A rep who fell far behind (leave, newly added) is lifted per the catch-up policy, so that
-//! "capped" lets them take at most a few leads above their share.
+//!
+//! A rep who fell far behind (back from leave, or newly added) would take every lead until
+//! level. The catch-up policy bounds that: a rep lagging the leader's pace by more than the
+//! allowance has the excess forgiven, and the forgiven leads are remembered as rotation
+//! credits for the rest of the window, so they count as if received.
 
 use super::{CatchUp, Choice, Pick, TieBreak, WeightSource, idle_key, performance_weights, rank};
 use crate::hours::Period;
+use crate::state::RotationState;
 
 pub(super) fn pick(
     input: &Pick<'_>,
@@ -18,31 +22,69 @@ pub(super) fn pick(
         weights.iter_mut().for_each(|weight| *weight = 1.0);
     }
     let total_weight: f64 = weights.iter().sum();
-    let counts: Vec<f64> = input
+    let shares: Vec<f64> = weights.iter().map(|weight| weight / total_weight).collect();
+    // Credits belong to one window period, read in the zone of the first candidate.
+    let period = input.local(input.candidates[0].0).period_start(window);
+    // Under full catch-up nothing is forgiven, including what a stricter policy forgave earlier.
+    let previous = input
+        .rotation()
+        .filter(|rotation| rotation.period == Some(period) && catch_up != CatchUp::Full);
+    let mut counted: Vec<f64> = input
         .candidates
         .iter()
         .map(|(position, _)| {
-            f64::from(
-                input
-                    .rep_state(*position)
-                    .count(window, input.local(*position)),
-            )
+            let count = input
+                .rep_state(*position)
+                .count(window, input.local(*position));
+            let forgiven = previous.map_or(0.0, |rotation| {
+                rotation.credit(&input.roster.rep(*position).id)
+            });
+            f64::from(count) + forgiven
         })
         .collect();
-    let total: f64 = counts.iter().sum();
-    let scores: Vec<f64> = counts
+    let allowance = match catch_up {
+        CatchUp::Full => None,
+        CatchUp::None => Some(1.0),
+        CatchUp::Capped(extra) => Some(f64::from(extra).max(1.0)),
+    };
+    let mut rotation = None;
+    if let Some(allowance) = allowance {
+        // The leader's pace: the total their count stands for at their share.
+        let pace = counted
+            .iter()
+            .zip(&shares)
+            .map(|(count, share)| count / share)
+            .fold(0.0_f64, f64::max);
+        let mut credits = previous
+            .map(|rotation| rotation.credits.clone())
+            .unwrap_or_default();
+        let mut changed = previous.is_none() && input.rotation().is_some();
+        for (position, (count, share)) in counted.iter_mut().zip(&shares).enumerate() {
+            let lag = share * pace - *count;
+            if lag > allowance + 1e-9 {
+                let forgive = lag - allowance;
+                *count += forgive;
+                let id = &input.roster.rep(input.candidates[position].0).id;
+                match credits.binary_search_by(|(candidate, _)| candidate.cmp(id)) {
+                    Ok(found) => credits[found].1 += forgive,
+                    Err(slot) => credits.insert(slot, (id.clone(), forgive)),
+                }
+                changed = true;
+            }
+        }
+        if changed {
+            rotation = Some(RotationState {
+                credits,
+                period: Some(period),
+                ..input.rotation().cloned().unwrap_or_default()
+            });
+        }
+    }
+    let total: f64 = counted.iter().sum();
+    let scores: Vec<f64> = counted
         .iter()
-        .zip(&weights)
-        .map(|(count, weight)| {
-            let share = weight / total_weight;
-            let on_target = share * total;
-            let counted = match catch_up {
-                CatchUp::Full => *count,
-                CatchUp::None => count.max(on_target),
-                CatchUp::Capped(extra) => count.max(on_target - f64::from(extra)),
-            };
-            share * (total + 1.0) - counted
-        })
+        .zip(&shares)
+        .map(|(count, share)| share * (total + 1.0) - count)
         .collect();
     let idle = |position: usize| idle_key(input, position);
     let (winner, leading, tie_break) = rank(input, &scores, &[(TieBreak::LongestIdle, &idle)]);
@@ -50,6 +92,6 @@ pub(super) fn pick(
         winner,
         leading,
         tie_break,
-        rotation: None,
+        rotation,
     }
 }

@@ -32,9 +32,7 @@ pub(super) fn pick(input: &Pick<'_>) -> Choice {
         tie_break: None,
         rotation: Some(RotationState {
             last: Some(input.roster.rep(rep).id.clone()),
-            credits: previous
-                .map(|rotation| rotation.credits.clone())
-                .unwrap_or_default(),
+            ..previous.cloned().unwrap_or_default()
         }),
     }
 }

@@ -69,6 +69,7 @@ pub(super) fn pick(input: &Pick<'_>, source: &WeightSource) -> Choice {
         rotation: Some(RotationState {
             last: Some(input.roster.rep(rep).id.clone()),
             credits,
+            period: None,
         }),
     }
 }

@@ -1,1 +1,9 @@
+//! Engine integration tests: one binary, one module per feature.
 
+mod compile_errors;
+mod conditions;
+mod explain;
+mod properties;
+mod scenarios;
+mod strategies;
+mod support;
