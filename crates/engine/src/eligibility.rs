@@ -5,9 +5,9 @@ use chrono::NaiveDate;
 
 use crate::condition::{Op, Operand, RepCondition};
 use crate::field::{FieldCatalogue, LeadView, RepField, rep_value};
-use crate::hours::{LocalNow, Period};
+use crate::hours::Period;
 use crate::rep::RepStatus;
-use crate::roster::{RepIndex, Roster, Symbol};
+use crate::roster::{ALWAYS, Clock, RepIndex, Roster, Symbol};
 use crate::state::RoutingState;
 use crate::team::HoursPolicy;
 use crate::value::ValueRef;
@@ -215,7 +215,7 @@ pub(crate) struct Gate<'a> {
     pub roster: &'a Roster,
     pub state: &'a RoutingState,
     pub catalogue: &'a FieldCatalogue,
-    pub locals: &'a [LocalNow],
+    pub clock: &'a Clock,
     pub hours: HoursPolicy,
     pub exclude: &'a [RepIndex],
     pub requirements: &'a [Bound<'a>],
@@ -226,30 +226,32 @@ impl Gate<'_> {
         if self.exclude.contains(&index) {
             return Err(Exclusion::Excluded);
         }
-        let rep = self.roster.rep(index);
-        if rep.status != RepStatus::Active {
-            return Err(Exclusion::Status(rep.status));
+        let hot = &self.roster.hot[index as usize];
+        if hot.status != RepStatus::Active {
+            return Err(Exclusion::Status(hot.status));
         }
-        let local = &self.locals[usize::from(self.roster.rep_zone[index as usize])];
-        if let Some(leave) = rep
-            .leaves
-            .iter()
-            .find(|leave| leave.first_day <= local.date && local.date <= leave.last_day)
-        {
-            return Err(Exclusion::OnLeave {
-                until: leave.last_day,
-            });
+        let local = &self.clock.locals[usize::from(hot.zone)];
+        if hot.has_leaves {
+            if let Some(leave) = self
+                .roster
+                .rep(index)
+                .leaves
+                .iter()
+                .find(|leave| leave.first_day <= local.date && local.date <= leave.last_day)
+            {
+                return Err(Exclusion::OnLeave {
+                    until: leave.last_day,
+                });
+            }
         }
         if self.hours == HoursPolicy::InHours
-            && rep
-                .hours
-                .as_ref()
-                .is_some_and(|hours| !hours.contains(local))
+            && hot.clock != ALWAYS
+            && !self.clock.open[hot.clock as usize]
         {
             return Err(Exclusion::OutsideHours);
         }
         let state = self.state.rep(index);
-        if let Some(cap) = rep.caps.max_open
+        if let Some(cap) = hot.caps.max_open
             && state.open_leads >= cap
         {
             return Err(Exclusion::HoldingCap {
@@ -258,9 +260,9 @@ impl Gate<'_> {
             });
         }
         for (period, cap) in [
-            (Period::Day, rep.caps.max_per_day),
-            (Period::Week, rep.caps.max_per_week),
-            (Period::Month, rep.caps.max_per_month),
+            (Period::Day, hot.caps.max_per_day),
+            (Period::Week, hot.caps.max_per_week),
+            (Period::Month, hot.caps.max_per_month),
         ] {
             if let Some(cap) = cap {
                 let count = state.count(period, local);
@@ -281,13 +283,13 @@ impl Gate<'_> {
 
     /// Whether the rep is below a weekly or monthly floor (下限).
     pub fn below_floor(&self, index: RepIndex) -> bool {
-        let rep = self.roster.rep(index);
+        let hot = &self.roster.hot[index as usize];
         let state = self.state.rep(index);
-        let local = &self.locals[usize::from(self.roster.rep_zone[index as usize])];
-        rep.caps
+        let local = &self.clock.locals[usize::from(hot.zone)];
+        hot.caps
             .min_per_week
             .is_some_and(|floor| state.count(Period::Week, local) < floor)
-            || rep
+            || hot
                 .caps
                 .min_per_month
                 .is_some_and(|floor| state.count(Period::Month, local) < floor)

@@ -81,7 +81,7 @@ pub fn parse_time_zone(text: &str) -> Result<Tz, String> {
 }
 
 /// Working hours for each weekday, Monday first. An empty day is a day off.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WeeklyHours {
     pub days: [Vec<TimeRange>; 7],
 }

@@ -4,9 +4,11 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::rep::{Rep, RepId};
+use crate::hours::{LocalNow, WeeklyHours};
+use crate::rep::{Caps, Rep, RepId, RepStatus};
 use crate::team::Team;
 
 /// An interned attribute value (a region, industry, product, language or team id).
@@ -24,6 +26,34 @@ pub(crate) struct RepSymbols {
     pub teams: Vec<Symbol>,
 }
 
+/// What eligibility reads of every candidate, packed together so checking a thousand reps
+/// stays in cache.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hot {
+    pub status: RepStatus,
+    pub zone: u16,
+    /// Index into the roster's clocks, or `ALWAYS` for reps without working hours.
+    pub clock: u32,
+    pub has_leaves: bool,
+    pub caps: Caps,
+}
+
+pub(crate) const ALWAYS: u32 = u32::MAX;
+
+/// `now` as the roster sees it: the local time in each zone, and whether each distinct pair of
+/// working hours and zone is open. Computed once per routing.
+#[derive(Clone, Debug)]
+pub(crate) struct Clock {
+    pub locals: Vec<LocalNow>,
+    pub open: Vec<bool>,
+}
+
+impl Clock {
+    pub fn local(&self, roster: &Roster, index: RepIndex) -> &LocalNow {
+        &self.locals[usize::from(roster.hot[index as usize].zone)]
+    }
+}
+
 /// A team with its members resolved to roster positions.
 #[derive(Clone, Debug)]
 pub struct RosterTeam {
@@ -38,7 +68,10 @@ pub struct Roster {
     reps: Vec<Rep>,
     index: HashMap<String, RepIndex>,
     pub(crate) zones: Vec<Tz>,
-    pub(crate) rep_zone: Vec<u16>,
+    pub(crate) hot: Vec<Hot>,
+    schedules: Vec<WeeklyHours>,
+    /// Distinct (schedule, zone) pairs.
+    clocks: Vec<(u32, u16)>,
     symbols: HashMap<String, Symbol>,
     pub(crate) rep_symbols: Vec<RepSymbols>,
     teams: Vec<RosterTeam>,
@@ -62,6 +95,8 @@ impl Roster {
     pub fn new(mut reps: Vec<Rep>, teams: Vec<Team>) -> Result<Roster, RosterError> {
         reps.sort_by(|left, right| left.id.cmp(&right.id));
         let mut roster = Roster::default();
+        let mut schedule_index: HashMap<WeeklyHours, u32> = HashMap::new();
+        let mut clock_index: HashMap<(u32, u16), u32> = HashMap::new();
         for (position, rep) in reps.iter().enumerate() {
             if !(rep.weight >= 0.0 && rep.weight.is_finite()) {
                 return Err(RosterError::BadWeight(rep.id.to_string()));
@@ -80,7 +115,30 @@ impl Roster {
                     roster.zones.len() - 1
                 }
             };
-            roster.rep_zone.push(zone as u16);
+            let zone = zone as u16;
+            let clock = match &rep.hours {
+                None => ALWAYS,
+                Some(hours) => {
+                    let next = roster.schedules.len() as u32;
+                    let schedule = *schedule_index.entry(hours.clone()).or_insert(next);
+                    if schedule == next {
+                        roster.schedules.push(hours.clone());
+                    }
+                    let next = roster.clocks.len() as u32;
+                    let clock = *clock_index.entry((schedule, zone)).or_insert(next);
+                    if clock == next {
+                        roster.clocks.push((schedule, zone));
+                    }
+                    clock
+                }
+            };
+            roster.hot.push(Hot {
+                status: rep.status,
+                zone,
+                clock,
+                has_leaves: !rep.leaves.is_empty(),
+                caps: rep.caps,
+            });
             let symbols = RepSymbols {
                 regions: roster.intern_all(&rep.regions),
                 industries: roster.intern_all(&rep.industries),
@@ -124,6 +182,23 @@ impl Roster {
             roster.teams.push(RosterTeam { team, members });
         }
         Ok(roster)
+    }
+
+    /// Reads the clock for `now`.
+    pub(crate) fn clock(&self, now: DateTime<Utc>) -> Clock {
+        let locals: Vec<LocalNow> = self
+            .zones
+            .iter()
+            .map(|zone| LocalNow::new(now, *zone))
+            .collect();
+        let open = self
+            .clocks
+            .iter()
+            .map(|(schedule, zone)| {
+                self.schedules[*schedule as usize].contains(&locals[usize::from(*zone)])
+            })
+            .collect();
+        Clock { locals, open }
     }
 
     fn intern(&mut self, value: &str) -> Symbol {

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use crate::decision::{Attempt, AttemptTarget, Decision, Outcome, RuleTrace, Step};
 use crate::eligibility::{Bound, Exclusion, Gate};
 use crate::field::{LeadField, LeadView};
-use crate::hours::{LocalNow, Period};
+use crate::hours::Period;
 use crate::lead::{Lead, Priority};
 use crate::rep::RepId;
-use crate::roster::{RepIndex, Roster};
+use crate::roster::{Clock, RepIndex, Roster};
 use crate::rule_set::{Fallback, Rule, RuleSet, Target};
 use crate::state::{RoutingState, StateChange};
 use crate::strategy::{self, Pick, Strategy};
@@ -34,11 +34,7 @@ pub fn route(
     request: &RouteRequest<'_>,
 ) -> Decision {
     let lead = request.lead;
-    let locals: Vec<LocalNow> = roster
-        .zones
-        .iter()
-        .map(|zone| LocalNow::new(request.now, *zone))
-        .collect();
+    let clock = roster.clock(request.now);
     let exclude: Vec<RepIndex> = request
         .exclude
         .iter()
@@ -60,7 +56,7 @@ pub fn route(
         rules,
         roster,
         state,
-        locals: &locals,
+        clock: &clock,
         exclude: &exclude,
         now: request.now,
         view: &view,
@@ -148,7 +144,7 @@ struct Router<'a> {
     rules: &'a RuleSet,
     roster: &'a Roster,
     state: &'a RoutingState,
-    locals: &'a [LocalNow],
+    clock: &'a Clock,
     exclude: &'a [RepIndex],
     now: DateTime<Utc>,
     view: &'a LeadView<'a>,
@@ -450,7 +446,7 @@ impl Router<'_> {
             roster: self.roster,
             state: self.state,
             catalogue: &self.rules.catalogue,
-            locals: self.locals,
+            clock: self.clock,
             hours: candidates.hours,
             exclude: self.exclude,
             requirements,
@@ -511,26 +507,31 @@ impl Router<'_> {
             return None;
         }
         if !preferences.is_empty() {
-            let met = |position: RepIndex, count: usize| {
-                preferences[..count].iter().all(|preference| {
-                    preference.holds(self.roster, position, &self.rules.catalogue)
-                })
-            };
-            let mut count = preferences.len();
-            while count > 0 && !eligible.iter().any(|(position, _)| met(*position, count)) {
-                count -= 1;
-            }
-            eligible.retain(|(position, _)| met(*position, count));
-            attempt.preferences = Some((count as u16, preferences.len() as u16));
-        }
-        if eligible
-            .iter()
-            .any(|(position, _)| gate.below_floor(*position))
-            && !eligible
+            // Preferences are dropped from the last one: a rep's tier is how many leading
+            // preferences they meet, and the best tier anyone reaches is served.
+            let tiers: Vec<usize> = eligible
                 .iter()
-                .all(|(position, _)| gate.below_floor(*position))
-        {
-            eligible.retain(|(position, _)| gate.below_floor(*position));
+                .map(|(position, _)| {
+                    preferences
+                        .iter()
+                        .take_while(|preference| {
+                            preference.holds(self.roster, *position, &self.rules.catalogue)
+                        })
+                        .count()
+                })
+                .collect();
+            let best = tiers.iter().copied().max().unwrap_or(0);
+            let mut tier = tiers.into_iter();
+            eligible.retain(|_| tier.next().unwrap_or(0) >= best);
+            attempt.preferences = Some((best as u16, preferences.len() as u16));
+        }
+        let below_floor: Vec<bool> = eligible
+            .iter()
+            .map(|(position, _)| gate.below_floor(*position))
+            .collect();
+        if below_floor.contains(&true) && below_floor.contains(&false) {
+            let mut below = below_floor.into_iter();
+            eligible.retain(|_| below.next().unwrap_or(false));
             attempt.floor = true;
         }
         let matching = match candidates.strategy {
@@ -543,7 +544,7 @@ impl Router<'_> {
                 roster: self.roster,
                 state: self.state,
                 candidates: &eligible,
-                locals: self.locals,
+                clock: self.clock,
                 rotation_key: &candidates.rotation_key,
                 matching: &matching,
             },
@@ -555,7 +556,7 @@ impl Router<'_> {
         attempt.winner = Some(winner);
         self.attempts.push(attempt);
         let rep = self.roster.rep(winner);
-        let local = &self.locals[usize::from(self.roster.rep_zone[winner as usize])];
+        let local = self.clock.local(self.roster, winner);
         let mut changes = vec![StateChange::Assigned {
             rep: rep.id.clone(),
             at: self.now,
@@ -660,24 +661,19 @@ pub fn assign_manually(
     let position = roster
         .position(rep)
         .ok_or_else(|| ManualError::UnknownRep(rep.clone()))?;
-    let zone = roster.zones[usize::from(roster.rep_zone[position as usize])];
-    let locals: Vec<LocalNow> = roster
-        .zones
-        .iter()
-        .map(|zone| LocalNow::new(now, *zone))
-        .collect();
+    let clock = roster.clock(now);
     let catalogue = crate::field::FieldCatalogue::default();
     let gate = Gate {
         roster,
         state,
         catalogue: &catalogue,
-        locals: &locals,
+        clock: &clock,
         hours: HoursPolicy::AnyTime,
         exclude: &[],
         requirements: &[],
     };
     gate.check(position).map_err(ManualError::Ineligible)?;
-    let local = LocalNow::new(now, zone);
+    let local = clock.local(roster, position);
     Ok(vec![StateChange::Assigned {
         rep: rep.clone(),
         at: now,

@@ -12,7 +12,7 @@ mod weighted_round_robin;
 pub(crate) use performance::performance_weights;
 
 use crate::hours::{LocalNow, Period};
-use crate::roster::{RepIndex, Roster};
+use crate::roster::{Clock, RepIndex, Roster};
 use crate::state::{RepState, RotationState, RoutingState};
 
 /// A strategy with its settings.
@@ -142,8 +142,7 @@ pub(crate) struct Pick<'a> {
     pub state: &'a RoutingState,
     /// Eligible candidates in roster order, with their configured weight.
     pub candidates: &'a [(RepIndex, f64)],
-    /// `now` in each roster zone.
-    pub locals: &'a [LocalNow],
+    pub clock: &'a Clock,
     pub rotation_key: &'a str,
     /// For best match: per candidate, the share of preferences met (0..=1).
     pub matching: &'a [f64],
@@ -155,7 +154,7 @@ impl Pick<'_> {
     }
 
     pub fn local(&self, index: RepIndex) -> &LocalNow {
-        &self.locals[usize::from(self.roster.rep_zone[index as usize])]
+        self.clock.local(self.roster, index)
     }
 
     pub fn rotation(&self) -> Option<&RotationState> {
