@@ -7,7 +7,7 @@ use crate::condition::{Op, Operand, RepCondition};
 use crate::field::{FieldCatalogue, LeadView, RepField, rep_value};
 use crate::hours::Period;
 use crate::rep::RepStatus;
-use crate::roster::{ALWAYS, Clock, RepIndex, Roster, Symbol};
+use crate::roster::{ALWAYS, Clock, ListField, RepIndex, Roster, Symbol, bit};
 use crate::state::RoutingState;
 use crate::team::HoursPolicy;
 use crate::value::ValueRef;
@@ -79,24 +79,37 @@ enum BoundValue<'a> {
     /// The lead has no value for the referenced field: the condition does not constrain.
     Skip,
     Nothing,
-    Symbols(Vec<Symbol>),
+    /// For interned list fields: the reps that meet the condition, as a bitset.
+    Reps(Vec<u64>),
     Texts(Vec<&'a str>),
     Number(f64),
 }
 
-fn interned(field: RepField) -> bool {
-    matches!(
-        field,
-        RepField::Regions
-            | RepField::Industries
-            | RepField::Products
-            | RepField::Languages
-            | RepField::Teams
-    )
+fn interned(field: RepField) -> Option<ListField> {
+    Some(match field {
+        RepField::Regions => ListField::Regions,
+        RepField::Industries => ListField::Industries,
+        RepField::Products => ListField::Products,
+        RepField::Languages => ListField::Languages,
+        RepField::Teams => ListField::Teams,
+        _ => return None,
+    })
 }
 
 impl<'a> Bound<'a> {
     pub fn new(condition: &'a RepCondition, lead: &LeadView<'a>, roster: &Roster) -> Bound<'a> {
+        if let Some(list) = interned(condition.field) {
+            if matches!(condition.op, Op::Exists | Op::Missing) {
+                let mut bits = roster.holding_some(list);
+                if condition.op == Op::Missing {
+                    bits.iter_mut().for_each(|word| *word = !*word);
+                }
+                return Bound {
+                    condition,
+                    value: BoundValue::Reps(bits),
+                };
+            }
+        }
         let texts: Vec<&'a str> = match &condition.operand {
             Operand::Nothing => {
                 return Bound {
@@ -128,13 +141,16 @@ impl<'a> Bound<'a> {
         let texts: Vec<&'a str> = texts.into_iter().filter(|text| !text.is_empty()).collect();
         let value = if texts.is_empty() {
             BoundValue::Skip
-        } else if interned(condition.field) {
-            BoundValue::Symbols(
-                texts
-                    .iter()
-                    .filter_map(|text| roster.symbol(text))
-                    .collect(),
-            )
+        } else if let Some(list) = interned(condition.field) {
+            let symbols: Vec<Symbol> = texts
+                .iter()
+                .filter_map(|text| roster.symbol(text))
+                .collect();
+            let mut bits = roster.holding_any(list, &symbols);
+            if condition.op == Op::NotContains {
+                bits.iter_mut().for_each(|word| *word = !*word);
+            }
+            BoundValue::Reps(bits)
         } else {
             BoundValue::Texts(texts)
         };
@@ -145,27 +161,10 @@ impl<'a> Bound<'a> {
     pub fn holds(&self, roster: &Roster, rep: RepIndex, catalogue: &FieldCatalogue) -> bool {
         let op = self.condition.op;
         let field = self.condition.field;
-        if interned(field) {
-            let symbols = &roster.rep_symbols[rep as usize];
-            let list = match field {
-                RepField::Regions => &symbols.regions,
-                RepField::Industries => &symbols.industries,
-                RepField::Products => &symbols.products,
-                RepField::Languages => &symbols.languages,
-                _ => &symbols.teams,
-            };
-            return match (&self.value, op) {
-                (BoundValue::Skip, _) => true,
-                (_, Op::Exists) => !list.is_empty(),
-                (_, Op::Missing) => list.is_empty(),
-                (BoundValue::Symbols(wanted), Op::NotContains) => {
-                    !wanted.iter().any(|symbol| list.contains(symbol))
-                }
-                (BoundValue::Symbols(wanted), _) => {
-                    wanted.iter().any(|symbol| list.contains(symbol))
-                }
-                _ => false,
-            };
+        match &self.value {
+            BoundValue::Skip => return true,
+            BoundValue::Reps(bits) => return bit(bits, rep),
+            _ => {}
         }
         let value = rep_value(roster.rep(rep), field, catalogue);
         let present = match value {

@@ -54,6 +54,34 @@ impl Clock {
     }
 }
 
+/// The rep list fields whose values are interned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ListField {
+    Regions,
+    Industries,
+    Products,
+    Languages,
+    Teams,
+}
+
+impl RepSymbols {
+    fn get(&self, field: ListField) -> &[Symbol] {
+        match field {
+            ListField::Regions => &self.regions,
+            ListField::Industries => &self.industries,
+            ListField::Products => &self.products,
+            ListField::Languages => &self.languages,
+            ListField::Teams => &self.teams,
+        }
+    }
+}
+
+/// A set of roster positions.
+pub(crate) fn bit(bits: &[u64], position: RepIndex) -> bool {
+    bits.get(position as usize / 64)
+        .is_some_and(|word| word >> (position % 64) & 1 == 1)
+}
+
 /// A team with its members resolved to roster positions.
 #[derive(Clone, Debug)]
 pub struct RosterTeam {
@@ -74,6 +102,10 @@ pub struct Roster {
     clocks: Vec<(u32, u16)>,
     symbols: HashMap<String, Symbol>,
     pub(crate) rep_symbols: Vec<RepSymbols>,
+    /// For each interned list field and value, the set of reps holding it, as a bitset over
+    /// roster positions; requirements bind to one bitset per lead.
+    holders: HashMap<(ListField, Symbol), Vec<u64>>,
+    nonempty: HashMap<ListField, Vec<u64>>,
     teams: Vec<RosterTeam>,
     team_index: HashMap<String, u32>,
 }
@@ -181,6 +213,35 @@ impl Roster {
                 .insert(team.id.clone(), roster.teams.len() as u32);
             roster.teams.push(RosterTeam { team, members });
         }
+        let words = roster.reps.len().div_ceil(64);
+        for (position, symbols) in roster.rep_symbols.iter().enumerate() {
+            for field in [
+                ListField::Regions,
+                ListField::Industries,
+                ListField::Products,
+                ListField::Languages,
+                ListField::Teams,
+            ] {
+                let values = symbols.get(field);
+                let mark = |bits: &mut Vec<u64>| bits[position / 64] |= 1 << (position % 64);
+                if !values.is_empty() {
+                    mark(
+                        roster
+                            .nonempty
+                            .entry(field)
+                            .or_insert_with(|| vec![0; words]),
+                    );
+                }
+                for symbol in values {
+                    mark(
+                        roster
+                            .holders
+                            .entry((field, *symbol))
+                            .or_insert_with(|| vec![0; words]),
+                    );
+                }
+            }
+        }
         Ok(roster)
     }
 
@@ -213,6 +274,27 @@ impl Roster {
     /// The symbol of a value, if any rep or team uses it.
     pub(crate) fn symbol(&self, value: &str) -> Option<Symbol> {
         self.symbols.get(value).copied()
+    }
+
+    /// The reps whose list field holds any of the values, as a bitset.
+    pub(crate) fn holding_any(&self, field: ListField, values: &[Symbol]) -> Vec<u64> {
+        let mut bits = vec![0u64; self.reps.len().div_ceil(64)];
+        for value in values {
+            if let Some(holders) = self.holders.get(&(field, *value)) {
+                bits.iter_mut()
+                    .zip(holders)
+                    .for_each(|(word, holder)| *word |= holder);
+            }
+        }
+        bits
+    }
+
+    /// The reps whose list field is not empty, as a bitset.
+    pub(crate) fn holding_some(&self, field: ListField) -> Vec<u64> {
+        self.nonempty
+            .get(&field)
+            .cloned()
+            .unwrap_or_else(|| vec![0u64; self.reps.len().div_ceil(64)])
     }
 
     pub fn reps(&self) -> &[Rep] {
