@@ -208,15 +208,6 @@ impl DecisionRecord {
                 let mut groups: Vec<ExclusionGroup> = Vec::new();
                 for (position, exclusion) in &attempt.excluded {
                     let code = exclusion.code();
-                    let detail = exclusion_detail(
-                        *exclusion,
-                        *position,
-                        attempt.rule.map(|rule| &rules.rules[rule as usize]),
-                        rules,
-                        roster,
-                        &view,
-                        decision.at,
-                    );
                     let group = match groups.iter_mut().position(|group| group.reason == code) {
                         Some(found) => &mut groups[found],
                         None => {
@@ -230,6 +221,15 @@ impl DecisionRecord {
                     };
                     group.count += 1;
                     if group.reps.len() < LISTED_PER_GROUP {
+                        let detail = exclusion_detail(
+                            *exclusion,
+                            *position,
+                            attempt.rule.map(|rule| &rules.rules[rule as usize]),
+                            rules,
+                            roster,
+                            &view,
+                            decision.at,
+                        );
                         let RepBrief { id, name } = brief(*position);
                         group.reps.push(ExcludedRep { id, name, detail });
                     }

@@ -2,6 +2,7 @@
 
 mod compile_errors;
 mod conditions;
+mod docs;
 mod explain;
 mod properties;
 mod scenarios;
