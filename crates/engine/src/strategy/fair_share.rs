@@ -9,6 +9,7 @@
 
 use super::{CatchUp, Choice, Pick, TieBreak, WeightSource, idle_key, performance_weights, rank};
 use crate::hours::Period;
+use crate::rep::RepId;
 use crate::state::RotationState;
 
 pub(super) fn pick(
@@ -55,23 +56,27 @@ pub(super) fn pick(
             .zip(&shares)
             .map(|(count, share)| count / share)
             .fold(0.0_f64, f64::max);
-        let mut credits = previous
-            .map(|rotation| rotation.credits.clone())
-            .unwrap_or_default();
-        let mut changed = previous.is_none() && input.rotation().is_some();
+        // Candidates are in rep-id order, so the forgiven leads come out sorted and merge
+        // into the stored credits in one pass.
+        let mut forgiven = Vec::new();
         for (position, (count, share)) in counted.iter_mut().zip(&shares).enumerate() {
             let lag = share * pace - *count;
             if lag > allowance + 1e-9 {
                 let forgive = lag - allowance;
                 *count += forgive;
-                let id = &input.roster.rep(input.candidates[position].0).id;
-                match credits.binary_search_by(|(candidate, _)| candidate.cmp(id)) {
-                    Ok(found) => credits[found].1 += forgive,
-                    Err(slot) => credits.insert(slot, (id.clone(), forgive)),
-                }
-                changed = true;
+                forgiven.push((
+                    input.roster.rep(input.candidates[position].0).id.clone(),
+                    forgive,
+                ));
             }
         }
+        let stored: &[(RepId, f64)] = previous.map_or(&[], |rotation| &rotation.credits);
+        let changed = !forgiven.is_empty() || (previous.is_none() && input.rotation().is_some());
+        let credits = if forgiven.is_empty() {
+            stored.to_vec()
+        } else {
+            merge(stored, forgiven)
+        };
         if changed {
             rotation = Some(RotationState {
                 credits,
@@ -94,4 +99,21 @@ pub(super) fn pick(
         tie_break,
         rotation,
     }
+}
+
+/// Merges two id-sorted credit lists, adding the credits of ids in both.
+fn merge(stored: &[(RepId, f64)], added: Vec<(RepId, f64)>) -> Vec<(RepId, f64)> {
+    let mut merged = Vec::with_capacity(stored.len() + added.len());
+    let mut stored = stored.iter().peekable();
+    for (id, credit) in added {
+        while let Some(earlier) = stored.next_if(|(stored_id, _)| *stored_id < id) {
+            merged.push(earlier.clone());
+        }
+        let previous = stored
+            .next_if(|(stored_id, _)| *stored_id == id)
+            .map_or(0.0, |(_, credit)| *credit);
+        merged.push((id, previous + credit));
+    }
+    merged.extend(stored.cloned());
+    merged
 }
