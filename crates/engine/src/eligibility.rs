@@ -98,17 +98,17 @@ fn interned(field: RepField) -> Option<ListField> {
 
 impl<'a> Bound<'a> {
     pub fn new(condition: &'a RepCondition, lead: &LeadView<'a>, roster: &Roster) -> Bound<'a> {
-        if let Some(list) = interned(condition.field) {
-            if matches!(condition.op, Op::Exists | Op::Missing) {
-                let mut bits = roster.holding_some(list);
-                if condition.op == Op::Missing {
-                    bits.iter_mut().for_each(|word| *word = !*word);
-                }
-                return Bound {
-                    condition,
-                    value: BoundValue::Reps(bits),
-                };
+        if let Some(list) = interned(condition.field)
+            && matches!(condition.op, Op::Exists | Op::Missing)
+        {
+            let mut bits = roster.holding_some(list);
+            if condition.op == Op::Missing {
+                bits.iter_mut().for_each(|word| *word = !*word);
             }
+            return Bound {
+                condition,
+                value: BoundValue::Reps(bits),
+            };
         }
         let texts: Vec<&'a str> = match &condition.operand {
             Operand::Nothing => {
@@ -230,18 +230,17 @@ impl Gate<'_> {
             return Err(Exclusion::Status(hot.status));
         }
         let local = &self.clock.locals[usize::from(hot.zone)];
-        if hot.has_leaves {
-            if let Some(leave) = self
+        if hot.has_leaves
+            && let Some(leave) = self
                 .roster
                 .rep(index)
                 .leaves
                 .iter()
                 .find(|leave| leave.first_day <= local.date && local.date <= leave.last_day)
-            {
-                return Err(Exclusion::OnLeave {
-                    until: leave.last_day,
-                });
-            }
+        {
+            return Err(Exclusion::OnLeave {
+                until: leave.last_day,
+            });
         }
         if self.hours == HoursPolicy::InHours
             && hot.clock != ALWAYS
