@@ -295,15 +295,18 @@ impl Router<'_> {
 
     fn known_owner(&self, rule: &Rule) -> Candidates {
         let owner = self.view.lead.known_owner.clone();
-        let reps = owner
-            .as_ref()
-            .and_then(|owner| self.roster.position(owner))
-            .map(|position| (position, self.roster.rep(position).weight))
-            .into_iter()
-            .collect();
+        let position = owner.as_ref().and_then(|owner| self.roster.position(owner));
+        self.single(AttemptTarget::KnownOwner(owner), position, rule)
+    }
+
+    /// One named rep, or nobody when the name is unknown.
+    fn single(&self, target: AttemptTarget, position: Option<RepIndex>, rule: &Rule) -> Candidates {
         Candidates {
-            target: AttemptTarget::KnownOwner(owner),
-            reps,
+            target,
+            reps: position
+                .map(|position| (position, self.roster.rep(position).weight))
+                .into_iter()
+                .collect(),
             strategy: Strategy::RoundRobin,
             hours: rule.hours.unwrap_or_default(),
             away_fallback: false,
@@ -321,20 +324,8 @@ impl Router<'_> {
                     Some(ValueRef::Text(text)) => Some(text.to_owned()),
                     _ => None,
                 };
-                let reps = value
-                    .as_deref()
-                    .and_then(|id| self.roster.position_of(id))
-                    .map(|position| (position, self.roster.rep(position).weight))
-                    .into_iter()
-                    .collect();
-                Candidates {
-                    target: AttemptTarget::OwnerField(value),
-                    reps,
-                    strategy: Strategy::RoundRobin,
-                    hours: rule.hours.unwrap_or_default(),
-                    away_fallback: false,
-                    rotation_key: String::new(),
-                }
+                let position = value.as_deref().and_then(|id| self.roster.position_of(id));
+                self.single(AttemptTarget::OwnerField(value), position, rule)
             }
             // Pool targets are answered before candidates are built.
             Target::Pool(pool) => Candidates {
