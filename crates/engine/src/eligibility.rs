@@ -1,5 +1,6 @@
-//! Eligibility: whether a rep may get this lead now, and if not, the first reason why —
-//! the exclusion list, status, leave, working hours, caps, then the rule's requirements.
+//! Eligibility: whether a rep may get this lead now, and if not, the first reason why — the
+//! exclusion list, the rule's requirements (is this the right rep at all?), then status,
+//! leave, working hours and caps (is the rep available?).
 
 use chrono::NaiveDate;
 
@@ -158,6 +159,7 @@ impl<'a> Bound<'a> {
     }
 
     /// Whether the rep meets the condition.
+    #[inline]
     pub fn holds(&self, roster: &Roster, rep: RepIndex, catalogue: &FieldCatalogue) -> bool {
         let op = self.condition.op;
         let field = self.condition.field;
@@ -221,9 +223,17 @@ pub(crate) struct Gate<'a> {
 }
 
 impl Gate<'_> {
+    #[inline(always)]
     pub fn check(&self, index: RepIndex) -> Result<(), Exclusion> {
         if self.exclude.contains(&index) {
             return Err(Exclusion::Excluded);
+        }
+        for (index_of, requirement) in self.requirements.iter().enumerate() {
+            if !requirement.holds(self.roster, index, self.catalogue) {
+                return Err(Exclusion::Requirement {
+                    index: index_of as u16,
+                });
+            }
         }
         let hot = &self.roster.hot[index as usize];
         if hot.status != RepStatus::Active {
@@ -267,13 +277,6 @@ impl Gate<'_> {
                 if count >= cap {
                     return Err(Exclusion::PeriodCap { period, count, cap });
                 }
-            }
-        }
-        for (index_of, requirement) in self.requirements.iter().enumerate() {
-            if !requirement.holds(self.roster, index, self.catalogue) {
-                return Err(Exclusion::Requirement {
-                    index: index_of as u16,
-                });
             }
         }
         Ok(())

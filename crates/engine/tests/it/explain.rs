@@ -13,7 +13,9 @@ fn explained_world() -> World {
         ..Caps::default()
     };
     reps[1].leaves = vec![leave("2026-11-20", "2026-12-01")];
+    reps[1].industries.push("制造".into());
     reps[3].status = RepStatus::Paused;
+    reps[3].industries.push("制造".into());
     let mut world = World::new(
         reps,
         teams,
