@@ -610,3 +610,15 @@ fn weight_source(
     }
     Some(WeightSource::Performance(weights))
 }
+
+/// Compiles a strategy on its own, such as a team's default strategy.
+pub fn compile_strategy_spec(
+    spec: &StrategySpec,
+    path: &str,
+) -> Result<Strategy, Vec<CompileError>> {
+    let mut errors = Errors::default();
+    match compile_strategy(spec, path, &mut errors) {
+        Some(strategy) if errors.list.is_empty() => Ok(strategy),
+        _ => Err(errors.list),
+    }
+}

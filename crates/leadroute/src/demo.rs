@@ -1,0 +1,266 @@
+//! The demo workspace: three teams and twenty reps with realistic names, regions, industries,
+//! caps and hours, a published rule set, and a few hundred leads routed through the same path
+//! as the API.
+
+use anyhow::Context as _;
+use serde_json::json;
+use server::AppState;
+use server::auth::{Role, new_key};
+use server::leads::LeadInput;
+use store::{RepRow, TeamRow};
+
+const REPS: &[(&str, &str, &str, &[&str], u8)] = &[
+    ("zhang-wei", "张伟", "华东", &["制造", "零售"], 4),
+    ("wang-fang", "王芳", "华东", &["互联网", "教育"], 3),
+    ("li-na", "李娜", "华东", &["金融", "制造"], 3),
+    ("liu-yang", "刘洋", "华东", &["医疗", "教育"], 2),
+    ("chen-jing", "陈静", "华东", &["制造", "互联网"], 2),
+    ("yang-fan", "杨帆", "华东", &["零售", "金融"], 1),
+    ("zhao-lei", "赵磊", "华东", &["制造"], 1),
+    ("huang-ting", "黄婷", "华北", &["互联网", "金融"], 2),
+    ("zhou-jie", "周杰", "华南", &["制造", "零售"], 4),
+    ("wu-min", "吴敏", "华南", &["互联网", "教育"], 3),
+    ("xu-qiang", "徐强", "华南", &["金融", "医疗"], 2),
+    ("sun-li", "孙丽", "华南", &["制造", "医疗"], 2),
+    ("ma-chao", "马超", "西南", &["零售", "互联网"], 1),
+    ("zhu-lin", "朱琳", "华南", &["教育", "制造"], 1),
+    ("hu-bin", "胡斌", "华东", &["制造", "金融", "医疗"], 5),
+    ("guo-jing", "郭靖", "华北", &["互联网", "金融"], 5),
+    ("he-xue", "何雪", "华南", &["制造", "零售"], 4),
+    ("lin-feng", "林峰", "华东", &["医疗", "教育"], 4),
+    ("gao-jie", "高洁", "华中", &["金融", "互联网"], 5),
+    ("luo-yu", "罗宇", "西南", &["制造", "零售", "互联网"], 4),
+];
+
+const COMPANIES: &[&str] = &[
+    "苏州精工机械",
+    "杭州云帆科技",
+    "上海汇金资本",
+    "南京康宁医疗",
+    "宁波海润贸易",
+    "广州智联教育",
+    "深圳星河电子",
+    "东莞宏达制造",
+    "厦门蓝海零售",
+    "成都天府软件",
+    "北京博远咨询",
+    "武汉楚天物流",
+    "合肥量子装备",
+    "佛山美家家居",
+    "无锡新材科技",
+    "青岛海信达",
+];
+const PROVINCES: &[&str] = &[
+    "上海市",
+    "江苏省",
+    "浙江省",
+    "广东省",
+    "福建省",
+    "四川省",
+    "北京市",
+    "湖北省",
+    "山东省",
+];
+const INDUSTRIES: &[&str] = &["制造", "互联网", "金融", "教育", "医疗", "零售"];
+const SOURCES: &[&str] = &["巨量引擎", "百度", "官网表单", "展会", "转介绍", "腾讯广告"];
+const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"];
+const GIVEN: &[&str] = &["总", "经理", "女士", "先生", "工"];
+
+/// A small deterministic generator, so every demo looks the same.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % below as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.next(items.len())]
+    }
+}
+
+/// Seeds an empty workspace, then returns a new admin key.
+pub async fn prepare(state: &AppState) -> anyhow::Result<String> {
+    let store = &state.store;
+    if store.list_reps().await?.is_empty() {
+        seed(state).await.context("creating the demo workspace")?;
+    }
+    let (key, row) = new_key("demo", Role::Admin, chrono::Utc::now().timestamp_micros());
+    store.insert_api_key(&row).await?;
+    Ok(key)
+}
+
+async fn seed(state: &AppState) -> anyhow::Result<()> {
+    let store = &state.store;
+    let now = chrono::Utc::now().timestamp_micros();
+    let today = chrono::Utc::now().date_naive();
+    for (index, (id, name, region, industries, level)) in REPS.iter().enumerate() {
+        let mut document = json!({
+            "id": id, "name": name, "regions": [region], "industries": industries, "level": level,
+            "weight": if *level >= 4 { 2.0 } else { 1.0 },
+            "caps": {"max_open": 120, "max_per_day": 40},
+            "time_zone": "Asia/Shanghai",
+            "working_hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"], "wed": ["09:00-18:00"], "thu": ["09:00-18:00"], "fri": ["09:00-18:00"]},
+            "languages": if index % 5 == 0 { json!(["zh", "en"]) } else { json!(["zh"]) },
+        });
+        if *id == "liu-yang" {
+            let until = today + chrono::Duration::days(5);
+            document["leaves"] = json!([{"from": today.to_string(), "until": until.to_string()}]);
+        }
+        if *id == "yang-fan" {
+            document["status"] = json!("paused");
+        }
+        if *id == "zhao-lei" {
+            // A new rep ramping up: half weight, a daily cap, a weekly floor.
+            document["weight"] = json!(0.5);
+            document["caps"] = json!({"max_open": 30, "max_per_day": 8, "min_per_week": 10});
+        }
+        let status = document["status"].as_str().unwrap_or("active").to_owned();
+        store
+            .upsert_rep(&RepRow {
+                id: (*id).to_owned(),
+                name: (*name).to_owned(),
+                status,
+                document: document.to_string(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    let members = |ids: &[&str]| {
+        json!(
+            ids.iter()
+                .map(|id| json!({"rep_id": id}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let teams = [
+        (
+            "east",
+            "华东销售组",
+            members(&[
+                "zhang-wei",
+                "wang-fang",
+                "li-na",
+                "liu-yang",
+                "chen-jing",
+                "yang-fan",
+                "zhao-lei",
+                "lin-feng",
+            ]),
+            json!({"type": "fair_share", "window": "week"}),
+            json!({"team": "national"}),
+        ),
+        (
+            "south",
+            "华南销售组",
+            members(&[
+                "zhou-jie", "wu-min", "xu-qiang", "sun-li", "zhu-lin", "he-xue",
+            ]),
+            json!({"type": "round_robin"}),
+            json!({"team": "national"}),
+        ),
+        (
+            "key_accounts",
+            "大客户组",
+            members(&[
+                "hu-bin", "guo-jing", "he-xue", "lin-feng", "gao-jie", "luo-yu",
+            ]),
+            json!({"type": "best_match"}),
+            json!({"pool": "public"}),
+        ),
+        (
+            "national",
+            "全国销售组",
+            members(&["huang-ting", "ma-chao", "gao-jie", "luo-yu", "guo-jing"]),
+            json!({"type": "least_loaded"}),
+            json!({"pool": "public"}),
+        ),
+    ];
+    for (id, name, members, strategy, overflow) in teams {
+        let document = json!({"id": id, "name": name, "members": members, "default_strategy": strategy,
+                              "overflow": overflow, "hours_policy": "in_hours", "away_fallback": true});
+        store
+            .upsert_team(&TeamRow {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                document: document.to_string(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    let rules = json!({
+        "name": "演示规则",
+        "tagging": [
+            {"id": "big", "when": {"field": "company_size", "op": "gte", "value": 1000}, "add_tags": ["大客户"]},
+            {"id": "urgent", "when": {"field": "urgency", "op": "equals", "value": "紧急"}, "add_tags": ["紧急"]}
+        ],
+        "scoring": {"base": 20, "rules": [
+            {"id": "big", "when": {"field": "tags", "op": "contains", "value": "大客户"}, "points": 40},
+            {"id": "budget", "when": {"field": "budget", "op": "gte", "value": 500000}, "points": 30},
+            {"id": "event", "when": {"field": "source", "op": "equals", "value": "展会"}, "points": 10}
+        ], "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]},
+        "rules": [
+            {"id": "vip", "name": "VIP 给高绩效", "when": {"field": "priority", "op": "equals", "value": "urgent"},
+             "target": {"team": "key_accounts"}, "owner_affinity": true, "hours": "any_time",
+             "prefers": [{"field": "rep.industries", "op": "contains", "ref": "industry"}]},
+            {"id": "east", "name": "华东线索", "when": {"field": "region", "op": "equals", "value": "华东"},
+             "target": {"team": "east"}, "owner_affinity": true,
+             "prefers": [{"field": "rep.industries", "op": "contains", "ref": "industry"}]},
+            {"id": "south", "name": "华南线索", "when": {"field": "region", "op": "in", "value": ["华南", "西南"]},
+             "target": {"team": "south"}, "owner_affinity": true},
+            {"id": "rest", "name": "其他地区", "target": {"team": "national"}, "fallback": [{"pool": "public"}]}
+        ],
+        "default": [{"pool": "public"}]
+    });
+    let version = store
+        .insert_rule_set(Some("演示规则"), &rules.to_string(), now)
+        .await?;
+    store.publish_rule_set(version, now).await?;
+
+    let mut dice = Dice(20261126);
+    let mut leads = Vec::new();
+    for index in 0..300 {
+        let province = dice.pick(PROVINCES);
+        let repeat = index > 20 && dice.next(10) == 0;
+        let phone = if repeat {
+            format!("139{:08}", dice.next(20))
+        } else {
+            format!("1{}{:09}", 3 + dice.next(7), dice.next(1_000_000_000))
+        };
+        let size = [20, 80, 300, 1200, 5000][dice.next(5)];
+        let budget = [50000, 120000, 300000, 800000][dice.next(4)];
+        let urgency = ["普通", "普通", "紧急"][dice.next(3)];
+        let lead = json!({
+            "external_id": format!("demo-{index:04}"),
+            "name": format!("{}{}", dice.pick(SURNAMES), dice.pick(GIVEN)),
+            "phone": phone,
+            "company": dice.pick(COMPANIES),
+            "province": province,
+            "industry": dice.pick(INDUSTRIES),
+            "source": dice.pick(SOURCES),
+            "company_size": size,
+            "budget": budget,
+            "urgency": urgency,
+        });
+        let input: LeadInput = serde_json::from_value(lead)?;
+        leads.push(
+            input
+                .normalised()
+                .map_err(|error| anyhow::anyhow!(error.message))?,
+        );
+    }
+    for chunk in leads.chunks(100) {
+        state
+            .router
+            .create(chunk.to_vec(), "demo")
+            .await
+            .map_err(|error| anyhow::anyhow!(error.message))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! `leadroute import FILE.csv`: each row becomes a lead, validated and routed like an API lead,
+//! with errors reported by line. Re-running is safe: a row's external id comes from the id
+//! column, or from a hash of the row, so a second run finds duplicates, not new leads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
+use server::AppState;
+use server::leads::LeadInput;
+use server::routing::Created;
+
+use crate::config::{Settings, StoreArgs};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A CSV file with a header row.
+    file: PathBuf,
+    /// Map a column to a lead field: `--map 手机=phone`. Columns named like a field (or the
+    /// usual Chinese headers) map themselves; `attributes.x` maps to a custom field.
+    #[arg(long = "map", value_name = "COLUMN=FIELD")]
+    map: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
+const FIELDS: &[&str] = &[
+    "external_id",
+    "name",
+    "phone",
+    "email",
+    "wechat",
+    "company",
+    "title",
+    "country",
+    "province",
+    "city",
+    "region",
+    "industry",
+    "company_size",
+    "source",
+    "campaign",
+    "product",
+    "demand",
+    "budget",
+    "urgency",
+    "tags",
+    "score",
+    "priority",
+];
+const ALIASES: &[(&str, &str)] = &[
+    ("姓名", "name"),
+    ("联系人", "name"),
+    ("电话", "phone"),
+    ("手机", "phone"),
+    ("手机号", "phone"),
+    ("邮箱", "email"),
+    ("微信", "wechat"),
+    ("公司", "company"),
+    ("企业名称", "company"),
+    ("职位", "title"),
+    ("国家", "country"),
+    ("省份", "province"),
+    ("城市", "city"),
+    ("区域", "region"),
+    ("行业", "industry"),
+    ("规模", "company_size"),
+    ("来源", "source"),
+    ("渠道", "source"),
+    ("活动", "campaign"),
+    ("产品", "product"),
+    ("需求", "demand"),
+    ("预算", "budget"),
+    ("紧急程度", "urgency"),
+    ("标签", "tags"),
+];
+
+fn mapping(
+    headers: &csv::StringRecord,
+    overrides: &[String],
+) -> anyhow::Result<Vec<Option<String>>> {
+    let mut explicit = BTreeMap::new();
+    for pair in overrides {
+        let (column, field) = pair
+            .split_once('=')
+            .with_context(|| format!("--map {pair:?}: expected COLUMN=FIELD"))?;
+        let known = FIELDS.contains(&field) || field.starts_with("attributes.");
+        anyhow::ensure!(known, "--map {pair:?}: unknown lead field {field:?}");
+        explicit.insert(column.to_owned(), field.to_owned());
+    }
+    Ok(headers
+        .iter()
+        .map(|header| {
+            let header = header.trim();
+            explicit
+                .get(header)
+                .cloned()
+                .or_else(|| {
+                    FIELDS
+                        .iter()
+                        .find(|field| field.eq_ignore_ascii_case(header))
+                        .map(|field| (*field).to_owned())
+                })
+                .or_else(|| {
+                    ALIASES
+                        .iter()
+                        .find(|(alias, _)| *alias == header)
+                        .map(|(_, field)| (*field).to_owned())
+                })
+        })
+        .collect())
+}
+
+fn row_to_json(record: &csv::StringRecord, columns: &[Option<String>]) -> Value {
+    let mut object = Map::new();
+    let mut attributes = Map::new();
+    for (value, field) in record.iter().zip(columns) {
+        let (Some(field), value) = (field, value.trim()) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let json = if NUMBER_FIELDS.contains(&field.as_str()) {
+            value
+                .parse::<f64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(value))
+        } else if field == "tags" {
+            Value::from(
+                value
+                    .split([',', '，', ';'])
+                    .map(str::trim)
+                    .filter(|tag| !tag.is_empty())
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            Value::from(value)
+        };
+        match field.strip_prefix("attributes.") {
+            Some(name) => {
+                attributes.insert(name.to_owned(), json);
+            }
+            None => {
+                object.insert(field.clone(), json);
+            }
+        }
+    }
+    if !attributes.is_empty() {
+        object.insert("attributes".into(), Value::Object(attributes));
+    }
+    if !object.contains_key("external_id") {
+        object.insert(
+            "external_id".into(),
+            Value::from(format!("csv:{}", hash_row(record))),
+        );
+    }
+    Value::Object(object)
+}
+
+/// A stable id for a row without an id column: the hash of its cells.
+fn hash_row(record: &csv::StringRecord) -> String {
+    let joined = record.iter().collect::<Vec<_>>().join("\u{1f}");
+    server::auth::hash(&joined)[..32].to_owned()
+}
+
+pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let store = Settings::from_store_args(&args.store)?.open_store().await?;
+    let state = AppState::new(store);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let columns = mapping(reader.headers()?, &args.map)?;
+    if !columns.iter().any(Option::is_some) {
+        anyhow::bail!(
+            "no column maps to a lead field; name columns like the fields or use --map COLUMN=FIELD"
+        );
+    }
+    let records: Vec<(u64, csv::Result<csv::StringRecord>)> = reader
+        .records()
+        .map(|record| {
+            (
+                record
+                    .as_ref()
+                    .ok()
+                    .and_then(|record| record.position())
+                    .map_or(0, |position| position.line()),
+                record,
+            )
+        })
+        .collect();
+    let progress = ProgressBar::new(records.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut created, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
+    let mut errors: Vec<String> = Vec::new();
+    for chunk in records.chunks(500) {
+        let mut batch = Vec::new();
+        let mut lines = Vec::new();
+        for (line, record) in chunk {
+            let parsed = record
+                .as_ref()
+                .map_err(|error| error.to_string())
+                .and_then(|record| {
+                    let bytes = serde_json::to_vec(&row_to_json(record, &columns))
+                        .map_err(|error| error.to_string())?;
+                    server::extract::parse::<LeadInput>(&bytes)
+                        .and_then(|lead| lead.normalised())
+                        .map_err(|error| {
+                            format!(
+                                "{} ({}): {}",
+                                error.field.unwrap_or_default(),
+                                error.code,
+                                error.message
+                            )
+                        })
+                });
+            match parsed {
+                Ok(lead) => {
+                    batch.push(lead);
+                    lines.push(*line);
+                }
+                Err(message) => {
+                    failed += 1;
+                    errors.push(format!("line {line}: {message}"));
+                }
+            }
+        }
+        let results = state
+            .router
+            .create(batch, "import")
+            .await
+            .map_err(|error| anyhow::anyhow!(error.message))?;
+        for (line, result) in lines.into_iter().zip(results) {
+            match result {
+                Ok(Created::New { .. }) => created += 1,
+                Ok(Created::Duplicate { .. }) => duplicates += 1,
+                Err(error) => {
+                    failed += 1;
+                    errors.push(format!(
+                        "line {line}: {} ({}): {}",
+                        error.field.unwrap_or_default(),
+                        error.code,
+                        error.message
+                    ));
+                }
+            }
+        }
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    for error in &errors {
+        eprintln!("{}: {error}", args.file.display());
+    }
+    println!(
+        "{}: {created} created, {duplicates} already imported, {failed} rejected",
+        args.file.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,223 @@
+//! The `leadroute` binary: thin glue that parses the command line and calls the library crates.
+
+mod config;
+mod demo;
+mod import;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use server::AppState;
+use server::auth::{Role, new_key};
+use store::Store;
+
+use crate::config::{Settings, StoreArgs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leadroute",
+    version,
+    about = "Self-hosted lead routing: route every new lead to the best available rep, and explain why"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve(config::ServeArgs),
+    /// Create a demo workspace (if the data directory is empty), print an admin key, and serve.
+    Demo(config::ServeArgs),
+    /// Import leads from a CSV file; each row is validated and routed like an API lead.
+    Import(import::ImportArgs),
+    /// Rule-set commands.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// API key commands.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Compile a rule-set file (JSON or TOML) against the workspace; exit 1 on errors.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key; the key is the last line of the output, shown only once.
+    Create {
+        #[arg(long, value_parser = ["admin", "integration"])]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEADROUTE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(&args)?;
+            let store = settings.open_store().await?;
+            serve(store, &settings).await?;
+        }
+        Command::Demo(args) => {
+            let settings = Settings::resolve(&args)?;
+            let store = settings.open_store().await?;
+            let state = AppState::new(store.clone());
+            let key = demo::prepare(&state).await?;
+            println!(
+                "Leadroute demo on {} ({})",
+                settings.listen,
+                store.backend()
+            );
+            println!("API:      http://{}/api/v1", settings.listen);
+            println!("API docs: http://{}/api/docs", settings.listen);
+            println!(
+                "Try:      curl -H 'Authorization: Bearer {key}' http://{}/api/v1/leads",
+                settings.listen
+            );
+            println!("Admin API key (shown once):");
+            println!("{key}");
+            serve_with(state, &settings).await?;
+        }
+        Command::Import(args) => return import::run(args).await,
+        Command::Rules {
+            command: RulesCommand::Check { file, store },
+        } => {
+            let store = Settings::from_store_args(&store)?.open_store().await?;
+            return rules_check(&store, &file).await;
+        }
+        Command::Keys {
+            command: KeysCommand::Create { role, name, store },
+        } => {
+            let store = Settings::from_store_args(&store)?.open_store().await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            let (key, row) = new_key(&name, role, chrono::Utc::now().timestamp_micros());
+            store.insert_api_key(&row).await?;
+            println!(
+                "Created {} key {:?} ({}…); it is shown once:",
+                role.as_str(),
+                name,
+                row.prefix
+            );
+            println!("{key}");
+        }
+        Command::Migrate(args) => {
+            let settings = Settings::from_store_args(&args)?;
+            let store = settings.open_store().await?;
+            println!("Migrated the {} database", store.backend());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(store: Store, settings: &Settings) -> anyhow::Result<()> {
+    serve_with(AppState::new(store), settings).await
+}
+
+async fn serve_with(state: AppState, settings: &Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(listen = %settings.listen, backend = state.store.backend(), "serving");
+    let store = state.store.clone();
+    server::serve(state, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn rules_check(store: &Store, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let is_toml = file
+        .extension()
+        .is_some_and(|extension| extension == "toml");
+    let spec = if is_toml {
+        engine::RuleSetSpec::from_toml(&text)
+    } else {
+        engine::RuleSetSpec::from_json(&text)
+    };
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(error) => {
+            eprintln!("{}: {error}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let workspace = server::workspace::build_workspace(
+        &store.list_reps().await?,
+        &store.list_teams().await?,
+        &store.list_pools().await?,
+        &store.list_custom_fields().await?,
+        None,
+    );
+    let known = engine::Known {
+        catalogue: &workspace.catalogue,
+        roster: &workspace.roster,
+        pools: &workspace.pools,
+    };
+    match engine::compile(&spec, known, 0) {
+        Ok(rules) => {
+            println!(
+                "{}: ok, {} rules, {} tagging rules",
+                file.display(),
+                rules.rules.len(),
+                rules.tagging.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}: {error} [{}]", file.display(), error.code);
+            }
+            eprintln!("{} error(s)", errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! Leads: intake (single and batch), list, get, patch, decisions, manual assignment, reroute,
+//! and the dry-run explain.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::DateTime;
+use engine::{DecisionRecord, LeadStatus, RepId, RouteRequest, RoutingState};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::LeadFilter;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::api::Page;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, error_body};
+use crate::extract::{Body, parse};
+use crate::leads::{LeadInput, decision_view, lead_view};
+use crate::routing::{Created, LeadPatch};
+use crate::workspace::build_workspace;
+
+/// Leads in one batch at most.
+pub const MAX_BATCH: usize = 1000;
+
+async fn latest_decision(app: &AppState, lead_id: &str) -> ApiResult<Value> {
+    Ok(app
+        .store
+        .decisions_for(lead_id)
+        .await?
+        .first()
+        .map(decision_view)
+        .unwrap_or(Value::Null))
+}
+
+async fn created_json(app: &AppState, created: Created) -> ApiResult<(StatusCode, Value)> {
+    Ok(match created {
+        Created::New { lead, decision } => (
+            StatusCode::CREATED,
+            json!({"lead": lead_view(&lead), "decision": decision_view(&decision), "duplicate": false}),
+        ),
+        Created::Duplicate { lead } => (
+            StatusCode::OK,
+            json!({"lead": lead_view(&lead), "decision": latest_decision(app, &lead.id).await?, "duplicate": true}),
+        ),
+    })
+}
+
+/// Create one lead and route it at once.
+#[utoipa::path(post, path = "/api/v1/leads", tag = "leads", request_body = LeadInput,
+    responses((status = 201, description = "Created and routed: `{lead, decision, duplicate: false}`"),
+              (status = 200, description = "A lead with this external_id exists: `{lead, decision, duplicate: true}`"),
+              (status = 400, description = "Malformed JSON or unknown field"), (status = 422, description = "Invalid value")),
+    security(("api_key" = [])))]
+pub async fn create_lead(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(input): Body<LeadInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let lead = input.normalised()?;
+    let mut results = app.router.create(vec![lead], &caller.actor()).await?;
+    let created = results
+        .pop()
+        .ok_or_else(|| ApiError::internal("no result for a lead"))??;
+    let (status, body) = created_json(&app, created).await?;
+    Ok((status, Json(body)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInput {
+    /// Up to 1,000 leads, each as for `POST /api/v1/leads`.
+    #[schema(value_type = Vec<LeadInput>)]
+    pub leads: Vec<Value>,
+}
+
+/// Create up to 1,000 leads; each item succeeds or fails on its own.
+#[utoipa::path(post, path = "/api/v1/leads/batch", tag = "leads", request_body = BatchInput,
+    responses((status = 200, description = "`{items: [{index, result: created | duplicate | error, lead, decision, error}]}`")),
+    security(("api_key" = [])))]
+pub async fn create_batch(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(batch): Body<BatchInput>,
+) -> ApiResult<Json<Value>> {
+    if batch.leads.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch has at most {MAX_BATCH} leads"),
+        )
+        .with_field("leads"));
+    }
+    let mut items: Vec<Value> = vec![Value::Null; batch.leads.len()];
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    for (index, raw) in batch.leads.iter().enumerate() {
+        let parsed = serde_json::to_vec(raw)
+            .map_err(ApiError::internal)
+            .and_then(|bytes| parse::<LeadInput>(&bytes))
+            .and_then(|lead| lead.normalised());
+        match parsed {
+            Ok(lead) => {
+                valid.push(lead);
+                positions.push(index);
+            }
+            Err(error) => {
+                items[index] =
+                    json!({"index": index, "result": "error", "error": error_body(&error)})
+            }
+        }
+    }
+    let results = if valid.is_empty() {
+        Vec::new()
+    } else {
+        app.router.create(valid, &caller.actor()).await?
+    };
+    for (index, result) in positions.into_iter().zip(results) {
+        items[index] = match result {
+            Ok(Created::New { lead, decision }) => {
+                json!({"index": index, "result": "created", "lead": lead_view(&lead), "decision": decision_view(&decision)})
+            }
+            Ok(Created::Duplicate { lead }) => {
+                json!({"index": index, "result": "duplicate", "lead": lead_view(&lead)})
+            }
+            Err(error) => json!({"index": index, "result": "error", "error": error_body(&error)}),
+        };
+    }
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeadQuery {
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    pub source: Option<String>,
+    /// RFC 3339.
+    pub created_from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub created_to: Option<String>,
+    /// Searches name, company, phone, email and the other fields.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+fn instant(value: &Option<String>, field: &str) -> ApiResult<Option<i64>> {
+    value
+        .as_deref()
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|time| time.timestamp_micros())
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_value",
+                        "expected an RFC 3339 time",
+                    )
+                    .with_field(field)
+                })
+        })
+        .transpose()
+}
+
+/// List leads, newest first.
+#[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(LeadQuery),
+    responses((status = 200, description = "`{items: [lead], next_cursor}`")), security(("api_key" = [])))]
+pub async fn list_leads(
+    State(app): State<AppState>,
+    Query(query): Query<LeadQuery>,
+) -> ApiResult<Json<Value>> {
+    if let Some(status) = &query.status
+        && LeadStatus::parse(status).is_none()
+    {
+        return Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_value", "unknown status")
+                .with_field("status"),
+        );
+    }
+    let limit = Page {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let filter = LeadFilter {
+        owner_id: query.owner_id.clone(),
+        team_id: query.team_id.clone(),
+        status: query.status.clone(),
+        tag: query.tag.clone(),
+        source: query.source.clone(),
+        created_from: instant(&query.created_from, "created_from")?,
+        created_to: instant(&query.created_to, "created_to")?,
+        q: query.q.clone().filter(|q| !q.trim().is_empty()),
+        before_id: query.cursor.clone(),
+        limit: limit + 1,
+    };
+    let mut rows = app.store.list_leads(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"items": rows.iter().map(lead_view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+/// One lead.
+#[utoipa::path(get, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path)),
+    responses((status = 200, description = "The lead"), (status = 404, description = "No such lead")), security(("api_key" = [])))]
+pub async fn get_lead(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_lead(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead"))?;
+    Ok(Json(lead_view(&row)))
+}
+
+/// Change fields (a JSON merge of the lead's fields) or the status.
+#[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path)),
+    request_body(content = Object, description = "Any lead fields to replace (null clears), and `status`"),
+    responses((status = 200, description = "The lead"), (status = 409, description = "Illegal status change")), security(("api_key" = [])))]
+pub async fn patch_lead(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_lead(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead"))?;
+    let mut changes = LeadPatch::default();
+    let mut document: serde_json::Map<String, Value> =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let mut touched = false;
+    for (key, value) in patch {
+        match key.as_str() {
+            "status" => {
+                let status = value.as_str().and_then(LeadStatus::parse).ok_or_else(|| {
+                    ApiError::invalid(
+                        "invalid_value",
+                        "status",
+                        "status is new, assigned, contacted, qualified, won, lost or invalid",
+                    )
+                })?;
+                changes.status = Some(status);
+            }
+            "external_id" => {
+                return Err(ApiError::invalid(
+                    "immutable_field",
+                    "external_id",
+                    "external_id cannot change",
+                ));
+            }
+            _ => {
+                touched = true;
+                if value.is_null() {
+                    document.remove(&key);
+                } else {
+                    document.insert(key, value);
+                }
+            }
+        }
+    }
+    if touched {
+        let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
+        changes.document = Some(parse::<LeadInput>(&bytes)?.normalised()?);
+    }
+    let changed = app.router.update(&id, changes).await?;
+    Ok(Json(lead_view(&changed.lead)))
+}
+
+/// Every routing decision for the lead, newest first.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/decisions", tag = "leads", params(("id" = String, Path)),
+    responses((status = 200, description = "`{items: [decision]}` with explanations in en and zh")), security(("api_key" = [])))]
+pub async fn lead_decisions(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    app.store
+        .get_lead(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead"))?;
+    let rows = app.store.decisions_for(&id).await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(decision_view).collect::<Vec<_>>(), "next_cursor": null}),
+    ))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignInput {
+    pub rep_id: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Assign the lead to a rep by hand. The rep must be active and under their caps.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/assign", tag = "leads", params(("id" = String, Path)), request_body = AssignInput,
+    responses((status = 200, description = "`{lead, decision}`"), (status = 409, description = "The rep cannot take it, or the lead is closed")),
+    security(("api_key" = [])))]
+pub async fn assign_lead(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(input): Body<AssignInput>,
+) -> ApiResult<Json<Value>> {
+    if input
+        .reason
+        .as_ref()
+        .is_some_and(|reason| reason.chars().count() > 500)
+    {
+        return Err(ApiError::invalid(
+            "too_long",
+            "reason",
+            "reason is at most 500 characters",
+        ));
+    }
+    let changed = app
+        .router
+        .assign(&id, &input.rep_id, input.reason, &caller.actor())
+        .await?;
+    Ok(Json(
+        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
+    ))
+}
+
+/// Route the lead again under the active rule set, away from its current owner.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/reroute", tag = "leads", params(("id" = String, Path)),
+    responses((status = 200, description = "`{lead, decision}`")), security(("api_key" = [])))]
+pub async fn reroute_lead(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let changed = app.router.reroute(&id, &caller.actor()).await?;
+    Ok(Json(
+        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainInput {
+    pub lead: LeadInput,
+    /// A draft rule-set version to route under instead of the active one.
+    #[serde(default)]
+    pub rule_set_version: Option<i64>,
+}
+
+/// Dry run: route a lead document without storing anything.
+#[utoipa::path(post, path = "/api/v1/route/explain", tag = "leads", request_body = ExplainInput,
+    responses((status = 200, description = "`{decision: {outcome, owner_id, record, explanation}}`")), security(("api_key" = [])))]
+pub async fn explain(
+    State(app): State<AppState>,
+    Body(input): Body<ExplainInput>,
+) -> ApiResult<Json<Value>> {
+    let lead_input = input.lead.normalised()?;
+    let store = &app.store;
+    let rule_set = match input.rule_set_version {
+        Some(version) => Some(
+            store
+                .get_rule_set(version)
+                .await?
+                .ok_or_else(|| ApiError::not_found("rule set"))?,
+        ),
+        None => store.active_rule_set().await?,
+    };
+    let workspace = build_workspace(
+        &store.list_reps().await?,
+        &store.list_teams().await?,
+        &store.list_pools().await?,
+        &store.list_custom_fields().await?,
+        rule_set.as_ref(),
+    );
+    let mut state = RoutingState::new(&workspace.roster);
+    for row in store.load_rep_states().await? {
+        state.set_rep(
+            &workspace.roster,
+            &RepId::new(row.rep_id.clone()),
+            store::rep_state_from_row(&row, Default::default()),
+        );
+    }
+    let now = chrono::Utc::now();
+    let lead = lead_input.to_engine(&workspace.catalogue, now)?;
+    let decision = engine::route(
+        &workspace.rules,
+        &workspace.roster,
+        &state,
+        &RouteRequest {
+            lead: &lead,
+            now,
+            exclude: &[],
+        },
+    );
+    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
+    Ok(Json(json!({"decision": {
+        "outcome": decision.outcome.code(),
+        "owner_id": decision.owner().map(ToString::to_string),
+        "explanation": {"en": record.explain(engine::Language::En), "zh": record.explain(engine::Language::Zh)},
+        "record": record,
+    }})))
+}

@@ -1,0 +1,173 @@
+//! Reps: list, create, get, patch (a JSON merge), delete.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use store::RepRow;
+
+use crate::AppState;
+use crate::api::{Page, check_id, now_micros};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, parse};
+use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
+
+fn view(row: &RepRow) -> Value {
+    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("id".into(), json!(row.id));
+        object.insert("status".into(), json!(row.status));
+        object.insert(
+            "created_at".into(),
+            json!(crate::leads::time(row.created_at)),
+        );
+        object.insert(
+            "updated_at".into(),
+            json!(crate::leads::time(row.updated_at)),
+        );
+    }
+    view
+}
+
+async fn save(
+    app: &AppState,
+    id: String,
+    mut document: RepDocument,
+    created_at: i64,
+) -> ApiResult<RepRow> {
+    let catalogue = catalogue_from_rows(&app.store.list_custom_fields().await?);
+    let rep = rep_from_document(&id, &document, &catalogue)?;
+    document.id = Some(id.clone());
+    document.status = Some(rep.status.as_str().to_owned());
+    let row = RepRow {
+        id,
+        name: rep.name.clone(),
+        status: rep.status.as_str().to_owned(),
+        document: serde_json::to_string(&document).map_err(ApiError::internal)?,
+        created_at,
+        updated_at: now_micros(),
+    };
+    app.store.upsert_rep(&row).await?;
+    Ok(row)
+}
+
+/// All reps, by id.
+#[utoipa::path(get, path = "/api/v1/reps", tag = "reps", params(Page), responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
+pub async fn list_reps(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let limit = page.limit()? as usize;
+    let rows: Vec<RepRow> = app
+        .store
+        .list_reps()
+        .await?
+        .into_iter()
+        .filter(|row| page.cursor.as_ref().is_none_or(|cursor| row.id > *cursor))
+        .collect();
+    let next_cursor = (rows.len() > limit).then(|| rows[limit - 1].id.clone());
+    Ok(Json(
+        json!({"items": rows.iter().take(limit).map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+/// Create a rep.
+#[utoipa::path(post, path = "/api/v1/reps", tag = "reps", request_body = RepDocument,
+    responses((status = 201, description = "The rep"), (status = 409, description = "The id is taken"), (status = 422, description = "Invalid value")),
+    security(("api_key" = [])))]
+pub async fn create_rep(
+    State(app): State<AppState>,
+    Body(document): Body<RepDocument>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = match &document.id {
+        Some(id) => {
+            check_id(id, "id")?;
+            id.clone()
+        }
+        None => format!("rep_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+    };
+    if app.store.get_rep(&id).await?.is_some() {
+        return Err(
+            ApiError::conflict("already_exists", format!("a rep with id {id:?} exists"))
+                .with_field("id"),
+        );
+    }
+    let row = save(&app, id, document, now_micros()).await?;
+    Ok((StatusCode::CREATED, Json(view(&row))))
+}
+
+/// One rep.
+#[utoipa::path(get, path = "/api/v1/reps/{id}", tag = "reps", params(("id" = String, Path)), responses((status = 200, description = "The rep"), (status = 404, description = "No such rep")), security(("api_key" = [])))]
+pub async fn get_rep(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_rep(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rep"))?;
+    Ok(Json(view(&row)))
+}
+
+/// Change some of a rep's fields; `null` clears one.
+#[utoipa::path(patch, path = "/api/v1/reps/{id}", tag = "reps", params(("id" = String, Path)), request_body(content = Object, description = "Fields of the rep to replace"),
+    responses((status = 200, description = "The rep")), security(("api_key" = [])))]
+pub async fn patch_rep(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_rep(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rep"))?;
+    let mut document: serde_json::Map<String, Value> =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    for (key, value) in patch {
+        if key == "id" {
+            return Err(ApiError::invalid(
+                "immutable_field",
+                "id",
+                "a rep's id cannot change",
+            ));
+        }
+        if value.is_null() {
+            document.remove(&key);
+        } else {
+            document.insert(key, value);
+        }
+    }
+    let document: RepDocument = parse(&serde_json::to_vec(&document).map_err(ApiError::internal)?)?;
+    let row = save(&app, id, document, row.created_at).await?;
+    Ok(Json(view(&row)))
+}
+
+/// Delete a rep who holds no open leads; set `status: inactive` to retire one who does.
+#[utoipa::path(delete, path = "/api/v1/reps/{id}", tag = "reps", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 409, description = "The rep holds open leads")), security(("api_key" = [])))]
+pub async fn delete_rep(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.store
+        .get_rep(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rep"))?;
+    let open = app
+        .store
+        .count_open_leads()
+        .await?
+        .into_iter()
+        .find(|(owner, _)| *owner == id)
+        .map_or(0, |(_, count)| count);
+    if open > 0 {
+        return Err(ApiError::conflict(
+            "rep_in_use",
+            format!("the rep holds {open} open leads; reassign them or set status inactive"),
+        ));
+    }
+    app.store.delete_rep(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

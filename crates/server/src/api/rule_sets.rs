@@ -1,0 +1,178 @@
+//! Rule sets: drafts are compiled when saved, publishing makes one active, published versions
+//! never change.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use engine::{CompileError, Known, RuleSetSpec};
+use serde_json::{Value, json};
+use store::RuleSetRow;
+
+use crate::AppState;
+use crate::api::now_micros;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, parse};
+use crate::leads::time;
+use crate::workspace::{Workspace, build_workspace};
+
+async fn workspace(app: &AppState, without_team: Option<&str>) -> ApiResult<Workspace> {
+    let store = &app.store;
+    let mut teams = store.list_teams().await?;
+    teams.retain(|team| Some(team.id.as_str()) != without_team);
+    Ok(build_workspace(
+        &store.list_reps().await?,
+        &teams,
+        &store.list_pools().await?,
+        &store.list_custom_fields().await?,
+        None,
+    ))
+}
+
+fn compile(workspace: &Workspace, spec: &RuleSetSpec) -> Vec<CompileError> {
+    let known = Known {
+        catalogue: &workspace.catalogue,
+        roster: &workspace.roster,
+        pools: &workspace.pools,
+    };
+    engine::compile(spec, known, 0).err().unwrap_or_default()
+}
+
+/// The errors a document would have if the team were gone.
+pub async fn compile_without_team(
+    app: &AppState,
+    spec: &RuleSetSpec,
+    team: &str,
+) -> ApiResult<Vec<CompileError>> {
+    Ok(compile(&workspace(app, Some(team)).await?, spec))
+}
+
+fn errors_json(errors: &[CompileError]) -> Value {
+    json!(errors
+        .iter()
+        .map(|error| json!({"code": error.code, "rule": error.rule, "field": error.path, "message": error.message}))
+        .collect::<Vec<_>>())
+}
+
+/// A 422 naming the first problem, with all of them in `details`.
+fn invalid(errors: &[CompileError]) -> axum::response::Response {
+    let first = &errors[0];
+    let body = json!({"error": {
+        "code": "invalid_rule_set",
+        "message": format!("{} problem(s); the first: {first}", errors.len()),
+        "field": first.path,
+        "details": errors_json(errors),
+    }});
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+use axum::response::IntoResponse;
+
+fn view(row: &RuleSetRow, with_document: bool) -> Value {
+    let mut view = json!({
+        "id": row.version,
+        "version": row.version,
+        "name": row.name,
+        "status": row.status,
+        "active": row.status == "published",
+        "created_at": time(row.created_at),
+        "published_at": row.published_at.map(time),
+    });
+    if with_document {
+        view["document"] = serde_json::from_str(&row.document).unwrap_or(Value::Null);
+    }
+    view
+}
+
+/// All versions, newest first, the active one marked.
+#[utoipa::path(get, path = "/api/v1/rule-sets", tag = "rules", responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
+pub async fn list_rule_sets(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+    let rows = app.store.list_rule_sets().await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(|row| view(row, false)).collect::<Vec<_>>(), "next_cursor": null}),
+    ))
+}
+
+/// Save a draft from a rule-set document (see docs/rules.md); it is compiled first.
+#[utoipa::path(post, path = "/api/v1/rule-sets", tag = "rules", request_body(content = Object, description = "A rule-set document"),
+    responses((status = 201, description = "The draft"), (status = 422, description = "`invalid_rule_set`, every error in `details` with rule and path")),
+    security(("api_key" = [])))]
+pub async fn create_rule_set(
+    State(app): State<AppState>,
+    Body(document): Body<Value>,
+) -> ApiResult<axum::response::Response> {
+    let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
+    let spec: RuleSetSpec = parse(&bytes)?;
+    let errors = compile(&workspace(&app, None).await?, &spec);
+    if !errors.is_empty() {
+        return Ok(invalid(&errors));
+    }
+    let text = serde_json::to_string(&spec).map_err(ApiError::internal)?;
+    let version = app
+        .store
+        .insert_rule_set(spec.name.as_deref(), &text, now_micros())
+        .await?;
+    let row = app
+        .store
+        .get_rule_set(version)
+        .await?
+        .ok_or_else(|| ApiError::internal("draft vanished"))?;
+    Ok((StatusCode::CREATED, Json(view(&row, true))).into_response())
+}
+
+/// Check a document without saving it.
+#[utoipa::path(post, path = "/api/v1/rule-sets/validate", tag = "rules", request_body(content = Object, description = "A rule-set document"),
+    responses((status = 200, description = "`{valid, errors: [{code, rule, field, message}]}`")), security(("api_key" = [])))]
+pub async fn validate_rule_set(
+    State(app): State<AppState>,
+    Body(document): Body<Value>,
+) -> ApiResult<Json<Value>> {
+    let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
+    let spec: RuleSetSpec = parse(&bytes)?;
+    let errors = compile(&workspace(&app, None).await?, &spec);
+    Ok(Json(
+        json!({"valid": errors.is_empty(), "errors": errors_json(&errors)}),
+    ))
+}
+
+/// One version with its document.
+#[utoipa::path(get, path = "/api/v1/rule-sets/{id}", tag = "rules", params(("id" = i64, Path)), responses((status = 200, description = "The version"), (status = 404, description = "No such version")), security(("api_key" = [])))]
+pub async fn get_rule_set(
+    State(app): State<AppState>,
+    Path(version): Path<i64>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_rule_set(version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rule set"))?;
+    Ok(Json(view(&row, true)))
+}
+
+/// Make a version the active one. It is compiled again against today's reps and teams.
+#[utoipa::path(post, path = "/api/v1/rule-sets/{id}/publish", tag = "rules", params(("id" = i64, Path)),
+    responses((status = 200, description = "The now active version"), (status = 422, description = "It no longer compiles")), security(("api_key" = [])))]
+pub async fn publish_rule_set(
+    State(app): State<AppState>,
+    Path(version): Path<i64>,
+) -> ApiResult<axum::response::Response> {
+    let row = app
+        .store
+        .get_rule_set(version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rule set"))?;
+    if row.status == "published" {
+        return Ok(Json(view(&row, true)).into_response());
+    }
+    let spec = RuleSetSpec::from_json(&row.document).map_err(ApiError::internal)?;
+    let errors = compile(&workspace(&app, None).await?, &spec);
+    if !errors.is_empty() {
+        return Ok(invalid(&errors));
+    }
+    app.store.publish_rule_set(version, now_micros()).await?;
+    let row = app
+        .store
+        .get_rule_set(version)
+        .await?
+        .ok_or_else(|| ApiError::internal("version vanished"))?;
+    Ok(Json(view(&row, true)).into_response())
+}

@@ -1,0 +1,193 @@
+//! Teams: list, create, get, patch (a JSON merge), delete.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use store::TeamRow;
+
+use crate::AppState;
+use crate::api::{Page, check_id, now_micros};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, parse};
+use crate::workspace::{TeamDocument, team_from_document};
+
+fn view(row: &TeamRow) -> Value {
+    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("id".into(), json!(row.id));
+        object.insert(
+            "created_at".into(),
+            json!(crate::leads::time(row.created_at)),
+        );
+        object.insert(
+            "updated_at".into(),
+            json!(crate::leads::time(row.updated_at)),
+        );
+    }
+    view
+}
+
+async fn save(
+    app: &AppState,
+    id: String,
+    mut document: TeamDocument,
+    created_at: i64,
+) -> ApiResult<TeamRow> {
+    let rep_ids: Vec<String> = app
+        .store
+        .list_reps()
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    let mut team_ids: Vec<String> = app
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    team_ids.push(id.clone());
+    let pools: Vec<String> = app
+        .store
+        .list_pools()
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    let team = team_from_document(&id, &document, &rep_ids, &team_ids, &pools)?;
+    document.id = Some(id.clone());
+    let row = TeamRow {
+        id,
+        name: team.name.clone(),
+        document: serde_json::to_string(&document).map_err(ApiError::internal)?,
+        created_at,
+        updated_at: now_micros(),
+    };
+    app.store.upsert_team(&row).await?;
+    Ok(row)
+}
+
+/// All teams, by id.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", params(Page), responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
+pub async fn list_teams(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let limit = page.limit()? as usize;
+    let rows: Vec<TeamRow> = app
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .filter(|row| page.cursor.as_ref().is_none_or(|cursor| row.id > *cursor))
+        .collect();
+    let next_cursor = (rows.len() > limit).then(|| rows[limit - 1].id.clone());
+    Ok(Json(
+        json!({"items": rows.iter().take(limit).map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+/// Create a team.
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = TeamDocument,
+    responses((status = 201, description = "The team"), (status = 409, description = "The id is taken"), (status = 422, description = "Invalid value or unknown rep")),
+    security(("api_key" = [])))]
+pub async fn create_team(
+    State(app): State<AppState>,
+    Body(document): Body<TeamDocument>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = match &document.id {
+        Some(id) => {
+            check_id(id, "id")?;
+            id.clone()
+        }
+        None => format!("team_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+    };
+    if app.store.get_team(&id).await?.is_some() {
+        return Err(
+            ApiError::conflict("already_exists", format!("a team with id {id:?} exists"))
+                .with_field("id"),
+        );
+    }
+    let row = save(&app, id, document, now_micros()).await?;
+    Ok((StatusCode::CREATED, Json(view(&row))))
+}
+
+/// One team.
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), responses((status = 200, description = "The team"), (status = 404, description = "No such team")), security(("api_key" = [])))]
+pub async fn get_team(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_team(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team"))?;
+    Ok(Json(view(&row)))
+}
+
+/// Change some of a team's fields; `null` clears one.
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body(content = Object, description = "Fields of the team to replace"),
+    responses((status = 200, description = "The team")), security(("api_key" = [])))]
+pub async fn patch_team(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_team(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team"))?;
+    let mut document: serde_json::Map<String, Value> =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    for (key, value) in patch {
+        if key == "id" {
+            return Err(ApiError::invalid(
+                "immutable_field",
+                "id",
+                "a team's id cannot change",
+            ));
+        }
+        if value.is_null() {
+            document.remove(&key);
+        } else {
+            document.insert(key, value);
+        }
+    }
+    let document: TeamDocument =
+        parse(&serde_json::to_vec(&document).map_err(ApiError::internal)?)?;
+    let row = save(&app, id, document, row.created_at).await?;
+    Ok(Json(view(&row)))
+}
+
+/// Delete a team. Rule sets that name it stop compiling until changed, so the published one is
+/// checked first.
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 409, description = "The active rule set routes to it")), security(("api_key" = [])))]
+pub async fn delete_team(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.store
+        .get_team(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team"))?;
+    if let Some(active) = app.store.active_rule_set().await? {
+        let spec = engine::RuleSetSpec::from_json(&active.document).map_err(ApiError::internal)?;
+        let errors = crate::api::rule_sets::compile_without_team(&app, &spec, &id).await?;
+        if errors.iter().any(|error| error.code == "unknown_team") {
+            return Err(ApiError::conflict(
+                "team_in_use",
+                format!(
+                    "the active rule set (version {}) routes to this team",
+                    active.version
+                ),
+            ));
+        }
+    }
+    app.store.delete_team(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

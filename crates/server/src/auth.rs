@@ -1,0 +1,120 @@
+//! API keys: 32 random bytes shown once, stored as SHA-256 with a short prefix to recognise
+//! them by. Every `/api/v1` request carries one as `Authorization: Bearer …`.
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+use store::ApiKeyRow;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    /// Lead intake only.
+    Integration,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "integration" => Some(Role::Integration),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Integration => "integration",
+        }
+    }
+}
+
+/// The caller, as handlers see it.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub key_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn actor(&self) -> String {
+        format!("key:{}", self.key_id)
+    }
+}
+
+pub fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new key and the row to store. The key itself is returned once and never stored.
+pub fn new_key(name: &str, role: Role, now: i64) -> (String, ApiKeyRow) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = format!("lr_{}", hex::encode(bytes));
+    let row = ApiKeyRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_owned(),
+        prefix: key[..11].to_owned(),
+        hash: hash(&key),
+        role: role.as_str().to_owned(),
+        created_at: now,
+        revoked_at: None,
+    };
+    (key, row)
+}
+
+/// Checks the bearer key and the role's reach before any handler runs.
+pub async fn require_key(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let key = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send an API key as Authorization: Bearer <key>",
+            )
+        })?;
+    let row = app.store.find_api_key(&hash(key)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the API key is unknown or revoked",
+        )
+    })?;
+    let role = Role::parse(&row.role)
+        .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
+    if role == Role::Integration {
+        // The middleware runs inside the `/api/v1` nest, which strips the prefix.
+        let path = request.uri().path().trim_start_matches("/api/v1");
+        let intake =
+            request.method() == Method::POST && (path == "/leads" || path == "/leads/batch");
+        if !intake {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "integration keys may only submit leads",
+            ));
+        }
+    }
+    request.extensions_mut().insert(Caller {
+        key_id: row.id,
+        role,
+    });
+    Ok(next.run(request).await)
+}

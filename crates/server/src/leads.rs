@@ -1,0 +1,343 @@
+//! Leads on the wire: the intake document (validated and normalised), the view the API
+//! returns, and the conversion to the engine's lead.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use engine::lead::{Contact, Lead, LeadStatus, Priority};
+use engine::value::Value;
+use engine::{FieldCatalogue, RepId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{DecisionRow, LeadRow};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::normalize;
+
+const MAX_TEXT: usize = 1000;
+const MAX_TAGS: usize = 50;
+
+/// A lead as integrators send it. Unknown fields are refused.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadInput {
+    /// The caller's id for the lead: a second lead with the same id is a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A Chinese mobile or an international number; stored as E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub province: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// A sales region such as 华东; derived from the province when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_size: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// 0–100; scoring rules may replace it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// `urgent`, `high`, `normal` or `low`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// Custom fields declared in the workspace's field catalogue.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+fn text(value: &Option<String>, field: &str) -> Result<Option<String>, ApiError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) if text.chars().count() > MAX_TEXT => Err(ApiError::invalid(
+            "too_long",
+            field,
+            format!("{field} is at most {MAX_TEXT} characters"),
+        )),
+        Some(text) => Ok(Some(text.to_owned())),
+    }
+}
+
+fn number(value: Option<f64>, field: &str) -> Result<Option<f64>, ApiError> {
+    match value {
+        Some(number) if !(number.is_finite() && number >= 0.0) => Err(ApiError::invalid(
+            "invalid_value",
+            field,
+            format!("{field} is a number of at least 0"),
+        )),
+        other => Ok(other),
+    }
+}
+
+impl LeadInput {
+    /// Validates and normalises the document in place of the raw one. Custom attributes are
+    /// checked against the catalogue when the lead is routed.
+    pub fn normalised(&self) -> Result<LeadInput, ApiError> {
+        let external_id = text(&self.external_id, "external_id")?;
+        if external_id.as_ref().is_some_and(|id| id.len() > 200) {
+            return Err(ApiError::invalid(
+                "too_long",
+                "external_id",
+                "external_id is at most 200 bytes",
+            ));
+        }
+        let phone = text(&self.phone, "phone")?
+            .map(|phone| {
+                normalize::phone(&phone)
+                    .map_err(|message| ApiError::invalid("invalid_phone", "phone", message))
+            })
+            .transpose()?;
+        let email = text(&self.email, "email")?
+            .map(|email| {
+                normalize::email(&email)
+                    .map_err(|message| ApiError::invalid("invalid_email", "email", message))
+            })
+            .transpose()?;
+        let province =
+            text(&self.province, "province")?.map(|province| normalize::province(&province));
+        let region = text(&self.region, "region")?
+            .map(|region| normalize::region(&region))
+            .or_else(|| {
+                province
+                    .as_deref()
+                    .and_then(normalize::region_of_province)
+                    .map(str::to_owned)
+            });
+        let name = text(&self.name, "name")?;
+        let wechat = text(&self.wechat, "wechat")?;
+        let company = text(&self.company, "company")?;
+        if name.is_none()
+            && phone.is_none()
+            && email.is_none()
+            && wechat.is_none()
+            && company.is_none()
+        {
+            return Err(ApiError::invalid(
+                "missing_contact",
+                "phone",
+                "a lead needs at least one of name, phone, email, wechat or company",
+            ));
+        }
+        if self.tags.len() > MAX_TAGS
+            || self
+                .tags
+                .iter()
+                .any(|tag| tag.trim().is_empty() || tag.chars().count() > 50)
+        {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "tags",
+                format!("at most {MAX_TAGS} non-empty tags of up to 50 characters"),
+            ));
+        }
+        if self
+            .score
+            .is_some_and(|score| !(0.0..=100.0).contains(&score))
+        {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "score",
+                "score is between 0 and 100",
+            ));
+        }
+        if let Some(priority) = &self.priority
+            && Priority::parse(priority).is_none()
+        {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "priority",
+                "priority is urgent, high, normal or low",
+            ));
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for tag in &self.tags {
+            let tag = tag.trim().to_owned();
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        Ok(LeadInput {
+            external_id,
+            name,
+            phone,
+            email,
+            wechat,
+            company,
+            title: text(&self.title, "title")?,
+            country: text(&self.country, "country")?,
+            province,
+            city: text(&self.city, "city")?,
+            region,
+            industry: text(&self.industry, "industry")?,
+            company_size: number(self.company_size, "company_size")?,
+            source: text(&self.source, "source")?,
+            campaign: text(&self.campaign, "campaign")?,
+            product: text(&self.product, "product")?,
+            demand: text(&self.demand, "demand")?,
+            budget: number(self.budget, "budget")?,
+            urgency: text(&self.urgency, "urgency")?,
+            tags,
+            score: self.score,
+            priority: self.priority.clone(),
+            attributes: self.attributes.clone(),
+        })
+    }
+
+    /// The engine's view of a normalised document.
+    pub fn to_engine(
+        &self,
+        catalogue: &FieldCatalogue,
+        created_at: DateTime<Utc>,
+    ) -> Result<Lead, ApiError> {
+        let mut attributes = BTreeMap::new();
+        for (name, value) in &self.attributes {
+            let field = catalogue
+                .lead_custom()
+                .iter()
+                .find(|field| field.name == *name)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "unknown_field",
+                        format!("attributes.{name}"),
+                        format!("no custom lead field {name:?}"),
+                    )
+                })?;
+            let value = Value::from_json(value, field.field_type).map_err(|message| {
+                ApiError::invalid("invalid_value", format!("attributes.{name}"), message)
+            })?;
+            attributes.insert(name.clone(), value);
+        }
+        Ok(Lead {
+            contact: Contact {
+                name: self.name.clone(),
+                phone: self.phone.clone(),
+                email: self.email.clone(),
+                wechat: self.wechat.clone(),
+            },
+            company: self.company.clone(),
+            title: self.title.clone(),
+            country: self.country.clone(),
+            province: self.province.clone(),
+            city: self.city.clone(),
+            region: self.region.clone(),
+            industry: self.industry.clone(),
+            company_size: self.company_size,
+            source: self.source.clone(),
+            campaign: self.campaign.clone(),
+            product: self.product.clone(),
+            demand: self.demand.clone(),
+            budget: self.budget,
+            urgency: self.urgency.clone(),
+            attributes,
+            tags: self.tags.clone(),
+            score: self.score,
+            priority: self.priority.as_deref().and_then(Priority::parse),
+            status: LeadStatus::New,
+            owner: None,
+            known_owner: None,
+            created_at: Some(created_at),
+        })
+    }
+}
+
+/// A stored lead's engine form, for rerouting.
+pub fn engine_lead(row: &LeadRow, catalogue: &FieldCatalogue) -> Result<Lead, ApiError> {
+    let document: LeadInput = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let created_at = DateTime::from_timestamp_micros(row.created_at).unwrap_or_default();
+    let mut lead = document.to_engine(catalogue, created_at)?;
+    lead.status = LeadStatus::parse(&row.status).unwrap_or_default();
+    lead.owner = row.owner_id.clone().map(RepId::new);
+    Ok(lead)
+}
+
+pub fn time(micros: i64) -> String {
+    DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The lead as the API returns it: the document plus where it stands.
+pub fn lead_view(row: &LeadRow) -> serde_json::Value {
+    let mut view =
+        serde_json::from_str::<serde_json::Value>(&row.document).unwrap_or_else(|_| json!({}));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("id".into(), json!(row.id));
+        object.insert("external_id".into(), json!(row.external_id));
+        object.insert("status".into(), json!(row.status));
+        object.insert("owner_id".into(), json!(row.owner_id));
+        object.insert("team_id".into(), json!(row.team_id));
+        object.insert("pool_id".into(), json!(row.pool_id));
+        object.insert("held".into(), json!(row.held));
+        object.insert(
+            "tags".into(),
+            serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([])),
+        );
+        object.insert("score".into(), json!(row.score));
+        object.insert("priority".into(), json!(row.priority));
+        object.insert("created_at".into(), json!(time(row.created_at)));
+        object.insert("updated_at".into(), json!(time(row.updated_at)));
+    }
+    view
+}
+
+/// A decision as the API returns it, with its explanation in both languages.
+pub fn decision_view(row: &DecisionRow) -> serde_json::Value {
+    let record: serde_json::Value = serde_json::from_str(&row.record).unwrap_or_else(|_| json!({}));
+    let explanation = serde_json::from_value::<engine::DecisionRecord>(record.clone())
+        .map(|record| {
+            json!({
+                "en": record.explain(engine::Language::En),
+                "zh": record.explain(engine::Language::Zh),
+            })
+        })
+        .unwrap_or_else(|_| {
+            record
+                .get("explanation")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        });
+    json!({
+        "id": row.id,
+        "lead_id": row.lead_id,
+        "kind": row.kind,
+        "actor": row.actor,
+        "reason": row.reason,
+        "rule_set_version": row.rule_set_version,
+        "outcome": row.outcome,
+        "owner_id": row.owner_id,
+        "created_at": time(row.created_at),
+        "explanation": explanation,
+        "record": record,
+    })
+}

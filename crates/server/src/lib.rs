@@ -1,0 +1,194 @@
+//! Leadroute's HTTP service, and the only crate that knows HTTP: the REST API under `/api/v1`
+//! with its OpenAPI document, API-key auth, health and metrics, and the routing worker that
+//! every state change goes through.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod leads;
+pub mod normalize;
+pub mod routing;
+pub mod workspace;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use store::Store;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ApiError;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub router: routing::Router,
+    metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Starts the routing worker for this store.
+    pub fn new(store: Store) -> AppState {
+        let router = routing::Router::start(store.clone());
+        AppState {
+            store,
+            router,
+            metrics: Arc::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    responses: [AtomicU64; 5],
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Leadroute", description = "Lead routing: intake, rules, decisions. Every /api/v1 request needs `Authorization: Bearer <api key>`."),
+    paths(
+        api::leads::create_lead, api::leads::create_batch, api::leads::list_leads, api::leads::get_lead,
+        api::leads::patch_lead, api::leads::lead_decisions, api::leads::assign_lead, api::leads::reroute_lead,
+        api::leads::explain,
+        api::reps::list_reps, api::reps::create_rep, api::reps::get_rep, api::reps::patch_rep, api::reps::delete_rep,
+        api::teams::list_teams, api::teams::create_team, api::teams::get_team, api::teams::patch_team, api::teams::delete_team,
+        api::rule_sets::list_rule_sets, api::rule_sets::create_rule_set, api::rule_sets::validate_rule_set,
+        api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
+    ),
+    components(schemas(
+        leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
+        workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument,
+        workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument,
+    )),
+    modifiers(&BearerKey),
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The OpenAPI document the server serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> axum::Router {
+    use api::{leads, reps, rule_sets, teams};
+    let v1 = axum::Router::new()
+        .route("/leads", post(leads::create_lead).get(leads::list_leads))
+        .route("/leads/batch", post(leads::create_batch))
+        .route("/leads/{id}", get(leads::get_lead).patch(leads::patch_lead))
+        .route("/leads/{id}/decisions", get(leads::lead_decisions))
+        .route("/leads/{id}/assign", post(leads::assign_lead))
+        .route("/leads/{id}/reroute", post(leads::reroute_lead))
+        .route("/route/explain", post(leads::explain))
+        .route("/reps", get(reps::list_reps).post(reps::create_rep))
+        .route(
+            "/reps/{id}",
+            get(reps::get_rep)
+                .patch(reps::patch_rep)
+                .delete(reps::delete_rep),
+        )
+        .route("/teams", get(teams::list_teams).post(teams::create_team))
+        .route(
+            "/teams/{id}",
+            get(teams::get_team)
+                .patch(teams::patch_team)
+                .delete(teams::delete_team),
+        )
+        .route(
+            "/rule-sets",
+            get(rule_sets::list_rule_sets).post(rule_sets::create_rule_set),
+        )
+        .route("/rule-sets/validate", post(rule_sets::validate_rule_set))
+        .route("/rule-sets/{id}", get(rule_sets::get_rule_set))
+        .route("/rule-sets/{id}/publish", post(rule_sets::publish_rule_set))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    axum::Router::new()
+        .nest("/api/v1", v1)
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi()))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let mut text = String::from("# TYPE leadroute_http_responses_total counter\n");
+    for (index, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let count = app.metrics.responses[index].load(Ordering::Relaxed);
+        text.push_str(&format!(
+            "leadroute_http_responses_total{{class=\"{class}\"}} {count}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Counts responses and logs each request by its route pattern — never the query string or
+/// body, which may hold names, phones and emails.
+async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
+    app.metrics.responses[class].fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

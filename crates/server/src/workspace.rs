@@ -1,0 +1,408 @@
+//! The workspace's configuration as the API writes it (rep and team documents) and as the
+//! engine reads it (roster, field catalogue, compiled rule set).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use engine::compile::compile_strategy_spec;
+use engine::field::CustomField;
+use engine::hours::{TimeRange, WeeklyHours, parse_time_zone, parse_weekday};
+use engine::rep::{Caps, Leave};
+use engine::spec::StrategySpec;
+use engine::team::{HoursPolicy, Member, Overflow, TeamPolicy};
+use engine::value::{FieldType, Value};
+use engine::{FieldCatalogue, Known, Rep, RepId, RepStatus, Roster, RuleSet, RuleSetSpec, Team};
+use serde::{Deserialize, Serialize};
+use store::{CustomFieldRow, PoolRow, RepRow, RuleSetRow, TeamRow};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// A rep as the API reads and writes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepDocument {
+    /// Chosen by the caller, or generated.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    /// `active`, `paused`, `on_leave` or `inactive`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub industries: Vec<String>,
+    #[serde(default)]
+    pub products: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default)]
+    pub level: Option<u8>,
+    #[serde(default)]
+    pub weight: Option<f64>,
+    #[serde(default)]
+    pub caps: CapsDocument,
+    /// IANA name; `Asia/Shanghai` when left out.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `{"mon": ["09:00-12:00", "13:30-18:00"], …}`; always available when left out.
+    #[serde(default)]
+    pub working_hours: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    pub leaves: Vec<LeaveDocument>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapsDocument {
+    #[serde(default)]
+    pub max_open: Option<u32>,
+    #[serde(default)]
+    pub max_per_day: Option<u32>,
+    #[serde(default)]
+    pub max_per_week: Option<u32>,
+    #[serde(default)]
+    pub max_per_month: Option<u32>,
+    #[serde(default)]
+    pub min_per_week: Option<u32>,
+    #[serde(default)]
+    pub min_per_month: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveDocument {
+    /// First day, `YYYY-MM-DD`, in the rep's time zone.
+    pub from: String,
+    /// Last day, included.
+    pub until: String,
+}
+
+/// A team as the API reads and writes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDocument {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<MemberDocument>,
+    #[serde(default)]
+    pub manager_id: Option<String>,
+    /// A strategy as in rule sets, `{"type": "round_robin"}` when left out.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub default_strategy: Option<StrategySpec>,
+    /// `{"team": "id"}` or `{"pool": "id"}`.
+    #[serde(default)]
+    pub overflow: Option<OverflowDocument>,
+    /// `in_hours` (default) or `any_time`.
+    #[serde(default)]
+    pub hours_policy: Option<String>,
+    #[serde(default)]
+    pub away_fallback: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberDocument {
+    pub rep_id: String,
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum OverflowDocument {
+    Team(String),
+    Pool(String),
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::invalid("invalid_value", field, message)
+}
+
+/// Checks a rep document and builds the engine's rep.
+pub fn rep_from_document(
+    id: &str,
+    document: &RepDocument,
+    catalogue: &FieldCatalogue,
+) -> Result<Rep, ApiError> {
+    if document.name.trim().is_empty() {
+        return Err(invalid("name", "a rep needs a name"));
+    }
+    let mut rep = Rep::new(id, document.name.trim());
+    if let Some(status) = &document.status {
+        rep.status = RepStatus::parse(status)
+            .ok_or_else(|| invalid("status", "status is active, paused, on_leave or inactive"))?;
+    }
+    rep.regions = document.regions.clone();
+    rep.industries = document.industries.clone();
+    rep.products = document.products.clone();
+    rep.languages = document.languages.clone();
+    rep.level = document.level.unwrap_or(1);
+    rep.weight = document.weight.unwrap_or(1.0);
+    if !(rep.weight.is_finite() && rep.weight >= 0.0) {
+        return Err(invalid("weight", "weight is a number of at least 0"));
+    }
+    let caps = document.caps;
+    rep.caps = Caps {
+        max_open: caps.max_open,
+        max_per_day: caps.max_per_day,
+        max_per_week: caps.max_per_week,
+        max_per_month: caps.max_per_month,
+        min_per_week: caps.min_per_week,
+        min_per_month: caps.min_per_month,
+    };
+    if let Some(zone) = &document.time_zone {
+        rep.time_zone = parse_time_zone(zone).map_err(|message| invalid("time_zone", message))?;
+    }
+    if let Some(days) = &document.working_hours {
+        let mut hours = WeeklyHours::default();
+        for (day, ranges) in days {
+            let weekday = parse_weekday(day)
+                .ok_or_else(|| invalid(&format!("working_hours.{day}"), "days are mon … sun"))?;
+            let parsed = ranges
+                .iter()
+                .map(|range| TimeRange::parse(range))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| invalid(&format!("working_hours.{day}"), message))?;
+            hours.days[weekday.num_days_from_monday() as usize] = parsed;
+        }
+        rep.hours = Some(hours);
+    }
+    for (index, leave) in document.leaves.iter().enumerate() {
+        let date = |text: &str, name: &str| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                invalid(
+                    &format!("leaves[{index}].{name}"),
+                    "expected a YYYY-MM-DD date",
+                )
+            })
+        };
+        let first_day = date(&leave.from, "from")?;
+        let last_day = date(&leave.until, "until")?;
+        if last_day < first_day {
+            return Err(invalid(
+                &format!("leaves[{index}].until"),
+                "until is before from",
+            ));
+        }
+        rep.leaves.push(Leave {
+            first_day,
+            last_day,
+        });
+    }
+    for (name, value) in &document.attributes {
+        let field = catalogue
+            .rep_custom()
+            .iter()
+            .find(|field| field.name == *name)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_field",
+                    format!("attributes.{name}"),
+                    format!("no custom rep field {name:?}"),
+                )
+            })?;
+        let value = Value::from_json(value, field.field_type)
+            .map_err(|message| invalid(&format!("attributes.{name}"), message))?;
+        rep.attributes.insert(name.clone(), value);
+    }
+    Ok(rep)
+}
+
+/// Checks a team document against the reps and pools, and builds the engine's team.
+pub fn team_from_document(
+    id: &str,
+    document: &TeamDocument,
+    rep_ids: &[String],
+    team_ids: &[String],
+    pools: &[String],
+) -> Result<Team, ApiError> {
+    if document.name.trim().is_empty() {
+        return Err(invalid("name", "a team needs a name"));
+    }
+    let mut team = Team::new(id, document.name.trim());
+    for (index, member) in document.members.iter().enumerate() {
+        if !rep_ids.contains(&member.rep_id) {
+            return Err(ApiError::invalid(
+                "unknown_rep",
+                format!("members[{index}].rep_id"),
+                format!("no rep has id {:?}", member.rep_id),
+            ));
+        }
+        if member
+            .weight
+            .is_some_and(|weight| !(weight.is_finite() && weight >= 0.0))
+        {
+            return Err(invalid(
+                &format!("members[{index}].weight"),
+                "weight is a number of at least 0",
+            ));
+        }
+        team.members.push(Member {
+            rep: RepId::new(member.rep_id.clone()),
+            weight: member.weight,
+        });
+    }
+    if let Some(manager) = &document.manager_id {
+        if !rep_ids.contains(manager) {
+            return Err(ApiError::invalid(
+                "unknown_rep",
+                "manager_id",
+                format!("no rep has id {manager:?}"),
+            ));
+        }
+        team.manager = Some(RepId::new(manager.clone()));
+    }
+    if let Some(strategy) = &document.default_strategy {
+        team.default_strategy =
+            compile_strategy_spec(strategy, "default_strategy").map_err(|errors| {
+                let first = &errors[0];
+                ApiError::invalid(first.code, first.path.clone(), first.message.clone())
+            })?;
+    }
+    team.overflow = match &document.overflow {
+        None => None,
+        Some(OverflowDocument::Team(other)) if team_ids.contains(other) && other != id => {
+            Some(Overflow::Team(other.clone()))
+        }
+        Some(OverflowDocument::Team(other)) => {
+            return Err(ApiError::invalid(
+                "unknown_team",
+                "overflow.team",
+                format!("no other team has id {other:?}"),
+            ));
+        }
+        Some(OverflowDocument::Pool(pool)) if pools.contains(pool) => {
+            Some(Overflow::Pool(pool.clone()))
+        }
+        Some(OverflowDocument::Pool(pool)) => {
+            return Err(ApiError::invalid(
+                "unknown_pool",
+                "overflow.pool",
+                format!("no pool has id {pool:?}"),
+            ));
+        }
+    };
+    team.policy = TeamPolicy {
+        hours: match document.hours_policy.as_deref() {
+            None => HoursPolicy::InHours,
+            Some(text) => HoursPolicy::parse(text)
+                .ok_or_else(|| invalid("hours_policy", "hours_policy is in_hours or any_time"))?,
+        },
+        away_fallback: document.away_fallback,
+    };
+    Ok(team)
+}
+
+pub fn catalogue_from_rows(rows: &[CustomFieldRow]) -> FieldCatalogue {
+    let fields = |entity: &str| {
+        rows.iter()
+            .filter(|row| row.entity == entity)
+            .filter_map(|row| {
+                Some(CustomField {
+                    name: row.name.clone(),
+                    field_type: FieldType::parse(&row.field_type)?,
+                })
+            })
+            .collect()
+    };
+    FieldCatalogue::new(fields("lead"), fields("rep")).unwrap_or_default()
+}
+
+/// Everything routing reads that only changes when configuration changes.
+#[derive(Debug)]
+pub struct Workspace {
+    pub roster: Roster,
+    pub catalogue: FieldCatalogue,
+    pub pools: Vec<String>,
+    pub rules: RuleSet,
+}
+
+/// Builds the workspace from stored rows. Rows that no longer validate (a rep deleted from
+/// under a team) are skipped with a warning rather than stopping intake.
+pub fn build_workspace(
+    reps: &[RepRow],
+    teams: &[TeamRow],
+    pools: &[PoolRow],
+    fields: &[CustomFieldRow],
+    active: Option<&RuleSetRow>,
+) -> Workspace {
+    let catalogue = catalogue_from_rows(fields);
+    let pools: Vec<String> = pools.iter().map(|pool| pool.id.clone()).collect();
+    let engine_reps: Vec<Rep> = reps
+        .iter()
+        .filter_map(|row| {
+            let document: RepDocument = serde_json::from_str(&row.document).ok()?;
+            rep_from_document(&row.id, &document, &catalogue)
+                .map_err(|error| tracing::warn!(rep = %row.id, code = %error.code, "skipping a rep that no longer validates"))
+                .ok()
+        })
+        .collect();
+    let rep_ids: Vec<String> = engine_reps.iter().map(|rep| rep.id.to_string()).collect();
+    let team_ids: Vec<String> = teams.iter().map(|team| team.id.clone()).collect();
+    let engine_teams: Vec<Team> = teams
+        .iter()
+        .filter_map(|row| {
+            let mut document: TeamDocument = serde_json::from_str(&row.document).ok()?;
+            document.members.retain(|member| rep_ids.contains(&member.rep_id));
+            if document.manager_id.as_ref().is_some_and(|manager| !rep_ids.contains(manager)) {
+                document.manager_id = None;
+            }
+            team_from_document(&row.id, &document, &rep_ids, &team_ids, &pools)
+                .map_err(|error| tracing::warn!(team = %row.id, code = %error.code, "skipping a team that no longer validates"))
+                .ok()
+        })
+        .collect();
+    let roster = Roster::new(engine_reps, engine_teams).unwrap_or_else(|error| {
+        tracing::error!(%error, "the stored reps and teams do not form a roster");
+        Roster::default()
+    });
+    let rules = active
+        .and_then(|row| {
+            let spec = RuleSetSpec::from_json(&row.document).ok()?;
+            engine::compile(
+                &spec,
+                Known {
+                    catalogue: &catalogue,
+                    roster: &roster,
+                    pools: &pools,
+                },
+                row.version as u32,
+            )
+            .map_err(|errors| {
+                tracing::error!(
+                    version = row.version,
+                    errors = errors.len(),
+                    "the active rule set no longer compiles; holding leads"
+                )
+            })
+            .ok()
+        })
+        .unwrap_or_else(|| empty_rules(&catalogue, &roster));
+    Workspace {
+        roster,
+        catalogue,
+        pools,
+        rules,
+    }
+}
+
+/// With no rule set published every lead is held until one is.
+fn empty_rules(catalogue: &FieldCatalogue, _roster: &Roster) -> RuleSet {
+    RuleSet {
+        version: 0,
+        name: None,
+        catalogue: catalogue.clone(),
+        rules: Vec::new(),
+        tagging: Vec::new(),
+        scoring: None,
+        default: Vec::new(),
+    }
+}

@@ -1,0 +1,416 @@
+//! API behaviour at the edges: bad input, auth, idempotency, lists, validation of rule sets.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use server::auth::Role;
+
+use crate::support::{TestApp, lead};
+
+/// Posts a body and checks the status, error code and field.
+async fn check(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
+    let (got, value) = app.post(path, &body).await;
+    assert_eq!(got, status, "{body} → {value}");
+    assert_eq!(value["error"]["code"], code, "{body} → {value}");
+    assert_eq!(value["error"]["field"].as_str(), field, "{body} → {value}");
+}
+
+#[tokio::test]
+async fn bad_leads_get_a_code_and_the_offending_field() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    let leads = "/api/v1/leads";
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "phone": "12345"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_phone",
+        Some("phone"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "email": "not-an-email"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_email",
+        Some("email"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "nickname": "y"}),
+        StatusCode::BAD_REQUEST,
+        "unknown_field",
+        Some("nickname"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": 42}),
+        StatusCode::BAD_REQUEST,
+        "invalid_value",
+        Some("name"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "budget": -5}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+        Some("budget"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"industry": "制造"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing_contact",
+        Some("phone"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "attributes": {"seats": 3}}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_field",
+        Some("attributes.seats"),
+    )
+    .await;
+    check(
+        &app,
+        leads,
+        json!({"name": "x", "priority": "asap"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+        Some("priority"),
+    )
+    .await;
+
+    let malformed = Request::builder()
+        .method(Method::POST)
+        .uri(leads)
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("content-type", "application/json")
+        .body(Body::from("{\"name\": "))
+        .expect("request");
+    let (status, value) = app.raw(malformed).await;
+    assert_eq!(
+        (status, value["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_json"))
+    );
+
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let oversize = Request::builder()
+        .method(Method::POST)
+        .uri(leads)
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("content-type", "application/json")
+        .body(Body::from(huge))
+        .expect("request");
+    let (status, value) = app.raw(oversize).await;
+    assert_eq!(
+        (status, value["error"]["code"].clone()),
+        (StatusCode::PAYLOAD_TOO_LARGE, json!("body_too_large"))
+    );
+
+    // Nothing of that was written.
+    let (_, list) = app.get("/api/v1/leads").await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn requests_need_a_valid_key_and_integration_keys_only_submit_leads() {
+    let app = TestApp::sqlite().await;
+    let (status, value) = app.send(Method::GET, "/api/v1/leads", None, None).await;
+    assert_eq!(
+        (status, value["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("unauthenticated"))
+    );
+    let (status, _) = app
+        .send(Method::GET, "/api/v1/leads", None, Some("lr_wrong"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let integration = app.key(Role::Integration).await;
+    let (status, _) = app
+        .send(
+            Method::POST,
+            "/api/v1/leads",
+            Some(&lead("i-1")),
+            Some(&integration),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, value) = app
+        .send(Method::GET, "/api/v1/leads", None, Some(&integration))
+        .await;
+    assert_eq!(
+        (status, value["error"]["code"].clone()),
+        (StatusCode::FORBIDDEN, json!("forbidden"))
+    );
+    let (status, _) = app.send(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_same_external_id_is_one_lead() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    let first = app
+        .ok("/api/v1/leads", &lead("same"), StatusCode::CREATED)
+        .await;
+    let again = app.ok("/api/v1/leads", &lead("same"), StatusCode::OK).await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["lead"]["id"], first["lead"]["id"]);
+    assert_eq!(again["decision"]["id"], first["decision"]["id"]);
+    let batch = app
+        .ok("/api/v1/leads/batch", &json!({"leads": [lead("same"), lead("b-1"), lead("b-1"), {"name": "x", "phone": "1"}]}), StatusCode::OK)
+        .await;
+    let results: Vec<&str> = batch["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["result"].as_str())
+        .collect();
+    assert_eq!(results, ["duplicate", "created", "duplicate", "error"]);
+    assert_eq!(batch["items"][3]["error"]["code"], "invalid_phone");
+    let (_, list) = app.get("/api/v1/leads").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn lists_filter_and_page_with_a_cursor() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    for index in 0..7 {
+        let mut body = lead(&format!("l-{index}"));
+        body["source"] = json!(if index % 2 == 0 { "百度" } else { "展会" });
+        body["tags"] = json!(if index == 3 {
+            vec!["高潜力"]
+        } else {
+            vec![]
+        });
+        app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    }
+    let (_, page) = app.get("/api/v1/leads?limit=3").await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(3));
+    let cursor = page["next_cursor"].as_str().expect("cursor");
+    let (_, next) = app
+        .get(&format!("/api/v1/leads?limit=3&cursor={cursor}"))
+        .await;
+    assert_eq!(next["items"].as_array().map(Vec::len), Some(3));
+    assert_ne!(next["items"][0]["id"], page["items"][0]["id"]);
+    let (_, last) = app
+        .get(&format!(
+            "/api/v1/leads?limit=3&cursor={}",
+            next["next_cursor"].as_str().expect("cursor")
+        ))
+        .await;
+    assert_eq!(
+        (
+            last["items"].as_array().map(Vec::len),
+            last["next_cursor"].clone()
+        ),
+        (Some(1), Value::Null)
+    );
+    let (_, by_source) = app.get("/api/v1/leads?source=%E5%B1%95%E4%BC%9A").await;
+    assert_eq!(by_source["items"].as_array().map(Vec::len), Some(3));
+    let (_, by_tag) = app
+        .get("/api/v1/leads?tag=%E9%AB%98%E6%BD%9C%E5%8A%9B")
+        .await;
+    assert_eq!(by_tag["items"].as_array().map(Vec::len), Some(1));
+    let (_, by_owner) = app.get("/api/v1/leads?owner_id=r00&status=assigned").await;
+    assert_eq!(by_owner["items"].as_array().map(Vec::len), Some(4));
+    let (status, error) = app.get("/api/v1/leads?status=bogus").await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("status"))
+    );
+    let (status, _) = app.get("/api/v1/leads/does-not-exist").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rule_sets_naming_unknown_teams_or_fields_are_refused_with_every_error() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(1, json!({})).await;
+    let (status, value) = app
+        .post("/api/v1/rule-sets", &json!({"rules": [
+            {"id": "a", "target": {"team": "ghost"}},
+            {"id": "b", "when": {"field": "regoin", "op": "equals", "value": "华东"}, "target": {"team": "t"}}
+        ]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(value["error"]["code"], "invalid_rule_set");
+    assert_eq!(value["error"]["field"], "rules[0].target.team");
+    let codes: Vec<&str> = value["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|detail| detail["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["unknown_team", "unknown_field"]);
+    let (status, value) = app
+        .post(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "a", "target": {"team": "t"}, "stratgy": {}}]}),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            value["error"]["code"].clone(),
+            value["error"]["field"].clone()
+        ),
+        (
+            StatusCode::BAD_REQUEST,
+            json!("unknown_field"),
+            json!("rules[0].stratgy")
+        )
+    );
+    let (status, value) = app
+        .post(
+            "/api/v1/rule-sets/validate",
+            &json!({"rules": [{"id": "a", "target": {"team": "t"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, value["valid"].clone()),
+        (StatusCode::OK, json!(true))
+    );
+}
+
+#[tokio::test]
+async fn reps_and_teams_are_validated_and_patched() {
+    let app = TestApp::sqlite().await;
+    let (status, error) = app
+        .post(
+            "/api/v1/reps",
+            &json!({"name": "A", "time_zone": "Mars/Base"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("time_zone"))
+    );
+    let (status, error) = app
+        .post(
+            "/api/v1/reps",
+            &json!({"name": "A", "working_hours": {"mon": ["9-18"]}}),
+        )
+        .await;
+    assert_eq!(
+        (status, error["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("working_hours.mon"))
+    );
+    let rep = app
+        .ok(
+            "/api/v1/reps",
+            &json!({"id": "a", "name": "A", "caps": {"max_per_day": 5}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(rep["status"], "active");
+    let (status, _) = app
+        .post("/api/v1/reps", &json!({"id": "a", "name": "again"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, rep) = app.patch("/api/v1/reps/a", &json!({"status": "on_leave", "leaves": [{"from": "2026-12-01", "until": "2026-12-14"}]})).await;
+    assert_eq!(
+        (
+            status,
+            rep["status"].clone(),
+            rep["caps"]["max_per_day"].clone()
+        ),
+        (StatusCode::OK, json!("on_leave"), json!(5))
+    );
+    let (status, error) = app
+        .post(
+            "/api/v1/teams",
+            &json!({"name": "T", "members": [{"rep_id": "ghost"}]}),
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            error["error"]["code"].clone(),
+            error["error"]["field"].clone()
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("unknown_rep"),
+            json!("members[0].rep_id")
+        )
+    );
+}
+
+#[tokio::test]
+async fn explain_routes_without_storing() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    let (status, value) = app
+        .post("/api/v1/route/explain", &json!({"lead": lead("dry")}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(value["decision"]["outcome"], "assigned");
+    assert!(
+        value["decision"]["explanation"]["en"]
+            .as_str()
+            .expect("en")
+            .contains("Assigned to Rep 0")
+    );
+    let (_, list) = app.get("/api/v1/leads").await;
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let app = TestApp::sqlite().await;
+    let (status, document) = app
+        .send(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/leads",
+        "/api/v1/leads/batch",
+        "/api/v1/leads/{id}",
+        "/api/v1/leads/{id}/decisions",
+        "/api/v1/leads/{id}/assign",
+        "/api/v1/leads/{id}/reroute",
+        "/api/v1/route/explain",
+        "/api/v1/reps",
+        "/api/v1/reps/{id}",
+        "/api/v1/teams",
+        "/api/v1/teams/{id}",
+        "/api/v1/rule-sets",
+        "/api/v1/rule-sets/{id}",
+        "/api/v1/rule-sets/{id}/publish",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let (status, page) = app.send(Method::GET, "/api/docs/", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.as_str().is_some_and(|html| html.contains("swagger")),
+        "the docs page renders from the binary"
+    );
+}

@@ -1,0 +1,7 @@
+//! Server tests: the API in-process against a real SQLite file and, when
+//! `LEADROUTE_TEST_POSTGRES_URL` names a server, a fresh PostgreSQL database.
+
+mod api;
+mod concurrency;
+mod story;
+mod support;

@@ -1,0 +1,172 @@
+//! A test application on a fresh database, and requests against it without a network.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use server::AppState;
+use server::auth::{Role, new_key};
+use store::Store;
+use tower::ServiceExt as _;
+
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub app: axum::Router,
+    pub key: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL server tests may use. On CI it must be there.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("LEADROUTE_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty());
+    if url.is_none() && std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("CI runs the PostgreSQL tests: set LEADROUTE_TEST_POSTGRES_URL");
+    }
+    url
+}
+
+/// A fresh, migrated database of the backend, or `None` when PostgreSQL is not configured.
+pub async fn fresh_store(backend: Backend) -> Option<(Store, Option<tempfile::TempDir>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = Store::open_data_dir(dir.path()).await.expect("sqlite");
+            store.migrate().await.expect("migrate");
+            Some((store, Some(dir)))
+        }
+        Backend::Postgres => {
+            let admin = postgres_url()?;
+            let name = format!("leadroute_test_{}", uuid::Uuid::now_v7().simple());
+            let url = store::create_postgres_database(&admin, &name)
+                .await
+                .expect("create database");
+            let store = Store::connect(&url).await.expect("postgres");
+            store.migrate().await.expect("migrate");
+            Some((store, None))
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> Option<TestApp> {
+        let (store, dir) = fresh_store(backend).await?;
+        Some(TestApp::with_store(store, dir).await)
+    }
+
+    pub async fn sqlite() -> TestApp {
+        TestApp::new(Backend::Sqlite).await.expect("sqlite app")
+    }
+
+    pub async fn with_store(store: Store, dir: Option<tempfile::TempDir>) -> TestApp {
+        let (key, row) = new_key("test", Role::Admin, 0);
+        store.insert_api_key(&row).await.expect("key");
+        let state = AppState::new(store);
+        TestApp {
+            app: server::app(state.clone()),
+            state,
+            key,
+            _dir: dir,
+        }
+    }
+
+    pub async fn key(&self, role: Role) -> String {
+        let (key, row) = new_key("test", role, 0);
+        self.state.store.insert_api_key(&row).await.expect("key");
+        key
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(json).expect("json"))
+            }
+            None => Body::empty(),
+        };
+        self.raw(request.body(body).expect("request")).await
+    }
+
+    pub async fn raw(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.app.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None, Some(&self.key.clone()))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body), Some(&self.key.clone()))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(Method::PATCH, path, Some(body), Some(&self.key.clone()))
+            .await
+    }
+
+    /// Posts and insists on a status.
+    pub async fn ok(&self, path: &str, body: &Value, expected: StatusCode) -> Value {
+        let (status, value) = self.post(path, body).await;
+        assert_eq!(status, expected, "{path}: {value}");
+        value
+    }
+
+    /// A team of `count` reps `r00…` under a published round-robin rule, with optional caps.
+    pub async fn round_robin_team(&self, count: usize, caps: Value) {
+        let mut members = Vec::new();
+        for index in 0..count {
+            let id = format!("r{index:02}");
+            self.ok(
+                "/api/v1/reps",
+                &serde_json::json!({"id": id, "name": format!("Rep {index}"), "caps": caps}),
+                StatusCode::CREATED,
+            )
+            .await;
+            members.push(serde_json::json!({"rep_id": id}));
+        }
+        self.ok("/api/v1/teams", &serde_json::json!({"id": "t", "name": "Team", "members": members, "hours_policy": "any_time"}), StatusCode::CREATED).await;
+        let draft = self
+            .ok("/api/v1/rule-sets", &serde_json::json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]}), StatusCode::CREATED)
+            .await;
+        let version = draft["version"].as_i64().expect("version");
+        let (status, _) = self
+            .post(
+                &format!("/api/v1/rule-sets/{version}/publish"),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+pub fn lead(external_id: &str) -> Value {
+    serde_json::json!({"external_id": external_id, "name": "测试客户", "phone": "13800138000", "region": "华东", "industry": "制造"})
+}

@@ -1,0 +1,366 @@
+//! Leadroute's storage, and the only crate with SQL. One `Store` in front of embedded SQLite (a
+//! file in the data directory) or PostgreSQL (for several server instances), chosen by the
+//! database URL. Both run the same SQL, written once in `queries.rs`.
+
+mod rows;
+mod state;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, Connection as _, PgPool, SqlitePool};
+
+pub use rows::*;
+pub use sqlx::Error as DbError;
+pub use state::{rep_state_from_row, rep_state_row, rotation_from_row, rotation_row};
+
+mod sqlite {
+    pub(crate) type Db = sqlx::Sqlite;
+    const IS_POSTGRES: bool = false;
+    include!("queries.rs");
+}
+
+mod postgres {
+    pub(crate) type Db = sqlx::Postgres;
+    const IS_POSTGRES: bool = true;
+    include!("queries.rs");
+}
+
+/// The database, embedded or shared.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs one query function on whichever backend the store has, on a pooled connection.
+macro_rules! on_pool {
+    ($store:expr, $function:ident ( $($argument:expr),* )) => {
+        match $store {
+            Store::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                sqlite::$function(&mut connection, $($argument),*).await
+            }
+            Store::Postgres(pool) => {
+                let mut connection = pool.acquire().await?;
+                postgres::$function(&mut connection, $($argument),*).await
+            }
+        }
+    };
+}
+
+/// The same inside a routing transaction.
+macro_rules! on_tx {
+    ($tx:expr, $function:ident ( $($argument:expr),* )) => {
+        match &mut $tx.inner {
+            Transaction::Sqlite(tx) => sqlite::$function(tx, $($argument),*).await,
+            Transaction::Postgres(tx) => postgres::$function(tx, $($argument),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens `sqlite://…` or `postgres://…`, creating an SQLite file if needed. Does not migrate.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .context("reading the PostgreSQL URL")?
+                .disable_statement_logging();
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("connecting to PostgreSQL")?;
+            return Ok(Store::Postgres(pool));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .context("reading the SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // An acknowledged lead must survive power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    /// The SQLite database of a data directory, created if missing.
+    pub async fn open_data_dir(data_dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join("leadroute.db");
+        Store::connect(&format!("sqlite://{}", path.display())).await
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Sqlite(pool) => pool.acquire().await?.ping().await?,
+            Store::Postgres(pool) => pool.acquire().await?.ping().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// `(config_version, routing_version)`.
+    pub async fn versions(&self) -> sqlx::Result<(i64, i64)> {
+        on_pool!(self, versions())
+    }
+
+    pub async fn list_reps(&self) -> sqlx::Result<Vec<RepRow>> {
+        on_pool!(self, list_reps())
+    }
+
+    pub async fn get_rep(&self, id: &str) -> sqlx::Result<Option<RepRow>> {
+        on_pool!(self, get_rep(id))
+    }
+
+    pub async fn upsert_rep(&self, row: &RepRow) -> sqlx::Result<()> {
+        on_pool!(self, upsert_rep(row))
+    }
+
+    pub async fn delete_rep(&self, id: &str) -> sqlx::Result<bool> {
+        on_pool!(self, delete_rep(id))
+    }
+
+    pub async fn list_teams(&self) -> sqlx::Result<Vec<TeamRow>> {
+        on_pool!(self, list_teams())
+    }
+
+    pub async fn get_team(&self, id: &str) -> sqlx::Result<Option<TeamRow>> {
+        on_pool!(self, get_team(id))
+    }
+
+    pub async fn upsert_team(&self, row: &TeamRow) -> sqlx::Result<()> {
+        on_pool!(self, upsert_team(row))
+    }
+
+    pub async fn delete_team(&self, id: &str) -> sqlx::Result<bool> {
+        on_pool!(self, delete_team(id))
+    }
+
+    pub async fn list_pools(&self) -> sqlx::Result<Vec<PoolRow>> {
+        on_pool!(self, list_pools())
+    }
+
+    pub async fn list_custom_fields(&self) -> sqlx::Result<Vec<CustomFieldRow>> {
+        on_pool!(self, list_custom_fields())
+    }
+
+    pub async fn list_rule_sets(&self) -> sqlx::Result<Vec<RuleSetRow>> {
+        on_pool!(self, list_rule_sets())
+    }
+
+    pub async fn get_rule_set(&self, version: i64) -> sqlx::Result<Option<RuleSetRow>> {
+        on_pool!(self, get_rule_set(version))
+    }
+
+    pub async fn active_rule_set(&self) -> sqlx::Result<Option<RuleSetRow>> {
+        on_pool!(self, active_rule_set())
+    }
+
+    pub async fn insert_rule_set(
+        &self,
+        name: Option<&str>,
+        document: &str,
+        now: i64,
+    ) -> sqlx::Result<i64> {
+        on_pool!(self, insert_rule_set(name, document, now))
+    }
+
+    pub async fn publish_rule_set(&self, version: i64, now: i64) -> sqlx::Result<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                sqlite::publish_rule_set(&mut tx, version, now).await?;
+                tx.commit().await
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                postgres::publish_rule_set(&mut tx, version, now).await?;
+                tx.commit().await
+            }
+        }
+    }
+
+    pub async fn insert_api_key(&self, row: &ApiKeyRow) -> sqlx::Result<()> {
+        on_pool!(self, insert_api_key(row))
+    }
+
+    pub async fn find_api_key(&self, hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
+        on_pool!(self, find_api_key(hash))
+    }
+
+    pub async fn get_lead(&self, id: &str) -> sqlx::Result<Option<LeadRow>> {
+        on_pool!(self, get_lead(id))
+    }
+
+    pub async fn list_leads(&self, filter: &LeadFilter) -> sqlx::Result<Vec<LeadRow>> {
+        on_pool!(self, list_leads(filter))
+    }
+
+    pub async fn decisions_for(&self, lead_id: &str) -> sqlx::Result<Vec<DecisionRow>> {
+        on_pool!(self, decisions_for(lead_id))
+    }
+
+    pub async fn load_rep_states(&self) -> sqlx::Result<Vec<RepStateRow>> {
+        on_pool!(self, load_rep_states())
+    }
+
+    pub async fn count_open_leads(&self) -> sqlx::Result<Vec<(String, i64)>> {
+        on_pool!(self, count_open_leads())
+    }
+
+    /// Starts the one kind of transaction that changes routing state. Only one runs at a time
+    /// across every instance: SQLite's write lock, PostgreSQL's advisory lock.
+    pub async fn begin_routing(&self) -> sqlx::Result<RoutingTx> {
+        let inner = match self {
+            Store::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+        };
+        let mut tx = RoutingTx { inner };
+        on_tx!(tx, lock_routing())?;
+        Ok(tx)
+    }
+}
+
+#[derive(Debug)]
+enum Transaction {
+    Sqlite(sqlite::Tx),
+    Postgres(postgres::Tx),
+}
+
+/// A transaction holding the routing lock: read state, write leads, decisions and state
+/// changes, commit together.
+#[derive(Debug)]
+pub struct RoutingTx {
+    inner: Transaction,
+}
+
+impl RoutingTx {
+    pub async fn versions(&mut self) -> sqlx::Result<(i64, i64)> {
+        on_tx!(self, versions())
+    }
+
+    pub async fn list_reps(&mut self) -> sqlx::Result<Vec<RepRow>> {
+        on_tx!(self, list_reps())
+    }
+
+    pub async fn list_teams(&mut self) -> sqlx::Result<Vec<TeamRow>> {
+        on_tx!(self, list_teams())
+    }
+
+    pub async fn list_pools(&mut self) -> sqlx::Result<Vec<PoolRow>> {
+        on_tx!(self, list_pools())
+    }
+
+    pub async fn list_custom_fields(&mut self) -> sqlx::Result<Vec<CustomFieldRow>> {
+        on_tx!(self, list_custom_fields())
+    }
+
+    pub async fn active_rule_set(&mut self) -> sqlx::Result<Option<RuleSetRow>> {
+        on_tx!(self, active_rule_set())
+    }
+
+    pub async fn load_rep_states(&mut self) -> sqlx::Result<Vec<RepStateRow>> {
+        on_tx!(self, load_rep_states())
+    }
+
+    pub async fn load_rotations(&mut self) -> sqlx::Result<Vec<RotationRow>> {
+        on_tx!(self, load_rotations())
+    }
+
+    pub async fn get_lead(&mut self, id: &str) -> sqlx::Result<Option<LeadRow>> {
+        on_tx!(self, get_lead(id))
+    }
+
+    pub async fn leads_by_external_ids(&mut self, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+        on_tx!(self, leads_by_external_ids(ids))
+    }
+
+    pub async fn known_owner(
+        &mut self,
+        phone: Option<&str>,
+        email: Option<&str>,
+    ) -> sqlx::Result<Option<String>> {
+        on_tx!(self, known_owner(phone, email))
+    }
+
+    pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_leads(rows))
+    }
+
+    pub async fn insert_decisions(&mut self, rows: &[DecisionRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_decisions(rows))
+    }
+
+    pub async fn update_lead(&mut self, row: &LeadRow) -> sqlx::Result<()> {
+        on_tx!(self, update_lead(row))
+    }
+
+    pub async fn upsert_rep_states(&mut self, rows: &[RepStateRow]) -> sqlx::Result<()> {
+        on_tx!(self, upsert_rep_states(rows))
+    }
+
+    pub async fn upsert_rotations(&mut self, rows: &[RotationRow]) -> sqlx::Result<()> {
+        on_tx!(self, upsert_rotations(rows))
+    }
+
+    /// Marks routing state as changed, so other instances reload it; returns the new version.
+    pub async fn bump_routing(&mut self) -> sqlx::Result<i64> {
+        on_tx!(self, bump_routing())
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self.inner {
+            Transaction::Sqlite(tx) => tx.commit().await,
+            Transaction::Postgres(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// Creates an empty PostgreSQL database next to the one `admin_url` names and returns its URL:
+/// each test run gets its own.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let options = PgConnectOptions::from_str(admin_url)?;
+    let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', ""));
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}

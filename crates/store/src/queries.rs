@@ -1,0 +1,435 @@
+// The SQL of every store operation, written once and compiled for each backend: this file is
+// included by `sqlite.rs` and `postgres.rs`, which define `Db` and `IS_POSTGRES`.
+
+use sqlx::{Connection as _, QueryBuilder};
+
+use crate::rows::*;
+
+type Conn = <Db as sqlx::Database>::Connection;
+pub(crate) type Tx = sqlx::Transaction<'static, Db>;
+
+pub(crate) async fn versions(conn: &mut Conn) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as("SELECT config_version, routing_version FROM workspace WHERE id = 1")
+        .fetch_one(conn)
+        .await
+}
+
+pub(crate) async fn bump_config(conn: &mut Conn) -> sqlx::Result<()> {
+    sqlx::query("UPDATE workspace SET config_version = config_version + 1 WHERE id = 1")
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 RETURNING routing_version",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Serialises routing across instances. SQLite already holds the write lock from
+/// `BEGIN IMMEDIATE`; PostgreSQL takes a transaction-scoped advisory lock.
+pub(crate) async fn lock_routing(conn: &mut Conn) -> sqlx::Result<()> {
+    if IS_POSTGRES {
+        sqlx::query("SELECT pg_advisory_xact_lock(727374)")
+            .execute(conn)
+            .await
+            .map(drop)
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) async fn list_reps(conn: &mut Conn) -> sqlx::Result<Vec<RepRow>> {
+    sqlx::query_as("SELECT * FROM reps ORDER BY id").fetch_all(conn).await
+}
+
+pub(crate) async fn get_rep(conn: &mut Conn, id: &str) -> sqlx::Result<Option<RepRow>> {
+    sqlx::query_as("SELECT * FROM reps WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn upsert_rep(conn: &mut Conn, row: &RepRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO reps (id, name, status, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, status = excluded.status,
+             document = excluded.document, updated_at = excluded.updated_at",
+    )
+    .bind(row.id.clone())
+    .bind(row.name.clone())
+    .bind(row.status.clone())
+    .bind(row.document.clone())
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    bump_config(conn).await
+}
+
+pub(crate) async fn delete_rep(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM reps WHERE id = $1")
+        .bind(id.to_owned())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    bump_config(conn).await?;
+    Ok(deleted > 0)
+}
+
+pub(crate) async fn list_teams(conn: &mut Conn) -> sqlx::Result<Vec<TeamRow>> {
+    sqlx::query_as("SELECT * FROM teams ORDER BY id").fetch_all(conn).await
+}
+
+pub(crate) async fn get_team(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TeamRow>> {
+    sqlx::query_as("SELECT * FROM teams WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn upsert_team(conn: &mut Conn, row: &TeamRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO teams (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document,
+             updated_at = excluded.updated_at",
+    )
+    .bind(row.id.clone())
+    .bind(row.name.clone())
+    .bind(row.document.clone())
+    .bind(row.created_at)
+    .bind(row.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    bump_config(conn).await
+}
+
+pub(crate) async fn delete_team(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM teams WHERE id = $1")
+        .bind(id.to_owned())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    bump_config(conn).await?;
+    Ok(deleted > 0)
+}
+
+pub(crate) async fn list_pools(conn: &mut Conn) -> sqlx::Result<Vec<PoolRow>> {
+    sqlx::query_as("SELECT * FROM pools ORDER BY id").fetch_all(conn).await
+}
+
+pub(crate) async fn list_custom_fields(conn: &mut Conn) -> sqlx::Result<Vec<CustomFieldRow>> {
+    sqlx::query_as("SELECT * FROM custom_fields ORDER BY entity, name")
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn list_rule_sets(conn: &mut Conn) -> sqlx::Result<Vec<RuleSetRow>> {
+    sqlx::query_as("SELECT * FROM rule_sets ORDER BY version DESC")
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn get_rule_set(conn: &mut Conn, version: i64) -> sqlx::Result<Option<RuleSetRow>> {
+    sqlx::query_as("SELECT * FROM rule_sets WHERE version = $1")
+        .bind(version)
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn active_rule_set(conn: &mut Conn) -> sqlx::Result<Option<RuleSetRow>> {
+    sqlx::query_as("SELECT * FROM rule_sets WHERE status = 'published'")
+        .fetch_optional(conn)
+        .await
+}
+
+/// Inserts a draft and returns its version: one more than the highest so far.
+pub(crate) async fn insert_rule_set(
+    conn: &mut Conn,
+    name: Option<&str>,
+    document: &str,
+    now: i64,
+) -> sqlx::Result<i64> {
+    let mut tx = conn.begin().await?;
+    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM rule_sets")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO rule_sets (version, name, document, status, created_at) VALUES ($1, $2, $3, 'draft', $4)",
+    )
+    .bind(version)
+    .bind(name.map(str::to_owned))
+    .bind(document.to_owned())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Makes a version the active one and retires the previous.
+pub(crate) async fn publish_rule_set(conn: &mut Conn, version: i64, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rule_sets SET status = 'retired' WHERE status = 'published'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE rule_sets SET status = 'published', published_at = $2 WHERE version = $1",
+    )
+    .bind(version)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    bump_config(conn).await
+}
+
+pub(crate) async fn insert_api_key(conn: &mut Conn, row: &ApiKeyRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, prefix, hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(row.id.clone())
+    .bind(row.name.clone())
+    .bind(row.prefix.clone())
+    .bind(row.hash.clone())
+    .bind(row.role.clone())
+    .bind(row.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn find_api_key(conn: &mut Conn, hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+        .bind(hash.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn get_lead(conn: &mut Conn, id: &str) -> sqlx::Result<Option<LeadRow>> {
+    sqlx::query_as("SELECT * FROM leads WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Result<Vec<LeadRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE 1 = 1");
+    if let Some(owner) = &filter.owner_id {
+        query.push(" AND owner_id = ").push_bind(owner.clone());
+    }
+    if let Some(team) = &filter.team_id {
+        query.push(" AND team_id = ").push_bind(team.clone());
+    }
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
+    if let Some(tag) = &filter.tag {
+        let needle = serde_json::to_string(tag).unwrap_or_default();
+        query.push(" AND tags LIKE ").push_bind(format!("%{}%", escape_like(&needle)));
+        query.push(" ESCAPE '\\'");
+    }
+    if let Some(from) = filter.created_from {
+        query.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        query.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(q) = &filter.q {
+        query.push(" AND document LIKE ").push_bind(format!("%{}%", escape_like(q)));
+        query.push(" ESCAPE '\\'");
+    }
+    if let Some(before) = &filter.before_id {
+        query.push(" AND id < ").push_bind(before.clone());
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+pub(crate) async fn decisions_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<DecisionRow>> {
+    sqlx::query_as("SELECT * FROM decisions WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn load_rep_states(conn: &mut Conn) -> sqlx::Result<Vec<RepStateRow>> {
+    sqlx::query_as("SELECT * FROM rep_state").fetch_all(conn).await
+}
+
+pub(crate) async fn load_rotations(conn: &mut Conn) -> sqlx::Result<Vec<RotationRow>> {
+    sqlx::query_as("SELECT * FROM rotations").fetch_all(conn).await
+}
+
+pub(crate) async fn leads_by_external_ids(
+    conn: &mut Conn,
+    external_ids: &[String],
+) -> sqlx::Result<Vec<LeadRow>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE external_id IN (");
+    let mut separated = query.separated(", ");
+    for id in external_ids {
+        separated.push_bind(id.clone());
+    }
+    query.push(")");
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// The owner of the most recent open lead with this phone or email: a known customer.
+pub(crate) async fn known_owner(
+    conn: &mut Conn,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> sqlx::Result<Option<String>> {
+    if phone.is_none() && email.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "SELECT owner_id FROM leads WHERE owner_id IS NOT NULL AND (phone = $1 OR email = $2)
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(phone.map(str::to_owned))
+    .bind(email.map(str::to_owned))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Inserts leads with multi-row statements, a few hundred rows at a time.
+pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(200) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.external_id.clone())
+                .push_bind(row.document.clone())
+                .push_bind(row.status.clone())
+                .push_bind(row.owner_id.clone())
+                .push_bind(row.team_id.clone())
+                .push_bind(row.pool_id.clone())
+                .push_bind(row.held)
+                .push_bind(row.source.clone())
+                .push_bind(row.phone.clone())
+                .push_bind(row.email.clone())
+                .push_bind(row.tags.clone())
+                .push_bind(row.score)
+                .push_bind(row.priority.clone())
+                .push_bind(row.created_at)
+                .push_bind(row.updated_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(400) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO decisions (id, lead_id, kind, actor, reason, rule_set_version, outcome, owner_id, record, created_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.kind.clone())
+                .push_bind(row.actor.clone())
+                .push_bind(row.reason.clone())
+                .push_bind(row.rule_set_version)
+                .push_bind(row.outcome.clone())
+                .push_bind(row.owner_id.clone())
+                .push_bind(row.record.clone())
+                .push_bind(row.created_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites a lead's routing columns and document after a reroute, assignment or patch.
+pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE leads SET document = $2, status = $3, owner_id = $4, team_id = $5, pool_id = $6,
+             held = $7, source = $8, phone = $9, email = $10, tags = $11, score = $12, priority = $13,
+             updated_at = $14
+         WHERE id = $1",
+    )
+    .bind(row.id.clone())
+    .bind(row.document.clone())
+    .bind(row.status.clone())
+    .bind(row.owner_id.clone())
+    .bind(row.team_id.clone())
+    .bind(row.pool_id.clone())
+    .bind(row.held)
+    .bind(row.source.clone())
+    .bind(row.phone.clone())
+    .bind(row.email.clone())
+    .bind(row.tags.clone())
+    .bind(row.score)
+    .bind(row.priority.clone())
+    .bind(row.updated_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> sqlx::Result<()> {
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
+                 day_start = excluded.day_start, day_count = excluded.day_count,
+                 week_start = excluded.week_start, week_count = excluded.week_count,
+                 month_start = excluded.month_start, month_count = excluded.month_count,
+                 last_assigned_at = excluded.last_assigned_at",
+        )
+        .bind(row.rep_id.clone())
+        .bind(row.open_leads)
+        .bind(row.day_start.clone())
+        .bind(row.day_count)
+        .bind(row.week_start.clone())
+        .bind(row.week_count)
+        .bind(row.month_start.clone())
+        .bind(row.month_count)
+        .bind(row.last_assigned_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn upsert_rotations(conn: &mut Conn, rows: &[RotationRow]) -> sqlx::Result<()> {
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO rotations (key, state) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+        )
+        .bind(row.key.clone())
+        .bind(row.state.clone())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Open leads per owner, counted from the leads themselves: the truth the counters follow.
+pub(crate) async fn count_open_leads(conn: &mut Conn) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT owner_id, COUNT(*) FROM leads WHERE owner_id IS NOT NULL
+             AND status IN ('new', 'assigned', 'contacted', 'qualified') GROUP BY owner_id",
+    )
+    .fetch_all(conn)
+    .await
+}
