@@ -1,0 +1,95 @@
+//! The subcommands a user runs from the README.
+
+use std::io::Write as _;
+
+use crate::support::{Client, Place, Server, admin_key, run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    {
+        let server = Server::start(&place).await;
+        Client::new(&server.base, &key)
+            .setup_round_robin(3, serde_json::json!({}))
+            .await;
+    }
+
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, "[[rules]]\nid = \"east\"\ntarget = { team = \"nowhere\" }\nwhen = { field = \"regoin\", op = \"equals\", value = \"华东\" }\n").expect("write");
+    let mut args = vec![
+        "rules".to_owned(),
+        "check".to_owned(),
+        rules.display().to_string(),
+    ];
+    args.extend(place.args());
+    let output = run(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("rules[0].when.field (rule east): unknown lead field \"regoin\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rules[0].target.team (rule east): no team has id \"nowhere\""),
+        "{stderr}"
+    );
+    std::fs::write(
+        &rules,
+        "[[rules]]\nid = \"all\"\ntarget = { team = \"t\" }\n",
+    )
+    .expect("write");
+    assert!(run(&args).status.success());
+
+    let csv = dir.path().join("leads.csv");
+    let mut file = std::fs::File::create(&csv).expect("csv");
+    writeln!(file, "姓名,手机,省份,行业,备注").expect("write");
+    writeln!(file, "王总,13800000001,江苏省,制造,展会").expect("write");
+    writeln!(file, "李经理,13800000002,广东省,金融,").expect("write");
+    writeln!(file, "坏号码,12345,浙江省,制造,").expect("write");
+    drop(file);
+    let mut args = vec!["import".to_owned(), csv.display().to_string()];
+    args.extend(place.args());
+    let output = run(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        stdout.contains("2 created, 0 already imported, 1 rejected"),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("line 4: phone (invalid_phone)"), "{stderr}");
+    let output = run(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("0 created, 2 already imported, 1 rejected"),
+        "{stdout}"
+    );
+
+    let server = Server::start(&place).await;
+    let (_, leads) = Client::new(&server.base, &key).get("/api/v1/leads").await;
+    let items = leads["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert!(
+        items.iter().all(|lead| lead["owner_id"].is_string()),
+        "imported leads are routed"
+    );
+}
+
+#[test]
+fn migrate_and_keys_work_on_a_fresh_data_directory() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("fresh"));
+    let mut args = vec!["migrate".to_owned()];
+    args.extend(place.args());
+    let output = run(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = admin_key(&place);
+    assert!(key.starts_with("lr_") && key.len() == 67, "{key}");
+}

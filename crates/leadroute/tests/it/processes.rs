@@ -1,0 +1,154 @@
+//! Several processes on one database, and a crash in the middle of intake.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Place, Server, admin_key, fresh_postgres, lead};
+
+/// Posts the leads spread over the clients, all at once, and counts owners.
+async fn post_spread(
+    clients: &[Client],
+    leads: Vec<Value>,
+) -> (BTreeMap<String, usize>, Vec<Value>) {
+    let tasks: Vec<_> = leads
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| {
+            let client = clients[index % clients.len()].clone();
+            tokio::spawn(async move { client.post("/api/v1/leads", &body).await.expect("post") })
+        })
+        .collect();
+    let mut counts = BTreeMap::new();
+    let mut bodies = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert!(status == 200 || status == 201, "{status}: {body}");
+        let owner = body["lead"]["owner_id"]
+            .as_str()
+            .map_or_else(|| "-".to_owned(), str::to_owned);
+        *counts.entry(owner).or_default() += 1;
+        bodies.push(body);
+    }
+    (counts, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_keep_rotation_exact_caps_and_idempotency() {
+    let Some(place) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_key(&place);
+    let first = Server::start(&place).await;
+    let second = Server::start(&place).await;
+    let clients = [
+        Client::new(&first.base, &key),
+        Client::new(&second.base, &key),
+    ];
+    clients[0]
+        .setup_round_robin(10, json!({"max_per_day": 120}))
+        .await;
+
+    let (counts, _) = post_spread(
+        &clients,
+        (0..1000).map(|index| lead(&format!("a-{index}"))).collect(),
+    )
+    .await;
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    assert!(counts.values().all(|count| *count == 100), "{counts:?}");
+
+    // Caps: 120 a day each, 1,200 in all; 300 more leads overflow to the pool.
+    let (counts, _) = post_spread(
+        &clients,
+        (0..500).map(|index| lead(&format!("b-{index}"))).collect(),
+    )
+    .await;
+    assert_eq!(counts.get("-"), Some(&300), "{counts:?}");
+    assert!(
+        counts
+            .iter()
+            .filter(|(owner, _)| *owner != "-")
+            .all(|(_, count)| *count == 20),
+        "{counts:?}"
+    );
+
+    let (_, bodies) = post_spread(&clients, (0..100).map(|_| lead("one-and-only")).collect()).await;
+    let ids: BTreeSet<&str> = bodies
+        .iter()
+        .filter_map(|body| body["lead"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|body| body["duplicate"] == false)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_lead_survives_kill_dash_nine() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    let mut server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    client.setup_round_robin(4, json!({})).await;
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|writer| {
+            let client = client.clone();
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for index in 0.. {
+                    match client
+                        .post("/api/v1/leads", &lead(&format!("crash-{writer}-{index}")))
+                        .await
+                    {
+                        Ok((201, body)) => acknowledged
+                            .lock()
+                            .expect("lock")
+                            .push(body["lead"]["id"].as_str().expect("id").to_owned()),
+                        Ok((status, body)) => panic!("{status}: {body}"),
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().expect("lock").len() < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.kill();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+
+    let server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    for id in &acknowledged {
+        let (status, lead) = client.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(status, 200, "acknowledged lead {id} is gone");
+        assert!(lead["owner_id"].is_string());
+        let (_, decisions) = client.get(&format!("/api/v1/leads/{id}/decisions")).await;
+        assert_eq!(
+            decisions["items"].as_array().map(Vec::len),
+            Some(1),
+            "{id} has its decision"
+        );
+    }
+    // Rotation survived too: the next four leads still go to four different reps.
+    let mut owners = BTreeSet::new();
+    for index in 0..4 {
+        let (_, body) = client
+            .post("/api/v1/leads", &lead(&format!("after-{index}")))
+            .await
+            .expect("post");
+        owners.insert(body["lead"]["owner_id"].as_str().expect("owner").to_owned());
+    }
+    assert_eq!(owners.len(), 4);
+}
