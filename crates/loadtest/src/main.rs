@@ -1,0 +1,344 @@
+//! Load harness for lead intake. Starts a server on a fresh database (SQLite in a temporary
+//! directory, or PostgreSQL), then measures in one run: the floor of a trivial endpoint with the
+//! same client, the floor of a raw batched insert of the same rows, sustained intake of
+//! validated, routed, durable leads over `POST /api/v1/leads`, intake at a fixed rate, and
+//! batch intake. Prints a Markdown table with medians and ratios.
+//!
+//! `cargo run --release -p loadtest -- --seconds 10` (add `--database-url postgres://…`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use serde_json::{Value, json};
+use server::AppState;
+use server::auth::{Role, new_key};
+use store::{LeadRow, Store};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// PostgreSQL URL of a server to create a fresh database on; SQLite when left out.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Leads per second for the fixed-rate run.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Repetitions of each measurement; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+struct Measured {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[u64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn median_of(runs: &[Measured]) -> Measured {
+    Measured {
+        per_second: median(runs.iter().map(|run| run.per_second).collect()),
+        p50_ms: median(runs.iter().map(|run| run.p50_ms).collect()),
+        p99_ms: median(runs.iter().map(|run| run.p99_ms).collect()),
+    }
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+fn lead() -> Value {
+    let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    json!({"external_id": format!("load-{n}"), "name": "压测客户", "phone": format!("138{:08}", n % 100_000_000),
+           "province": "江苏省", "industry": "制造", "source": "巨量引擎", "budget": 200000})
+}
+
+/// Closed loop: `clients` tasks send back to back for `seconds`.
+async fn closed_loop(
+    client: &reqwest::Client,
+    clients: usize,
+    seconds: u64,
+    request: Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>,
+    per_request: u64,
+) -> anyhow::Result<Measured> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client.clone();
+            let request = Arc::clone(&request);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let response = request(&client).send().await?;
+                    anyhow::ensure!(
+                        response.status().is_success(),
+                        "status {}",
+                        response.status()
+                    );
+                    response.bytes().await?;
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Measured {
+        per_second: latencies.len() as f64 * per_request as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+/// Open loop: requests start on a schedule, latency counted from the scheduled start.
+async fn fixed_rate(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Measured> {
+    let total = rate * seconds;
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for index in 0..total {
+        let due = started + Duration::from_secs_f64(index as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let client = client.clone();
+        let url = format!("{base}/api/v1/leads");
+        let key = key.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&lead())
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "status {}",
+                response.status()
+            );
+            response.bytes().await?;
+            Ok::<_, anyhow::Error>(due.elapsed().as_micros() as u64)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.push(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    Ok(Measured {
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+/// The floor for writes: the same lead rows inserted directly, 100 to a transaction.
+async fn raw_insert(store: &Store, seconds: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut rows_written = 0usize;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let now = 0;
+        let rows: Vec<LeadRow> = (0..100)
+            .map(|_| {
+                let document = lead();
+                LeadRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    external_id: document["external_id"].as_str().map(str::to_owned),
+                    document: document.to_string(),
+                    status: "assigned".into(),
+                    owner_id: Some("r00".into()),
+                    team_id: Some("t".into()),
+                    pool_id: None,
+                    held: false,
+                    source: Some("巨量引擎".into()),
+                    phone: document["phone"].as_str().map(str::to_owned),
+                    email: None,
+                    tags: "[]".into(),
+                    score: None,
+                    priority: None,
+                    created_at: now,
+                    updated_at: now,
+                }
+            })
+            .collect();
+        let mut tx = store.begin_routing().await?;
+        tx.insert_leads(&rows).await?;
+        tx.commit().await?;
+        rows_written += rows.len();
+    }
+    Ok(rows_written as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn setup(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let mut members = Vec::new();
+    for index in 0..10 {
+        let id = format!("r{index:02}");
+        post("/api/v1/reps", json!({"id": id, "name": format!("销售{index}"), "industries": ["制造"], "regions": ["华东"]})).await?.error_for_status()?;
+        members.push(json!({"rep_id": id}));
+    }
+    post(
+        "/api/v1/teams",
+        json!({"id": "t", "name": "华东", "members": members, "hours_policy": "any_time"}),
+    )
+    .await?
+    .error_for_status()?;
+    let draft: Value = post("/api/v1/rule-sets", json!({"rules": [
+        {"id": "east", "when": {"field": "region", "op": "equals", "value": "华东"}, "target": {"team": "t"},
+         "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}]},
+        {"id": "rest", "target": {"pool": "public"}}
+    ]})).await?.error_for_status()?.json().await?;
+    post(
+        &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
+        json!({}),
+    )
+    .await?
+    .error_for_status()?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _dir;
+    let store = match &args.database_url {
+        Some(admin) => {
+            let name = format!("leadroute_load_{}", uuid::Uuid::now_v7().simple());
+            Store::connect(&store::create_postgres_database(admin, &name).await?).await?
+        }
+        None => {
+            let dir = std::env::temp_dir()
+                .join(format!("leadroute-load-{}", uuid::Uuid::now_v7().simple()));
+            _dir = dir.clone();
+            Store::open_data_dir(&dir).await?
+        }
+    };
+    store.migrate().await?;
+    let (key, row) = new_key("load", Role::Admin, 0);
+    store.insert_api_key(&row).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = AppState::new(store.clone());
+    tokio::spawn(server::serve(state, listener, std::future::pending()));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    setup(&client, &base, &key)
+        .await
+        .context("setting up the workspace")?;
+
+    let healthz = {
+        let base = base.clone();
+        Arc::new(move |client: &reqwest::Client| client.get(format!("{base}/healthz")))
+            as Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>
+    };
+    let intake = {
+        let (base, key) = (base.clone(), key.clone());
+        Arc::new(move |client: &reqwest::Client| {
+            client
+                .post(format!("{base}/api/v1/leads"))
+                .bearer_auth(&key)
+                .json(&lead())
+        }) as Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>
+    };
+    let batch = {
+        let (base, key) = (base.clone(), key.clone());
+        Arc::new(move |client: &reqwest::Client| {
+            let leads: Vec<Value> = (0..100).map(|_| lead()).collect();
+            client
+                .post(format!("{base}/api/v1/leads/batch"))
+                .bearer_auth(&key)
+                .json(&json!({"leads": leads}))
+        }) as Arc<dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync>
+    };
+
+    let (mut trivial, mut single, mut rated, mut batched, mut raw) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        eprintln!("run {} of {}", run + 1, args.runs);
+        trivial
+            .push(closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?);
+        raw.push(raw_insert(&store, args.seconds).await?);
+        single
+            .push(closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?);
+        rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
+        batched.push(closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?);
+    }
+    let (trivial, single, rated, batched, raw) = (
+        median_of(&trivial),
+        median_of(&single),
+        median_of(&rated),
+        median_of(&batched),
+        median(raw),
+    );
+    println!(
+        "backend: {}, {} clients, {} s per measurement, median of {} runs\n",
+        store.backend(),
+        args.clients,
+        args.seconds,
+        args.runs
+    );
+    println!("| measurement | per second | p50 ms | p99 ms | ratio to floor |");
+    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| floor: GET /healthz, same client | {:.0} req | {:.2} | {:.2} | 1 |",
+        trivial.per_second, trivial.p50_ms, trivial.p99_ms
+    );
+    println!("| floor: raw insert of the same rows, 100 per transaction | {raw:.0} rows | | | 1 |");
+    println!(
+        "| POST /api/v1/leads, closed loop | {:.0} leads | {:.2} | {:.2} | {:.2} of healthz, {:.2} of raw insert |",
+        single.per_second,
+        single.p50_ms,
+        single.p99_ms,
+        single.per_second / trivial.per_second,
+        single.per_second / raw
+    );
+    println!(
+        "| POST /api/v1/leads at {} leads/s | {:.0} leads | {:.2} | {:.2} | |",
+        args.rate, rated.per_second, rated.p50_ms, rated.p99_ms
+    );
+    println!(
+        "| POST /api/v1/leads/batch, 100 per request, 4 clients | {:.0} leads | {:.2} | {:.2} | {:.2} of raw insert |",
+        batched.per_second,
+        batched.p50_ms,
+        batched.p99_ms,
+        batched.per_second / raw
+    );
+    store.close().await;
+    Ok(())
+}
