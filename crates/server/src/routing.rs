@@ -350,23 +350,46 @@ impl Worker {
             .into_iter()
             .filter_map(|row| Some((row.external_id.clone()?, row)))
             .collect();
+        let (phones, emails): (Vec<String>, Vec<String>) = batch
+            .iter()
+            .flat_map(|job| match job {
+                Job::Create { leads, .. } => leads
+                    .iter()
+                    .map(|lead| (lead.phone.clone(), lead.email.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .fold(
+                (Vec::new(), Vec::new()),
+                |(mut phones, mut emails), (phone, email)| {
+                    phones.extend(phone);
+                    emails.extend(email);
+                    (phones, emails)
+                },
+            );
+        let mut known = KnownCustomers::default();
+        for (phone, email, owner) in tx
+            .owners_by_contact(&phones, &emails)
+            .await?
+            .into_iter()
+            .rev()
+        {
+            known.remember(phone.as_deref(), email.as_deref(), &owner);
+        }
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let answer = match job {
                 Job::Create { leads, actor, .. } => {
                     let mut results = Vec::with_capacity(leads.len());
                     for input in leads {
-                        results.push(
-                            create(
-                                &mut tx,
-                                cache,
-                                &mut writes,
-                                &mut known_external,
-                                input,
-                                actor,
-                            )
-                            .await?,
-                        );
+                        results.push(create(
+                            cache,
+                            &mut writes,
+                            &mut known_external,
+                            &mut known,
+                            input,
+                            actor,
+                        )?);
                     }
                     Answer::Create(results)
                 }
@@ -538,11 +561,36 @@ fn decision_row(
     }
 }
 
-async fn create(
-    tx: &mut RoutingTx,
+/// Owners of known customers by phone and email; later entries win, so the newest lead counts.
+#[derive(Default)]
+struct KnownCustomers {
+    by_phone: HashMap<String, String>,
+    by_email: HashMap<String, String>,
+}
+
+impl KnownCustomers {
+    fn remember(&mut self, phone: Option<&str>, email: Option<&str>, owner: &str) {
+        if let Some(phone) = phone {
+            self.by_phone.insert(phone.to_owned(), owner.to_owned());
+        }
+        if let Some(email) = email {
+            self.by_email.insert(email.to_owned(), owner.to_owned());
+        }
+    }
+
+    fn owner(&self, phone: Option<&str>, email: Option<&str>) -> Option<String> {
+        phone
+            .and_then(|phone| self.by_phone.get(phone))
+            .or_else(|| email.and_then(|email| self.by_email.get(email)))
+            .cloned()
+    }
+}
+
+fn create(
     cache: &mut Cache,
     writes: &mut Writes,
     known_external: &mut HashMap<String, LeadRow>,
+    known: &mut KnownCustomers,
     input: &LeadInput,
     actor: &str,
 ) -> anyhow::Result<Result<Created, ApiError>> {
@@ -560,19 +608,9 @@ async fn create(
         Ok(lead) => lead,
         Err(error) => return Ok(Err(error)),
     };
-    let batch_owner = writes.new_leads.iter().rev().find_map(|row| {
-        let same = (input.phone.is_some() && row.phone == input.phone)
-            || (input.email.is_some() && row.email == input.email);
-        same.then(|| row.owner_id.clone()).flatten()
-    });
-    let known_owner = match batch_owner {
-        Some(owner) => Some(owner),
-        None => {
-            tx.known_owner(input.phone.as_deref(), input.email.as_deref())
-                .await?
-        }
-    };
-    lead.known_owner = known_owner.map(RepId::new);
+    lead.known_owner = known
+        .owner(input.phone.as_deref(), input.email.as_deref())
+        .map(RepId::new);
     let workspace = &cache.workspace;
     let decision = engine::route(
         &workspace.rules,
@@ -610,6 +648,9 @@ async fn create(
         updated_at: now.timestamp_micros(),
     };
     place(&mut row, &decision);
+    if let Some(owner) = &row.owner_id {
+        known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
+    }
     apply(cache, writes, &decision.changes);
     let decision_row = decision_row(&id, "route", actor, None, &decision, record);
     if let Some(external_id) = &row.external_id {

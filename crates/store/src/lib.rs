@@ -309,12 +309,14 @@ impl RoutingTx {
         on_tx!(self, leads_by_external_ids(ids))
     }
 
-    pub async fn known_owner(
+    /// `(phone, email, owner_id)` of owned leads with any of these phones or emails, newest
+    /// first.
+    pub async fn owners_by_contact(
         &mut self,
-        phone: Option<&str>,
-        email: Option<&str>,
-    ) -> sqlx::Result<Option<String>> {
-        on_tx!(self, known_owner(phone, email))
+        phones: &[String],
+        emails: &[String],
+    ) -> sqlx::Result<Vec<(Option<String>, Option<String>, String)>> {
+        on_tx!(self, owners_by_contact(phones, emails))
     }
 
     pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {

@@ -285,23 +285,38 @@ pub(crate) async fn leads_by_external_ids(
     query.build_query_as().fetch_all(conn).await
 }
 
-/// The owner of the most recent open lead with this phone or email: a known customer.
-pub(crate) async fn known_owner(
+/// Owned leads sharing a phone or email with the given ones, newest first: known customers.
+pub(crate) async fn owners_by_contact(
     conn: &mut Conn,
-    phone: Option<&str>,
-    email: Option<&str>,
-) -> sqlx::Result<Option<String>> {
-    if phone.is_none() && email.is_none() {
-        return Ok(None);
+    phones: &[String],
+    emails: &[String],
+) -> sqlx::Result<Vec<(Option<String>, Option<String>, String)>> {
+    if phones.is_empty() && emails.is_empty() {
+        return Ok(Vec::new());
     }
-    sqlx::query_scalar(
-        "SELECT owner_id FROM leads WHERE owner_id IS NOT NULL AND (phone = $1 OR email = $2)
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(phone.map(str::to_owned))
-    .bind(email.map(str::to_owned))
-    .fetch_optional(conn)
-    .await
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT phone, email, owner_id FROM leads WHERE owner_id IS NOT NULL AND (");
+    if !phones.is_empty() {
+        query.push("phone IN (");
+        let mut separated = query.separated(", ");
+        for phone in phones {
+            separated.push_bind(phone.clone());
+        }
+        query.push(")");
+    }
+    if !emails.is_empty() {
+        if !phones.is_empty() {
+            query.push(" OR ");
+        }
+        query.push("email IN (");
+        let mut separated = query.separated(", ");
+        for email in emails {
+            separated.push_bind(email.clone());
+        }
+        query.push(")");
+    }
+    query.push(") ORDER BY created_at DESC");
+    query.build_query_as().fetch_all(conn).await
 }
 
 /// Inserts leads with multi-row statements, a few hundred rows at a time.
@@ -385,41 +400,42 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
 }
 
 pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> sqlx::Result<()> {
-    for row in rows {
-        sqlx::query(
-            "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.rep_id.clone())
+                .push_bind(row.open_leads)
+                .push_bind(row.day_start.clone())
+                .push_bind(row.day_count)
+                .push_bind(row.week_start.clone())
+                .push_bind(row.week_count)
+                .push_bind(row.month_start.clone())
+                .push_bind(row.month_count)
+                .push_bind(row.last_assigned_at);
+        });
+        query.push(
+            " ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
                  day_start = excluded.day_start, day_count = excluded.day_count,
                  week_start = excluded.week_start, week_count = excluded.week_count,
                  month_start = excluded.month_start, month_count = excluded.month_count,
                  last_assigned_at = excluded.last_assigned_at",
-        )
-        .bind(row.rep_id.clone())
-        .bind(row.open_leads)
-        .bind(row.day_start.clone())
-        .bind(row.day_count)
-        .bind(row.week_start.clone())
-        .bind(row.week_count)
-        .bind(row.month_start.clone())
-        .bind(row.month_count)
-        .bind(row.last_assigned_at)
-        .execute(&mut *conn)
-        .await?;
+        );
+        query.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 pub(crate) async fn upsert_rotations(conn: &mut Conn, rows: &[RotationRow]) -> sqlx::Result<()> {
-    for row in rows {
-        sqlx::query(
-            "INSERT INTO rotations (key, state) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-        )
-        .bind(row.key.clone())
-        .bind(row.state.clone())
-        .execute(&mut *conn)
-        .await?;
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO rotations (key, state) ");
+        query.push_values(chunk, |mut values, row| {
+            values.push_bind(row.key.clone()).push_bind(row.state.clone());
+        });
+        query.push(" ON CONFLICT (key) DO UPDATE SET state = excluded.state");
+        query.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
