@@ -1,6 +1,10 @@
 //! API keys: 32 random bytes shown once, stored as SHA-256 with a short prefix to recognise
 //! them by. Every `/api/v1` request carries one as `Authorization: Bearer …`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
@@ -90,16 +94,28 @@ pub async fn require_key(
                 "send an API key as Authorization: Bearer <key>",
             )
         })?;
-    let row = app.store.find_api_key(&hash(key)).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the API key is unknown or revoked",
-        )
-    })?;
-    let role = Role::parse(&row.role)
-        .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
-    if role == Role::Integration {
+    let hashed = hash(key);
+    let caller = match app.keys.get(&hashed) {
+        Some(caller) => caller,
+        None => {
+            let row = app.store.find_api_key(&hashed).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "the API key is unknown or revoked",
+                )
+            })?;
+            let role = Role::parse(&row.role)
+                .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
+            let caller = Caller {
+                key_id: row.id,
+                role,
+            };
+            app.keys.insert(hashed, caller.clone());
+            caller
+        }
+    };
+    if caller.role == Role::Integration {
         // The middleware runs inside the `/api/v1` nest, which strips the prefix.
         let path = request.uri().path().trim_start_matches("/api/v1");
         let intake =
@@ -112,9 +128,48 @@ pub async fn require_key(
             ));
         }
     }
-    request.extensions_mut().insert(Caller {
-        key_id: row.id,
-        role,
-    });
+    request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// How long a verified key is trusted without asking the database again. A key revoked on
+/// another instance stops working within this time; one revoked here, at once.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Recently verified keys, by hash.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<Caller> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries
+            .get(hash)
+            .filter(|(_, verified)| verified.elapsed() < KEY_CACHE_TTL)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn insert(&self, hash: String, caller: Caller) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() > 10_000 {
+            entries.retain(|_, (_, verified)| verified.elapsed() < KEY_CACHE_TTL);
+        }
+        entries.insert(hash, (caller, Instant::now()));
+    }
+
+    /// Forgets every key, so the next request of each is checked against the database.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
 }

@@ -35,6 +35,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub router: routing::Router,
+    pub keys: Arc<auth::KeyCache>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +46,7 @@ impl AppState {
         AppState {
             store,
             router,
+            keys: Arc::default(),
             metrics: Arc::default(),
         }
     }
