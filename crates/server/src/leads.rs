@@ -9,6 +9,7 @@ use engine::value::Value;
 use engine::{FieldCatalogue, RepId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::value::RawValue;
 use store::{DecisionRow, LeadRow};
 use utoipa::ToSchema;
 
@@ -288,56 +289,95 @@ pub fn time(micros: i64) -> String {
 }
 
 /// The lead as the API returns it: the document plus where it stands.
-pub fn lead_view(row: &LeadRow) -> serde_json::Value {
-    let mut view =
-        serde_json::from_str::<serde_json::Value>(&row.document).unwrap_or_else(|_| json!({}));
-    if let Some(object) = view.as_object_mut() {
-        object.insert("id".into(), json!(row.id));
-        object.insert("external_id".into(), json!(row.external_id));
-        object.insert("status".into(), json!(row.status));
-        object.insert("owner_id".into(), json!(row.owner_id));
-        object.insert("team_id".into(), json!(row.team_id));
-        object.insert("pool_id".into(), json!(row.pool_id));
-        object.insert("held".into(), json!(row.held));
-        object.insert(
-            "tags".into(),
-            serde_json::from_str(&row.tags).unwrap_or_else(|_| json!([])),
-        );
-        object.insert("score".into(), json!(row.score));
-        object.insert("priority".into(), json!(row.priority));
-        object.insert("created_at".into(), json!(time(row.created_at)));
-        object.insert("updated_at".into(), json!(time(row.updated_at)));
-    }
-    view
+#[derive(Debug, Serialize)]
+pub struct LeadView {
+    pub id: String,
+    #[serde(flatten)]
+    pub document: LeadInput,
+    pub status: String,
+    pub owner_id: Option<String>,
+    pub team_id: Option<String>,
+    pub pool_id: Option<String>,
+    pub held: bool,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-/// A decision as the API returns it, with its explanation in both languages.
-pub fn decision_view(row: &DecisionRow) -> serde_json::Value {
-    let record: serde_json::Value = serde_json::from_str(&row.record).unwrap_or_else(|_| json!({}));
-    let explanation = serde_json::from_value::<engine::DecisionRecord>(record.clone())
-        .map(|record| {
-            json!({
-                "en": record.explain(engine::Language::En),
-                "zh": record.explain(engine::Language::Zh),
-            })
-        })
-        .unwrap_or_else(|_| {
-            record
-                .get("explanation")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null)
-        });
-    json!({
-        "id": row.id,
-        "lead_id": row.lead_id,
-        "kind": row.kind,
-        "actor": row.actor,
-        "reason": row.reason,
-        "rule_set_version": row.rule_set_version,
-        "outcome": row.outcome,
-        "owner_id": row.owner_id,
-        "created_at": time(row.created_at),
-        "explanation": explanation,
-        "record": record,
-    })
+pub fn lead_view(row: &LeadRow) -> LeadView {
+    let mut document: LeadInput = serde_json::from_str(&row.document).unwrap_or_default();
+    // Tagging and scoring may have changed these since intake.
+    document.tags = serde_json::from_str(&row.tags).unwrap_or_default();
+    document.score = row.score;
+    document.priority = row.priority.clone();
+    document.external_id = row.external_id.clone();
+    LeadView {
+        id: row.id.clone(),
+        document,
+        status: row.status.clone(),
+        owner_id: row.owner_id.clone(),
+        team_id: row.team_id.clone(),
+        pool_id: row.pool_id.clone(),
+        held: row.held,
+        created_at: time(row.created_at),
+        updated_at: time(row.updated_at),
+    }
+}
+
+/// A decision as the API returns it, with its explanation in both languages. The stored JSON
+/// is passed through as it is.
+#[derive(Debug, Serialize)]
+pub struct DecisionView {
+    pub id: String,
+    pub lead_id: String,
+    pub kind: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub rule_set_version: Option<i64>,
+    pub outcome: String,
+    pub owner_id: Option<String>,
+    pub created_at: String,
+    pub explanation: Box<RawValue>,
+    pub record: Box<RawValue>,
+}
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+pub fn decision_view(row: &DecisionRow) -> DecisionView {
+    DecisionView {
+        id: row.id.clone(),
+        lead_id: row.lead_id.clone(),
+        kind: row.kind.clone(),
+        actor: row.actor.clone(),
+        reason: row.reason.clone(),
+        rule_set_version: row.rule_set_version,
+        outcome: row.outcome.clone(),
+        owner_id: row.owner_id.clone(),
+        created_at: time(row.created_at),
+        explanation: raw(&row.explanation),
+        record: raw(&row.record),
+    }
+}
+
+/// A lead with the decision that placed it.
+#[derive(Debug, Serialize)]
+pub struct PlacedView {
+    pub lead: LeadView,
+    pub decision: Option<DecisionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// `{"en": …, "zh": …}` for a decision record.
+pub fn explanation(record: &engine::DecisionRecord) -> String {
+    json!({"en": record.explain(engine::Language::En), "zh": record.explain(engine::Language::Zh)})
+        .to_string()
 }

@@ -545,9 +545,9 @@ fn decision_row(
     actor: &str,
     reason: Option<String>,
     decision: &Decision,
-    record: String,
-) -> DecisionRow {
-    DecisionRow {
+    record: &DecisionRecord,
+) -> anyhow::Result<DecisionRow> {
+    Ok(DecisionRow {
         id: new_id(),
         lead_id: lead_id.to_owned(),
         kind: kind.to_owned(),
@@ -556,9 +556,10 @@ fn decision_row(
         rule_set_version: Some(i64::from(decision.rule_set_version)),
         outcome: decision.outcome.code().to_owned(),
         owner_id: decision.owner().map(ToString::to_string),
-        record,
+        record: serde_json::to_string(record)?,
         created_at: decision.at.timestamp_micros(),
-    }
+        explanation: crate::leads::explanation(record),
+    })
 }
 
 /// Owners of known customers by phone and email; later entries win, so the newest lead counts.
@@ -622,12 +623,7 @@ fn create(
             exclude: &[],
         },
     );
-    let record = serde_json::to_string(&DecisionRecord::new(
-        &decision,
-        &workspace.rules,
-        &workspace.roster,
-        &lead,
-    ))?;
+    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
     let id = new_id();
     let mut row = LeadRow {
         id: id.clone(),
@@ -652,7 +648,7 @@ fn create(
         known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
     }
     apply(cache, writes, &decision.changes);
-    let decision_row = decision_row(&id, "route", actor, None, &decision, record);
+    let decision_row = decision_row(&id, "route", actor, None, &decision, &record)?;
     if let Some(external_id) = &row.external_id {
         known_external.insert(external_id.clone(), row.clone());
     }
@@ -737,16 +733,11 @@ async fn reroute(
             exclude: &exclude,
         },
     );
-    let record = serde_json::to_string(&DecisionRecord::new(
-        &decision,
-        &workspace.rules,
-        &workspace.roster,
-        &lead,
-    ))?;
+    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
     place(&mut row, &decision);
     row.updated_at = now.timestamp_micros();
     apply(cache, writes, &decision.changes);
-    let decision_row = decision_row(&row.id, "reroute", actor, None, &decision, record);
+    let decision_row = decision_row(&row.id, "reroute", actor, None, &decision, &record)?;
     remember(writes, &row);
     writes.decisions.push(decision_row.clone());
     Ok(Ok(Changed {
@@ -829,7 +820,6 @@ async fn assign(
         "previous_owner": previous,
         "manual": true,
         "reason": reason,
-        "explanation": {"en": explanation_en, "zh": explanation_zh},
     });
     let decision_row = DecisionRow {
         id: new_id(),
@@ -842,6 +832,7 @@ async fn assign(
         owner_id: Some(rep_id.to_owned()),
         record: record.to_string(),
         created_at: now.timestamp_micros(),
+        explanation: serde_json::json!({"en": explanation_en, "zh": explanation_zh}).to_string(),
     };
     remember(writes, &row);
     writes.decisions.push(decision_row.clone());

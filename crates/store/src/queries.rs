@@ -352,7 +352,7 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
 pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(400) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO decisions (id, lead_id, kind, actor, reason, rule_set_version, outcome, owner_id, record, created_at) ",
+            "INSERT INTO decisions (id, lead_id, kind, actor, reason, rule_set_version, outcome, owner_id, record, created_at, explanation) ",
         );
         query.push_values(chunk, |mut values, row| {
             values
@@ -365,7 +365,8 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
                 .push_bind(row.outcome.clone())
                 .push_bind(row.owner_id.clone())
                 .push_bind(row.record.clone())
-                .push_bind(row.created_at);
+                .push_bind(row.created_at)
+                .push_bind(row.explanation.clone());
         });
         query.build().execute(&mut *conn).await?;
     }

@@ -83,6 +83,8 @@ pub struct DecisionRow {
     /// The engine's `DecisionRecord` as JSON.
     pub record: String,
     pub created_at: i64,
+    /// `{"en": …, "zh": …}`.
+    pub explanation: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]

@@ -17,32 +17,41 @@ use crate::api::Page;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse};
-use crate::leads::{LeadInput, decision_view, lead_view};
+use crate::leads::{
+    DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
+};
 use crate::routing::{Created, LeadPatch};
 use crate::workspace::build_workspace;
 
 /// Leads in one batch at most.
 pub const MAX_BATCH: usize = 1000;
 
-async fn latest_decision(app: &AppState, lead_id: &str) -> ApiResult<Value> {
+async fn latest_decision(app: &AppState, lead_id: &str) -> ApiResult<Option<DecisionView>> {
     Ok(app
         .store
         .decisions_for(lead_id)
         .await?
         .first()
-        .map(decision_view)
-        .unwrap_or(Value::Null))
+        .map(decision_view))
 }
 
-async fn created_json(app: &AppState, created: Created) -> ApiResult<(StatusCode, Value)> {
+async fn placed(app: &AppState, created: Created) -> ApiResult<(StatusCode, PlacedView)> {
     Ok(match created {
         Created::New { lead, decision } => (
             StatusCode::CREATED,
-            json!({"lead": lead_view(&lead), "decision": decision_view(&decision), "duplicate": false}),
+            PlacedView {
+                lead: lead_view(&lead),
+                decision: Some(decision_view(&decision)),
+                duplicate: Some(false),
+            },
         ),
         Created::Duplicate { lead } => (
             StatusCode::OK,
-            json!({"lead": lead_view(&lead), "decision": latest_decision(app, &lead.id).await?, "duplicate": true}),
+            PlacedView {
+                decision: latest_decision(app, &lead.id).await?,
+                lead: lead_view(&lead),
+                duplicate: Some(true),
+            },
         ),
     })
 }
@@ -57,14 +66,40 @@ pub async fn create_lead(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(input): Body<LeadInput>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<PlacedView>)> {
     let lead = input.normalised()?;
     let mut results = app.router.create(vec![lead], &caller.actor()).await?;
     let created = results
         .pop()
         .ok_or_else(|| ApiError::internal("no result for a lead"))??;
-    let (status, body) = created_json(&app, created).await?;
+    let (status, body) = placed(&app, created).await?;
     Ok((status, Json(body)))
+}
+
+/// One item of a batch's answer.
+#[derive(Debug, Serialize)]
+pub struct BatchItem {
+    pub index: usize,
+    /// `created`, `duplicate` or `error`.
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<LeadView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+impl BatchItem {
+    fn error(index: usize, error: &ApiError) -> BatchItem {
+        BatchItem {
+            index,
+            result: "error",
+            lead: None,
+            decision: None,
+            error: Some(error_body(error)),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -83,7 +118,7 @@ pub async fn create_batch(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(batch): Body<BatchInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Listing<BatchItem>>> {
     if batch.leads.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -92,7 +127,7 @@ pub async fn create_batch(
         )
         .with_field("leads"));
     }
-    let mut items: Vec<Value> = vec![Value::Null; batch.leads.len()];
+    let mut items: Vec<Option<BatchItem>> = (0..batch.leads.len()).map(|_| None).collect();
     let mut valid = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.leads.iter().enumerate() {
@@ -105,10 +140,7 @@ pub async fn create_batch(
                 valid.push(lead);
                 positions.push(index);
             }
-            Err(error) => {
-                items[index] =
-                    json!({"index": index, "result": "error", "error": error_body(&error)})
-            }
+            Err(error) => items[index] = Some(BatchItem::error(index, &error)),
         }
     }
     let results = if valid.is_empty() {
@@ -117,17 +149,28 @@ pub async fn create_batch(
         app.router.create(valid, &caller.actor()).await?
     };
     for (index, result) in positions.into_iter().zip(results) {
-        items[index] = match result {
-            Ok(Created::New { lead, decision }) => {
-                json!({"index": index, "result": "created", "lead": lead_view(&lead), "decision": decision_view(&decision)})
-            }
-            Ok(Created::Duplicate { lead }) => {
-                json!({"index": index, "result": "duplicate", "lead": lead_view(&lead)})
-            }
-            Err(error) => json!({"index": index, "result": "error", "error": error_body(&error)}),
-        };
+        items[index] = Some(match result {
+            Ok(Created::New { lead, decision }) => BatchItem {
+                index,
+                result: "created",
+                lead: Some(lead_view(&lead)),
+                decision: Some(decision_view(&decision)),
+                error: None,
+            },
+            Ok(Created::Duplicate { lead }) => BatchItem {
+                index,
+                result: "duplicate",
+                lead: Some(lead_view(&lead)),
+                decision: None,
+                error: None,
+            },
+            Err(error) => BatchItem::error(index, &error),
+        });
     }
-    Ok(Json(json!({"items": items})))
+    Ok(Json(Listing {
+        items: items.into_iter().flatten().collect(),
+        next_cursor: None,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -217,7 +260,7 @@ pub async fn list_leads(
 pub async fn get_lead(
     State(app): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LeadView>> {
     let row = app
         .store
         .get_lead(&id)
@@ -234,7 +277,7 @@ pub async fn patch_lead(
     State(app): State<AppState>,
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LeadView>> {
     let row = app
         .store
         .get_lead(&id)
