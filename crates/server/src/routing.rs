@@ -5,7 +5,7 @@
 //! decisions and state changes together, and answers each request after the commit: an
 //! acknowledged lead is on disk.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -212,6 +212,21 @@ struct Writes {
     decisions: Vec<DecisionRow>,
     dirty_reps: BTreeSet<RepId>,
     dirty_rotations: BTreeSet<String>,
+    /// Contacts whose owner changed: `(kind, value) → (owner, at)`.
+    contacts: BTreeMap<(&'static str, String), (String, i64)>,
+}
+
+impl Writes {
+    /// Notes the lead's owner as the owner of its phone and email (known customers).
+    fn note_owner(&mut self, row: &LeadRow) {
+        let Some(owner) = &row.owner_id else { return };
+        for (kind, value) in [("phone", &row.phone), ("email", &row.email)] {
+            if let Some(value) = value {
+                self.contacts
+                    .insert((kind, value.clone()), (owner.clone(), row.updated_at));
+            }
+        }
+    }
 }
 
 #[allow(clippy::large_enum_variant)] // One per job, consumed at once.
@@ -368,13 +383,11 @@ impl Worker {
                 },
             );
         let mut known = KnownCustomers::default();
-        for (phone, email, owner) in tx
-            .owners_by_contact(&phones, &emails)
-            .await?
-            .into_iter()
-            .rev()
-        {
-            known.remember(phone.as_deref(), email.as_deref(), &owner);
+        for (kind, value, owner) in tx.owners_by_contact(&phones, &emails).await? {
+            match kind.as_str() {
+                "phone" => known.remember(Some(&value), None, &owner),
+                _ => known.remember(None, Some(&value), &owner),
+            }
         }
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
@@ -447,6 +460,14 @@ impl Worker {
             })
             .collect();
         tx.upsert_rotations(&rotation_rows).await?;
+        let contacts: Vec<(String, String, String, i64)> = writes
+            .contacts
+            .iter()
+            .map(|((kind, value), (owner, at))| {
+                ((*kind).to_owned(), value.clone(), owner.clone(), *at)
+            })
+            .collect();
+        tx.upsert_contacts(&contacts).await?;
         let changed_state = !state_rows.is_empty() || !rotation_rows.is_empty();
         let version = if changed_state {
             Some(tx.bump_routing().await?)
@@ -647,6 +668,7 @@ fn create(
     if let Some(owner) = &row.owner_id {
         known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
     }
+    writes.note_owner(&row);
     apply(cache, writes, &decision.changes);
     let decision_row = decision_row(&id, "route", actor, None, &decision, &record)?;
     if let Some(external_id) = &row.external_id {

@@ -309,14 +309,22 @@ impl RoutingTx {
         on_tx!(self, leads_by_external_ids(ids))
     }
 
-    /// `(phone, email, owner_id)` of owned leads with any of these phones or emails, newest
-    /// first.
+    /// Known customers among these phones and emails: `(kind, value, owner_id)` with kind
+    /// `phone` or `email`.
     pub async fn owners_by_contact(
         &mut self,
         phones: &[String],
         emails: &[String],
-    ) -> sqlx::Result<Vec<(Option<String>, Option<String>, String)>> {
+    ) -> sqlx::Result<Vec<(String, String, String)>> {
         on_tx!(self, owners_by_contact(phones, emails))
+    }
+
+    /// Records the owners of contacts: `(kind, value, owner_id, at)`.
+    pub async fn upsert_contacts(
+        &mut self,
+        rows: &[(String, String, String, i64)],
+    ) -> sqlx::Result<()> {
+        on_tx!(self, upsert_contacts(rows))
     }
 
     pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {

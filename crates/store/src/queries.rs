@@ -285,38 +285,58 @@ pub(crate) async fn leads_by_external_ids(
     query.build_query_as().fetch_all(conn).await
 }
 
-/// Owned leads sharing a phone or email with the given ones, newest first: known customers.
+/// Known customers among these phones and emails: `(kind, value, owner_id)`, one row each.
 pub(crate) async fn owners_by_contact(
     conn: &mut Conn,
     phones: &[String],
     emails: &[String],
-) -> sqlx::Result<Vec<(Option<String>, Option<String>, String)>> {
+) -> sqlx::Result<Vec<(String, String, String)>> {
     if phones.is_empty() && emails.is_empty() {
         return Ok(Vec::new());
     }
     let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT phone, email, owner_id FROM leads WHERE owner_id IS NOT NULL AND (");
-    if !phones.is_empty() {
-        query.push("phone IN (");
-        let mut separated = query.separated(", ");
-        for phone in phones {
-            separated.push_bind(phone.clone());
+        QueryBuilder::new("SELECT kind, value, owner_id FROM contacts WHERE ");
+    let mut first = true;
+    for (kind, values) in [("phone", phones), ("email", emails)] {
+        if values.is_empty() {
+            continue;
         }
-        query.push(")");
-    }
-    if !emails.is_empty() {
-        if !phones.is_empty() {
+        if !first {
             query.push(" OR ");
         }
-        query.push("email IN (");
+        first = false;
+        query.push("(kind = ").push_bind(kind).push(" AND value IN (");
         let mut separated = query.separated(", ");
-        for email in emails {
-            separated.push_bind(email.clone());
+        for value in values {
+            separated.push_bind(value.clone());
         }
-        query.push(")");
+        query.push("))");
     }
-    query.push(") ORDER BY created_at DESC");
     query.build_query_as().fetch_all(conn).await
+}
+
+/// Records who owns each contact now: `(kind, value, owner_id, at)`.
+pub(crate) async fn upsert_contacts(
+    conn: &mut Conn,
+    rows: &[(String, String, String, i64)],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO contacts (kind, value, owner_id, updated_at) ");
+        query.push_values(chunk, |mut values, (kind, value, owner, at)| {
+            values
+                .push_bind(kind.clone())
+                .push_bind(value.clone())
+                .push_bind(owner.clone())
+                .push_bind(*at);
+        });
+        query.push(
+            " ON CONFLICT (kind, value) DO UPDATE SET owner_id = excluded.owner_id,
+                 updated_at = excluded.updated_at",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Inserts leads with multi-row statements, a few hundred rows at a time.

@@ -414,3 +414,63 @@ async fn the_openapi_document_lists_every_route() {
         "the docs page renders from the binary"
     );
 }
+
+#[tokio::test]
+async fn a_known_customer_goes_back_to_its_owner() {
+    let app = TestApp::sqlite().await;
+    for index in 0..3 {
+        app.ok(
+            "/api/v1/reps",
+            &json!({"id": format!("r{index}"), "name": format!("Rep {index}")}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "t", "name": "T", "hours_policy": "any_time",
+        "members": [{"rep_id": "r0"}, {"rep_id": "r1"}, {"rep_id": "r2"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    app.ok(
+        &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    let first = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"name": "老客户", "phone": "13911112222"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let owner = first["lead"]["owner_id"].clone();
+    for index in 0..3 {
+        let body = app.ok("/api/v1/leads", &json!({"name": "老客户", "phone": "+86 139 1111 2222", "external_id": format!("again-{index}")}), StatusCode::CREATED).await;
+        assert_eq!(body["lead"]["owner_id"], owner, "{body}");
+        assert_eq!(
+            body["decision"]["record"]["attempts"][0]["step"],
+            "affinity"
+        );
+    }
+    let other = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"name": "新客户", "email": "new@example.com"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_ne!(
+        other["lead"]["owner_id"], owner,
+        "rotation continues for new customers"
+    );
+}
