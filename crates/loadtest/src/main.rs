@@ -1,10 +1,11 @@
-//! Load harness for lead intake. Starts a server on a fresh database (SQLite in a temporary
+//! Load harness for lead intake. Starts `leadroute serve` on a fresh database (SQLite in a temporary
 //! directory, or PostgreSQL), then measures in one run: the floor of a trivial endpoint with the
 //! same client, the floor of a raw batched insert of the same rows, sustained intake of
 //! validated, routed, durable leads over `POST /api/v1/leads`, intake at a fixed rate, and
 //! batch intake. Prints a Markdown table with medians and ratios.
 //!
-//! `cargo run --release -p loadtest -- --seconds 10` (add `--database-url postgres://…`).
+//! `cargo build --release -p leadroute -p loadtest && target/release/loadtest` (add
+//! `--database-url postgres://…` for PostgreSQL).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use serde_json::{Value, json};
-use server::AppState;
 use server::auth::{Role, new_key};
 use store::{LeadRow, Store};
 
@@ -34,6 +34,9 @@ struct Args {
     /// Repetitions of each measurement; the table shows medians.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// The `leadroute` binary to serve with; by default the one beside this harness.
+    #[arg(long)]
+    server: Option<std::path::PathBuf>,
 }
 
 struct Measured {
@@ -240,29 +243,59 @@ async fn setup(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Resul
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let _dir;
-    let store = match &args.database_url {
+    let (store, place) = match &args.database_url {
         Some(admin) => {
             let name = format!("leadroute_load_{}", uuid::Uuid::now_v7().simple());
-            Store::connect(&store::create_postgres_database(admin, &name).await?).await?
+            let url = store::create_postgres_database(admin, &name).await?;
+            (
+                Store::connect(&url).await?,
+                vec!["--database-url".to_owned(), url],
+            )
         }
         None => {
             let dir = std::env::temp_dir()
                 .join(format!("leadroute-load-{}", uuid::Uuid::now_v7().simple()));
-            _dir = dir.clone();
-            Store::open_data_dir(&dir).await?
+            let store = Store::open_data_dir(&dir).await?;
+            (
+                store,
+                vec!["--data-dir".to_owned(), dir.display().to_string()],
+            )
         }
     };
     store.migrate().await?;
     let (key, row) = new_key("load", Role::Admin, 0);
     store.insert_api_key(&row).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let state = AppState::new(store.clone());
-    tokio::spawn(server::serve(state, listener, std::future::pending()));
+    // The server runs as its own process, as in production, so the client does not share
+    // its scheduler.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let binary = args.server.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("leadroute")))
+            .unwrap_or_else(|| "leadroute".into())
+    });
+    let mut server = tokio::process::Command::new(&binary)
+        .arg("serve")
+        .args(&place)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("LEADROUTE_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()?;
+    let started = Instant::now();
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     setup(&client, &base, &key)
         .await
         .context("setting up the workspace")?;
@@ -346,6 +379,7 @@ async fn main() -> anyhow::Result<()> {
         batched.p99_ms,
         batched.per_second / raw
     );
+    let _ = server.kill().await;
     store.close().await;
     Ok(())
 }

@@ -342,8 +342,10 @@ impl Worker {
     }
 
     async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<Vec<Answer>> {
+        let started = std::time::Instant::now();
         let mut tx = self.store.begin_routing().await?;
         self.refresh(&mut tx).await?;
+        let locked = started.elapsed();
         let cache = self
             .cache
             .as_mut()
@@ -433,6 +435,7 @@ impl Worker {
             };
             answers.push(answer);
         }
+        let routed = started.elapsed();
         tx.insert_leads(&writes.new_leads).await?;
         for row in &writes.changed_leads {
             tx.update_lead(row).await?;
@@ -474,7 +477,17 @@ impl Worker {
         } else {
             None
         };
+        let written = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            jobs = batch.len(),
+            leads = writes.new_leads.len(),
+            lock_and_load_us = locked.as_micros() as u64,
+            route_us = (routed - locked).as_micros() as u64,
+            write_us = (written - routed).as_micros() as u64,
+            commit_us = (started.elapsed() - written).as_micros() as u64,
+            "routing batch committed"
+        );
         if let Some(version) = version {
             cache.routing_version = version;
         }

@@ -107,7 +107,7 @@ impl BatchItem {
 pub struct BatchInput {
     /// Up to 1,000 leads, each as for `POST /api/v1/leads`.
     #[schema(value_type = Vec<LeadInput>)]
-    pub leads: Vec<Value>,
+    pub leads: Vec<Box<serde_json::value::RawValue>>,
 }
 
 /// Create up to 1,000 leads; each item succeeds or fails on its own.
@@ -131,10 +131,16 @@ pub async fn create_batch(
     let mut valid = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.leads.iter().enumerate() {
-        let parsed = serde_json::to_vec(raw)
-            .map_err(ApiError::internal)
-            .and_then(|bytes| parse::<LeadInput>(&bytes))
-            .and_then(|lead| lead.normalised());
+        let parsed = parse::<LeadInput>(raw.get().as_bytes())
+            .and_then(|lead| lead.normalised())
+            .map_err(|error| {
+                // Name the item in the field path: `leads[3].phone`.
+                let field = match &error.field {
+                    Some(field) => format!("leads[{index}].{field}"),
+                    None => format!("leads[{index}]"),
+                };
+                error.with_field(field)
+            });
         match parsed {
             Ok(lead) => {
                 valid.push(lead);

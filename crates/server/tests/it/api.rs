@@ -189,6 +189,7 @@ async fn the_same_external_id_is_one_lead() {
         .collect();
     assert_eq!(results, ["duplicate", "created", "duplicate", "error"]);
     assert_eq!(batch["items"][3]["error"]["code"], "invalid_phone");
+    assert_eq!(batch["items"][3]["error"]["field"], "leads[3].phone");
     let (_, list) = app.get("/api/v1/leads").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
 }
