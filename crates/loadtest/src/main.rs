@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use serde_json::{Value, json};
 use server::auth::{Role, new_key};
-use store::{LeadRow, Store};
+use store::{DecisionRow, LeadRow, Store};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -37,6 +37,99 @@ struct Args {
     /// The `leadroute` binary to serve with; by default the one beside this harness.
     #[arg(long)]
     server: Option<std::path::PathBuf>,
+    /// Load generator for the closed-loop runs: `wrk` (Debian's package, a C client that leaves
+    /// the server most of the CPU) or `reqwest` (this process). Defaults to wrk when installed.
+    #[arg(long)]
+    client: Option<String>,
+}
+
+/// Runs wrk for `seconds` with `connections`, optionally with a Lua script, and reads its
+/// throughput and latency percentiles.
+fn wrk(
+    url: &str,
+    script: Option<&str>,
+    connections: usize,
+    seconds: u64,
+    per_request: u64,
+) -> anyhow::Result<Measured> {
+    let mut command = std::process::Command::new("wrk");
+    command.args([
+        "-t1",
+        "--latency",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+    ]);
+    let file;
+    if let Some(script) = script {
+        file = std::env::temp_dir().join(format!(
+            "leadroute-load-{}.lua",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::write(&file, script)?;
+        command.arg("-s").arg(&file);
+    }
+    let output = command.arg(url).output().context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(output.status.success(), "wrk failed: {text}");
+    anyhow::ensure!(
+        !text.contains("Non-2xx"),
+        "the server refused requests:\n{text}"
+    );
+    let duration = |value: &str| -> Option<f64> {
+        let number: f64 = value
+            .trim_end_matches(|c: char| c.is_alphabetic())
+            .parse()
+            .ok()?;
+        Some(
+            match value.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.') {
+                "us" => number / 1000.0,
+                "ms" => number,
+                "s" => number * 1000.0,
+                _ => return None,
+            },
+        )
+    };
+    let field = |prefix: &str| {
+        text.lines().find_map(|line| {
+            line.trim()
+                .strip_prefix(prefix)
+                .map(|rest| rest.trim().to_owned())
+        })
+    };
+    let per_second: f64 = field("Requests/sec:")
+        .and_then(|value| value.parse().ok())
+        .context("wrk printed no rate")?;
+    Ok(Measured {
+        per_second: per_second * per_request as f64,
+        p50_ms: field("50%")
+            .and_then(|value| duration(&value))
+            .unwrap_or(0.0),
+        p99_ms: field("99%")
+            .and_then(|value| duration(&value))
+            .unwrap_or(0.0),
+    })
+}
+
+/// wrk scripts sending unique leads, one per request or a hundred.
+fn wrk_script(key: &str, batch: bool) -> String {
+    let prefix = uuid::Uuid::now_v7().simple().to_string();
+    let lead = r#"string.format('{"external_id":"wrk-%s-%d","name":"压测客户","phone":"138%08d","province":"江苏省","industry":"制造","source":"巨量引擎","budget":200000}', prefix, counter, counter % 100000000)"#;
+    let (path, body) = if batch {
+        (
+            "/api/v1/leads/batch",
+            format!(
+                "local items = {{}}\n  for i = 1, 100 do\n    counter = counter + 1\n    items[i] = {lead}\n  end\n  local body = '{{\"leads\":[' .. table.concat(items, ',') .. ']}}'"
+            ),
+        )
+    } else {
+        (
+            "/api/v1/leads",
+            format!("counter = counter + 1\n  local body = {lead}"),
+        )
+    };
+    format!(
+        "counter = 0\nprefix = \"{prefix}\"\nrequest = function()\n  {body}\n  return wrk.format(\"POST\", \"{path}\", {{[\"Content-Type\"]=\"application/json\", [\"Authorization\"]=\"Bearer {key}\"}}, body)\nend\n"
+    )
 }
 
 struct Measured {
@@ -169,8 +262,9 @@ async fn fixed_rate(
     })
 }
 
-/// The floor for writes: the same lead rows inserted directly, 100 to a transaction.
-async fn raw_insert(store: &Store, seconds: u64) -> anyhow::Result<f64> {
+/// The floor for writes: the rows intake writes for a lead (the lead and its decision, with a
+/// real decision record) inserted directly, 100 leads to a transaction.
+async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut rows_written = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -199,7 +293,24 @@ async fn raw_insert(store: &Store, seconds: u64) -> anyhow::Result<f64> {
             })
             .collect();
         let mut tx = store.begin_routing().await?;
+        let decisions: Vec<DecisionRow> = rows
+            .iter()
+            .map(|row| DecisionRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                lead_id: row.id.clone(),
+                kind: "route".into(),
+                actor: "load".into(),
+                reason: None,
+                rule_set_version: Some(1),
+                outcome: "assigned".into(),
+                owner_id: row.owner_id.clone(),
+                record: record.to_owned(),
+                created_at: 0,
+                explanation: "{}".into(),
+            })
+            .collect();
         tx.insert_leads(&rows).await?;
+        tx.insert_decisions(&decisions).await?;
         tx.commit().await?;
         rows_written += rows.len();
     }
@@ -329,15 +440,64 @@ async fn main() -> anyhow::Result<()> {
 
     let (mut trivial, mut single, mut rated, mut batched, mut raw) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // A real decision record, to give the raw insert floor rows of the right size.
+    let sample: Value = client
+        .post(format!("{base}/api/v1/leads"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(lead())
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let record = sample["decision"]["record"].to_string();
+    let use_wrk = match args.client.as_deref() {
+        Some("wrk") => true,
+        Some("reqwest") => false,
+        Some(other) => anyhow::bail!("unknown client {other:?}: wrk or reqwest"),
+        None => std::process::Command::new("wrk")
+            .arg("--version")
+            .output()
+            .is_ok(),
+    };
     for run in 0..args.runs {
         eprintln!("run {} of {}", run + 1, args.runs);
-        trivial
-            .push(closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?);
-        raw.push(raw_insert(&store, args.seconds).await?);
-        single
-            .push(closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?);
-        rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
-        batched.push(closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?);
+        if use_wrk {
+            trivial.push(wrk(
+                &format!("{base}/healthz"),
+                None,
+                args.clients,
+                args.seconds,
+                1,
+            )?);
+            raw.push(raw_insert(&store, args.seconds, &record).await?);
+            single.push(wrk(
+                &base,
+                Some(&wrk_script(&key, false)),
+                args.clients,
+                args.seconds,
+                1,
+            )?);
+            rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
+            batched.push(wrk(
+                &base,
+                Some(&wrk_script(&key, true)),
+                4,
+                args.seconds,
+                100,
+            )?);
+        } else {
+            trivial.push(
+                closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?,
+            );
+            raw.push(raw_insert(&store, args.seconds, &record).await?);
+            single.push(
+                closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?,
+            );
+            rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
+            batched.push(closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?);
+        }
     }
     let (trivial, single, rated, batched, raw) = (
         median_of(&trivial),
@@ -347,8 +507,9 @@ async fn main() -> anyhow::Result<()> {
         median(raw),
     );
     println!(
-        "backend: {}, {} clients, {} s per measurement, median of {} runs\n",
+        "backend: {}, client: {}, {} connections, {} s per measurement, median of {} runs\n",
         store.backend(),
+        if use_wrk { "wrk" } else { "reqwest" },
         args.clients,
         args.seconds,
         args.runs
@@ -359,7 +520,9 @@ async fn main() -> anyhow::Result<()> {
         "| floor: GET /healthz, same client | {:.0} req | {:.2} | {:.2} | 1 |",
         trivial.per_second, trivial.p50_ms, trivial.p99_ms
     );
-    println!("| floor: raw insert of the same rows, 100 per transaction | {raw:.0} rows | | | 1 |");
+    println!(
+        "| floor: raw insert of the same rows (lead + decision), 100 leads per transaction | {raw:.0} leads | | | 1 |"
+    );
     println!(
         "| POST /api/v1/leads, closed loop | {:.0} leads | {:.2} | {:.2} | {:.2} of healthz, {:.2} of raw insert |",
         single.per_second,
