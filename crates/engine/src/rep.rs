@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -9,13 +10,14 @@ use chrono_tz::Tz;
 use crate::hours::WeeklyHours;
 use crate::value::Value;
 
-/// A rep's stable id, chosen by the store.
+/// A rep's stable id, chosen by the store. Shared, so rotation state can hold many without
+/// allocating.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RepId(String);
+pub struct RepId(Arc<str>);
 
 impl RepId {
     pub fn new(id: impl Into<String>) -> RepId {
-        RepId(id.into())
+        RepId(Arc::from(id.into()))
     }
 
     pub fn as_str(&self) -> &str {
