@@ -262,6 +262,11 @@ async fn fixed_rate(
     })
 }
 
+/// A pause between write-heavy phases for the database to checkpoint.
+async fn settle() {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
 /// The floor for writes: the rows intake writes for a lead (the lead and its decision, with a
 /// real decision record) inserted directly, 100 leads to a transaction.
 async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result<f64> {
@@ -463,41 +468,41 @@ async fn main() -> anyhow::Result<()> {
     };
     for run in 0..args.runs {
         eprintln!("run {} of {}", run + 1, args.runs);
-        if use_wrk {
-            trivial.push(wrk(
+        // The fixed-rate run comes right after the trivial one and each heavy write phase is
+        // followed by a pause, so one phase's checkpoint does not land in the next's latency.
+        trivial.push(if use_wrk {
+            wrk(
                 &format!("{base}/healthz"),
                 None,
                 args.clients,
                 args.seconds,
                 1,
-            )?);
-            raw.push(raw_insert(&store, args.seconds, &record).await?);
-            single.push(wrk(
+            )?
+        } else {
+            closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?
+        });
+        rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
+        settle().await;
+        single.push(if use_wrk {
+            wrk(
                 &base,
                 Some(&wrk_script(&key, false)),
                 args.clients,
                 args.seconds,
                 1,
-            )?);
-            rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
-            batched.push(wrk(
-                &base,
-                Some(&wrk_script(&key, true)),
-                4,
-                args.seconds,
-                100,
-            )?);
+            )?
         } else {
-            trivial.push(
-                closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?,
-            );
-            raw.push(raw_insert(&store, args.seconds, &record).await?);
-            single.push(
-                closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?,
-            );
-            rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
-            batched.push(closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?);
-        }
+            closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?
+        });
+        settle().await;
+        batched.push(if use_wrk {
+            wrk(&base, Some(&wrk_script(&key, true)), 4, args.seconds, 100)?
+        } else {
+            closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?
+        });
+        settle().await;
+        raw.push(raw_insert(&store, args.seconds, &record).await?);
+        settle().await;
     }
     let (trivial, single, rated, batched, raw) = (
         median_of(&trivial),

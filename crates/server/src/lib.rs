@@ -43,11 +43,26 @@ impl AppState {
     /// Starts the routing worker for this store.
     pub fn new(store: Store) -> AppState {
         let router = routing::Router::start(store.clone());
+        tokio::spawn(checkpoints(store.clone()));
         AppState {
             store,
             router,
             keys: Arc::default(),
             metrics: Arc::default(),
+        }
+    }
+}
+
+/// Checkpoints SQLite's write-ahead log every second, away from request handling.
+async fn checkpoints(store: Store) {
+    if store.backend() != "sqlite" {
+        return;
+    }
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        if let Err(error) = store.checkpoint().await {
+            tracing::warn!(error = %format!("{error:#}"), "checkpoint failed");
         }
     }
 }
