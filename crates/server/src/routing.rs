@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use engine::decision::AttemptTarget;
 use engine::state::StateChange;
-use engine::{Decision, DecisionRecord, LeadStatus, Outcome, RepId, RouteRequest, RoutingState};
+use engine::{Decision, DecisionRecord, LeadStatus, Outcome, RepId, RoutingState};
 use store::{DecisionRow, LeadRow, RepStateRow, RotationRow, RoutingTx, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -646,18 +646,7 @@ fn create(
     lead.known_owner = known
         .owner(input.phone.as_deref(), input.email.as_deref())
         .map(RepId::new);
-    let workspace = &cache.workspace;
-    let decision = engine::route(
-        &workspace.rules,
-        &workspace.roster,
-        &cache.state,
-        &RouteRequest {
-            lead: &lead,
-            now,
-            exclude: &[],
-        },
-    );
-    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
+    let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now);
     let id = new_id();
     let mut row = LeadRow {
         id: id.clone(),
@@ -757,18 +746,7 @@ async fn reroute(
         .collect();
     release(cache, writes, &row);
     let now = now();
-    let workspace = &cache.workspace;
-    let decision = engine::route(
-        &workspace.rules,
-        &workspace.roster,
-        &cache.state,
-        &RouteRequest {
-            lead: &lead,
-            now,
-            exclude: &exclude,
-        },
-    );
-    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
+    let (decision, record) = cache.workspace.decide(&cache.state, &lead, &exclude, now);
     place(&mut row, &decision);
     row.updated_at = now.timestamp_micros();
     apply(cache, writes, &decision.changes);

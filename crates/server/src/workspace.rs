@@ -325,6 +325,23 @@ pub struct Workspace {
     pub rules: RuleSet,
 }
 
+impl Workspace {
+    /// Routes a lead and makes its decision self-describing: what intake, reroute and the dry
+    /// run all do.
+    pub fn decide(
+        &self,
+        state: &engine::RoutingState,
+        lead: &engine::Lead,
+        exclude: &[RepId],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (engine::Decision, engine::DecisionRecord) {
+        let request = engine::RouteRequest { lead, now, exclude };
+        let decision = engine::route(&self.rules, &self.roster, state, &request);
+        let record = engine::DecisionRecord::new(&decision, &self.rules, &self.roster, lead);
+        (decision, record)
+    }
+}
+
 /// Builds the workspace from stored rows. Rows that no longer validate (a rep deleted from
 /// under a team) are skipped with a warning rather than stopping intake.
 pub fn build_workspace(

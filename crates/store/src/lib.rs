@@ -106,10 +106,12 @@ impl Store {
         Store::connect(&format!("sqlite://{}", path.display())).await
     }
 
+    /// Applies the migrations. Both backends run the same files, as they run the same SQL;
+    /// a change that needs different SQL per backend would split the folder.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
-            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("./migrations").run(pool).await?,
         }
         Ok(())
     }

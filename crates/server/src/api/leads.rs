@@ -6,14 +6,14 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::DateTime;
-use engine::{DecisionRecord, LeadStatus, RepId, RouteRequest, RoutingState};
+use engine::{LeadStatus, RepId, RoutingState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::Page;
+use crate::api::{Page, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse};
@@ -290,41 +290,20 @@ pub async fn patch_lead(
         .await?
         .ok_or_else(|| ApiError::not_found("lead"))?;
     let mut changes = LeadPatch::default();
-    let mut document: serde_json::Map<String, Value> =
-        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-    let mut touched = false;
-    for (key, value) in patch {
-        match key.as_str() {
-            "status" => {
-                let status = value.as_str().and_then(LeadStatus::parse).ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid_value",
-                        "status",
-                        "status is new, assigned, contacted, qualified, won, lost or invalid",
-                    )
-                })?;
-                changes.status = Some(status);
-            }
-            "external_id" => {
-                return Err(ApiError::invalid(
-                    "immutable_field",
-                    "external_id",
-                    "external_id cannot change",
-                ));
-            }
-            _ => {
-                touched = true;
-                if value.is_null() {
-                    document.remove(&key);
-                } else {
-                    document.insert(key, value);
-                }
-            }
-        }
+    let mut patch = patch;
+    if let Some(value) = patch.remove("status") {
+        let status = value.as_str().and_then(LeadStatus::parse).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_value",
+                "status",
+                "status is new, assigned, contacted, qualified, won, lost or invalid",
+            )
+        })?;
+        changes.status = Some(status);
     }
-    if touched {
-        let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
-        changes.document = Some(parse::<LeadInput>(&bytes)?.normalised()?);
+    if !patch.is_empty() {
+        let document: LeadInput = merge_patch(&row.document, patch, &["external_id"])?;
+        changes.document = Some(document.normalised()?);
     }
     let changed = app.router.update(&id, changes).await?;
     Ok(Json(lead_view(&changed.lead)))
@@ -443,17 +422,7 @@ pub async fn explain(
     }
     let now = chrono::Utc::now();
     let lead = lead_input.to_engine(&workspace.catalogue, now)?;
-    let decision = engine::route(
-        &workspace.rules,
-        &workspace.roster,
-        &state,
-        &RouteRequest {
-            lead: &lead,
-            now,
-            exclude: &[],
-        },
-    );
-    let record = DecisionRecord::new(&decision, &workspace.rules, &workspace.roster, &lead);
+    let (decision, record) = workspace.decide(&state, &lead, &[], now);
     Ok(Json(json!({"decision": {
         "outcome": decision.outcome.code(),
         "owner_id": decision.owner().map(ToString::to_string),

@@ -53,6 +53,48 @@ pub fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Applies a JSON merge patch (top-level keys replace, `null` removes) to a stored document and
+/// parses the result, refusing changes to `immutable` keys.
+pub fn merge_patch<T: serde::de::DeserializeOwned>(
+    stored: &str,
+    patch: serde_json::Map<String, serde_json::Value>,
+    immutable: &[&str],
+) -> Result<T, ApiError> {
+    let mut document: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(stored).map_err(ApiError::internal)?;
+    for (key, value) in patch {
+        if immutable.contains(&key.as_str()) {
+            return Err(ApiError::invalid(
+                "immutable_field",
+                key.clone(),
+                format!("{key} cannot change"),
+            ));
+        }
+        if value.is_null() {
+            document.remove(&key);
+        } else {
+            document.insert(key, value);
+        }
+    }
+    crate::extract::parse(&serde_json::to_vec(&document).map_err(ApiError::internal)?)
+}
+
+/// One page of rows sorted by id, after the cursor: the page and the next cursor.
+pub fn page_by_id<T>(
+    rows: Vec<T>,
+    page: &Page,
+    id: impl Fn(&T) -> &str,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let limit = page.limit()? as usize;
+    let mut rows: Vec<T> = rows
+        .into_iter()
+        .filter(|row| page.cursor.as_deref().is_none_or(|cursor| id(row) > cursor))
+        .collect();
+    let next_cursor = (rows.len() > limit).then(|| id(&rows[limit - 1]).to_owned());
+    rows.truncate(limit);
+    Ok((rows, next_cursor))
+}
+
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }

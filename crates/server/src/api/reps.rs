@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 use store::RepRow;
 
 use crate::AppState;
-use crate::api::{Page, check_id, now_micros};
+use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, parse};
+use crate::extract::Body;
 use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
 
 fn view(row: &RepRow) -> Value {
@@ -57,17 +57,9 @@ pub async fn list_reps(
     State(app): State<AppState>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
-    let limit = page.limit()? as usize;
-    let rows: Vec<RepRow> = app
-        .store
-        .list_reps()
-        .await?
-        .into_iter()
-        .filter(|row| page.cursor.as_ref().is_none_or(|cursor| row.id > *cursor))
-        .collect();
-    let next_cursor = (rows.len() > limit).then(|| rows[limit - 1].id.clone());
+    let (rows, next_cursor) = page_by_id(app.store.list_reps().await?, &page, |row| &row.id)?;
     Ok(Json(
-        json!({"items": rows.iter().take(limit).map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+        json!({"items": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
     ))
 }
 
@@ -123,23 +115,7 @@ pub async fn patch_rep(
         .get_rep(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("rep"))?;
-    let mut document: serde_json::Map<String, Value> =
-        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-    for (key, value) in patch {
-        if key == "id" {
-            return Err(ApiError::invalid(
-                "immutable_field",
-                "id",
-                "a rep's id cannot change",
-            ));
-        }
-        if value.is_null() {
-            document.remove(&key);
-        } else {
-            document.insert(key, value);
-        }
-    }
-    let document: RepDocument = parse(&serde_json::to_vec(&document).map_err(ApiError::internal)?)?;
+    let document: RepDocument = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
     Ok(Json(view(&row)))
 }
