@@ -22,12 +22,14 @@ mod sqlite {
     pub(crate) type Db = sqlx::Sqlite;
     const IS_POSTGRES: bool = false;
     include!("queries.rs");
+    include!("bulk_values.rs");
 }
 
 mod postgres {
     pub(crate) type Db = sqlx::Postgres;
     const IS_POSTGRES: bool = true;
     include!("queries.rs");
+    include!("bulk_unnest.rs");
 }
 
 /// The database, embedded or shared.
