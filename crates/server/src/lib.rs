@@ -44,12 +44,24 @@ impl AppState {
     pub fn new(store: Store) -> AppState {
         let router = routing::Router::start(store.clone());
         tokio::spawn(checkpoints(store.clone()));
+        tokio::spawn(sweeps(router.clone()));
         AppState {
             store,
             router,
             keys: Arc::default(),
             metrics: Arc::default(),
         }
+    }
+}
+
+/// How often the hold queue is swept even when nothing asked: working hours open, leave ends.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn sweeps(router: routing::Router) {
+    let mut ticks = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        ticks.tick().await;
+        router.sweep_soon();
     }
 }
 
@@ -79,14 +91,14 @@ struct Metrics {
         api::leads::create_lead, api::leads::create_batch, api::leads::list_leads, api::leads::get_lead,
         api::leads::patch_lead, api::leads::lead_decisions, api::leads::assign_lead, api::leads::reroute_lead,
         api::leads::explain,
-        api::reps::list_reps, api::reps::create_rep, api::reps::get_rep, api::reps::patch_rep, api::reps::delete_rep,
+        api::reps::list_reps, api::reps::create_rep, api::reps::get_rep, api::reps::patch_rep, api::reps::delete_rep, api::reps::set_status,
         api::teams::list_teams, api::teams::create_team, api::teams::get_team, api::teams::patch_team, api::teams::delete_team,
         api::rule_sets::list_rule_sets, api::rule_sets::create_rule_set, api::rule_sets::validate_rule_set,
         api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
-        workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument,
+        workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument, api::reps::StatusInput,
         workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument,
     )),
     modifiers(&BearerKey),
@@ -129,6 +141,7 @@ pub fn app(state: AppState) -> axum::Router {
                 .patch(reps::patch_rep)
                 .delete(reps::delete_rep),
         )
+        .route("/reps/{id}/status", axum::routing::put(reps::set_status))
         .route("/teams", get(teams::list_teams).post(teams::create_team))
         .route(
             "/teams/{id}",

@@ -73,6 +73,10 @@ enum Job {
         patch: LeadPatch,
         reply: oneshot::Sender<Result<Changed, ApiError>>,
     },
+    /// Route held leads again, most urgent first: someone may have become eligible.
+    Sweep {
+        reply: Option<oneshot::Sender<Result<usize, ApiError>>>,
+    },
 }
 
 impl Job {
@@ -177,6 +181,18 @@ impl Router {
         .await
     }
 
+    /// Sweeps the hold queue and says how many leads left it.
+    pub async fn sweep(&self) -> Result<usize, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Job::Sweep { reply: Some(reply) }, answer).await
+    }
+
+    /// Asks for a sweep without waiting for it (after a rep became available, a lead closed, a
+    /// rule set was published).
+    pub fn sweep_soon(&self) {
+        let _ = self.jobs.try_send(Job::Sweep { reply: None });
+    }
+
     pub async fn update(&self, lead_id: &str, patch: LeadPatch) -> Result<Changed, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
@@ -233,6 +249,7 @@ impl Writes {
 enum Answer {
     Create(Vec<Result<Created, ApiError>>),
     Change(Result<Changed, ApiError>),
+    Swept(usize),
 }
 
 impl Worker {
@@ -269,6 +286,9 @@ impl Worker {
                         ) => {
                             let _ = reply.send(result);
                         }
+                        (Job::Sweep { reply: Some(reply) }, Answer::Swept(count)) => {
+                            let _ = reply.send(Ok(count));
+                        }
                         _ => {}
                     }
                 }
@@ -288,6 +308,10 @@ impl Worker {
                         | Job::Update { reply, .. } => {
                             let _ = reply.send(Err(failed()));
                         }
+                        Job::Sweep { reply: Some(reply) } => {
+                            let _ = reply.send(Err(failed()));
+                        }
+                        Job::Sweep { reply: None } => {}
                     }
                 }
             }
@@ -432,6 +456,7 @@ impl Worker {
                 Job::Update { lead_id, patch, .. } => {
                     Answer::Change(update(&mut tx, cache, &mut writes, lead_id, patch).await?)
                 }
+                Job::Sweep { .. } => Answer::Swept(sweep(&mut tx, cache, &mut writes).await?),
             };
             answers.push(answer);
         }
@@ -853,6 +878,44 @@ async fn assign(
         lead: row,
         decision: Some(decision_row),
     }))
+}
+
+/// Held leads the hold queue can release in one sweep at most.
+const SWEEP_LIMIT: i64 = 500;
+
+/// Routes held leads again, most urgent first, then oldest; those still nobody can take stay
+/// held without a new decision.
+async fn sweep(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+) -> anyhow::Result<usize> {
+    let mut released = 0;
+    for mut row in tx.held_leads(SWEEP_LIMIT).await? {
+        if writes
+            .changed_leads
+            .iter()
+            .any(|changed| changed.id == row.id)
+        {
+            continue;
+        }
+        let Ok(lead) = engine_lead(&row, &cache.workspace.catalogue) else {
+            continue;
+        };
+        let now = now();
+        let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now);
+        if decision.outcome == Outcome::Held {
+            continue;
+        }
+        place(&mut row, &decision);
+        row.updated_at = now.timestamp_micros();
+        apply(cache, writes, &decision.changes);
+        let decision_row = decision_row(&row.id, "release", "system", None, &decision, &record)?;
+        remember(writes, &row);
+        writes.decisions.push(decision_row);
+        released += 1;
+    }
+    Ok(released)
 }
 
 /// Status moves along new → assigned → contacted → qualified → won / lost / invalid; a closed

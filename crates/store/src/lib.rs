@@ -345,6 +345,11 @@ impl RoutingTx {
         on_tx!(self, upsert_contacts(rows))
     }
 
+    /// The hold queue: held leads, most urgent first, then oldest.
+    pub async fn held_leads(&mut self, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+        on_tx!(self, held_leads(limit))
+    }
+
     pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {
         on_tx!(self, insert_leads(rows))
     }

@@ -1,7 +1,7 @@
 // The SQL of every store operation, written once and compiled for each backend: this file is
 // included by `sqlite.rs` and `postgres.rs`, which define `Db` and `IS_POSTGRES`.
 
-use sqlx::{Connection as _, QueryBuilder};
+use sqlx::QueryBuilder;
 
 use crate::rows::*;
 
@@ -146,28 +146,24 @@ pub(crate) async fn active_rule_set(conn: &mut Conn) -> sqlx::Result<Option<Rule
         .await
 }
 
-/// Inserts a draft and returns its version: one more than the highest so far.
+/// Inserts a draft and returns its version: one more than the highest so far. One statement,
+/// so two drafts saved at once cannot take the same number.
 pub(crate) async fn insert_rule_set(
     conn: &mut Conn,
     name: Option<&str>,
     document: &str,
     now: i64,
 ) -> sqlx::Result<i64> {
-    let mut tx = conn.begin().await?;
-    let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM rule_sets")
-        .fetch_one(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO rule_sets (version, name, document, status, created_at) VALUES ($1, $2, $3, 'draft', $4)",
+    sqlx::query_scalar(
+        "INSERT INTO rule_sets (version, name, document, status, created_at)
+         SELECT COALESCE(MAX(version), 0) + 1, $1, $2, 'draft', $3 FROM rule_sets
+         RETURNING version",
     )
-    .bind(version)
     .bind(name.map(str::to_owned))
     .bind(document.to_owned())
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(version)
+    .fetch_one(conn)
+    .await
 }
 
 /// Makes a version the active one and retires the previous.
@@ -337,6 +333,18 @@ pub(crate) async fn upsert_contacts(
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Held leads, most urgent first, then oldest.
+pub(crate) async fn held_leads(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+    sqlx::query_as(
+        "SELECT * FROM leads WHERE held = TRUE
+         ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END, created_at, id
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 /// Rewrites a lead's routing columns and document after a reroute, assignment or patch.

@@ -305,7 +305,12 @@ pub async fn patch_lead(
         let document: LeadInput = merge_patch(&row.document, patch, &["external_id"])?;
         changes.document = Some(document.normalised()?);
     }
+    let closing = changes.status.is_some_and(|status| !status.is_open());
     let changed = app.router.update(&id, changes).await?;
+    if closing {
+        // A closed lead frees its owner's holding cap.
+        app.router.sweep_soon();
+    }
     Ok(Json(lead_view(&changed.lead)))
 }
 

@@ -85,6 +85,7 @@ pub async fn create_rep(
         );
     }
     let row = save(&app, id, document, now_micros()).await?;
+    app.router.sweep_soon();
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -117,6 +118,7 @@ pub async fn patch_rep(
         .ok_or_else(|| ApiError::not_found("rep"))?;
     let document: RepDocument = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
+    app.router.sweep_soon();
     Ok(Json(view(&row)))
 }
 
@@ -146,4 +148,38 @@ pub async fn delete_rep(
     }
     app.store.delete_rep(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInput {
+    /// `active`, `paused`, `on_leave` or `inactive`.
+    pub status: String,
+    /// With `on_leave`: the leave, added to the rep's leave periods.
+    #[serde(default)]
+    pub leave: Option<crate::workspace::LeaveDocument>,
+}
+
+/// Set a rep's availability. A rep becoming available releases held leads they can take.
+#[utoipa::path(put, path = "/api/v1/reps/{id}/status", tag = "reps", params(("id" = String, Path)), request_body = StatusInput,
+    responses((status = 200, description = "The rep"), (status = 422, description = "Unknown status or bad dates")), security(("api_key" = [])))]
+pub async fn set_status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(input): Body<StatusInput>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_rep(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rep"))?;
+    let mut document: RepDocument =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    document.status = Some(input.status);
+    if let Some(leave) = input.leave {
+        document.leaves.push(leave);
+    }
+    let row = save(&app, id, document, row.created_at).await?;
+    app.router.sweep_soon();
+    Ok(Json(view(&row)))
 }

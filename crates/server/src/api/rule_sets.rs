@@ -169,6 +169,7 @@ pub async fn publish_rule_set(
         return Ok(invalid(&errors));
     }
     app.store.publish_rule_set(version, now_micros()).await?;
+    app.router.sweep_soon();
     let row = app
         .store
         .get_rule_set(version)

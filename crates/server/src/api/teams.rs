@@ -103,6 +103,7 @@ pub async fn create_team(
         );
     }
     let row = save(&app, id, document, now_micros()).await?;
+    app.router.sweep_soon();
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -135,6 +136,7 @@ pub async fn patch_team(
         .ok_or_else(|| ApiError::not_found("team"))?;
     let document: TeamDocument = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
+    app.router.sweep_soon();
     Ok(Json(view(&row)))
 }
 

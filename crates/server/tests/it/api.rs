@@ -475,3 +475,100 @@ async fn a_known_customer_goes_back_to_its_owner() {
         "rotation continues for new customers"
     );
 }
+
+#[tokio::test]
+async fn held_leads_are_released_most_urgent_first_when_someone_can_take_them() {
+    let app = TestApp::sqlite().await;
+    app.ok(
+        "/api/v1/reps",
+        &json!({"id": "a", "name": "A", "status": "paused", "caps": {"max_open": 2}}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "t", "name": "T", "hours_policy": "any_time", "members": [{"rep_id": "a"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": ["hold"]}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    app.ok(
+        &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, priority) in [("low", "low"), ("normal", "normal"), ("urgent", "urgent")] {
+        let body = app
+            .ok(
+                "/api/v1/leads",
+                &json!({"name": name, "priority": priority}),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(body["lead"]["held"], true, "{body}");
+        ids.insert(name, body["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(
+        app.state.router.sweep().await.expect("sweep"),
+        0,
+        "nobody can take them yet"
+    );
+
+    let (status, rep) = app
+        .send(
+            Method::PUT,
+            "/api/v1/reps/a/status",
+            Some(&json!({"status": "active"})),
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, rep["status"].clone()),
+        (StatusCode::OK, json!("active"))
+    );
+    app.state.router.sweep().await.expect("sweep");
+    let owner = |lead: &Value| (lead["owner_id"].clone(), lead["held"].clone());
+    let (_, urgent) = app.get(&format!("/api/v1/leads/{}", ids["urgent"])).await;
+    let (_, normal) = app.get(&format!("/api/v1/leads/{}", ids["normal"])).await;
+    let (_, low) = app.get(&format!("/api/v1/leads/{}", ids["low"])).await;
+    assert_eq!(owner(&urgent), (json!("a"), json!(false)));
+    assert_eq!(owner(&normal), (json!("a"), json!(false)));
+    assert_eq!(
+        owner(&low),
+        (Value::Null, json!(true)),
+        "the holding cap of 2 is full"
+    );
+    let (_, decisions) = app
+        .get(&format!("/api/v1/leads/{}/decisions", ids["urgent"]))
+        .await;
+    let kinds: Vec<&str> = decisions["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["release", "route"]);
+
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/leads/{}", ids["urgent"]),
+            &json!({"status": "invalid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.state.router.sweep().await.expect("sweep");
+    let (_, low) = app.get(&format!("/api/v1/leads/{}", ids["low"])).await;
+    assert_eq!(
+        owner(&low),
+        (json!("a"), json!(false)),
+        "closing a lead freed the cap"
+    );
+}

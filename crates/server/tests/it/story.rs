@@ -46,9 +46,20 @@ async fn story(app: TestApp) {
         assert_eq!(body["lead"]["phone"], format!("+861380000000{index}"));
         owners.push(body["lead"]["owner_id"].as_str().expect("owner").to_owned());
     }
+    // Publishing released the lead that waited in the hold queue: it went first, to wang.
+    let (_, early) = app
+        .get(&format!(
+            "/api/v1/leads/{}",
+            held["lead"]["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(
+        (early["owner_id"].clone(), early["held"].clone()),
+        (json!("wang"), json!(false))
+    );
     assert_eq!(
         owners,
-        ["wang", "zhang", "wang", "zhang"],
+        ["zhang", "wang", "zhang", "wang"],
         "round robin among reps who do manufacturing"
     );
 
