@@ -13,7 +13,6 @@ use crate::decision::{AttemptTarget, Decision, Outcome, RuleTrace, Step};
 use crate::eligibility::Exclusion;
 use crate::field::LeadView;
 use crate::lead::Lead;
-use crate::rep::RepStatus;
 use crate::roster::{RepIndex, Roster};
 use crate::rule_set::{Fallback, RuleSet};
 use crate::value::ValueRef;
@@ -632,8 +631,7 @@ fn exclusion_detail(
 ) -> String {
     let rep = roster.rep(position);
     match exclusion {
-        Exclusion::Excluded | Exclusion::Status(RepStatus::Active) => String::new(),
-        Exclusion::Status(_) => String::new(),
+        Exclusion::Excluded | Exclusion::Status(_) => String::new(),
         Exclusion::OnLeave { until } => until.to_string(),
         Exclusion::OutsideHours => {
             let local = crate::hours::LocalNow::new(at, rep.time_zone);

@@ -402,7 +402,7 @@ pub fn build_workspace(
             })
             .ok()
         })
-        .unwrap_or_else(|| empty_rules(&catalogue, &roster));
+        .unwrap_or_else(|| empty_rules(&catalogue));
     Workspace {
         roster,
         catalogue,
@@ -412,7 +412,7 @@ pub fn build_workspace(
 }
 
 /// With no rule set published every lead is held until one is.
-fn empty_rules(catalogue: &FieldCatalogue, _roster: &Roster) -> RuleSet {
+fn empty_rules(catalogue: &FieldCatalogue) -> RuleSet {
     RuleSet {
         version: 0,
         name: None,
