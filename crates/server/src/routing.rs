@@ -739,6 +739,7 @@ fn closed(row: &LeadRow) -> Option<ApiError> {
 }
 
 fn remember(writes: &mut Writes, row: &LeadRow) {
+    writes.note_owner(row);
     writes
         .changed_leads
         .retain(|existing| existing.id != row.id);

@@ -463,6 +463,23 @@ async fn a_known_customer_goes_back_to_its_owner() {
             "affinity"
         );
     }
+    // Reassigned by hand, the customer follows its new owner.
+    let id = first["lead"]["id"].as_str().expect("id");
+    let new_owner = if owner == json!("r2") { "r1" } else { "r2" };
+    app.ok(
+        &format!("/api/v1/leads/{id}/assign"),
+        &json!({"rep_id": new_owner}),
+        StatusCode::OK,
+    )
+    .await;
+    let back = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"name": "老客户", "phone": "13911112222", "external_id": "after-assign"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(back["lead"]["owner_id"], new_owner, "{back}");
     let other = app
         .ok(
             "/api/v1/leads",
