@@ -1,6 +1,8 @@
 //! The field catalogue: built-in and custom fields of leads and reps, with their types, so that
 //! conditions are checked when a rule set compiles rather than when a lead arrives.
 
+use std::collections::BTreeMap;
+
 use crate::lead::{Lead, Priority};
 use crate::rep::Rep;
 use crate::value::{FieldType, Value, ValueRef};
@@ -215,24 +217,42 @@ impl FieldCatalogue {
                 .map_or_else(String::new, |(name, _, _)| format!("rep.{name}")),
         }
     }
+}
 
-    /// Checks a custom lead attribute given at intake against its declared type.
-    pub fn check_lead_attribute(&self, name: &str, value: &Value) -> Result<(), String> {
-        let field = self
-            .lead_custom
-            .iter()
-            .find(|field| field.name == name)
-            .ok_or_else(|| format!("unknown custom field {name:?}"))?;
-        if value.field_type() == field.field_type {
-            Ok(())
-        } else {
-            Err(format!(
-                "custom field {name:?} is a {}, got a {}",
-                field.field_type.name(),
-                value.field_type().name()
-            ))
-        }
-    }
+/// Why a custom attribute given as JSON was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeError {
+    pub name: String,
+    /// `unknown_field` or `invalid_value`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Reads custom attributes given as JSON against the declared fields (`lead_custom()` or
+/// `rep_custom()`).
+pub fn parse_attributes(
+    fields: &[CustomField],
+    json: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, Value>, AttributeError> {
+    json.iter()
+        .map(|(name, value)| {
+            let field = fields
+                .iter()
+                .find(|field| field.name == *name)
+                .ok_or_else(|| AttributeError {
+                    name: name.clone(),
+                    code: "unknown_field",
+                    message: format!("no custom field {name:?}"),
+                })?;
+            let value =
+                Value::from_json(value, field.field_type).map_err(|message| AttributeError {
+                    name: name.clone(),
+                    code: "invalid_value",
+                    message,
+                })?;
+            Ok((name.clone(), value))
+        })
+        .collect()
 }
 
 fn valid_custom_name(name: &str) -> bool {

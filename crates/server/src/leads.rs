@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use engine::field::parse_attributes;
 use engine::lead::{Contact, Lead, LeadStatus, Priority};
-use engine::value::Value;
 use engine::{FieldCatalogue, RepId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -221,24 +221,8 @@ impl LeadInput {
         catalogue: &FieldCatalogue,
         created_at: DateTime<Utc>,
     ) -> Result<Lead, ApiError> {
-        let mut attributes = BTreeMap::new();
-        for (name, value) in &self.attributes {
-            let field = catalogue
-                .lead_custom()
-                .iter()
-                .find(|field| field.name == *name)
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "unknown_field",
-                        format!("attributes.{name}"),
-                        format!("no custom lead field {name:?}"),
-                    )
-                })?;
-            let value = Value::from_json(value, field.field_type).map_err(|message| {
-                ApiError::invalid("invalid_value", format!("attributes.{name}"), message)
-            })?;
-            attributes.insert(name.clone(), value);
-        }
+        let attributes =
+            parse_attributes(catalogue.lead_custom(), &self.attributes).map_err(attribute_error)?;
         Ok(Lead {
             contact: Contact {
                 name: self.name.clone(),
@@ -270,6 +254,15 @@ impl LeadInput {
             created_at: Some(created_at),
         })
     }
+}
+
+/// A refused custom attribute as an API error on `attributes.<name>`.
+pub fn attribute_error(error: engine::field::AttributeError) -> ApiError {
+    ApiError::invalid(
+        error.code,
+        format!("attributes.{}", error.name),
+        error.message,
+    )
 }
 
 /// A stored lead's engine form, for rerouting.

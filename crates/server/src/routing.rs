@@ -728,14 +728,22 @@ async fn open_lead(
     })
 }
 
-fn closed(row: &LeadRow) -> Option<ApiError> {
-    let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
-    (!open).then(|| {
-        ApiError::conflict(
-            "lead_closed",
-            format!("the lead is {}; reopen it first", row.status),
-        )
-    })
+/// A lead that routing may still move: closed leads are refused.
+async fn movable_lead(
+    tx: &mut RoutingTx,
+    writes: &Writes,
+    lead_id: &str,
+) -> anyhow::Result<Result<LeadRow, ApiError>> {
+    Ok(open_lead(tx, writes, lead_id).await?.and_then(|row| {
+        if LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open) {
+            Ok(row)
+        } else {
+            Err(ApiError::conflict(
+                "lead_closed",
+                format!("the lead is {}; reopen it first", row.status),
+            ))
+        }
+    }))
 }
 
 fn remember(writes: &mut Writes, row: &LeadRow) {
@@ -753,13 +761,10 @@ async fn reroute(
     lead_id: &str,
     actor: &str,
 ) -> anyhow::Result<Result<Changed, ApiError>> {
-    let mut row = match open_lead(tx, writes, lead_id).await? {
+    let mut row = match movable_lead(tx, writes, lead_id).await? {
         Ok(row) => row,
         Err(error) => return Ok(Err(error)),
     };
-    if let Some(error) = closed(&row) {
-        return Ok(Err(error));
-    }
     let lead = match engine_lead(&row, &cache.workspace.catalogue) {
         Ok(lead) => lead,
         Err(error) => return Ok(Err(error)),
@@ -794,13 +799,10 @@ async fn assign(
     reason: Option<String>,
     actor: &str,
 ) -> anyhow::Result<Result<Changed, ApiError>> {
-    let mut row = match open_lead(tx, writes, lead_id).await? {
+    let mut row = match movable_lead(tx, writes, lead_id).await? {
         Ok(row) => row,
         Err(error) => return Ok(Err(error)),
     };
-    if let Some(error) = closed(&row) {
-        return Ok(Err(error));
-    }
     if row.owner_id.as_deref() == Some(rep_id) {
         return Ok(Err(ApiError::conflict(
             "already_owner",

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use engine::compile::compile_strategy_spec;
-use engine::field::CustomField;
+use engine::field::{CustomField, parse_attributes};
 use engine::hours::{TimeRange, WeeklyHours, parse_time_zone, parse_weekday};
 use engine::rep::{Caps, Leave};
 use engine::spec::StrategySpec;
 use engine::team::{HoursPolicy, Member, Overflow, TeamPolicy};
-use engine::value::{FieldType, Value};
+use engine::value::FieldType;
 use engine::{FieldCatalogue, Known, Rep, RepId, RepStatus, Roster, RuleSet, RuleSetSpec, Team};
 use serde::{Deserialize, Serialize};
 use store::{CustomFieldRow, PoolRow, RepRow, RuleSetRow, TeamRow};
@@ -197,22 +197,8 @@ pub fn rep_from_document(
             last_day,
         });
     }
-    for (name, value) in &document.attributes {
-        let field = catalogue
-            .rep_custom()
-            .iter()
-            .find(|field| field.name == *name)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "unknown_field",
-                    format!("attributes.{name}"),
-                    format!("no custom rep field {name:?}"),
-                )
-            })?;
-        let value = Value::from_json(value, field.field_type)
-            .map_err(|message| invalid(&format!("attributes.{name}"), message))?;
-        rep.attributes.insert(name.clone(), value);
-    }
+    rep.attributes = parse_attributes(catalogue.rep_custom(), &document.attributes)
+        .map_err(crate::leads::attribute_error)?;
     Ok(rep)
 }
 
