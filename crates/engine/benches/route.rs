@@ -94,7 +94,7 @@ fn org() -> (Roster, RoutingState) {
                 stats: RepStats {
                     closed: 50 + (index % 30) as u32,
                     won: (index % 13) as u32,
-                    median_response_secs: Some(600 + (index % 50) as u32 * 60),
+                    response_secs: Some(600 + (index % 50) as u32 * 60),
                     feedback: Some((index % 10) as f64 / 10.0),
                 },
             },
@@ -157,6 +157,7 @@ fn benches(c: &mut Criterion) {
         catalogue: &catalogue,
         roster: &roster,
         pools: &[],
+        sla_policies: &[],
     };
     let lead = lead();
 

@@ -33,6 +33,8 @@ pub struct Known<'a> {
     pub catalogue: &'a FieldCatalogue,
     pub roster: &'a Roster,
     pub pools: &'a [String],
+    /// Ids of the SLA policies rules may name.
+    pub sla_policies: &'a [String],
 }
 
 /// One problem in a rule-set document.
@@ -283,6 +285,15 @@ fn compile_rule(
             "a pool target takes no strategy, requires or prefers".to_owned(),
         );
     }
+    if let Some(policy) = &spec.sla_policy
+        && !known.sla_policies.contains(policy)
+    {
+        errors.push(
+            &format!("{path}.sla_policy"),
+            "unknown_sla_policy",
+            format!("no SLA policy has id {policy:?}"),
+        );
+    }
     if errors.list.len() > before {
         return None;
     }
@@ -298,6 +309,7 @@ fn compile_rule(
         prefers: prefers?,
         hours: hours.flatten(),
         fallback,
+        sla_policy: spec.sla_policy.clone(),
     })
 }
 

@@ -89,8 +89,9 @@ pub struct RepStats {
     /// Leads that reached won, lost or invalid.
     pub closed: u32,
     pub won: u32,
-    /// Median first-response time in seconds, when known.
-    pub median_response_secs: Option<u32>,
+    /// Typical first-response time in seconds, when known: the mean over the rep's leads with
+    /// each response capped at one day, so one lead forgotten over a holiday does not dominate.
+    pub response_secs: Option<u32>,
     /// Customer feedback mapped to 0..=1, when known.
     pub feedback: Option<f64>,
 }

@@ -37,6 +37,8 @@ pub struct Rule {
     pub prefers: Vec<RepCondition>,
     pub hours: Option<HoursPolicy>,
     pub fallback: Vec<Fallback>,
+    /// The SLA policy for leads this rule assigns; the team's when left out.
+    pub sla_policy: Option<String>,
 }
 
 impl Rule {

@@ -63,6 +63,9 @@ pub struct RuleSpec {
     /// Steps tried when nobody in the target is eligible; `["overflow", "hold"]` when left out.
     #[serde(default)]
     pub fallback: Vec<FallbackSpec>,
+    /// The SLA policy for leads this rule assigns; the team's, then the default, when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_policy: Option<String>,
 }
 
 /// A condition tree node: exactly one of `all`, `any`, `not`, or a `field` / `op` row with a

@@ -92,6 +92,9 @@ pub enum StateChange {
         week: NaiveDate,
         month: NaiveDate,
     },
+    /// The rep claimed a lead from a pool: it counts against their 保有量 but not against the
+    /// period counts routing shares out, and it does not reset their idle time.
+    Claimed { rep: RepId },
     /// A rotation moved.
     Rotation { key: String, state: RotationState },
 }
@@ -154,6 +157,11 @@ impl RoutingState {
                         state.week.add_one(*week);
                         state.month.add_one(*month);
                         state.last_assigned_at = Some(*at);
+                    }
+                }
+                StateChange::Claimed { rep } => {
+                    if let Some(state) = self.rep_mut(roster, rep) {
+                        state.open_leads += 1;
                     }
                 }
                 StateChange::Rotation { key, state } => {

@@ -195,17 +195,14 @@ async fn rules_check(store: &Store, file: &std::path::Path) -> anyhow::Result<Ex
             return Ok(ExitCode::FAILURE);
         }
     };
-    let workspace = server::workspace::build_workspace(
-        &store.list_reps().await?,
-        &store.list_teams().await?,
-        &store.list_pools().await?,
-        &store.list_custom_fields().await?,
-        None,
-    );
+    let mut rows = server::workspace::ConfigRows::load(store).await?;
+    rows.active = None;
+    let workspace = server::workspace::build_workspace(&rows);
     let known = engine::Known {
         catalogue: &workspace.catalogue,
         roster: &workspace.roster,
         pools: &workspace.pools,
+        sla_policies: &workspace.sla_policy_ids,
     };
     match engine::compile(&spec, known, 0) {
         Ok(rules) => {

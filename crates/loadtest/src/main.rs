@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use serde_json::{Value, json};
 use server::auth::{Role, new_key};
-use store::{DecisionRow, LeadRow, Store};
+use store::{DecisionRow, LeadRow, OutboxRow, Store, TimerRow};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -294,6 +294,9 @@ async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result
                     priority: None,
                     created_at: now,
                     updated_at: now,
+                    assigned_at: Some(now),
+                    previous_owners: "[]".into(),
+                    ..LeadRow::default()
                 }
             })
             .collect();
@@ -314,8 +317,38 @@ async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result
                 explanation: "{}".into(),
             })
             .collect();
+        // Routed intake also sets the lead's SLA clocks and writes its lead.assigned event.
+        let timers: Vec<TimerRow> = rows
+            .iter()
+            .flat_map(|row| {
+                (0..3).map(move |step| TimerRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    lead_id: row.id.clone(),
+                    kind: "sla".into(),
+                    step,
+                    owner_id: row.owner_id.clone(),
+                    due_at: i64::MAX - 1,
+                    created_at: 0,
+                })
+            })
+            .collect();
+        let events: Vec<OutboxRow> = rows
+            .iter()
+            .map(|row| OutboxRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                event: "lead.assigned".into(),
+                lead_id: Some(row.id.clone()),
+                rep_id: row.owner_id.clone(),
+                recipients: "[\"r00\"]".into(),
+                payload: "{}".into(),
+                created_at: 0,
+                status: "pending".into(),
+            })
+            .collect();
         tx.insert_leads(&rows).await?;
         tx.insert_decisions(&decisions).await?;
+        tx.insert_timers(&timers).await?;
+        tx.insert_outbox(&events).await?;
         tx.commit().await?;
         rows_written += rows.len();
     }

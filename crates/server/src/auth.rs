@@ -118,13 +118,15 @@ pub async fn require_key(
     if caller.role == Role::Integration {
         // The middleware runs inside the `/api/v1` nest, which strips the prefix.
         let path = request.uri().path().trim_start_matches("/api/v1");
-        let intake =
-            request.method() == Method::POST && (path == "/leads" || path == "/leads/batch");
+        // Survey tools post customer feedback with an integration key too.
+        let feedback = path.starts_with("/leads/") && path.ends_with("/feedback");
+        let intake = request.method() == Method::POST
+            && (path == "/leads" || path == "/leads/batch" || feedback);
         if !intake {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "integration keys may only submit leads",
+                "integration keys may only submit leads and customer feedback",
             ));
         }
     }

@@ -294,6 +294,35 @@ pub struct LeadView {
     pub held: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// The rule that routed it.
+    pub rule_id: Option<String>,
+    pub follow_up: FollowUpView,
+    /// With `won`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<f64>,
+    /// With `lost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_reason: Option<String>,
+}
+
+/// Where the lead's follow-up stands.
+#[derive(Debug, Serialize)]
+pub struct FollowUpView {
+    /// When the current owner got it.
+    pub assigned_at: Option<String>,
+    /// The current owner's first activity since.
+    pub first_response_at: Option<String>,
+    pub last_activity_at: Option<String>,
+    /// The callback the owner scheduled.
+    pub next_follow_up_at: Option<String>,
+    /// When the owner claimed it from a pool, and until when it stays theirs.
+    pub claimed_at: Option<String>,
+    pub protected_until: Option<String>,
+    pub sla_policy: Option<String>,
+    /// Reclaims so far.
+    pub hops: i64,
+    pub previous_owners: Vec<String>,
+    pub closed_at: Option<String>,
 }
 
 pub fn lead_view(row: &LeadRow) -> LeadView {
@@ -313,6 +342,21 @@ pub fn lead_view(row: &LeadRow) -> LeadView {
         held: row.held,
         created_at: time(row.created_at),
         updated_at: time(row.updated_at),
+        rule_id: row.rule_id.clone(),
+        follow_up: FollowUpView {
+            assigned_at: row.assigned_at.map(time),
+            first_response_at: row.first_response_at.map(time),
+            last_activity_at: row.last_activity_at.map(time),
+            next_follow_up_at: row.callback_at.map(time),
+            claimed_at: row.claimed_at.map(time),
+            protected_until: row.protected_until.map(time),
+            sla_policy: row.sla_policy.clone(),
+            hops: row.hops,
+            previous_owners: serde_json::from_str(&row.previous_owners).unwrap_or_default(),
+            closed_at: row.closed_at.map(time),
+        },
+        amount: row.amount,
+        lost_reason: row.lost_reason.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod leads;
 pub mod normalize;
 pub mod routing;
+pub mod settings;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -40,11 +41,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the routing worker for this store.
+    /// Starts the routing worker for this store, with the clock ticking: due timers fire every
+    /// second and the hold queue is swept every 15 seconds.
     pub fn new(store: Store) -> AppState {
+        let state = AppState::without_clock(store);
+        tokio::spawn(sweeps(state.router.clone()));
+        tokio::spawn(ticks(state.router.clone()));
+        state
+    }
+
+    /// The same without the background clock: tests drive `router.tick(now)` and
+    /// `router.sweep()` themselves.
+    pub fn without_clock(store: Store) -> AppState {
         let router = routing::Router::start(store.clone());
         tokio::spawn(checkpoints(store.clone()));
-        tokio::spawn(sweeps(router.clone()));
         AppState {
             store,
             router,
@@ -62,6 +72,29 @@ async fn sweeps(router: routing::Router) {
     loop {
         ticks.tick().await;
         router.sweep_soon();
+    }
+}
+
+/// How often due timers are looked for.
+const TICK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Fires due timers: every second, and again at once while a tick found a full batch. Timers
+/// that fell due while the service was down fire on the first tick.
+async fn ticks(router: routing::Router) {
+    let mut ticks = tokio::time::interval(TICK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        loop {
+            match router.tick(chrono::Utc::now()).await {
+                Ok(fired) if fired as i64 >= routing::TICK_LIMIT => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(code = %error.code, "tick failed");
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -86,7 +119,7 @@ struct Metrics {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Leadroute", description = "Lead routing: intake, rules, decisions. Every /api/v1 request needs `Authorization: Bearer <api key>`."),
+    info(title = "Leadroute", description = "Lead routing: intake, rules, decisions, follow-up, SLA clocks and the pool. Every /api/v1 request needs `Authorization: Bearer <api key>`."),
     paths(
         api::leads::create_lead, api::leads::create_batch, api::leads::list_leads, api::leads::get_lead,
         api::leads::patch_lead, api::leads::lead_decisions, api::leads::assign_lead, api::leads::reroute_lead,
@@ -95,11 +128,23 @@ struct Metrics {
         api::teams::list_teams, api::teams::create_team, api::teams::get_team, api::teams::patch_team, api::teams::delete_team,
         api::rule_sets::list_rule_sets, api::rule_sets::create_rule_set, api::rule_sets::validate_rule_set,
         api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
+        api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
+        api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
+        api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::assign_from_pool,
+        api::settings::calendars::list, api::settings::calendars::create, api::settings::calendars::get,
+        api::settings::calendars::patch, api::settings::calendars::delete,
+        api::settings::sla_policies::list, api::settings::sla_policies::create, api::settings::sla_policies::get,
+        api::settings::sla_policies::patch, api::settings::sla_policies::delete,
+        api::settings::pools::list, api::settings::pools::create, api::settings::pools::get,
+        api::settings::pools::patch, api::settings::pools::delete,
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
         workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument, api::reps::StatusInput,
         workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument,
+        routing::ActivityInput, routing::FeedbackInput, api::pool::ClaimInput, api::pool::ReleaseInput,
+        api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
+        settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
     )),
     modifiers(&BearerKey),
 )]
@@ -125,7 +170,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> axum::Router {
-    use api::{leads, reps, rule_sets, teams};
+    use api::settings::{calendars, pools, sla_policies};
+    use api::{follow_up, leads, pool, reps, rule_sets, teams};
     let v1 = axum::Router::new()
         .route("/leads", post(leads::create_lead).get(leads::list_leads))
         .route("/leads/batch", post(leads::create_batch))
@@ -134,6 +180,43 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/leads/{id}/assign", post(leads::assign_lead))
         .route("/leads/{id}/reroute", post(leads::reroute_lead))
         .route("/route/explain", post(leads::explain))
+        .route(
+            "/leads/{id}/activities",
+            post(follow_up::log_activity).get(follow_up::list_activities),
+        )
+        .route(
+            "/leads/{id}/feedback",
+            post(follow_up::record_feedback).get(follow_up::list_feedback),
+        )
+        .route("/leads/{id}/timers", get(follow_up::list_timers))
+        .route("/leads/{id}/claim", post(pool::claim))
+        .route("/leads/{id}/release", post(pool::release))
+        .route("/pool", get(pool::list_pool))
+        .route("/pool/assign", post(pool::assign_from_pool))
+        .route("/events", get(follow_up::list_events))
+        .route("/stats", get(follow_up::stats))
+        .route("/calendars", get(calendars::list).post(calendars::create))
+        .route(
+            "/calendars/{id}",
+            get(calendars::get)
+                .patch(calendars::patch)
+                .delete(calendars::delete),
+        )
+        .route(
+            "/sla-policies",
+            get(sla_policies::list).post(sla_policies::create),
+        )
+        .route(
+            "/sla-policies/{id}",
+            get(sla_policies::get)
+                .patch(sla_policies::patch)
+                .delete(sla_policies::delete),
+        )
+        .route("/pools", get(pools::list).post(pools::create))
+        .route(
+            "/pools/{id}",
+            get(pools::get).patch(pools::patch).delete(pools::delete),
+        )
         .route("/reps", get(reps::list_reps).post(reps::create_rep))
         .route(
             "/reps/{id}",

@@ -1,7 +1,7 @@
 //! The workspace's configuration as the API writes it (rep and team documents) and as the
 //! engine reads it (roster, field catalogue, compiled rule set).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use engine::compile::compile_strategy_spec;
@@ -13,10 +13,11 @@ use engine::team::{HoursPolicy, Member, Overflow, TeamPolicy};
 use engine::value::FieldType;
 use engine::{FieldCatalogue, Known, Rep, RepId, RepStatus, Roster, RuleSet, RuleSetSpec, Team};
 use serde::{Deserialize, Serialize};
-use store::{CustomFieldRow, PoolRow, RepRow, RuleSetRow, TeamRow};
+use store::{CustomFieldRow, DocRow, RepRow, RuleSetRow, Setting, TeamRow};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::settings::{FollowUpConfig, TeamFollowUp};
 
 /// A rep as the API reads and writes it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -105,6 +106,16 @@ pub struct TeamDocument {
     pub hours_policy: Option<String>,
     #[serde(default)]
     pub away_fallback: bool,
+    /// The business calendar SLA clocks count in; `default` when left out.
+    #[serde(default)]
+    pub calendar: Option<String>,
+    /// The SLA policy for the team's leads when the rule names none; `default` when left out.
+    #[serde(default)]
+    pub sla_policy: Option<String>,
+    /// `keep` (default): a rep going on leave keeps their leads; `hand_back`: leads they have
+    /// not touched yet are routed to someone else.
+    #[serde(default)]
+    pub leave_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -308,7 +319,9 @@ pub struct Workspace {
     pub roster: Roster,
     pub catalogue: FieldCatalogue,
     pub pools: Vec<String>,
+    pub sla_policy_ids: Vec<String>,
     pub rules: RuleSet,
+    pub follow: FollowUpConfig,
 }
 
 impl Workspace {
@@ -328,17 +341,60 @@ impl Workspace {
     }
 }
 
+/// The stored configuration a workspace is built from.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigRows {
+    pub reps: Vec<RepRow>,
+    pub teams: Vec<TeamRow>,
+    pub pools: Vec<DocRow>,
+    pub fields: Vec<CustomFieldRow>,
+    pub calendars: Vec<DocRow>,
+    pub sla_policies: Vec<DocRow>,
+    pub active: Option<RuleSetRow>,
+}
+
+impl ConfigRows {
+    pub async fn load(store: &store::Store) -> Result<ConfigRows, store::DbError> {
+        Ok(ConfigRows {
+            reps: store.list_reps().await?,
+            teams: store.list_teams().await?,
+            pools: store.list_settings(Setting::Pools).await?,
+            fields: store.list_custom_fields().await?,
+            calendars: store.list_settings(Setting::Calendars).await?,
+            sla_policies: store.list_settings(Setting::SlaPolicies).await?,
+            active: store.active_rule_set().await?,
+        })
+    }
+
+    pub async fn load_in(tx: &mut store::RoutingTx) -> Result<ConfigRows, store::DbError> {
+        Ok(ConfigRows {
+            reps: tx.list_reps().await?,
+            teams: tx.list_teams().await?,
+            pools: tx.list_settings(Setting::Pools).await?,
+            fields: tx.list_custom_fields().await?,
+            calendars: tx.list_settings(Setting::Calendars).await?,
+            sla_policies: tx.list_settings(Setting::SlaPolicies).await?,
+            active: tx.active_rule_set().await?,
+        })
+    }
+}
+
 /// Builds the workspace from stored rows. Rows that no longer validate (a rep deleted from
 /// under a team) are skipped with a warning rather than stopping intake.
-pub fn build_workspace(
-    reps: &[RepRow],
-    teams: &[TeamRow],
-    pools: &[PoolRow],
-    fields: &[CustomFieldRow],
-    active: Option<&RuleSetRow>,
-) -> Workspace {
+pub fn build_workspace(rows: &ConfigRows) -> Workspace {
+    let ConfigRows {
+        reps,
+        teams,
+        pools,
+        fields,
+        calendars,
+        sla_policies,
+        active,
+    } = rows;
     let catalogue = catalogue_from_rows(fields);
+    let pools_rows = pools;
     let pools: Vec<String> = pools.iter().map(|pool| pool.id.clone()).collect();
+    let sla_policy_ids: Vec<String> = sla_policies.iter().map(|row| row.id.clone()).collect();
     let engine_reps: Vec<Rep> = reps
         .iter()
         .filter_map(|row| {
@@ -350,6 +406,7 @@ pub fn build_workspace(
         .collect();
     let rep_ids: Vec<String> = engine_reps.iter().map(|rep| rep.id.to_string()).collect();
     let team_ids: Vec<String> = teams.iter().map(|team| team.id.clone()).collect();
+    let mut team_follow_up = HashMap::new();
     let engine_teams: Vec<Team> = teams
         .iter()
         .filter_map(|row| {
@@ -358,24 +415,47 @@ pub fn build_workspace(
             if document.manager_id.as_ref().is_some_and(|manager| !rep_ids.contains(manager)) {
                 document.manager_id = None;
             }
-            team_from_document(&row.id, &document, &rep_ids, &team_ids, &pools)
+            let team = team_from_document(&row.id, &document, &rep_ids, &team_ids, &pools)
                 .map_err(|error| tracing::warn!(team = %row.id, code = %error.code, "skipping a team that no longer validates"))
-                .ok()
+                .ok()?;
+            team_follow_up.insert(
+                row.id.clone(),
+                TeamFollowUp {
+                    calendar: document.calendar.clone(),
+                    sla_policy: document.sla_policy.clone(),
+                    hand_back_on_leave: document.leave_policy.as_deref() == Some("hand_back"),
+                    overflow_pool: match &document.overflow {
+                        Some(OverflowDocument::Pool(pool)) => Some(pool.clone()),
+                        _ => None,
+                    },
+                    manager: team.manager.clone(),
+                },
+            );
+            Some(team)
         })
         .collect();
     let roster = Roster::new(engine_reps, engine_teams).unwrap_or_else(|error| {
         tracing::error!(%error, "the stored reps and teams do not form a roster");
         Roster::default()
     });
+    let mut follow = FollowUpConfig::build(calendars, sla_policies, pools_rows, &roster);
+    follow.teams = team_follow_up;
     let rules = active
+        .as_ref()
         .and_then(|row| {
             let spec = RuleSetSpec::from_json(&row.document).ok()?;
+            follow.rules = spec
+                .rules
+                .iter()
+                .filter_map(|rule| Some((rule.id.clone(), rule.sla_policy.clone()?)))
+                .collect();
             engine::compile(
                 &spec,
                 Known {
                     catalogue: &catalogue,
                     roster: &roster,
                     pools: &pools,
+                    sla_policies: &sla_policy_ids,
                 },
                 row.version as u32,
             )
@@ -393,7 +473,9 @@ pub fn build_workspace(
         roster,
         catalogue,
         pools,
+        sla_policy_ids,
         rules,
+        follow,
     }
 }
 

@@ -2,9 +2,9 @@
 
 /// Inserts leads with multi-row statements, a few hundred rows at a time.
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
-    for chunk in rows.chunks(200) {
+    for chunk in rows.chunks(180) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at) ",
+            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy) ",
         );
         query.push_values(chunk, |mut values, row| {
             values
@@ -23,7 +23,10 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
                 .push_bind(row.score)
                 .push_bind(row.priority.clone())
                 .push_bind(row.created_at)
-                .push_bind(row.updated_at);
+                .push_bind(row.updated_at)
+                .push_bind(row.assigned_at)
+                .push_bind(row.rule_id.clone())
+                .push_bind(row.sla_policy.clone());
         });
         query.build().execute(&mut *conn).await?;
     }

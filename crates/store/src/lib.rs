@@ -196,6 +196,54 @@ impl Store {
         on_pool!(self, list_custom_fields())
     }
 
+    /// Calendars, SLA policies or pools, by id.
+    pub async fn list_settings(&self, setting: Setting) -> sqlx::Result<Vec<DocRow>> {
+        on_pool!(self, list_settings(setting))
+    }
+
+    pub async fn get_setting(&self, setting: Setting, id: &str) -> sqlx::Result<Option<DocRow>> {
+        on_pool!(self, get_setting(setting, id))
+    }
+
+    pub async fn upsert_setting(&self, setting: Setting, row: &DocRow) -> sqlx::Result<()> {
+        on_pool!(self, upsert_setting(setting, row))
+    }
+
+    pub async fn delete_setting(&self, setting: Setting, id: &str) -> sqlx::Result<bool> {
+        on_pool!(self, delete_setting(setting, id))
+    }
+
+    pub async fn activities_for(&self, lead_id: &str) -> sqlx::Result<Vec<ActivityRow>> {
+        on_pool!(self, activities_for(lead_id))
+    }
+
+    pub async fn feedback_for(&self, lead_id: &str) -> sqlx::Result<Vec<FeedbackRow>> {
+        on_pool!(self, feedback_for(lead_id))
+    }
+
+    pub async fn timers_for(&self, lead_id: &str) -> sqlx::Result<Vec<TimerRow>> {
+        on_pool!(self, timers_for(lead_id))
+    }
+
+    /// When the next timer falls due, if any.
+    pub async fn next_due(&self) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, next_due())
+    }
+
+    /// The outbox: events in the order they were written.
+    pub async fn list_outbox(&self, filter: &EventFilter) -> sqlx::Result<Vec<OutboxRow>> {
+        on_pool!(self, list_outbox(filter))
+    }
+
+    /// Claims the rep made since `since` (micros).
+    pub async fn claims_since(&self, rep_id: &str, since: i64) -> sqlx::Result<i64> {
+        on_pool!(self, claims_since(rep_id, since))
+    }
+
+    pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
+        on_pool!(self, list_stats(dimension))
+    }
+
     pub async fn list_rule_sets(&self) -> sqlx::Result<Vec<RuleSetRow>> {
         on_pool!(self, list_rule_sets())
     }
@@ -309,6 +357,76 @@ impl RoutingTx {
 
     pub async fn active_rule_set(&mut self) -> sqlx::Result<Option<RuleSetRow>> {
         on_tx!(self, active_rule_set())
+    }
+
+    pub async fn list_settings(&mut self, setting: Setting) -> sqlx::Result<Vec<DocRow>> {
+        on_tx!(self, list_settings(setting))
+    }
+
+    pub async fn list_stats(&mut self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
+        on_tx!(self, list_stats(dimension))
+    }
+
+    /// A rep's leads nobody has worked yet.
+    pub async fn untouched_leads(&mut self, owner: &str, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+        on_tx!(self, untouched_leads(owner, limit))
+    }
+
+    pub async fn leads_by_ids(&mut self, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+        on_tx!(self, leads_by_ids(ids))
+    }
+
+    pub async fn insert_activity(&mut self, row: &ActivityRow) -> sqlx::Result<()> {
+        on_tx!(self, insert_activity(row))
+    }
+
+    pub async fn insert_feedback(&mut self, row: &FeedbackRow) -> sqlx::Result<()> {
+        on_tx!(self, insert_feedback(row))
+    }
+
+    /// Drops every timer of these leads before their clocks are set again.
+    pub async fn delete_timers_of(&mut self, lead_ids: &[String]) -> sqlx::Result<()> {
+        on_tx!(self, delete_timers_of(lead_ids))
+    }
+
+    pub async fn delete_timers(&mut self, ids: &[String]) -> sqlx::Result<()> {
+        on_tx!(self, delete_timers(ids))
+    }
+
+    pub async fn insert_timers(&mut self, rows: &[TimerRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_timers(rows))
+    }
+
+    /// Due timers, earliest first, locked (PostgreSQL skips rows another instance holds).
+    pub async fn due_timers(&mut self, now: i64, limit: i64) -> sqlx::Result<Vec<TimerRow>> {
+        on_tx!(self, due_timers(now, limit))
+    }
+
+    pub async fn insert_outbox(&mut self, rows: &[OutboxRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_outbox(rows))
+    }
+
+    /// Claims the rep made since `since` (micros).
+    pub async fn claims_since(&mut self, rep_id: &str, since: i64) -> sqlx::Result<i64> {
+        on_tx!(self, claims_since(rep_id, since))
+    }
+
+    /// Until when the rep may not claim the lead back, if they had it.
+    pub async fn claim_block(&mut self, lead_id: &str, rep_id: &str) -> sqlx::Result<Option<i64>> {
+        on_tx!(self, claim_block(lead_id, rep_id))
+    }
+
+    /// `(lead_id, rep_id, until)`, one row per pair.
+    pub async fn upsert_claim_blocks(
+        &mut self,
+        rows: &[(String, String, i64)],
+    ) -> sqlx::Result<()> {
+        on_tx!(self, upsert_claim_blocks(rows))
+    }
+
+    /// `((dimension, key), delta)`, one row per key.
+    pub async fn add_stats(&mut self, rows: &[((String, String), StatsDelta)]) -> sqlx::Result<()> {
+        on_tx!(self, add_stats(rows))
     }
 
     pub async fn load_rep_states(&mut self) -> sqlx::Result<Vec<RepStateRow>> {

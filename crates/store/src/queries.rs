@@ -118,7 +118,55 @@ pub(crate) async fn delete_team(conn: &mut Conn, id: &str) -> sqlx::Result<bool>
 }
 
 pub(crate) async fn list_pools(conn: &mut Conn) -> sqlx::Result<Vec<PoolRow>> {
-    sqlx::query_as("SELECT * FROM pools ORDER BY id").fetch_all(conn).await
+    list_settings(conn, Setting::Pools).await
+}
+
+pub(crate) async fn list_settings(conn: &mut Conn, setting: Setting) -> sqlx::Result<Vec<DocRow>> {
+    let statement = format!(
+        "SELECT id, name, document, created_at, updated_at FROM {} ORDER BY id",
+        setting.table()
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(statement)).fetch_all(conn).await
+}
+
+pub(crate) async fn get_setting(conn: &mut Conn, setting: Setting, id: &str) -> sqlx::Result<Option<DocRow>> {
+    let statement = format!(
+        "SELECT id, name, document, created_at, updated_at FROM {} WHERE id = $1",
+        setting.table()
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn upsert_setting(conn: &mut Conn, setting: Setting, row: &DocRow) -> sqlx::Result<()> {
+    let statement = format!(
+        "INSERT INTO {} (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document,
+             updated_at = excluded.updated_at",
+        setting.table()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(row.id.clone())
+        .bind(row.name.clone())
+        .bind(row.document.clone())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *conn)
+        .await?;
+    bump_config(conn).await
+}
+
+pub(crate) async fn delete_setting(conn: &mut Conn, setting: Setting, id: &str) -> sqlx::Result<bool> {
+    let statement = format!("DELETE FROM {} WHERE id = $1", setting.table());
+    let deleted = sqlx::query(sqlx::AssertSqlSafe(statement))
+        .bind(id.to_owned())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    bump_config(conn).await?;
+    Ok(deleted > 0)
 }
 
 pub(crate) async fn list_custom_fields(conn: &mut Conn) -> sqlx::Result<Vec<CustomFieldRow>> {
@@ -239,6 +287,15 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
         query.push(" AND document LIKE ").push_bind(format!("%{}%", escape_like(q)));
         query.push(" ESCAPE '\\'");
     }
+    if let Some(pools) = &filter.pools {
+        query.push(" AND owner_id IS NULL AND pool_id IN (");
+        let mut separated = query.separated(", ");
+        separated.push_bind(String::new());
+        for pool in pools {
+            separated.push_bind(pool.clone());
+        }
+        query.push(")");
+    }
     if let Some(before) = &filter.before_id {
         query.push(" AND id < ").push_bind(before.clone());
     }
@@ -347,12 +404,15 @@ pub(crate) async fn held_leads(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<
     .await
 }
 
-/// Rewrites a lead's routing columns and document after a reroute, assignment or patch.
+/// Rewrites a lead's columns after a reroute, assignment, claim, activity or patch.
 pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE leads SET document = $2, status = $3, owner_id = $4, team_id = $5, pool_id = $6,
              held = $7, source = $8, phone = $9, email = $10, tags = $11, score = $12, priority = $13,
-             updated_at = $14
+             updated_at = $14, assigned_at = $15, first_response_at = $16, last_activity_at = $17,
+             callback_at = $18, claimed_at = $19, protected_until = $20, hops = $21,
+             previous_owners = $22, rule_id = $23, sla_policy = $24, last_pool = $25,
+             closed_at = $26, amount = $27, lost_reason = $28
          WHERE id = $1",
     )
     .bind(row.id.clone())
@@ -369,9 +429,296 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
     .bind(row.score)
     .bind(row.priority.clone())
     .bind(row.updated_at)
+    .bind(row.assigned_at)
+    .bind(row.first_response_at)
+    .bind(row.last_activity_at)
+    .bind(row.callback_at)
+    .bind(row.claimed_at)
+    .bind(row.protected_until)
+    .bind(row.hops)
+    .bind(row.previous_owners.clone())
+    .bind(row.rule_id.clone())
+    .bind(row.sla_policy.clone())
+    .bind(row.last_pool.clone())
+    .bind(row.closed_at)
+    .bind(row.amount)
+    .bind(row.lost_reason.clone())
     .execute(conn)
     .await
     .map(drop)
+}
+
+/// A rep's leads that nobody has worked yet: assigned, no activity.
+pub(crate) async fn untouched_leads(conn: &mut Conn, owner: &str, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+    sqlx::query_as(
+        "SELECT * FROM leads WHERE owner_id = $1 AND status = 'assigned'
+             AND first_response_at IS NULL AND last_activity_at IS NULL
+         ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(owner.to_owned())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Leads by id, in any order.
+pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        rows.extend(query.build_query_as::<LeadRow>().fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(row.id.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.rep_id.clone())
+    .bind(row.actor.clone())
+    .bind(row.kind.clone())
+    .bind(row.outcome.clone())
+    .bind(row.note.clone())
+    .bind(row.next_follow_up_at)
+    .bind(row.response_secs)
+    .bind(row.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn activities_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<ActivityRow>> {
+    sqlx::query_as("SELECT * FROM activities WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn insert_feedback(conn: &mut Conn, row: &FeedbackRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO feedback (id, lead_id, rep_id, kind, score, comment, actor, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(row.id.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.rep_id.clone())
+    .bind(row.kind.clone())
+    .bind(row.score)
+    .bind(row.comment.clone())
+    .bind(row.actor.clone())
+    .bind(row.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn feedback_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<FeedbackRow>> {
+    sqlx::query_as("SELECT * FROM feedback WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+/// Drops every timer of these leads: their clocks are being set again.
+pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sqlx::Result<()> {
+    for chunk in lead_ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM timers WHERE lead_id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM timers WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO timers (id, lead_id, kind, step, owner_id, due_at, created_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.kind.clone())
+                .push_bind(row.step)
+                .push_bind(row.owner_id.clone())
+                .push_bind(row.due_at)
+                .push_bind(row.created_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Due timers, earliest first. On PostgreSQL the rows are locked, skipping rows another
+/// transaction holds, so two instances ticking at once never fire the same timer.
+pub(crate) async fn due_timers(conn: &mut Conn, now: i64, limit: i64) -> sqlx::Result<Vec<TimerRow>> {
+    let statement = if IS_POSTGRES {
+        "SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"
+    };
+    sqlx::query_as(statement)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// When the next timer falls due, if any: one index lookup, so an idle tick costs nothing.
+pub(crate) async fn next_due(conn: &mut Conn) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MIN(due_at) FROM timers")
+        .fetch_one(conn)
+        .await
+}
+
+pub(crate) async fn timers_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<TimerRow>> {
+    sqlx::query_as("SELECT * FROM timers WHERE lead_id = $1 ORDER BY due_at, id")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn insert_outbox(conn: &mut Conn, rows: &[OutboxRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO outbox (id, event, lead_id, rep_id, recipients, payload, created_at, status) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.event.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.rep_id.clone())
+                .push_bind(row.recipients.clone())
+                .push_bind(row.payload.clone())
+                .push_bind(row.created_at)
+                .push_bind(row.status.clone());
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_outbox(conn: &mut Conn, filter: &EventFilter) -> sqlx::Result<Vec<OutboxRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM outbox WHERE 1 = 1");
+    if let Some(lead) = &filter.lead_id {
+        query.push(" AND lead_id = ").push_bind(lead.clone());
+    }
+    if let Some(event) = &filter.event {
+        query.push(" AND event = ").push_bind(event.clone());
+    }
+    if let Some(after) = &filter.after_id {
+        query.push(" AND id > ").push_bind(after.clone());
+    }
+    query.push(" ORDER BY id LIMIT ").push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Claims the rep made since `since`.
+pub(crate) async fn claims_since(conn: &mut Conn, rep_id: &str, since: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM decisions WHERE kind = 'claim' AND owner_id = $1 AND created_at >= $2",
+    )
+    .bind(rep_id.to_owned())
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
+
+pub(crate) async fn claim_block(conn: &mut Conn, lead_id: &str, rep_id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT blocked_until FROM claim_blocks WHERE lead_id = $1 AND rep_id = $2")
+        .bind(lead_id.to_owned())
+        .bind(rep_id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records that these reps cannot claim these leads back before the given time:
+/// `(lead_id, rep_id, until)`.
+pub(crate) async fn upsert_claim_blocks(conn: &mut Conn, rows: &[(String, String, i64)]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO claim_blocks (lead_id, rep_id, blocked_until) ");
+        query.push_values(chunk, |mut values, (lead, rep, until)| {
+            values
+                .push_bind(lead.clone())
+                .push_bind(rep.clone())
+                .push_bind(*until);
+        });
+        query.push(" ON CONFLICT (lead_id, rep_id) DO UPDATE SET blocked_until = excluded.blocked_until");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Adds to outcome statistics: `((dimension, key), delta)`.
+pub(crate) async fn add_stats(conn: &mut Conn, rows: &[((String, String), StatsDelta)]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(300) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum) ",
+        );
+        query.push_values(chunk, |mut values, ((dimension, key), delta)| {
+            values
+                .push_bind(dimension.clone())
+                .push_bind(key.clone())
+                .push_bind(delta.assigned)
+                .push_bind(delta.responded)
+                .push_bind(delta.response_secs)
+                .push_bind(delta.won)
+                .push_bind(delta.lost)
+                .push_bind(delta.invalid)
+                .push_bind(delta.amount)
+                .push_bind(delta.feedback_count)
+                .push_bind(delta.feedback_sum);
+        });
+        query.push(
+            " ON CONFLICT (dimension, key) DO UPDATE SET
+                 assigned = outcome_stats.assigned + excluded.assigned,
+                 responded = outcome_stats.responded + excluded.responded,
+                 response_secs = outcome_stats.response_secs + excluded.response_secs,
+                 won = outcome_stats.won + excluded.won,
+                 lost = outcome_stats.lost + excluded.lost,
+                 invalid = outcome_stats.invalid + excluded.invalid,
+                 amount = outcome_stats.amount + excluded.amount,
+                 feedback_count = outcome_stats.feedback_count + excluded.feedback_count,
+                 feedback_sum = outcome_stats.feedback_sum + excluded.feedback_sum",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_stats(conn: &mut Conn, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
+    sqlx::query_as("SELECT * FROM outcome_stats WHERE dimension = $1 ORDER BY key")
+        .bind(dimension.to_owned())
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> sqlx::Result<()> {

@@ -32,11 +32,35 @@ pub struct RuleSetRow {
     pub published_at: Option<i64>,
 }
 
+/// A settings document: a calendar, an SLA policy or a pool.
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct PoolRow {
+pub struct DocRow {
     pub id: String,
     pub name: String,
+    pub document: String,
     pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Pools are settings documents.
+pub type PoolRow = DocRow;
+
+/// The tables of settings documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    Calendars,
+    SlaPolicies,
+    Pools,
+}
+
+impl Setting {
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Setting::Calendars => "calendars",
+            Setting::SlaPolicies => "sla_policies",
+            Setting::Pools => "pools",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -47,7 +71,7 @@ pub struct CustomFieldRow {
     pub field_type: String,
 }
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
 pub struct LeadRow {
     pub id: String,
     pub external_id: Option<String>,
@@ -66,6 +90,27 @@ pub struct LeadRow {
     pub priority: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the current owner got the lead.
+    pub assigned_at: Option<i64>,
+    /// The current owner's first activity since then.
+    pub first_response_at: Option<i64>,
+    pub last_activity_at: Option<i64>,
+    /// A callback the owner scheduled.
+    pub callback_at: Option<i64>,
+    /// Set when the current owner claimed the lead from a pool.
+    pub claimed_at: Option<i64>,
+    pub protected_until: Option<i64>,
+    /// Reclaims so far.
+    pub hops: i64,
+    /// JSON array of earlier owners.
+    pub previous_owners: String,
+    /// The rule that routed it, and the SLA policy its clocks follow.
+    pub rule_id: Option<String>,
+    pub sla_policy: Option<String>,
+    pub last_pool: Option<String>,
+    pub closed_at: Option<i64>,
+    pub amount: Option<f64>,
+    pub lost_reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -131,7 +176,104 @@ pub struct LeadFilter {
     pub created_from: Option<i64>,
     pub created_to: Option<i64>,
     pub q: Option<String>,
+    /// Leads waiting in any of these pools.
+    pub pools: Option<Vec<String>>,
     /// Leads with ids below this one (ids sort by creation time).
     pub before_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ActivityRow {
+    pub id: String,
+    pub lead_id: String,
+    pub rep_id: Option<String>,
+    pub actor: String,
+    /// call, wechat, sms, email, visit, meeting or note.
+    pub kind: String,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+    pub next_follow_up_at: Option<i64>,
+    /// Set on the owner's first activity after an assignment.
+    pub response_secs: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct FeedbackRow {
+    pub id: String,
+    pub lead_id: String,
+    pub rep_id: Option<String>,
+    /// `nps` (0–10) or `csat` (1–5).
+    pub kind: String,
+    pub score: i64,
+    pub comment: Option<String>,
+    pub actor: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct TimerRow {
+    pub id: String,
+    pub lead_id: String,
+    pub kind: String,
+    pub step: i64,
+    pub owner_id: Option<String>,
+    pub due_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: String,
+    /// `lead.assigned`, `lead.sla_reminder`, …
+    pub event: String,
+    pub lead_id: Option<String>,
+    pub rep_id: Option<String>,
+    /// JSON array of the rep ids who should hear.
+    pub recipients: String,
+    /// JSON.
+    pub payload: String,
+    pub created_at: i64,
+    pub status: String,
+}
+
+/// Additions to one row of outcome statistics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatsDelta {
+    pub assigned: i64,
+    pub responded: i64,
+    pub response_secs: i64,
+    pub won: i64,
+    pub lost: i64,
+    pub invalid: i64,
+    pub amount: f64,
+    pub feedback_count: i64,
+    pub feedback_sum: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct StatsRow {
+    /// `rep`, `source`, `rule` or `segment`.
+    pub dimension: String,
+    pub key: String,
+    pub assigned: i64,
+    pub responded: i64,
+    pub response_secs: i64,
+    pub won: i64,
+    pub lost: i64,
+    pub invalid: i64,
+    pub amount: f64,
+    pub feedback_count: i64,
+    pub feedback_sum: f64,
+}
+
+/// Filters for the event log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    pub lead_id: Option<String>,
+    pub event: Option<String>,
+    /// Events with ids above this one (ids sort by creation time).
+    pub after_id: Option<String>,
     pub limit: i64,
 }

@@ -38,7 +38,7 @@ impl Statistics {
             .collect();
         let response = fill_with_mean(stats.iter().map(|stats| {
             stats
-                .median_response_secs
+                .response_secs
                 .map(|secs| RESPONSE_REFERENCE_SECS / (RESPONSE_REFERENCE_SECS + f64::from(secs)))
         }));
         let feedback = fill_with_mean(

@@ -17,6 +17,7 @@ fn errors(document: serde_json::Value) -> String {
             catalogue: &FieldCatalogue::default(),
             roster: &roster,
             pools: &pools,
+            sla_policies: &[],
         },
         1,
     ) {

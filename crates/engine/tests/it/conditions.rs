@@ -58,6 +58,7 @@ fn check(condition: serde_json::Value, expected: bool) {
             catalogue: &catalogue,
             roster: &roster,
             pools: &pools,
+            sla_policies: &[],
         },
         1,
     )

@@ -50,6 +50,7 @@ fn check(spec: Result<RuleSetSpec, String>, block: &str) {
             catalogue: &catalogue,
             roster: &roster,
             pools: &pools,
+            sla_policies: &[],
         },
         1,
     ) {

@@ -115,6 +115,7 @@ pub fn compile_with(
             catalogue,
             roster,
             pools: &pools,
+            sla_policies: &[],
         },
         1,
     )

@@ -20,8 +20,8 @@ use crate::extract::{Body, parse};
 use crate::leads::{
     DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
 };
-use crate::routing::{Created, LeadPatch};
-use crate::workspace::build_workspace;
+use crate::routing::{Created, LeadOp, LeadPatch};
+use crate::workspace::{ConfigRows, build_workspace};
 
 /// Leads in one batch at most.
 pub const MAX_BATCH: usize = 1000;
@@ -193,6 +193,8 @@ pub struct LeadQuery {
     pub created_to: Option<String>,
     /// Searches name, company, phone, email and the other fields.
     pub q: Option<String>,
+    /// Leads waiting in this pool.
+    pub pool_id: Option<String>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -244,6 +246,7 @@ pub async fn list_leads(
         created_from: instant(&query.created_from, "created_from")?,
         created_to: instant(&query.created_to, "created_to")?,
         q: query.q.clone().filter(|q| !q.trim().is_empty()),
+        pools: query.pool_id.clone().map(|pool| vec![pool]),
         before_id: query.cursor.clone(),
         limit: limit + 1,
     };
@@ -277,10 +280,11 @@ pub async fn get_lead(
 
 /// Change fields (a JSON merge of the lead's fields) or the status.
 #[utoipa::path(patch, path = "/api/v1/leads/{id}", tag = "leads", params(("id" = String, Path)),
-    request_body(content = Object, description = "Any lead fields to replace (null clears), and `status`"),
+    request_body(content = Object, description = "Any lead fields to replace (null clears), and `status`; `won` needs `amount`, `lost` needs `lost_reason`"),
     responses((status = 200, description = "The lead"), (status = 409, description = "Illegal status change")), security(("api_key" = [])))]
 pub async fn patch_lead(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<LeadView>> {
@@ -301,12 +305,31 @@ pub async fn patch_lead(
         })?;
         changes.status = Some(status);
     }
+    if let Some(value) = patch.remove("amount") {
+        changes.amount =
+            Some(value.as_f64().ok_or_else(|| {
+                ApiError::invalid("invalid_value", "amount", "amount is a number")
+            })?);
+    }
+    if let Some(value) = patch.remove("lost_reason") {
+        changes.lost_reason = Some(
+            value
+                .as_str()
+                .ok_or_else(|| {
+                    ApiError::invalid("invalid_value", "lost_reason", "lost_reason is text")
+                })?
+                .to_owned(),
+        );
+    }
     if !patch.is_empty() {
         let document: LeadInput = merge_patch(&row.document, patch, &["external_id"])?;
         changes.document = Some(document.normalised()?);
     }
     let closing = changes.status.is_some_and(|status| !status.is_open());
-    let changed = app.router.update(&id, changes).await?;
+    let changed = app
+        .router
+        .change(&id, LeadOp::Update(changes), &caller.actor())
+        .await?;
     if closing {
         // A closed lead frees its owner's holding cap.
         app.router.sweep_soon();
@@ -362,7 +385,15 @@ pub async fn assign_lead(
     }
     let changed = app
         .router
-        .assign(&id, &input.rep_id, input.reason, &caller.actor())
+        .change(
+            &id,
+            LeadOp::Assign {
+                rep_id: input.rep_id,
+                reason: input.reason,
+                from_pool: false,
+            },
+            &caller.actor(),
+        )
         .await?;
     Ok(Json(
         json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
@@ -377,7 +408,10 @@ pub async fn reroute_lead(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let changed = app.router.reroute(&id, &caller.actor()).await?;
+    let changed = app
+        .router
+        .change(&id, LeadOp::Reroute, &caller.actor())
+        .await?;
     Ok(Json(
         json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
     ))
@@ -410,13 +444,9 @@ pub async fn explain(
         ),
         None => store.active_rule_set().await?,
     };
-    let workspace = build_workspace(
-        &store.list_reps().await?,
-        &store.list_teams().await?,
-        &store.list_pools().await?,
-        &store.list_custom_fields().await?,
-        rule_set.as_ref(),
-    );
+    let mut rows = ConfigRows::load(store).await?;
+    rows.active = rule_set;
+    let workspace = build_workspace(&rows);
     let mut state = RoutingState::new(&workspace.roster);
     for row in store.load_rep_states().await? {
         state.set_rep(

@@ -1,8 +1,11 @@
 //! The REST API under `/api/v1`, one file per resource.
 
+pub mod follow_up;
 pub mod leads;
+pub mod pool;
 pub mod reps;
 pub mod rule_sets;
+pub mod settings;
 pub mod teams;
 
 use axum::http::StatusCode;

@@ -160,7 +160,8 @@ pub struct StatusInput {
     pub leave: Option<crate::workspace::LeaveDocument>,
 }
 
-/// Set a rep's availability. A rep becoming available releases held leads they can take.
+/// Set a rep's availability. A rep becoming available releases held leads they can take; a rep
+/// going on leave hands back untouched leads when a team of theirs says so (`leave_policy`).
 #[utoipa::path(put, path = "/api/v1/reps/{id}/status", tag = "reps", params(("id" = String, Path)), request_body = StatusInput,
     responses((status = 200, description = "The rep"), (status = 422, description = "Unknown status or bad dates")), security(("api_key" = [])))]
 pub async fn set_status(
@@ -175,11 +176,16 @@ pub async fn set_status(
         .ok_or_else(|| ApiError::not_found("rep"))?;
     let mut document: RepDocument =
         serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let on_leave = input.status == "on_leave";
     document.status = Some(input.status);
     if let Some(leave) = input.leave {
         document.leaves.push(leave);
     }
-    let row = save(&app, id, document, row.created_at).await?;
+    let row = save(&app, id.clone(), document, row.created_at).await?;
+    if on_leave {
+        // Under a team's `hand_back` policy, untouched leads go to someone else now.
+        app.router.hand_back(&id).await?;
+    }
     app.router.sweep_soon();
     Ok(Json(view(&row)))
 }

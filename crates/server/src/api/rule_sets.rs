@@ -13,19 +13,14 @@ use crate::api::now_micros;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, parse};
 use crate::leads::time;
-use crate::workspace::{Workspace, build_workspace};
+use crate::workspace::{ConfigRows, Workspace, build_workspace};
 
 async fn workspace(app: &AppState, without_team: Option<&str>) -> ApiResult<Workspace> {
-    let store = &app.store;
-    let mut teams = store.list_teams().await?;
-    teams.retain(|team| Some(team.id.as_str()) != without_team);
-    Ok(build_workspace(
-        &store.list_reps().await?,
-        &teams,
-        &store.list_pools().await?,
-        &store.list_custom_fields().await?,
-        None,
-    ))
+    let mut rows = ConfigRows::load(&app.store).await?;
+    rows.teams
+        .retain(|team| Some(team.id.as_str()) != without_team);
+    rows.active = None;
+    Ok(build_workspace(&rows))
 }
 
 fn compile(workspace: &Workspace, spec: &RuleSetSpec) -> Vec<CompileError> {
@@ -33,6 +28,7 @@ fn compile(workspace: &Workspace, spec: &RuleSetSpec) -> Vec<CompileError> {
         catalogue: &workspace.catalogue,
         roster: &workspace.roster,
         pools: &workspace.pools,
+        sla_policies: &workspace.sla_policy_ids,
     };
     engine::compile(spec, known, 0).err().unwrap_or_default()
 }

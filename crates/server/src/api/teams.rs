@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use store::TeamRow;
+use store::{Setting, TeamRow};
 
 use crate::AppState;
 use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
@@ -57,6 +57,39 @@ async fn save(
         .map(|row| row.id)
         .collect();
     let team = team_from_document(&id, &document, &rep_ids, &team_ids, &pools)?;
+    for (setting, value, field, code) in [
+        (
+            Setting::Calendars,
+            &document.calendar,
+            "calendar",
+            "unknown_calendar",
+        ),
+        (
+            Setting::SlaPolicies,
+            &document.sla_policy,
+            "sla_policy",
+            "unknown_sla_policy",
+        ),
+    ] {
+        if let Some(value) = value
+            && app.store.get_setting(setting, value).await?.is_none()
+        {
+            return Err(ApiError::invalid(
+                code,
+                field,
+                format!("no {field} has id {value:?}"),
+            ));
+        }
+    }
+    if let Some(policy) = &document.leave_policy
+        && !["keep", "hand_back"].contains(&policy.as_str())
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "leave_policy",
+            "leave_policy is keep or hand_back",
+        ));
+    }
     document.id = Some(id.clone());
     let row = TeamRow {
         id,

@@ -126,7 +126,7 @@ async fn story(app: TestApp) {
     let (status, closed) = app
         .patch(
             &format!("/api/v1/leads/{lead_id}"),
-            &json!({"status": "lost"}),
+            &json!({"status": "lost", "lost_reason": "went with a competitor"}),
         )
         .await;
     assert_eq!(
@@ -175,7 +175,10 @@ async fn closing(app: TestApp) {
         (StatusCode::OK, json!("contacted"))
     );
     let (status, lead) = app
-        .patch(&format!("/api/v1/leads/{id}"), &json!({"status": "won"}))
+        .patch(
+            &format!("/api/v1/leads/{id}"),
+            &json!({"status": "won", "amount": 12000}),
+        )
         .await;
     assert_eq!(
         (status, lead["status"].clone()),

@@ -12,12 +12,22 @@ use chrono::{DateTime, Utc};
 use engine::decision::AttemptTarget;
 use engine::state::StateChange;
 use engine::{Decision, DecisionRecord, LeadStatus, Outcome, RepId, RoutingState};
-use store::{DecisionRow, LeadRow, RepStateRow, RotationRow, RoutingTx, Store};
+use store::{
+    ActivityRow, DecisionRow, FeedbackRow, LeadRow, OutboxRow, RepStateRow, RotationRow, RoutingTx,
+    StatsDelta, StatsRow, Store, TimerRow,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::leads::{LeadInput, engine_lead};
-use crate::workspace::{Workspace, build_workspace};
+use crate::workspace::{ConfigRows, Workspace, build_workspace};
+
+mod follow_up;
+pub(crate) mod pool;
+mod tick;
+
+pub use follow_up::{ActivityInput, FeedbackInput};
+pub use tick::TICK_LIMIT;
 
 /// Leads handled in one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -35,18 +45,61 @@ pub enum Created {
     },
 }
 
-/// A lead after a reroute, assignment or update.
+/// A lead after a change, with what the change recorded.
 #[derive(Debug)]
 pub struct Changed {
     pub lead: LeadRow,
     pub decision: Option<DecisionRow>,
+    pub activity: Option<ActivityRow>,
+    pub feedback: Option<FeedbackRow>,
 }
 
-/// Changes a request may make to an existing lead.
+impl Changed {
+    fn lead(lead: LeadRow, decision: Option<DecisionRow>) -> Changed {
+        Changed {
+            lead,
+            decision,
+            activity: None,
+            feedback: None,
+        }
+    }
+}
+
+/// Changes a request may make to an existing lead's fields and status.
 #[derive(Debug, Default)]
 pub struct LeadPatch {
     pub document: Option<LeadInput>,
     pub status: Option<LeadStatus>,
+    /// With `won`: the deal's amount.
+    pub amount: Option<f64>,
+    /// With `lost`: why.
+    pub lost_reason: Option<String>,
+}
+
+/// One change to one existing lead.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // One per request, moved through a channel.
+pub enum LeadOp {
+    /// Route again under the active rule set, away from the current owner.
+    Reroute,
+    /// Give the lead to a rep by hand; with `from_pool`, only a lead waiting in a pool.
+    Assign {
+        rep_id: String,
+        reason: Option<String>,
+        from_pool: bool,
+    },
+    Update(LeadPatch),
+    Activity(ActivityInput),
+    Feedback(FeedbackInput),
+    /// A rep claims the lead from its pool.
+    Claim {
+        rep_id: String,
+    },
+    /// The owner gives the lead back to a pool.
+    Release {
+        reason: Option<String>,
+        pool_id: Option<String>,
+    },
 }
 
 #[allow(clippy::large_enum_variant)] // One per request, moved through a channel.
@@ -56,26 +109,25 @@ enum Job {
         actor: String,
         reply: oneshot::Sender<Result<Vec<Result<Created, ApiError>>, ApiError>>,
     },
-    Reroute {
+    Change {
         lead_id: String,
+        op: LeadOp,
         actor: String,
-        reply: oneshot::Sender<Result<Changed, ApiError>>,
-    },
-    Assign {
-        lead_id: String,
-        rep_id: String,
-        reason: Option<String>,
-        actor: String,
-        reply: oneshot::Sender<Result<Changed, ApiError>>,
-    },
-    Update {
-        lead_id: String,
-        patch: LeadPatch,
         reply: oneshot::Sender<Result<Changed, ApiError>>,
     },
     /// Route held leads again, most urgent first: someone may have become eligible.
     Sweep {
         reply: Option<oneshot::Sender<Result<usize, ApiError>>>,
+    },
+    /// A rep went on leave: under their team's policy, untouched leads go to someone else.
+    HandBack {
+        rep_id: String,
+        reply: oneshot::Sender<Result<usize, ApiError>>,
+    },
+    /// Fire timers due at `now`.
+    Tick {
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<usize, ApiError>>,
     },
 }
 
@@ -83,6 +135,7 @@ impl Job {
     fn size(&self) -> usize {
         match self {
             Job::Create { leads, .. } => leads.len(),
+            Job::Tick { .. } => TICK_LIMIT as usize,
             _ => 1,
         }
     }
@@ -147,32 +200,18 @@ impl Router {
         .await
     }
 
-    pub async fn reroute(&self, lead_id: &str, actor: &str) -> Result<Changed, ApiError> {
-        let (reply, answer) = oneshot::channel();
-        self.ask(
-            Job::Reroute {
-                lead_id: lead_id.to_owned(),
-                actor: actor.to_owned(),
-                reply,
-            },
-            answer,
-        )
-        .await
-    }
-
-    pub async fn assign(
+    /// Makes one change to one lead.
+    pub async fn change(
         &self,
         lead_id: &str,
-        rep_id: &str,
-        reason: Option<String>,
+        op: LeadOp,
         actor: &str,
     ) -> Result<Changed, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
-            Job::Assign {
+            Job::Change {
                 lead_id: lead_id.to_owned(),
-                rep_id: rep_id.to_owned(),
-                reason,
+                op,
                 actor: actor.to_owned(),
                 reply,
             },
@@ -193,17 +232,24 @@ impl Router {
         let _ = self.jobs.try_send(Job::Sweep { reply: None });
     }
 
-    pub async fn update(&self, lead_id: &str, patch: LeadPatch) -> Result<Changed, ApiError> {
+    /// Applies the leave policy of the rep's teams; says how many leads went to someone else.
+    pub async fn hand_back(&self, rep_id: &str) -> Result<usize, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
-            Job::Update {
-                lead_id: lead_id.to_owned(),
-                patch,
+            Job::HandBack {
+                rep_id: rep_id.to_owned(),
                 reply,
             },
             answer,
         )
         .await
+    }
+
+    /// Fires the timers due at `now`, at most [`TICK_LIMIT`] in one transaction, in due order;
+    /// says how many fired. Firing is idempotent: a fired timer is deleted with its effects.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Job::Tick { now, reply }, answer).await
     }
 }
 
@@ -212,6 +258,8 @@ struct Cache {
     routing_version: i64,
     workspace: Workspace,
     state: RoutingState,
+    /// Outcome statistics per rep: the engine's performance inputs.
+    rep_stats: HashMap<String, StatsRow>,
 }
 
 struct Worker {
@@ -230,6 +278,17 @@ struct Writes {
     dirty_rotations: BTreeSet<String>,
     /// Contacts whose owner changed: `(kind, value) → (owner, at)`.
     contacts: BTreeMap<(&'static str, String), (String, i64)>,
+    /// Leads whose clocks are set again: their stored timers go, `timers` come.
+    timers_reset: BTreeSet<String>,
+    timers: Vec<TimerRow>,
+    /// Timers that fired.
+    fired: Vec<String>,
+    outbox: Vec<OutboxRow>,
+    stats: BTreeMap<(String, String), StatsDelta>,
+    /// `(lead, rep) → until`.
+    claim_blocks: BTreeMap<(String, String), i64>,
+    activities: Vec<ActivityRow>,
+    feedback: Vec<FeedbackRow>,
 }
 
 impl Writes {
@@ -249,7 +308,7 @@ impl Writes {
 enum Answer {
     Create(Vec<Result<Created, ApiError>>),
     Change(Result<Changed, ApiError>),
-    Swept(usize),
+    Count(usize),
 }
 
 impl Worker {
@@ -278,15 +337,15 @@ impl Worker {
                         (Job::Create { reply, .. }, Answer::Create(results)) => {
                             let _ = reply.send(Ok(results));
                         }
-                        (
-                            Job::Reroute { reply, .. }
-                            | Job::Assign { reply, .. }
-                            | Job::Update { reply, .. },
-                            Answer::Change(result),
-                        ) => {
+                        (Job::Change { reply, .. }, Answer::Change(result)) => {
                             let _ = reply.send(result);
                         }
-                        (Job::Sweep { reply: Some(reply) }, Answer::Swept(count)) => {
+                        (
+                            Job::Sweep { reply: Some(reply) }
+                            | Job::HandBack { reply, .. }
+                            | Job::Tick { reply, .. },
+                            Answer::Count(count),
+                        ) => {
                             let _ = reply.send(Ok(count));
                         }
                         _ => {}
@@ -303,12 +362,12 @@ impl Worker {
                         Job::Create { reply, .. } => {
                             let _ = reply.send(Err(failed()));
                         }
-                        Job::Reroute { reply, .. }
-                        | Job::Assign { reply, .. }
-                        | Job::Update { reply, .. } => {
+                        Job::Change { reply, .. } => {
                             let _ = reply.send(Err(failed()));
                         }
-                        Job::Sweep { reply: Some(reply) } => {
+                        Job::Sweep { reply: Some(reply) }
+                        | Job::HandBack { reply, .. }
+                        | Job::Tick { reply, .. } => {
                             let _ = reply.send(Err(failed()));
                         }
                         Job::Sweep { reply: None } => {}
@@ -335,23 +394,31 @@ impl Worker {
         }
         let workspace = match self.cache.take() {
             Some(cache) if fresh_config => cache.workspace,
-            _ => {
-                let reps = tx.list_reps().await?;
-                let teams = tx.list_teams().await?;
-                let pools = tx.list_pools().await?;
-                let fields = tx.list_custom_fields().await?;
-                let active = tx.active_rule_set().await?;
-                build_workspace(&reps, &teams, &pools, &fields, active.as_ref())
-            }
+            _ => build_workspace(&ConfigRows::load_in(tx).await?),
         };
         let mut state = RoutingState::new(&workspace.roster);
+        let rep_stats: HashMap<String, StatsRow> = tx
+            .list_stats("rep")
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
         for row in tx.load_rep_states().await? {
             let id = RepId::new(row.rep_id.clone());
+            let stats = rep_stats
+                .get(&row.rep_id)
+                .map(follow_up::rep_stats)
+                .unwrap_or_default();
             state.set_rep(
                 &workspace.roster,
                 &id,
-                store::rep_state_from_row(&row, Default::default()),
+                store::rep_state_from_row(&row, stats),
             );
+        }
+        for (id, row) in &rep_stats {
+            if let Some(rep) = state.rep_mut(&workspace.roster, &RepId::new(id.clone())) {
+                rep.stats = follow_up::rep_stats(row);
+            }
         }
         for row in tx.load_rotations().await? {
             state.set_rotation(row.key.clone(), store::rotation_from_row(&row));
@@ -361,6 +428,7 @@ impl Worker {
             routing_version,
             workspace,
             state,
+            rep_stats,
         });
         Ok(())
     }
@@ -432,31 +500,16 @@ impl Worker {
                     }
                     Answer::Create(results)
                 }
-                Job::Reroute { lead_id, actor, .. } => {
-                    Answer::Change(reroute(&mut tx, cache, &mut writes, lead_id, actor).await?)
+                Job::Change {
+                    lead_id, op, actor, ..
+                } => Answer::Change(change(&mut tx, cache, &mut writes, lead_id, op, actor).await?),
+                Job::Sweep { .. } => Answer::Count(sweep(&mut tx, cache, &mut writes).await?),
+                Job::HandBack { rep_id, .. } => {
+                    Answer::Count(hand_back(&mut tx, cache, &mut writes, rep_id).await?)
                 }
-                Job::Assign {
-                    lead_id,
-                    rep_id,
-                    reason,
-                    actor,
-                    ..
-                } => Answer::Change(
-                    assign(
-                        &mut tx,
-                        cache,
-                        &mut writes,
-                        lead_id,
-                        rep_id,
-                        reason.clone(),
-                        actor,
-                    )
-                    .await?,
-                ),
-                Job::Update { lead_id, patch, .. } => {
-                    Answer::Change(update(&mut tx, cache, &mut writes, lead_id, patch).await?)
+                Job::Tick { now, .. } => {
+                    Answer::Count(tick::tick(&mut tx, cache, &mut writes, *now).await?)
                 }
-                Job::Sweep { .. } => Answer::Swept(sweep(&mut tx, cache, &mut writes).await?),
             };
             answers.push(answer);
         }
@@ -466,6 +519,7 @@ impl Worker {
             tx.update_lead(row).await?;
         }
         tx.insert_decisions(&writes.decisions).await?;
+        writes.write_follow_up(&mut tx).await?;
         let roster = &cache.workspace.roster;
         let state_rows: Vec<RepStateRow> = writes
             .dirty_reps
@@ -534,7 +588,7 @@ fn apply(cache: &mut Cache, writes: &mut Writes, changes: &[StateChange]) {
     cache.state.apply(&cache.workspace.roster, changes);
     for change in changes {
         match change {
-            StateChange::Assigned { rep, .. } => {
+            StateChange::Assigned { rep, .. } | StateChange::Claimed { rep } => {
                 writes.dirty_reps.insert(rep.clone());
             }
             StateChange::Rotation { key, .. } => {
@@ -555,8 +609,12 @@ fn release(cache: &mut Cache, writes: &mut Writes, lead: &LeadRow) {
 }
 
 /// Where a decision left the lead, as lead columns.
-fn place(row: &mut LeadRow, decision: &Decision) {
+fn place(row: &mut LeadRow, decision: &Decision, rules: &engine::RuleSet) {
     row.owner_id = decision.owner().map(ToString::to_string);
+    row.rule_id = decision
+        .matched_rule()
+        .and_then(|index| rules.rules.get(index as usize))
+        .map(|rule| rule.id.clone());
     row.pool_id = match &decision.outcome {
         Outcome::Pooled { pool } => Some(pool.clone()),
         _ => None,
@@ -690,11 +748,15 @@ fn create(
         priority: input.priority.clone(),
         created_at: now.timestamp_micros(),
         updated_at: now.timestamp_micros(),
+        previous_owners: "[]".into(),
+        ..LeadRow::default()
     };
-    place(&mut row, &decision);
+    place(&mut row, &decision, &cache.workspace.rules);
     if let Some(owner) = &row.owner_id {
         known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
     }
+    let how = handover(&row);
+    follow_up::hand_over(cache, writes, &mut row, None, how, now);
     writes.note_owner(&row);
     apply(cache, writes, &decision.changes);
     let decision_row = decision_row(&id, "route", actor, None, &decision, &record)?;
@@ -778,18 +840,19 @@ async fn reroute(
     release(cache, writes, &row);
     let now = now();
     let (decision, record) = cache.workspace.decide(&cache.state, &lead, &exclude, now);
-    place(&mut row, &decision);
+    let previous = row.owner_id.clone();
+    place(&mut row, &decision, &cache.workspace.rules);
     row.updated_at = now.timestamp_micros();
     apply(cache, writes, &decision.changes);
+    let how = handover(&row);
+    follow_up::hand_over(cache, writes, &mut row, previous, how, now);
     let decision_row = decision_row(&row.id, "reroute", actor, None, &decision, &record)?;
     remember(writes, &row);
     writes.decisions.push(decision_row.clone());
-    Ok(Ok(Changed {
-        lead: row,
-        decision: Some(decision_row),
-    }))
+    Ok(Ok(Changed::lead(row, Some(decision_row))))
 }
 
+#[allow(clippy::too_many_arguments)] // The worker's context, then the assignment's fields.
 async fn assign(
     tx: &mut RoutingTx,
     cache: &mut Cache,
@@ -797,12 +860,19 @@ async fn assign(
     lead_id: &str,
     rep_id: &str,
     reason: Option<String>,
+    from_pool: bool,
     actor: &str,
 ) -> anyhow::Result<Result<Changed, ApiError>> {
     let mut row = match movable_lead(tx, writes, lead_id).await? {
         Ok(row) => row,
         Err(error) => return Ok(Err(error)),
     };
+    if from_pool && (row.pool_id.is_none() || row.owner_id.is_some()) {
+        return Ok(Err(ApiError::conflict(
+            "not_in_pool",
+            "the lead is not waiting in a pool",
+        )));
+    }
     if row.owner_id.as_deref() == Some(rep_id) {
         return Ok(Err(ApiError::conflict(
             "already_owner",
@@ -836,11 +906,22 @@ async fn assign(
         .map(|position| roster.rep(position).name.clone())
         .unwrap_or_default();
     let previous = row.owner_id.clone();
+    if let Some(pool) = &row.pool_id {
+        row.last_pool = Some(pool.clone());
+    }
     row.owner_id = Some(rep_id.to_owned());
     row.pool_id = None;
     row.held = false;
     row.status = LeadStatus::Assigned.as_str().to_owned();
     row.updated_at = now.timestamp_micros();
+    follow_up::hand_over(
+        cache,
+        writes,
+        &mut row,
+        previous.clone(),
+        follow_up::Handover::Assigned,
+        now,
+    );
     let explanation_en = format!(
         "Assigned by hand to {name}{}",
         reason
@@ -877,10 +958,7 @@ async fn assign(
     };
     remember(writes, &row);
     writes.decisions.push(decision_row.clone());
-    Ok(Ok(Changed {
-        lead: row,
-        decision: Some(decision_row),
-    }))
+    Ok(Ok(Changed::lead(row, Some(decision_row))))
 }
 
 /// Held leads the hold queue can release in one sweep at most.
@@ -910,9 +988,11 @@ async fn sweep(
         if decision.outcome == Outcome::Held {
             continue;
         }
-        place(&mut row, &decision);
+        place(&mut row, &decision, &cache.workspace.rules);
         row.updated_at = now.timestamp_micros();
         apply(cache, writes, &decision.changes);
+        let how = handover(&row);
+        follow_up::hand_over(cache, writes, &mut row, None, how, now);
         let decision_row = decision_row(&row.id, "release", "system", None, &decision, &record)?;
         remember(writes, &row);
         writes.decisions.push(decision_row);
@@ -968,15 +1048,213 @@ async fn update(
             )
             .with_field("status")));
         }
+        if let Err(error) = check_outcome(status, patch) {
+            return Ok(Err(error));
+        }
         if !status.is_open() {
             release(cache, writes, &row);
+            row.status = status.as_str().to_owned();
+            close(cache, writes, &mut row, patch, now);
         }
         row.status = status.as_str().to_owned();
+    } else if patch.amount.is_some() || patch.lost_reason.is_some() {
+        return Ok(Err(ApiError::invalid(
+            "invalid_value",
+            if patch.amount.is_some() {
+                "amount"
+            } else {
+                "lost_reason"
+            },
+            "amount comes with status won, lost_reason with status lost",
+        )));
     }
     row.updated_at = now.timestamp_micros();
     remember(writes, &row);
-    Ok(Ok(Changed {
-        lead: row,
-        decision: None,
-    }))
+    Ok(Ok(Changed::lead(row, None)))
+}
+
+/// Won needs an amount, lost a reason; neither goes with another status.
+fn check_outcome(status: LeadStatus, patch: &LeadPatch) -> Result<(), ApiError> {
+    match (status, patch.amount, &patch.lost_reason) {
+        (LeadStatus::Won, Some(amount), None) if amount.is_finite() && amount >= 0.0 => Ok(()),
+        (LeadStatus::Won, Some(_), None) => Err(ApiError::invalid(
+            "invalid_value",
+            "amount",
+            "amount is a number of at least 0",
+        )),
+        (LeadStatus::Won, None, _) => Err(ApiError::invalid(
+            "missing_field",
+            "amount",
+            "a won lead needs the deal's amount",
+        )),
+        (LeadStatus::Lost, None, Some(reason))
+            if !reason.trim().is_empty() && reason.chars().count() <= 500 =>
+        {
+            Ok(())
+        }
+        (LeadStatus::Lost, None, _) => Err(ApiError::invalid(
+            "missing_field",
+            "lost_reason",
+            "a lost lead needs a reason of at most 500 characters",
+        )),
+        (_, None, None) => Ok(()),
+        (_, amount, _) => Err(ApiError::invalid(
+            "invalid_value",
+            if amount.is_some() {
+                "amount"
+            } else {
+                "lost_reason"
+            },
+            "amount comes with status won, lost_reason with status lost",
+        )),
+    }
+}
+
+/// A lead reached won, lost or invalid: its clocks stop, the outcome counts for its owner,
+/// source, rule and segment, and won and lost are announced.
+fn close(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    row: &mut LeadRow,
+    patch: &LeadPatch,
+    now: DateTime<Utc>,
+) {
+    row.closed_at = Some(now.timestamp_micros());
+    row.amount = patch.amount;
+    row.lost_reason = patch.lost_reason.clone();
+    row.callback_at = None;
+    writes.reset_timers(&row.id, Vec::new());
+    let status = LeadStatus::parse(&row.status).unwrap_or_default();
+    let amount = patch.amount.unwrap_or(0.0);
+    let owner = row.owner_id.clone();
+    follow_up::count(cache, writes, row, owner.as_deref(), |delta| match status {
+        LeadStatus::Won => {
+            delta.won += 1;
+            delta.amount += amount;
+        }
+        LeadStatus::Lost => delta.lost += 1,
+        _ => delta.invalid += 1,
+    });
+    let event = match status {
+        LeadStatus::Won => "lead.won",
+        LeadStatus::Lost => "lead.lost",
+        _ => return,
+    };
+    let manager = cache
+        .workspace
+        .follow
+        .manager(row.team_id.as_deref())
+        .map(ToString::to_string);
+    writes.event(
+        event,
+        row,
+        &[owner.as_deref(), manager.as_deref()],
+        serde_json::json!({"amount": patch.amount, "lost_reason": patch.lost_reason}),
+        now,
+    );
+}
+
+/// How a routing decision left the lead, for follow-up.
+fn handover(row: &LeadRow) -> follow_up::Handover {
+    if row.owner_id.is_some() {
+        follow_up::Handover::Assigned
+    } else {
+        follow_up::Handover::Dropped
+    }
+}
+
+/// One change to one lead.
+async fn change(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    op: &LeadOp,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    match op {
+        LeadOp::Reroute => reroute(tx, cache, writes, lead_id, actor).await,
+        LeadOp::Assign {
+            rep_id,
+            reason,
+            from_pool,
+        } => {
+            assign(
+                tx,
+                cache,
+                writes,
+                lead_id,
+                rep_id,
+                reason.clone(),
+                *from_pool,
+                actor,
+            )
+            .await
+        }
+        LeadOp::Update(patch) => update(tx, cache, writes, lead_id, patch).await,
+        LeadOp::Activity(input) => {
+            follow_up::activity(tx, cache, writes, lead_id, input, actor).await
+        }
+        LeadOp::Feedback(input) => {
+            follow_up::feedback(tx, cache, writes, lead_id, input, actor).await
+        }
+        LeadOp::Claim { rep_id } => pool::claim(tx, cache, writes, lead_id, rep_id, actor).await,
+        LeadOp::Release { reason, pool_id } => {
+            pool::give_back(
+                tx,
+                cache,
+                writes,
+                lead_id,
+                reason.clone(),
+                pool_id.clone(),
+                actor,
+            )
+            .await
+        }
+    }
+}
+
+/// Leads a rep going on leave hands back in one go at most.
+const HAND_BACK_LIMIT: i64 = 1000;
+
+/// Applies the leave policy: when any team of the rep says `hand_back`, the rep's leads that
+/// nobody has worked yet are routed to someone else, away from the rep.
+async fn hand_back(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    rep_id: &str,
+) -> anyhow::Result<usize> {
+    let follow = &cache.workspace.follow;
+    let hands_back = cache.workspace.roster.teams().any(|team| {
+        team.members
+            .iter()
+            .any(|member| member.rep.as_str() == rep_id)
+            && follow
+                .teams
+                .get(&team.id)
+                .is_some_and(|team| team.hand_back_on_leave)
+    });
+    if !hands_back {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for row in tx.untouched_leads(rep_id, HAND_BACK_LIMIT).await? {
+        if writes
+            .changed_leads
+            .iter()
+            .any(|changed| changed.id == row.id)
+        {
+            continue;
+        }
+        if let Ok(changed) = reroute(tx, cache, writes, &row.id, "system").await?
+            && let Some(decision) = writes.decisions.last_mut()
+            && decision.lead_id == changed.lead.id
+        {
+            decision.kind = "hand_back".into();
+            decision.reason = Some("the owner went on leave".into());
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }

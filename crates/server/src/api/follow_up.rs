@@ -1,0 +1,263 @@
+//! Follow-up on a lead: activities, customer feedback, its pending clocks; and the workspace's
+//! event log (the outbox) and outcome statistics.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::{ActivityRow, EventFilter, FeedbackRow, OutboxRow, StatsRow};
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::api::Page;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
+use crate::leads::{lead_view, time};
+use crate::routing::{ActivityInput, FeedbackInput, LeadOp};
+
+fn activity_view(row: &ActivityRow) -> Value {
+    json!({
+        "id": row.id,
+        "lead_id": row.lead_id,
+        "rep_id": row.rep_id,
+        "actor": row.actor,
+        "kind": row.kind,
+        "outcome": row.outcome,
+        "note": row.note,
+        "next_follow_up_at": row.next_follow_up_at.map(time),
+        "first_response": row.response_secs.is_some(),
+        "response_secs": row.response_secs,
+        "created_at": time(row.created_at),
+    })
+}
+
+fn feedback_view(row: &FeedbackRow) -> Value {
+    json!({
+        "id": row.id,
+        "lead_id": row.lead_id,
+        "rep_id": row.rep_id,
+        "kind": row.kind,
+        "score": row.score,
+        "comment": row.comment,
+        "actor": row.actor,
+        "created_at": time(row.created_at),
+    })
+}
+
+async fn known_lead(app: &AppState, id: &str) -> ApiResult<()> {
+    app.store
+        .get_lead(id)
+        .await?
+        .map(drop)
+        .ok_or_else(|| ApiError::not_found("lead"))
+}
+
+/// Log a follow-up. The owner's first activity after an assignment is the first response and
+/// stops the first-response clock; `next_follow_up_at` sets a callback reminder.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/activities", tag = "follow-up", params(("id" = String, Path)), request_body = ActivityInput,
+    responses((status = 201, description = "`{activity, lead}`"), (status = 404, description = "No such lead"), (status = 422, description = "Invalid value")),
+    security(("api_key" = [])))]
+pub async fn log_activity(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(input): Body<ActivityInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let changed = app
+        .router
+        .change(&id, LeadOp::Activity(input), &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "activity": changed.activity.as_ref().map(activity_view),
+            "lead": lead_view(&changed.lead),
+        })),
+    ))
+}
+
+/// The lead's follow-ups, newest first.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/activities", tag = "follow-up", params(("id" = String, Path)),
+    responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
+pub async fn list_activities(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    known_lead(&app, &id).await?;
+    let rows = app.store.activities_for(&id).await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(activity_view).collect::<Vec<_>>(), "next_cursor": null}),
+    ))
+}
+
+/// Record customer feedback (NPS 0–10 or satisfaction 1–5). Survey tools may use an
+/// integration key.
+#[utoipa::path(post, path = "/api/v1/leads/{id}/feedback", tag = "follow-up", params(("id" = String, Path)), request_body = FeedbackInput,
+    responses((status = 201, description = "The feedback"), (status = 422, description = "Score out of range")),
+    security(("api_key" = [])))]
+pub async fn record_feedback(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(input): Body<FeedbackInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let changed = app
+        .router
+        .change(&id, LeadOp::Feedback(input), &caller.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            changed
+                .feedback
+                .as_ref()
+                .map(feedback_view)
+                .unwrap_or(Value::Null),
+        ),
+    ))
+}
+
+/// The lead's customer feedback, newest first.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/feedback", tag = "follow-up", params(("id" = String, Path)),
+    responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
+pub async fn list_feedback(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    known_lead(&app, &id).await?;
+    let rows = app.store.feedback_for(&id).await?;
+    Ok(Json(
+        json!({"items": rows.iter().map(feedback_view).collect::<Vec<_>>(), "next_cursor": null}),
+    ))
+}
+
+/// What is due on the lead: reminders, escalations, reclaims, recycling, in due order.
+#[utoipa::path(get, path = "/api/v1/leads/{id}/timers", tag = "follow-up", params(("id" = String, Path)),
+    responses((status = 200, description = "`{items: [{kind, step, due_at, owner_id}]}`")), security(("api_key" = [])))]
+pub async fn list_timers(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let lead = app
+        .store
+        .get_lead(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("lead"))?;
+    let policy = lead.sla_policy.clone();
+    let rows = app.store.timers_for(&id).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "kind": row.kind,
+                "step": (row.kind == "sla").then_some(row.step + 1),
+                "sla_policy": (row.kind == "sla").then(|| policy.clone()).flatten(),
+                "due_at": time(row.due_at),
+                "owner_id": row.owner_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_cursor": null})))
+}
+
+fn event_view(row: &OutboxRow) -> Value {
+    json!({
+        "id": row.id,
+        "event": row.event,
+        "lead_id": row.lead_id,
+        "rep_id": row.rep_id,
+        "recipients": serde_json::from_str::<Value>(&row.recipients).unwrap_or(Value::Null),
+        "payload": serde_json::from_str::<Value>(&row.payload).unwrap_or(Value::Null),
+        "status": row.status,
+        "created_at": time(row.created_at),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventQuery {
+    pub lead_id: Option<String>,
+    /// `lead.assigned`, `lead.sla_reminder`, …
+    pub event: Option<String>,
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The event log (outbox), oldest first: what notifications will deliver.
+#[utoipa::path(get, path = "/api/v1/events", tag = "follow-up", params(EventQuery),
+    responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
+pub async fn list_events(
+    State(app): State<AppState>,
+    Query(query): Query<EventQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = Page {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let filter = EventFilter {
+        lead_id: query.lead_id,
+        event: query.event,
+        after_id: query.cursor,
+        limit: limit + 1,
+    };
+    let mut rows = app.store.list_outbox(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last().map(|row| row.id.clone()))
+        .flatten();
+    Ok(Json(
+        json!({"items": rows.iter().map(event_view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+fn stats_view(row: &StatsRow) -> Value {
+    let closed = row.won + row.lost + row.invalid;
+    json!({
+        "key": row.key,
+        "assigned": row.assigned,
+        "responded": row.responded,
+        "mean_response_secs": (row.responded > 0).then(|| row.response_secs / row.responded),
+        "won": row.won,
+        "lost": row.lost,
+        "invalid": row.invalid,
+        "amount": row.amount,
+        "conversion": (closed > 0).then(|| row.won as f64 / closed as f64),
+        "feedback_count": row.feedback_count,
+        "feedback": (row.feedback_count > 0).then(|| row.feedback_sum / row.feedback_count as f64),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatsQuery {
+    /// `rep` (default), `source`, `rule` or `segment` (smb, mid_market, enterprise, unknown).
+    pub by: Option<String>,
+}
+
+/// Outcomes, first-response times and feedback by rep, source, rule or segment: what
+/// performance weighting reads. Response times are means with each response capped at a day;
+/// feedback is mapped to 0–1.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "follow-up", params(StatsQuery),
+    responses((status = 200, description = "`{by, items}`")), security(("api_key" = [])))]
+pub async fn stats(
+    State(app): State<AppState>,
+    Query(query): Query<StatsQuery>,
+) -> ApiResult<Json<Value>> {
+    let by = query.by.unwrap_or_else(|| "rep".into());
+    if !["rep", "source", "rule", "segment"].contains(&by.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            "by is rep, source, rule or segment",
+        )
+        .with_field("by"));
+    }
+    let rows = app.store.list_stats(&by).await?;
+    Ok(Json(
+        json!({"by": by, "items": rows.iter().map(stats_view).collect::<Vec<_>>()}),
+    ))
+}

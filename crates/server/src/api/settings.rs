@@ -1,0 +1,396 @@
+//! Follow-up settings: business calendars, SLA policies and pools. The three share one set of
+//! handlers (list, create, get, patch as a JSON merge, delete), each kind saying how its
+//! document is checked and what still uses it.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use store::{DocRow, LeadFilter, Setting};
+
+use crate::AppState;
+use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
+use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
+use crate::workspace::{ConfigRows, OverflowDocument, TeamDocument};
+
+/// A kind of settings document.
+pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
+    const SETTING: Setting;
+    /// `calendar`, `SLA policy`, `pool`.
+    const NOUN: &'static str;
+    /// Generated ids start with this.
+    const PREFIX: &'static str;
+    fn id_mut(&mut self) -> &mut Option<String>;
+    fn name(&self) -> &str;
+    /// Checks the document against the rest of the configuration.
+    fn check(&self, id: &str, rows: &ConfigRows) -> Result<(), ApiError>;
+    /// What still uses the setting, if anything: it cannot be deleted then.
+    fn used_by(id: &str, rows: &ConfigRows) -> Option<String>;
+}
+
+fn teams(rows: &ConfigRows) -> impl Iterator<Item = (String, TeamDocument)> + '_ {
+    rows.teams.iter().filter_map(|row| {
+        Some((
+            row.id.clone(),
+            serde_json::from_str::<TeamDocument>(&row.document).ok()?,
+        ))
+    })
+}
+
+fn ids(rows: &[DocRow]) -> Vec<String> {
+    rows.iter().map(|row| row.id.clone()).collect()
+}
+
+impl SettingKind for CalendarDocument {
+    const SETTING: Setting = Setting::Calendars;
+    const NOUN: &'static str = "calendar";
+    const PREFIX: &'static str = "cal";
+
+    fn id_mut(&mut self) -> &mut Option<String> {
+        &mut self.id
+    }
+
+    fn name(&self) -> &str {
+        self.name()
+    }
+
+    fn check(&self, _id: &str, _rows: &ConfigRows) -> Result<(), ApiError> {
+        self.to_engine().map(drop)
+    }
+
+    fn used_by(id: &str, rows: &ConfigRows) -> Option<String> {
+        if let Some((team, _)) = teams(rows).find(|(_, team)| team.calendar.as_deref() == Some(id))
+        {
+            return Some(format!("team {team}"));
+        }
+        rows.sla_policies.iter().find_map(|row| {
+            let policy: SlaPolicyDocument = serde_json::from_str(&row.document).ok()?;
+            (policy.calendar.as_deref() == Some(id)).then(|| format!("SLA policy {}", row.id))
+        })
+    }
+}
+
+impl SettingKind for SlaPolicyDocument {
+    const SETTING: Setting = Setting::SlaPolicies;
+    const NOUN: &'static str = "SLA policy";
+    const PREFIX: &'static str = "sla";
+
+    fn id_mut(&mut self) -> &mut Option<String> {
+        &mut self.id
+    }
+
+    fn name(&self) -> &str {
+        self.name()
+    }
+
+    fn check(&self, _id: &str, rows: &ConfigRows) -> Result<(), ApiError> {
+        self.to_engine(&ids(&rows.calendars)).map(drop)
+    }
+
+    fn used_by(id: &str, rows: &ConfigRows) -> Option<String> {
+        if let Some((team, _)) =
+            teams(rows).find(|(_, team)| team.sla_policy.as_deref() == Some(id))
+        {
+            return Some(format!("team {team}"));
+        }
+        let active = rows.active.as_ref()?;
+        let spec = engine::RuleSetSpec::from_json(&active.document).ok()?;
+        spec.rules
+            .iter()
+            .find(|rule| rule.sla_policy.as_deref() == Some(id))
+            .map(|rule| format!("rule {} of the active rule set", rule.id))
+    }
+}
+
+impl SettingKind for PoolDocument {
+    const SETTING: Setting = Setting::Pools;
+    const NOUN: &'static str = "pool";
+    const PREFIX: &'static str = "pool";
+
+    fn id_mut(&mut self) -> &mut Option<String> {
+        &mut self.id
+    }
+
+    fn name(&self) -> &str {
+        self.name()
+    }
+
+    fn check(&self, id: &str, rows: &ConfigRows) -> Result<(), ApiError> {
+        self.to_engine(id, &ids_of_reps(rows), &ids_of_teams(rows))
+            .map(drop)
+    }
+
+    fn used_by(id: &str, rows: &ConfigRows) -> Option<String> {
+        if let Some((team, _)) = teams(rows).find(
+            |(_, team)| matches!(&team.overflow, Some(OverflowDocument::Pool(pool)) if pool == id),
+        ) {
+            return Some(format!("team {team} (overflow)"));
+        }
+        // The active rule set may route to it: it must still compile without the pool.
+        let active = rows.active.as_ref()?;
+        let spec = engine::RuleSetSpec::from_json(&active.document).ok()?;
+        let mut without = rows.clone();
+        without.pools.retain(|pool| pool.id != id);
+        without.active = None;
+        let workspace = crate::workspace::build_workspace(&without);
+        let known = engine::Known {
+            catalogue: &workspace.catalogue,
+            roster: &workspace.roster,
+            pools: &workspace.pools,
+            sla_policies: &workspace.sla_policy_ids,
+        };
+        let errors = engine::compile(&spec, known, 0).err()?;
+        errors
+            .iter()
+            .any(|error| error.code == "unknown_pool")
+            .then(|| format!("the active rule set (version {})", active.version))
+    }
+}
+
+fn ids_of_reps(rows: &ConfigRows) -> Vec<String> {
+    rows.reps.iter().map(|row| row.id.clone()).collect()
+}
+
+fn ids_of_teams(rows: &ConfigRows) -> Vec<String> {
+    rows.teams.iter().map(|row| row.id.clone()).collect()
+}
+
+fn view(row: &DocRow) -> Value {
+    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("id".into(), json!(row.id));
+        object.insert("name".into(), json!(row.name));
+        object.insert(
+            "created_at".into(),
+            json!(crate::leads::time(row.created_at)),
+        );
+        object.insert(
+            "updated_at".into(),
+            json!(crate::leads::time(row.updated_at)),
+        );
+    }
+    view
+}
+
+fn not_found<T: SettingKind>() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such {}", T::NOUN),
+    )
+}
+
+async fn save<T: SettingKind>(
+    app: &AppState,
+    id: String,
+    mut document: T,
+    created_at: i64,
+) -> ApiResult<DocRow> {
+    let rows = ConfigRows::load(&app.store).await?;
+    document.check(&id, &rows)?;
+    *document.id_mut() = Some(id.clone());
+    let row = DocRow {
+        id,
+        name: document.name().trim().to_owned(),
+        document: serde_json::to_string(&document).map_err(ApiError::internal)?,
+        created_at,
+        updated_at: now_micros(),
+    };
+    app.store.upsert_setting(T::SETTING, &row).await?;
+    Ok(row)
+}
+
+pub async fn list<T: SettingKind>(
+    State(app): State<AppState>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let rows = app.store.list_settings(T::SETTING).await?;
+    let (rows, next_cursor) = page_by_id(rows, &page, |row| &row.id)?;
+    Ok(Json(
+        json!({"items": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+pub async fn create<T: SettingKind>(
+    State(app): State<AppState>,
+    Body(mut document): Body<T>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = match document.id_mut().clone() {
+        Some(id) => {
+            check_id(&id, "id")?;
+            id
+        }
+        None => format!(
+            "{}_{}",
+            T::PREFIX,
+            &uuid::Uuid::now_v7().simple().to_string()[..16]
+        ),
+    };
+    if app.store.get_setting(T::SETTING, &id).await?.is_some() {
+        return Err(ApiError::conflict(
+            "already_exists",
+            format!("a {} with id {id:?} exists", T::NOUN),
+        )
+        .with_field("id"));
+    }
+    let row = save(&app, id, document, now_micros()).await?;
+    app.router.sweep_soon();
+    Ok((StatusCode::CREATED, Json(view(&row))))
+}
+
+pub async fn get<T: SettingKind>(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_setting(T::SETTING, &id)
+        .await?
+        .ok_or_else(not_found::<T>)?;
+    Ok(Json(view(&row)))
+}
+
+pub async fn patch<T: SettingKind>(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<serde_json::Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let row = app
+        .store
+        .get_setting(T::SETTING, &id)
+        .await?
+        .ok_or_else(not_found::<T>)?;
+    let document: T = merge_patch(&row.document, patch, &["id"])?;
+    let row = save(&app, id, document, row.created_at).await?;
+    Ok(Json(view(&row)))
+}
+
+pub async fn delete<T: SettingKind>(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    app.store
+        .get_setting(T::SETTING, &id)
+        .await?
+        .ok_or_else(not_found::<T>)?;
+    if id == "default" && T::SETTING != Setting::Pools {
+        return Err(ApiError::conflict(
+            "default_setting",
+            format!(
+                "the default {} is what everything else falls back to; change it instead",
+                T::NOUN
+            ),
+        ));
+    }
+    let rows = ConfigRows::load(&app.store).await?;
+    if let Some(user) = T::used_by(&id, &rows) {
+        return Err(ApiError::conflict(
+            "in_use",
+            format!("{user} uses this {}", T::NOUN),
+        ));
+    }
+    if T::SETTING == Setting::Pools {
+        let waiting = app
+            .store
+            .list_leads(&LeadFilter {
+                pools: Some(vec![id.clone()]),
+                limit: 1,
+                ..LeadFilter::default()
+            })
+            .await?;
+        if !waiting.is_empty() {
+            return Err(ApiError::conflict(
+                "in_use",
+                "leads are waiting in this pool",
+            ));
+        }
+    }
+    app.store.delete_setting(T::SETTING, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Typed, documented handlers for one kind of setting.
+macro_rules! setting_handlers {
+    ($module:ident, $document:ty, $tag:literal, $collection:literal, $item:literal) => {
+        pub mod $module {
+            use axum::Json;
+            use axum::extract::{Path, Query, State};
+            use axum::http::StatusCode;
+            use serde_json::Value;
+
+            use crate::AppState;
+            use crate::api::Page;
+            use crate::error::ApiResult;
+            use crate::extract::Body;
+
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// All of them, by id.
+            #[utoipa::path(get, path = $collection, tag = $tag, params(Page),
+                responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
+            pub async fn list(app: State<AppState>, page: Query<Page>) -> ApiResult<Json<Value>> {
+                super::list::<$document>(app, page).await
+            }
+
+            /// Create one; `id` is generated when left out.
+            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $document,
+                responses((status = 201, description = "Created"), (status = 409, description = "The id is taken"), (status = 422, description = "Invalid value, with the field")),
+                security(("api_key" = [])))]
+            pub async fn create(app: State<AppState>, body: Body<$document>) -> ApiResult<(StatusCode, Json<Value>)> {
+                super::create::<$document>(app, body).await
+            }
+
+            /// One, by id.
+            #[utoipa::path(get, path = $item, tag = $tag, params(("id" = String, Path)),
+                responses((status = 200, description = "Found"), (status = 404, description = "No such id")), security(("api_key" = [])))]
+            pub async fn get(app: State<AppState>, id: Path<String>) -> ApiResult<Json<Value>> {
+                super::get::<$document>(app, id).await
+            }
+
+            /// Change some fields (a JSON merge patch; `null` clears one).
+            #[utoipa::path(patch, path = $item, tag = $tag, params(("id" = String, Path)), request_body(content = Object, description = "Fields to replace"),
+                responses((status = 200, description = "Changed"), (status = 422, description = "Invalid value, with the field")), security(("api_key" = [])))]
+            pub async fn patch(
+                app: State<AppState>,
+                id: Path<String>,
+                body: Body<serde_json::Map<String, Value>>,
+            ) -> ApiResult<Json<Value>> {
+                super::patch::<$document>(app, id, body).await
+            }
+
+            /// Delete one that nothing uses.
+            #[utoipa::path(delete, path = $item, tag = $tag, params(("id" = String, Path)),
+                responses((status = 204, description = "Deleted"), (status = 409, description = "Still in use, or the default")), security(("api_key" = [])))]
+            pub async fn delete(app: State<AppState>, id: Path<String>) -> ApiResult<StatusCode> {
+                super::delete::<$document>(app, id).await
+            }
+        }
+    };
+}
+
+setting_handlers!(
+    calendars,
+    crate::settings::CalendarDocument,
+    "calendars",
+    "/api/v1/calendars",
+    "/api/v1/calendars/{id}"
+);
+setting_handlers!(
+    sla_policies,
+    crate::settings::SlaPolicyDocument,
+    "sla-policies",
+    "/api/v1/sla-policies",
+    "/api/v1/sla-policies/{id}"
+);
+setting_handlers!(
+    pools,
+    crate::settings::PoolDocument,
+    "pools",
+    "/api/v1/pools",
+    "/api/v1/pools/{id}"
+);

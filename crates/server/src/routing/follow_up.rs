@@ -1,0 +1,569 @@
+//! What follows an assignment, inside the routing worker's transaction: clocks set again on
+//! every owner change, activities and the first response, feedback, outcome statistics and
+//! outbox events. Everything here only adds to the transaction's `Writes`, so it commits or
+//! rolls back with the change that caused it.
+
+use chrono::{DateTime, Duration, Utc};
+use engine::follow_up::{Ownership, plan};
+use engine::rep::RepStats;
+use engine::{LeadStatus, RepId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::{
+    ActivityRow, FeedbackRow, LeadRow, OutboxRow, RoutingTx, StatsDelta, StatsRow, TimerRow,
+};
+use utoipa::ToSchema;
+
+use super::{Cache, Changed, Writes, new_id, now, open_lead, remember};
+use crate::error::ApiError;
+
+/// Each first response counts at most this much toward a rep's average: one lead forgotten
+/// over a holiday should not hide a month of fast answers.
+const RESPONSE_CAP_SECS: i64 = 86_400;
+
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+pub(super) fn instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// The engine's performance inputs from a rep's outcome statistics.
+pub(super) fn rep_stats(row: &StatsRow) -> RepStats {
+    let closed = row.won + row.lost + row.invalid;
+    RepStats {
+        closed: u32::try_from(closed).unwrap_or(u32::MAX),
+        won: u32::try_from(row.won).unwrap_or(u32::MAX),
+        response_secs: (row.responded > 0)
+            .then(|| u32::try_from(row.response_secs / row.responded).unwrap_or(u32::MAX)),
+        feedback: (row.feedback_count > 0).then(|| row.feedback_sum / row.feedback_count as f64),
+    }
+}
+
+/// The customer segment statistics are kept by, from the company's size.
+fn segment(row: &LeadRow) -> &'static str {
+    let size = serde_json::from_str::<Value>(&row.document)
+        .ok()
+        .and_then(|document| document.get("company_size")?.as_f64());
+    match size {
+        None => "unknown",
+        Some(size) if size < 100.0 => "smb",
+        Some(size) if size < 1000.0 => "mid_market",
+        Some(_) => "enterprise",
+    }
+}
+
+impl Writes {
+    /// An event for notifications, in the outbox with this transaction.
+    pub(super) fn event(
+        &mut self,
+        event: &str,
+        row: &LeadRow,
+        recipients: &[Option<&str>],
+        payload: Value,
+        at: DateTime<Utc>,
+    ) {
+        let mut to: Vec<&str> = Vec::new();
+        for recipient in recipients.iter().flatten() {
+            if !to.contains(recipient) {
+                to.push(recipient);
+            }
+        }
+        let mut payload = payload;
+        if let Some(object) = payload.as_object_mut() {
+            object.insert("lead_id".into(), json!(row.id));
+            object.insert("owner_id".into(), json!(row.owner_id));
+            object.insert("team_id".into(), json!(row.team_id));
+        }
+        self.outbox.push(OutboxRow {
+            id: new_id(),
+            event: event.to_owned(),
+            lead_id: Some(row.id.clone()),
+            rep_id: row.owner_id.clone(),
+            recipients: json!(to).to_string(),
+            payload: payload.to_string(),
+            created_at: micros(at),
+            status: "pending".into(),
+        });
+    }
+
+    /// Replaces the lead's timers with those its current state calls for.
+    pub(super) fn reset_timers(&mut self, lead_id: &str, timers: Vec<TimerRow>) {
+        self.timers_reset.insert(lead_id.to_owned());
+        self.timers.retain(|timer| timer.lead_id != lead_id);
+        self.timers.extend(timers);
+    }
+
+    /// Writes what follow-up added to the transaction.
+    pub(super) async fn write_follow_up(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
+        for activity in &self.activities {
+            tx.insert_activity(activity).await?;
+        }
+        for feedback in &self.feedback {
+            tx.insert_feedback(feedback).await?;
+        }
+        let reset: Vec<String> = self.timers_reset.iter().cloned().collect();
+        tx.delete_timers_of(&reset).await?;
+        tx.delete_timers(&self.fired).await?;
+        tx.insert_timers(&self.timers).await?;
+        tx.insert_outbox(&self.outbox).await?;
+        let blocks: Vec<(String, String, i64)> = self
+            .claim_blocks
+            .iter()
+            .map(|((lead, rep), until)| (lead.clone(), rep.clone(), *until))
+            .collect();
+        tx.upsert_claim_blocks(&blocks).await?;
+        let stats: Vec<((String, String), StatsDelta)> = self
+            .stats
+            .iter()
+            .map(|(key, delta)| (key.clone(), delta.clone()))
+            .collect();
+        tx.add_stats(&stats).await?;
+        Ok(())
+    }
+}
+
+/// Adds to the outcome statistics of the lead's rep, source, rule and segment; the rep's also
+/// reach the cached routing state, so performance weighting sees them at once.
+pub(super) fn count(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    row: &LeadRow,
+    rep: Option<&str>,
+    add: impl Fn(&mut StatsDelta),
+) {
+    let keys = [
+        ("rep", rep.map(str::to_owned)),
+        ("source", row.source.clone()),
+        ("rule", row.rule_id.clone()),
+        ("segment", Some(segment(row).to_owned())),
+    ];
+    for (dimension, key) in keys {
+        let Some(key) = key else { continue };
+        add(writes
+            .stats
+            .entry((dimension.to_owned(), key.clone()))
+            .or_default());
+        if dimension == "rep" {
+            let mut delta = StatsDelta::default();
+            add(&mut delta);
+            let stats = cache
+                .rep_stats
+                .entry(key.clone())
+                .or_insert_with(|| StatsRow {
+                    dimension: "rep".into(),
+                    key: key.clone(),
+                    ..StatsRow::default()
+                });
+            stats.assigned += delta.assigned;
+            stats.responded += delta.responded;
+            stats.response_secs += delta.response_secs;
+            stats.won += delta.won;
+            stats.lost += delta.lost;
+            stats.invalid += delta.invalid;
+            stats.amount += delta.amount;
+            stats.feedback_count += delta.feedback_count;
+            stats.feedback_sum += delta.feedback_sum;
+            let engine_stats = rep_stats(stats);
+            if let Some(state) = cache
+                .state
+                .rep_mut(&cache.workspace.roster, &RepId::new(key))
+            {
+                state.stats = engine_stats;
+            }
+        }
+    }
+}
+
+/// Sets the lead's clocks from its current state: the first-response ladder, callback,
+/// cadence, claim rules. A lead nobody owns, or a closed one, has none.
+pub(super) fn replan(cache: &Cache, writes: &mut Writes, row: &LeadRow, now: DateTime<Utc>) {
+    let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
+    let (Some(owner), Some(since), true) = (&row.owner_id, row.assigned_at, open) else {
+        writes.reset_timers(&row.id, Vec::new());
+        return;
+    };
+    let follow = &cache.workspace.follow;
+    let Some(clocks) = follow.clocks(row.rule_id.as_deref(), row.team_id.as_deref()) else {
+        writes.reset_timers(&row.id, Vec::new());
+        return;
+    };
+    let policy = row
+        .sla_policy
+        .as_ref()
+        .and_then(|id| follow.policies.get(id))
+        .map_or(clocks.policy, |(policy, _)| policy);
+    let claim = row
+        .last_pool
+        .as_ref()
+        .and_then(|pool| follow.pools.get(pool))
+        .map(|pool| pool.claim);
+    let ownership = Ownership {
+        since: instant(since),
+        claimed: row.claimed_at.is_some(),
+        first_response: row.first_response_at.map(instant),
+        last_activity: row.last_activity_at.map(instant),
+        callback: row.callback_at.map(instant),
+        protected_until: row.protected_until.map(instant),
+    };
+    let timers = plan(policy, clocks.calendar, claim.as_ref(), &ownership, now)
+        .into_iter()
+        .map(|timer| {
+            let (kind, step) = timer.kind.code();
+            TimerRow {
+                id: new_id(),
+                lead_id: row.id.clone(),
+                kind: kind.to_owned(),
+                step,
+                owner_id: Some(owner.clone()),
+                due_at: micros(timer.due),
+                created_at: micros(now),
+            }
+        })
+        .collect();
+    writes.reset_timers(&row.id, timers);
+}
+
+/// How a lead came to its new owner (or to none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Handover {
+    /// Routing or a manager chose the owner.
+    Assigned,
+    /// The owner claimed it from a pool.
+    Claimed,
+    /// Nobody owns it now (pooled or held).
+    Dropped,
+}
+
+/// Everything an owner change means for follow-up, whoever made it: the previous owner joins
+/// the lead's history (a reclaim never returns to them), the clocks start again for the new
+/// owner, the assignment counts in the statistics, and the new owner hears about it.
+pub(super) fn hand_over(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    row: &mut LeadRow,
+    previous: Option<String>,
+    how: Handover,
+    now: DateTime<Utc>,
+) {
+    if let Some(previous) = previous
+        .as_ref()
+        .filter(|previous| row.owner_id.as_ref() != Some(*previous))
+    {
+        let mut owners: Vec<String> =
+            serde_json::from_str(&row.previous_owners).unwrap_or_default();
+        if !owners.contains(previous) {
+            owners.push(previous.clone());
+        }
+        row.previous_owners = json!(owners).to_string();
+    }
+    let owned = row.owner_id.is_some() && how != Handover::Dropped;
+    row.assigned_at = owned.then(|| micros(now));
+    row.first_response_at = None;
+    row.last_activity_at = None;
+    row.callback_at = None;
+    row.claimed_at = (owned && how == Handover::Claimed).then(|| micros(now));
+    row.protected_until = None;
+    if let Some(pool) = &row.pool_id {
+        row.last_pool = Some(pool.clone());
+    }
+    if owned {
+        let follow = &cache.workspace.follow;
+        row.sla_policy = follow
+            .clocks(row.rule_id.as_deref(), row.team_id.as_deref())
+            .map(|clocks| clocks.policy_id);
+        if how == Handover::Claimed {
+            row.protected_until = row
+                .last_pool
+                .as_ref()
+                .and_then(|pool| follow.pools.get(pool))
+                .and_then(|pool| pool.claim.protection)
+                .map(|protection| micros(protection.start(now)));
+        }
+        let owner = row.owner_id.clone();
+        count(cache, writes, row, owner.as_deref(), |delta| {
+            delta.assigned += 1
+        });
+        if how == Handover::Assigned {
+            let event = if previous.is_some() {
+                "lead.reassigned"
+            } else {
+                "lead.assigned"
+            };
+            writes.event(
+                event,
+                row,
+                &[owner.as_deref(), previous.as_deref()],
+                json!({"previous_owner_id": previous, "rule_id": row.rule_id}),
+                now,
+            );
+        }
+    }
+    replan(cache, writes, row, now);
+}
+
+/// A follow-up as the API takes it.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityInput {
+    /// `call`, `wechat`, `sms`, `email`, `visit`, `meeting` or `note`.
+    pub kind: String,
+    /// Who followed up; the lead's owner when left out.
+    #[serde(default)]
+    pub rep_id: Option<String>,
+    /// A short snake_case code such as `reached`, `no_answer`, `interested`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Free text, at most 4,000 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// RFC 3339: a callback the owner will make; reminds them then, and holds the follow-up
+    /// cadence until it.
+    #[serde(default)]
+    pub next_follow_up_at: Option<String>,
+}
+
+pub const ACTIVITY_KINDS: [&str; 7] =
+    ["call", "wechat", "sms", "email", "visit", "meeting", "note"];
+
+impl ActivityInput {
+    /// Checks the input; returns the callback time.
+    pub fn check(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+        if !ACTIVITY_KINDS.contains(&self.kind.as_str()) {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "kind",
+                "kind is call, wechat, sms, email, visit, meeting or note",
+            ));
+        }
+        if let Some(outcome) = &self.outcome {
+            let valid = !outcome.is_empty()
+                && outcome.len() <= 64
+                && outcome
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(ApiError::invalid(
+                    "invalid_value",
+                    "outcome",
+                    "outcome is a snake_case code of at most 64 characters",
+                ));
+            }
+        }
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|note| note.chars().count() > 4000)
+        {
+            return Err(ApiError::invalid(
+                "too_long",
+                "note",
+                "note is at most 4000 characters",
+            ));
+        }
+        let Some(text) = &self.next_follow_up_at else {
+            return Ok(None);
+        };
+        let at = DateTime::parse_from_rfc3339(text)
+            .map_err(|_| {
+                ApiError::invalid(
+                    "invalid_value",
+                    "next_follow_up_at",
+                    "expected an RFC 3339 time with offset",
+                )
+            })?
+            .with_timezone(&Utc);
+        if at <= now {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "next_follow_up_at",
+                "the next follow-up is in the future",
+            ));
+        }
+        if at > now + Duration::days(366) {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "next_follow_up_at",
+                "the next follow-up is within a year",
+            ));
+        }
+        Ok(Some(at))
+    }
+}
+
+/// Logs a follow-up. The owner's first activity after an assignment is the first response: it
+/// stops the first-response ladder and counts toward their response time. An owner's activity
+/// moves an assigned lead to contacted (a note does not), restarts the cadence clock, extends a
+/// claimed lead's protection, and a next follow-up time becomes a callback reminder.
+pub(super) async fn activity(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    input: &ActivityInput,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    let mut row = match open_lead(tx, writes, lead_id).await? {
+        Ok(row) => row,
+        Err(error) => return Ok(Err(error)),
+    };
+    let now = now();
+    let callback = match input.check(now) {
+        Ok(callback) => callback,
+        Err(error) => return Ok(Err(error)),
+    };
+    let rep = input.rep_id.clone().or_else(|| row.owner_id.clone());
+    if let Some(rep) = &rep
+        && cache.workspace.roster.position_of(rep).is_none()
+    {
+        return Ok(Err(ApiError::invalid(
+            "unknown_rep",
+            "rep_id",
+            "no rep has that id",
+        )));
+    }
+    let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
+    let by_owner = open && rep.is_some() && rep == row.owner_id;
+    let mut response_secs = None;
+    if by_owner {
+        if let (None, Some(since)) = (row.first_response_at, row.assigned_at) {
+            let secs = ((micros(now) - since) / 1_000_000).max(0);
+            response_secs = Some(secs);
+            row.first_response_at = Some(micros(now));
+            count(cache, writes, &row, rep.as_deref(), |delta| {
+                delta.responded += 1;
+                delta.response_secs += secs.min(RESPONSE_CAP_SECS);
+            });
+        }
+        row.last_activity_at = Some(micros(now));
+        if callback.is_some() {
+            row.callback_at = callback.map(micros);
+        } else if row.callback_at.is_some_and(|at| at <= micros(now)) {
+            row.callback_at = None;
+        }
+        if let (Some(claimed), Some(until)) = (row.claimed_at, row.protected_until)
+            && let Some(protection) = row
+                .last_pool
+                .as_ref()
+                .and_then(|pool| cache.workspace.follow.pools.get(pool))
+                .and_then(|pool| pool.claim.protection)
+        {
+            row.protected_until = Some(micros(protection.extend(
+                instant(claimed),
+                instant(until),
+                now,
+            )));
+        }
+        if row.status == LeadStatus::Assigned.as_str() && input.kind != "note" {
+            row.status = LeadStatus::Contacted.as_str().to_owned();
+        }
+        row.updated_at = micros(now);
+        replan(cache, writes, &row, now);
+        remember(writes, &row);
+    }
+    let activity = ActivityRow {
+        id: new_id(),
+        lead_id: row.id.clone(),
+        rep_id: rep,
+        actor: actor.to_owned(),
+        kind: input.kind.clone(),
+        outcome: input.outcome.clone(),
+        note: input.note.clone(),
+        next_follow_up_at: callback.map(micros),
+        response_secs,
+        created_at: micros(now),
+    };
+    writes.activities.push(activity.clone());
+    Ok(Ok(Changed {
+        activity: Some(activity),
+        ..Changed::lead(row, None)
+    }))
+}
+
+/// Customer feedback as the API (or a survey tool) sends it.
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackInput {
+    /// `nps` (0–10) or `csat` (satisfaction, 1–5).
+    pub kind: String,
+    pub score: i64,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl FeedbackInput {
+    /// The score mapped to 0..=1.
+    pub fn normalised(&self) -> Result<f64, ApiError> {
+        let (low, high) = match self.kind.as_str() {
+            "nps" => (0, 10),
+            "csat" => (1, 5),
+            _ => {
+                return Err(ApiError::invalid(
+                    "invalid_value",
+                    "kind",
+                    "kind is nps or csat",
+                ));
+            }
+        };
+        if !(low..=high).contains(&self.score) {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "score",
+                format!("a {} score is {low} to {high}", self.kind),
+            ));
+        }
+        if self
+            .comment
+            .as_ref()
+            .is_some_and(|comment| comment.chars().count() > 4000)
+        {
+            return Err(ApiError::invalid(
+                "too_long",
+                "comment",
+                "comment is at most 4000 characters",
+            ));
+        }
+        Ok((self.score - low) as f64 / (high - low) as f64)
+    }
+}
+
+/// Records customer feedback for the lead's owner (or, for a closed lead, its last owner).
+pub(super) async fn feedback(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    input: &FeedbackInput,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    let row = match open_lead(tx, writes, lead_id).await? {
+        Ok(row) => row,
+        Err(error) => return Ok(Err(error)),
+    };
+    let value = match input.normalised() {
+        Ok(value) => value,
+        Err(error) => return Ok(Err(error)),
+    };
+    let now = now();
+    let rep = row.owner_id.clone();
+    count(cache, writes, &row, rep.as_deref(), |delta| {
+        delta.feedback_count += 1;
+        delta.feedback_sum += value;
+    });
+    let feedback = FeedbackRow {
+        id: new_id(),
+        lead_id: row.id.clone(),
+        rep_id: rep,
+        kind: input.kind.clone(),
+        score: input.score,
+        comment: input.comment.clone(),
+        actor: actor.to_owned(),
+        created_at: micros(now),
+    };
+    writes.feedback.push(feedback.clone());
+    Ok(Ok(Changed {
+        feedback: Some(feedback),
+        ..Changed::lead(row, None)
+    }))
+}
