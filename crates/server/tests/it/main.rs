@@ -3,5 +3,6 @@
 
 mod api;
 mod concurrency;
+mod follow_up;
 mod story;
 mod support;

@@ -65,9 +65,23 @@ impl TestApp {
     }
 
     pub async fn with_store(store: Store, dir: Option<tempfile::TempDir>) -> TestApp {
+        TestApp::build(store, dir, true).await
+    }
+
+    /// An app whose clock the test drives with `tick(now)`: no background ticks or sweeps.
+    pub async fn without_clock(backend: Backend) -> Option<TestApp> {
+        let (store, dir) = fresh_store(backend).await?;
+        Some(TestApp::build(store, dir, false).await)
+    }
+
+    async fn build(store: Store, dir: Option<tempfile::TempDir>, clock: bool) -> TestApp {
         let (key, row) = new_key("test", Role::Admin, 0);
         store.insert_api_key(&row).await.expect("key");
-        let state = AppState::new(store);
+        let state = if clock {
+            AppState::new(store)
+        } else {
+            AppState::without_clock(store)
+        };
         TestApp {
             app: server::app(state.clone()),
             state,
