@@ -152,3 +152,89 @@ async fn every_acknowledged_lead_survives_kill_dash_nine() {
     }
     assert_eq!(owners.len(), 4);
 }
+
+/// Every event of a kind in the outbox, by lead.
+async fn events_by_lead(client: &Client, event: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/events?event={event}&limit=500");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, page) = client.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        for item in page["items"].as_array().expect("items") {
+            *counts
+                .entry(item["lead_id"].as_str().expect("lead").to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return counts,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_due_while_the_service_was_down_fire_once_after_it_starts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    let mut server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    client.setup_round_robin(3, json!({})).await;
+    let day = json!(["00:00-24:00"]);
+    let (status, body) = client
+        .post(
+            "/api/v1/calendars",
+            &json!({"id": "always", "name": "24/7", "time_zone": "UTC", "hours": {
+                "mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day}}),
+        )
+        .await
+        .expect("calendar");
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = client
+        .patch(
+            "/api/v1/sla-policies/default",
+            &json!({"calendar": "always", "steps": [
+                {"after": "4s", "action": "remind"}, {"after": "5s", "action": "escalate"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let created = std::time::Instant::now();
+    let mut leads = Vec::new();
+    for index in 0..20 {
+        let (status, body) = client
+            .post("/api/v1/leads", &lead(&format!("down-{index}")))
+            .await
+            .expect("lead");
+        assert_eq!(status, 201, "{body}");
+        leads.push(body["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    server.kill();
+    // Every timer falls due while nothing runs.
+    tokio::time::sleep(std::time::Duration::from_secs(6).saturating_sub(created.elapsed())).await;
+
+    let server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    let started = std::time::Instant::now();
+    loop {
+        let escalations = events_by_lead(&client, "lead.sla_escalated").await;
+        if escalations.len() == leads.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "timers did not fire after the restart: {escalations:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A few more ticks change nothing: each fired exactly once.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for event in ["lead.sla_reminder", "lead.sla_escalated"] {
+        let counts = events_by_lead(&client, event).await;
+        assert_eq!(counts.len(), leads.len(), "{event}: {counts:?}");
+        assert!(counts.values().all(|count| *count == 1), "{event}: {counts:?}");
+    }
+}

@@ -163,6 +163,19 @@ impl Client {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("patch");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
             .http

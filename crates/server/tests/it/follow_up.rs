@@ -722,3 +722,75 @@ async fn settings_are_checked_and_defaults_stay() {
         json!("unknown_sla_policy")
     );
 }
+
+/// Two workers (as two instances would) tick the same database at once: every due timer fires
+/// exactly once.
+async fn two_instances_tick_without_firing_twice(app: TestApp) {
+    setup(&app, 4, json!({}), ladder(3)).await;
+    let batch: Vec<Value> = (0..300)
+        .map(|index| lead(&format!("twin-{index}")))
+        .collect();
+    app.ok(
+        "/api/v1/leads/batch",
+        &json!({"leads": batch}),
+        StatusCode::OK,
+    )
+    .await;
+    let other = server::AppState::without_clock(app.state.store.clone());
+    let at = Utc::now() + Duration::minutes(150);
+    let mut tasks = Vec::new();
+    for router in [app.state.router.clone(), other.router.clone()] {
+        for _ in 0..3 {
+            let router = router.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut fired = 0;
+                loop {
+                    let count = router.tick(at).await.expect("tick");
+                    fired += count;
+                    if count == 0 {
+                        return fired;
+                    }
+                }
+            }));
+        }
+    }
+    let mut fired = 0;
+    for task in tasks {
+        fired += task.await.expect("task");
+    }
+    // Remind and escalate for each of the 300 leads.
+    assert_eq!(fired, 600);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/api/v1/events?limit=500&cursor={cursor}"),
+            None => "/api/v1/events?limit=500".to_owned(),
+        };
+        let (_, page) = app.get(&path).await;
+        for event in page["items"].as_array().expect("items") {
+            *counts
+                .entry(event["event"].as_str().expect("event").to_owned())
+                .or_default() += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(counts.get("lead.sla_reminder"), Some(&300), "{counts:?}");
+    assert_eq!(counts.get("lead.sla_escalated"), Some(&300), "{counts:?}");
+}
+
+#[tokio::test]
+async fn two_instances_tick_without_firing_twice_on_sqlite() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    two_instances_tick_without_firing_twice(app).await;
+}
+
+#[tokio::test]
+async fn two_instances_tick_without_firing_twice_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        two_instances_tick_without_firing_twice(app).await;
+    }
+}
