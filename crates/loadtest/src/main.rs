@@ -559,7 +559,7 @@ async fn main() -> anyhow::Result<()> {
         trivial.per_second, trivial.p50_ms, trivial.p99_ms
     );
     println!(
-        "| floor: raw insert of the same rows (lead + decision), 100 leads per transaction | {raw:.0} leads | | | 1 |"
+        "| floor: raw insert of the same rows (lead, decision, 3 SLA timers, outbox event), 100 leads per transaction | {raw:.0} leads | | | 1 |"
     );
     println!(
         "| POST /api/v1/leads, closed loop | {:.0} leads | {:.2} | {:.2} | {:.2} of healthz, {:.2} of raw insert |",

@@ -235,6 +235,9 @@ async fn timers_due_while_the_service_was_down_fire_once_after_it_starts() {
     for event in ["lead.sla_reminder", "lead.sla_escalated"] {
         let counts = events_by_lead(&client, event).await;
         assert_eq!(counts.len(), leads.len(), "{event}: {counts:?}");
-        assert!(counts.values().all(|count| *count == 1), "{event}: {counts:?}");
+        assert!(
+            counts.values().all(|count| *count == 1),
+            "{event}: {counts:?}"
+        );
     }
 }

@@ -1,0 +1,225 @@
+//! Benchmark of the SLA clock's `tick`, on SQLite (or PostgreSQL with `--database-url`):
+//!
+//! - an idle tick with a million open leads, each with its first-response ladder pending
+//!   (three timers), and nothing due — against the floor of a bare round trip (`ping`) on the
+//!   same pool;
+//! - ten thousand due reminders fired, outbox rows written, timers deleted — against the floor
+//!   of writing the same number of outbox rows and deleting as many timers in one raw
+//!   transaction.
+//!
+//! `cargo build --release -p loadtest && target/release/tickbench` (`--leads 1000000` is the
+//! default; `--runs` repeats each measurement and the table shows medians).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use clap::Parser;
+use store::{LeadRow, OutboxRow, Store, TimerRow};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// PostgreSQL URL of a server to create a fresh database on; SQLite when left out.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Open leads with pending timers.
+    #[arg(long, default_value_t = 1_000_000)]
+    leads: usize,
+    /// Due reminders to fire.
+    #[arg(long, default_value_t = 10_000)]
+    due: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn lead(owner: usize, now: i64) -> LeadRow {
+    LeadRow {
+        id: id(),
+        document: r#"{"name":"客户","source":"巨量引擎"}"#.into(),
+        status: "assigned".into(),
+        owner_id: Some(format!("r{:02}", owner % 100)),
+        team_id: Some("t".into()),
+        source: Some("巨量引擎".into()),
+        tags: "[]".into(),
+        created_at: now,
+        updated_at: now,
+        assigned_at: Some(now),
+        previous_owners: "[]".into(),
+        sla_policy: Some("default".into()),
+        ..LeadRow::default()
+    }
+}
+
+/// The first-response ladder of a lead: remind, escalate, reclaim, due at `due`, `due + 1 h`,
+/// `due + 2 h`.
+fn ladder(row: &LeadRow, due: i64, now: i64) -> Vec<TimerRow> {
+    (0..3)
+        .map(|step| TimerRow {
+            id: id(),
+            lead_id: row.id.clone(),
+            kind: "sla".into(),
+            step,
+            owner_id: row.owner_id.clone(),
+            due_at: due + step * 3_600_000_000,
+            created_at: now,
+        })
+        .collect()
+}
+
+/// Writes leads with their ladders, in transactions of 5,000.
+async fn seed(
+    store: &Store,
+    count: usize,
+    due: i64,
+    now: i64,
+    offset: usize,
+) -> anyhow::Result<()> {
+    let mut written = 0;
+    while written < count {
+        let size = (count - written).min(5000);
+        let rows: Vec<LeadRow> = (0..size)
+            .map(|index| lead(offset + written + index, now))
+            .collect();
+        let timers: Vec<TimerRow> = rows.iter().flat_map(|row| ladder(row, due, now)).collect();
+        let mut tx = store.begin_routing().await?;
+        tx.insert_leads(&rows).await?;
+        tx.insert_timers(&timers).await?;
+        tx.commit().await?;
+        written += size;
+    }
+    Ok(())
+}
+
+async fn open(args: &Args) -> anyhow::Result<(Store, Option<tempfile::TempDir>)> {
+    match &args.database_url {
+        Some(admin) => {
+            let name = format!("leadroute_tick_{}", uuid::Uuid::now_v7().simple());
+            let url = store::create_postgres_database(admin, &name).await?;
+            let store = Store::connect(&url).await?;
+            store.migrate().await?;
+            Ok((store, None))
+        }
+        None => {
+            let dir = tempfile::tempdir()?;
+            let store = Store::open_data_dir(dir.path()).await?;
+            store.migrate().await?;
+            Ok((store, Some(dir)))
+        }
+    }
+}
+
+async fn tick(
+    router: &server::routing::Router,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    router
+        .tick(now)
+        .await
+        .map_err(|error| anyhow::anyhow!("tick failed: {}", error.message))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let (store, _dir) = open(&args).await?;
+    let router = server::routing::Router::start(store.clone());
+    let now = Utc::now();
+    let micros = now.timestamp_micros();
+    let day = 86_400_000_000;
+
+    let seeding = Instant::now();
+    seed(&store, args.leads, micros + day, micros, 0).await?;
+    store.checkpoint().await?;
+    eprintln!(
+        "seeded {} open leads with {} pending timers in {:.1} s",
+        args.leads,
+        args.leads * 3,
+        seeding.elapsed().as_secs_f64()
+    );
+
+    // Idle: nothing due.
+    let mut idle = Vec::new();
+    let mut floor = Vec::new();
+    for _ in 0..args.runs * 20 {
+        let started = Instant::now();
+        let fired = tick(&router, now).await?;
+        idle.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(fired == 0, "nothing should be due");
+        let started = Instant::now();
+        store.ping().await?;
+        floor.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let idle_ms = median(idle);
+    let floor_ms = median(floor);
+
+    // Due: `due` leads whose reminder fell due a second ago.
+    let mut fire = Vec::new();
+    let mut raw = Vec::new();
+    for run in 0..args.runs {
+        let offset = args.leads + run * args.due;
+        seed(&store, args.due, micros - 1_000_000, micros, offset).await?;
+        store.checkpoint().await?;
+        let started = Instant::now();
+        let mut fired = 0;
+        loop {
+            let count = tick(&router, now).await?;
+            if count == 0 {
+                break;
+            }
+            fired += count;
+        }
+        fire.push(started.elapsed().as_secs_f64());
+        anyhow::ensure!(fired == args.due, "fired {fired}, expected {}", args.due);
+
+        // The floor: as many outbox rows and timer deletions, written raw in one transaction.
+        let rows: Vec<OutboxRow> = (0..args.due)
+            .map(|index| OutboxRow {
+                id: id(),
+                event: "lead.sla_reminder".into(),
+                lead_id: Some(format!("floor-{run}-{index}")),
+                rep_id: Some("r00".into()),
+                recipients: r#"["r00"]"#.into(),
+                payload: r#"{"step":1}"#.into(),
+                created_at: micros,
+                status: "pending".into(),
+            })
+            .collect();
+        let doomed: Vec<String> = (0..args.due)
+            .map(|index| format!("floor-{run}-{index}"))
+            .collect();
+        let started = Instant::now();
+        let mut tx = store.begin_routing().await?;
+        tx.insert_outbox(&rows).await?;
+        tx.delete_timers(&doomed).await?;
+        tx.commit().await?;
+        raw.push(started.elapsed().as_secs_f64());
+    }
+    let fire_s = median(fire);
+    let raw_s = median(raw);
+
+    println!(
+        "| measurement ({}) | median | floor | ratio |",
+        store.backend()
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| idle tick: {} open leads, {} pending timers, none due | {idle_ms:.3} ms | bare round trip {floor_ms:.3} ms | {:.1}× |",
+        args.leads,
+        args.leads * 3,
+        idle_ms / floor_ms
+    );
+    println!(
+        "| {} due reminders fired, outbox rows written | {fire_s:.3} s | raw outbox insert + timer delete {raw_s:.3} s | {:.1}× |",
+        args.due,
+        fire_s / raw_s
+    );
+    Ok(())
+}
