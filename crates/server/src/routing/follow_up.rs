@@ -103,7 +103,15 @@ impl Writes {
         for feedback in &self.feedback {
             tx.insert_feedback(feedback).await?;
         }
-        let reset: Vec<String> = self.timers_reset.iter().cloned().collect();
+        // New leads have no stored timers to drop.
+        let new: std::collections::HashSet<&str> =
+            self.new_leads.iter().map(|row| row.id.as_str()).collect();
+        let reset: Vec<String> = self
+            .timers_reset
+            .iter()
+            .filter(|id| !new.contains(id.as_str()))
+            .cloned()
+            .collect();
         tx.delete_timers_of(&reset).await?;
         tx.delete_timers(&self.fired).await?;
         tx.insert_timers(&self.timers).await?;

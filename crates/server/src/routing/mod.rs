@@ -1127,6 +1127,9 @@ fn close(
     now: DateTime<Utc>,
 ) {
     row.closed_at = Some(now.timestamp_micros());
+    // A closed lead waits nowhere: not in the hold queue, not in a pool.
+    row.held = false;
+    row.pool_id = None;
     row.amount = patch.amount;
     row.lost_reason = patch.lost_reason.clone();
     row.callback_at = None;

@@ -794,3 +794,56 @@ async fn two_instances_tick_without_firing_twice_on_postgres() {
         two_instances_tick_without_firing_twice(app).await;
     }
 }
+
+#[tokio::test]
+async fn a_closed_lead_leaves_the_pool_and_the_hold_queue() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    pool_setup(&app, 2, json!({})).await;
+    let pooled = create(&app, "closed-pooled").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, body) = app
+        .patch(
+            &format!("/api/v1/leads/{pooled}"),
+            &json!({"status": "invalid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["pool_id"], Value::Null);
+    let (_, pool) = app.get("/api/v1/pool").await;
+    assert_eq!(pool["items"], json!([]), "{pool}");
+    let (status, body) = claim(&app, &pooled, "r00").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("lead_closed"))
+    );
+
+    // Nobody can take leads: they are held. A held lead closed stays closed after a sweep.
+    publish(&app, json!({"rules": []})).await;
+    let held = create(&app, "closed-held").await;
+    assert_eq!(held["held"], json!(true));
+    let held = held["id"].as_str().expect("id").to_owned();
+    let (status, _) = app
+        .patch(
+            &format!("/api/v1/leads/{held}"),
+            &json!({"status": "invalid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    publish(
+        &app,
+        json!({"rules": [{"id": "all", "target": {"team": "t"}}]}),
+    )
+    .await;
+    app.state.router.sweep().await.expect("sweep");
+    let lead = get_lead(&app, &held).await;
+    assert_eq!(
+        (
+            lead["status"].clone(),
+            lead["owner_id"].clone(),
+            lead["held"].clone()
+        ),
+        (json!("invalid"), Value::Null, json!(false))
+    );
+}
