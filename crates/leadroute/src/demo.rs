@@ -3,11 +3,13 @@
 //! as the API.
 
 use anyhow::Context as _;
+use engine::LeadStatus;
 use serde_json::json;
 use server::AppState;
 use server::auth::{Role, new_key};
 use server::leads::LeadInput;
-use store::{RepRow, TeamRow};
+use server::routing::{ActivityInput, Created, FeedbackInput, LeadOp, LeadPatch};
+use store::{DocRow, RepRow, Setting, TeamRow};
 
 const REPS: &[(&str, &str, &str, &[&str], u8)] = &[
     ("zhang-wei", "张伟", "华东", &["制造", "零售"], 4),
@@ -207,7 +209,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
         ], "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]},
         "rules": [
             {"id": "vip", "name": "VIP 给高绩效", "when": {"field": "priority", "op": "equals", "value": "urgent"},
-             "target": {"team": "key_accounts"}, "owner_affinity": true, "hours": "any_time",
+             "target": {"team": "key_accounts"}, "owner_affinity": true, "hours": "any_time", "sla_policy": "vip",
              "prefers": [{"field": "rep.industries", "op": "contains", "ref": "industry"}]},
             {"id": "east", "name": "华东线索", "when": {"field": "region", "op": "equals", "value": "华东"},
              "target": {"team": "east"}, "owner_affinity": true,
@@ -218,6 +220,37 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
         ],
         "default": [{"pool": "public"}]
     });
+    // A faster first-response ladder for VIP leads, and claim rules for the public pool.
+    let vip = json!({"id": "vip", "name": "VIP 快速响应", "steps": [
+        {"after": "15m", "action": "remind"}, {"after": "1h", "action": "escalate"},
+        {"after": "2h", "action": "reclaim"}], "hop_limit": 2,
+        "cadence": {"recycle_after": "30d", "warn_before": "3d"}});
+    store
+        .upsert_setting(
+            Setting::SlaPolicies,
+            &DocRow {
+                id: "vip".into(),
+                name: "VIP 快速响应".into(),
+                document: vip.to_string(),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+    let public = json!({"id": "public", "name": "公海", "claims_per_day": 10, "cooldown": "7d",
+        "touch_within": "24h", "protection": {"initial": "15d", "extend": "7d", "max": "30d"}});
+    store
+        .upsert_setting(
+            Setting::Pools,
+            &DocRow {
+                id: "public".into(),
+                name: "公海".into(),
+                document: public.to_string(),
+                created_at: 0,
+                updated_at: now,
+            },
+        )
+        .await?;
     let version = store
         .insert_rule_set(Some("演示规则"), &rules.to_string(), now)
         .await?;
@@ -255,12 +288,67 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 .map_err(|error| anyhow::anyhow!(error.message))?,
         );
     }
+    let mut owned = Vec::new();
     for chunk in leads.chunks(100) {
-        state
+        let results = state
             .router
             .create(chunk.to_vec(), "demo")
             .await
             .map_err(|error| anyhow::anyhow!(error.message))?;
+        for result in results {
+            if let Ok(Created::New { lead, .. }) = result
+                && lead.owner_id.is_some()
+            {
+                owned.push(lead.id);
+            }
+        }
+    }
+    follow_up(state, &owned, &mut dice).await
+}
+
+/// Some history to look at: first responses on most assigned leads, a few won and lost, some
+/// customer feedback.
+async fn follow_up(state: &AppState, owned: &[String], dice: &mut Dice) -> anyhow::Result<()> {
+    let change = |id: &str, op: LeadOp| {
+        let router = state.router.clone();
+        let id = id.to_owned();
+        async move {
+            router
+                .change(&id, op, "demo")
+                .await
+                .map_err(|error| anyhow::anyhow!(error.message))
+        }
+    };
+    for (index, id) in owned.iter().enumerate() {
+        if index % 3 == 2 {
+            // Left for the SLA clock.
+            continue;
+        }
+        let kind = ["call", "wechat", "call", "visit"][dice.next(4)];
+        let outcome = ["reached", "no_answer", "interested", "reached"][dice.next(4)];
+        let activity: ActivityInput = serde_json::from_value(json!({
+            "kind": kind, "outcome": outcome, "note": "演示跟进记录"}))?;
+        change(id, LeadOp::Activity(activity)).await?;
+        let patch = match index % 10 {
+            0 => LeadPatch {
+                status: Some(LeadStatus::Won),
+                amount: Some([80_000.0, 150_000.0, 420_000.0][dice.next(3)]),
+                ..LeadPatch::default()
+            },
+            3 => LeadPatch {
+                status: Some(LeadStatus::Lost),
+                lost_reason: Some(["预算不足", "选择了竞品", "暂无需求"][dice.next(3)].to_owned()),
+                ..LeadPatch::default()
+            },
+            _ => continue,
+        };
+        let won = patch.status == Some(LeadStatus::Won);
+        change(id, LeadOp::Update(patch)).await?;
+        if won {
+            let feedback: FeedbackInput =
+                serde_json::from_value(json!({"kind": "nps", "score": 6 + dice.next(5)}))?;
+            change(id, LeadOp::Feedback(feedback)).await?;
+        }
     }
     Ok(())
 }

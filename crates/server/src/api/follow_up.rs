@@ -226,9 +226,11 @@ fn stats_view(row: &StatsRow) -> Value {
         "lost": row.lost,
         "invalid": row.invalid,
         "amount": row.amount,
-        "conversion": (closed > 0).then(|| row.won as f64 / closed as f64),
+        "conversion": (closed > 0)
+            .then(|| (row.won as f64 / closed as f64 * 1000.0).round() / 1000.0),
         "feedback_count": row.feedback_count,
-        "feedback": (row.feedback_count > 0).then(|| row.feedback_sum / row.feedback_count as f64),
+        "feedback": (row.feedback_count > 0)
+            .then(|| (row.feedback_sum / row.feedback_count as f64 * 1000.0).round() / 1000.0),
     })
 }
 

@@ -847,3 +847,35 @@ async fn a_closed_lead_leaves_the_pool_and_the_hold_queue() {
         (json!("invalid"), Value::Null, json!(false))
     );
 }
+
+/// The examples in docs/follow-up.md marked `<!-- POST path -->` are accepted, in order.
+#[tokio::test]
+async fn docs_examples_are_accepted() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let text = include_str!("../../../../docs/follow-up.md");
+    let mut posted = 0;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(path) = line
+            .strip_prefix("<!-- POST ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(
+            lines.next(),
+            Some("```json"),
+            "{path}: a json block follows"
+        );
+        let body: String = lines
+            .by_ref()
+            .take_while(|line| *line != "```")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let document: Value = serde_json::from_str(&body).expect("example is JSON");
+        let (status, answer) = app.post(path, &document).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {answer}");
+        posted += 1;
+    }
+    assert_eq!(posted, 3);
+}
