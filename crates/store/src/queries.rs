@@ -528,13 +528,19 @@ pub(crate) async fn feedback_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result
         .await
 }
 
-/// Drops every timer of these leads: their clocks are being set again.
-pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sqlx::Result<()> {
-    for chunk in lead_ids.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM timers WHERE lead_id IN (");
+/// Deletes the rows whose `column` is one of `values`, a few hundred at a time.
+async fn delete_where_in(
+    conn: &mut Conn,
+    table: &'static str,
+    column: &'static str,
+    values: &[String],
+) -> sqlx::Result<()> {
+    for chunk in values.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
         let mut separated = query.separated(", ");
-        for id in chunk {
-            separated.push_bind(id.clone());
+        for value in chunk {
+            separated.push_bind(value.clone());
         }
         query.push(")");
         query.build().execute(&mut *conn).await?;
@@ -542,17 +548,13 @@ pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sq
     Ok(())
 }
 
+/// Drops every timer of these leads: their clocks are being set again.
+pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sqlx::Result<()> {
+    delete_where_in(conn, "timers", "lead_id", lead_ids).await
+}
+
 pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
-    for chunk in ids.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM timers WHERE id IN (");
-        let mut separated = query.separated(", ");
-        for id in chunk {
-            separated.push_bind(id.clone());
-        }
-        query.push(")");
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    delete_where_in(conn, "timers", "id", ids).await
 }
 
 pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {

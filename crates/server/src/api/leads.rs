@@ -13,12 +13,12 @@ use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::{Page, merge_patch};
+use crate::api::{Page, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse};
 use crate::leads::{
-    DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
+    DecisionView, LeadInput, LeadView, Listing, PlacedView, changed_view, decision_view, lead_view,
 };
 use crate::routing::{Created, LeadOp, LeadPatch};
 use crate::workspace::{ConfigRows, build_workspace};
@@ -372,17 +372,7 @@ pub async fn assign_lead(
     Path(id): Path<String>,
     Body(input): Body<AssignInput>,
 ) -> ApiResult<Json<Value>> {
-    if input
-        .reason
-        .as_ref()
-        .is_some_and(|reason| reason.chars().count() > 500)
-    {
-        return Err(ApiError::invalid(
-            "too_long",
-            "reason",
-            "reason is at most 500 characters",
-        ));
-    }
+    check_reason(input.reason.as_deref())?;
     let changed = app
         .router
         .change(
@@ -395,9 +385,7 @@ pub async fn assign_lead(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(
-        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
-    ))
+    Ok(Json(changed_view(&changed)))
 }
 
 /// Route the lead again under the active rule set, away from its current owner.
@@ -412,9 +400,7 @@ pub async fn reroute_lead(
         .router
         .change(&id, LeadOp::Reroute, &caller.actor())
         .await?;
-    Ok(Json(
-        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
-    ))
+    Ok(Json(changed_view(&changed)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -98,6 +98,41 @@ pub fn page_by_id<T>(
     Ok((rows, next_cursor))
 }
 
+/// Reasons people give (for an assignment, a release) are at most 500 characters.
+pub fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
+    if reason.is_some_and(|reason| reason.chars().count() > 500) {
+        return Err(ApiError::invalid(
+            "too_long",
+            "reason",
+            "reason is at most 500 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A stored settings document as the API shows it: the document with its id and times.
+pub fn document_view(
+    document: &str,
+    id: &str,
+    created_at: i64,
+    updated_at: i64,
+) -> serde_json::Value {
+    let mut view: serde_json::Value =
+        serde_json::from_str(document).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(object) = view.as_object_mut() {
+        object.insert("id".into(), serde_json::json!(id));
+        object.insert(
+            "created_at".into(),
+            serde_json::json!(crate::leads::time(created_at)),
+        );
+        object.insert(
+            "updated_at".into(),
+            serde_json::json!(crate::leads::time(updated_at)),
+        );
+    }
+    view
+}
+
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }

@@ -10,11 +10,11 @@ use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::Page;
+use crate::api::{Page, check_reason};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::Body;
-use crate::leads::{decision_view, lead_view};
+use crate::leads::{changed_view, lead_view};
 use crate::routing::LeadOp;
 use crate::workspace::{ConfigRows, build_workspace};
 
@@ -123,9 +123,7 @@ pub async fn claim(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(
-        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
-    ))
+    Ok(Json(changed_view(&changed)))
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -149,17 +147,7 @@ pub async fn release(
     Path(id): Path<String>,
     Body(input): Body<ReleaseInput>,
 ) -> ApiResult<Json<Value>> {
-    if input
-        .reason
-        .as_ref()
-        .is_some_and(|reason| reason.chars().count() > 500)
-    {
-        return Err(ApiError::invalid(
-            "too_long",
-            "reason",
-            "reason is at most 500 characters",
-        ));
-    }
+    check_reason(input.reason.as_deref())?;
     let changed = app
         .router
         .change(
@@ -171,9 +159,7 @@ pub async fn release(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(
-        json!({"lead": lead_view(&changed.lead), "decision": changed.decision.as_ref().map(decision_view)}),
-    ))
+    Ok(Json(changed_view(&changed)))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

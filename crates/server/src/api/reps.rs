@@ -7,25 +7,14 @@ use serde_json::{Value, json};
 use store::RepRow;
 
 use crate::AppState;
-use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
+use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
 
 fn view(row: &RepRow) -> Value {
-    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
-    if let Some(object) = view.as_object_mut() {
-        object.insert("id".into(), json!(row.id));
-        object.insert("status".into(), json!(row.status));
-        object.insert(
-            "created_at".into(),
-            json!(crate::leads::time(row.created_at)),
-        );
-        object.insert(
-            "updated_at".into(),
-            json!(crate::leads::time(row.updated_at)),
-        );
-    }
+    let mut view = document_view(&row.document, &row.id, row.created_at, row.updated_at);
+    view["status"] = json!(row.status);
     view
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use store::{DocRow, LeadFilter, Setting};
 
 use crate::AppState;
-use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
+use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
@@ -160,19 +160,8 @@ fn ids_of_teams(rows: &ConfigRows) -> Vec<String> {
 }
 
 fn view(row: &DocRow) -> Value {
-    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
-    if let Some(object) = view.as_object_mut() {
-        object.insert("id".into(), json!(row.id));
-        object.insert("name".into(), json!(row.name));
-        object.insert(
-            "created_at".into(),
-            json!(crate::leads::time(row.created_at)),
-        );
-        object.insert(
-            "updated_at".into(),
-            json!(crate::leads::time(row.updated_at)),
-        );
-    }
+    let mut view = document_view(&row.document, &row.id, row.created_at, row.updated_at);
+    view["name"] = json!(row.name);
     view
 }
 

@@ -7,25 +7,13 @@ use serde_json::{Value, json};
 use store::{Setting, TeamRow};
 
 use crate::AppState;
-use crate::api::{Page, check_id, merge_patch, now_micros, page_by_id};
+use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::workspace::{TeamDocument, team_from_document};
 
 fn view(row: &TeamRow) -> Value {
-    let mut view: Value = serde_json::from_str(&row.document).unwrap_or_else(|_| json!({}));
-    if let Some(object) = view.as_object_mut() {
-        object.insert("id".into(), json!(row.id));
-        object.insert(
-            "created_at".into(),
-            json!(crate::leads::time(row.created_at)),
-        );
-        object.insert(
-            "updated_at".into(),
-            json!(crate::leads::time(row.updated_at)),
-        );
-    }
-    view
+    document_view(&row.document, &row.id, row.created_at, row.updated_at)
 }
 
 async fn save(
