@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod leads;
 pub mod normalize;
+pub mod notify;
 pub mod routing;
 pub mod settings;
 pub mod workspace;
@@ -36,6 +37,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Store,
     pub router: routing::Router,
+    pub notifier: notify::Notifier,
     pub keys: Arc<auth::KeyCache>,
     metrics: Arc<Metrics>,
 }
@@ -47,6 +49,7 @@ impl AppState {
         let state = AppState::without_clock(store);
         tokio::spawn(sweeps(state.router.clone()));
         tokio::spawn(ticks(state.router.clone()));
+        tokio::spawn(notifications(state.notifier.clone()));
         state
     }
 
@@ -55,7 +58,10 @@ impl AppState {
     pub fn without_clock(store: Store) -> AppState {
         let router = routing::Router::start(store.clone());
         tokio::spawn(checkpoints(store.clone()));
+        let public_url = std::env::var("LEADROUTE_PUBLIC_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
         AppState {
+            notifier: notify::Notifier::new(store.clone(), public_url),
             store,
             router,
             keys: Arc::default(),
@@ -91,6 +97,25 @@ async fn ticks(router: routing::Router) {
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(code = %error.code, "tick failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Delivers notifications: a round every second, at once again while rounds find work.
+async fn notifications(notifier: notify::Notifier) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        loop {
+            match notifier.run(chrono::Utc::now()).await {
+                Ok(round) if round.sent + round.failed > 0 => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(code = %error.code, "notification round failed");
                     break;
                 }
             }
@@ -137,6 +162,9 @@ struct Metrics {
         api::settings::sla_policies::patch, api::settings::sla_policies::delete,
         api::settings::pools::list, api::settings::pools::create, api::settings::pools::get,
         api::settings::pools::patch, api::settings::pools::delete,
+        api::settings::channels::list, api::settings::channels::create, api::settings::channels::get,
+        api::settings::channels::patch, api::settings::channels::delete,
+        api::notifications::test_channel, api::notifications::list_deliveries, api::notifications::retry_delivery,
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
@@ -145,6 +173,7 @@ struct Metrics {
         routing::ActivityInput, routing::FeedbackInput, api::pool::ClaimInput, api::pool::ReleaseInput,
         api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
+        notify::channel::ChannelDocument,
     )),
     modifiers(&BearerKey),
 )]
@@ -170,8 +199,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> axum::Router {
-    use api::settings::{calendars, pools, sla_policies};
-    use api::{follow_up, leads, pool, reps, rule_sets, teams};
+    use api::settings::{calendars, channels, pools, sla_policies};
+    use api::{follow_up, leads, notifications, pool, reps, rule_sets, teams};
     let v1 = axum::Router::new()
         .route("/leads", post(leads::create_lead).get(leads::list_leads))
         .route("/leads/batch", post(leads::create_batch))
@@ -211,6 +240,19 @@ pub fn app(state: AppState) -> axum::Router {
             get(sla_policies::get)
                 .patch(sla_policies::patch)
                 .delete(sla_policies::delete),
+        )
+        .route("/channels", get(channels::list).post(channels::create))
+        .route(
+            "/channels/{id}",
+            get(channels::get)
+                .patch(channels::patch)
+                .delete(channels::delete),
+        )
+        .route("/channels/{id}/test", post(notifications::test_channel))
+        .route("/deliveries", get(notifications::list_deliveries))
+        .route(
+            "/deliveries/{id}/retry",
+            post(notifications::retry_delivery),
         )
         .route("/pools", get(pools::list).post(pools::create))
         .route(

@@ -240,6 +240,75 @@ impl Store {
         on_pool!(self, claims_since(rep_id, since))
     }
 
+    /// Fans pending outbox events out: `plan` says which deliveries each event makes; the
+    /// deliveries are written and the events marked dispatched in one transaction. Returns how
+    /// many events it took.
+    pub async fn dispatch(
+        &self,
+        limit: i64,
+        plan: impl Fn(&OutboxRow) -> Vec<DeliveryRow>,
+    ) -> sqlx::Result<usize> {
+        macro_rules! run {
+            ($module:ident, $tx:expr) => {{
+                let mut tx = $tx;
+                let events = $module::pending_events(&mut tx, limit).await?;
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let deliveries: Vec<DeliveryRow> = events.iter().flat_map(&plan).collect();
+                $module::insert_deliveries(&mut tx, &deliveries).await?;
+                let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+                $module::mark_dispatched(&mut tx, &ids).await?;
+                tx.commit().await?;
+                Ok(events.len())
+            }};
+        }
+        match self {
+            Store::Sqlite(pool) => run!(sqlite, pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => run!(postgres, pool.begin().await?),
+        }
+    }
+
+    /// Due deliveries, held for this sender until `lease_until`.
+    pub async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<DeliveryRow>> {
+        on_pool!(self, claim_deliveries(now, lease_until, limit))
+    }
+
+    pub async fn finish_delivery(&self, row: &DeliveryRow) -> sqlx::Result<()> {
+        on_pool!(self, finish_delivery(row))
+    }
+
+    pub async fn get_delivery(&self, id: &str) -> sqlx::Result<Option<DeliveryRow>> {
+        on_pool!(self, get_delivery(id))
+    }
+
+    pub async fn list_deliveries(&self, filter: &DeliveryFilter) -> sqlx::Result<Vec<DeliveryRow>> {
+        on_pool!(self, list_deliveries(filter))
+    }
+
+    pub async fn get_event(&self, id: &str) -> sqlx::Result<Option<OutboxRow>> {
+        on_pool!(self, get_event(id))
+    }
+
+    /// Takes one send from a channel's allowance in a fixed window; false when it is spent.
+    pub async fn reserve_send(
+        &self,
+        channel_id: &str,
+        window_secs: i64,
+        window_start: i64,
+        limit: i64,
+    ) -> sqlx::Result<bool> {
+        on_pool!(
+            self,
+            reserve_send(channel_id, window_secs, window_start, limit)
+        )
+    }
+
     pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
         on_pool!(self, list_stats(dimension))
     }

@@ -773,3 +773,162 @@ pub(crate) async fn count_open_leads(conn: &mut Conn) -> sqlx::Result<Vec<(Strin
     .fetch_all(conn)
     .await
 }
+
+/// Outbox events not yet fanned out to channels, oldest first; locked on PostgreSQL, skipping
+/// rows another instance holds.
+pub(crate) async fn pending_events(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<OutboxRow>> {
+    let statement = if IS_POSTGRES {
+        "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id LIMIT $1"
+    };
+    sqlx::query_as(statement).bind(limit).fetch_all(conn).await
+}
+
+pub(crate) async fn mark_dispatched(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("UPDATE outbox SET status = 'dispatched' WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_deliveries(conn: &mut Conn, rows: &[DeliveryRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, event_id, channel_id, event, status, attempts, next_attempt_at, locked_until, last_error, created_at, sent_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.event_id.clone())
+                .push_bind(row.channel_id.clone())
+                .push_bind(row.event.clone())
+                .push_bind(row.status.clone())
+                .push_bind(row.attempts)
+                .push_bind(row.next_attempt_at)
+                .push_bind(row.locked_until)
+                .push_bind(row.last_error.clone())
+                .push_bind(row.created_at)
+                .push_bind(row.sent_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Takes due deliveries for one sender until `lease_until`. A sender that dies holding some
+/// loses them when the lease runs out, and another sends them again: at least once.
+pub(crate) async fn claim_deliveries(
+    conn: &mut Conn,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let statement = if IS_POSTGRES {
+        "UPDATE deliveries SET locked_until = $2 WHERE id IN (
+             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                 AND (locked_until IS NULL OR locked_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING *"
+    } else {
+        "UPDATE deliveries SET locked_until = $2 WHERE id IN (
+             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                 AND (locked_until IS NULL OR locked_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $3)
+         RETURNING *"
+    };
+    sqlx::query_as(statement)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Records how a delivery attempt went and lets go of it.
+pub(crate) async fn finish_delivery(conn: &mut Conn, row: &DeliveryRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, locked_until = NULL,
+             last_error = $5, sent_at = $6
+         WHERE id = $1",
+    )
+    .bind(row.id.clone())
+    .bind(row.status.clone())
+    .bind(row.attempts)
+    .bind(row.next_attempt_at)
+    .bind(row.last_error.clone())
+    .bind(row.sent_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn get_delivery(conn: &mut Conn, id: &str) -> sqlx::Result<Option<DeliveryRow>> {
+    sqlx::query_as("SELECT * FROM deliveries WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn list_deliveries(
+    conn: &mut Conn,
+    filter: &DeliveryFilter,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM deliveries WHERE 1 = 1");
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(channel) = &filter.channel_id {
+        query.push(" AND channel_id = ").push_bind(channel.clone());
+    }
+    if let Some(event) = &filter.event_id {
+        query.push(" AND event_id = ").push_bind(event.clone());
+    }
+    if let Some(before) = &filter.before_id {
+        query.push(" AND id < ").push_bind(before.clone());
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+pub(crate) async fn get_event(conn: &mut Conn, id: &str) -> sqlx::Result<Option<OutboxRow>> {
+    sqlx::query_as("SELECT * FROM outbox WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Takes one send from the channel's allowance in the fixed window starting at `window_start`;
+/// false when the window's `limit` is spent. One statement, so instances cannot both take the
+/// last send.
+pub(crate) async fn reserve_send(
+    conn: &mut Conn,
+    channel_id: &str,
+    window_secs: i64,
+    window_start: i64,
+    limit: i64,
+) -> sqlx::Result<bool> {
+    let taken: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO rate_windows (channel_id, window_secs, window_start, sent) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (channel_id, window_secs) DO UPDATE SET
+             sent = CASE WHEN rate_windows.window_start = excluded.window_start
+                         THEN rate_windows.sent + 1 ELSE 1 END,
+             window_start = excluded.window_start
+         WHERE rate_windows.window_start <> excluded.window_start OR rate_windows.sent < $4
+         RETURNING sent",
+    )
+    .bind(channel_id.to_owned())
+    .bind(window_secs)
+    .bind(window_start)
+    .bind(limit)
+    .fetch_optional(conn)
+    .await?;
+    Ok(taken.is_some())
+}

@@ -51,6 +51,7 @@ pub enum Setting {
     Calendars,
     SlaPolicies,
     Pools,
+    Channels,
 }
 
 impl Setting {
@@ -59,6 +60,7 @@ impl Setting {
             Setting::Calendars => "calendars",
             Setting::SlaPolicies => "sla_policies",
             Setting::Pools => "pools",
+            Setting::Channels => "channels",
         }
     }
 }
@@ -275,5 +277,33 @@ pub struct EventFilter {
     pub event: Option<String>,
     /// Events with ids above this one (ids sort by creation time).
     pub after_id: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    /// The delivery id receivers de-duplicate on.
+    pub id: String,
+    pub event_id: String,
+    pub channel_id: String,
+    pub event: String,
+    /// `pending`, `sent` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub locked_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// Filters for the delivery log.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeliveryFilter {
+    pub status: Option<String>,
+    pub channel_id: Option<String>,
+    pub event_id: Option<String>,
+    /// Deliveries with ids below this one (newest first).
+    pub before_id: Option<String>,
     pub limit: i64,
 }

@@ -2,6 +2,7 @@
 
 pub mod follow_up;
 pub mod leads;
+pub mod notifications;
 pub mod pool;
 pub mod reps;
 pub mod rule_sets;

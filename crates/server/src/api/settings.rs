@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::notify::channel::ChannelDocument;
 use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
 use crate::workspace::{ConfigRows, OverflowDocument, TeamDocument};
 
@@ -30,6 +31,8 @@ pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     fn check(&self, id: &str, rows: &ConfigRows) -> Result<(), ApiError>;
     /// What still uses the setting, if anything: it cannot be deleted then.
     fn used_by(id: &str, rows: &ConfigRows) -> Option<String>;
+    /// Removes what a view must not show (secrets).
+    fn redact(_view: &mut Value) {}
 }
 
 fn teams(rows: &ConfigRows) -> impl Iterator<Item = (String, TeamDocument)> + '_ {
@@ -151,6 +154,37 @@ impl SettingKind for PoolDocument {
     }
 }
 
+impl SettingKind for ChannelDocument {
+    const SETTING: Setting = Setting::Channels;
+    const NOUN: &'static str = "channel";
+    const PREFIX: &'static str = "ch";
+
+    fn id_mut(&mut self) -> &mut Option<String> {
+        &mut self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, _id: &str, rows: &ConfigRows) -> Result<(), ApiError> {
+        self.check(&ids_of_teams(rows))
+    }
+
+    fn used_by(_id: &str, _rows: &ConfigRows) -> Option<String> {
+        None
+    }
+
+    fn redact(view: &mut Value) {
+        if let Some(object) = view.as_object_mut() {
+            let set = object
+                .remove("secret")
+                .is_some_and(|secret| secret.as_str().is_some_and(|secret| !secret.is_empty()));
+            object.insert("secret_set".into(), json!(set));
+        }
+    }
+}
+
 fn ids_of_reps(rows: &ConfigRows) -> Vec<String> {
     rows.reps.iter().map(|row| row.id.clone()).collect()
 }
@@ -159,9 +193,10 @@ fn ids_of_teams(rows: &ConfigRows) -> Vec<String> {
     rows.teams.iter().map(|row| row.id.clone()).collect()
 }
 
-fn view(row: &DocRow) -> Value {
+fn view<T: SettingKind>(row: &DocRow) -> Value {
     let mut view = document_view(&row.document, &row.id, row.created_at, row.updated_at);
     view["name"] = json!(row.name);
+    T::redact(&mut view);
     view
 }
 
@@ -200,7 +235,7 @@ pub async fn list<T: SettingKind>(
     let rows = app.store.list_settings(T::SETTING).await?;
     let (rows, next_cursor) = page_by_id(rows, &page, |row| &row.id)?;
     Ok(Json(
-        json!({"items": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+        json!({"items": rows.iter().map(view::<T>).collect::<Vec<_>>(), "next_cursor": next_cursor}),
     ))
 }
 
@@ -228,7 +263,7 @@ pub async fn create<T: SettingKind>(
     }
     let row = save(&app, id, document, now_micros()).await?;
     app.router.sweep_soon();
-    Ok((StatusCode::CREATED, Json(view(&row))))
+    Ok((StatusCode::CREATED, Json(view::<T>(&row))))
 }
 
 pub async fn get<T: SettingKind>(
@@ -240,7 +275,7 @@ pub async fn get<T: SettingKind>(
         .get_setting(T::SETTING, &id)
         .await?
         .ok_or_else(not_found::<T>)?;
-    Ok(Json(view(&row)))
+    Ok(Json(view::<T>(&row)))
 }
 
 pub async fn patch<T: SettingKind>(
@@ -255,7 +290,7 @@ pub async fn patch<T: SettingKind>(
         .ok_or_else(not_found::<T>)?;
     let document: T = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view::<T>(&row)))
 }
 
 pub async fn delete<T: SettingKind>(
@@ -382,4 +417,11 @@ setting_handlers!(
     "pools",
     "/api/v1/pools",
     "/api/v1/pools/{id}"
+);
+setting_handlers!(
+    channels,
+    crate::notify::channel::ChannelDocument,
+    "channels",
+    "/api/v1/channels",
+    "/api/v1/channels/{id}"
 );

@@ -4,5 +4,6 @@
 mod api;
 mod concurrency;
 mod follow_up;
+mod notify;
 mod story;
 mod support;

@@ -1,0 +1,418 @@
+//! Notification delivery: events in the outbox are fanned out to the channels that want them
+//! (one delivery each), then sent at least once — exponential backoff between attempts, a dead
+//! letter after the channel's maximum, each platform's rate limits kept in the database so they
+//! hold across instances, and a delivery id receivers de-duplicate on. `run(now)` does one
+//! round; the service calls it every second.
+
+pub mod channel;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use store::{DeliveryRow, LeadRow, OutboxRow, Setting, Store};
+
+use crate::error::ApiError;
+use channel::{ChannelDocument, Message, Outgoing};
+
+/// Deliveries one round sends at most.
+const ROUND: i64 = 50;
+/// How long a sender holds the deliveries it took.
+const LEASE_SECS: i64 = 60;
+/// The first retry waits this long, each next one twice as long, up to `BACKOFF_MAX_SECS`.
+const BACKOFF_FIRST_SECS: i64 = 10;
+const BACKOFF_MAX_SECS: i64 = 3600;
+
+/// The wait before attempt `attempts + 1`, after `attempts` failed.
+pub fn backoff(attempts: i64) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    (BACKOFF_FIRST_SECS.saturating_mul(1_i64 << exponent)).min(BACKOFF_MAX_SECS)
+}
+
+/// Sends what the outbox holds.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    store: Store,
+    client: reqwest::Client,
+    /// The console's address, for links in messages.
+    public_url: String,
+}
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    pub dispatched: usize,
+    pub sent: usize,
+    pub failed: usize,
+    pub deferred: usize,
+}
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+impl Notifier {
+    pub fn new(store: Store, public_url: String) -> Notifier {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Notifier {
+            store,
+            client,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn channels(&self) -> Result<HashMap<String, ChannelDocument>, ApiError> {
+        Ok(self
+            .store
+            .list_settings(Setting::Channels)
+            .await?
+            .into_iter()
+            .filter_map(|row| Some((row.id, serde_json::from_str(&row.document).ok()?)))
+            .collect())
+    }
+
+    /// One round: fan new events out, then send the deliveries due at `now`.
+    pub async fn run(&self, now: DateTime<Utc>) -> Result<Round, ApiError> {
+        let dispatched = self.dispatch(now).await?;
+        let mut round = self.deliver(now).await?;
+        round.dispatched = dispatched;
+        Ok(round)
+    }
+
+    /// Fans the outbox's new events out to the channels that want them; returns how many.
+    pub async fn dispatch(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
+        let channels = self.channels().await?;
+        let mut dispatched = 0;
+        loop {
+            let taken = self
+                .store
+                .dispatch(500, |event| plan(&channels, event, now))
+                .await?;
+            dispatched += taken;
+            if taken < 500 {
+                return Ok(dispatched);
+            }
+        }
+    }
+
+    /// Sends the deliveries due at `now`, a round's worth at once.
+    pub async fn deliver(&self, now: DateTime<Utc>) -> Result<Round, ApiError> {
+        let channels = self.channels().await?;
+        let mut round = Round::default();
+        let due = self
+            .store
+            .claim_deliveries(micros(now), micros(now) + LEASE_SECS * 1_000_000, ROUND)
+            .await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for delivery in due {
+            let notifier = self.clone();
+            let channel = channels.get(&delivery.channel_id).cloned();
+            tasks.spawn(async move { notifier.attempt(delivery, channel, now).await });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            match outcome {
+                Ok(Ok(Attempt::Sent)) => round.sent += 1,
+                Ok(Ok(Attempt::Failed)) => round.failed += 1,
+                Ok(Ok(Attempt::Deferred)) => round.deferred += 1,
+                Ok(Err(error)) => tracing::warn!(code = %error.code, "delivery bookkeeping failed"),
+                Err(error) => tracing::error!(%error, "delivery task failed"),
+            }
+        }
+        Ok(round)
+    }
+
+    async fn attempt(
+        &self,
+        mut delivery: DeliveryRow,
+        channel: Option<ChannelDocument>,
+        now: DateTime<Utc>,
+    ) -> Result<Attempt, ApiError> {
+        let Some(channel) = channel.filter(ChannelDocument::enabled) else {
+            delivery.status = "dead".into();
+            delivery.last_error = Some("the channel was deleted or disabled".into());
+            self.store.finish_delivery(&delivery).await?;
+            return Ok(Attempt::Failed);
+        };
+        // Each window of the platform's limits must have room, or the send waits for the next.
+        for (window, limit) in channel.rate_limits() {
+            let start = now.timestamp() / window * window;
+            if !self
+                .store
+                .reserve_send(&delivery.channel_id, window, start, limit)
+                .await?
+            {
+                delivery.next_attempt_at = (start + window) * 1_000_000;
+                self.store.finish_delivery(&delivery).await?;
+                return Ok(Attempt::Deferred);
+            }
+        }
+        let event = self.store.get_event(&delivery.event_id).await?;
+        let lead = match event.as_ref().and_then(|event| event.lead_id.clone()) {
+            Some(id) => self.store.get_lead(&id).await?,
+            None => None,
+        };
+        let names = self.rep_names().await?;
+        let message = render(
+            event.as_ref(),
+            lead.as_ref(),
+            &names,
+            channel.english(),
+            &self.public_url,
+        );
+        let data = event_data(event.as_ref(), lead.as_ref());
+        let outgoing = Outgoing {
+            delivery_id: &delivery.id,
+            event: &delivery.event,
+            message: &message,
+            data: &data,
+            now: now.timestamp(),
+        };
+        delivery.attempts += 1;
+        let result = channel::send(&self.client, &channel, &outgoing).await;
+        let attempt = match result {
+            Ok(()) => {
+                delivery.status = "sent".into();
+                delivery.sent_at = Some(micros(now));
+                delivery.last_error = None;
+                Attempt::Sent
+            }
+            Err(error) => {
+                delivery.last_error = Some(error.message);
+                if delivery.attempts >= channel.max_attempts() {
+                    delivery.status = "dead".into();
+                } else {
+                    let wait = if error.rate_limited {
+                        60
+                    } else {
+                        backoff(delivery.attempts)
+                    };
+                    delivery.next_attempt_at = micros(now) + wait * 1_000_000;
+                }
+                Attempt::Failed
+            }
+        };
+        self.store.finish_delivery(&delivery).await?;
+        Ok(attempt)
+    }
+
+    async fn rep_names(&self) -> Result<HashMap<String, String>, ApiError> {
+        Ok(self
+            .store
+            .list_reps()
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row.name))
+            .collect())
+    }
+
+    /// Sends a test message to a channel at once, outside the outbox; says what went wrong.
+    pub async fn test(&self, channel: &ChannelDocument) -> Result<(), String> {
+        let english = channel.english();
+        let message = Message {
+            title: if english {
+                "Leadroute test message".into()
+            } else {
+                "Leadroute 测试消息".into()
+            },
+            lines: vec![if english {
+                "This channel is set up: lead notifications will arrive here.".into()
+            } else {
+                "通道已配置：线索通知将发送到这里。".into()
+            }],
+            link: Some(self.public_url.clone()),
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let data = json!({"test": true});
+        let outgoing = Outgoing {
+            delivery_id: &id,
+            event: "channel.test",
+            message: &message,
+            data: &data,
+            now: Utc::now().timestamp(),
+        };
+        channel::send(&self.client, channel, &outgoing)
+            .await
+            .map_err(|error| error.message)
+    }
+}
+
+enum Attempt {
+    Sent,
+    Failed,
+    Deferred,
+}
+
+/// The deliveries an event makes: one per channel that wants it.
+fn plan(
+    channels: &HashMap<String, ChannelDocument>,
+    event: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Vec<DeliveryRow> {
+    let team = serde_json::from_str::<Value>(&event.payload)
+        .ok()
+        .and_then(|payload| payload.get("team_id")?.as_str().map(str::to_owned));
+    let mut ids: Vec<&String> = channels
+        .iter()
+        .filter(|(_, channel)| channel.wants(&event.event, team.as_deref()))
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids.into_iter()
+        .map(|channel_id| DeliveryRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_id: event.id.clone(),
+            channel_id: channel_id.clone(),
+            event: event.event.clone(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt_at: micros(now),
+            locked_until: None,
+            last_error: None,
+            created_at: micros(now),
+            sent_at: None,
+        })
+        .collect()
+}
+
+/// The event for machines: its payload with a summary of the lead (no phone, email or WeChat).
+fn event_data(event: Option<&OutboxRow>, lead: Option<&LeadRow>) -> Value {
+    let mut data = event
+        .and_then(|event| serde_json::from_str::<Value>(&event.payload).ok())
+        .unwrap_or_else(|| json!({}));
+    if let (Some(lead), Some(object)) = (lead, data.as_object_mut()) {
+        object.insert("lead".into(), summary(lead));
+    }
+    data
+}
+
+fn summary(lead: &LeadRow) -> Value {
+    let document: Value = serde_json::from_str(&lead.document).unwrap_or(Value::Null);
+    let field = |name: &str| document.get(name).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": lead.id,
+        "name": field("name"),
+        "company": field("company"),
+        "region": field("region"),
+        "industry": field("industry"),
+        "source": lead.source,
+        "priority": lead.priority,
+        "status": lead.status,
+    })
+}
+
+/// The message people read: what happened, to which lead, who it is for, by when.
+fn render(
+    event: Option<&OutboxRow>,
+    lead: Option<&LeadRow>,
+    names: &HashMap<String, String>,
+    english: bool,
+    public_url: &str,
+) -> Message {
+    let kind = event.map_or("", |event| event.event.as_str());
+    let payload = event
+        .and_then(|event| serde_json::from_str::<Value>(&event.payload).ok())
+        .unwrap_or(Value::Null);
+    let text = |name: &str| payload.get(name).and_then(Value::as_str).map(str::to_owned);
+    let name_of = |id: Option<String>| {
+        id.map(|id| names.get(&id).cloned().unwrap_or(id))
+            .unwrap_or_else(|| "-".into())
+    };
+    let owner = name_of(text("owner_id"));
+    let (en, zh) = match kind {
+        "lead.assigned" => ("New lead for", "新线索分配给"),
+        "lead.reassigned" => ("Lead reassigned to", "线索转给"),
+        "lead.reclaimed" => ("Lead reclaimed, now with", "线索已收回，转给"),
+        "lead.sla_reminder" => ("Please follow up:", "请尽快跟进："),
+        "lead.sla_escalated" => ("Not followed up in time:", "超时未跟进："),
+        "lead.claimed" => ("Lead claimed by", "线索被领取："),
+        "lead.returned_to_pool" => ("Lead returned to the pool from", "线索退回公海，原负责人"),
+        "lead.won" => ("Won by", "赢单："),
+        "lead.lost" => ("Lost by", "输单："),
+        "lead.follow_up_due" => ("Callback due:", "预约回访到期："),
+        "lead.recycle_warning" => ("Lead will be recycled soon:", "线索即将被回收："),
+        _ => ("Leadroute:", "Leadroute："),
+    };
+    let who = if kind == "lead.returned_to_pool" {
+        name_of(text("previous_owner_id"))
+    } else {
+        owner
+    };
+    let title = if english {
+        format!("{en} {who}")
+    } else {
+        format!("{zh}{who}")
+    };
+    let mut lines = Vec::new();
+    if let Some(lead) = lead {
+        let document: Value = serde_json::from_str(&lead.document).unwrap_or(Value::Null);
+        let field = |name: &str| {
+            document
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let parts: Vec<String> = [
+            field("name"),
+            field("company"),
+            field("region"),
+            field("industry"),
+            lead.source.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !parts.is_empty() {
+            lines.push(parts.join(" · "));
+        }
+        if let Some(priority) = &lead.priority {
+            lines.push(if english {
+                format!("Priority: {priority}")
+            } else {
+                format!("优先级：{priority}")
+            });
+        }
+    }
+    if let Some(reason) = text("reason") {
+        lines.push(if english {
+            format!("Why: {reason}")
+        } else {
+            format!("原因：{reason}")
+        });
+    }
+    if let Some(due) = text("due_at").or_else(|| text("recycle_at")) {
+        lines.push(if english {
+            format!("Due: {due}")
+        } else {
+            format!("截止：{due}")
+        });
+    }
+    if let Some(rule) = text("rule_id") {
+        lines.push(if english {
+            format!("Routed by rule {rule}")
+        } else {
+            format!("分配规则：{rule}")
+        });
+    }
+    Message {
+        title,
+        lines,
+        link: lead.map(|lead| format!("{public_url}/leads/{}", lead.id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=10).map(backoff).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600]);
+    }
+}

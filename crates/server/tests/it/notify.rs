@@ -1,0 +1,415 @@
+//! Notifications against real HTTP servers on loopback standing in for a webhook receiver,
+//! WeCom, DingTalk, Feishu and Slack: each checks the payload shape and signature as the
+//! platform documents it. Failures, backoff, dead letters, rate limits and a crashed sender.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::support::{Backend, TestApp, lead};
+
+const SECRET: &str = "SECtest-secret-123";
+
+/// One request: the platform, its body, and whether it checked out.
+type Request = (String, Value, Result<(), String>);
+
+/// What the stand-in platforms received, by platform, with whether each request checked out.
+#[derive(Clone, Default)]
+struct Received {
+    requests: Arc<Mutex<Vec<Request>>>,
+    /// Answer 500 to this many webhook requests first.
+    fail_first: Arc<AtomicUsize>,
+}
+
+impl Received {
+    fn record(&self, platform: &str, body: Value, check: Result<(), String>) {
+        self.requests
+            .lock()
+            .expect("lock")
+            .push((platform.to_owned(), body, check));
+    }
+
+    fn of(&self, platform: &str) -> Vec<(Value, Result<(), String>)> {
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(name, _, _)| name == platform)
+            .map(|(_, body, check)| (body.clone(), check.clone()))
+            .collect()
+    }
+}
+
+fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+async fn webhook(State(seen): State<Received>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if seen.fail_first.load(Ordering::SeqCst) > 0 {
+        seen.fail_first.fetch_sub(1, Ordering::SeqCst);
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let timestamp = header("x-leadroute-timestamp");
+    // The documented recipe: hex HMAC-SHA256 of `timestamp + "." + body`, prefixed `v1=`.
+    let expected = format!(
+        "v1={}",
+        hex::encode(mac(
+            SECRET.as_bytes(),
+            format!("{timestamp}.{text}").as_bytes()
+        ))
+    );
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let check = if header("x-leadroute-signature") != expected {
+        Err("bad signature".to_owned())
+    } else if value["id"] != json!(header("x-leadroute-delivery")) {
+        Err("delivery id differs from its header".to_owned())
+    } else {
+        Ok(())
+    };
+    seen.record("webhook", value, check);
+    StatusCode::OK
+}
+
+async fn wecom(State(seen): State<Received>, body: axum::Json<Value>) -> axum::Json<Value> {
+    let content = body["markdown"]["content"].as_str().unwrap_or_default();
+    let check = if body["msgtype"] != json!("markdown") || content.is_empty() {
+        Err("not a markdown message".to_owned())
+    } else if content.len() > 4096 {
+        Err("content over 4096 bytes".to_owned())
+    } else {
+        Ok(())
+    };
+    seen.record("wecom", body.0, check);
+    axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn dingtalk(
+    State(seen): State<Received>,
+    Query(query): Query<HashMap<String, String>>,
+    body: axum::Json<Value>,
+) -> axum::Json<Value> {
+    // The documented recipe: base64(HMAC-SHA256(secret, timestamp + "\n" + secret)), in the
+    // query (axum's Query has already URL-decoded it).
+    let timestamp = query.get("timestamp").cloned().unwrap_or_default();
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac(
+        SECRET.as_bytes(),
+        format!("{timestamp}\n{SECRET}").as_bytes(),
+    ));
+    let check = if query.get("sign") != Some(&expected) {
+        Err("bad sign".to_owned())
+    } else if body["msgtype"] != json!("markdown") || !body["markdown"]["title"].is_string() {
+        Err("not a markdown message".to_owned())
+    } else {
+        Ok(())
+    };
+    seen.record("dingtalk", body.0, check);
+    axum::Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+async fn feishu(State(seen): State<Received>, body: axum::Json<Value>) -> axum::Json<Value> {
+    // The documented recipe: base64(HMAC-SHA256 keyed with timestamp + "\n" + secret, over an
+    // empty message), in the body.
+    let timestamp = body["timestamp"].as_str().unwrap_or_default();
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(mac(format!("{timestamp}\n{SECRET}").as_bytes(), b""));
+    let check = if body["sign"] != json!(expected) {
+        Err("bad sign".to_owned())
+    } else if body["msg_type"] != json!("text") || !body["content"]["text"].is_string() {
+        Err("not a text message".to_owned())
+    } else {
+        Ok(())
+    };
+    seen.record("feishu", body.0, check);
+    axum::Json(json!({"code": 0, "msg": "success"}))
+}
+
+async fn slack(State(seen): State<Received>, body: axum::Json<Value>) -> &'static str {
+    let check = if body["text"].is_string() {
+        Ok(())
+    } else {
+        Err("no text".to_owned())
+    };
+    seen.record("slack", body.0, check);
+    "ok"
+}
+
+/// Starts the stand-in platforms on a loopback port.
+async fn platforms() -> (String, Received) {
+    let seen = Received::default();
+    let app = axum::Router::new()
+        .route("/hook", post(webhook))
+        .route("/cgi-bin/webhook/send", post(wecom))
+        .route("/robot/send", post(dingtalk))
+        .route("/open-apis/bot/v2/hook/abc", post(feishu))
+        .route("/services/T0/B0/x", post(slack))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+async fn team(app: &TestApp) {
+    app.round_robin_team(2, json!({})).await;
+}
+
+async fn channel(app: &TestApp, body: &Value) {
+    app.ok("/api/v1/channels", body, StatusCode::CREATED).await;
+}
+
+async fn run(app: &TestApp, now: DateTime<Utc>) -> server::notify::Round {
+    app.state.notifier.run(now).await.expect("round")
+}
+
+async fn deliveries(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/v1/deliveries?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn every_platform_gets_its_shape_and_signature_on_sqlite() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    every_platform_gets_its_shape_and_signature(app).await;
+}
+
+#[tokio::test]
+async fn every_platform_gets_its_shape_and_signature_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        every_platform_gets_its_shape_and_signature(app).await;
+    }
+}
+
+async fn every_platform_gets_its_shape_and_signature(app: TestApp) {
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    for (id, kind, path, secret) in [
+        ("hook", "webhook", "/hook", Some(SECRET)),
+        ("wecom", "wecom", "/cgi-bin/webhook/send?key=k1", None),
+        (
+            "ding",
+            "dingtalk",
+            "/robot/send?access_token=t1",
+            Some(SECRET),
+        ),
+        (
+            "feishu",
+            "feishu",
+            "/open-apis/bot/v2/hook/abc",
+            Some(SECRET),
+        ),
+        ("slack", "slack", "/services/T0/B0/x", None),
+    ] {
+        channel(
+            &app,
+            &json!({"id": id, "name": id, "kind": kind, "url": format!("{base}{path}"), "secret": secret,
+                    "events": ["lead.assigned"]}),
+        )
+        .await;
+    }
+    // The secret is never shown again.
+    let (_, shown) = app.get("/api/v1/channels/hook").await;
+    assert_eq!(shown["secret"], Value::Null, "{shown}");
+    assert_eq!(shown["secret_set"], json!(true));
+
+    let created = app
+        .ok("/api/v1/leads", &lead("notify-1"), StatusCode::CREATED)
+        .await;
+    let round = run(&app, Utc::now()).await;
+    assert_eq!((round.dispatched, round.sent), (1, 5), "{round:?}");
+    for platform in ["webhook", "wecom", "dingtalk", "feishu", "slack"] {
+        let got = seen.of(platform);
+        assert_eq!(got.len(), 1, "{platform}");
+        assert_eq!(got[0].1, Ok(()), "{platform}: {}", got[0].0);
+    }
+    let (body, _) = &seen.of("webhook")[0];
+    assert_eq!(body["event"], json!("lead.assigned"));
+    assert_eq!(body["data"]["lead"]["id"], created["lead"]["id"]);
+    assert_eq!(body["data"]["lead"]["name"], json!("测试客户"));
+    assert!(
+        !body.to_string().contains("13800138000"),
+        "no phone in notifications"
+    );
+    let (wecom_body, _) = &seen.of("wecom")[0];
+    let content = wecom_body["markdown"]["content"].as_str().expect("content");
+    assert!(content.contains("新线索分配给"), "{content}");
+    assert!(content.contains("/leads/"), "a link to the lead: {content}");
+    // Everything sent: a round later nothing goes out twice.
+    let round = run(&app, Utc::now()).await;
+    assert_eq!(round.sent, 0);
+    assert_eq!(deliveries(&app, "status=sent").await.len(), 5);
+
+    // The test action sends at once.
+    let (status, body) = app.post("/api/v1/channels/ding/test", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(seen.of("dingtalk").len(), 2);
+}
+
+#[tokio::test]
+async fn failures_back_off_then_dead_letter_and_retry_on_sqlite() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    failures_back_off_then_dead_letter_and_retry(app).await;
+}
+
+#[tokio::test]
+async fn failures_back_off_then_dead_letter_and_retry_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        failures_back_off_then_dead_letter_and_retry(app).await;
+    }
+}
+
+async fn failures_back_off_then_dead_letter_and_retry(app: TestApp) {
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "hook", "name": "Hook", "kind": "webhook", "url": format!("{base}/hook"), "secret": SECRET}),
+    )
+    .await;
+    seen.fail_first.store(2, Ordering::SeqCst);
+    app.ok("/api/v1/leads", &lead("retry-1"), StatusCode::CREATED)
+        .await;
+    let now = Utc::now();
+    assert_eq!(run(&app, now).await.failed, 1);
+    let pending = deliveries(&app, "status=pending").await;
+    assert_eq!(pending[0]["attempts"], json!(1));
+    assert_eq!(pending[0]["last_error"], json!("HTTP 500"));
+    // Backoff: 10 s after the first failure, 20 s after the second.
+    assert_eq!(run(&app, now + Duration::seconds(5)).await.failed, 0);
+    assert_eq!(run(&app, now + Duration::seconds(11)).await.failed, 1);
+    assert_eq!(run(&app, now + Duration::seconds(25)).await.sent, 0);
+    assert_eq!(run(&app, now + Duration::seconds(32)).await.sent, 1);
+    let sent = seen.of("webhook");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, Ok(()));
+
+    // Nobody listening: after max_attempts the delivery is dead; an admin retries it.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let dead_url = format!("http://{}/hook", closed.local_addr().expect("addr"));
+    drop(closed);
+    channel(
+        &app,
+        &json!({"id": "gone", "name": "Gone", "kind": "webhook", "url": dead_url, "secret": SECRET,
+                "max_attempts": 2}),
+    )
+    .await;
+    app.ok("/api/v1/leads", &lead("retry-2"), StatusCode::CREATED)
+        .await;
+    let later = now + Duration::seconds(60);
+    run(&app, later).await;
+    run(&app, later + Duration::seconds(11)).await;
+    let dead = deliveries(&app, "status=dead&channel_id=gone").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["attempts"], json!(2));
+    assert_eq!(dead[0]["last_error"], json!("could not connect"));
+    let id = dead[0]["id"].as_str().expect("id");
+    let (status, body) = app
+        .post(&format!("/api/v1/deliveries/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], json!("pending"));
+    let (status, _) = app
+        .post(&format!("/api/v1/deliveries/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_robot_gets_twenty_messages_a_minute_on_sqlite() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    a_robot_gets_twenty_messages_a_minute(app).await;
+}
+
+#[tokio::test]
+async fn a_robot_gets_twenty_messages_a_minute_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        a_robot_gets_twenty_messages_a_minute(app).await;
+    }
+}
+
+async fn a_robot_gets_twenty_messages_a_minute(app: TestApp) {
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "wecom", "name": "WeCom", "kind": "wecom", "url": format!("{base}/cgi-bin/webhook/send?key=k")}),
+    )
+    .await;
+    let batch: Vec<Value> = (0..25)
+        .map(|index| lead(&format!("rate-{index}")))
+        .collect();
+    app.ok(
+        "/api/v1/leads/batch",
+        &json!({"leads": batch}),
+        StatusCode::OK,
+    )
+    .await;
+    // A moment just after a minute starts.
+    let minute = Utc::now().timestamp() / 60 * 60 + 60;
+    let now = DateTime::from_timestamp(minute + 1, 0).expect("time");
+    for _ in 0..5 {
+        run(&app, now).await;
+    }
+    assert_eq!(seen.of("wecom").len(), 20);
+    let waiting = deliveries(&app, "status=pending").await;
+    assert_eq!(waiting.len(), 5);
+    run(&app, now + Duration::seconds(60)).await;
+    assert_eq!(seen.of("wecom").len(), 25);
+}
+
+#[tokio::test]
+async fn a_sender_that_dies_holding_deliveries_loses_nothing() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "hook", "name": "Hook", "kind": "webhook", "url": format!("{base}/hook"), "secret": SECRET}),
+    )
+    .await;
+    app.ok("/api/v1/leads", &lead("crash-1"), StatusCode::CREATED)
+        .await;
+    let now = Utc::now();
+    assert_eq!(app.state.notifier.dispatch(now).await.expect("dispatch"), 1);
+    // A sender takes the delivery and dies before sending it.
+    let taken = app
+        .state
+        .store
+        .claim_deliveries(
+            now.timestamp_micros(),
+            (now + Duration::seconds(60)).timestamp_micros(),
+            10,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 1);
+    // While the lease holds, nobody else sends it; after it runs out, it goes out once.
+    assert_eq!(run(&app, now + Duration::seconds(30)).await.sent, 0);
+    assert_eq!(run(&app, now + Duration::seconds(61)).await.sent, 1);
+    assert_eq!(run(&app, now + Duration::seconds(120)).await.sent, 0);
+    assert_eq!(seen.of("webhook").len(), 1);
+}
