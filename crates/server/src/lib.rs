@@ -173,7 +173,7 @@ struct Metrics {
         routing::ActivityInput, routing::FeedbackInput, api::pool::ClaimInput, api::pool::ReleaseInput,
         api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
-        notify::channel::ChannelDocument,
+        notify::channel::ChannelDocument, notify::channel::SmtpDocument, workspace::ContactDocument,
     )),
     modifiers(&BearerKey),
 )]

@@ -55,6 +55,33 @@ pub struct RepDocument {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Where notifications reach the rep.
+    #[serde(default)]
+    pub contact: Option<ContactDocument>,
+}
+
+/// How notifications reach a rep: their email, their ids on each IM platform (for mentions in
+/// group robots), and the language they read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactDocument {
+    #[serde(default)]
+    pub email: Option<String>,
+    /// 企业微信 userid.
+    #[serde(default)]
+    pub wecom_userid: Option<String>,
+    /// 钉钉 userid.
+    #[serde(default)]
+    pub dingtalk_userid: Option<String>,
+    /// 飞书 user_id or open_id.
+    #[serde(default)]
+    pub feishu_user_id: Option<String>,
+    /// Slack member id (`U…`).
+    #[serde(default)]
+    pub slack_member_id: Option<String>,
+    /// `zh` (default) or `en`.
+    #[serde(default)]
+    pub locale: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -210,6 +237,16 @@ pub fn rep_from_document(
     }
     rep.attributes = parse_attributes(catalogue.rep_custom(), &document.attributes)
         .map_err(crate::leads::attribute_error)?;
+    if let Some(contact) = &document.contact {
+        if let Some(email) = &contact.email {
+            crate::normalize::email(email).map_err(|message| invalid("contact.email", message))?;
+        }
+        if let Some(locale) = &contact.locale
+            && !["zh", "en"].contains(&locale.as_str())
+        {
+            return Err(invalid("contact.locale", "locale is zh or en"));
+        }
+    }
     Ok(rep)
 }
 

@@ -14,13 +14,20 @@ use crate::error::{ApiError, ApiResult};
 use crate::leads::time;
 use crate::notify::channel::ChannelDocument;
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TestQuery {
+    /// Rep ids to address (comma-separated): mentioned in robots, mailed by email channels.
+    pub to: Option<String>,
+}
+
 /// Send a test message to the channel now; the answer says whether the platform took it.
-#[utoipa::path(post, path = "/api/v1/channels/{id}/test", tag = "channels", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/channels/{id}/test", tag = "channels", params(("id" = String, Path), TestQuery),
     responses((status = 200, description = "`{ok: true}`"), (status = 502, description = "The platform refused or could not be reached: `error` says why")),
     security(("api_key" = [])))]
 pub async fn test_channel(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    Query(query): Query<TestQuery>,
 ) -> ApiResult<Json<Value>> {
     let row = app
         .store
@@ -29,7 +36,12 @@ pub async fn test_channel(
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let channel: ChannelDocument =
         serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-    match app.notifier.test(&channel).await {
+    let to: Vec<String> = query
+        .to
+        .as_deref()
+        .map(|list| list.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    match app.notifier.test(&channel, &to).await {
         Ok(()) => Ok(Json(json!({"ok": true}))),
         Err(message) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -27,7 +27,7 @@ pub const EVENTS: [&str; 12] = [
 ];
 
 /// The kinds of channel.
-pub const KINDS: [&str; 5] = ["webhook", "wecom", "dingtalk", "feishu", "slack"];
+pub const KINDS: [&str; 6] = ["webhook", "wecom", "dingtalk", "feishu", "slack", "email"];
 
 /// A channel as the API reads and writes it. The secret is write-only: views never show it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -36,12 +36,17 @@ pub struct ChannelDocument {
     #[serde(default)]
     pub id: Option<String>,
     pub name: String,
-    /// `webhook`, `wecom`, `dingtalk`, `feishu` or `slack`.
+    /// `webhook`, `wecom`, `dingtalk`, `feishu`, `slack` or `email`.
     pub kind: String,
-    /// The endpoint: your webhook, or the robot's webhook address with its key or token.
-    pub url: String,
+    /// The endpoint: your webhook, or the robot's webhook address with its key or token. Not
+    /// for `email`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// For `email`: the SMTP server to send through.
+    #[serde(default)]
+    pub smtp: Option<SmtpDocument>,
     /// Signing secret: HMAC key for `webhook`, the robot's signing secret for `dingtalk` and
-    /// `feishu`. Never returned after it is set.
+    /// `feishu`; the SMTP password for `email`. Never returned after it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// Events to send; every lead event when empty.
@@ -64,6 +69,23 @@ pub struct ChannelDocument {
     pub enabled: Option<bool>,
 }
 
+/// An SMTP server. The password is the channel's `secret`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpDocument {
+    pub host: String,
+    /// 587 for `starttls`, 465 for `tls`, 25 for `none` when left out.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls`, or `none` (only for a relay on a trusted network).
+    #[serde(default)]
+    pub security: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The sender address: `Leadroute <leads@example.com>` or an address.
+    pub from: String,
+}
+
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid("invalid_value", field, message)
 }
@@ -76,13 +98,41 @@ impl ChannelDocument {
         if !KINDS.contains(&self.kind.as_str()) {
             return Err(invalid(
                 "kind",
-                "kind is webhook, wecom, dingtalk, feishu or slack",
+                "kind is webhook, wecom, dingtalk, feishu, slack or email",
             ));
         }
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|_| invalid("url", "expected an http or https address"))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(invalid("url", "expected an http or https address"));
+        if self.kind == "email" {
+            let smtp = self.smtp.as_ref().ok_or_else(|| {
+                ApiError::invalid(
+                    "missing_field",
+                    "smtp",
+                    "an email channel needs an SMTP server",
+                )
+            })?;
+            if smtp.host.trim().is_empty() {
+                return Err(invalid("smtp.host", "the SMTP server's host name"));
+            }
+            if !matches!(
+                smtp.security.as_deref(),
+                None | Some("starttls" | "tls" | "none")
+            ) {
+                return Err(invalid(
+                    "smtp.security",
+                    "security is starttls, tls or none",
+                ));
+            }
+            smtp.from.parse::<lettre::message::Mailbox>().map_err(|_| {
+                invalid("smtp.from", "expected an address such as leads@example.com")
+            })?;
+        } else {
+            let text = self.url.as_deref().ok_or_else(|| {
+                ApiError::invalid("missing_field", "url", "the channel needs its address")
+            })?;
+            let url = reqwest::Url::parse(text)
+                .map_err(|_| invalid("url", "expected an http or https address"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(invalid("url", "expected an http or https address"));
+            }
         }
         for (index, event) in self.events.iter().enumerate() {
             if !EVENTS.contains(&event.as_str()) {
@@ -263,16 +313,38 @@ fn failed(message: impl Into<String>) -> SendError {
     }
 }
 
+/// Someone an event is for, and how to reach them.
+#[derive(Clone, Debug, Default)]
+pub struct Recipient {
+    pub id: String,
+    pub name: String,
+    pub contact: crate::workspace::ContactDocument,
+}
+
 /// What one delivery sends.
 #[derive(Debug)]
 pub struct Outgoing<'a> {
     pub delivery_id: &'a str,
     pub event: &'a str,
-    pub message: &'a Message,
+    pub zh: &'a Message,
+    pub en: &'a Message,
     /// The event's data for machines (the webhook's `data`).
     pub data: &'a Value,
     /// Unix seconds.
     pub now: i64,
+    /// Who the event is for: mentioned in group robots, mailed by email channels.
+    pub recipients: &'a [Recipient],
+}
+
+/// The recipients' ids on a platform, where known.
+fn ids(
+    recipients: &[Recipient],
+    pick: impl Fn(&crate::workspace::ContactDocument) -> Option<&String>,
+) -> Vec<String> {
+    recipients
+        .iter()
+        .filter_map(|recipient| pick(&recipient.contact).cloned())
+        .collect()
 }
 
 /// Sends one message to the channel as its platform documents it.
@@ -281,8 +353,17 @@ pub async fn send(
     channel: &ChannelDocument,
     outgoing: &Outgoing<'_>,
 ) -> Result<(), SendError> {
+    if channel.kind == "email" {
+        return email(channel, outgoing).await;
+    }
     let secret = channel.secret.as_deref().unwrap_or_default();
-    let message = outgoing.message;
+    let message = if channel.english() {
+        outgoing.en
+    } else {
+        outgoing.zh
+    };
+    let address = channel.url.clone().unwrap_or_default();
+    let recipients = outgoing.recipients;
     let (url, body) = match channel.kind.as_str() {
         "webhook" => {
             let body = json!({
@@ -290,11 +371,12 @@ pub async fn send(
                 "event": outgoing.event,
                 "created_at": chrono::DateTime::from_timestamp(outgoing.now, 0).map(|at| at.to_rfc3339()),
                 "data": outgoing.data,
+                "recipients": recipients.iter().map(|recipient| &recipient.id).collect::<Vec<_>>(),
                 "text": message.plain(),
             })
             .to_string();
             let response = client
-                .post(&channel.url)
+                .post(&address)
                 .header("content-type", "application/json")
                 .header("x-leadroute-delivery", outgoing.delivery_id)
                 .header("x-leadroute-event", outgoing.event)
@@ -309,12 +391,18 @@ pub async fn send(
                 .map_err(|error| failed(describe(&error)))?;
             return check_status(response).await.map(drop);
         }
-        "wecom" => (
-            channel.url.clone(),
-            json!({"msgtype": "markdown", "markdown": {"content": truncate(&message.markdown(), 4096)}}),
-        ),
+        "wecom" => {
+            let mut content = message.markdown();
+            for id in ids(recipients, |contact| contact.wecom_userid.as_ref()) {
+                content.push_str(&format!(" <@{id}>"));
+            }
+            (
+                address,
+                json!({"msgtype": "markdown", "markdown": {"content": truncate(&content, 4096)}}),
+            )
+        }
         "dingtalk" => {
-            let mut url = channel.url.clone();
+            let mut url = address;
             if !secret.is_empty() {
                 let timestamp = outgoing.now * 1000;
                 let sign = dingtalk_sign(secret, timestamp);
@@ -323,24 +411,38 @@ pub async fn send(
                 let separator = if url.contains('?') { '&' } else { '?' };
                 url.push_str(&format!("{separator}timestamp={timestamp}&sign={encoded}"));
             }
+            let at = ids(recipients, |contact| contact.dingtalk_userid.as_ref());
+            let mut text = message.markdown();
+            for id in &at {
+                text.push_str(&format!(" @{id}"));
+            }
             (
                 url,
-                json!({"msgtype": "markdown", "markdown": {"title": message.title, "text": truncate(&message.markdown(), 5000)}}),
+                json!({"msgtype": "markdown", "markdown": {"title": message.title, "text": truncate(&text, 5000)},
+                       "at": {"atUserIds": at, "isAtAll": false}}),
             )
         }
         "feishu" => {
-            let mut body =
-                json!({"msg_type": "text", "content": {"text": truncate(&message.plain(), 4000)}});
+            let mut text = message.plain();
+            for recipient in recipients {
+                if let Some(id) = &recipient.contact.feishu_user_id {
+                    text.push_str(&format!(" <at user_id=\"{id}\">{}</at>", recipient.name));
+                }
+            }
+            let mut body = json!({"msg_type": "text", "content": {"text": truncate(&text, 4000)}});
             if !secret.is_empty() {
                 body["timestamp"] = json!(outgoing.now.to_string());
                 body["sign"] = json!(feishu_sign(secret, outgoing.now));
             }
-            (channel.url.clone(), body)
+            (address, body)
         }
-        _ => (
-            channel.url.clone(),
-            json!({"text": truncate(&message.markdown().replace("**", "*"), 3000)}),
-        ),
+        _ => {
+            let mut text = message.markdown().replace("**", "*");
+            for id in ids(recipients, |contact| contact.slack_member_id.as_ref()) {
+                text.push_str(&format!(" <@{id}>"));
+            }
+            (address, json!({"text": truncate(&text, 3000)}))
+        }
     };
     let response = client
         .post(url)
@@ -376,6 +478,114 @@ pub async fn send(
         }),
         None => Err(failed(format!("{} answered without a code", channel.kind))),
     }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Message {
+    fn html(&self) -> String {
+        let mut html = format!("<h3>{}</h3>", escape_html(&self.title));
+        for line in &self.lines {
+            html.push_str(&format!("<p>{}</p>", escape_html(line)));
+        }
+        if let Some(link) = &self.link {
+            let link = escape_html(link);
+            html.push_str(&format!("<p><a href=\"{link}\">{link}</a></p>"));
+        }
+        html
+    }
+}
+
+/// Mails the recipients who have an address, each in their language, plain text and HTML.
+async fn email(channel: &ChannelDocument, outgoing: &Outgoing<'_>) -> Result<(), SendError> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
+
+    let smtp = channel
+        .smtp
+        .as_ref()
+        .ok_or_else(|| failed("no SMTP server configured"))?;
+    let security = smtp.security.as_deref().unwrap_or("starttls");
+    let builder = match security {
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+            .map_err(|_| failed("bad SMTP host"))?
+            .port(smtp.port.unwrap_or(465)),
+        "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            .port(smtp.port.unwrap_or(25)),
+        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+            .map_err(|_| failed("bad SMTP host"))?
+            .port(smtp.port.unwrap_or(587)),
+    };
+    let builder = builder.timeout(Some(std::time::Duration::from_secs(10)));
+    let builder = match (&smtp.username, &channel.secret) {
+        (Some(username), Some(password)) => {
+            builder.credentials(Credentials::new(username.clone(), password.clone()))
+        }
+        _ => builder,
+    };
+    let transport = builder.build();
+    let from: Mailbox = smtp
+        .from
+        .parse()
+        .map_err(|_| failed("bad sender address"))?;
+    let mut sent = 0;
+    for english in [false, true] {
+        let to: Vec<Mailbox> = outgoing
+            .recipients
+            .iter()
+            .filter(|recipient| {
+                let locale = recipient
+                    .contact
+                    .locale
+                    .as_deref()
+                    .unwrap_or(if channel.english() { "en" } else { "zh" });
+                (locale == "en") == english
+            })
+            .filter_map(|recipient| {
+                let address = recipient.contact.email.as_ref()?.parse().ok()?;
+                Some(Mailbox::new(Some(recipient.name.clone()), address))
+            })
+            .collect();
+        if to.is_empty() {
+            continue;
+        }
+        let message = if english { outgoing.en } else { outgoing.zh };
+        let mut builder = lettre::Message::builder()
+            .from(from.clone())
+            .subject(message.title.clone())
+            .message_id(Some(format!(
+                "<{}.{}@leadroute>",
+                outgoing.delivery_id,
+                u8::from(english)
+            )));
+        for mailbox in to {
+            builder = builder.to(mailbox);
+        }
+        let mail = builder
+            .multipart(MultiPart::alternative_plain_html(
+                message.plain(),
+                message.html(),
+            ))
+            .map_err(|_| failed("could not build the message"))?;
+        transport.send(mail).await.map_err(|error| {
+            failed(if error.is_permanent() {
+                "the SMTP server refused the message"
+            } else {
+                "SMTP failed"
+            })
+        })?;
+        sent += 1;
+    }
+    if sent == 0 {
+        return Err(failed("no recipient has an email address"));
+    }
+    Ok(())
 }
 
 /// The error of a request, without the URL (robot URLs carry their key).

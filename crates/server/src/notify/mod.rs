@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use store::{DeliveryRow, LeadRow, OutboxRow, Setting, Store};
 
 use crate::error::ApiError;
-use channel::{ChannelDocument, Message, Outgoing};
+use channel::{ChannelDocument, Message, Outgoing, Recipient};
 
 /// Deliveries one round sends at most.
 const ROUND: i64 = 50;
@@ -157,21 +157,41 @@ impl Notifier {
             Some(id) => self.store.get_lead(&id).await?,
             None => None,
         };
-        let names = self.rep_names().await?;
-        let message = render(
+        let reps = self.reps().await?;
+        let names: HashMap<String, String> = reps
+            .iter()
+            .map(|(id, recipient)| (id.clone(), recipient.name.clone()))
+            .collect();
+        let zh = render(
             event.as_ref(),
             lead.as_ref(),
             &names,
-            channel.english(),
+            false,
+            &self.public_url,
+        );
+        let en = render(
+            event.as_ref(),
+            lead.as_ref(),
+            &names,
+            true,
             &self.public_url,
         );
         let data = event_data(event.as_ref(), lead.as_ref());
+        let recipients: Vec<Recipient> = event
+            .as_ref()
+            .and_then(|event| serde_json::from_str::<Vec<String>>(&event.recipients).ok())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| reps.get(id).cloned())
+            .collect();
         let outgoing = Outgoing {
             delivery_id: &delivery.id,
             event: &delivery.event,
-            message: &message,
+            zh: &zh,
+            en: &en,
             data: &data,
             now: now.timestamp(),
+            recipients: &recipients,
         };
         delivery.attempts += 1;
         let result = channel::send(&self.client, &channel, &outgoing).await;
@@ -201,20 +221,34 @@ impl Notifier {
         Ok(attempt)
     }
 
-    async fn rep_names(&self) -> Result<HashMap<String, String>, ApiError> {
+    /// Every rep as a possible recipient: name and contact details.
+    async fn reps(&self) -> Result<HashMap<String, Recipient>, ApiError> {
         Ok(self
             .store
             .list_reps()
             .await?
             .into_iter()
-            .map(|row| (row.id, row.name))
+            .map(|row| {
+                let contact = serde_json::from_str::<crate::workspace::RepDocument>(&row.document)
+                    .ok()
+                    .and_then(|document| document.contact)
+                    .unwrap_or_default();
+                (
+                    row.id.clone(),
+                    Recipient {
+                        id: row.id,
+                        name: row.name,
+                        contact,
+                    },
+                )
+            })
             .collect())
     }
 
     /// Sends a test message to a channel at once, outside the outbox; says what went wrong.
-    pub async fn test(&self, channel: &ChannelDocument) -> Result<(), String> {
-        let english = channel.english();
-        let message = Message {
+    /// For an email channel, `to` names the reps to mail.
+    pub async fn test(&self, channel: &ChannelDocument, to: &[String]) -> Result<(), String> {
+        let message = |english: bool| Message {
             title: if english {
                 "Leadroute test message".into()
             } else {
@@ -227,14 +261,19 @@ impl Notifier {
             }],
             link: Some(self.public_url.clone()),
         };
+        let (zh, en) = (message(false), message(true));
+        let reps = self.reps().await.map_err(|error| error.message)?;
+        let recipients: Vec<Recipient> = to.iter().filter_map(|id| reps.get(id).cloned()).collect();
         let id = uuid::Uuid::now_v7().to_string();
         let data = json!({"test": true});
         let outgoing = Outgoing {
             delivery_id: &id,
             event: "channel.test",
-            message: &message,
+            zh: &zh,
+            en: &en,
             data: &data,
             now: Utc::now().timestamp(),
+            recipients: &recipients,
         };
         channel::send(&self.client, channel, &outgoing)
             .await

@@ -234,9 +234,19 @@ async fn every_platform_gets_its_shape_and_signature(app: TestApp) {
     assert_eq!(shown["secret"], Value::Null, "{shown}");
     assert_eq!(shown["secret_set"], json!(true));
 
+    // The first lead goes to r00, who is mentioned by their id on each platform.
+    let (status, body) = app
+        .patch(
+            "/api/v1/reps/r00",
+            &json!({"contact": {"wecom_userid": "zhangwei", "dingtalk_userid": "ding-zw",
+                                "feishu_user_id": "ou_zw", "slack_member_id": "U0ZW"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let created = app
         .ok("/api/v1/leads", &lead("notify-1"), StatusCode::CREATED)
         .await;
+    assert_eq!(created["lead"]["owner_id"], json!("r00"));
     let round = run(&app, Utc::now()).await;
     assert_eq!((round.dispatched, round.sent), (1, 5), "{round:?}");
     for platform in ["webhook", "wecom", "dingtalk", "feishu", "slack"] {
@@ -256,6 +266,22 @@ async fn every_platform_gets_its_shape_and_signature(app: TestApp) {
     let content = wecom_body["markdown"]["content"].as_str().expect("content");
     assert!(content.contains("新线索分配给"), "{content}");
     assert!(content.contains("/leads/"), "a link to the lead: {content}");
+    assert!(content.contains("<@zhangwei>"), "{content}");
+    let (ding, _) = &seen.of("dingtalk")[0];
+    assert_eq!(ding["at"]["atUserIds"], json!(["ding-zw"]));
+    let (feishu, _) = &seen.of("feishu")[0];
+    assert!(
+        feishu["content"]["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("<at user_id=\"ou_zw\">")),
+        "{feishu}"
+    );
+    let (slack, _) = &seen.of("slack")[0];
+    assert!(
+        slack["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("<@U0ZW>"))
+    );
     // Everything sent: a round later nothing goes out twice.
     let round = run(&app, Utc::now()).await;
     assert_eq!(round.sent, 0);
@@ -412,4 +438,147 @@ async fn a_sender_that_dies_holding_deliveries_loses_nothing() {
     assert_eq!(run(&app, now + Duration::seconds(61)).await.sent, 1);
     assert_eq!(run(&app, now + Duration::seconds(120)).await.sent, 0);
     assert_eq!(seen.of("webhook").len(), 1);
+}
+
+/// One mail an SMTP conversation delivered.
+#[derive(Clone, Debug, Default)]
+struct Mail {
+    auth: Option<String>,
+    from: String,
+    to: Vec<String>,
+    data: String,
+}
+
+/// A real SMTP server on loopback, speaking enough of RFC 5321 (and AUTH PLAIN) for a client.
+async fn smtp_server() -> (u16, Arc<Mutex<Vec<Mail>>>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mails: Arc<Mutex<Vec<Mail>>> = Arc::default();
+    let store = Arc::clone(&mails);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 test.local ESMTP\r\n").await;
+                let mut mail = Mail::default();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let answer: &[u8] = if upper.starts_with("EHLO") {
+                        b"250-test.local\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+                    } else if upper.starts_with("AUTH PLAIN") {
+                        let encoded = line.split_whitespace().nth(2).unwrap_or_default();
+                        let decoded = base64::engine::general_purpose::STANDARD
+                            .decode(encoded)
+                            .unwrap_or_default();
+                        mail.auth = Some(String::from_utf8_lossy(&decoded).into_owned());
+                        b"235 2.7.0 Authentication successful\r\n"
+                    } else if upper.starts_with("MAIL FROM:") {
+                        mail.from = line[10..].trim().to_owned();
+                        b"250 OK\r\n"
+                    } else if upper.starts_with("RCPT TO:") {
+                        mail.to.push(line[8..].trim().to_owned());
+                        b"250 OK\r\n"
+                    } else if upper == "DATA" {
+                        let _ = write
+                            .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                            .await;
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            if line == "." {
+                                break;
+                            }
+                            mail.data.push_str(&line);
+                            mail.data.push('\n');
+                        }
+                        let auth = mail.auth.clone();
+                        store.lock().expect("lock").push(std::mem::take(&mut mail));
+                        mail.auth = auth;
+                        b"250 OK queued\r\n"
+                    } else if upper == "QUIT" {
+                        let _ = write.write_all(b"221 Bye\r\n").await;
+                        break;
+                    } else {
+                        b"250 OK\r\n"
+                    };
+                    if write.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, mails)
+}
+
+#[tokio::test]
+async fn email_reaches_each_recipient_in_their_language() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let (port, mails) = smtp_server().await;
+    team(&app).await;
+    for (rep, email, locale) in [
+        ("r00", "zhang@example.com", "zh"),
+        ("r01", "ann@example.com", "en"),
+    ] {
+        let (status, body) = app
+            .patch(
+                &format!("/api/v1/reps/{rep}"),
+                &json!({"contact": {"email": email, "locale": locale}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = app
+        .patch(
+            "/api/v1/reps/r00",
+            &json!({"contact": {"email": "not an address"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], json!("contact.email"));
+    channel(
+        &app,
+        &json!({"id": "mail", "name": "Mail", "kind": "email", "secret": "app-password",
+                "smtp": {"host": "127.0.0.1", "port": port, "security": "none", "username": "leads",
+                         "from": "Leadroute <leads@example.com>"},
+                "events": ["lead.assigned"]}),
+    )
+    .await;
+    let (_, shown) = app.get("/api/v1/channels/mail").await;
+    assert_eq!(shown["secret_set"], json!(true));
+    assert!(!shown.to_string().contains("app-password"));
+    // Round robin: the first lead goes to r00, the second to r01.
+    for index in 0..2 {
+        app.ok(
+            "/api/v1/leads",
+            &lead(&format!("mail-{index}")),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let round = run(&app, Utc::now()).await;
+    assert_eq!(round.sent, 2, "{round:?}");
+    let mails = mails.lock().expect("lock").clone();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    let to_zhang = mails
+        .iter()
+        .find(|mail| mail.to.iter().any(|to| to.contains("zhang@example.com")))
+        .expect("a mail to r00");
+    let to_ann = mails
+        .iter()
+        .find(|mail| mail.to.iter().any(|to| to.contains("ann@example.com")))
+        .expect("a mail to r01");
+    assert_eq!(to_zhang.auth.as_deref(), Some("\0leads\0app-password"));
+    assert!(to_zhang.from.contains("leads@example.com"));
+    for (mail, words) in [
+        (to_zhang, "Subject: =?utf-8?"),
+        (to_ann, "Subject: New lead for"),
+    ] {
+        assert!(mail.data.contains(words), "{}", mail.data);
+        assert!(mail.data.contains("text/plain"), "{}", mail.data);
+        assert!(mail.data.contains("text/html"), "{}", mail.data);
+    }
 }
