@@ -58,6 +58,13 @@ pub fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// `bytes` random bytes, hex: for tokens and keys.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}
+
 /// A new key and the row to store. The key itself is returned once and never stored.
 pub fn new_key(name: &str, role: Role, now: i64) -> (String, ApiKeyRow) {
     let mut bytes = [0u8; 32];

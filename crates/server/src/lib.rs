@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod intake;
 pub mod leads;
 pub mod normalize;
 pub mod notify;
@@ -165,6 +166,9 @@ struct Metrics {
         api::settings::channels::list, api::settings::channels::create, api::settings::channels::get,
         api::settings::channels::patch, api::settings::channels::delete,
         api::notifications::test_channel, api::notifications::list_deliveries, api::notifications::retry_delivery,
+        api::settings::intake_sources::list, api::settings::intake_sources::create, api::settings::intake_sources::get,
+        api::settings::intake_sources::patch, api::settings::intake_sources::delete,
+        api::intake::receive, api::intake::source_log,
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
@@ -174,6 +178,7 @@ struct Metrics {
         api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
         notify::channel::ChannelDocument, notify::channel::SmtpDocument, workspace::ContactDocument,
+        intake::IntakeSourceDocument,
     )),
     modifiers(&BearerKey),
 )]
@@ -199,8 +204,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> axum::Router {
-    use api::settings::{calendars, channels, pools, sla_policies};
-    use api::{follow_up, leads, notifications, pool, reps, rule_sets, teams};
+    use api::settings::{calendars, channels, intake_sources, pools, sla_policies};
+    use api::{follow_up, intake, leads, notifications, pool, reps, rule_sets, teams};
     let v1 = axum::Router::new()
         .route("/leads", post(leads::create_lead).get(leads::list_leads))
         .route("/leads/batch", post(leads::create_batch))
@@ -254,6 +259,17 @@ pub fn app(state: AppState) -> axum::Router {
             "/deliveries/{id}/retry",
             post(notifications::retry_delivery),
         )
+        .route(
+            "/intake-sources",
+            get(intake_sources::list).post(intake_sources::create),
+        )
+        .route(
+            "/intake-sources/{id}",
+            get(intake_sources::get)
+                .patch(intake_sources::patch)
+                .delete(intake_sources::delete),
+        )
+        .route("/intake-sources/{id}/log", get(intake::source_log))
         .route("/pools", get(pools::list).post(pools::create))
         .route(
             "/pools/{id}",
@@ -287,7 +303,9 @@ pub fn app(state: AppState) -> axum::Router {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
-        ));
+        ))
+        // Intake sources authenticate each delivery by their own token or signature.
+        .route("/intake/{source}", post(intake::receive));
     axum::Router::new()
         .nest("/api/v1", v1)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi()))

@@ -40,3 +40,26 @@ CREATE TABLE rate_windows (
     sent BIGINT NOT NULL,
     PRIMARY KEY (channel_id, window_secs)
 );
+
+-- Intake sources: form tools and ad platforms posting leads (settings documents), and a log
+-- of what each delivery became — accepted, duplicate or rejected with the reason. The payload
+-- itself is not kept.
+CREATE TABLE intake_sources (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE intake_log (
+    id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    delivery_id TEXT,
+    -- accepted, duplicate or rejected.
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    lead_id TEXT,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX intake_log_source ON intake_log (source_id, received_at);

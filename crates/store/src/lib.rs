@@ -309,6 +309,20 @@ impl Store {
         )
     }
 
+    pub async fn insert_intake_log(&self, row: &IntakeLogRow) -> sqlx::Result<()> {
+        on_pool!(self, insert_intake_log(row))
+    }
+
+    /// A source's log, newest first.
+    pub async fn intake_log(
+        &self,
+        source_id: &str,
+        before_id: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<IntakeLogRow>> {
+        on_pool!(self, intake_log(source_id, before_id, limit))
+    }
+
     pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
         on_pool!(self, list_stats(dimension))
     }

@@ -932,3 +932,36 @@ pub(crate) async fn reserve_send(
     .await?;
     Ok(taken.is_some())
 }
+
+pub(crate) async fn insert_intake_log(conn: &mut Conn, row: &IntakeLogRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO intake_log (id, source_id, delivery_id, outcome, reason, lead_id, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(row.id.clone())
+    .bind(row.source_id.clone())
+    .bind(row.delivery_id.clone())
+    .bind(row.outcome.clone())
+    .bind(row.reason.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.received_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// A source's log, newest first.
+pub(crate) async fn intake_log(
+    conn: &mut Conn,
+    source_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<IntakeLogRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM intake_log WHERE source_id = ");
+    query.push_bind(source_id.to_owned());
+    if let Some(before) = before_id {
+        query.push(" AND id < ").push_bind(before.to_owned());
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(conn).await
+}

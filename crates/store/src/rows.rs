@@ -52,6 +52,7 @@ pub enum Setting {
     SlaPolicies,
     Pools,
     Channels,
+    IntakeSources,
 }
 
 impl Setting {
@@ -61,6 +62,7 @@ impl Setting {
             Setting::SlaPolicies => "sla_policies",
             Setting::Pools => "pools",
             Setting::Channels => "channels",
+            Setting::IntakeSources => "intake_sources",
         }
     }
 }
@@ -306,4 +308,16 @@ pub struct DeliveryFilter {
     /// Deliveries with ids below this one (newest first).
     pub before_id: Option<String>,
     pub limit: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct IntakeLogRow {
+    pub id: String,
+    pub source_id: String,
+    pub delivery_id: Option<String>,
+    /// `accepted`, `duplicate` or `rejected`.
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub lead_id: Option<String>,
+    pub received_at: i64,
 }

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, one file per resource.
 
 pub mod follow_up;
+pub mod intake;
 pub mod leads;
 pub mod notifications;
 pub mod pool;

@@ -14,6 +14,7 @@ use crate::AppState;
 use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::intake::IntakeSourceDocument;
 use crate::notify::channel::ChannelDocument;
 use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
 use crate::workspace::{ConfigRows, OverflowDocument, TeamDocument};
@@ -33,6 +34,8 @@ pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     fn used_by(id: &str, rows: &ConfigRows) -> Option<String>;
     /// Removes what a view must not show (secrets).
     fn redact(_view: &mut Value) {}
+    /// Fills what the server generates (tokens) before the document is checked and saved.
+    fn prepare(&mut self) {}
 }
 
 fn teams(rows: &ConfigRows) -> impl Iterator<Item = (String, TeamDocument)> + '_ {
@@ -176,11 +179,48 @@ impl SettingKind for ChannelDocument {
     }
 
     fn redact(view: &mut Value) {
-        if let Some(object) = view.as_object_mut() {
-            let set = object
-                .remove("secret")
-                .is_some_and(|secret| secret.as_str().is_some_and(|secret| !secret.is_empty()));
-            object.insert("secret_set".into(), json!(set));
+        hide_secret(view);
+    }
+}
+
+/// Hides a `secret` field, saying only whether one is set.
+fn hide_secret(view: &mut Value) {
+    if let Some(object) = view.as_object_mut() {
+        let set = object
+            .remove("secret")
+            .is_some_and(|secret| secret.as_str().is_some_and(|secret| !secret.is_empty()));
+        object.insert("secret_set".into(), json!(set));
+    }
+}
+
+impl SettingKind for IntakeSourceDocument {
+    const SETTING: Setting = Setting::IntakeSources;
+    const NOUN: &'static str = "intake source";
+    const PREFIX: &'static str = "src";
+
+    fn id_mut(&mut self) -> &mut Option<String> {
+        &mut self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self, _id: &str, _rows: &ConfigRows) -> Result<(), ApiError> {
+        self.check()
+    }
+
+    fn used_by(_id: &str, _rows: &ConfigRows) -> Option<String> {
+        None
+    }
+
+    fn redact(view: &mut Value) {
+        hide_secret(view);
+    }
+
+    fn prepare(&mut self) {
+        if self.auth == "token" && self.token.as_deref().is_none_or(str::is_empty) {
+            self.token = Some(crate::auth::random_hex(16));
         }
     }
 }
@@ -215,6 +255,7 @@ async fn save<T: SettingKind>(
     created_at: i64,
 ) -> ApiResult<DocRow> {
     let rows = ConfigRows::load(&app.store).await?;
+    document.prepare();
     document.check(&id, &rows)?;
     *document.id_mut() = Some(id.clone());
     let row = DocRow {
@@ -424,4 +465,11 @@ setting_handlers!(
     "channels",
     "/api/v1/channels",
     "/api/v1/channels/{id}"
+);
+setting_handlers!(
+    intake_sources,
+    crate::intake::IntakeSourceDocument,
+    "intake",
+    "/api/v1/intake-sources",
+    "/api/v1/intake-sources/{id}"
 );

@@ -4,6 +4,7 @@
 mod api;
 mod concurrency;
 mod follow_up;
+mod intake;
 mod notify;
 mod story;
 mod support;
