@@ -61,8 +61,15 @@ impl AppState {
         tokio::spawn(checkpoints(store.clone()));
         let public_url = std::env::var("LEADROUTE_PUBLIC_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
+        let timeout = std::env::var("LEADROUTE_NOTIFY_TIMEOUT_SECS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_secs,
+            );
         AppState {
-            notifier: notify::Notifier::new(store.clone(), public_url),
+            notifier: notify::Notifier::new(store.clone(), public_url).with_timeout(timeout),
             store,
             router,
             keys: Arc::default(),

@@ -67,6 +67,9 @@ pub struct RepDocument {
 pub struct ContactDocument {
     #[serde(default)]
     pub email: Option<String>,
+    /// A mobile number for SMS; stored as E.164.
+    #[serde(default)]
+    pub mobile: Option<String>,
     /// 企业微信 userid.
     #[serde(default)]
     pub wecom_userid: Option<String>,
@@ -240,6 +243,10 @@ pub fn rep_from_document(
     if let Some(contact) = &document.contact {
         if let Some(email) = &contact.email {
             crate::normalize::email(email).map_err(|message| invalid("contact.email", message))?;
+        }
+        if let Some(mobile) = &contact.mobile {
+            crate::normalize::phone(mobile)
+                .map_err(|message| invalid("contact.mobile", message))?;
         }
         if let Some(locale) = &contact.locale
             && !["zh", "en"].contains(&locale.as_str())

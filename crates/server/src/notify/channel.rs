@@ -27,7 +27,16 @@ pub const EVENTS: [&str; 12] = [
 ];
 
 /// The kinds of channel.
-pub const KINDS: [&str; 6] = ["webhook", "wecom", "dingtalk", "feishu", "slack", "email"];
+pub const KINDS: [&str; 8] = [
+    "webhook",
+    "wecom",
+    "dingtalk",
+    "feishu",
+    "slack",
+    "email",
+    "aliyun_sms",
+    "tencent_sms",
+];
 
 /// A channel as the API reads and writes it. The secret is write-only: views never show it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -36,7 +45,8 @@ pub struct ChannelDocument {
     #[serde(default)]
     pub id: Option<String>,
     pub name: String,
-    /// `webhook`, `wecom`, `dingtalk`, `feishu`, `slack` or `email`.
+    /// `webhook`, `wecom`, `dingtalk`, `feishu`, `slack`, `email`, `aliyun_sms` or
+    /// `tencent_sms`.
     pub kind: String,
     /// The endpoint: your webhook, or the robot's webhook address with its key or token. Not
     /// for `email`.
@@ -45,6 +55,9 @@ pub struct ChannelDocument {
     /// For `email`: the SMTP server to send through.
     #[serde(default)]
     pub smtp: Option<SmtpDocument>,
+    /// For `aliyun_sms` and `tencent_sms`: the account and template.
+    #[serde(default)]
+    pub sms: Option<super::sms::SmsDocument>,
     /// Signing secret: HMAC key for `webhook`, the robot's signing secret for `dingtalk` and
     /// `feishu`; the SMTP password for `email`. Never returned after it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,10 +111,41 @@ impl ChannelDocument {
         if !KINDS.contains(&self.kind.as_str()) {
             return Err(invalid(
                 "kind",
-                "kind is webhook, wecom, dingtalk, feishu, slack or email",
+                "kind is webhook, wecom, dingtalk, feishu, slack, email, aliyun_sms or tencent_sms",
             ));
         }
-        if self.kind == "email" {
+        if self.kind.ends_with("_sms") {
+            let sms = self.sms.as_ref().ok_or_else(|| {
+                ApiError::invalid(
+                    "missing_field",
+                    "sms",
+                    "an SMS channel needs its account and template",
+                )
+            })?;
+            for (field, value) in [
+                ("sms.access_key_id", &sms.access_key_id),
+                ("sms.sign_name", &sms.sign_name),
+                ("sms.template", &sms.template),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(ApiError::invalid("missing_field", field, "required"));
+                }
+            }
+            if self.kind == "tencent_sms" && sms.app_id.as_deref().is_none_or(str::is_empty) {
+                return Err(ApiError::invalid(
+                    "missing_field",
+                    "sms.app_id",
+                    "Tencent Cloud needs the SmsSdkAppId",
+                ));
+            }
+            if self.secret.as_deref().is_none_or(str::is_empty) {
+                return Err(ApiError::invalid(
+                    "missing_field",
+                    "secret",
+                    "the access key secret",
+                ));
+            }
+        } else if self.kind == "email" {
             let smtp = self.smtp.as_ref().ok_or_else(|| {
                 ApiError::invalid(
                     "missing_field",
@@ -205,6 +249,8 @@ impl ChannelDocument {
             "feishu" => vec![(1, 5), (60, 100)],
             // Incoming webhooks: about one a second.
             "slack" => vec![(1, 1)],
+            // Per account; the clouds also cap messages per number per hour and day.
+            "aliyun_sms" | "tencent_sms" => vec![(1, 10)],
             _ => self
                 .per_minute
                 .map(|limit| vec![(60, i64::from(limit))])
@@ -355,6 +401,30 @@ pub async fn send(
 ) -> Result<(), SendError> {
     if channel.kind == "email" {
         return email(channel, outgoing).await;
+    }
+    if let (true, Some(sms)) = (channel.kind.ends_with("_sms"), &channel.sms) {
+        let phones: Vec<String> = outgoing
+            .recipients
+            .iter()
+            .filter_map(|recipient| {
+                crate::normalize::phone(recipient.contact.mobile.as_deref()?).ok()
+            })
+            .collect();
+        let message = if channel.english() {
+            outgoing.en
+        } else {
+            outgoing.zh
+        };
+        return super::sms::send(
+            client,
+            &channel.kind,
+            sms,
+            channel.secret.as_deref().unwrap_or_default(),
+            &phones,
+            message,
+            outgoing.now,
+        )
+        .await;
     }
     let secret = channel.secret.as_deref().unwrap_or_default();
     let message = if channel.english() {

@@ -5,6 +5,7 @@
 //! round; the service calls it every second.
 
 pub mod channel;
+pub mod sms;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,11 +19,24 @@ use channel::{ChannelDocument, Message, Outgoing, Recipient};
 
 /// Deliveries one round sends at most.
 const ROUND: i64 = 50;
-/// How long a sender holds the deliveries it took.
-const LEASE_SECS: i64 = 60;
+/// How long one send may take by default.
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// The first retry waits this long, each next one twice as long, up to `BACKOFF_MAX_SECS`.
 const BACKOFF_FIRST_SECS: i64 = 10;
 const BACKOFF_MAX_SECS: i64 = 3600;
+
+fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        // Robot URLs carry keys: never follow them elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "building the HTTP client failed; using the defaults");
+            reqwest::Client::new()
+        })
+}
 
 /// The wait before attempt `attempts + 1`, after `attempts` failed.
 pub fn backoff(attempts: i64) -> i64 {
@@ -37,6 +51,9 @@ pub struct Notifier {
     client: reqwest::Client,
     /// The console's address, for links in messages.
     public_url: String,
+    /// How long one send may take; a sender holds the deliveries it took three times as long,
+    /// so a sender that died lets go of them soon after.
+    timeout: Duration,
 }
 
 /// What one round did.
@@ -54,17 +71,23 @@ fn micros(at: DateTime<Utc>) -> i64 {
 
 impl Notifier {
     pub fn new(store: Store, public_url: String) -> Notifier {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Notifier {
             store,
-            client,
+            client: client(TIMEOUT),
             public_url: public_url.trim_end_matches('/').to_owned(),
+            timeout: TIMEOUT,
         }
+    }
+
+    /// The same with another time limit per send.
+    pub fn with_timeout(mut self, timeout: Duration) -> Notifier {
+        self.client = client(timeout);
+        self.timeout = timeout;
+        self
+    }
+
+    fn lease_micros(&self) -> i64 {
+        i64::try_from(self.timeout.as_micros().saturating_mul(3)).unwrap_or(i64::MAX)
     }
 
     async fn channels(&self) -> Result<HashMap<String, ChannelDocument>, ApiError> {
@@ -107,7 +130,7 @@ impl Notifier {
         let mut round = Round::default();
         let due = self
             .store
-            .claim_deliveries(micros(now), micros(now) + LEASE_SECS * 1_000_000, ROUND)
+            .claim_deliveries(micros(now), micros(now) + self.lease_micros(), ROUND)
             .await?;
         let mut tasks = tokio::task::JoinSet::new();
         for delivery in due {

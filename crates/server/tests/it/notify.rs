@@ -582,3 +582,213 @@ async fn email_reaches_each_recipient_in_their_language() {
         assert!(mail.data.contains("text/html"), "{}", mail.data);
     }
 }
+
+/// Stand-ins for Alibaba Cloud SMS and Tencent Cloud SMS that check each request's signature
+/// the way each cloud documents it, and record the numbers and template parameters.
+async fn sms_clouds() -> (String, Received) {
+    use axum::routing::get;
+
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (byte as char).to_string()
+                }
+                _ => format!("%{byte:02X}"),
+            })
+            .collect()
+    }
+
+    async fn aliyun(
+        State(seen): State<Received>,
+        Query(query): Query<Vec<(String, String)>>,
+    ) -> axum::Json<Value> {
+        // Sort every parameter but Signature, encode (RFC 3986), join, sign
+        // "GET&%2F&" + encode(query) with HMAC-SHA1 keyed by secret + "&", base64.
+        let mut params: Vec<(String, String)> = query
+            .iter()
+            .filter(|(key, _)| key != "Signature")
+            .cloned()
+            .collect();
+        params.sort();
+        let canonical = params
+            .iter()
+            .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let to_sign = format!("GET&%2F&{}", encode(&canonical));
+        let mut mac =
+            Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).expect("key");
+        mac.update(to_sign.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let given = query
+            .iter()
+            .find(|(key, _)| key == "Signature")
+            .map(|(_, value)| value.clone());
+        let field = |name: &str| {
+            query
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default()
+        };
+        let check = if given.as_deref() != Some(expected.as_str()) {
+            Err("bad signature".to_owned())
+        } else if field("Action") != "SendSms" || field("SignatureMethod") != "HMAC-SHA1" {
+            Err("wrong action or method".to_owned())
+        } else {
+            Ok(())
+        };
+        seen.record(
+            "aliyun",
+            json!({"PhoneNumbers": field("PhoneNumbers"), "TemplateCode": field("TemplateCode"),
+                   "TemplateParam": serde_json::from_str::<Value>(&field("TemplateParam")).unwrap_or(Value::Null)}),
+            check,
+        );
+        axum::Json(json!({"Code": "OK", "Message": "OK", "BizId": "1", "RequestId": "r"}))
+    }
+
+    async fn tencent(
+        State(seen): State<Received>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> axum::Json<Value> {
+        // TC3-HMAC-SHA256: canonical request over content-type and host, string to sign with
+        // the date scope, key derived from "TC3" + key by date, service, "tc3_request".
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let payload = String::from_utf8_lossy(&body).into_owned();
+        let timestamp: i64 = header("x-tc-timestamp").parse().unwrap_or_default();
+        let date = DateTime::from_timestamp(timestamp, 0)
+            .expect("time")
+            .format("%Y-%m-%d")
+            .to_string();
+        let canonical = format!(
+            "POST\n/\n\ncontent-type:{}\nhost:{}\n\ncontent-type;host\n{}",
+            header("content-type"),
+            header("host"),
+            hex::encode(<Sha256 as sha2::Digest>::digest(payload.as_bytes()))
+        );
+        let to_sign = format!(
+            "TC3-HMAC-SHA256\n{timestamp}\n{date}/sms/tc3_request\n{}",
+            hex::encode(<Sha256 as sha2::Digest>::digest(canonical.as_bytes()))
+        );
+        let key = mac(format!("TC3{SECRET}").as_bytes(), date.as_bytes());
+        let key = mac(&key, b"sms");
+        let key = mac(&key, b"tc3_request");
+        let signature = hex::encode(mac(&key, to_sign.as_bytes()));
+        let expected = format!(
+            "TC3-HMAC-SHA256 Credential=AKIDtest/{date}/sms/tc3_request, SignedHeaders=content-type;host, Signature={signature}"
+        );
+        let check = if header("authorization") != expected {
+            Err("bad authorization".to_owned())
+        } else if header("x-tc-action") != "SendSms" {
+            Err("wrong action".to_owned())
+        } else {
+            Ok(())
+        };
+        seen.record(
+            "tencent",
+            serde_json::from_str(&payload).unwrap_or(Value::Null),
+            check,
+        );
+        axum::Json(json!({"Response": {"SendStatusSet": [{"Code": "Ok"}], "RequestId": "r"}}))
+    }
+
+    let seen = Received::default();
+    let app = axum::Router::new()
+        .route("/", get(aliyun).post(tencent))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn sms_goes_through_either_cloud_signed_as_documented() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let (base, seen) = sms_clouds().await;
+    team(&app).await;
+    let (status, body) = app
+        .patch(
+            "/api/v1/reps/r00",
+            &json!({"contact": {"mobile": "138 0013 8000"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    channel(
+        &app,
+        &json!({"id": "ali", "name": "阿里云短信", "kind": "aliyun_sms", "secret": SECRET,
+                "sms": {"access_key_id": "LTAItest", "sign_name": "线索通知", "template": "SMS_1", "endpoint": base},
+                "events": ["lead.assigned"]}),
+    )
+    .await;
+    channel(
+        &app,
+        &json!({"id": "tc", "name": "腾讯云短信", "kind": "tencent_sms", "secret": SECRET,
+                "sms": {"access_key_id": "AKIDtest", "sign_name": "线索通知", "template": "100", "app_id": "1400000000",
+                        "endpoint": base},
+                "events": ["lead.assigned"]}),
+    )
+    .await;
+    app.ok("/api/v1/leads", &lead("sms-1"), StatusCode::CREATED)
+        .await;
+    let round = run(&app, Utc::now()).await;
+    assert_eq!(round.sent, 2, "{round:?} {:?}", deliveries(&app, "").await);
+    let (aliyun, check) = &seen.of("aliyun")[0];
+    assert_eq!(check, &Ok(()), "{aliyun}");
+    assert_eq!(aliyun["PhoneNumbers"], json!("13800138000"));
+    assert!(aliyun["TemplateParam"]["title"].is_string(), "{aliyun}");
+    let (tencent, check) = &seen.of("tencent")[0];
+    assert_eq!(check, &Ok(()), "{tencent}");
+    assert_eq!(tencent["PhoneNumberSet"], json!(["+8613800138000"]));
+    assert_eq!(
+        tencent["TemplateParamSet"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
+
+#[tokio::test]
+async fn a_slow_receiver_times_out_and_is_tried_again() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let slow = axum::Router::new().route(
+        "/hook",
+        post(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            StatusCode::OK
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, slow).await });
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "slow", "name": "Slow", "kind": "webhook", "url": url, "secret": SECRET}),
+    )
+    .await;
+    app.ok("/api/v1/leads", &lead("slow-1"), StatusCode::CREATED)
+        .await;
+    let notifier = app
+        .state
+        .notifier
+        .clone()
+        .with_timeout(std::time::Duration::from_millis(500));
+    let now = Utc::now();
+    let round = notifier.run(now).await.expect("round");
+    assert_eq!(round.failed, 1, "{round:?}");
+    let pending = deliveries(&app, "status=pending").await;
+    assert_eq!(pending[0]["last_error"], json!("timed out"));
+    assert_eq!(pending[0]["attempts"], json!(1));
+}
