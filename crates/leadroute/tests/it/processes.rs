@@ -241,3 +241,89 @@ async fn timers_due_while_the_service_was_down_fire_once_after_it_starts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_in_flight_when_the_service_dies_goes_out_after_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // A receiver that records delivery ids and holds its first answer long enough for the
+    // service to die waiting for it.
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let first = Arc::new(AtomicBool::new(true));
+    let receiver = {
+        let seen = Arc::clone(&seen);
+        let first = Arc::clone(&first);
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let seen = Arc::clone(&seen);
+                let first = Arc::clone(&first);
+                async move {
+                    let id = headers
+                        .get("x-leadroute-delivery")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    seen.lock().expect("lock").push(id);
+                    if first.swap(false, Ordering::SeqCst) {
+                        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    }
+                    "ok"
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    // A short time limit per send, so the lease of a dead sender runs out in 6 s.
+    let env = [("LEADROUTE_NOTIFY_TIMEOUT_SECS", "2")];
+    let mut server = Server::start_with(&place, &env).await;
+    let client = Client::new(&server.base, &key);
+    client.setup_round_robin(2, json!({})).await;
+    let (status, body) = client
+        .post(
+            "/api/v1/channels",
+            &json!({"id": "hook", "name": "Hook", "kind": "webhook", "url": hook, "secret": "s3cret",
+                    "events": ["lead.assigned"]}),
+        )
+        .await
+        .expect("channel");
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = client
+        .post("/api/v1/leads", &lead("in-flight-1"))
+        .await
+        .expect("lead");
+    assert_eq!(status, 201);
+    let started = std::time::Instant::now();
+    while seen.lock().expect("lock").is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "never sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The service dies while the receiver has not answered.
+    server.kill();
+
+    let server = Server::start_with(&place, &env).await;
+    let client = Client::new(&server.base, &key);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, sent) = client.get("/api/v1/deliveries?status=sent").await;
+        if sent["items"].as_array().is_some_and(|items| items.len() == 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "not delivered after the restart: {sent}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let ids = seen.lock().expect("lock").clone();
+    assert_eq!(ids.len(), 2, "sent again after the restart: {ids:?}");
+    assert_eq!(ids[0], ids[1], "with the same delivery id, for the receiver to drop");
+}

@@ -95,6 +95,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(place: &Place) -> Server {
+        Server::start_with(place, &[]).await
+    }
+
+    /// Starts with extra environment variables.
+    pub async fn start_with(place: &Place, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut args = vec![
             "serve".to_owned(),
@@ -105,6 +110,7 @@ impl Server {
         let child = Command::new(BINARY)
             .args(&args)
             .env("LEADROUTE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
