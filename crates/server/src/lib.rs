@@ -185,7 +185,7 @@ struct Metrics {
         api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
         notify::channel::ChannelDocument, notify::channel::SmtpDocument, workspace::ContactDocument,
-        intake::IntakeSourceDocument,
+        intake::IntakeSourceDocument, notify::sms::SmsDocument,
     )),
     modifiers(&BearerKey),
 )]

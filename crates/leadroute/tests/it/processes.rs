@@ -303,7 +303,10 @@ async fn a_notification_in_flight_when_the_service_dies_goes_out_after_restart()
     assert_eq!(status, 201);
     let started = std::time::Instant::now();
     while seen.lock().expect("lock").is_empty() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "never sent");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "never sent"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // The service dies while the receiver has not answered.
@@ -314,7 +317,10 @@ async fn a_notification_in_flight_when_the_service_dies_goes_out_after_restart()
     let started = std::time::Instant::now();
     loop {
         let (_, sent) = client.get("/api/v1/deliveries?status=sent").await;
-        if sent["items"].as_array().is_some_and(|items| items.len() == 1) {
+        if sent["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 1)
+        {
             break;
         }
         assert!(
@@ -325,5 +331,8 @@ async fn a_notification_in_flight_when_the_service_dies_goes_out_after_restart()
     }
     let ids = seen.lock().expect("lock").clone();
     assert_eq!(ids.len(), 2, "sent again after the restart: {ids:?}");
-    assert_eq!(ids[0], ids[1], "with the same delivery id, for the receiver to drop");
+    assert_eq!(
+        ids[0], ids[1],
+        "with the same delivery id, for the receiver to drop"
+    );
 }

@@ -185,20 +185,38 @@ impl Notifier {
             .iter()
             .map(|(id, recipient)| (id.clone(), recipient.name.clone()))
             .collect();
-        let zh = render(
-            event.as_ref(),
+        // Why the lead went to its owner (the decision's explanation) and when the next clock
+        // runs out, for messages about assignments.
+        let mut facts = Facts {
+            event: event.as_ref(),
+            lead: lead.as_ref(),
+            names: &names,
+            explanation: None,
+            next_due: None,
+            public_url: &self.public_url,
+        };
+        if let (Some(lead), true) = (
             lead.as_ref(),
-            &names,
-            false,
-            &self.public_url,
-        );
-        let en = render(
-            event.as_ref(),
-            lead.as_ref(),
-            &names,
-            true,
-            &self.public_url,
-        );
+            matches!(
+                delivery.event.as_str(),
+                "lead.assigned" | "lead.reassigned" | "lead.reclaimed"
+            ),
+        ) {
+            facts.explanation = self
+                .store
+                .decisions_for(&lead.id)
+                .await?
+                .first()
+                .and_then(|decision| serde_json::from_str(&decision.explanation).ok());
+            facts.next_due = self
+                .store
+                .timers_for(&lead.id)
+                .await?
+                .first()
+                .map(|timer| crate::leads::time(timer.due_at));
+        }
+        let zh = render(&facts, false);
+        let en = render(&facts, true);
         let data = event_data(event.as_ref(), lead.as_ref());
         let recipients: Vec<Recipient> = event
             .as_ref()
@@ -369,13 +387,22 @@ fn summary(lead: &LeadRow) -> Value {
 }
 
 /// The message people read: what happened, to which lead, who it is for, by when.
-fn render(
-    event: Option<&OutboxRow>,
-    lead: Option<&LeadRow>,
-    names: &HashMap<String, String>,
-    english: bool,
-    public_url: &str,
-) -> Message {
+/// What a message about one event can say.
+struct Facts<'a> {
+    event: Option<&'a OutboxRow>,
+    lead: Option<&'a LeadRow>,
+    names: &'a HashMap<String, String>,
+    /// The latest decision's explanation, `{"en", "zh"}`.
+    explanation: Option<Value>,
+    /// When the lead's next clock runs out.
+    next_due: Option<String>,
+    public_url: &'a str,
+}
+
+fn render(facts: &Facts<'_>, english: bool) -> Message {
+    let Facts {
+        event, lead, names, ..
+    } = *facts;
     let kind = event.map_or("", |event| event.event.as_str());
     let payload = event
         .and_then(|event| serde_json::from_str::<Value>(&event.payload).ok())
@@ -447,7 +474,18 @@ fn render(
             format!("原因：{reason}")
         });
     }
-    if let Some(due) = text("due_at").or_else(|| text("recycle_at")) {
+    if let Some(why) = facts
+        .explanation
+        .as_ref()
+        .and_then(|explanation| explanation.get(if english { "en" } else { "zh" })?.as_str())
+        .and_then(|text| text.lines().find(|line| !line.trim().is_empty()))
+    {
+        lines.push(why.trim().chars().take(200).collect());
+    }
+    if let Some(due) = text("due_at")
+        .or_else(|| text("recycle_at"))
+        .or_else(|| facts.next_due.clone())
+    {
         lines.push(if english {
             format!("Due: {due}")
         } else {
@@ -464,7 +502,7 @@ fn render(
     Message {
         title,
         lines,
-        link: lead.map(|lead| format!("{public_url}/leads/{}", lead.id)),
+        link: lead.map(|lead| format!("{}/leads/{}", facts.public_url, lead.id)),
     }
 }
 

@@ -29,6 +29,8 @@ struct Received {
     requests: Arc<Mutex<Vec<Request>>>,
     /// Answer 500 to this many webhook requests first.
     fail_first: Arc<AtomicUsize>,
+    /// Answer WeCom's "too many messages" (errcode 45009) to this many requests first.
+    busy_first: Arc<AtomicUsize>,
 }
 
 impl Received {
@@ -91,6 +93,10 @@ async fn webhook(State(seen): State<Received>, headers: HeaderMap, body: Bytes) 
 }
 
 async fn wecom(State(seen): State<Received>, body: axum::Json<Value>) -> axum::Json<Value> {
+    if seen.busy_first.load(Ordering::SeqCst) > 0 {
+        seen.busy_first.fetch_sub(1, Ordering::SeqCst);
+        return axum::Json(json!({"errcode": 45009, "errmsg": "api freq out of limit"}));
+    }
     let content = body["markdown"]["content"].as_str().unwrap_or_default();
     let check = if body["msgtype"] != json!("markdown") || content.is_empty() {
         Err("not a markdown message".to_owned())
@@ -267,6 +273,10 @@ async fn every_platform_gets_its_shape_and_signature(app: TestApp) {
     assert!(content.contains("新线索分配给"), "{content}");
     assert!(content.contains("/leads/"), "a link to the lead: {content}");
     assert!(content.contains("<@zhangwei>"), "{content}");
+    assert!(
+        content.contains("截止："),
+        "the first-response deadline: {content}"
+    );
     let (ding, _) = &seen.of("dingtalk")[0];
     assert_eq!(ding["at"]["atUserIds"], json!(["ding-zw"]));
     let (feishu, _) = &seen.of("feishu")[0];
@@ -791,4 +801,32 @@ async fn a_slow_receiver_times_out_and_is_tried_again() {
     let pending = deliveries(&app, "status=pending").await;
     assert_eq!(pending[0]["last_error"], json!("timed out"));
     assert_eq!(pending[0]["attempts"], json!(1));
+}
+
+#[tokio::test]
+async fn a_platform_saying_too_many_waits_a_minute() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "wecom", "name": "WeCom", "kind": "wecom", "url": format!("{base}/cgi-bin/webhook/send?key=k")}),
+    )
+    .await;
+    seen.busy_first.store(1, Ordering::SeqCst);
+    app.ok("/api/v1/leads", &lead("busy-1"), StatusCode::CREATED)
+        .await;
+    let now = Utc::now();
+    assert_eq!(run(&app, now).await.failed, 1);
+    let pending = deliveries(&app, "status=pending").await;
+    assert!(
+        pending[0]["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("45009")),
+        "{pending:?}"
+    );
+    // Not after the usual 10 s backoff: a minute.
+    assert_eq!(run(&app, now + Duration::seconds(30)).await.sent, 0);
+    assert_eq!(run(&app, now + Duration::seconds(61)).await.sent, 1);
+    assert_eq!(seen.of("wecom").len(), 1);
 }
