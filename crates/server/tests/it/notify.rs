@@ -830,3 +830,45 @@ async fn a_platform_saying_too_many_waits_a_minute() {
     assert_eq!(run(&app, now + Duration::seconds(61)).await.sent, 1);
     assert_eq!(seen.of("wecom").len(), 1);
 }
+
+/// The examples in docs/notifications.md marked `<!-- POST path -->` are accepted, in order.
+#[tokio::test]
+async fn docs_examples_are_accepted() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    team(&app).await;
+    let text = include_str!("../../../../docs/notifications.md");
+    let mut posted = 0;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(path) = line
+            .strip_prefix("<!-- POST ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert_eq!(lines.next(), Some("```json"), "{path}: a json block follows");
+        let body: String = lines
+            .by_ref()
+            .take_while(|line| *line != "```")
+            .collect::<Vec<_>>()
+            .join("\n");
+        let document: Value = serde_json::from_str(&body).expect("example is JSON");
+        let (status, answer) = app.post(path, &document).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {answer}");
+        posted += 1;
+    }
+    assert_eq!(posted, 10);
+    // The contact example is a valid rep patch.
+    let contact = text
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("contact example");
+    let (status, body) = app
+        .patch(
+            "/api/v1/reps/r00",
+            &serde_json::from_str::<Value>(contact).expect("json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
