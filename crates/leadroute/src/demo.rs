@@ -303,7 +303,24 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
             }
         }
     }
-    follow_up(state, &owned, &mut dice).await
+    follow_up(state, &owned, &mut dice).await?;
+    // A web form posting leads with its public token.
+    let form = json!({"id": "site-form", "name": "官网表单", "auth": "token", "token": "demo-form-token",
+        "mapping": {"name": "姓名", "phone": "手机", "company": "公司", "province": "省份", "industry": "行业"},
+        "defaults": {"source": "官网"}});
+    store
+        .upsert_setting(
+            Setting::IntakeSources,
+            &DocRow {
+                id: "site-form".into(),
+                name: "官网表单".into(),
+                document: form.to_string(),
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 /// Some history to look at: first responses on most assigned leads, a few won and lost, some

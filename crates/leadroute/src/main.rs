@@ -124,6 +124,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Try:      curl -H 'Authorization: Bearer {key}' http://{}/api/v1/leads",
                 settings.listen
             );
+            println!(
+                "Web form: curl -d '姓名=王总&手机=13812345678&省份=浙江省' 'http://{}/api/v1/intake/site-form?token=demo-form-token'",
+                settings.listen
+            );
             println!("Admin API key (shown once):");
             println!("{key}");
             serve_with(state, &settings).await?;

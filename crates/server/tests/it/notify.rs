@@ -846,7 +846,11 @@ async fn docs_examples_are_accepted() {
         else {
             continue;
         };
-        assert_eq!(lines.next(), Some("```json"), "{path}: a json block follows");
+        assert_eq!(
+            lines.next(),
+            Some("```json"),
+            "{path}: a json block follows"
+        );
         let body: String = lines
             .by_ref()
             .take_while(|line| *line != "```")
