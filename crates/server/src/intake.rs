@@ -152,6 +152,9 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
             Some(at) => (&part[..at], &part[at..]),
             None => (part, ""),
         };
+        if key.contains(']') {
+            return None;
+        }
         if !key.is_empty() {
             steps.push(Step::Key(key.to_owned()));
         }
