@@ -1,56 +1,110 @@
-//! API keys: 32 random bytes shown once, stored as SHA-256 with a short prefix to recognise
-//! them by. Every `/api/v1` request carries one as `Authorization: Bearer …`.
+//! Who is calling, and what they may do. Machines send an API key (`Authorization: Bearer …`:
+//! 32 random bytes shown once, stored as SHA-256 with a short prefix to recognise it by);
+//! people in the console carry a session cookie (a random id stored hashed, so every instance
+//! shares it) and send the session's CSRF token with every change. Every `/api/v1` request
+//! passes [`authenticate`], which also checks the role's reach by route; handlers then check
+//! the objects themselves (a rep's own leads, a manager's teams) with [`Caller`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
-use store::ApiKeyRow;
+use store::{ApiKeyRow, UserRow};
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// What a key may do.
+/// What a caller may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Everything.
     Admin,
-    /// Lead intake only.
+    /// Their teams' reps and leads; rules.
+    Manager,
+    /// Their own leads, the pool, their status.
+    Rep,
+    /// Keys only: lead intake and customer feedback.
     Integration,
+    /// Keys only: read-only, without customers' contact details.
+    Reporting,
 }
 
 impl Role {
     pub fn parse(text: &str) -> Option<Role> {
-        match text {
-            "admin" => Some(Role::Admin),
-            "integration" => Some(Role::Integration),
-            _ => None,
-        }
+        Some(match text {
+            "admin" => Role::Admin,
+            "manager" => Role::Manager,
+            "rep" => Role::Rep,
+            "integration" => Role::Integration,
+            "reporting" => Role::Reporting,
+            _ => return None,
+        })
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Rep => "rep",
             Role::Integration => "integration",
+            Role::Reporting => "reporting",
         }
+    }
+
+    /// Roles an API key may have.
+    pub fn for_keys(self) -> bool {
+        matches!(self, Role::Admin | Role::Integration | Role::Reporting)
+    }
+
+    /// Roles a user may have.
+    pub fn for_users(self) -> bool {
+        matches!(self, Role::Admin | Role::Manager | Role::Rep)
     }
 }
 
 /// The caller, as handlers see it.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub key_id: String,
     pub role: Role,
+    /// The key, when a key authenticated the request.
+    pub key_id: Option<String>,
+    /// The user, when a session did (or the key's creator).
+    pub user_id: Option<String>,
+    /// The rep record of a rep (or manager) user.
+    pub rep_id: Option<String>,
+    /// The teams a manager manages.
+    pub teams: Vec<String>,
 }
 
 impl Caller {
+    /// Who acted, for decisions and the audit log: `user:<id>` or `key:<id>`.
     pub fn actor(&self) -> String {
-        format!("key:{}", self.key_id)
+        match (&self.user_id, &self.key_id) {
+            (Some(user), None) => format!("user:{user}"),
+            (_, Some(key)) => format!("key:{key}"),
+            (None, None) => "anonymous".into(),
+        }
+    }
+
+    /// Whether the caller sees every lead.
+    pub fn sees_everything(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Reporting)
+    }
+
+    /// Whether customers' phones, emails and WeChat ids are hidden from this caller on a lead
+    /// owned by `owner`.
+    pub fn hides_contact(&self, owner: Option<&str>) -> bool {
+        match self.role {
+            Role::Reporting => true,
+            Role::Rep => owner.is_none() || owner != self.rep_id.as_deref(),
+            _ => false,
+        }
     }
 }
 
@@ -67,9 +121,7 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// A new key and the row to store. The key itself is returned once and never stored.
 pub fn new_key(name: &str, role: Role, now: i64) -> (String, ApiKeyRow) {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = format!("lr_{}", hex::encode(bytes));
+    let key = format!("lr_{}", random_hex(32));
     let row = ApiKeyRow {
         id: uuid::Uuid::now_v7().to_string(),
         name: name.to_owned(),
@@ -78,67 +130,292 @@ pub fn new_key(name: &str, role: Role, now: i64) -> (String, ApiKeyRow) {
         role: role.as_str().to_owned(),
         created_at: now,
         revoked_at: None,
+        user_id: None,
+        last_used_at: None,
     };
     (key, row)
 }
 
-/// Checks the bearer key and the role's reach before any handler runs.
-pub async fn require_key(
+/// The name of the console's session cookie.
+pub const SESSION_COOKIE: &str = "leadroute_session";
+/// The header carrying the session's CSRF token on changes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A session ends after this long without a request…
+pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(8);
+/// …and after this long in any case.
+pub const SESSION_MAX: chrono::Duration = chrono::Duration::days(7);
+
+fn unauthenticated(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+}
+
+pub fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// The session id in the request's cookies.
+pub fn session_cookie(request_headers: &axum::http::HeaderMap) -> Option<String> {
+    request_headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Compares secrets in time independent of where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |difference, (x, y)| difference | (x ^ y))
+            == 0
+}
+
+pub fn caller_for_user(user: &UserRow) -> Option<Caller> {
+    Some(Caller {
+        role: Role::parse(&user.role).filter(|role| role.for_users())?,
+        key_id: None,
+        user_id: Some(user.id.clone()),
+        rep_id: user.rep_id.clone(),
+        teams: serde_json::from_str(&user.teams).unwrap_or_default(),
+    })
+}
+
+/// The caller of a session cookie, if the session is live and its user active; checks the
+/// CSRF token on changes.
+async fn session_caller(
+    app: &AppState,
+    id: &str,
+    changes: bool,
+    csrf: Option<String>,
+) -> Result<Caller, ApiError> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let id_hash = hash(id);
+    let session = app
+        .store
+        .get_session(&id_hash)
+        .await?
+        .filter(|session| {
+            session.expires_at > now
+                && session.last_seen_at + SESSION_IDLE.num_microseconds().unwrap_or(0) > now
+        })
+        .ok_or_else(|| unauthenticated("the session has ended; sign in again"))?;
+    let user = app
+        .store
+        .get_user(&session.user_id)
+        .await?
+        .filter(|user| user.active)
+        .ok_or_else(|| unauthenticated("the account is deactivated"))?;
+    if changes && !same(csrf.as_deref().unwrap_or_default(), &session.csrf_token) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "send the session's CSRF token in X-CSRF-Token",
+        ));
+    }
+    // Sliding idle expiry, written at most once a minute.
+    if now - session.last_seen_at > 60_000_000 {
+        app.store.touch_session(&id_hash, now).await?;
+    }
+    caller_for_user(&user).ok_or_else(|| ApiError::internal("stored user has an unknown role"))
+}
+
+async fn key_caller(app: &AppState, key: &str) -> Result<Caller, ApiError> {
+    let hashed = hash(key);
+    if let Some(caller) = app.keys.get(&hashed) {
+        return Ok(caller);
+    }
+    let row = app
+        .store
+        .find_api_key(&hashed)
+        .await?
+        .ok_or_else(|| unauthenticated("the API key is unknown or revoked"))?;
+    let role = Role::parse(&row.role)
+        .filter(|role| role.for_keys())
+        .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
+    let caller = Caller {
+        role,
+        key_id: Some(row.id),
+        user_id: row.user_id,
+        rep_id: None,
+        teams: Vec::new(),
+    };
+    app.keys.insert(hashed, caller.clone());
+    Ok(caller)
+}
+
+/// Routes anyone signed in may use on themselves.
+fn own(method: &Method, path: &str) -> bool {
+    matches!(
+        (method.as_str(), path),
+        ("GET" | "DELETE", "/session") | ("PUT", "/session/password")
+    )
+}
+
+/// Routes only admins use.
+fn admin_only(path: &str) -> bool {
+    path.starts_with("/users") || path.starts_with("/keys") || path.starts_with("/audit")
+}
+
+/// Whether the role may call this route at all; objects are checked by the handlers.
+pub fn allowed(role: Role, method: &Method, path: &str) -> bool {
+    let read = *method == Method::GET;
+    let route = (method.as_str(), path);
+    match role {
+        Role::Admin => true,
+        Role::Integration => matches!(
+            route,
+            ("POST", "/leads" | "/leads/batch" | "/leads/{id}/feedback")
+        ),
+        Role::Reporting => read && !admin_only(path) && path != "/session",
+        Role::Manager => {
+            own(method, path)
+                || (read && !admin_only(path))
+                || matches!(
+                    route,
+                    (
+                        "POST",
+                        "/leads"
+                            | "/leads/batch"
+                            | "/leads/{id}/assign"
+                            | "/leads/{id}/reroute"
+                            | "/leads/{id}/activities"
+                            | "/leads/{id}/feedback"
+                            | "/leads/{id}/claim"
+                            | "/leads/{id}/release"
+                            | "/pool/assign"
+                            | "/route/explain"
+                            | "/rule-sets"
+                            | "/rule-sets/validate"
+                            | "/rule-sets/{id}/publish"
+                    ) | ("PATCH", "/leads/{id}" | "/reps/{id}" | "/teams/{id}")
+                        | ("PUT", "/reps/{id}/status")
+                )
+        }
+        Role::Rep => {
+            own(method, path)
+                || matches!(
+                    route,
+                    (
+                        "GET",
+                        "/leads"
+                            | "/leads/{id}"
+                            | "/leads/{id}/decisions"
+                            | "/leads/{id}/activities"
+                            | "/leads/{id}/timers"
+                            | "/leads/{id}/feedback"
+                            | "/pool"
+                            | "/reps/{id}"
+                    ) | (
+                        "POST",
+                        "/leads/{id}/activities" | "/leads/{id}/claim" | "/leads/{id}/release"
+                    ) | ("PATCH", "/leads/{id}")
+                        | ("PUT", "/reps/{id}/status")
+                )
+        }
+    }
+}
+
+/// Authenticates every `/api/v1` request (key or session) and checks the role's reach.
+pub async fn authenticate(
     State(app): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = request
+    let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "send an API key as Authorization: Bearer <key>",
-            )
-        })?;
-    let hashed = hash(key);
-    let caller = match app.keys.get(&hashed) {
-        Some(caller) => caller,
-        None => {
-            let row = app.store.find_api_key(&hashed).await?.ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "the API key is unknown or revoked",
-                )
-            })?;
-            let role = Role::parse(&row.role)
-                .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
-            let caller = Caller {
-                key_id: row.id,
-                role,
-            };
-            app.keys.insert(hashed, caller.clone());
-            caller
+        .map(|key| key.trim().to_owned());
+    let caller = match (bearer, session_cookie(request.headers())) {
+        (Some(key), _) => key_caller(&app, &key).await?,
+        (None, Some(session)) => {
+            let changes = !matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS
+            );
+            let csrf = request
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            session_caller(&app, &session, changes, csrf).await?
         }
-    };
-    if caller.role == Role::Integration {
-        // The middleware runs inside the `/api/v1` nest, which strips the prefix.
-        let path = request.uri().path().trim_start_matches("/api/v1");
-        // Survey tools post customer feedback with an integration key too.
-        let feedback = path.starts_with("/leads/") && path.ends_with("/feedback");
-        let intake = request.method() == Method::POST
-            && (path == "/leads" || path == "/leads/batch" || feedback);
-        if !intake {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "integration keys may only submit leads and customer feedback",
+        (None, None) => {
+            return Err(unauthenticated(
+                "send an API key as Authorization: Bearer <key>, or sign in",
             ));
         }
+    };
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned());
+    let path = path.strip_prefix("/api/v1").unwrap_or(&path).to_owned();
+    if !allowed(caller.role, request.method(), &path) {
+        return Err(forbidden(&format!(
+            "a {} may not use this endpoint",
+            caller.role.as_str()
+        )));
+    }
+    if let (Some(key), true) = (&caller.key_id, caller.role == Role::Integration)
+        && let Err(wait) = app.limits.take(key)
+    {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this key; retry later",
+        )
+        .into_response();
+        if let Ok(value) = wait.to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
     }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// Requests per second one integration key may make, and the burst it may save up.
+#[derive(Debug)]
+pub struct RateLimits {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimits {
+    pub fn new(per_second: f64, burst: f64) -> RateLimits {
+        RateLimits {
+            per_second,
+            burst,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one request from the key's bucket, or says how many seconds to wait.
+    pub fn take(&self, key: &str) -> Result<(), u64> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// How long a verified key is trusted without asking the database again. A key revoked on

@@ -360,14 +360,6 @@ pub fn lead_view(row: &LeadRow) -> LeadView {
     }
 }
 
-/// A lead after a change, with the decision it made if any: `{lead, decision}`.
-pub fn changed_view(changed: &crate::routing::Changed) -> serde_json::Value {
-    serde_json::json!({
-        "lead": lead_view(&changed.lead),
-        "decision": changed.decision.as_ref().map(decision_view),
-    })
-}
-
 /// A decision as the API returns it, with its explanation in both languages. The stored JSON
 /// is passed through as it is.
 #[derive(Debug, Serialize)]

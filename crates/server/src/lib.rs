@@ -40,6 +40,8 @@ pub struct AppState {
     pub router: routing::Router,
     pub notifier: notify::Notifier,
     pub keys: Arc<auth::KeyCache>,
+    /// Per-key request rates for integration keys.
+    pub limits: Arc<auth::RateLimits>,
     metrics: Arc<Metrics>,
 }
 
@@ -61,6 +63,11 @@ impl AppState {
         tokio::spawn(checkpoints(store.clone()));
         let public_url = std::env::var("LEADROUTE_PUBLIC_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
+        let intake_rate = std::env::var("LEADROUTE_INTAKE_RATE")
+            .ok()
+            .and_then(|text| text.parse::<f64>().ok())
+            .filter(|rate| *rate > 0.0)
+            .unwrap_or(200.0);
         let timeout = std::env::var("LEADROUTE_NOTIFY_TIMEOUT_SECS")
             .ok()
             .and_then(|text| text.parse().ok())
@@ -73,6 +80,7 @@ impl AppState {
             store,
             router,
             keys: Arc::default(),
+            limits: Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0)),
             metrics: Arc::default(),
         }
     }
@@ -176,6 +184,10 @@ struct Metrics {
         api::settings::intake_sources::list, api::settings::intake_sources::create, api::settings::intake_sources::get,
         api::settings::intake_sources::patch, api::settings::intake_sources::delete,
         api::intake::receive, api::intake::source_log,
+        api::accounts::login, api::accounts::current, api::accounts::logout, api::accounts::change_password,
+        api::accounts::list_users, api::accounts::create_user, api::accounts::get_user, api::accounts::patch_user,
+        api::accounts::reset_password, api::accounts::list_keys, api::accounts::create_key, api::accounts::rotate_key,
+        api::accounts::revoke_key, api::accounts::list_audit,
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
@@ -186,6 +198,8 @@ struct Metrics {
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
         notify::channel::ChannelDocument, notify::channel::SmtpDocument, workspace::ContactDocument,
         intake::IntakeSourceDocument, notify::sms::SmsDocument,
+        api::accounts::LoginInput, api::accounts::PasswordChange, api::accounts::UserInput, api::accounts::UserPatch,
+        api::accounts::PasswordReset, api::accounts::KeyInput,
     )),
     modifiers(&BearerKey),
 )]
@@ -212,7 +226,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> axum::Router {
     use api::settings::{calendars, channels, intake_sources, pools, sla_policies};
-    use api::{follow_up, intake, leads, notifications, pool, reps, rule_sets, teams};
+    use api::{accounts, follow_up, intake, leads, notifications, pool, reps, rule_sets, teams};
     let v1 = axum::Router::new()
         .route("/leads", post(leads::create_lead).get(leads::list_leads))
         .route("/leads/batch", post(leads::create_batch))
@@ -236,6 +250,24 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/pool/assign", post(pool::assign_from_pool))
         .route("/events", get(follow_up::list_events))
         .route("/stats", get(follow_up::stats))
+        .route("/session", get(accounts::current).delete(accounts::logout))
+        .route(
+            "/session/password",
+            axum::routing::put(accounts::change_password),
+        )
+        .route(
+            "/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route(
+            "/users/{id}",
+            get(accounts::get_user).patch(accounts::patch_user),
+        )
+        .route("/users/{id}/password", post(accounts::reset_password))
+        .route("/keys", get(accounts::list_keys).post(accounts::create_key))
+        .route("/keys/{id}", axum::routing::delete(accounts::revoke_key))
+        .route("/keys/{id}/rotate", post(accounts::rotate_key))
+        .route("/audit", get(accounts::list_audit))
         .route("/calendars", get(calendars::list).post(calendars::create))
         .route(
             "/calendars/{id}",
@@ -309,10 +341,12 @@ pub fn app(state: AppState) -> axum::Router {
         })
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_key,
+            auth::authenticate,
         ))
-        // Intake sources authenticate each delivery by their own token or signature.
-        .route("/intake/{source}", post(intake::receive));
+        // Intake sources authenticate each delivery by their own token or signature; signing
+        // in is how a session starts.
+        .route("/intake/{source}", post(intake::receive))
+        .route("/session", post(accounts::login));
     axum::Router::new()
         .nest("/api/v1", v1)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi()))

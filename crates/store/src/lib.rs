@@ -367,6 +367,85 @@ impl Store {
         on_pool!(self, insert_api_key(row))
     }
 
+    pub async fn list_api_keys(&self) -> sqlx::Result<Vec<ApiKeyRow>> {
+        on_pool!(self, list_api_keys())
+    }
+
+    pub async fn get_api_key(&self, id: &str) -> sqlx::Result<Option<ApiKeyRow>> {
+        on_pool!(self, get_api_key(id))
+    }
+
+    pub async fn revoke_api_key(&self, id: &str, at: i64) -> sqlx::Result<bool> {
+        on_pool!(self, revoke_api_key(id, at))
+    }
+
+    pub async fn revoke_user_keys(&self, user_id: &str, at: i64) -> sqlx::Result<()> {
+        on_pool!(self, revoke_user_keys(user_id, at))
+    }
+
+    pub async fn list_users(&self) -> sqlx::Result<Vec<UserRow>> {
+        on_pool!(self, list_users())
+    }
+
+    pub async fn get_user(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
+        on_pool!(self, get_user(id))
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> sqlx::Result<Option<UserRow>> {
+        on_pool!(self, user_by_name(username))
+    }
+
+    pub async fn upsert_user(&self, row: &UserRow) -> sqlx::Result<()> {
+        on_pool!(self, upsert_user(row))
+    }
+
+    /// Counts a failed login and locks the account at `limit`; the row after.
+    pub async fn record_failed_login(
+        &self,
+        user_id: &str,
+        now: i64,
+        limit: i64,
+        lock_micros: i64,
+    ) -> sqlx::Result<Option<UserRow>> {
+        on_pool!(self, record_failed_login(user_id, now, limit, lock_micros))
+    }
+
+    pub async fn reset_failed_logins(&self, user_id: &str) -> sqlx::Result<()> {
+        on_pool!(self, reset_failed_logins(user_id))
+    }
+
+    pub async fn insert_session(&self, row: &SessionRow) -> sqlx::Result<()> {
+        on_pool!(self, insert_session(row))
+    }
+
+    pub async fn get_session(&self, id_hash: &str) -> sqlx::Result<Option<SessionRow>> {
+        on_pool!(self, get_session(id_hash))
+    }
+
+    pub async fn touch_session(&self, id_hash: &str, at: i64) -> sqlx::Result<()> {
+        on_pool!(self, touch_session(id_hash, at))
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> sqlx::Result<()> {
+        on_pool!(self, delete_session(id_hash))
+    }
+
+    pub async fn delete_user_sessions(&self, user_id: &str) -> sqlx::Result<()> {
+        on_pool!(self, delete_user_sessions(user_id))
+    }
+
+    pub async fn insert_audit(&self, row: &AuditRow) -> sqlx::Result<()> {
+        on_pool!(self, insert_audit(row))
+    }
+
+    pub async fn list_audit(
+        &self,
+        before_id: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<AuditRow>> {
+        on_pool!(self, list_audit(before_id, limit))
+    }
+
     pub async fn find_api_key(&self, hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
         on_pool!(self, find_api_key(hash))
     }

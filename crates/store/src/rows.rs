@@ -56,6 +56,17 @@ pub enum Setting {
 }
 
 impl Setting {
+    /// The singular name, for logs and the audit trail.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Calendars => "calendar",
+            Setting::SlaPolicies => "sla_policy",
+            Setting::Pools => "pool",
+            Setting::Channels => "channel",
+            Setting::IntakeSources => "intake_source",
+        }
+    }
+
     pub(crate) fn table(self) -> &'static str {
         match self {
             Setting::Calendars => "calendars",
@@ -163,10 +174,13 @@ pub struct ApiKeyRow {
     pub prefix: String,
     /// SHA-256 of the whole key, hex.
     pub hash: String,
-    /// `admin` or `integration`.
+    /// `admin`, `integration` or `reporting`.
     pub role: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The user who created it, if any.
+    pub user_id: Option<String>,
+    pub last_used_at: Option<i64>,
 }
 
 /// Filters for listing leads; all optional.
@@ -182,6 +196,8 @@ pub struct LeadFilter {
     pub q: Option<String>,
     /// Leads waiting in any of these pools.
     pub pools: Option<Vec<String>>,
+    /// What a manager sees: leads of these teams, owned by these reps, or owned by nobody.
+    pub visible: Option<(Vec<String>, Vec<String>)>,
     /// Leads with ids below this one (ids sort by creation time).
     pub before_id: Option<String>,
     pub limit: i64,
@@ -320,4 +336,44 @@ pub struct IntakeLogRow {
     pub reason: Option<String>,
     pub lead_id: Option<String>,
     pub received_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    /// `admin`, `manager` or `rep`.
+    pub role: String,
+    pub rep_id: Option<String>,
+    /// JSON array of team ids.
+    pub teams: String,
+    pub password_hash: String,
+    pub active: bool,
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: Option<String>,
+    /// JSON.
+    pub detail: String,
 }

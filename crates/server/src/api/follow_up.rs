@@ -11,11 +11,12 @@ use store::{ActivityRow, EventFilter, FeedbackRow, OutboxRow, StatsRow};
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::api::Page;
+use crate::api::{Page, access};
 use crate::auth::Caller;
+use crate::auth::{Role, forbidden};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
-use crate::leads::{lead_view, time};
+use crate::leads::time;
 use crate::routing::{ActivityInput, FeedbackInput, LeadOp};
 
 fn activity_view(row: &ActivityRow) -> Value {
@@ -47,14 +48,6 @@ fn feedback_view(row: &FeedbackRow) -> Value {
     })
 }
 
-async fn known_lead(app: &AppState, id: &str) -> ApiResult<()> {
-    app.store
-        .get_lead(id)
-        .await?
-        .map(drop)
-        .ok_or_else(|| ApiError::not_found("lead"))
-}
-
 /// Log a follow-up. The owner's first activity after an assignment is the first response and
 /// stops the first-response clock; `next_follow_up_at` sets a callback reminder.
 #[utoipa::path(post, path = "/api/v1/leads/{id}/activities", tag = "follow-up", params(("id" = String, Path)), request_body = ActivityInput,
@@ -64,8 +57,24 @@ pub async fn log_activity(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Body(input): Body<ActivityInput>,
+    Body(mut input): Body<ActivityInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    access::lead(&app, &caller, &id).await?;
+    match caller.role {
+        // A rep logs their own follow-ups.
+        Role::Rep => {
+            if input.rep_id.is_some() && input.rep_id != caller.rep_id {
+                return Err(forbidden("a rep logs their own follow-ups"));
+            }
+            input.rep_id = caller.rep_id.clone();
+        }
+        Role::Manager => {
+            if let Some(rep) = &input.rep_id {
+                access::rep_in_reach(&app, &caller, rep).await?;
+            }
+        }
+        _ => {}
+    }
     let changed = app
         .router
         .change(&id, LeadOp::Activity(input), &caller.actor())
@@ -74,7 +83,7 @@ pub async fn log_activity(
         StatusCode::CREATED,
         Json(json!({
             "activity": changed.activity.as_ref().map(activity_view),
-            "lead": lead_view(&changed.lead),
+            "lead": access::view(&caller, &changed.lead),
         })),
     ))
 }
@@ -84,9 +93,10 @@ pub async fn log_activity(
     responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
 pub async fn list_activities(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    known_lead(&app, &id).await?;
+    access::lead(&app, &caller, &id).await?;
     let rows = app.store.activities_for(&id).await?;
     Ok(Json(
         json!({"items": rows.iter().map(activity_view).collect::<Vec<_>>(), "next_cursor": null}),
@@ -104,6 +114,10 @@ pub async fn record_feedback(
     Path(id): Path<String>,
     Body(input): Body<FeedbackInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    // A survey tool's integration key posts feedback for leads it cannot read.
+    if caller.role != Role::Integration {
+        access::lead(&app, &caller, &id).await?;
+    }
     let changed = app
         .router
         .change(&id, LeadOp::Feedback(input), &caller.actor())
@@ -125,9 +139,10 @@ pub async fn record_feedback(
     responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
 pub async fn list_feedback(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    known_lead(&app, &id).await?;
+    access::lead(&app, &caller, &id).await?;
     let rows = app.store.feedback_for(&id).await?;
     Ok(Json(
         json!({"items": rows.iter().map(feedback_view).collect::<Vec<_>>(), "next_cursor": null}),
@@ -139,13 +154,10 @@ pub async fn list_feedback(
     responses((status = 200, description = "`{items: [{kind, step, due_at, owner_id}]}`")), security(("api_key" = [])))]
 pub async fn list_timers(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let lead = app
-        .store
-        .get_lead(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lead"))?;
+    let lead = access::lead(&app, &caller, &id).await?;
     let policy = lead.sla_policy.clone();
     let rows = app.store.timers_for(&id).await?;
     let items: Vec<Value> = rows

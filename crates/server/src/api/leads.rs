@@ -13,12 +13,12 @@ use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::{Page, check_reason, merge_patch};
+use crate::api::{Page, access, accounts, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse};
 use crate::leads::{
-    DecisionView, LeadInput, LeadView, Listing, PlacedView, changed_view, decision_view, lead_view,
+    DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
 };
 use crate::routing::{Created, LeadOp, LeadPatch};
 use crate::workspace::{ConfigRows, build_workspace};
@@ -222,6 +222,7 @@ fn instant(value: &Option<String>, field: &str) -> ApiResult<Option<i64>> {
     responses((status = 200, description = "`{items: [lead], next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_leads(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<LeadQuery>,
 ) -> ApiResult<Json<Value>> {
     if let Some(status) = &query.status
@@ -237,7 +238,7 @@ pub async fn list_leads(
         cursor: None,
     }
     .limit()?;
-    let filter = LeadFilter {
+    let mut filter = LeadFilter {
         owner_id: query.owner_id.clone(),
         team_id: query.team_id.clone(),
         status: query.status.clone(),
@@ -249,7 +250,9 @@ pub async fn list_leads(
         pools: query.pool_id.clone().map(|pool| vec![pool]),
         before_id: query.cursor.clone(),
         limit: limit + 1,
+        visible: None,
     };
+    access::scope(&app, &caller, &mut filter).await?;
     let mut rows = app.store.list_leads(&filter).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
@@ -259,7 +262,7 @@ pub async fn list_leads(
         None
     };
     Ok(Json(
-        json!({"items": rows.iter().map(lead_view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+        json!({"items": rows.iter().map(|row| access::view(&caller, row)).collect::<Vec<_>>(), "next_cursor": next_cursor}),
     ))
 }
 
@@ -268,14 +271,11 @@ pub async fn list_leads(
     responses((status = 200, description = "The lead"), (status = 404, description = "No such lead")), security(("api_key" = [])))]
 pub async fn get_lead(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LeadView>> {
-    let row = app
-        .store
-        .get_lead(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lead"))?;
-    Ok(Json(lead_view(&row)))
+    let row = access::lead(&app, &caller, &id).await?;
+    Ok(Json(access::view(&caller, &row)))
 }
 
 /// Change fields (a JSON merge of the lead's fields) or the status.
@@ -288,11 +288,7 @@ pub async fn patch_lead(
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<LeadView>> {
-    let row = app
-        .store
-        .get_lead(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lead"))?;
+    let row = access::lead(&app, &caller, &id).await?;
     let mut changes = LeadPatch::default();
     let mut patch = patch;
     if let Some(value) = patch.remove("status") {
@@ -334,7 +330,7 @@ pub async fn patch_lead(
         // A closed lead frees its owner's holding cap.
         app.router.sweep_soon();
     }
-    Ok(Json(lead_view(&changed.lead)))
+    Ok(Json(access::view(&caller, &changed.lead)))
 }
 
 /// Every routing decision for the lead, newest first.
@@ -342,12 +338,10 @@ pub async fn patch_lead(
     responses((status = 200, description = "`{items: [decision]}` with explanations in en and zh")), security(("api_key" = [])))]
 pub async fn lead_decisions(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    app.store
-        .get_lead(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lead"))?;
+    access::lead(&app, &caller, &id).await?;
     let rows = app.store.decisions_for(&id).await?;
     Ok(Json(
         json!({"items": rows.iter().map(decision_view).collect::<Vec<_>>(), "next_cursor": null}),
@@ -373,6 +367,13 @@ pub async fn assign_lead(
     Body(input): Body<AssignInput>,
 ) -> ApiResult<Json<Value>> {
     check_reason(input.reason.as_deref())?;
+    let before = access::lead(&app, &caller, &id).await?;
+    if caller.role == crate::auth::Role::Manager {
+        access::rep_in_reach(&app, &caller, &input.rep_id)
+            .await
+            .map_err(|_| crate::auth::forbidden("a manager assigns to their teams' reps"))?;
+    }
+    let rep_id = input.rep_id.clone();
     let changed = app
         .router
         .change(
@@ -385,7 +386,16 @@ pub async fn assign_lead(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(changed_view(&changed)))
+    accounts::audit(
+        &app,
+        &caller,
+        "lead.assigned_by_hand",
+        "lead",
+        Some(&id),
+        json!({"from": before.owner_id, "to": rep_id}),
+    )
+    .await;
+    Ok(Json(access::changed(&caller, &changed)))
 }
 
 /// Route the lead again under the active rule set, away from its current owner.
@@ -396,11 +406,21 @@ pub async fn reroute_lead(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    let before = access::lead(&app, &caller, &id).await?;
     let changed = app
         .router
         .change(&id, LeadOp::Reroute, &caller.actor())
         .await?;
-    Ok(Json(changed_view(&changed)))
+    accounts::audit(
+        &app,
+        &caller,
+        "lead.rerouted",
+        "lead",
+        Some(&id),
+        json!({"from": before.owner_id, "to": changed.lead.owner_id}),
+    )
+    .await;
+    Ok(Json(access::changed(&caller, &changed)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

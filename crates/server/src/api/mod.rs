@@ -1,5 +1,7 @@
 //! The REST API under `/api/v1`, one file per resource.
 
+pub mod access;
+pub mod accounts;
 pub mod follow_up;
 pub mod intake;
 pub mod leads;

@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::{Page, check_reason};
+use crate::api::{access, accounts};
 use crate::auth::Caller;
+use crate::auth::{Role, forbidden};
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::Body;
-use crate::leads::{changed_view, lead_view};
 use crate::routing::LeadOp;
 use crate::workspace::{ConfigRows, build_workspace};
 
@@ -35,8 +36,16 @@ pub struct PoolQuery {
     security(("api_key" = [])))]
 pub async fn list_pool(
     State(app): State<AppState>,
-    Query(query): Query<PoolQuery>,
+    Extension(caller): Extension<Caller>,
+    Query(mut query): Query<PoolQuery>,
 ) -> ApiResult<Json<Value>> {
+    if caller.role == Role::Rep {
+        // A rep sees the pools they may claim from, as themselves.
+        if query.rep_id.is_some() && query.rep_id != caller.rep_id {
+            return Err(forbidden("a rep lists the pool for themselves"));
+        }
+        query.rep_id = caller.rep_id.clone();
+    }
     let limit = Page {
         limit: query.limit,
         cursor: None,
@@ -88,7 +97,7 @@ pub async fn list_pool(
         .then(|| rows.last().map(|row| row.id.clone()))
         .flatten();
     Ok(Json(json!({
-        "items": rows.iter().map(lead_view).collect::<Vec<_>>(),
+        "items": rows.iter().map(|row| access::view(&caller, row)).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
         "pools": ids,
         "allowance": allowance,
@@ -113,6 +122,15 @@ pub async fn claim(
     Path(id): Path<String>,
     Body(input): Body<ClaimInput>,
 ) -> ApiResult<Json<Value>> {
+    match caller.role {
+        Role::Rep if caller.rep_id.as_deref() != Some(input.rep_id.as_str()) => {
+            return Err(forbidden("a rep claims for themselves"));
+        }
+        Role::Manager => access::rep_in_reach(&app, &caller, &input.rep_id)
+            .await
+            .map_err(|_| forbidden("a manager claims for their teams' reps"))?,
+        _ => {}
+    }
     let changed = app
         .router
         .change(
@@ -123,7 +141,7 @@ pub async fn claim(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(changed_view(&changed)))
+    Ok(Json(access::changed(&caller, &changed)))
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -148,6 +166,7 @@ pub async fn release(
     Body(input): Body<ReleaseInput>,
 ) -> ApiResult<Json<Value>> {
     check_reason(input.reason.as_deref())?;
+    let before = access::lead(&app, &caller, &id).await?;
     let changed = app
         .router
         .change(
@@ -159,7 +178,16 @@ pub async fn release(
             &caller.actor(),
         )
         .await?;
-    Ok(Json(changed_view(&changed)))
+    accounts::audit(
+        &app,
+        &caller,
+        "lead.released",
+        "lead",
+        Some(&id),
+        json!({"from": before.owner_id, "to_pool": changed.lead.pool_id}),
+    )
+    .await;
+    Ok(Json(access::changed(&caller, &changed)))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -180,6 +208,11 @@ pub async fn assign_from_pool(
     Extension(caller): Extension<Caller>,
     Body(input): Body<PoolAssignInput>,
 ) -> ApiResult<Json<Value>> {
+    if caller.role == Role::Manager {
+        access::rep_in_reach(&app, &caller, &input.rep_id)
+            .await
+            .map_err(|_| forbidden("a manager assigns to their teams' reps"))?;
+    }
     if input.lead_ids.is_empty() || input.lead_ids.len() > 500 {
         return Err(ApiError::invalid(
             "invalid_value",
@@ -203,7 +236,16 @@ pub async fn assign_from_pool(
             .await;
         items.push(match result {
             Ok(changed) => {
-                json!({"lead_id": lead_id, "status": 200, "lead": lead_view(&changed.lead)})
+                accounts::audit(
+                    &app,
+                    &caller,
+                    "lead.assigned_from_pool",
+                    "lead",
+                    Some(lead_id),
+                    json!({"to": input.rep_id}),
+                )
+                .await;
+                json!({"lead_id": lead_id, "status": 200, "lead": access::view(&caller, &changed.lead)})
             }
             Err(error) => json!({
                 "lead_id": lead_id,

@@ -1,5 +1,6 @@
 //! Reps: list, create, get, patch (a JSON merge), delete.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,7 +8,9 @@ use serde_json::{Value, json};
 use store::RepRow;
 
 use crate::AppState;
-use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::api::accounts::audit;
+use crate::api::{Page, access, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
@@ -58,6 +61,7 @@ pub async fn list_reps(
     security(("api_key" = [])))]
 pub async fn create_rep(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(document): Body<RepDocument>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = match &document.id {
@@ -75,6 +79,15 @@ pub async fn create_rep(
     }
     let row = save(&app, id, document, now_micros()).await?;
     app.router.sweep_soon();
+    audit(
+        &app,
+        &caller,
+        "rep.created",
+        "rep",
+        Some(&row.id),
+        json!({}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -82,8 +95,12 @@ pub async fn create_rep(
 #[utoipa::path(get, path = "/api/v1/reps/{id}", tag = "reps", params(("id" = String, Path)), responses((status = 200, description = "The rep"), (status = 404, description = "No such rep")), security(("api_key" = [])))]
 pub async fn get_rep(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    if caller.role == Role::Rep {
+        access::rep_in_reach(&app, &caller, &id).await?;
+    }
     let row = app
         .store
         .get_rep(&id)
@@ -97,9 +114,12 @@ pub async fn get_rep(
     responses((status = 200, description = "The rep")), security(("api_key" = [])))]
 pub async fn patch_rep(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    access::rep_in_reach(&app, &caller, &id).await?;
+    let change = Value::Object(patch.clone());
     let row = app
         .store
         .get_rep(&id)
@@ -108,6 +128,7 @@ pub async fn patch_rep(
     let document: RepDocument = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
     app.router.sweep_soon();
+    audit(&app, &caller, "rep.changed", "rep", Some(&row.id), change).await;
     Ok(Json(view(&row)))
 }
 
@@ -116,6 +137,7 @@ pub async fn patch_rep(
     responses((status = 204, description = "Deleted"), (status = 409, description = "The rep holds open leads")), security(("api_key" = [])))]
 pub async fn delete_rep(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     app.store
@@ -136,6 +158,7 @@ pub async fn delete_rep(
         ));
     }
     app.store.delete_rep(&id).await?;
+    audit(&app, &caller, "rep.deleted", "rep", Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,9 +178,12 @@ pub struct StatusInput {
     responses((status = 200, description = "The rep"), (status = 422, description = "Unknown status or bad dates")), security(("api_key" = [])))]
 pub async fn set_status(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(input): Body<StatusInput>,
 ) -> ApiResult<Json<Value>> {
+    access::rep_in_reach(&app, &caller, &id).await?;
+    let change = serde_json::to_value(&input).unwrap_or(Value::Null);
     let row = app
         .store
         .get_rep(&id)
@@ -171,10 +197,31 @@ pub async fn set_status(
         document.leaves.push(leave);
     }
     let row = save(&app, id.clone(), document, row.created_at).await?;
+    audit(
+        &app,
+        &caller,
+        "rep.status_changed",
+        "rep",
+        Some(&id),
+        change,
+    )
+    .await;
     if on_leave {
         // Under a team's `hand_back` policy, untouched leads go to someone else now.
         app.router.hand_back(&id).await?;
     }
     app.router.sweep_soon();
     Ok(Json(view(&row)))
+}
+
+/// Marks a rep inactive (their user was deactivated): they stop receiving leads.
+pub async fn deactivate(app: &AppState, id: &str) -> ApiResult<()> {
+    let Some(row) = app.store.get_rep(id).await? else {
+        return Ok(());
+    };
+    let mut document: RepDocument =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    document.status = Some("inactive".into());
+    save(app, id.to_owned(), document, row.created_at).await?;
+    Ok(())
 }

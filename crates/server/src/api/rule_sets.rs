@@ -1,6 +1,7 @@
 //! Rule sets: drafts are compiled when saved, publishing makes one active, published versions
 //! never change.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -149,6 +150,7 @@ pub async fn get_rule_set(
     responses((status = 200, description = "The now active version"), (status = 422, description = "It no longer compiles")), security(("api_key" = [])))]
 pub async fn publish_rule_set(
     State(app): State<AppState>,
+    Extension(caller): Extension<crate::auth::Caller>,
     Path(version): Path<i64>,
 ) -> ApiResult<axum::response::Response> {
     let row = app
@@ -164,8 +166,24 @@ pub async fn publish_rule_set(
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }
+    let previous = app.store.active_rule_set().await?.map(|row| row.version);
     app.store.publish_rule_set(version, now_micros()).await?;
     app.router.sweep_soon();
+    // Publishing an earlier version is how a rule set is rolled back.
+    let action = if previous.is_some_and(|previous| previous > version) {
+        "rule_set.rolled_back"
+    } else {
+        "rule_set.published"
+    };
+    crate::api::accounts::audit(
+        &app,
+        &caller,
+        action,
+        "rule_set",
+        Some(&version.to_string()),
+        serde_json::json!({"previous": previous, "version": version}),
+    )
+    .await;
     let row = app
         .store
         .get_rule_set(version)

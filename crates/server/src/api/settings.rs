@@ -2,6 +2,7 @@
 //! handlers (list, create, get, patch as a JSON merge, delete), each kind saying how its
 //! document is checked and what still uses it.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,7 +12,9 @@ use serde_json::{Value, json};
 use store::{DocRow, LeadFilter, Setting};
 
 use crate::AppState;
+use crate::api::accounts::audit;
 use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::intake::IntakeSourceDocument;
@@ -282,6 +285,7 @@ pub async fn list<T: SettingKind>(
 
 pub async fn create<T: SettingKind>(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(mut document): Body<T>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = match document.id_mut().clone() {
@@ -304,6 +308,15 @@ pub async fn create<T: SettingKind>(
     }
     let row = save(&app, id, document, now_micros()).await?;
     app.router.sweep_soon();
+    audit(
+        &app,
+        &caller,
+        &format!("{}.created", T::SETTING.name()),
+        T::SETTING.name(),
+        Some(&row.id),
+        json!({}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view::<T>(&row))))
 }
 
@@ -321,9 +334,13 @@ pub async fn get<T: SettingKind>(
 
 pub async fn patch<T: SettingKind>(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    // What changed, with secrets hidden.
+    let mut change = Value::Object(patch.clone());
+    T::redact(&mut change);
     let row = app
         .store
         .get_setting(T::SETTING, &id)
@@ -331,11 +348,21 @@ pub async fn patch<T: SettingKind>(
         .ok_or_else(not_found::<T>)?;
     let document: T = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
+    audit(
+        &app,
+        &caller,
+        &format!("{}.changed", T::SETTING.name()),
+        T::SETTING.name(),
+        Some(&row.id),
+        change,
+    )
+    .await;
     Ok(Json(view::<T>(&row)))
 }
 
 pub async fn delete<T: SettingKind>(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     app.store
@@ -375,6 +402,15 @@ pub async fn delete<T: SettingKind>(
         }
     }
     app.store.delete_setting(T::SETTING, &id).await?;
+    audit(
+        &app,
+        &caller,
+        &format!("{}.deleted", T::SETTING.name()),
+        T::SETTING.name(),
+        Some(&id),
+        json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -406,8 +442,12 @@ macro_rules! setting_handlers {
             #[utoipa::path(post, path = $collection, tag = $tag, request_body = $document,
                 responses((status = 201, description = "Created"), (status = 409, description = "The id is taken"), (status = 422, description = "Invalid value, with the field")),
                 security(("api_key" = [])))]
-            pub async fn create(app: State<AppState>, body: Body<$document>) -> ApiResult<(StatusCode, Json<Value>)> {
-                super::create::<$document>(app, body).await
+            pub async fn create(
+                app: State<AppState>,
+                caller: axum::Extension<crate::auth::Caller>,
+                body: Body<$document>,
+            ) -> ApiResult<(StatusCode, Json<Value>)> {
+                super::create::<$document>(app, caller, body).await
             }
 
             /// One, by id.
@@ -422,17 +462,22 @@ macro_rules! setting_handlers {
                 responses((status = 200, description = "Changed"), (status = 422, description = "Invalid value, with the field")), security(("api_key" = [])))]
             pub async fn patch(
                 app: State<AppState>,
+                caller: axum::Extension<crate::auth::Caller>,
                 id: Path<String>,
                 body: Body<serde_json::Map<String, Value>>,
             ) -> ApiResult<Json<Value>> {
-                super::patch::<$document>(app, id, body).await
+                super::patch::<$document>(app, caller, id, body).await
             }
 
             /// Delete one that nothing uses.
             #[utoipa::path(delete, path = $item, tag = $tag, params(("id" = String, Path)),
                 responses((status = 204, description = "Deleted"), (status = 409, description = "Still in use, or the default")), security(("api_key" = [])))]
-            pub async fn delete(app: State<AppState>, id: Path<String>) -> ApiResult<StatusCode> {
-                super::delete::<$document>(app, id).await
+            pub async fn delete(
+                app: State<AppState>,
+                caller: axum::Extension<crate::auth::Caller>,
+                id: Path<String>,
+            ) -> ApiResult<StatusCode> {
+                super::delete::<$document>(app, caller, id).await
             }
         }
     };

@@ -1,5 +1,6 @@
 //! Teams: list, create, get, patch (a JSON merge), delete.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -7,7 +8,9 @@ use serde_json::{Value, json};
 use store::{Setting, TeamRow};
 
 use crate::AppState;
+use crate::api::accounts::audit;
 use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::workspace::{TeamDocument, team_from_document};
@@ -108,6 +111,7 @@ pub async fn list_teams(
     security(("api_key" = [])))]
 pub async fn create_team(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(document): Body<TeamDocument>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let id = match &document.id {
@@ -125,6 +129,15 @@ pub async fn create_team(
     }
     let row = save(&app, id, document, now_micros()).await?;
     app.router.sweep_soon();
+    audit(
+        &app,
+        &caller,
+        "team.created",
+        "team",
+        Some(&row.id),
+        json!({}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -147,9 +160,14 @@ pub async fn get_team(
     responses((status = 200, description = "The team")), security(("api_key" = [])))]
 pub async fn patch_team(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    if caller.role == Role::Manager && !caller.teams.contains(&id) {
+        return Err(ApiError::not_found("team"));
+    }
+    let change = Value::Object(patch.clone());
     let row = app
         .store
         .get_team(&id)
@@ -158,6 +176,7 @@ pub async fn patch_team(
     let document: TeamDocument = merge_patch(&row.document, patch, &["id"])?;
     let row = save(&app, id, document, row.created_at).await?;
     app.router.sweep_soon();
+    audit(&app, &caller, "team.changed", "team", Some(&row.id), change).await;
     Ok(Json(view(&row)))
 }
 
@@ -167,6 +186,7 @@ pub async fn patch_team(
     responses((status = 204, description = "Deleted"), (status = 409, description = "The active rule set routes to it")), security(("api_key" = [])))]
 pub async fn delete_team(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     app.store
@@ -187,5 +207,6 @@ pub async fn delete_team(
         }
     }
     app.store.delete_team(&id).await?;
+    audit(&app, &caller, "team.deleted", "team", Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -79,6 +79,11 @@ impl Notifier {
         }
     }
 
+    /// The console's address.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// The same with another time limit per send.
     pub fn with_timeout(mut self, timeout: Duration) -> Notifier {
         self.client = client(timeout);
