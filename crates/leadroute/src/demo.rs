@@ -85,15 +85,43 @@ impl Dice {
     }
 }
 
-/// Seeds an empty workspace, then returns a new admin key.
-pub async fn prepare(state: &AppState) -> anyhow::Result<String> {
+/// What the demo prints: a new admin key, and the console sign-in made with the workspace.
+pub struct Access {
+    pub key: String,
+    /// `(username, password)` when this run created the users.
+    pub admin: Option<(String, String)>,
+}
+
+/// Seeds an empty workspace (with an admin user and a rep user), then returns a new admin key.
+pub async fn prepare(state: &AppState) -> anyhow::Result<Access> {
     let store = &state.store;
+    let mut admin = None;
     if store.list_reps().await?.is_empty() {
         seed(state).await.context("creating the demo workspace")?;
+        let password = server::auth::random_hex(8);
+        server::api::accounts::create_first_user(
+            store,
+            "admin",
+            Role::Admin,
+            None,
+            password.clone(),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!(error.message))?;
+        server::api::accounts::create_first_user(
+            store,
+            "wang-fang",
+            Role::Rep,
+            Some("wang-fang".into()),
+            password.clone(),
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!(error.message))?;
+        admin = Some(("admin".to_owned(), password));
     }
     let (key, row) = new_key("demo", Role::Admin, chrono::Utc::now().timestamp_micros());
     store.insert_api_key(&row).await?;
-    Ok(key)
+    Ok(Access { key, admin })
 }
 
 async fn seed(state: &AppState) -> anyhow::Result<()> {

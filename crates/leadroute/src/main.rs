@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// User commands.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
 }
@@ -67,10 +72,30 @@ enum RulesCommand {
 enum KeysCommand {
     /// Create an API key; the key is the last line of the output, shown only once.
     Create {
-        #[arg(long, value_parser = ["admin", "integration"])]
+        #[arg(long, value_parser = ["admin", "integration", "reporting"])]
         role: String,
         #[arg(long, default_value = "cli")]
         name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a user (the first admin, say). Without --password-stdin a password is generated
+    /// and printed as the last line, shown only once.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["admin", "manager", "rep"])]
+        role: String,
+        /// The rep record a rep user is.
+        #[arg(long)]
+        rep_id: Option<String>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -112,7 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::resolve(&args)?;
             let store = settings.open_store().await?;
             let state = AppState::new(store.clone());
-            let key = demo::prepare(&state).await?;
+            let access = demo::prepare(&state).await?;
+            let key = access.key;
             println!(
                 "Leadroute demo on {} ({})",
                 settings.listen,
@@ -128,6 +154,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Web form: curl -d '姓名=王总&手机=13812345678&省份=浙江省' 'http://{}/api/v1/intake/site-form?token=demo-form-token'",
                 settings.listen
             );
+            if let Some((username, password)) = &access.admin {
+                println!(
+                    "Sign in:  {username} / {password} (admin), wang-fang / {password} (rep) — shown once"
+                );
+            }
             println!("Admin API key (shown once):");
             println!("{key}");
             serve_with(state, &settings).await?;
@@ -153,6 +184,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 row.prefix
             );
             println!("{key}");
+        }
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    username,
+                    role,
+                    rep_id,
+                    password_stdin,
+                    store,
+                },
+        } => {
+            let store = Settings::from_store_args(&store)?.open_store().await?;
+            let role = Role::parse(&role).context("unknown role")?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\n', '\r']).to_owned(), false)
+            } else {
+                (server::auth::random_hex(12), true)
+            };
+            let user = server::api::accounts::create_first_user(
+                &store,
+                username.trim(),
+                role,
+                rep_id,
+                password.clone(),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("{}: {}", error.code, error.message))?;
+            println!(
+                "Created {} user {:?} ({})",
+                role.as_str(),
+                user.username,
+                user.id
+            );
+            if generated {
+                println!("Password (shown once):");
+                println!("{password}");
+            }
         }
         Command::Migrate(args) => {
             let settings = Settings::from_store_args(&args)?;

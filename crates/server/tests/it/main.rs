@@ -6,5 +6,6 @@ mod concurrency;
 mod follow_up;
 mod intake;
 mod notify;
+mod security;
 mod story;
 mod support;

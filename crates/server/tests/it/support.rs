@@ -90,6 +90,16 @@ impl TestApp {
         }
     }
 
+    /// Another app (a second instance) over the same state's store, with the same admin key.
+    pub fn with_state(state: AppState, key: String) -> TestApp {
+        TestApp {
+            app: server::app(state.clone()),
+            state,
+            key,
+            _dir: None,
+        }
+    }
+
     pub async fn key(&self, role: Role) -> String {
         let (key, row) = new_key("test", role, 0);
         self.state.store.insert_api_key(&row).await.expect("key");
