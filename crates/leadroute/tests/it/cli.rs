@@ -93,3 +93,48 @@ fn migrate_and_keys_work_on_a_fresh_data_directory() {
     let key = admin_key(&place);
     assert!(key.starts_with("lr_") && key.len() == 67, "{key}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_admin_is_made_on_the_command_line_and_signs_in() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let mut args: Vec<String> = ["users", "create", "--username", "boss", "--role", "admin"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(place.args());
+    let output = run(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let password = stdout
+        .lines()
+        .last()
+        .expect("password line")
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 10, "{stdout}");
+    // The same name again is refused.
+    let again = run(&args);
+    assert!(!again.status.success());
+
+    let server = Server::start(&place).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", server.base))
+        .json(&serde_json::json!({"username": "boss", "password": password}))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response
+            .headers()
+            .get("set-cookie")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(
+                |cookie| cookie.starts_with("leadroute_session=") && cookie.contains("HttpOnly")
+            )
+    );
+}

@@ -336,3 +336,69 @@ async fn a_notification_in_flight_when_the_service_dies_goes_out_after_restart()
         "with the same delivery id, for the receiver to drop"
     );
 }
+
+/// The service's own log, at its most verbose, through intake, errors, follow-up and a sign-in,
+/// never holds a customer's phone number or email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_never_holds_a_phone_number_or_an_email() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_logging(&place, &[("LEADROUTE_LOG", "trace")], Some(&log)).await;
+    let client = Client::new(&server.base, &key);
+    client.setup_round_robin(2, json!({})).await;
+    let phones = ["13912345678", "13987654321"];
+    let emails = [
+        "wang.zong@customer-secret.example",
+        "li@customer-secret.example",
+    ];
+    for (index, (phone, email)) in phones.iter().zip(emails).enumerate() {
+        let (status, body) = client
+            .post(
+                "/api/v1/leads",
+                &json!({"external_id": format!("log-{index}"), "name": "王总", "phone": phone, "email": email}),
+            )
+            .await
+            .expect("lead");
+        assert_eq!(status, 201, "{body}");
+        let id = body["lead"]["id"].as_str().expect("id").to_owned();
+        client
+            .post(
+                &format!("/api/v1/leads/{id}/activities"),
+                &json!({"kind": "call", "note": format!("called {phone}, wrote to {email}")}),
+            )
+            .await
+            .expect("activity");
+    }
+    // Bad input quoting contact details, in the body and the query.
+    client
+        .post(
+            "/api/v1/leads",
+            &json!({"phone": "139123456789999", "email": "not an email"}),
+        )
+        .await
+        .expect("bad lead");
+    client.get(&format!("/api/v1/leads?q={}", phones[0])).await;
+    client
+        .post(
+            "/api/v1/session",
+            &json!({"username": "nobody", "password": emails[0]}),
+        )
+        .await
+        .expect("sign-in");
+    server.kill();
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.len() > 1000,
+        "the log was written: {} bytes",
+        text.len()
+    );
+    for secret in phones
+        .iter()
+        .chain(emails.iter())
+        .chain(["139123456789999", "customer-secret"].iter())
+    {
+        assert!(!text.contains(secret), "the log holds {secret}");
+    }
+}

@@ -100,6 +100,15 @@ impl Server {
 
     /// Starts with extra environment variables.
     pub async fn start_with(place: &Place, env: &[(&str, &str)]) -> Server {
+        Server::start_logging(place, env, None).await
+    }
+
+    /// Starts with extra environment variables, its log written to `log` when given.
+    pub async fn start_logging(
+        place: &Place,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Server {
         let port = free_port();
         let mut args = vec![
             "serve".to_owned(),
@@ -112,7 +121,10 @@ impl Server {
             .env("LEADROUTE_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("spawn leadroute serve");
         let base = format!("http://127.0.0.1:{port}");
