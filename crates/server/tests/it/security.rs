@@ -150,6 +150,10 @@ async fn workspace(app: &TestApp) -> (String, String, String) {
     (ids[0].clone(), ids[1].clone(), ids[2].clone())
 }
 
+/// One row of the matrix: method, route pattern, the id in it, body, and the status for
+/// admin, manager, rep, integration, reporting and anonymous callers.
+type Row<'a> = (Method, &'a str, &'a str, Option<Value>, [u16; 6]);
+
 #[derive(Clone, Copy, Debug)]
 enum Who {
     Admin,
@@ -198,7 +202,7 @@ async fn every_endpoint_answers_each_role_as_it_should() {
     // anonymous]). Rows with the same pattern check different objects.
     let bogus = json!({"status": "bogus"});
     let fax = json!({"kind": "fax"});
-    let table: Vec<(Method, &str, &str, Option<Value>, [u16; 6])> = vec![
+    let table: Vec<Row> = vec![
         (
             Method::POST,
             "/leads",
