@@ -184,14 +184,11 @@ pub fn caller_for_user(user: &UserRow) -> Option<Caller> {
     })
 }
 
-/// The caller of a session cookie, if the session is live and its user active; checks the
-/// CSRF token on changes.
-async fn session_caller(
+/// A live session and its active user, by the cookie's session id.
+pub async fn session(
     app: &AppState,
     id: &str,
-    changes: bool,
-    csrf: Option<String>,
-) -> Result<Caller, ApiError> {
+) -> Result<(Caller, store::SessionRow, UserRow), ApiError> {
     let now = chrono::Utc::now().timestamp_micros();
     let id_hash = hash(id);
     let session = app
@@ -209,6 +206,24 @@ async fn session_caller(
         .await?
         .filter(|user| user.active)
         .ok_or_else(|| unauthenticated("the account is deactivated"))?;
+    // Sliding idle expiry, written at most once a minute.
+    if now - session.last_seen_at > 60_000_000 {
+        app.store.touch_session(&id_hash, now).await?;
+    }
+    let caller = caller_for_user(&user)
+        .ok_or_else(|| ApiError::internal("stored user has an unknown role"))?;
+    Ok((caller, session, user))
+}
+
+/// The caller of a session cookie, if the session is live and its user active; checks the
+/// CSRF token on changes.
+async fn session_caller(
+    app: &AppState,
+    id: &str,
+    changes: bool,
+    csrf: Option<String>,
+) -> Result<Caller, ApiError> {
+    let (caller, session, _) = session(app, id).await?;
     if changes && !same(csrf.as_deref().unwrap_or_default(), &session.csrf_token) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -216,11 +231,7 @@ async fn session_caller(
             "send the session's CSRF token in X-CSRF-Token",
         ));
     }
-    // Sliding idle expiry, written at most once a minute.
-    if now - session.last_seen_at > 60_000_000 {
-        app.store.touch_session(&id_hash, now).await?;
-    }
-    caller_for_user(&user).ok_or_else(|| ApiError::internal("stored user has an unknown role"))
+    Ok(caller)
 }
 
 async fn key_caller(app: &AppState, key: &str) -> Result<Caller, ApiError> {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod intake;
@@ -350,6 +351,7 @@ pub fn app(state: AppState) -> axum::Router {
     axum::Router::new()
         .nest("/api/v1", v1)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi()))
+        .merge(console::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -400,6 +402,7 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
 /// content security policy that allows nothing (the API docs page loads its own scripts).
 async fn security_headers(request: Request, next: Next) -> Response {
     let docs = request.uri().path().starts_with("/api/docs");
+    let api = request.uri().path().starts_with("/api/v1");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -414,10 +417,18 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
-    if !docs {
+    if api {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    } else if !docs {
+        // Console pages: their own styles and script, nothing inline, nothing from elsewhere.
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
         );
     }
     response

@@ -323,6 +323,16 @@ impl Store {
         on_pool!(self, intake_log(source_id, before_id, limit))
     }
 
+    /// Leads created in `[from, to)`, of one team when given, as the dashboard reads them.
+    pub async fn dashboard_leads(
+        &self,
+        from: i64,
+        to: i64,
+        team: Option<&str>,
+    ) -> sqlx::Result<Vec<DashboardLead>> {
+        on_pool!(self, dashboard_leads(from, to, team))
+    }
+
     pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
         on_pool!(self, list_stats(dimension))
     }

@@ -1167,3 +1167,27 @@ pub(crate) async fn intake_log(
     query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
     query.build_query_as().fetch_all(conn).await
 }
+
+/// Leads created in `[from, to)` (of one team when given), for the dashboard: one row each with
+/// what the numbers need.
+pub(crate) async fn dashboard_leads(
+    conn: &mut Conn,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+) -> sqlx::Result<Vec<DashboardLead>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(
+        "SELECT l.id, l.status, l.owner_id, l.held, l.pool_id, l.source, l.rule_id, l.amount,
+             l.assigned_at, l.first_response_at,
+             EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
+                     AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed')) AS sla_missed,
+             (SELECT COUNT(*) FROM decisions d WHERE d.lead_id = l.id AND d.kind = 'reclaim') AS reclaims
+         FROM leads l WHERE l.created_at >= ",
+    );
+    query.push_bind(from).push(" AND l.created_at < ").push_bind(to);
+    if let Some(team) = team {
+        query.push(" AND l.team_id = ").push_bind(team.to_owned());
+    }
+    query.push(" ORDER BY l.created_at LIMIT 200000");
+    query.build_query_as().fetch_all(conn).await
+}

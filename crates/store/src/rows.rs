@@ -377,3 +377,21 @@ pub struct AuditRow {
     /// JSON.
     pub detail: String,
 }
+
+/// What the dashboard reads of one lead.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DashboardLead {
+    pub id: String,
+    pub status: String,
+    pub owner_id: Option<String>,
+    pub held: bool,
+    pub pool_id: Option<String>,
+    pub source: Option<String>,
+    pub rule_id: Option<String>,
+    pub amount: Option<f64>,
+    pub assigned_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    /// A first-response rung fired (or the lead was reclaimed) before anyone answered.
+    pub sla_missed: bool,
+    pub reclaims: i64,
+}

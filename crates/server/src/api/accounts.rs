@@ -127,6 +127,40 @@ pub async fn login(
     State(app): State<AppState>,
     Body(input): Body<LoginInput>,
 ) -> ApiResult<Response> {
+    let signed = sign_in(&app, &input.username, input.password).await?;
+    let mut response =
+        Json(json!({"user": user_view(&signed.user), "csrf_token": signed.csrf})).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, signed.cookie(&app));
+    Ok(response)
+}
+
+/// A new session.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub user: UserRow,
+    /// The random session id the cookie carries.
+    pub id: String,
+    pub csrf: String,
+}
+
+impl SignedIn {
+    /// The `Set-Cookie` value that starts the session in the browser.
+    pub fn cookie(&self, app: &AppState) -> HeaderValue {
+        let secure = app.notifier.public_url().starts_with("https://");
+        session_header(&self.id, SESSION_MAX.num_seconds(), secure)
+    }
+}
+
+/// The `Set-Cookie` value that ends the session in the browser.
+pub fn cookie_cleared() -> HeaderValue {
+    session_header("", 0, false)
+}
+
+/// Checks a username and password and starts a session: the API's and the console's sign-in.
+/// Five failures in a row lock the account for 15 minutes (`423` with `Retry-After`).
+pub async fn sign_in(app: &AppState, username: &str, password: String) -> ApiResult<SignedIn> {
     let now = now_micros();
     let wrong = || {
         ApiError::new(
@@ -135,25 +169,20 @@ pub async fn login(
             "wrong username or password",
         )
     };
-    let Some(user) = app.store.user_by_name(input.username.trim()).await? else {
+    let Some(user) = app.store.user_by_name(username.trim()).await? else {
         // Spend the time a check would, so unknown names cannot be told apart.
-        verify_password(input.password, dummy_hash().await).await;
+        verify_password(password, dummy_hash().await).await;
         return Err(wrong());
     };
-    if user.locked_until.is_some_and(|until| until > now) {
-        let seconds = (user.locked_until.unwrap_or(now) - now) / 1_000_000 + 1;
-        let mut response = ApiError::new(
+    if let Some(until) = user.locked_until.filter(|until| *until > now) {
+        return Err(ApiError::new(
             StatusCode::LOCKED,
             "account_locked",
             "too many failed sign-ins; try again later",
         )
-        .into_response();
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+        .retry_after((until - now) / 1_000_000 + 1));
     }
-    if !user.active || !verify_password(input.password, user.password_hash.clone()).await {
+    if !user.active || !verify_password(password, user.password_hash.clone()).await {
         app.store
             .record_failed_login(
                 &user.id,
@@ -175,14 +204,11 @@ pub async fn login(
         expires_at: now + SESSION_MAX.num_microseconds().unwrap_or(0),
     };
     app.store.insert_session(&session).await?;
-    let secure = app.notifier.public_url().starts_with("https://");
-    let mut response =
-        Json(json!({"user": user_view(&user), "csrf_token": session.csrf_token})).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        session_header(&id, SESSION_MAX.num_seconds(), secure),
-    );
-    Ok(response)
+    Ok(SignedIn {
+        user,
+        id,
+        csrf: session.csrf_token,
+    })
 }
 
 /// The hash of a random password, made once, checked against for unknown usernames.
@@ -232,7 +258,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResul
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_header("", 0, false));
+        .insert(header::SET_COOKIE, cookie_cleared());
     Ok(response)
 }
 

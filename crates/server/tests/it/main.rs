@@ -3,6 +3,7 @@
 
 mod api;
 mod concurrency;
+mod console;
 mod follow_up;
 mod intake;
 mod notify;

@@ -1,0 +1,220 @@
+//! The console's words in Chinese and English. The language comes from the `lang` cookie, else
+//! the browser's `Accept-Language`, else Chinese.
+
+use axum::http::HeaderMap;
+
+/// A console language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        let cookie = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == "lang")
+            .map(|(_, value)| value.to_owned());
+        match cookie.as_deref() {
+            Some("en") => return Lang::En,
+            Some("zh") => return Lang::Zh,
+            _ => {}
+        }
+        let accept = headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("zh");
+        // The first language the browser names that we speak.
+        for part in accept.split(',') {
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if tag.starts_with("zh") {
+                return Lang::Zh;
+            }
+            if tag.starts_with("en") {
+                return Lang::En;
+            }
+        }
+        Lang::Zh
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+
+    /// The other language, for the switch.
+    pub fn other(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Zh => ("en", "English"),
+            Lang::En => ("zh", "中文"),
+        }
+    }
+}
+
+/// The console's words: `(key, Chinese, English)`.
+const WORDS: &[(&str, &str, &str)] = &[
+    ("app", "Leadroute 线索分配", "Leadroute"),
+    ("dashboard", "看板", "Dashboard"),
+    ("leads", "线索", "Leads"),
+    ("my_leads", "我的线索", "My leads"),
+    ("pool", "公海", "Pool"),
+    ("sign_in", "登录", "Sign in"),
+    ("sign_out", "退出", "Sign out"),
+    ("username", "用户名", "Username"),
+    ("password", "密码", "Password"),
+    (
+        "bad_login",
+        "用户名或密码错误",
+        "Wrong username or password",
+    ),
+    (
+        "locked",
+        "登录失败次数过多，请稍后再试",
+        "Too many failed sign-ins; try again later",
+    ),
+    ("last_7", "近 7 天", "Last 7 days"),
+    ("last_30", "近 30 天", "Last 30 days"),
+    ("all_teams", "全部团队", "All teams"),
+    ("show", "查看", "Show"),
+    ("leads_in", "新进线索", "Leads in"),
+    ("assigned", "已分配", "Assigned"),
+    ("held", "待分配", "Waiting (hold queue)"),
+    ("in_pool", "公海中", "In the pool"),
+    ("first_response", "首次响应", "First response"),
+    ("p50", "中位数", "p50"),
+    ("p90", "90 分位", "p90"),
+    ("sla_met", "SLA 达成率", "SLA met"),
+    ("reclaims", "收回次数", "Reclaims"),
+    ("conversion_source", "各来源转化率", "Conversion by source"),
+    ("conversion_rule", "各规则转化率", "Conversion by rule"),
+    (
+        "fairness",
+        "分配公平性：实际占比 / 目标占比",
+        "Fairness: share against target share",
+    ),
+    ("leaderboard", "赢单排行", "Leaderboard"),
+    ("won", "赢单", "Won"),
+    ("amount", "金额", "Amount"),
+    ("rep", "销售", "Rep"),
+    ("no_data", "暂无数据", "No data yet"),
+    ("search", "搜索", "Search"),
+    ("status", "状态", "Status"),
+    ("owner", "负责人", "Owner"),
+    ("source", "来源", "Source"),
+    ("created", "创建时间", "Created"),
+    ("any", "全部", "Any"),
+    ("next", "下一页", "Next page"),
+    ("timeline", "时间线", "Timeline"),
+    ("intake", "线索进入", "Lead came in"),
+    ("decision", "分配决策", "Routing decision"),
+    ("activity", "跟进记录", "Follow-up"),
+    ("event", "事件", "Event"),
+    ("reassign", "改派", "Reassign"),
+    ("reason", "原因", "Reason"),
+    ("due", "待办", "Due"),
+    ("log_follow_up", "记录跟进", "Log a follow-up"),
+    ("note", "备注", "Note"),
+    ("call", "电话", "Call"),
+    ("wechat", "微信", "WeChat"),
+    ("visit", "拜访", "Visit"),
+    ("meeting", "会议", "Meeting"),
+    ("email", "邮件", "Email"),
+    ("sms", "短信", "SMS"),
+    ("my_status", "我的状态", "My status"),
+    ("active", "接单中", "Active"),
+    ("paused", "暂停", "Paused"),
+    ("on_leave", "休假", "On leave"),
+    ("save", "保存", "Save"),
+    ("claim", "领取", "Claim"),
+    ("release", "释放到公海", "Release to the pool"),
+    ("allowance", "今日可领取", "Claims left today"),
+    ("unlimited", "不限", "no limit"),
+    ("nothing_due", "没有待办的线索", "Nothing waiting"),
+    ("pool_empty", "公海里没有线索", "The pool is empty"),
+    ("new_lead", "新线索", "New lead"),
+    ("phone", "电话", "Phone"),
+    ("company", "公司", "Company"),
+    ("region", "区域", "Region"),
+    ("industry", "行业", "Industry"),
+    ("priority", "优先级", "Priority"),
+    ("error", "出错了", "Something went wrong"),
+    ("not_found", "没有找到", "Not found"),
+];
+
+/// Looks words up in the page's language.
+#[derive(Clone, Copy, Debug)]
+pub struct Tr {
+    pub lang: Lang,
+}
+
+impl Tr {
+    pub fn t(&self, key: &str) -> &'static str {
+        WORDS
+            .iter()
+            .find(|(name, _, _)| *name == key)
+            .map_or("?", |(_, zh, en)| match self.lang {
+                Lang::Zh => zh,
+                Lang::En => en,
+            })
+    }
+
+    pub fn lang(&self) -> &'static str {
+        self.lang.code()
+    }
+
+    pub fn other_code(&self) -> &'static str {
+        self.lang.other().0
+    }
+
+    pub fn other_name(&self) -> &'static str {
+        self.lang.other().1
+    }
+
+    pub fn is_zh(&self) -> bool {
+        self.lang == Lang::Zh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_has_both_languages_and_keys_are_unique() {
+        let mut keys: Vec<&str> = WORDS.iter().map(|(key, _, _)| *key).collect();
+        keys.sort_unstable();
+        let count = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "a key appears twice");
+        assert!(
+            WORDS
+                .iter()
+                .all(|(_, zh, en)| !zh.is_empty() && !en.is_empty())
+        );
+    }
+
+    #[test]
+    fn the_browser_chooses_unless_the_cookie_did() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "accept-language",
+            axum::http::HeaderValue::from_static("en-US,en;q=0.9,zh;q=0.8"),
+        );
+        assert_eq!(Lang::from_headers(&headers), Lang::En);
+        headers.insert("cookie", axum::http::HeaderValue::from_static("lang=zh"));
+        assert_eq!(Lang::from_headers(&headers), Lang::Zh);
+        assert_eq!(Lang::from_headers(&HeaderMap::new()), Lang::Zh);
+    }
+}

@@ -1,0 +1,1216 @@
+//! The web console at `/`: server-rendered pages in Chinese and English, served by the same
+//! binary with no front-end build. Pages read through the same access checks as the API, and
+//! forms act through the API's own handlers, so the console can do nothing the caller's role
+//! could not do over the API. Light progressive enhancement (`static/console.js`) only adds
+//! live notices over server-sent events.
+
+mod charts;
+pub mod i18n;
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use store::{EventFilter, LeadFilter, UserRow};
+
+use crate::AppState;
+use crate::api::{access, accounts};
+use crate::auth::{Caller, Role, session_cookie};
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::leads::time;
+use i18n::{Lang, Tr};
+
+/// The console's routes.
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/", get(dashboard))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/lang/{code}", get(set_language))
+        .route("/leads", get(leads_page))
+        .route("/leads/{id}", get(lead_page))
+        .route("/leads/{id}/activities", post(log_activity))
+        .route("/leads/{id}/assign", post(reassign))
+        .route("/leads/{id}/claim", post(claim))
+        .route("/me", get(me_page))
+        .route("/me/status", post(set_status))
+        .route("/pool", get(pool_page))
+        .route("/stream", get(stream))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/console.js"),
+    )
+        .into_response()
+}
+
+/// What every page shows around its content.
+#[derive(Debug)]
+pub struct Frame {
+    pub t: Tr,
+    pub title: String,
+    pub csrf: String,
+    pub user: String,
+    pub signed_in: bool,
+    pub is_rep: bool,
+    pub section: &'static str,
+    pub notice: String,
+}
+
+/// The signed-in person looking at a page.
+struct Viewer {
+    caller: Caller,
+    user: UserRow,
+    csrf: String,
+    t: Tr,
+}
+
+impl Viewer {
+    fn frame(&self, title: &str, section: &'static str, notice: String) -> Frame {
+        Frame {
+            t: self.t,
+            title: title.to_owned(),
+            csrf: self.csrf.clone(),
+            user: self.user.display_name.clone(),
+            signed_in: true,
+            is_rep: self.caller.role == Role::Rep,
+            section,
+            notice,
+        }
+    }
+}
+
+/// The viewer of a request, or the way to the sign-in page.
+async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    let t = Tr {
+        lang: Lang::from_headers(headers),
+    };
+    let Some(id) = session_cookie(headers) else {
+        return Err(Redirect::to("/login").into_response());
+    };
+    match crate::auth::session(app, &id).await {
+        Ok((caller, session, user)) => Ok(Viewer {
+            caller,
+            user,
+            csrf: session.csrf_token,
+            t,
+        }),
+        Err(_) => Err(Redirect::to("/login").into_response()),
+    }
+}
+
+fn render(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => ApiError::internal(error).into_response(),
+    }
+}
+
+/// A form post's fields.
+fn form(bytes: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(bytes)
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// Whether a form carries the session's CSRF token.
+fn csrf_ok(viewer: &Viewer, fields: &HashMap<String, String>) -> bool {
+    let given = fields.get("csrf").map(String::as_str).unwrap_or_default();
+    crate::auth::same(given, &viewer.csrf)
+}
+
+fn csrf_refused() -> Response {
+    (StatusCode::FORBIDDEN, "CSRF token missing or wrong").into_response()
+}
+
+/// Where a form sends the browser after it acted: back, with a notice of what happened.
+fn back(to: &str, outcome: Result<(), ApiError>) -> Response {
+    let notice = match outcome {
+        Ok(()) => "ok".to_owned(),
+        Err(error) => error.code,
+    };
+    let separator = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!(
+        "{to}{separator}notice={}",
+        url::form_urlencoded::byte_serialize(notice.as_bytes()).collect::<String>()
+    ))
+    .into_response()
+}
+
+fn notice_text(t: &Tr, notice: Option<&str>) -> String {
+    match notice {
+        None | Some("") => String::new(),
+        Some("ok") => t.t("save").to_owned() + " ✓",
+        Some(code) => format!("{}: {code}", t.t("error")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NoticeQuery {
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    frame: Frame,
+    error: String,
+}
+
+fn signed_out_frame(t: Tr, title: &str) -> Frame {
+    Frame {
+        t,
+        title: title.to_owned(),
+        csrf: String::new(),
+        user: String::new(),
+        signed_in: false,
+        is_rep: false,
+        section: "login",
+        notice: String::new(),
+    }
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    let t = Tr {
+        lang: Lang::from_headers(&headers),
+    };
+    render(LoginPage {
+        frame: signed_out_frame(t, t.t("sign_in")),
+        error: String::new(),
+    })
+}
+
+async fn login_submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let t = Tr {
+        lang: Lang::from_headers(&headers),
+    };
+    let fields = form(&body);
+    let username = fields.get("username").cloned().unwrap_or_default();
+    let password = fields.get("password").cloned().unwrap_or_default();
+    match accounts::sign_in(&app, &username, password).await {
+        Ok(signed) => {
+            let home = if signed.user.role == "rep" {
+                "/me"
+            } else {
+                "/"
+            };
+            let mut response = Redirect::to(home).into_response();
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, signed.cookie(&app));
+            response
+        }
+        Err(error) => {
+            let message = if error.code == "account_locked" {
+                t.t("locked")
+            } else {
+                t.t("bad_login")
+            };
+            let mut response = render(LoginPage {
+                frame: signed_out_frame(t, t.t("sign_in")),
+                error: message.to_owned(),
+            });
+            *response.status_mut() = error.status;
+            response
+        }
+    }
+}
+
+async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if !csrf_ok(&viewer, &form(&body)) {
+        return csrf_refused();
+    }
+    if let Some(id) = session_cookie(&headers)
+        && let Err(error) = app.store.delete_session(&crate::auth::hash(&id)).await
+    {
+        return ApiError::from(error).into_response();
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, accounts::cookie_cleared());
+    response
+}
+
+/// Switches the language (a cookie) and goes back.
+async fn set_language(Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let code = if code == "en" { "en" } else { "zh" };
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|referer| {
+            // Only back to a page of this site.
+            let path = referer.split_once("://").map_or(referer, |(_, rest)| {
+                rest.find('/').map_or("/", |at| &rest[at..])
+            });
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .unwrap_or_else(|| "/".to_owned());
+    let mut response = Redirect::to(&back).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "lang={code}; Path=/; Max-Age=31536000; SameSite=Lax"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct DashboardQuery {
+    days: Option<i64>,
+    team: Option<String>,
+}
+
+/// The dashboard's numbers.
+#[derive(Debug, Default)]
+struct Numbers {
+    leads_in: usize,
+    assigned: usize,
+    held: usize,
+    pooled: usize,
+    p50: String,
+    p90: String,
+    sla_met: String,
+    reclaims: i64,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    frame: Frame,
+    days: i64,
+    team: String,
+    teams: Vec<(String, String)>,
+    numbers: Numbers,
+    by_source: String,
+    by_rule: String,
+    fairness: String,
+    leaderboard: Vec<(String, i64, String)>,
+}
+
+fn duration_text(t: &Tr, seconds: i64) -> String {
+    let zh = t.is_zh();
+    if seconds < 60 {
+        format!("{seconds}{}", if zh { " 秒" } else { " s" })
+    } else if seconds < 3600 {
+        format!("{}{}", seconds / 60, if zh { " 分钟" } else { " min" })
+    } else if seconds < 86_400 {
+        format!(
+            "{:.1}{}",
+            seconds as f64 / 3600.0,
+            if zh { " 小时" } else { " h" }
+        )
+    } else {
+        format!(
+            "{:.1}{}",
+            seconds as f64 / 86_400.0,
+            if zh { " 天" } else { " d" }
+        )
+    }
+}
+
+fn percentile(sorted: &[i64], fraction: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted.get(index).copied()
+}
+
+async fn dashboard(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<DashboardQuery>,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    if viewer.caller.role == Role::Rep {
+        return Redirect::to("/me").into_response();
+    }
+    match dashboard_page(&app, &viewer, query).await {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn dashboard_page(
+    app: &AppState,
+    viewer: &Viewer,
+    query: DashboardQuery,
+) -> Result<DashboardPage, ApiError> {
+    let t = viewer.t;
+    let days = if query.days == Some(30) { 30 } else { 7 };
+    let mut teams: Vec<(String, String)> = app
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect();
+    if viewer.caller.role == Role::Manager {
+        teams.retain(|(id, _)| viewer.caller.teams.contains(id));
+    }
+    let team = query
+        .team
+        .filter(|team| teams.iter().any(|(id, _)| id == team))
+        .or_else(|| {
+            (viewer.caller.role == Role::Manager)
+                .then(|| teams.first().map(|(id, _)| id.clone()))
+                .flatten()
+        })
+        .unwrap_or_default();
+    let now = chrono::Utc::now();
+    let from = (now - chrono::Duration::days(days)).timestamp_micros();
+    let leads = app
+        .store
+        .dashboard_leads(
+            from,
+            now.timestamp_micros(),
+            (!team.is_empty()).then_some(team.as_str()),
+        )
+        .await?;
+    let reps = app.store.list_reps().await?;
+    let names: HashMap<String, String> = reps
+        .iter()
+        .map(|row| (row.id.clone(), row.name.clone()))
+        .collect();
+    let mut responses: Vec<i64> = leads
+        .iter()
+        .filter_map(|lead| Some((lead.first_response_at? - lead.assigned_at?) / 1_000_000))
+        .filter(|seconds| *seconds >= 0)
+        .collect();
+    responses.sort_unstable();
+    let clocked: Vec<_> = leads
+        .iter()
+        .filter(|lead| lead.assigned_at.is_some())
+        .collect();
+    let met = clocked.iter().filter(|lead| !lead.sla_missed).count();
+    let dash = || "–".to_owned();
+    let numbers = Numbers {
+        leads_in: leads.len(),
+        assigned: leads.iter().filter(|lead| lead.owner_id.is_some()).count(),
+        held: leads.iter().filter(|lead| lead.held).count(),
+        pooled: leads
+            .iter()
+            .filter(|lead| lead.owner_id.is_none() && lead.pool_id.is_some())
+            .count(),
+        p50: percentile(&responses, 0.5).map_or_else(dash, |s| duration_text(&t, s)),
+        p90: percentile(&responses, 0.9).map_or_else(dash, |s| duration_text(&t, s)),
+        sla_met: if clocked.is_empty() {
+            dash()
+        } else {
+            format!("{:.0}%", met as f64 * 100.0 / clocked.len() as f64)
+        },
+        reclaims: leads.iter().map(|lead| lead.reclaims).sum(),
+    };
+    // Conversion: won among closed won or lost, by source and by rule.
+    let conversion = |key: &dyn Fn(&store::DashboardLead) -> Option<String>| {
+        let mut groups: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+        for lead in &leads {
+            let closed = matches!(lead.status.as_str(), "won" | "lost");
+            if let (true, Some(name)) = (closed, key(lead)) {
+                let entry = groups.entry(name).or_default();
+                entry.1 += 1;
+                if lead.status == "won" {
+                    entry.0 += 1;
+                }
+            }
+        }
+        let rows: Vec<charts::Bar> = groups
+            .into_iter()
+            .map(|(name, (won, closed))| charts::Bar {
+                label: format!("{name} ({won}/{closed})"),
+                value: f64::from(won) / f64::from(closed),
+                target: None,
+            })
+            .collect();
+        charts::bars(&rows, 1.0, true, t.t("no_data"))
+    };
+    let by_source = conversion(&|lead| lead.source.clone());
+    let by_rule = conversion(&|lead| lead.rule_id.clone());
+    // Fairness: each rep's share of assigned leads against their weight's share.
+    let members: Vec<String> = if team.is_empty() {
+        reps.iter().map(|row| row.id.clone()).collect()
+    } else {
+        access::members(app, std::slice::from_ref(&team)).await?
+    };
+    let weights: Vec<(String, f64)> = reps
+        .iter()
+        .filter(|row| members.contains(&row.id) && row.status == "active")
+        .map(|row| {
+            let weight = serde_json::from_str::<Value>(&row.document)
+                .ok()
+                .and_then(|document| document.get("weight")?.as_f64())
+                .unwrap_or(1.0);
+            (row.id.clone(), weight)
+        })
+        .collect();
+    let total_weight: f64 = weights.iter().map(|(_, weight)| weight).sum();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for lead in &leads {
+        if let Some(owner) = &lead.owner_id {
+            *counts.entry(owner.as_str()).or_default() += 1;
+        }
+    }
+    let assigned_total: usize = counts.values().sum();
+    let fairness_rows: Vec<charts::Bar> = weights
+        .iter()
+        .map(|(id, weight)| {
+            let count = counts.get(id.as_str()).copied().unwrap_or(0);
+            charts::Bar {
+                label: format!("{} ({count})", names.get(id).unwrap_or(id)),
+                value: if assigned_total == 0 {
+                    0.0
+                } else {
+                    count as f64 / assigned_total as f64
+                },
+                target: (total_weight > 0.0).then(|| weight / total_weight),
+            }
+        })
+        .collect();
+    let most = fairness_rows
+        .iter()
+        .map(|row| row.value.max(row.target.unwrap_or(0.0)))
+        .fold(0.0_f64, f64::max)
+        .max(0.01);
+    let fairness = charts::bars(&fairness_rows, most, true, t.t("no_data"));
+    let mut board: HashMap<&str, (i64, f64)> = HashMap::new();
+    for lead in leads.iter().filter(|lead| lead.status == "won") {
+        if let Some(owner) = &lead.owner_id {
+            let entry = board.entry(owner.as_str()).or_default();
+            entry.0 += 1;
+            entry.1 += lead.amount.unwrap_or(0.0);
+        }
+    }
+    let mut leaderboard: Vec<(String, i64, f64)> = board
+        .into_iter()
+        .map(|(id, (won, amount))| {
+            (
+                names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
+                won,
+                amount,
+            )
+        })
+        .collect();
+    leaderboard.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.cmp(&a.1)));
+    leaderboard.truncate(10);
+    Ok(DashboardPage {
+        frame: viewer.frame(t.t("dashboard"), "dashboard", String::new()),
+        days,
+        team,
+        teams,
+        numbers,
+        by_source,
+        by_rule,
+        fairness,
+        leaderboard: leaderboard
+            .into_iter()
+            .map(|(name, won, amount)| (name, won, format!("{amount:.0}")))
+            .collect(),
+    })
+}
+
+/// A lead as lists show it.
+#[derive(Debug)]
+struct LeadLine {
+    id: String,
+    name: String,
+    company: String,
+    region: String,
+    source: String,
+    status: String,
+    owner: String,
+    created: String,
+    due: String,
+}
+
+fn line(caller: &Caller, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
+    let view = access::view(caller, row);
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    LeadLine {
+        id: row.id.clone(),
+        name: view.document.name.clone().unwrap_or_else(|| "—".into()),
+        company: text(&view.document.company),
+        region: text(&view.document.region),
+        source: text(&row.source),
+        status: row.status.clone(),
+        owner: row
+            .owner_id
+            .as_ref()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone()))
+            .unwrap_or_default(),
+        created: time(row.created_at)[..16].replace('T', " "),
+        due: String::new(),
+    }
+}
+
+async fn rep_names(app: &AppState) -> Result<HashMap<String, String>, ApiError> {
+    Ok(app
+        .store
+        .list_reps()
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect())
+}
+
+#[derive(Debug, Deserialize)]
+struct LeadsQuery {
+    q: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "leads.html")]
+struct LeadsPage {
+    frame: Frame,
+    q: String,
+    status: String,
+    statuses: Vec<&'static str>,
+    rows: Vec<LeadLine>,
+    next: String,
+}
+
+async fn leads_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LeadsQuery>,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let result: Result<LeadsPage, ApiError> = async {
+        let q = query.q.clone().unwrap_or_default();
+        let status = query.status.clone().unwrap_or_default();
+        let mut filter = LeadFilter {
+            q: (!q.trim().is_empty()).then(|| q.trim().to_owned()),
+            status: engine::LeadStatus::parse(&status).map(|_| status.clone()),
+            before_id: query.cursor.clone(),
+            limit: 51,
+            ..LeadFilter::default()
+        };
+        access::scope(&app, &viewer.caller, &mut filter).await?;
+        let mut rows = app.store.list_leads(&filter).await?;
+        let more = rows.len() > 50;
+        rows.truncate(50);
+        let names = rep_names(&app).await?;
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => format!(
+                "/leads?q={}&status={}&cursor={}",
+                url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
+                status,
+                last.id
+            ),
+            _ => String::new(),
+        };
+        Ok(LeadsPage {
+            frame: viewer.frame(
+                viewer.t.t("leads"),
+                "leads",
+                notice_text(&viewer.t, query.notice.as_deref()),
+            ),
+            q,
+            status,
+            statuses: vec![
+                "new",
+                "assigned",
+                "contacted",
+                "qualified",
+                "won",
+                "lost",
+                "invalid",
+            ],
+            rows: rows
+                .iter()
+                .map(|row| line(&viewer.caller, row, &names))
+                .collect(),
+            next,
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// One line of a lead's timeline.
+#[derive(Debug)]
+struct Entry {
+    at: String,
+    sort: i64,
+    kind: &'static str,
+    label: String,
+    text: String,
+    details: String,
+}
+
+#[derive(Debug)]
+struct LeadFacts {
+    id: String,
+    name: String,
+    company: String,
+    phone: String,
+    region: String,
+    industry: String,
+    source: String,
+    status: String,
+    owner: String,
+    priority: String,
+}
+
+#[derive(Template)]
+#[template(path = "lead.html")]
+struct LeadPage {
+    frame: Frame,
+    lead: LeadFacts,
+    timeline: Vec<Entry>,
+    can_follow_up: bool,
+    can_reassign: bool,
+    reps: Vec<(String, String)>,
+}
+
+async fn lead_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    match lead_data(&app, &viewer, &id, query.notice.as_deref()).await {
+        Ok(page) => render(page),
+        Err(error) if error.status == StatusCode::NOT_FOUND => {
+            (StatusCode::NOT_FOUND, Html(viewer.t.t("not_found"))).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn lead_data(
+    app: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    notice: Option<&str>,
+) -> Result<LeadPage, ApiError> {
+    let t = viewer.t;
+    let row = access::lead(app, &viewer.caller, id).await?;
+    let view = access::view(&viewer.caller, &row);
+    let names = rep_names(app).await?;
+    let name_of = |id: &Option<String>| {
+        id.as_ref()
+            .map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone()))
+            .unwrap_or_default()
+    };
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let language = if t.is_zh() { "zh" } else { "en" };
+    let mut timeline = vec![Entry {
+        at: time(row.created_at),
+        sort: row.created_at,
+        kind: "intake",
+        label: t.t("intake").to_owned(),
+        text: text(&row.source),
+        details: String::new(),
+    }];
+    for decision in app.store.decisions_for(id).await? {
+        let explanation: Value = serde_json::from_str(&decision.explanation).unwrap_or_default();
+        timeline.push(Entry {
+            at: time(decision.created_at),
+            sort: decision.created_at,
+            kind: "decision",
+            label: format!("{} · {}", t.t("decision"), decision.kind),
+            text: format!(
+                "→ {} {}",
+                name_of(&decision.owner_id),
+                decision.reason.clone().unwrap_or_default()
+            ),
+            details: explanation
+                .get(language)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    for activity in app.store.activities_for(id).await? {
+        timeline.push(Entry {
+            at: time(activity.created_at),
+            sort: activity.created_at,
+            kind: "activity",
+            label: format!("{} · {}", t.t("activity"), t.t(&activity.kind)),
+            text: format!(
+                "{} {} {}",
+                name_of(&activity.rep_id),
+                activity.outcome.clone().unwrap_or_default(),
+                activity.note.clone().unwrap_or_default()
+            ),
+            details: String::new(),
+        });
+    }
+    let events = app
+        .store
+        .list_outbox(&EventFilter {
+            lead_id: Some(id.to_owned()),
+            event: None,
+            after_id: None,
+            limit: 200,
+        })
+        .await?;
+    for event in events {
+        timeline.push(Entry {
+            at: time(event.created_at),
+            sort: event.created_at,
+            kind: "event",
+            label: format!("{} · {}", t.t("event"), event.event),
+            text: serde_json::from_str::<Vec<String>>(&event.recipients)
+                .unwrap_or_default()
+                .iter()
+                .map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            details: String::new(),
+        });
+    }
+    timeline.sort_by_key(|entry| entry.sort);
+    for entry in &mut timeline {
+        entry.at = entry.at[..19].replace('T', " ");
+    }
+    let open = engine::LeadStatus::parse(&row.status).is_some_and(engine::LeadStatus::is_open);
+    let can_reassign = open && matches!(viewer.caller.role, Role::Admin | Role::Manager);
+    let mut reps: Vec<(String, String)> = Vec::new();
+    if can_reassign {
+        let reachable = match viewer.caller.role {
+            Role::Manager => Some(access::members(app, &viewer.caller.teams).await?),
+            _ => None,
+        };
+        reps = names
+            .iter()
+            .filter(|(id, _)| {
+                reachable
+                    .as_ref()
+                    .is_none_or(|members| members.contains(id))
+            })
+            .filter(|(id, _)| row.owner_id.as_ref() != Some(id))
+            .map(|(id, name)| (id.clone(), name.clone()))
+            .collect();
+        reps.sort_by(|a, b| a.1.cmp(&b.1));
+    }
+    Ok(LeadPage {
+        frame: viewer.frame(
+            &text(&view.document.name),
+            if viewer.caller.role == Role::Rep {
+                "me"
+            } else {
+                "leads"
+            },
+            notice_text(&t, notice),
+        ),
+        lead: LeadFacts {
+            id: row.id.clone(),
+            name: view.document.name.clone().unwrap_or_else(|| "—".into()),
+            company: text(&view.document.company),
+            phone: text(&view.document.phone),
+            region: text(&view.document.region),
+            industry: text(&view.document.industry),
+            source: text(&row.source),
+            status: row.status.clone(),
+            owner: name_of(&row.owner_id),
+            priority: text(&row.priority),
+        },
+        timeline,
+        can_follow_up: open && viewer.caller.role != Role::Rep
+            || open && row.owner_id.is_some() && row.owner_id == viewer.caller.rep_id,
+        can_reassign,
+        reps,
+    })
+}
+
+/// Runs a form's action through the API handler, as the viewer.
+async fn act<F, Fut>(app: &AppState, headers: &HeaderMap, body: &Bytes, action: F) -> Response
+where
+    F: FnOnce(Viewer, HashMap<String, String>) -> Fut,
+    Fut: std::future::Future<Output = (String, Result<(), ApiError>)>,
+{
+    let viewer = match viewer(app, headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    let (to, outcome) = action(viewer, fields).await;
+    back(&to, outcome)
+}
+
+/// Where a form asked to go back to, if it is a page of this site.
+fn return_to(fields: &HashMap<String, String>, default: String) -> String {
+    fields
+        .get("back")
+        .filter(|path| path.starts_with('/') && !path.starts_with("//"))
+        .cloned()
+        .unwrap_or(default)
+}
+
+async fn log_activity(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, fields| async move {
+        let to = return_to(&fields, format!("/leads/{id}"));
+        let input = crate::routing::ActivityInput {
+            kind: fields.get("kind").cloned().unwrap_or_else(|| "note".into()),
+            rep_id: None,
+            outcome: None,
+            note: fields
+                .get("note")
+                .cloned()
+                .filter(|note| !note.trim().is_empty()),
+            next_follow_up_at: None,
+        };
+        let outcome = crate::api::follow_up::log_activity(
+            State(handle),
+            Extension(viewer.caller),
+            Path(id),
+            Body(input),
+        )
+        .await
+        .map(drop);
+        (to, outcome)
+    })
+    .await
+}
+
+async fn reassign(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, fields| async move {
+        let to = format!("/leads/{id}");
+        let input = crate::api::leads::AssignInput {
+            rep_id: fields.get("rep_id").cloned().unwrap_or_default(),
+            reason: fields
+                .get("reason")
+                .cloned()
+                .filter(|reason| !reason.trim().is_empty()),
+        };
+        let outcome = crate::api::leads::assign_lead(
+            State(handle),
+            Extension(viewer.caller),
+            Path(id),
+            Body(input),
+        )
+        .await
+        .map(drop);
+        (to, outcome)
+    })
+    .await
+}
+
+async fn claim(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, _| async move {
+        let Some(rep_id) = viewer.caller.rep_id.clone() else {
+            return (
+                "/pool".to_owned(),
+                Err(crate::auth::forbidden("only reps claim from the console")),
+            );
+        };
+        let outcome = crate::api::pool::claim(
+            State(handle),
+            Extension(viewer.caller),
+            Path(id.clone()),
+            Body(crate::api::pool::ClaimInput { rep_id }),
+        )
+        .await
+        .map(drop);
+        let to = if outcome.is_ok() {
+            format!("/leads/{id}")
+        } else {
+            "/pool".to_owned()
+        };
+        (to, outcome)
+    })
+    .await
+}
+
+async fn set_status(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, fields| async move {
+        let Some(rep_id) = viewer.caller.rep_id.clone() else {
+            return ("/me".to_owned(), Err(crate::auth::forbidden("not a rep")));
+        };
+        let input = crate::api::reps::StatusInput {
+            status: fields.get("status").cloned().unwrap_or_default(),
+            leave: None,
+        };
+        let outcome = crate::api::reps::set_status(
+            State(handle),
+            Extension(viewer.caller),
+            Path(rep_id),
+            Body(input),
+        )
+        .await
+        .map(drop);
+        ("/me".to_owned(), outcome)
+    })
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "me.html")]
+struct MePage {
+    frame: Frame,
+    status: String,
+    leads: Vec<LeadLine>,
+}
+
+async fn me_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let result: Result<MePage, ApiError> = async {
+        let rep_id = viewer.caller.rep_id.clone().unwrap_or_default();
+        let status = app
+            .store
+            .get_rep(&rep_id)
+            .await?
+            .map(|row| row.status)
+            .unwrap_or_default();
+        let rows = app
+            .store
+            .list_leads(&LeadFilter {
+                owner_id: Some(rep_id.clone()),
+                limit: 200,
+                ..LeadFilter::default()
+            })
+            .await?;
+        let names = rep_names(&app).await?;
+        let mut leads: Vec<(i64, LeadLine)> = Vec::new();
+        for row in rows.iter().filter(|row| {
+            engine::LeadStatus::parse(&row.status).is_some_and(engine::LeadStatus::is_open)
+        }) {
+            let next = app
+                .store
+                .timers_for(&row.id)
+                .await?
+                .first()
+                .map(|timer| timer.due_at);
+            let mut item = line(&viewer.caller, row, &names);
+            item.due = next
+                .map(|due| time(due)[..16].replace('T', " "))
+                .unwrap_or_default();
+            leads.push((next.unwrap_or(i64::MAX), item));
+        }
+        // What is due first comes first.
+        leads.sort_by_key(|(due, _)| *due);
+        Ok(MePage {
+            frame: viewer.frame(
+                viewer.t.t("my_leads"),
+                "me",
+                notice_text(&viewer.t, query.notice.as_deref()),
+            ),
+            status,
+            leads: leads.into_iter().map(|(_, item)| item).collect(),
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pool.html")]
+struct PoolPage {
+    frame: Frame,
+    allowance: String,
+    leads: Vec<LeadLine>,
+    can_claim: bool,
+}
+
+async fn pool_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let result: Result<PoolPage, ApiError> = async {
+        let listed = crate::api::pool::list_pool(
+            State(app.clone()),
+            Extension(viewer.caller.clone()),
+            Query(crate::api::pool::PoolQuery {
+                pool_id: None,
+                rep_id: viewer.caller.rep_id.clone(),
+                limit: Some(100),
+                cursor: None,
+            }),
+        )
+        .await?
+        .0;
+        let ids: Vec<String> = listed["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let names = rep_names(&app).await?;
+        let mut leads = Vec::new();
+        for id in ids {
+            if let Some(row) = app.store.get_lead(&id).await? {
+                leads.push(line(&viewer.caller, &row, &names));
+            }
+        }
+        let t = viewer.t;
+        let allowance = listed["allowance"]["pools"]
+            .as_array()
+            .map(|pools| {
+                pools
+                    .iter()
+                    .map(|pool| {
+                        let remaining = pool["remaining"]
+                            .as_i64()
+                            .map_or_else(|| t.t("unlimited").to_owned(), |n| n.to_string());
+                        format!("{} {remaining}", pool["pool_id"].as_str().unwrap_or(""))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            })
+            .unwrap_or_default();
+        Ok(PoolPage {
+            frame: viewer.frame(
+                t.t("pool"),
+                "pool",
+                notice_text(&t, query.notice.as_deref()),
+            ),
+            allowance,
+            leads,
+            can_claim: viewer.caller.role == Role::Rep,
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Server-sent events for an open console: a `lead` event whenever the outbox gets an event
+/// for the viewer (a new lead, a reminder, an escalation), checked every second.
+async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let viewer = match viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    // Start after what exists now.
+    let start = uuid::Uuid::now_v7().to_string();
+    let who = viewer.caller.rep_id.clone();
+    let everyone = viewer.caller.role == Role::Admin;
+    let zh = viewer.t.is_zh();
+    let state = (app, start);
+    let events = futures_util::stream::unfold(state, move |(app, after)| {
+        let who = who.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let rows = app
+                    .store
+                    .list_outbox(&EventFilter {
+                        lead_id: None,
+                        event: None,
+                        after_id: Some(after.clone()),
+                        limit: 100,
+                    })
+                    .await
+                    .ok()?;
+                let Some(last) = rows.last().map(|row| row.id.clone()) else {
+                    continue;
+                };
+                let mine: Vec<&store::OutboxRow> = rows
+                    .iter()
+                    .filter(|row| {
+                        everyone && row.event == "lead.assigned"
+                            || who.as_ref().is_some_and(|rep| {
+                                serde_json::from_str::<Vec<String>>(&row.recipients)
+                                    .unwrap_or_default()
+                                    .contains(rep)
+                            })
+                    })
+                    .collect();
+                let Some(row) = mine.last() else {
+                    return Some((Event::default().comment("tick"), (app, last)));
+                };
+                let text = match (row.event.as_str(), zh) {
+                    ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", true) => "新线索",
+                    ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", false) => "New lead",
+                    (_, true) => "线索提醒",
+                    (_, false) => "Lead reminder",
+                };
+                let data =
+                    serde_json::json!({"event": row.event, "lead_id": row.lead_id, "text": text});
+                return Some((
+                    Event::default().event("lead").data(data.to_string()),
+                    (app, last),
+                ));
+            }
+        }
+    });
+    let events = futures_util::StreamExt::map(events, Ok::<Event, std::convert::Infallible>);
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

@@ -1,0 +1,314 @@
+//! The console, in-process: signing in, the dashboard, leads and a lead's timeline, a rep's
+//! workspace with a follow-up in two clicks, the pool, and switching language.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::support::{Backend, TestApp, lead};
+
+struct Page {
+    status: StatusCode,
+    html: String,
+    location: Option<String>,
+    cookie: Option<String>,
+    csp: Option<String>,
+}
+
+async fn visit(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    form: Option<&str>,
+    language: &str,
+) -> Page {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("accept-language", language)
+        .header("referer", "http://127.0.0.1/me");
+    if !cookies.is_empty() {
+        request = request.header("cookie", cookies);
+    }
+    let body = match form {
+        Some(form) => {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+            Body::from(form.to_owned())
+        }
+        None => Body::empty(),
+    };
+    let response =
+        tower::ServiceExt::oneshot(app.app.clone(), request.body(body).expect("request"))
+            .await
+            .expect("response");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (status, location, cookie, csp) = (
+        response.status(),
+        header("location"),
+        header("set-cookie"),
+        header("content-security-policy"),
+    );
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    Page {
+        status,
+        html: String::from_utf8_lossy(&bytes).into_owned(),
+        location,
+        cookie,
+        csp,
+    }
+}
+
+/// Signs in through the form; returns the session cookie and the CSRF token of its pages.
+async fn sign_in(app: &TestApp, username: &str) -> (String, String) {
+    let page = visit(
+        app,
+        "POST",
+        "/login",
+        "",
+        Some(&format!(
+            "username={username}&password=correct+horse+battery"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let cookie = page
+        .cookie
+        .and_then(|cookie| cookie.split(';').next().map(str::to_owned))
+        .expect("session cookie");
+    let home = visit(
+        app,
+        "GET",
+        page.location.as_deref().unwrap_or("/"),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    let csrf = home
+        .html
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf token on the page")
+        .to_owned();
+    (cookie, csrf)
+}
+
+async fn setup(app: &TestApp) -> Vec<String> {
+    app.round_robin_team(2, json!({})).await;
+    for (name, role, rep) in [("boss", "admin", None), ("rep0", "rep", Some("r00"))] {
+        app.ok(
+            "/api/v1/users",
+            &json!({"username": name, "role": role, "rep_id": rep, "password": "correct horse battery"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for index in 0..4 {
+        let mut body = lead(&format!("console-{index}"));
+        body["name"] = json!(format!("客户{index}"));
+        body["source"] = json!("官网");
+        let created = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+        ids.push(created["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    let page = visit(&app, "GET", "/", "", None, "zh-CN").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location.as_deref(), Some("/login"));
+    let login = visit(&app, "GET", "/login", "", None, "zh-CN,zh;q=0.9").await;
+    assert!(login.html.contains("<html lang=\"zh-CN\">") && login.html.contains("登录"));
+    let english = visit(&app, "GET", "/login", "", None, "en-US,en;q=0.9").await;
+    assert!(english.html.contains("Sign in"), "{}", english.html);
+    let wrong = visit(
+        &app,
+        "POST",
+        "/login",
+        "",
+        Some("username=boss&password=nope"),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains("用户名或密码错误"));
+
+    let (cookie, _) = sign_in(&app, "boss").await;
+    let dashboard = visit(&app, "GET", "/?days=7", &cookie, None, "zh-CN").await;
+    assert_eq!(dashboard.status, StatusCode::OK);
+    assert!(
+        dashboard.html.contains("<b id=\"leads-in\">4</b>"),
+        "{}",
+        dashboard.html
+    );
+    assert!(
+        dashboard.html.contains("<svg role=\"img\""),
+        "fairness drawn as SVG"
+    );
+    let csp = dashboard.csp.unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+
+    let list = visit(&app, "GET", "/leads", &cookie, None, "zh-CN").await;
+    assert!(list.html.contains("客户3") && list.html.contains(&format!("/leads/{}", ids[3])));
+    let timeline = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", ids[0]),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(timeline.status, StatusCode::OK);
+    assert!(timeline.html.contains("分配决策"), "{}", timeline.html);
+    assert!(
+        timeline.html.contains("命中规则"),
+        "the decision's explanation"
+    );
+    assert!(timeline.html.contains("lead.assigned"), "the events");
+    assert!(timeline.html.contains("改派"), "an admin may reassign");
+}
+
+#[tokio::test]
+async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    // r00 has leads 0 and 2; lead 1 goes to the pool.
+    let (status, _) = app
+        .post(&format!("/api/v1/leads/{}/release", ids[1]), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (cookie, csrf) = sign_in(&app, "rep0").await;
+    let me = visit(&app, "GET", "/me", &cookie, None, "zh-CN").await;
+    assert!(
+        me.html.contains("我的线索") && me.html.contains("客户0") && me.html.contains("客户2"),
+        "{}",
+        me.html
+    );
+    assert!(!me.html.contains("客户3"), "r01's lead is not here");
+    assert!(me.html.contains("待办"), "due first: {}", me.html);
+    let other = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", ids[3]),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+
+    // A follow-up in two clicks: the lead's "call" button.
+    let refused = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/activities", ids[0]),
+        &cookie,
+        Some("kind=call"),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "no CSRF token");
+    let done = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/activities", ids[0]),
+        &cookie,
+        Some(&format!("csrf={csrf}&kind=call&back=%2Fme")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.location.as_deref(), Some("/me?notice=ok"));
+    let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    assert_eq!(lead["status"], json!("contacted"));
+
+    // The pool, with a claim button, and the claim.
+    let pool = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
+    assert!(
+        pool.html.contains("客户1") && pool.html.contains("领取"),
+        "{}",
+        pool.html
+    );
+    assert!(
+        !pool.html.contains("13800138000"),
+        "no contact details in the pool"
+    );
+    let claimed = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/claim", ids[1]),
+        &cookie,
+        Some(&format!("csrf={csrf}")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER);
+    let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[1])).await;
+    assert_eq!(lead["owner_id"], json!("r00"));
+
+    // Status, then the language.
+    let paused = visit(
+        &app,
+        "POST",
+        "/me/status",
+        &cookie,
+        Some(&format!("csrf={csrf}&status=paused")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::SEE_OTHER);
+    let (_, rep) = app.get("/api/v1/reps/r00").await;
+    assert_eq!(rep["status"], json!("paused"));
+    let switch = visit(&app, "GET", "/lang/en", &cookie, None, "zh-CN").await;
+    assert_eq!(switch.status, StatusCode::SEE_OTHER);
+    assert_eq!(switch.location.as_deref(), Some("/me"));
+    assert!(
+        switch
+            .cookie
+            .as_deref()
+            .is_some_and(|cookie| cookie.starts_with("lang=en"))
+    );
+    let english = visit(
+        &app,
+        "GET",
+        "/me",
+        &format!("{cookie}; lang=en"),
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(english.html.contains("My leads") && english.html.contains("<html lang=\"en\">"));
+
+    let out = visit(
+        &app,
+        "POST",
+        "/logout",
+        &cookie,
+        Some(&format!("csrf={csrf}")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = visit(&app, "GET", "/me", &cookie, None, "zh-CN").await;
+    assert_eq!(after.location.as_deref(), Some("/login"));
+}
