@@ -413,9 +413,15 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
+    // The console sends its own pages as referrer (the language switch returns there);
+    // nothing leaves the site.
     headers.insert(
         header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
+        header::HeaderValue::from_static(if api || docs {
+            "no-referrer"
+        } else {
+            "same-origin"
+        }),
     );
     if api {
         headers.insert(

@@ -6,6 +6,9 @@
   if (!stream || !window.EventSource) { return; }
   var toast = document.getElementById("toast");
   var source = new EventSource(stream);
+  // Let go of the stream when the page goes away (also into the back-forward cache): browsers
+  // allow only a few connections per site, and a kept stream would stall the next page.
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("lead", function (message) {
     var data = {};
     try { data = JSON.parse(message.data); } catch (error) { return; }

@@ -33,7 +33,7 @@ pub fn bars(rows: &[Bar], max: f64, percent: bool, empty: &str) -> String {
         }
     };
     let mut svg = format!(
-        "<svg role=\"img\" viewBox=\"0 0 {width} {height}\" width=\"100%\" preserveAspectRatio=\"xMinYMin meet\"><title>{}</title>",
+        "<svg role=\"img\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" preserveAspectRatio=\"xMinYMin meet\"><title>{}</title>",
         escape(
             &rows
                 .iter()

@@ -1165,7 +1165,7 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let events = futures_util::stream::unfold(state, move |(app, after)| {
         let who = who.clone();
         async move {
-            loop {
+            {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 let rows = app
                     .store
@@ -1177,8 +1177,10 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
                     })
                     .await
                     .ok()?;
+                // A comment every second even when nothing happened: writing is how a closed
+                // connection is noticed, so a page that went away frees its stream at once.
                 let Some(last) = rows.last().map(|row| row.id.clone()) else {
-                    continue;
+                    return Some((Event::default().comment("tick"), (app, after)));
                 };
                 let mine: Vec<&store::OutboxRow> = rows
                     .iter()

@@ -2,6 +2,7 @@
 //! `LEADROUTE_TEST_POSTGRES_URL` names a server, a fresh PostgreSQL database.
 
 mod api;
+mod browser;
 mod concurrency;
 mod console;
 mod follow_up;

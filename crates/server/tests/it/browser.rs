@@ -1,0 +1,262 @@
+//! The console in a real headless Chromium (Debian's, driven through ChromeDriver): an admin
+//! signs in and reads the dashboard and a lead's timeline with its explanation; a rep logs a
+//! follow-up, claims from the pool and switches the language. Screenshots go to
+//! `target/console-screenshots/` for review.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{Backend, TestApp, lead};
+
+/// ChromeDriver, when this machine has it; CI must.
+fn chromedriver() -> Option<String> {
+    let path = std::env::var("LEADROUTE_TEST_CHROMEDRIVER")
+        .ok()
+        .filter(|path| !path.is_empty())
+        .or_else(|| {
+            std::path::Path::new("/usr/bin/chromedriver")
+                .exists()
+                .then(|| "/usr/bin/chromedriver".to_owned())
+        });
+    if path.is_none() && std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("CI runs the browser tests: install chromium-driver (`.ci/run` does)");
+    }
+    path
+}
+
+struct Driver {
+    child: Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(path: &str) -> (Driver, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    let profile = tempfile::tempdir().expect("profile");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--lang=zh-CN",
+                        "--window-size=1280,900",
+                        format!("--user-data-dir={}", profile.path().display())],
+               "prefs": {"intl.accept_languages": "zh-CN,zh"}}),
+    );
+    let driver = Driver {
+        child,
+        port,
+        _profile: profile,
+    };
+    let mut attempts = 0;
+    let client = loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) => {
+                attempts += 1;
+                assert!(attempts < 50, "chromedriver did not start: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    (driver, client)
+}
+
+async fn shot(client: &Client, name: &str) {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Waits until the element's text satisfies `wanted` (the page may still be loading).
+async fn until(client: &Client, css: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(found) = element.text().await
+        {
+            if wanted(&found) {
+                return found;
+            }
+            last = found;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{css} never became what was wanted; last: {last:?}");
+}
+
+async fn sign_in(client: &Client, base: &str, username: &str) {
+    client
+        .goto(&format!("{base}/login"))
+        .await
+        .expect("login page");
+    let form = client
+        .form(Locator::Css("form[action='/login']"))
+        .await
+        .expect("form");
+    form.set_by_name("username", username)
+        .await
+        .expect("username");
+    form.set_by_name("password", "correct horse battery")
+        .await
+        .expect("password");
+    form.submit().await.expect("submit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser() {
+    let Some(path) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    app.round_robin_team(2, json!({})).await;
+    for (name, role, rep) in [("boss", "admin", None), ("rep0", "rep", Some("r00"))] {
+        app.ok(
+            "/api/v1/users",
+            &json!({"username": name, "role": role, "rep_id": rep, "password": "correct horse battery"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for index in 0..3 {
+        let mut body = lead(&format!("browser-{index}"));
+        body["name"] = json!(format!("浏览器客户{index}"));
+        let created = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+        ids.push(created["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    // Lead 1 (r01's) goes to the pool for the rep to claim.
+    let (status, _) = app
+        .post(&format!("/api/v1/leads/{}/release", ids[1]), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app.app.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (_driver, client) = browser(&path).await;
+
+    // The admin: the dashboard and a lead's timeline with its explanation.
+    sign_in(&client, &base, "boss").await;
+    until(&client, "h1", |h1| h1 == "看板").await;
+    assert_eq!(text(&client, "#leads-in").await, "3");
+    shot(&client, "dashboard").await;
+    client
+        .goto(&format!("{base}/leads/{}", ids[0]))
+        .await
+        .expect("lead");
+    let timeline = text(&client, ".timeline").await;
+    assert!(timeline.contains("分配决策"), "{timeline}");
+    let explanation = client
+        .find(Locator::Css(".timeline li.decision details"))
+        .await
+        .expect("details");
+    explanation.click().await.expect("open the explanation");
+    assert!(
+        text(&client, ".timeline li.decision pre")
+            .await
+            .contains("命中规则")
+    );
+    shot(&client, "lead-timeline").await;
+    client
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("click");
+    until(&client, "h1", |h1| h1 == "登录").await;
+
+    // The rep: a follow-up in two clicks, a claim from the pool, then English.
+    sign_in(&client, &base, "rep0").await;
+    until(&client, "h1", |h1| h1 == "我的线索").await;
+    let work = text(&client, "#my-leads").await;
+    assert!(
+        work.contains("浏览器客户0") && work.contains("浏览器客户2"),
+        "{work}"
+    );
+    shot(&client, "rep-workspace").await;
+    client
+        .find(Locator::Css("#my-leads li form button[value='call']"))
+        .await
+        .expect("call button")
+        .click()
+        .await
+        .expect("click");
+    assert!(text(&client, ".notice").await.contains("✓"));
+    let contacted = app.get(&format!("/api/v1/leads/{}", ids[0])).await.1["status"].clone();
+    let other = app.get(&format!("/api/v1/leads/{}", ids[2])).await.1["status"].clone();
+    assert!(
+        contacted == json!("contacted") || other == json!("contacted"),
+        "one of the rep's leads is contacted now"
+    );
+    client.goto(&format!("{base}/pool")).await.expect("pool");
+    assert!(text(&client, "#pool").await.contains("浏览器客户1"));
+    shot(&client, "pool").await;
+    client
+        .find(Locator::Css("#pool form button"))
+        .await
+        .expect("claim")
+        .click()
+        .await
+        .expect("click");
+    until(&client, "#lead-owner", |owner| owner == "Rep 0").await;
+    client
+        .find(Locator::Css("a.lang"))
+        .await
+        .expect("language switch")
+        .click()
+        .await
+        .expect("click");
+    until(&client, "header nav", |nav| {
+        nav.contains("My leads") && nav.contains("Pool")
+    })
+    .await;
+    // A phone screen.
+    client.set_window_size(390, 844).await.expect("resize");
+    client.goto(&format!("{base}/me")).await.expect("me");
+    until(&client, "h1", |h1| h1 == "My leads").await;
+    shot(&client, "rep-workspace-phone-en").await;
+    client.close().await.expect("close");
+}
