@@ -1204,10 +1204,10 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
                 };
                 let data =
                     serde_json::json!({"event": row.event, "lead_id": row.lead_id, "text": text});
-                return Some((
+                Some((
                     Event::default().event("lead").data(data.to_string()),
                     (app, last),
-                ));
+                ))
             }
         }
     });

@@ -231,6 +231,17 @@ async fn the_console_works_in_a_real_browser() {
         contacted == json!("contacted") || other == json!("contacted"),
         "one of the rep's leads is contacted now"
     );
+    // A new lead appears in the open workspace at once (server-sent events), then in the list.
+    client.goto(&format!("{base}/me")).await.expect("me");
+    until(&client, "h1", |h1| h1 == "我的线索").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for index in 3..5 {
+        let mut body = lead(&format!("browser-{index}"));
+        body["name"] = json!(format!("实时客户{index}"));
+        app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    }
+    until(&client, "#toast", |toast| toast.contains("新线索")).await;
+    until(&client, "#my-leads", |work| work.contains("实时客户")).await;
     client.goto(&format!("{base}/pool")).await.expect("pool");
     assert!(text(&client, "#pool").await.contains("浏览器客户1"));
     shot(&client, "pool").await;
