@@ -6,6 +6,7 @@
 
 mod charts;
 pub mod i18n;
+mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,6 +45,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/me", get(me_page))
         .route("/me/status", post(set_status))
         .route("/pool", get(pool_page))
+        .route("/rules", get(rules::versions))
+        .route("/rules/edit", get(rules::edit).post(rules::submit))
+        .route("/rules/{version}/publish", post(rules::rollback))
         .route("/stream", get(stream))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))

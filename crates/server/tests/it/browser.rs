@@ -124,6 +124,16 @@ async fn until(client: &Client, css: &str, wanted: impl Fn(&str) -> bool) -> Str
     panic!("{css} never became what was wanted; last: {last:?}");
 }
 
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .click()
+        .await
+        .unwrap_or_else(|error| panic!("click {css}: {error}"));
+}
+
 async fn sign_in(client: &Client, base: &str, username: &str) {
     client
         .goto(&format!("{base}/login"))
@@ -177,13 +187,83 @@ async fn the_console_works_in_a_real_browser() {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let (_driver, client) = browser(&path).await;
 
-    // The admin: the dashboard and a lead's timeline with its explanation.
+    // The admin builds a rule with the condition builder and publishes it.
     sign_in(&client, &base, "boss").await;
     until(&client, "h1", |h1| h1 == "看板").await;
-    assert_eq!(text(&client, "#leads-in").await, "3");
+    client
+        .goto(&format!("{base}/rules/edit"))
+        .await
+        .expect("editor");
+    click(&client, "button[value='add_rule']").await;
+    until(&client, "#rule-1", |rule| !rule.is_empty()).await;
+    client
+        .find(Locator::Css("input[name='r1_name']"))
+        .await
+        .expect("name")
+        .send_keys("华北线索")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("select[name='r1_c0_field']"))
+        .await
+        .expect("field")
+        .select_by_value("region")
+        .await
+        .expect("region");
+    client
+        .find(Locator::Css("input[name='r1_c0_value']"))
+        .await
+        .expect("value")
+        .send_keys("华北")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("select[name='r1_target']"))
+        .await
+        .expect("target")
+        .select_by_value("team:t")
+        .await
+        .expect("team");
+    // Move it above the catch-all rule.
+    click(&client, "button[value='up:1']").await;
+    let mut first = None;
+    for _ in 0..50 {
+        // The page reloads: an element found may go stale before it is read.
+        if let Ok(element) = client.find(Locator::Css("input[name='r0_name']")).await
+            && let Ok(value) = element.prop("value").await
+        {
+            first = value;
+            if first.as_deref() == Some("华北线索") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(first.as_deref(), Some("华北线索"));
+    until(&client, "#valid", |valid| valid.contains("规则有效")).await;
+    shot(&client, "rule-editor").await;
+    click(&client, "#confirm").await;
+    click(&client, "#publish").await;
+    until(&client, "#versions", |versions| versions.contains("生效中")).await;
+    shot(&client, "rule-versions").await;
+    let mut north = lead("browser-north");
+    north["name"] = json!("华北客户");
+    north["region"] = json!("华北");
+    let created = app.ok("/api/v1/leads", &north, StatusCode::CREATED).await;
+    let north_id = created["lead"]["id"].as_str().expect("id").to_owned();
+    assert!(
+        created["decision"]["explanation"]["zh"]
+            .as_str()
+            .is_some_and(|text| text.contains("华北线索")),
+        "{created}"
+    );
+
+    // The dashboard counts it; its timeline explains it.
+    client.goto(&format!("{base}/")).await.expect("dashboard");
+    assert_eq!(text(&client, "#leads-in").await, "4");
     shot(&client, "dashboard").await;
     client
-        .goto(&format!("{base}/leads/{}", ids[0]))
+        .goto(&format!("{base}/leads/{north_id}"))
         .await
         .expect("lead");
     let timeline = text(&client, ".timeline").await;
@@ -196,7 +276,7 @@ async fn the_console_works_in_a_real_browser() {
     assert!(
         text(&client, ".timeline li.decision pre")
             .await
-            .contains("命中规则")
+            .contains("命中规则「华北线索」")
     );
     shot(&client, "lead-timeline").await;
     client

@@ -312,3 +312,124 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
     let after = visit(&app, "GET", "/me", &cookie, None, "zh-CN").await;
     assert_eq!(after.location.as_deref(), Some("/login"));
 }
+
+#[tokio::test]
+async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_back() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let editor = visit(&app, "GET", "/rules/edit", &cookie, None, "zh-CN").await;
+    assert_eq!(editor.status, StatusCode::OK);
+    assert!(
+        editor.html.contains("name=\"r0_id\" value=\"all\""),
+        "{}",
+        editor.html
+    );
+    assert!(editor.html.contains("规则有效"));
+    // Add a rule: it arrives with one empty row.
+    let base = format!(
+        "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0&r0_rest=%7B%22fallback%22%3A%5B%7B%22pool%22%3A%22public%22%7D%5D%7D"
+    );
+    let added = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&format!("{base}&action=add_rule")),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        added.html.contains("name=\"r1_id\" value=\"rule-2\""),
+        "{}",
+        added.html
+    );
+    // A row that cannot hold: `gt` on a text field. The message stands at that row.
+    let bad = format!(
+        "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=region&r0_c0_op=gt&r0_c0_value=5&r0_q_count=0\
+         &r1_id=all&r1_target=team%3At&r1_c_count=0&r1_q_count=0&action=check"
+    );
+    let checked = visit(&app, "POST", "/rules/edit", &cookie, Some(&bad), "zh-CN").await;
+    let row = checked.html.split("r0_c0_value").nth(1).unwrap_or_default();
+    let row = row.split("</div>").next().unwrap_or_default();
+    assert!(
+        row.contains("class=\"error\""),
+        "the error is at the row: {}",
+        checked.html
+    );
+    assert!(!checked.html.contains("规则有效"));
+    // The fixed row dry-runs, shows its diff, and publishes with confirmation.
+    let good = format!(
+        "csrf={csrf}&rules=2&r0_id=north&r0_name=%E5%8D%8E%E5%8C%97&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=region&r0_c0_op=equals&r0_c0_value=%E5%8D%8E%E5%8C%97&r0_strategy=least_loaded&r0_q_count=0\
+         &r1_id=all&r1_target=team%3At&r1_c_count=0&r1_q_count=0\
+         &sample=%7B%22name%22%3A%22%E6%9D%8E%E6%80%BB%22%2C%22region%22%3A%22%E5%8D%8E%E5%8C%97%22%7D"
+    );
+    let dry = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&format!("{good}&action=dry_run")),
+        "zh-CN",
+    )
+    .await;
+    assert!(dry.html.contains("id=\"dry-run\""), "{}", dry.html);
+    assert!(dry.html.contains("命中规则「华北」"), "{}", dry.html);
+    assert!(
+        dry.html.contains("class=\"add\""),
+        "the diff shows the new rule"
+    );
+    let unconfirmed = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&format!("{good}&action=publish")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(unconfirmed.status, StatusCode::OK);
+    assert!(unconfirmed.html.contains("请先勾选确认"));
+    let published = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&format!("{good}&action=publish&confirm=on")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        published.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        published.html
+    );
+    let (_, sets) = app.get("/api/v1/rule-sets").await;
+    let active = sets["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|set| set["status"] == json!("published"))
+        .cloned()
+        .expect("active");
+    assert_eq!(active["version"], json!(2));
+    // Roll back to version 1 from the versions page.
+    let versions = visit(&app, "GET", "/rules", &cookie, None, "zh-CN").await;
+    assert!(versions.html.contains("回滚到此版本"));
+    let rolled = visit(
+        &app,
+        "POST",
+        "/rules/1/publish",
+        &cookie,
+        Some(&format!("csrf={csrf}&confirm=on")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(rolled.location.as_deref(), Some("/rules?notice=ok"));
+    let (_, audit) = app.get("/api/v1/audit").await;
+    assert!(
+        audit.to_string().contains("rule_set.rolled_back"),
+        "{audit}"
+    );
+}

@@ -1,0 +1,926 @@
+//! The rule editor: ordered rules moved up and down, a condition builder (an all / any group of
+//! field–operator–value rows, or its negation), target and strategy, requirements, tagging and
+//! scoring; validation messages at the row they concern; a dry run on a sample lead; a diff
+//! against the active version; publishing with a confirmation, and rolling back to an earlier
+//! version. Everything works as plain forms; the server keeps the draft in the form itself.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use engine::spec::{ConditionSpec, RuleSpec, StrategySpec, TargetSpec};
+use engine::{CompileError, RuleSetSpec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Frame, Viewer, back, csrf_ok, csrf_refused, form, notice_text, render, viewer};
+use crate::AppState;
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::leads::time;
+
+/// The operators a condition row may use.
+const OPS: [&str; 17] = [
+    "equals",
+    "not_equals",
+    "in",
+    "not_in",
+    "contains",
+    "not_contains",
+    "contains_any",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "exists",
+    "missing",
+];
+
+const STRATEGIES: [&str; 7] = [
+    "",
+    "round_robin",
+    "weighted_round_robin",
+    "least_loaded",
+    "longest_idle",
+    "fair_share",
+    "best_match",
+];
+
+/// One condition row as the form shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    pub field: String,
+    pub op: String,
+    pub value: String,
+    pub error: String,
+}
+
+/// One rule as the form shows it.
+#[derive(Debug, Clone, Default)]
+pub struct RuleForm {
+    pub id: String,
+    pub name: String,
+    /// `all` or `any`.
+    pub group: String,
+    pub negate: bool,
+    pub rows: Vec<Row>,
+    /// A condition the builder cannot show (nested groups), kept as JSON.
+    pub when_json: String,
+    /// `team:<id>` or `pool:<id>`.
+    pub target: String,
+    pub strategy: String,
+    pub affinity: bool,
+    /// Rep conditions every candidate must meet: `rep field`, `op`, lead field (`ref`).
+    pub requires: Vec<Row>,
+    /// Everything else about the rule (window, prefers, fallback, hours, SLA policy), as JSON.
+    pub rest: String,
+    pub error: String,
+}
+
+fn value_text(value: &Option<Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn row_of(condition: &ConditionSpec) -> Option<Row> {
+    Some(Row {
+        field: condition.field.clone()?,
+        op: condition.op.clone()?,
+        value: condition
+            .reference
+            .clone()
+            .unwrap_or_else(|| value_text(&condition.value)),
+        error: String::new(),
+    })
+}
+
+impl RuleForm {
+    fn from_spec(rule: &RuleSpec) -> RuleForm {
+        let mut form = RuleForm {
+            id: rule.id.clone(),
+            name: rule.name.clone().unwrap_or_default(),
+            group: "all".into(),
+            affinity: rule.owner_affinity,
+            strategy: rule
+                .strategy
+                .as_ref()
+                .and_then(|strategy| serde_json::to_value(strategy).ok())
+                .and_then(|value| value.get("type")?.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            target: match &rule.target {
+                TargetSpec::Team(team) => format!("team:{team}"),
+                TargetSpec::Teams(teams) if teams.len() == 1 => format!("team:{}", teams[0]),
+                TargetSpec::Pool(pool) => format!("pool:{pool}"),
+                other => format!("json:{}", serde_json::to_string(other).unwrap_or_default()),
+            },
+            requires: rule.requires.iter().filter_map(row_of).collect(),
+            ..RuleForm::default()
+        };
+        // The builder shows one group of rows, possibly negated; anything deeper stays JSON.
+        let (negate, inner) = match &rule.when {
+            Some(ConditionSpec {
+                not: Some(inner), ..
+            }) => (true, Some(inner.as_ref())),
+            other => (false, other.as_ref()),
+        };
+        form.negate = negate;
+        match inner {
+            None => {}
+            Some(condition) => {
+                let (group, children) = match (&condition.all, &condition.any) {
+                    (Some(children), _) => ("all", Some(children)),
+                    (None, Some(children)) => ("any", Some(children)),
+                    _ => ("all", None),
+                };
+                let rows: Option<Vec<Row>> = match children {
+                    Some(children) => children.iter().map(row_of).collect(),
+                    None => row_of(condition).map(|row| vec![row]),
+                };
+                match rows {
+                    Some(rows) => {
+                        form.group = group.into();
+                        form.rows = rows;
+                    }
+                    None => {
+                        form.negate = false;
+                        form.when_json = serde_json::to_string(&rule.when).unwrap_or_default();
+                    }
+                }
+            }
+        }
+        let mut rest = serde_json::to_value(rule).unwrap_or_else(|_| json!({}));
+        if let Some(object) = rest.as_object_mut() {
+            for key in [
+                "id",
+                "name",
+                "when",
+                "target",
+                "strategy",
+                "owner_affinity",
+                "requires",
+            ] {
+                object.remove(key);
+            }
+            object.retain(|_, value| {
+                !(value.is_null() || value == &json!([]) || value == &json!(false))
+            });
+        }
+        form.rest = if rest.as_object().is_some_and(|object| object.is_empty()) {
+            String::new()
+        } else {
+            rest.to_string()
+        };
+        form
+    }
+}
+
+/// Parses a row's value as the operator and field type want it.
+fn parse_value(op: &str, number: bool, text: &str) -> Option<Value> {
+    let text = text.trim();
+    let item = |part: &str| -> Value {
+        let part = part.trim();
+        match (number, part.parse::<i64>(), part.parse::<f64>()) {
+            (true, Ok(value), _) => json!(value),
+            (true, _, Ok(value)) => json!(value),
+            _ => json!(part),
+        }
+    };
+    match op {
+        "exists" | "missing" => None,
+        "in" | "not_in" | "contains_any" | "between" => Some(Value::Array(
+            text.split([',', '，'])
+                .filter(|part| !part.trim().is_empty())
+                .map(item)
+                .collect(),
+        )),
+        _ => Some(item(text)),
+    }
+}
+
+fn number_field(name: &str) -> bool {
+    engine::field::LEAD_FIELDS
+        .iter()
+        .any(|(field, _, kind)| *field == name && *kind == engine::value::FieldType::Number)
+}
+
+/// The editor's state, read back from its form.
+#[derive(Debug, Default)]
+struct Draft {
+    name: String,
+    rules: Vec<RuleForm>,
+    /// Tagging, scoring and the default fallback, as JSON.
+    advanced: String,
+    sample: String,
+}
+
+fn field(fields: &HashMap<String, String>, key: &str) -> String {
+    fields.get(key).cloned().unwrap_or_default()
+}
+
+impl Draft {
+    fn from_spec(spec: &RuleSetSpec) -> Draft {
+        let advanced =
+            json!({"tagging": spec.tagging, "scoring": spec.scoring, "default": spec.default});
+        Draft {
+            name: spec.name.clone().unwrap_or_default(),
+            rules: spec.rules.iter().map(RuleForm::from_spec).collect(),
+            advanced: serde_json::to_string_pretty(&advanced).unwrap_or_default(),
+            sample: serde_json::to_string_pretty(&json!({"name": "王总", "province": "浙江省", "industry": "制造", "company_size": 500}))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn from_form(fields: &HashMap<String, String>) -> Draft {
+        let count: usize = field(fields, "rules").parse().unwrap_or(0).min(500);
+        let rows = |prefix: &str, third: &str| {
+            let count: usize = field(fields, &format!("{prefix}_count"))
+                .parse()
+                .unwrap_or(0)
+                .min(100);
+            (0..count)
+                .map(|j| Row {
+                    field: field(fields, &format!("{prefix}{j}_field")),
+                    op: field(fields, &format!("{prefix}{j}_op")),
+                    value: field(fields, &format!("{prefix}{j}_{third}")),
+                    error: String::new(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let rules = (0..count)
+            .map(|i| RuleForm {
+                id: field(fields, &format!("r{i}_id")).trim().to_owned(),
+                name: field(fields, &format!("r{i}_name")).trim().to_owned(),
+                group: if field(fields, &format!("r{i}_group")) == "any" {
+                    "any".into()
+                } else {
+                    "all".into()
+                },
+                negate: fields.contains_key(&format!("r{i}_negate")),
+                rows: rows(&format!("r{i}_c"), "value"),
+                when_json: field(fields, &format!("r{i}_when_json")),
+                target: field(fields, &format!("r{i}_target")),
+                strategy: field(fields, &format!("r{i}_strategy")),
+                affinity: fields.contains_key(&format!("r{i}_affinity")),
+                requires: rows(&format!("r{i}_q"), "ref"),
+                rest: field(fields, &format!("r{i}_rest")),
+                error: String::new(),
+            })
+            .collect();
+        Draft {
+            name: field(fields, "name"),
+            rules,
+            advanced: field(fields, "advanced"),
+            sample: field(fields, "sample"),
+        }
+    }
+
+    /// The rule-set document, or the first thing that stops it being one.
+    fn to_spec(&self) -> Result<RuleSetSpec, String> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (index, rule) in self.rules.iter().enumerate() {
+            let mut spec: RuleSpec = if rule.rest.trim().is_empty() {
+                RuleSpec::default()
+            } else {
+                let mut value: Value = serde_json::from_str(&rule.rest)
+                    .map_err(|error| format!("rules[{index}]: {error}"))?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("id".into(), json!(rule.id));
+                    object.insert("target".into(), json!({"team": ""}));
+                }
+                serde_json::from_value(value).map_err(|error| format!("rules[{index}]: {error}"))?
+            };
+            spec.id = rule.id.clone();
+            spec.name = (!rule.name.is_empty()).then(|| rule.name.clone());
+            spec.owner_affinity = rule.affinity;
+            let rows: Vec<ConditionSpec> = rule
+                .rows
+                .iter()
+                .filter(|row| !row.field.is_empty())
+                .map(|row| ConditionSpec {
+                    field: Some(row.field.clone()),
+                    op: Some(row.op.clone()),
+                    value: parse_value(&row.op, number_field(&row.field), &row.value),
+                    ..ConditionSpec::default()
+                })
+                .collect();
+            spec.when = if !rule.when_json.trim().is_empty() {
+                serde_json::from_str(&rule.when_json)
+                    .map_err(|error| format!("rules[{index}].when: {error}"))?
+            } else if rows.is_empty() {
+                None
+            } else {
+                let group = if rule.group == "any" {
+                    ConditionSpec {
+                        any: Some(rows),
+                        ..ConditionSpec::default()
+                    }
+                } else {
+                    ConditionSpec {
+                        all: Some(rows),
+                        ..ConditionSpec::default()
+                    }
+                };
+                Some(if rule.negate {
+                    ConditionSpec {
+                        not: Some(Box::new(group)),
+                        ..ConditionSpec::default()
+                    }
+                } else {
+                    group
+                })
+            };
+            spec.target = match rule.target.split_once(':') {
+                Some(("team", team)) => TargetSpec::Team(team.to_owned()),
+                Some(("pool", pool)) => TargetSpec::Pool(pool.to_owned()),
+                Some(("json", text)) => serde_json::from_str(text)
+                    .map_err(|error| format!("rules[{index}].target: {error}"))?,
+                _ => TargetSpec::Team(String::new()),
+            };
+            spec.strategy = if rule.strategy.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::from_value::<StrategySpec>(json!({"type": rule.strategy}))
+                        .map_err(|error| format!("rules[{index}].strategy: {error}"))?,
+                )
+            };
+            spec.requires = rule
+                .requires
+                .iter()
+                .filter(|row| !row.field.is_empty())
+                .map(|row| ConditionSpec {
+                    field: Some(row.field.clone()),
+                    op: Some(row.op.clone()),
+                    reference: Some(row.value.clone()),
+                    ..ConditionSpec::default()
+                })
+                .collect();
+            rules.push(spec);
+        }
+        let advanced: Value = if self.advanced.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(&self.advanced).map_err(|error| format!("advanced: {error}"))?
+        };
+        let mut document = advanced;
+        if let Some(object) = document.as_object_mut() {
+            object.retain(|_, value| !value.is_null());
+            object.insert(
+                "rules".into(),
+                serde_json::to_value(&rules).map_err(|error| error.to_string())?,
+            );
+            if !self.name.trim().is_empty() {
+                object.insert("name".into(), json!(self.name.trim()));
+            }
+        }
+        serde_json::from_value(document).map_err(|error| error.to_string())
+    }
+
+    /// Places compile errors at the rule and row they concern.
+    fn place(&mut self, errors: &[CompileError]) -> Vec<String> {
+        let mut general = Vec::new();
+        for error in errors {
+            let text = format!("{} ({})", error.message, error.code);
+            let index = error
+                .path
+                .strip_prefix("rules[")
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|number| number.parse::<usize>().ok());
+            let Some(rule) = index.and_then(|index| self.rules.get_mut(index)) else {
+                general.push(format!("{}: {text}", error.path));
+                continue;
+            };
+            // `rules[i].when.all[j]…` or `rules[i].when.not.any[j]…`: row j.
+            let row = error
+                .path
+                .split(['[', ']'])
+                .collect::<Vec<_>>()
+                .windows(2)
+                .find(|pair| pair[0].ends_with(".all") || pair[0].ends_with(".any"))
+                .and_then(|pair| pair[1].parse::<usize>().ok());
+            let requirement = error
+                .path
+                .split_once(".requires[")
+                .and_then(|(_, rest)| rest.split(']').next()?.parse::<usize>().ok());
+            match (row, requirement) {
+                (Some(row), _) if rule.rows.get(row).is_some() => rule.rows[row].error = text,
+                (_, Some(row)) if rule.requires.get(row).is_some() => {
+                    rule.requires[row].error = text
+                }
+                _ => {
+                    if !rule.error.is_empty() {
+                        rule.error.push_str("; ");
+                    }
+                    rule.error.push_str(&text);
+                }
+            }
+        }
+        general
+    }
+}
+
+/// One line of a diff.
+#[derive(Debug)]
+pub struct DiffLine {
+    pub sign: char,
+    pub text: String,
+}
+
+/// A line diff by longest common subsequence (rule sets are small).
+fn diff(old: &str, new: &str) -> Vec<DiffLine> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    if a.len() * b.len() > 4_000_000 {
+        return vec![DiffLine {
+            sign: '!',
+            text: "too large to compare".into(),
+        }];
+    }
+    let mut table = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            table[i][j] = if a[i] == b[j] {
+                table[i + 1][j + 1] + 1
+            } else {
+                table[i + 1][j].max(table[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut lines = Vec::new();
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            lines.push(DiffLine {
+                sign: ' ',
+                text: a[i].to_owned(),
+            });
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || table[i + 1][j] >= table[i][j + 1]) {
+            lines.push(DiffLine {
+                sign: '-',
+                text: a[i].to_owned(),
+            });
+            i += 1;
+        } else {
+            lines.push(DiffLine {
+                sign: '+',
+                text: b[j].to_owned(),
+            });
+            j += 1;
+        }
+    }
+    lines
+}
+
+#[derive(Template)]
+#[template(path = "rules.html")]
+struct RulesPage {
+    frame: Frame,
+    versions: Vec<(i64, String, String, String)>,
+}
+
+async fn allowed_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    let viewer = viewer(app, headers).await?;
+    if matches!(viewer.caller.role, Role::Admin | Role::Manager) {
+        Ok(viewer)
+    } else {
+        Err(Redirect::to("/me").into_response())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VersionQuery {
+    version: Option<i64>,
+    notice: Option<String>,
+}
+
+/// Every version, the active one marked, with rollback.
+pub async fn versions(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<VersionQuery>,
+) -> Response {
+    let viewer = match allowed_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let rows = match app.store.list_rule_sets().await {
+        Ok(rows) => rows,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    render(RulesPage {
+        frame: viewer.frame(
+            viewer.t.t("rules"),
+            "rules",
+            notice_text(&viewer.t, query.notice.as_deref()),
+        ),
+        versions: rows
+            .into_iter()
+            .map(|row| {
+                (
+                    row.version,
+                    row.name.unwrap_or_default(),
+                    row.status,
+                    time(row.published_at.unwrap_or(row.created_at))[..16].replace('T', " "),
+                )
+            })
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "rule_editor.html")]
+struct EditorPage {
+    frame: Frame,
+    draft: Draft,
+    fields: Vec<String>,
+    rep_fields: Vec<String>,
+    ops: Vec<&'static str>,
+    strategies: Vec<&'static str>,
+    targets: Vec<(String, String)>,
+    errors: Vec<String>,
+    valid: bool,
+    diff: Vec<DiffLine>,
+    dry_run: String,
+}
+
+async fn editor(
+    app: &AppState,
+    viewer: &Viewer,
+    mut draft: Draft,
+    notice: String,
+    dry_run: String,
+) -> Response {
+    let mut errors = Vec::new();
+    let mut valid = false;
+    let mut diff_lines = Vec::new();
+    match draft.to_spec() {
+        Err(message) => errors.push(message),
+        Ok(spec) => {
+            let compiled = compile(app, &spec).await;
+            match compiled {
+                Ok(found) => {
+                    valid = found.is_empty();
+                    errors = draft.place(&found);
+                }
+                Err(error) => errors.push(error.message),
+            }
+            let active = app
+                .store
+                .active_rule_set()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|row| serde_json::from_str::<Value>(&row.document).ok())
+                .map(|value| serde_json::to_string_pretty(&value).unwrap_or_default())
+                .unwrap_or_default();
+            let mine = serde_json::to_value(&spec)
+                .map(|value| serde_json::to_string_pretty(&value).unwrap_or_default())
+                .unwrap_or_default();
+            diff_lines = diff(&active, &mine)
+                .into_iter()
+                .filter(|line| line.sign != ' ')
+                .collect();
+        }
+    }
+    let teams = app.store.list_teams().await.unwrap_or_default();
+    let pools = app
+        .store
+        .list_settings(store::Setting::Pools)
+        .await
+        .unwrap_or_default();
+    let mut targets: Vec<(String, String)> = teams
+        .into_iter()
+        .map(|row| (format!("team:{}", row.id), row.name))
+        .collect();
+    targets.extend(pools.into_iter().map(|row| {
+        (
+            format!("pool:{}", row.id),
+            format!("{} ({})", row.name, viewer.t.t("pool")),
+        )
+    }));
+    let custom = app.store.list_custom_fields().await.unwrap_or_default();
+    let mut fields: Vec<String> = engine::field::LEAD_FIELDS
+        .iter()
+        .map(|(name, _, _)| (*name).to_owned())
+        .collect();
+    fields.extend(
+        custom
+            .iter()
+            .filter(|row| row.entity == "lead")
+            .map(|row| format!("attributes.{}", row.name)),
+    );
+    let rep_fields = engine::field::REP_FIELDS
+        .iter()
+        .map(|(name, _, _)| format!("rep.{name}"))
+        .collect();
+    render(EditorPage {
+        frame: viewer.frame(viewer.t.t("rules"), "rules", notice),
+        draft,
+        fields,
+        rep_fields,
+        ops: OPS.to_vec(),
+        strategies: STRATEGIES.to_vec(),
+        targets,
+        errors,
+        valid,
+        diff: diff_lines,
+        dry_run,
+    })
+}
+
+async fn compile(app: &AppState, spec: &RuleSetSpec) -> Result<Vec<CompileError>, ApiError> {
+    let mut rows = crate::workspace::ConfigRows::load(&app.store).await?;
+    rows.active = None;
+    let workspace = crate::workspace::build_workspace(&rows);
+    let known = engine::Known {
+        catalogue: &workspace.catalogue,
+        roster: &workspace.roster,
+        pools: &workspace.pools,
+        sla_policies: &workspace.sla_policy_ids,
+    };
+    Ok(engine::compile(spec, known, 0).err().unwrap_or_default())
+}
+
+/// The editor on a version (the active one by default).
+pub async fn edit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<VersionQuery>,
+) -> Response {
+    let viewer = match allowed_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let row = match query.version {
+        Some(version) => app.store.get_rule_set(version).await,
+        None => app.store.active_rule_set().await,
+    };
+    let spec = row
+        .ok()
+        .flatten()
+        .and_then(|row| RuleSetSpec::from_json(&row.document).ok())
+        .unwrap_or_default();
+    let notice = notice_text(&viewer.t, query.notice.as_deref());
+    editor(
+        &app,
+        &viewer,
+        Draft::from_spec(&spec),
+        notice,
+        String::new(),
+    )
+    .await
+}
+
+/// Every button of the editor posts here: edit the draft, check it, dry-run it, save or
+/// publish it.
+pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let viewer = match allowed_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    let mut draft = Draft::from_form(&fields);
+    let action = field(&fields, "action");
+    let index = |text: &str| text.parse::<usize>().ok();
+    let mut parts = action.split(':');
+    let (verb, first, second) = (
+        parts.next().unwrap_or(""),
+        parts.next().and_then(index),
+        parts.next().and_then(index),
+    );
+    let mut dry_run = String::new();
+    let mut notice = String::new();
+    match (verb, first, second) {
+        ("add_rule", _, _) => draft.rules.push(RuleForm {
+            id: format!("rule-{}", draft.rules.len() + 1),
+            group: "all".into(),
+            rows: vec![Row {
+                op: "equals".into(),
+                ..Row::default()
+            }],
+            ..RuleForm::default()
+        }),
+        ("add_row", Some(i), _) if i < draft.rules.len() => draft.rules[i].rows.push(Row {
+            op: "equals".into(),
+            ..Row::default()
+        }),
+        ("add_requirement", Some(i), _) if i < draft.rules.len() => {
+            draft.rules[i].requires.push(Row {
+                field: "rep.industries".into(),
+                op: "contains".into(),
+                value: "industry".into(),
+                error: String::new(),
+            })
+        }
+        ("remove_row", Some(i), Some(j))
+            if i < draft.rules.len() && j < draft.rules[i].rows.len() =>
+        {
+            draft.rules[i].rows.remove(j);
+        }
+        ("remove_rule", Some(i), _) if i < draft.rules.len() => {
+            draft.rules.remove(i);
+        }
+        ("up", Some(i), _) if i > 0 && i < draft.rules.len() => draft.rules.swap(i, i - 1),
+        ("down", Some(i), _) if i + 1 < draft.rules.len() => draft.rules.swap(i, i + 1),
+        ("dry_run", _, _) => dry_run = run_sample(&app, &viewer, &draft).await,
+        ("save" | "publish", _, _) => {
+            let publish = verb == "publish";
+            if publish && !fields.contains_key("confirm") {
+                notice = viewer.t.t("confirm_needed").to_owned();
+            } else if let Ok(spec) = draft.to_spec() {
+                match save(&app, &viewer, &spec, publish).await {
+                    Ok(version) => {
+                        let mut response = Redirect::to(&format!(
+                            "/rules?notice={}",
+                            if publish { "published" } else { "saved" }
+                        ))
+                        .into_response();
+                        // The version saved, for scripts and tests.
+                        if let Ok(value) = version.to_string().parse() {
+                            response.headers_mut().insert("x-rule-set-version", value);
+                        }
+                        return response;
+                    }
+                    Err(error) => notice = format!("{}: {}", viewer.t.t("error"), error.message),
+                }
+            }
+        }
+        _ => {}
+    }
+    editor(&app, &viewer, draft, notice, dry_run).await
+}
+
+/// Saves the draft through the API (compiled again there); publishes it when asked.
+async fn save(
+    app: &AppState,
+    viewer: &Viewer,
+    spec: &RuleSetSpec,
+    publish: bool,
+) -> Result<i64, ApiError> {
+    let document = serde_json::to_value(spec).map_err(ApiError::internal)?;
+    let response =
+        crate::api::rule_sets::create_rule_set(State(app.clone()), Body(document)).await?;
+    if response.status() != axum::http::StatusCode::CREATED {
+        return Err(ApiError::invalid(
+            "invalid_rule_set",
+            "rules",
+            "the rule set does not compile",
+        ));
+    }
+    let version = app
+        .store
+        .list_rule_sets()
+        .await?
+        .first()
+        .map(|row| row.version)
+        .ok_or_else(|| ApiError::internal("the draft vanished"))?;
+    if publish {
+        crate::api::rule_sets::publish_rule_set(
+            State(app.clone()),
+            Extension(viewer.caller.clone()),
+            Path(version),
+        )
+        .await?;
+    }
+    Ok(version)
+}
+
+/// Routes the sample lead under the draft, storing nothing: the decision's explanation.
+async fn run_sample(app: &AppState, viewer: &Viewer, draft: &Draft) -> String {
+    let spec = match draft.to_spec() {
+        Ok(spec) => spec,
+        Err(message) => return message,
+    };
+    let lead: crate::leads::LeadInput = match serde_json::from_str(&draft.sample) {
+        Ok(lead) => lead,
+        Err(error) => return format!("sample: {error}"),
+    };
+    let result: Result<String, ApiError> = async {
+        let lead = lead.normalised()?;
+        let mut rows = crate::workspace::ConfigRows::load(&app.store).await?;
+        rows.active = Some(store::RuleSetRow {
+            version: 0,
+            name: spec.name.clone(),
+            document: serde_json::to_string(&spec).map_err(ApiError::internal)?,
+            status: "draft".into(),
+            created_at: 0,
+            published_at: None,
+        });
+        let workspace = crate::workspace::build_workspace(&rows);
+        let mut state = engine::RoutingState::new(&workspace.roster);
+        for row in app.store.load_rep_states().await? {
+            state.set_rep(
+                &workspace.roster,
+                &engine::RepId::new(row.rep_id.clone()),
+                store::rep_state_from_row(&row, Default::default()),
+            );
+        }
+        let now = chrono::Utc::now();
+        let lead = lead.to_engine(&workspace.catalogue, now)?;
+        let (_, record) = workspace.decide(&state, &lead, &[], now);
+        Ok(record.explain(if viewer.t.is_zh() {
+            engine::Language::Zh
+        } else {
+            engine::Language::En
+        }))
+    }
+    .await;
+    result.unwrap_or_else(|error| format!("{}: {}", error.code, error.message))
+}
+
+/// Publishes an earlier version again: the rollback.
+pub async fn rollback(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(version): Path<i64>,
+    body: Bytes,
+) -> Response {
+    let viewer = match allowed_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    if !fields.contains_key("confirm") {
+        return back(
+            "/rules",
+            Err(ApiError::conflict(
+                "confirm_needed",
+                "tick the confirmation",
+            )),
+        );
+    }
+    let outcome = crate::api::rule_sets::publish_rule_set(
+        State(app.clone()),
+        Extension(viewer.caller.clone()),
+        Path(version),
+    )
+    .await
+    .map(drop);
+    back("/rules", outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_goes_through_the_form_and_back() {
+        let spec = RuleSetSpec::from_json(
+            r#"{"rules": [{"id": "big", "when": {"not": {"any": [
+                {"field": "company_size", "op": "gte", "value": 1000},
+                {"field": "region", "op": "in", "value": ["华东", "华北"]}]}},
+                "target": {"team": "east"}, "strategy": {"type": "least_loaded"}, "owner_affinity": true,
+                "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}],
+                "fallback": [{"pool": "public"}]}],
+              "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x"]}]}"#,
+        )
+        .expect("spec");
+        let draft = Draft::from_spec(&spec);
+        let rule = &draft.rules[0];
+        assert!(rule.negate);
+        assert_eq!(rule.group, "any");
+        assert_eq!(rule.rows[1].value, "华东, 华北");
+        assert_eq!(rule.target, "team:east");
+        assert!(rule.rest.contains("fallback"));
+        let back = draft.to_spec().expect("spec again");
+        assert_eq!(
+            serde_json::to_value(&back).expect("json"),
+            serde_json::to_value(&spec).expect("json")
+        );
+    }
+
+    #[test]
+    fn a_diff_shows_what_changed() {
+        let lines = diff("a\nb\nc", "a\nx\nc");
+        let signs: String = lines.iter().map(|line| line.sign).collect();
+        assert_eq!(signs, " -+ ");
+    }
+}
