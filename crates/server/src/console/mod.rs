@@ -4,6 +4,7 @@
 //! could not do over the API. Light progressive enhancement (`static/console.js`) only adds
 //! live notices over server-sent events.
 
+mod admin;
 mod charts;
 pub mod i18n;
 mod rules;
@@ -45,6 +46,11 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/me", get(me_page))
         .route("/me/status", post(set_status))
         .route("/pool", get(pool_page))
+        .route(
+            "/admin/accounts",
+            get(admin::accounts).post(admin::accounts_submit),
+        )
+        .route("/admin/{kind}", get(admin::page).post(admin::submit))
         .route("/rules", get(rules::versions))
         .route("/rules/edit", get(rules::edit).post(rules::submit))
         .route("/rules/{version}/publish", post(rules::rollback))
@@ -78,6 +84,7 @@ pub struct Frame {
     pub user: String,
     pub signed_in: bool,
     pub is_rep: bool,
+    pub is_admin: bool,
     pub section: &'static str,
     pub notice: String,
 }
@@ -99,6 +106,7 @@ impl Viewer {
             user: self.user.display_name.clone(),
             signed_in: true,
             is_rep: self.caller.role == Role::Rep,
+            is_admin: self.caller.role == Role::Admin,
             section,
             notice,
         }
@@ -190,6 +198,7 @@ fn signed_out_frame(t: Tr, title: &str) -> Frame {
         user: String::new(),
         signed_in: false,
         is_rep: false,
+        is_admin: false,
         section: "login",
         notice: String::new(),
     }

@@ -246,6 +246,15 @@ async fn the_console_works_in_a_real_browser() {
     click(&client, "#publish").await;
     until(&client, "#versions", |versions| versions.contains("生效中")).await;
     shot(&client, "rule-versions").await;
+    client
+        .goto(&format!("{base}/admin/reps?id=r00"))
+        .await
+        .expect("admin");
+    until(&client, "#editor textarea", |document| {
+        document.contains("\"r00\"")
+    })
+    .await;
+    shot(&client, "admin-rep").await;
     let mut north = lead("browser-north");
     north["name"] = json!("华北客户");
     north["region"] = json!("华北");

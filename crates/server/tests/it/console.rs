@@ -433,3 +433,144 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn an_admin_edits_settings_users_and_keys_in_the_console() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let reps = visit(&app, "GET", "/admin/reps", &cookie, None, "zh-CN").await;
+    assert_eq!(reps.status, StatusCode::OK);
+    assert!(
+        reps.html.contains("r00") && reps.html.contains("新建"),
+        "{}",
+        reps.html
+    );
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    // A new rep from the editor, then their caps changed.
+    let document = r#"{"id": "r09", "name": "新人", "caps": {"max_open": 5}}"#;
+    let created = visit(
+        &app,
+        "POST",
+        "/admin/reps",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save&document={}",
+            encode(document)
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/admin/reps?id=r09&notice=ok")
+    );
+    let changed = visit(
+        &app,
+        "POST",
+        "/admin/reps",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=r09&action=save&document={}",
+            encode(r#"{"caps": {"max_open": 8}}"#)
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        changed.location.as_deref(),
+        Some("/admin/reps?id=r09&notice=ok")
+    );
+    let (_, rep) = app.get("/api/v1/reps/r09").await;
+    assert_eq!(rep["caps"]["max_open"], json!(8));
+    // A bad document comes back with the API's reason.
+    let bad = visit(
+        &app,
+        "POST",
+        "/admin/reps",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=r09&action=save&document={}",
+            encode(r#"{"weight": -1}"#)
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        bad.location.as_deref(),
+        Some("/admin/reps?notice=invalid_value")
+    );
+    // A channel with its secret hidden, and a test send that fails visibly (nobody listens).
+    let channel = r#"{"id": "hook", "name": "Hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret"}"#;
+    visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save&document={}",
+            encode(channel)
+        )),
+        "zh-CN",
+    )
+    .await;
+    let editor = visit(
+        &app,
+        "GET",
+        "/admin/channels?id=hook",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        editor.html.contains("secret_set") && !editor.html.contains("s3cret"),
+        "{}",
+        editor.html
+    );
+    let test = visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!("csrf={csrf}&id=hook&action=test")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        test.location.as_deref(),
+        Some("/admin/channels?notice=channel_failed")
+    );
+    // Users and keys: a key is shown once, then revoked.
+    let user = visit(&app, "POST", "/admin/accounts", &cookie, Some(&format!("csrf={csrf}&action=create_user&username=mgr&role=manager&teams=t&password=long+enough+password")), "zh-CN").await;
+    assert_eq!(user.location.as_deref(), Some("/admin/accounts?notice=ok"));
+    let key = visit(
+        &app,
+        "POST",
+        "/admin/accounts",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&action=create_key&name=crm&role=integration"
+        )),
+        "zh-CN",
+    )
+    .await;
+    let shown = key
+        .html
+        .split("id=\"new-key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the new key")
+        .to_owned();
+    assert!(shown.starts_with("lr_"));
+    let page = visit(&app, "GET", "/admin/accounts", &cookie, None, "zh-CN").await;
+    assert!(
+        page.html.contains("mgr") && !page.html.contains(&shown),
+        "listed by prefix only"
+    );
+    // A rep is not let in.
+    let (rep_cookie, _) = sign_in(&app, "rep0").await;
+    let refused = visit(&app, "GET", "/admin/reps", &rep_cookie, None, "zh-CN").await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+}

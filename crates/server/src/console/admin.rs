@@ -1,0 +1,489 @@
+//! Admin pages: reps (attributes, caps, weight, working hours, leave), teams, SLA policies,
+//! calendars, pools, notification channels (with a test send) and intake sources, each edited as
+//! its document with the API's own checks; users and API keys. Every change goes through the
+//! API handler for it, so validation, audit and secrets behave exactly as over the API.
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{Frame, Viewer, back, csrf_ok, csrf_refused, form, notice_text, render, viewer};
+use crate::AppState;
+use crate::api::Page;
+use crate::api::settings::{calendars, channels, intake_sources, pools, sla_policies};
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, parse};
+
+/// The kinds of documents the admin pages edit: `(path, title key, example for a new one)`.
+const KINDS: [(&str, &str, &str); 7] = [
+    (
+        "reps",
+        "reps",
+        r#"{"id": "new-rep", "name": "新销售", "regions": ["华东"], "industries": ["制造"], "weight": 1,
+ "caps": {"max_open": 100, "max_per_day": 30}, "time_zone": "Asia/Shanghai",
+ "working_hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"], "wed": ["09:00-18:00"], "thu": ["09:00-18:00"], "fri": ["09:00-18:00"]},
+ "leaves": [], "contact": {"email": "rep@example.com", "locale": "zh"}}"#,
+    ),
+    (
+        "teams",
+        "teams",
+        r#"{"id": "new-team", "name": "新团队", "members": [], "default_strategy": {"type": "round_robin"}, "hours_policy": "in_hours"}"#,
+    ),
+    (
+        "calendars",
+        "calendars",
+        r#"{"id": "office", "name": "办公时间", "time_zone": "Asia/Shanghai", "hours": {"mon": ["09:00-18:00"], "tue": ["09:00-18:00"], "wed": ["09:00-18:00"], "thu": ["09:00-18:00"], "fri": ["09:00-18:00"]}, "holidays": [], "makeup_days": []}"#,
+    ),
+    (
+        "sla-policies",
+        "sla_policies",
+        r#"{"id": "fast", "name": "快速响应", "steps": [{"after": "30m", "action": "remind"}, {"after": "2h", "action": "escalate"}, {"after": "4h", "action": "reclaim"}], "hop_limit": 2}"#,
+    ),
+    (
+        "pools",
+        "pools",
+        r#"{"id": "east-pool", "name": "华东公海", "teams": [], "claims_per_day": 5, "cooldown": "7d", "touch_within": "24h"}"#,
+    ),
+    (
+        "channels",
+        "channels",
+        r#"{"id": "team-wecom", "name": "销售群", "kind": "wecom", "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…", "events": ["lead.assigned"]}"#,
+    ),
+    (
+        "intake-sources",
+        "intake_sources",
+        r#"{"id": "site-form", "name": "官网表单", "auth": "token", "mapping": {"name": "姓名", "phone": "手机"}, "defaults": {"source": "官网"}}"#,
+    ),
+];
+
+async fn admin_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    let viewer = viewer(app, headers).await?;
+    if viewer.caller.role == Role::Admin {
+        Ok(viewer)
+    } else {
+        Err(Redirect::to("/").into_response())
+    }
+}
+
+fn kind(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    KINDS.iter().find(|(name, _, _)| *name == path).copied()
+}
+
+/// Every document of a kind, as the API lists them (secrets hidden).
+async fn list(app: &AppState, kind: &str) -> ApiResult<Vec<Value>> {
+    let page = || {
+        Query(Page {
+            limit: Some(500),
+            cursor: None,
+        })
+    };
+    let state = || State(app.clone());
+    let listed = match kind {
+        "reps" => crate::api::reps::list_reps(state(), page()).await?,
+        "teams" => crate::api::teams::list_teams(state(), page()).await?,
+        "calendars" => calendars::list(state(), page()).await?,
+        "sla-policies" => sla_policies::list(state(), page()).await?,
+        "pools" => pools::list(state(), page()).await?,
+        "channels" => channels::list(state(), page()).await?,
+        _ => intake_sources::list(state(), page()).await?,
+    };
+    Ok(listed.0["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// Creates or changes a document through the API handler for its kind.
+async fn save(
+    app: &AppState,
+    viewer: &Viewer,
+    kind: &str,
+    id: Option<String>,
+    text: &str,
+) -> ApiResult<String> {
+    let mut document: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
+        ApiError::invalid(
+            "invalid_json",
+            "document",
+            format!("not a JSON object: {error}"),
+        )
+    })?;
+    for key in ["created_at", "updated_at", "secret_set"] {
+        document.remove(key);
+    }
+    let state = || State(app.clone());
+    let caller = || Extension(viewer.caller.clone());
+    let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
+    let answer: Value = match id {
+        Some(id) => {
+            document.remove("id");
+            let path = Path(id);
+            let body = Body(document);
+            match kind {
+                "reps" => {
+                    crate::api::reps::patch_rep(state(), caller(), path, body)
+                        .await?
+                        .0
+                }
+                "teams" => {
+                    crate::api::teams::patch_team(state(), caller(), path, body)
+                        .await?
+                        .0
+                }
+                "calendars" => calendars::patch(state(), caller(), path, body).await?.0,
+                "sla-policies" => sla_policies::patch(state(), caller(), path, body).await?.0,
+                "pools" => pools::patch(state(), caller(), path, body).await?.0,
+                "channels" => channels::patch(state(), caller(), path, body).await?.0,
+                _ => {
+                    intake_sources::patch(state(), caller(), path, body)
+                        .await?
+                        .0
+                }
+            }
+        }
+        None => match kind {
+            "reps" => {
+                crate::api::reps::create_rep(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            "teams" => {
+                crate::api::teams::create_team(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            "calendars" => {
+                calendars::create(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            "sla-policies" => {
+                sla_policies::create(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            "pools" => {
+                pools::create(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            "channels" => {
+                channels::create(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+            _ => {
+                intake_sources::create(state(), caller(), Body(parse(&bytes)?))
+                    .await?
+                    .1
+                    .0
+            }
+        },
+    };
+    Ok(answer["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn delete(app: &AppState, viewer: &Viewer, kind: &str, id: String) -> ApiResult<()> {
+    let state = State(app.clone());
+    let caller = Extension(viewer.caller.clone());
+    let path = Path(id);
+    match kind {
+        "reps" => crate::api::reps::delete_rep(state, caller, path).await?,
+        "teams" => crate::api::teams::delete_team(state, caller, path).await?,
+        "calendars" => calendars::delete(state, caller, path).await?,
+        "sla-policies" => sla_policies::delete(state, caller, path).await?,
+        "pools" => pools::delete(state, caller, path).await?,
+        "channels" => channels::delete(state, caller, path).await?,
+        _ => intake_sources::delete(state, caller, path).await?,
+    };
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    frame: Frame,
+    kinds: Vec<(&'static str, &'static str)>,
+    kind: String,
+    items: Vec<(String, String)>,
+    editing: String,
+    document: String,
+    is_channel: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AdminQuery {
+    id: Option<String>,
+    notice: Option<String>,
+}
+
+/// The list of one kind and its editor (a new document, or `?id=` an existing one).
+pub async fn page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(kind_path): Path<String>,
+    Query(query): Query<AdminQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let Some((name, title, example)) = kind(&kind_path) else {
+        return Redirect::to("/admin/reps").into_response();
+    };
+    let result: ApiResult<AdminPage> = async {
+        let all = list(&app, name).await?;
+        let items = all
+            .iter()
+            .map(|item| {
+                (
+                    item["id"].as_str().unwrap_or_default().to_owned(),
+                    item["name"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let (editing, document) = match query.id.as_ref().and_then(|id| {
+            all.iter()
+                .find(|item| item["id"].as_str() == Some(id.as_str()))
+        }) {
+            Some(item) => {
+                let mut item = item.clone();
+                if let Some(object) = item.as_object_mut() {
+                    for key in ["created_at", "updated_at"] {
+                        object.remove(key);
+                    }
+                }
+                (
+                    query.id.clone().unwrap_or_default(),
+                    serde_json::to_string_pretty(&item).unwrap_or_default(),
+                )
+            }
+            None => (String::new(), example.to_owned()),
+        };
+        Ok(AdminPage {
+            frame: viewer.frame(
+                viewer.t.t("admin"),
+                "admin",
+                notice_text(&viewer.t, query.notice.as_deref()),
+            ),
+            kinds: KINDS
+                .iter()
+                .map(|(path, title, _)| (*path, *title))
+                .collect(),
+            kind: name.to_owned(),
+            items,
+            editing,
+            document,
+            is_channel: title == "channels",
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Saves, deletes or test-sends (channels) the document in the editor.
+pub async fn submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(kind_path): Path<String>,
+    body: Bytes,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    let Some((name, _, _)) = kind(&kind_path) else {
+        return Redirect::to("/admin/reps").into_response();
+    };
+    let id = fields.get("id").cloned().filter(|id| !id.is_empty());
+    let page = format!("/admin/{name}");
+    match fields.get("action").map(String::as_str) {
+        Some("delete") => {
+            let outcome = match id {
+                Some(id) => delete(&app, &viewer, name, id).await,
+                None => Ok(()),
+            };
+            back(&page, outcome)
+        }
+        Some("test") => {
+            let outcome = match id {
+                Some(id) => crate::api::notifications::test_channel(
+                    State(app.clone()),
+                    Path(id.clone()),
+                    Query(crate::api::notifications::TestQuery { to: None }),
+                )
+                .await
+                .map(drop),
+                None => Ok(()),
+            };
+            back(&page, outcome)
+        }
+        _ => {
+            let text = fields.get("document").cloned().unwrap_or_default();
+            match save(&app, &viewer, name, id, &text).await {
+                Ok(saved) => back(&format!("{page}?id={saved}"), Ok(())),
+                Err(error) => back(&page, Err(error)),
+            }
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsPage {
+    frame: Frame,
+    users: Vec<Value>,
+    keys: Vec<Value>,
+    new_key: String,
+}
+
+/// Users and API keys.
+pub async fn accounts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AdminQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    accounts_page(&app, &viewer, query.notice.as_deref(), String::new()).await
+}
+
+async fn accounts_page(
+    app: &AppState,
+    viewer: &Viewer,
+    notice: Option<&str>,
+    new_key: String,
+) -> Response {
+    let result: ApiResult<AccountsPage> = async {
+        let users = crate::api::accounts::list_users(State(app.clone()))
+            .await?
+            .0;
+        let keys = crate::api::accounts::list_keys(State(app.clone())).await?.0;
+        Ok(AccountsPage {
+            frame: viewer.frame(
+                viewer.t.t("accounts"),
+                "admin",
+                notice_text(&viewer.t, notice),
+            ),
+            users: users["items"].as_array().cloned().unwrap_or_default(),
+            keys: keys["items"].as_array().cloned().unwrap_or_default(),
+            new_key,
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => render(page),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Creates a user, deactivates or reactivates one, resets a password, creates or revokes a key.
+pub async fn accounts_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    let get = |key: &str| fields.get(key).cloned().unwrap_or_default();
+    let state = || State(app.clone());
+    let caller = || Extension(viewer.caller.clone());
+    let outcome: ApiResult<()> = match get("action").as_str() {
+        "create_user" => {
+            let input = crate::api::accounts::UserInput {
+                id: None,
+                username: get("username"),
+                display_name: Some(get("display_name")).filter(|name| !name.is_empty()),
+                role: get("role"),
+                rep_id: Some(get("rep_id")).filter(|rep| !rep.is_empty()),
+                teams: get("teams")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|team| !team.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                password: get("password"),
+            };
+            crate::api::accounts::create_user(state(), caller(), Body(input))
+                .await
+                .map(drop)
+        }
+        "activate" | "deactivate" => {
+            let patch = crate::api::accounts::UserPatch {
+                active: Some(get("action") == "activate"),
+                ..Default::default()
+            };
+            crate::api::accounts::patch_user(state(), caller(), Path(get("id")), Body(patch))
+                .await
+                .map(drop)
+        }
+        "reset_password" => crate::api::accounts::reset_password(
+            state(),
+            caller(),
+            Path(get("id")),
+            Body(crate::api::accounts::PasswordReset {
+                password: get("password"),
+            }),
+        )
+        .await
+        .map(drop),
+        "create_key" => {
+            let input = crate::api::accounts::KeyInput {
+                name: get("name"),
+                role: get("role"),
+            };
+            match crate::api::accounts::create_key(state(), caller(), Body(input)).await {
+                // The key is shown on this page, once.
+                Ok((_, created)) => {
+                    let key = created.0["key"].as_str().unwrap_or_default().to_owned();
+                    return accounts_page(&app, &viewer, Some("ok"), key).await;
+                }
+                Err(error) => Err(error),
+            }
+        }
+        "revoke_key" => crate::api::accounts::revoke_key(state(), caller(), Path(get("id")))
+            .await
+            .map(drop),
+        _ => Ok(()),
+    };
+    back("/admin/accounts", outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_is_a_json_object() {
+        for (name, _, example) in KINDS {
+            let value: Value =
+                serde_json::from_str(example).unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert!(value.is_object(), "{name}");
+            assert!(value["id"].is_string(), "{name}");
+        }
+    }
+}
