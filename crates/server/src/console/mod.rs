@@ -28,7 +28,6 @@ use crate::api::{access, accounts};
 use crate::auth::{Caller, Role, session_cookie};
 use crate::error::ApiError;
 use crate::extract::Body;
-use crate::leads::time;
 use i18n::{Lang, Tr};
 
 /// The console's routes.
@@ -95,9 +94,20 @@ struct Viewer {
     user: UserRow,
     csrf: String,
     t: Tr,
+    /// Times are shown in the viewer's zone: a rep's own, else the default calendar's.
+    zone: chrono_tz::Tz,
 }
 
 impl Viewer {
+    /// A stored time as the viewer reads it: `2026-11-27 10:00`.
+    fn local(&self, micros: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(micros)
+            .unwrap_or_default()
+            .with_timezone(&self.zone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+
     fn frame(&self, title: &str, section: &'static str, notice: String) -> Frame {
         Frame {
             t: self.t,
@@ -122,14 +132,46 @@ async fn viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response>
         return Err(Redirect::to("/login").into_response());
     };
     match crate::auth::session(app, &id).await {
-        Ok((caller, session, user)) => Ok(Viewer {
-            caller,
-            user,
-            csrf: session.csrf_token,
-            t,
-        }),
+        Ok((caller, session, user)) => {
+            let zone = viewer_zone(app, caller.rep_id.as_deref()).await;
+            Ok(Viewer {
+                caller,
+                user,
+                csrf: session.csrf_token,
+                t,
+                zone,
+            })
+        }
         Err(_) => Err(Redirect::to("/login").into_response()),
     }
+}
+
+/// The rep's time zone, else the default calendar's, else Asia/Shanghai.
+async fn viewer_zone(app: &AppState, rep: Option<&str>) -> chrono_tz::Tz {
+    let named = |value: Option<&Value>, key: &str| {
+        value
+            .and_then(|document| document.get(key)?.as_str())
+            .and_then(|zone| engine::hours::parse_time_zone(zone).ok())
+    };
+    if let Some(rep) = rep
+        && let Ok(Some(row)) = app.store.get_rep(rep).await
+    {
+        let document: Option<Value> = serde_json::from_str(&row.document).ok();
+        if let Some(zone) = named(document.as_ref(), "time_zone") {
+            return zone;
+        }
+    }
+    if let Ok(Some(row)) = app
+        .store
+        .get_setting(store::Setting::Calendars, "default")
+        .await
+    {
+        let document: Option<Value> = serde_json::from_str(&row.document).ok();
+        if let Some(zone) = named(document.as_ref(), "time_zone") {
+            return zone;
+        }
+    }
+    chrono_tz::Asia::Shanghai
 }
 
 fn render(template: impl Template) -> Response {
@@ -564,7 +606,8 @@ struct LeadLine {
     due: String,
 }
 
-fn line(caller: &Caller, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
+fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
+    let caller = &viewer.caller;
     let view = access::view(caller, row);
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     LeadLine {
@@ -579,7 +622,7 @@ fn line(caller: &Caller, row: &store::LeadRow, names: &HashMap<String, String>) 
             .as_ref()
             .map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone()))
             .unwrap_or_default(),
-        created: time(row.created_at)[..16].replace('T', " "),
+        created: viewer.local(row.created_at),
         due: String::new(),
     }
 }
@@ -598,6 +641,8 @@ async fn rep_names(app: &AppState) -> Result<HashMap<String, String>, ApiError> 
 struct LeadsQuery {
     q: Option<String>,
     status: Option<String>,
+    owner: Option<String>,
+    source: Option<String>,
     cursor: Option<String>,
     notice: Option<String>,
 }
@@ -611,6 +656,9 @@ struct LeadsPage {
     statuses: Vec<&'static str>,
     rows: Vec<LeadLine>,
     next: String,
+    owner: String,
+    owners: Vec<(String, String)>,
+    source: String,
 }
 
 async fn leads_page(
@@ -625,7 +673,11 @@ async fn leads_page(
     let result: Result<LeadsPage, ApiError> = async {
         let q = query.q.clone().unwrap_or_default();
         let status = query.status.clone().unwrap_or_default();
+        let owner = query.owner.clone().unwrap_or_default();
+        let source = query.source.clone().unwrap_or_default();
         let mut filter = LeadFilter {
+            owner_id: (!owner.is_empty()).then(|| owner.clone()),
+            source: (!source.trim().is_empty()).then(|| source.trim().to_owned()),
             q: (!q.trim().is_empty()).then(|| q.trim().to_owned()),
             status: engine::LeadStatus::parse(&status).map(|_| status.clone()),
             before_id: query.cursor.clone(),
@@ -639,9 +691,11 @@ async fn leads_page(
         let names = rep_names(&app).await?;
         let next = match (more, rows.last()) {
             (true, Some(last)) => format!(
-                "/leads?q={}&status={}&cursor={}",
+                "/leads?q={}&status={}&owner={}&source={}&cursor={}",
                 url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
                 status,
+                url::form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>(),
+                url::form_urlencoded::byte_serialize(source.as_bytes()).collect::<String>(),
                 last.id
             ),
             _ => String::new(),
@@ -663,11 +717,15 @@ async fn leads_page(
                 "lost",
                 "invalid",
             ],
-            rows: rows
-                .iter()
-                .map(|row| line(&viewer.caller, row, &names))
-                .collect(),
+            rows: rows.iter().map(|row| line(&viewer, row, &names)).collect(),
             next,
+            owner,
+            owners: {
+                let mut owners: Vec<(String, String)> = names.into_iter().collect();
+                owners.sort_by(|a, b| a.1.cmp(&b.1));
+                owners
+            },
+            source,
         })
     }
     .await;
@@ -750,7 +808,7 @@ async fn lead_data(
     let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let language = if t.is_zh() { "zh" } else { "en" };
     let mut timeline = vec![Entry {
-        at: time(row.created_at),
+        at: viewer.local(row.created_at),
         sort: row.created_at,
         kind: "intake",
         label: t.t("intake").to_owned(),
@@ -760,7 +818,7 @@ async fn lead_data(
     for decision in app.store.decisions_for(id).await? {
         let explanation: Value = serde_json::from_str(&decision.explanation).unwrap_or_default();
         timeline.push(Entry {
-            at: time(decision.created_at),
+            at: viewer.local(decision.created_at),
             sort: decision.created_at,
             kind: "decision",
             label: format!("{} · {}", t.t("decision"), decision.kind),
@@ -778,7 +836,7 @@ async fn lead_data(
     }
     for activity in app.store.activities_for(id).await? {
         timeline.push(Entry {
-            at: time(activity.created_at),
+            at: viewer.local(activity.created_at),
             sort: activity.created_at,
             kind: "activity",
             label: format!("{} · {}", t.t("activity"), t.t(&activity.kind)),
@@ -802,7 +860,7 @@ async fn lead_data(
         .await?;
     for event in events {
         timeline.push(Entry {
-            at: time(event.created_at),
+            at: viewer.local(event.created_at),
             sort: event.created_at,
             kind: "event",
             label: format!("{} · {}", t.t("event"), event.event),
@@ -816,9 +874,6 @@ async fn lead_data(
         });
     }
     timeline.sort_by_key(|entry| entry.sort);
-    for entry in &mut timeline {
-        entry.at = entry.at[..19].replace('T', " ");
-    }
     let open = engine::LeadStatus::parse(&row.status).is_some_and(engine::LeadStatus::is_open);
     let can_reassign = open && matches!(viewer.caller.role, Role::Admin | Role::Manager);
     let mut reps: Vec<(String, String)> = Vec::new();
@@ -1056,10 +1111,8 @@ async fn me_page(
                 .await?
                 .first()
                 .map(|timer| timer.due_at);
-            let mut item = line(&viewer.caller, row, &names);
-            item.due = next
-                .map(|due| time(due)[..16].replace('T', " "))
-                .unwrap_or_default();
+            let mut item = line(&viewer, row, &names);
+            item.due = next.map(|due| viewer.local(due)).unwrap_or_default();
             leads.push((next.unwrap_or(i64::MAX), item));
         }
         // What is due first comes first.
@@ -1125,7 +1178,7 @@ async fn pool_page(
         let mut leads = Vec::new();
         for id in ids {
             if let Some(row) = app.store.get_lead(&id).await? {
-                leads.push(line(&viewer.caller, &row, &names));
+                leads.push(line(&viewer, &row, &names));
             }
         }
         let t = viewer.t;

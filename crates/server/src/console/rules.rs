@@ -22,7 +22,6 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::extract::Body;
-use crate::leads::time;
 
 /// The operators a condition row may use.
 const OPS: [&str; 17] = [
@@ -542,7 +541,7 @@ pub async fn versions(
                     row.version,
                     row.name.unwrap_or_default(),
                     row.status,
-                    time(row.published_at.unwrap_or(row.created_at))[..16].replace('T', " "),
+                    viewer.local(row.published_at.unwrap_or(row.created_at)),
                 )
             })
             .collect(),
