@@ -29,30 +29,10 @@ pub struct ImportArgs {
 }
 
 const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
-const FIELDS: &[&str] = &[
-    "external_id",
-    "name",
-    "phone",
-    "email",
-    "wechat",
-    "company",
-    "title",
-    "country",
-    "province",
-    "city",
-    "region",
-    "industry",
-    "company_size",
-    "source",
-    "campaign",
-    "product",
-    "demand",
-    "budget",
-    "urgency",
-    "tags",
-    "score",
-    "priority",
-];
+/// Lead fields a column may map to (custom attributes are not imported by name).
+fn is_field(name: &str) -> bool {
+    name != "attributes" && server::leads::INPUT_FIELDS.contains(&name)
+}
 const ALIASES: &[(&str, &str)] = &[
     ("姓名", "name"),
     ("联系人", "name"),
@@ -89,7 +69,7 @@ fn mapping(
         let (column, field) = pair
             .split_once('=')
             .with_context(|| format!("--map {pair:?}: expected COLUMN=FIELD"))?;
-        let known = FIELDS.contains(&field) || field.starts_with("attributes.");
+        let known = is_field(field) || field.starts_with("attributes.");
         anyhow::ensure!(known, "--map {pair:?}: unknown lead field {field:?}");
         explicit.insert(column.to_owned(), field.to_owned());
     }
@@ -101,9 +81,9 @@ fn mapping(
                 .get(header)
                 .cloned()
                 .or_else(|| {
-                    FIELDS
+                    server::leads::INPUT_FIELDS
                         .iter()
-                        .find(|field| field.eq_ignore_ascii_case(header))
+                        .find(|field| is_field(field) && field.eq_ignore_ascii_case(header))
                         .map(|field| (*field).to_owned())
                 })
                 .or_else(|| {

@@ -59,33 +59,6 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid("invalid_value", field, message)
 }
 
-/// Lead fields a mapping may fill.
-const LEAD_FIELDS: [&str; 23] = [
-    "external_id",
-    "name",
-    "phone",
-    "email",
-    "wechat",
-    "company",
-    "title",
-    "country",
-    "province",
-    "city",
-    "region",
-    "industry",
-    "company_size",
-    "source",
-    "campaign",
-    "product",
-    "demand",
-    "budget",
-    "urgency",
-    "tags",
-    "score",
-    "priority",
-    "attributes",
-];
-
 impl IntakeSourceDocument {
     pub fn check(&self) -> Result<(), ApiError> {
         if self.name.trim().is_empty() {
@@ -105,7 +78,9 @@ impl IntakeSourceDocument {
             return Err(invalid("mapping", "map at least one lead field"));
         }
         for (field, path) in &self.mapping {
-            if !LEAD_FIELDS.contains(&field.as_str()) && !field.starts_with("attributes.") {
+            if !crate::leads::INPUT_FIELDS.contains(&field.as_str())
+                && !field.starts_with("attributes.")
+            {
                 return Err(invalid(
                     &format!("mapping.{field}"),
                     format!("{field:?} is not a lead field"),
@@ -266,15 +241,6 @@ pub fn hmac_signature(secret: &str, timestamp: &str, body: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Compares two signatures in time independent of where they differ.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |difference, (x, y)| difference | (x ^ y))
-            == 0
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -325,8 +291,14 @@ mod tests {
     fn signatures_compare_whole() {
         let signature = jdy_signature("n", "{}", "s", "1");
         assert_eq!(signature.len(), 40);
-        assert!(same(&signature, &jdy_signature("n", "{}", "s", "1")));
-        assert!(!same(&signature, &jdy_signature("n", "{}", "s", "2")));
+        assert!(crate::auth::same(
+            &signature,
+            &jdy_signature("n", "{}", "s", "1")
+        ));
+        assert!(!crate::auth::same(
+            &signature,
+            &jdy_signature("n", "{}", "s", "2")
+        ));
         assert_eq!(hmac_signature("s", "1", "{}").len(), 64);
     }
 }

@@ -281,6 +281,33 @@ pub fn time(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The fields of a lead document, as intake sources and CSV imports map columns to them.
+pub const INPUT_FIELDS: &[&str] = &[
+    "external_id",
+    "name",
+    "phone",
+    "email",
+    "wechat",
+    "company",
+    "title",
+    "country",
+    "province",
+    "city",
+    "region",
+    "industry",
+    "company_size",
+    "source",
+    "campaign",
+    "product",
+    "demand",
+    "budget",
+    "urgency",
+    "tags",
+    "score",
+    "priority",
+    "attributes",
+];
+
 /// The lead as the API returns it: the document plus where it stands.
 #[derive(Debug, Serialize)]
 pub struct LeadView {

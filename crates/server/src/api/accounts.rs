@@ -725,11 +725,7 @@ pub async fn list_audit(
         .store
         .list_audit(page.cursor.as_deref(), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| row.id.clone()))
-        .flatten();
+    let next_cursor = crate::api::cut(&mut rows, limit, |row| &row.id);
     let items: Vec<Value> = rows
         .iter()
         .map(|row| {

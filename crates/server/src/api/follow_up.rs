@@ -217,11 +217,7 @@ pub async fn list_events(
         limit: limit + 1,
     };
     let mut rows = app.store.list_outbox(&filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| row.id.clone()))
-        .flatten();
+    let next_cursor = crate::api::cut(&mut rows, limit, |row| &row.id);
     Ok(Json(
         json!({"items": rows.iter().map(event_view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
     ))

@@ -13,9 +13,10 @@ use store::{IntakeLogRow, Setting};
 
 use crate::AppState;
 use crate::api::Page;
+use crate::auth::same;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::{
-    IntakeSourceDocument, MAX_AGE_SECS, form_body, hmac_signature, jdy_signature, map_lead, same,
+    IntakeSourceDocument, MAX_AGE_SECS, form_body, hmac_signature, jdy_signature, map_lead,
 };
 use crate::leads::{LeadInput, time};
 use crate::routing::Created;
@@ -234,11 +235,7 @@ pub async fn source_log(
         .store
         .intake_log(&id, page.cursor.as_deref(), limit + 1)
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| row.id.clone()))
-        .flatten();
+    let next_cursor = crate::api::cut(&mut rows, limit, |row| &row.id);
     let items: Vec<Value> = rows
         .iter()
         .map(|row| {

@@ -254,13 +254,7 @@ pub async fn list_leads(
     };
     access::scope(&app, &caller, &mut filter).await?;
     let mut rows = app.store.list_leads(&filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
+    let next_cursor = crate::api::cut(&mut rows, limit, |row| &row.id);
     Ok(Json(
         json!({"items": rows.iter().map(|row| access::view(&caller, row)).collect::<Vec<_>>(), "next_cursor": next_cursor}),
     ))

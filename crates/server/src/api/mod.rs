@@ -86,6 +86,16 @@ pub fn merge_patch<T: serde::de::DeserializeOwned>(
     crate::extract::parse(&serde_json::to_vec(&document).map_err(ApiError::internal)?)
 }
 
+/// Cuts rows fetched with one more than `limit` down to `limit`; the next page's cursor (the
+/// last row's id) when there was more.
+pub fn cut<T>(rows: &mut Vec<T>, limit: i64, id: impl Fn(&T) -> &str) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more.then(|| rows.last().map(|row| id(row).to_owned()))
+        .flatten()
+}
+
 /// One page of rows sorted by id, after the cursor: the page and the next cursor.
 pub fn page_by_id<T>(
     rows: Vec<T>,

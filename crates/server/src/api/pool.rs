@@ -91,11 +91,7 @@ pub async fn list_pool(
         ..LeadFilter::default()
     };
     let mut rows = app.store.list_leads(&filter).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last().map(|row| row.id.clone()))
-        .flatten();
+    let next_cursor = crate::api::cut(&mut rows, limit, |row| &row.id);
     Ok(Json(json!({
         "items": rows.iter().map(|row| access::view(&caller, row)).collect::<Vec<_>>(),
         "next_cursor": next_cursor,
