@@ -95,13 +95,17 @@ impl Notifier {
         i64::try_from(self.timeout.as_micros().saturating_mul(3)).unwrap_or(i64::MAX)
     }
 
-    async fn channels(&self) -> Result<HashMap<String, ChannelDocument>, ApiError> {
+    /// Every channel with when it was created: a channel takes the events from then on.
+    async fn channels(&self) -> Result<HashMap<String, (ChannelDocument, i64)>, ApiError> {
         Ok(self
             .store
             .list_settings(Setting::Channels)
             .await?
             .into_iter()
-            .filter_map(|row| Some((row.id, serde_json::from_str(&row.document).ok()?)))
+            .filter_map(|row| {
+                let document = serde_json::from_str(&row.document).ok()?;
+                Some((row.id, (document, row.created_at)))
+            })
             .collect())
     }
 
@@ -116,6 +120,11 @@ impl Notifier {
     /// Fans the outbox's new events out to the channels that want them; returns how many.
     pub async fn dispatch(&self, now: DateTime<Utc>) -> Result<usize, ApiError> {
         let channels = self.channels().await?;
+        // With no channel there is nothing to fan out to: leave the outbox alone rather than
+        // take the write lock every round (a channel made later starts from its creation).
+        if channels.is_empty() {
+            return Ok(0);
+        }
         let mut dispatched = 0;
         loop {
             let taken = self
@@ -140,7 +149,9 @@ impl Notifier {
         let mut tasks = tokio::task::JoinSet::new();
         for delivery in due {
             let notifier = self.clone();
-            let channel = channels.get(&delivery.channel_id).cloned();
+            let channel = channels
+                .get(&delivery.channel_id)
+                .map(|(channel, _)| channel.clone());
             tasks.spawn(async move { notifier.attempt(delivery, channel, now).await });
         }
         while let Some(outcome) = tasks.join_next().await {
@@ -335,7 +346,7 @@ enum Attempt {
 
 /// The deliveries an event makes: one per channel that wants it.
 fn plan(
-    channels: &HashMap<String, ChannelDocument>,
+    channels: &HashMap<String, (ChannelDocument, i64)>,
     event: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Vec<DeliveryRow> {
@@ -344,7 +355,9 @@ fn plan(
         .and_then(|payload| payload.get("team_id")?.as_str().map(str::to_owned));
     let mut ids: Vec<&String> = channels
         .iter()
-        .filter(|(_, channel)| channel.wants(&event.event, team.as_deref()))
+        .filter(|(_, (channel, created_at))| {
+            event.created_at >= *created_at && channel.wants(&event.event, team.as_deref())
+        })
         .map(|(id, _)| id)
         .collect();
     ids.sort();
