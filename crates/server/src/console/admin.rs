@@ -218,6 +218,178 @@ struct AdminPage {
     editing: String,
     document: String,
     is_channel: bool,
+    /// For a rep: the fields a manager changes most, as a form.
+    rep: Option<RepForm>,
+    statuses: Vec<&'static str>,
+}
+
+/// A rep's everyday settings as form fields.
+#[derive(Debug, Default)]
+struct RepForm {
+    name: String,
+    status: String,
+    weight: String,
+    regions: String,
+    industries: String,
+    caps: Vec<(&'static str, String)>,
+    time_zone: String,
+    /// `(day, "09:00-12:00, 13:00-18:00")`.
+    hours: Vec<(&'static str, String)>,
+    /// One `YYYY-MM-DD..YYYY-MM-DD` per line.
+    leaves: String,
+    email: String,
+    mobile: String,
+}
+
+const CAPS: [&str; 6] = [
+    "max_open",
+    "max_per_day",
+    "max_per_week",
+    "max_per_month",
+    "min_per_week",
+    "min_per_month",
+];
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const STATUSES: [&str; 4] = ["active", "paused", "on_leave", "inactive"];
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn joined(value: &Value) -> String {
+    value
+        .as_array()
+        .map(|items| items.iter().map(text).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+impl RepForm {
+    fn from_view(rep: &Value) -> RepForm {
+        RepForm {
+            name: text(&rep["name"]),
+            status: text(&rep["status"]),
+            weight: text(&rep["weight"]),
+            regions: joined(&rep["regions"]),
+            industries: joined(&rep["industries"]),
+            caps: CAPS
+                .iter()
+                .map(|cap| (*cap, text(&rep["caps"][cap])))
+                .collect(),
+            time_zone: text(&rep["time_zone"]),
+            hours: DAYS
+                .iter()
+                .map(|day| (*day, joined(&rep["working_hours"][day])))
+                .collect(),
+            leaves: rep["leaves"]
+                .as_array()
+                .map(|leaves| {
+                    leaves
+                        .iter()
+                        .map(|leave| format!("{}..{}", text(&leave["from"]), text(&leave["until"])))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
+            email: text(&rep["contact"]["email"]),
+            mobile: text(&rep["contact"]["mobile"]),
+        }
+    }
+}
+
+/// The patch a rep form makes: lists are comma-separated, an empty cap or zone clears it.
+fn rep_patch(fields: &std::collections::HashMap<String, String>) -> Map<String, Value> {
+    let get = |key: &str| {
+        fields
+            .get(key)
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let list = |key: &str| -> Value {
+        Value::Array(
+            get(key)
+                .split([',', '，'])
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )
+    };
+    let number = |key: &str| -> Value {
+        let text = get(key);
+        if text.is_empty() {
+            return Value::Null;
+        }
+        text.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<f64>().map(Value::from))
+            .unwrap_or(Value::String(text))
+    };
+    let optional = |value: String| {
+        if value.is_empty() {
+            Value::Null
+        } else {
+            Value::String(value)
+        }
+    };
+    let mut patch = Map::new();
+    patch.insert("name".into(), Value::String(get("name")));
+    patch.insert("status".into(), Value::String(get("status")));
+    patch.insert("weight".into(), number("weight"));
+    patch.insert("regions".into(), list("regions"));
+    patch.insert("industries".into(), list("industries"));
+    let caps: Map<String, Value> = CAPS
+        .iter()
+        .map(|cap| ((*cap).to_owned(), number(&format!("cap_{cap}"))))
+        .filter(|(_, value)| !value.is_null())
+        .collect();
+    patch.insert("caps".into(), Value::Object(caps));
+    patch.insert("time_zone".into(), optional(get("time_zone")));
+    let hours: Map<String, Value> = DAYS
+        .iter()
+        .filter_map(|day| {
+            let ranges = list(&format!("hours_{day}"));
+            ranges
+                .as_array()
+                .is_some_and(|ranges| !ranges.is_empty())
+                .then(|| ((*day).to_owned(), ranges))
+        })
+        .collect();
+    patch.insert(
+        "working_hours".into(),
+        if hours.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(hours)
+        },
+    );
+    let leaves: Vec<Value> = get("leaves")
+        .lines()
+        .filter_map(|line| {
+            let (from, until) = line.trim().split_once("..")?;
+            Some(serde_json::json!({"from": from.trim(), "until": until.trim()}))
+        })
+        .collect();
+    patch.insert("leaves".into(), Value::Array(leaves));
+    let mut contact = Map::new();
+    for key in ["email", "mobile"] {
+        let value = get(key);
+        if !value.is_empty() {
+            contact.insert(key.into(), Value::String(value));
+        }
+    }
+    patch.insert(
+        "contact".into(),
+        if contact.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(contact)
+        },
+    );
+    patch
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,10 +423,12 @@ pub async fn page(
                 )
             })
             .collect();
-        let (editing, document) = match query.id.as_ref().and_then(|id| {
+        let found = query.id.as_ref().and_then(|id| {
             all.iter()
                 .find(|item| item["id"].as_str() == Some(id.as_str()))
-        }) {
+        });
+        let rep = found.filter(|_| name == "reps").map(RepForm::from_view);
+        let (editing, document) = match found {
             Some(item) => {
                 let mut item = item.clone();
                 if let Some(object) = item.as_object_mut() {
@@ -284,6 +458,8 @@ pub async fn page(
             editing,
             document,
             is_channel: title == "channels",
+            rep,
+            statuses: STATUSES.to_vec(),
         })
     }
     .await;
@@ -314,6 +490,20 @@ pub async fn submit(
     let id = fields.get("id").cloned().filter(|id| !id.is_empty());
     let page = format!("/admin/{name}");
     match fields.get("action").map(String::as_str) {
+        Some("save_rep") => {
+            let Some(id) = id else {
+                return back(&page, Ok(()));
+            };
+            let outcome = crate::api::reps::patch_rep(
+                State(app.clone()),
+                Extension(viewer.caller.clone()),
+                Path(id.clone()),
+                Body(rep_patch(&fields)),
+            )
+            .await
+            .map(drop);
+            back(&format!("{page}?id={id}"), outcome)
+        }
         Some("delete") => {
             let outcome = match id {
                 Some(id) => delete(&app, &viewer, name, id).await,

@@ -484,6 +484,39 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     );
     let (_, rep) = app.get("/api/v1/reps/r09").await;
     assert_eq!(rep["caps"]["max_open"], json!(8));
+    // The everyday fields as a form: caps, weight, hours, leave.
+    let form = visit(&app, "GET", "/admin/reps?id=r09", &cookie, None, "zh-CN").await;
+    assert!(
+        form.html.contains("id=\"rep-form\"")
+            && form.html.contains("name=\"cap_max_open\" value=\"8\""),
+        "{}",
+        form.html
+    );
+    let fields = format!(
+        "csrf={csrf}&id=r09&action=save_rep&name={}&status=active&weight=2&regions={}&industries=&time_zone=Asia%2FShanghai\
+         &cap_max_open=12&cap_max_per_day=5&hours_mon=09%3A00-12%3A00%2C+13%3A00-18%3A00&hours_fri=09%3A00-17%3A00\
+         &leaves=2026-12-01..2026-12-05&email=new%40example.com&mobile=",
+        encode("新人"),
+        encode("华东, 华南")
+    );
+    let saved = visit(&app, "POST", "/admin/reps", &cookie, Some(&fields), "zh-CN").await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/reps?id=r09&notice=ok")
+    );
+    let (_, rep) = app.get("/api/v1/reps/r09").await;
+    assert_eq!(rep["caps"]["max_open"], json!(12));
+    assert_eq!(rep["weight"], json!(2.0));
+    assert_eq!(rep["regions"], json!(["华东", "华南"]));
+    assert_eq!(
+        rep["working_hours"]["mon"],
+        json!(["09:00-12:00", "13:00-18:00"])
+    );
+    assert_eq!(
+        rep["leaves"],
+        json!([{"from": "2026-12-01", "until": "2026-12-05"}])
+    );
+    assert_eq!(rep["contact"]["email"], json!("new@example.com"));
     // A bad document comes back with the API's reason.
     let bad = visit(
         &app,
