@@ -1231,50 +1231,48 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let events = futures_util::stream::unfold(state, move |(app, after)| {
         let who = who.clone();
         async move {
-            {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let rows = app
-                    .store
-                    .list_outbox(&EventFilter {
-                        lead_id: None,
-                        event: None,
-                        after_id: Some(after.clone()),
-                        limit: 100,
-                    })
-                    .await
-                    .ok()?;
-                // A comment every second even when nothing happened: writing is how a closed
-                // connection is noticed, so a page that went away frees its stream at once.
-                let Some(last) = rows.last().map(|row| row.id.clone()) else {
-                    return Some((Event::default().comment("tick"), (app, after)));
-                };
-                let mine: Vec<&store::OutboxRow> = rows
-                    .iter()
-                    .filter(|row| {
-                        everyone && row.event == "lead.assigned"
-                            || who.as_ref().is_some_and(|rep| {
-                                serde_json::from_str::<Vec<String>>(&row.recipients)
-                                    .unwrap_or_default()
-                                    .contains(rep)
-                            })
-                    })
-                    .collect();
-                let Some(row) = mine.last() else {
-                    return Some((Event::default().comment("tick"), (app, last)));
-                };
-                let text = match (row.event.as_str(), zh) {
-                    ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", true) => "新线索",
-                    ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", false) => "New lead",
-                    (_, true) => "线索提醒",
-                    (_, false) => "Lead reminder",
-                };
-                let data =
-                    serde_json::json!({"event": row.event, "lead_id": row.lead_id, "text": text});
-                Some((
-                    Event::default().event("lead").data(data.to_string()),
-                    (app, last),
-                ))
-            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let rows = app
+                .store
+                .list_outbox(&EventFilter {
+                    lead_id: None,
+                    event: None,
+                    after_id: Some(after.clone()),
+                    limit: 100,
+                })
+                .await
+                .ok()?;
+            // A comment every second even when nothing happened: writing is how a closed
+            // connection is noticed, so a page that went away frees its stream at once.
+            let Some(last) = rows.last().map(|row| row.id.clone()) else {
+                return Some((Event::default().comment("tick"), (app, after)));
+            };
+            let mine: Vec<&store::OutboxRow> = rows
+                .iter()
+                .filter(|row| {
+                    everyone && row.event == "lead.assigned"
+                        || who.as_ref().is_some_and(|rep| {
+                            serde_json::from_str::<Vec<String>>(&row.recipients)
+                                .unwrap_or_default()
+                                .contains(rep)
+                        })
+                })
+                .collect();
+            let Some(row) = mine.last() else {
+                return Some((Event::default().comment("tick"), (app, last)));
+            };
+            let text = match (row.event.as_str(), zh) {
+                ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", true) => "新线索",
+                ("lead.assigned" | "lead.reassigned" | "lead.reclaimed", false) => "New lead",
+                (_, true) => "线索提醒",
+                (_, false) => "Lead reminder",
+            };
+            let data =
+                serde_json::json!({"event": row.event, "lead_id": row.lead_id, "text": text});
+            Some((
+                Event::default().event("lead").data(data.to_string()),
+                (app, last),
+            ))
         }
     });
     let events = futures_util::StreamExt::map(events, Ok::<Event, std::convert::Infallible>);

@@ -791,13 +791,15 @@ async fn save(
             "the rule set does not compile",
         ));
     }
-    let version = app
-        .store
-        .list_rule_sets()
-        .await?
-        .first()
-        .map(|row| row.version)
-        .ok_or_else(|| ApiError::internal("the draft vanished"))?;
+    // The version this save made, from the API's answer (not "the newest": someone else may
+    // have saved a draft at the same moment).
+    let body = axum::body::to_bytes(response.into_body(), crate::BODY_LIMIT)
+        .await
+        .map_err(ApiError::internal)?;
+    let version = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|answer| answer["version"].as_i64())
+        .ok_or_else(|| ApiError::internal("the draft's version is missing"))?;
     if publish {
         crate::api::rule_sets::publish_rule_set(
             State(app.clone()),
