@@ -238,6 +238,12 @@ const WORDS: &[(&str, &str, &str)] = &[
     ),
     ("add_requirement", "添加要求", "Add a requirement"),
     (
+        "prefers",
+        "优先（销售条件，无人满足时逐条放宽）",
+        "Preferences (relaxed from the last while nobody qualifies)",
+    ),
+    ("add_preference", "添加优先条件", "Add a preference"),
+    (
         "advanced",
         "高级：其他设置（JSON）",
         "Advanced: other settings (JSON)",

@@ -80,6 +80,8 @@ pub struct RuleForm {
     pub affinity: bool,
     /// Rep conditions every candidate must meet: `rep field`, `op`, lead field (`ref`).
     pub requires: Vec<Row>,
+    /// Rep conditions tried first, dropped from the last one until someone is eligible.
+    pub prefers: Vec<Row>,
     /// Everything else about the rule (window, prefers, fallback, hours, SLA policy), as JSON.
     pub rest: String,
     pub error: String,
@@ -133,6 +135,7 @@ impl RuleForm {
                 other => format!("json:{}", serde_json::to_string(other).unwrap_or_default()),
             },
             requires: rule.requires.iter().filter_map(row_of).collect(),
+            prefers: rule.prefers.iter().filter_map(row_of).collect(),
             ..RuleForm::default()
         };
         // The builder shows one group of rows, possibly negated; anything deeper stays JSON.
@@ -177,6 +180,7 @@ impl RuleForm {
                 "strategy",
                 "owner_affinity",
                 "requires",
+                "prefers",
             ] {
                 object.remove(key);
             }
@@ -281,6 +285,7 @@ impl Draft {
                 strategy: field(fields, &format!("r{i}_strategy")),
                 affinity: fields.contains_key(&format!("r{i}_affinity")),
                 requires: rows(&format!("r{i}_q"), "ref"),
+                prefers: rows(&format!("r{i}_p"), "ref"),
                 rest: field(fields, &format!("r{i}_rest")),
                 error: String::new(),
             })
@@ -363,17 +368,19 @@ impl Draft {
                         .map_err(|error| format!("rules[{index}].strategy: {error}"))?,
                 )
             };
-            spec.requires = rule
-                .requires
-                .iter()
-                .filter(|row| !row.field.is_empty())
-                .map(|row| ConditionSpec {
-                    field: Some(row.field.clone()),
-                    op: Some(row.op.clone()),
-                    reference: Some(row.value.clone()),
-                    ..ConditionSpec::default()
-                })
-                .collect();
+            let rep_rows = |rows: &[Row]| -> Vec<ConditionSpec> {
+                rows.iter()
+                    .filter(|row| !row.field.is_empty())
+                    .map(|row| ConditionSpec {
+                        field: Some(row.field.clone()),
+                        op: Some(row.op.clone()),
+                        reference: Some(row.value.clone()),
+                        ..ConditionSpec::default()
+                    })
+                    .collect()
+            };
+            spec.requires = rep_rows(&rule.requires);
+            spec.prefers = rep_rows(&rule.prefers);
             rules.push(spec);
         }
         let advanced: Value = if self.advanced.trim().is_empty() {
@@ -417,14 +424,20 @@ impl Draft {
                 .windows(2)
                 .find(|pair| pair[0].ends_with(".all") || pair[0].ends_with(".any"))
                 .and_then(|pair| pair[1].parse::<usize>().ok());
-            let requirement = error
-                .path
-                .split_once(".requires[")
-                .and_then(|(_, rest)| rest.split(']').next()?.parse::<usize>().ok());
-            match (row, requirement) {
-                (Some(row), _) if rule.rows.get(row).is_some() => rule.rows[row].error = text,
-                (_, Some(row)) if rule.requires.get(row).is_some() => {
+            let within = |list: &str| {
+                error
+                    .path
+                    .split_once(&format!(".{list}["))
+                    .and_then(|(_, rest)| rest.split(']').next()?.parse::<usize>().ok())
+            };
+            let (requirement, preference) = (within("requires"), within("prefers"));
+            match (row, requirement, preference) {
+                (Some(row), _, _) if rule.rows.get(row).is_some() => rule.rows[row].error = text,
+                (_, Some(row), _) if rule.requires.get(row).is_some() => {
                     rule.requires[row].error = text
+                }
+                (_, _, Some(row)) if rule.prefers.get(row).is_some() => {
+                    rule.prefers[row].error = text
                 }
                 _ => {
                     if !rule.error.is_empty() {
@@ -736,6 +749,14 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 error: String::new(),
             })
         }
+        ("add_preference", Some(i), _) if i < draft.rules.len() => {
+            draft.rules[i].prefers.push(Row {
+                field: "rep.regions".into(),
+                op: "contains".into(),
+                value: "region".into(),
+                error: String::new(),
+            })
+        }
         ("remove_row", Some(i), Some(j))
             if i < draft.rules.len() && j < draft.rules[i].rows.len() =>
         {
@@ -900,6 +921,7 @@ mod tests {
                 {"field": "region", "op": "in", "value": ["华东", "华北"]}]}},
                 "target": {"team": "east"}, "strategy": {"type": "least_loaded"}, "owner_affinity": true,
                 "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}],
+                "prefers": [{"field": "rep.regions", "op": "contains", "ref": "region"}],
                 "fallback": [{"pool": "public"}]}],
               "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x"]}]}"#,
         )
@@ -911,6 +933,7 @@ mod tests {
         assert_eq!(rule.rows[1].value, "华东, 华北");
         assert_eq!(rule.target, "team:east");
         assert!(rule.rest.contains("fallback"));
+        assert_eq!(rule.prefers[0].value, "region");
         let back = draft.to_spec().expect("spec again");
         assert_eq!(
             serde_json::to_value(&back).expect("json"),
