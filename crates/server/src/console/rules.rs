@@ -231,9 +231,50 @@ fn number_field(name: &str) -> bool {
 struct Draft {
     name: String,
     rules: Vec<RuleForm>,
-    /// Tagging, scoring and the default fallback, as JSON.
+    /// Tagging rules, each one condition row and the tags it adds.
+    tags: Vec<Line>,
+    /// Scoring rules, each one condition row and its points.
+    scores: Vec<Line>,
+    /// The score every lead starts from.
+    base: String,
+    /// Score tiers: `80 urgent, 60 high`.
+    tiers: String,
+    /// The default fallback — and tagging and scoring too when their conditions are deeper
+    /// than one row each — as JSON.
     advanced: String,
     sample: String,
+}
+
+/// A tagging or scoring rule as a line of the form: one condition row and what it adds.
+#[derive(Debug, Clone, Default)]
+pub struct Line {
+    pub id: String,
+    pub row: Row,
+    /// Tags (comma-separated) or points.
+    pub adds: String,
+}
+
+impl Line {
+    fn of(id: &str, when: &Option<ConditionSpec>, adds: String) -> Option<Line> {
+        let row = match when {
+            None => Row::default(),
+            Some(condition) => row_of(condition)?,
+        };
+        Some(Line {
+            id: id.to_owned(),
+            row,
+            adds,
+        })
+    }
+
+    fn condition(&self) -> Option<ConditionSpec> {
+        (!self.row.field.is_empty()).then(|| ConditionSpec {
+            field: Some(self.row.field.clone()),
+            op: Some(self.row.op.clone()),
+            value: parse_value(&self.row.op, number_field(&self.row.field), &self.row.value),
+            ..ConditionSpec::default()
+        })
+    }
 }
 
 fn field(fields: &HashMap<String, String>, key: &str) -> String {
@@ -242,11 +283,44 @@ fn field(fields: &HashMap<String, String>, key: &str) -> String {
 
 impl Draft {
     fn from_spec(spec: &RuleSetSpec) -> Draft {
-        let advanced =
-            json!({"tagging": spec.tagging, "scoring": spec.scoring, "default": spec.default});
+        let tags: Option<Vec<Line>> = spec
+            .tagging
+            .iter()
+            .map(|rule| Line::of(&rule.id, &rule.when, rule.add_tags.join(", ")))
+            .collect();
+        let scoring = spec.scoring.clone().unwrap_or_default();
+        let scores: Option<Vec<Line>> = scoring
+            .rules
+            .iter()
+            .map(|rule| Line::of(&rule.id, &rule.when, rule.points.to_string()))
+            .collect();
+        // Conditions deeper than a row stay JSON, with the rest of tagging and scoring.
+        let structured = tags.is_some() && scores.is_some();
+        let mut advanced = json!({"default": spec.default});
+        if !structured {
+            advanced["tagging"] = json!(spec.tagging);
+            advanced["scoring"] = json!(spec.scoring);
+        }
         Draft {
             name: spec.name.clone().unwrap_or_default(),
             rules: spec.rules.iter().map(RuleForm::from_spec).collect(),
+            tags: tags.filter(|_| structured).unwrap_or_default(),
+            scores: scores.filter(|_| structured).unwrap_or_default(),
+            base: if structured && scoring.base != 0.0 {
+                scoring.base.to_string()
+            } else {
+                String::new()
+            },
+            tiers: if structured {
+                scoring
+                    .tiers
+                    .iter()
+                    .map(|tier| format!("{} {}", tier.min_score, tier.priority))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            },
             advanced: serde_json::to_string_pretty(&advanced).unwrap_or_default(),
             sample: serde_json::to_string_pretty(&json!({"name": "王总", "province": "浙江省", "industry": "制造", "company_size": 500}))
                 .unwrap_or_default(),
@@ -290,9 +364,31 @@ impl Draft {
                 error: String::new(),
             })
             .collect();
+        let lines = |prefix: &str| {
+            let count: usize = field(fields, &format!("{prefix}_count"))
+                .parse()
+                .unwrap_or(0)
+                .min(200);
+            (0..count)
+                .map(|k| Line {
+                    id: field(fields, &format!("{prefix}{k}_id")).trim().to_owned(),
+                    row: Row {
+                        field: field(fields, &format!("{prefix}{k}_field")),
+                        op: field(fields, &format!("{prefix}{k}_op")),
+                        value: field(fields, &format!("{prefix}{k}_value")),
+                        error: String::new(),
+                    },
+                    adds: field(fields, &format!("{prefix}{k}_adds")),
+                })
+                .collect::<Vec<_>>()
+        };
         Draft {
             name: field(fields, "name"),
             rules,
+            tags: lines("t"),
+            scores: lines("s"),
+            base: field(fields, "base"),
+            tiers: field(fields, "tiers"),
             advanced: field(fields, "advanced"),
             sample: field(fields, "sample"),
         }
@@ -389,7 +485,60 @@ impl Draft {
             serde_json::from_str(&self.advanced).map_err(|error| format!("advanced: {error}"))?
         };
         let mut document = advanced;
+        let tagging: Vec<Value> = self
+            .tags
+            .iter()
+            .filter(|line| !line.id.is_empty())
+            .map(|line| {
+                json!({"id": line.id, "when": line.condition(), "add_tags": line.adds
+                    .split([',', '，'])
+                    .map(str::trim)
+                    .filter(|tag| !tag.is_empty())
+                    .collect::<Vec<_>>()})
+            })
+            .collect();
+        let mut score_rules = Vec::new();
+        for line in self.scores.iter().filter(|line| !line.id.is_empty()) {
+            let points: f64 = line
+                .adds
+                .trim()
+                .parse()
+                .map_err(|_| format!("scoring {}: points are a number", line.id))?;
+            score_rules.push(json!({"id": line.id, "when": line.condition(), "points": points}));
+        }
+        let mut tiers = Vec::new();
+        for tier in self
+            .tiers
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|tier| !tier.is_empty())
+        {
+            let (score, priority) = tier
+                .split_once(' ')
+                .ok_or_else(|| format!("tier {tier:?}: write the score, a space, the priority"))?;
+            let score: f64 = score
+                .trim()
+                .parse()
+                .map_err(|_| format!("tier {tier:?}: the score is a number"))?;
+            tiers.push(json!({"min_score": score, "priority": priority.trim()}));
+        }
+        let base = self.base.trim();
         if let Some(object) = document.as_object_mut() {
+            if !tagging.is_empty() {
+                object.insert("tagging".into(), json!(tagging));
+            }
+            if !score_rules.is_empty() || !tiers.is_empty() || !base.is_empty() {
+                let base: f64 = if base.is_empty() {
+                    0.0
+                } else {
+                    base.parse()
+                        .map_err(|_| "the base score is a number".to_owned())?
+                };
+                object.insert(
+                    "scoring".into(),
+                    json!({"base": base, "rules": score_rules, "tiers": tiers}),
+                );
+            }
             object.retain(|_, value| !value.is_null());
             object.insert(
                 "rules".into(),
@@ -757,6 +906,22 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 error: String::new(),
             })
         }
+        ("add_tag", _, _) => draft.tags.push(Line {
+            id: format!("tag-{}", draft.tags.len() + 1),
+            row: Row {
+                op: "equals".into(),
+                ..Row::default()
+            },
+            adds: String::new(),
+        }),
+        ("add_score", _, _) => draft.scores.push(Line {
+            id: format!("score-{}", draft.scores.len() + 1),
+            row: Row {
+                op: "equals".into(),
+                ..Row::default()
+            },
+            adds: "10".into(),
+        }),
         ("remove_row", Some(i), Some(j))
             if i < draft.rules.len() && j < draft.rules[i].rows.len() =>
         {
@@ -923,7 +1088,9 @@ mod tests {
                 "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}],
                 "prefers": [{"field": "rep.regions", "op": "contains", "ref": "region"}],
                 "fallback": [{"pool": "public"}]}],
-              "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x"]}]}"#,
+              "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x", "y"]}],
+              "scoring": {"base": 20, "rules": [{"id": "big", "when": {"field": "company_size", "op": "gte", "value": 1000}, "points": 40}],
+                          "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]}}"#,
         )
         .expect("spec");
         let draft = Draft::from_spec(&spec);
@@ -934,6 +1101,9 @@ mod tests {
         assert_eq!(rule.target, "team:east");
         assert!(rule.rest.contains("fallback"));
         assert_eq!(rule.prefers[0].value, "region");
+        assert_eq!(draft.tags[0].adds, "x, y");
+        assert_eq!(draft.scores[0].adds, "40");
+        assert_eq!(draft.tiers, "80 urgent, 60 high");
         let back = draft.to_spec().expect("spec again");
         assert_eq!(
             serde_json::to_value(&back).expect("json"),
