@@ -245,6 +245,10 @@ async fn the_console_works_in_a_real_browser() {
     click(&client, "#confirm").await;
     click(&client, "#publish").await;
     until(&client, "#versions", |versions| versions.contains("生效中")).await;
+    assert!(
+        text(&client, ".notice").await.contains("✓"),
+        "published, not an error"
+    );
     shot(&client, "rule-versions").await;
     client
         .goto(&format!("{base}/admin/reps?id=r00"))
