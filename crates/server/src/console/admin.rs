@@ -104,13 +104,24 @@ async fn save(
     id: Option<String>,
     text: &str,
 ) -> ApiResult<String> {
-    let mut document: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
+    let document: Map<String, Value> = serde_json::from_str(text).map_err(|error| {
         ApiError::invalid(
             "invalid_json",
             "document",
             format!("not a JSON object: {error}"),
         )
     })?;
+    save_document(app, viewer, kind, id, document).await
+}
+
+/// Creates (no id) or merge-patches a document through the API handler for its kind.
+async fn save_document(
+    app: &AppState,
+    viewer: &Viewer,
+    kind: &str,
+    id: Option<String>,
+    mut document: Map<String, Value>,
+) -> ApiResult<String> {
     for key in ["created_at", "updated_at", "secret_set"] {
         document.remove(key);
     }
@@ -221,6 +232,13 @@ struct AdminPage {
     /// For a rep: the fields a manager changes most, as a form.
     rep: Option<RepForm>,
     statuses: Vec<&'static str>,
+    /// For a calendar (new or existing): hours, holidays and make-up days as fields.
+    calendar: Option<CalendarForm>,
+    /// For an SLA policy (new or existing): the ladder as rows, cadence and hop limit.
+    sla: Option<SlaForm>,
+    /// Calendar ids, for the SLA policy form's choice.
+    calendar_ids: Vec<String>,
+    actions: Vec<(&'static str, &'static str)>,
 }
 
 /// A rep's everyday settings as form fields.
@@ -301,63 +319,21 @@ impl RepForm {
 }
 
 /// The patch a rep form makes: lists are comma-separated, an empty cap or zone clears it.
-fn rep_patch(fields: &std::collections::HashMap<String, String>) -> Map<String, Value> {
-    let get = |key: &str| {
-        fields
-            .get(key)
-            .map(|value| value.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let list = |key: &str| -> Value {
-        Value::Array(
-            get(key)
-                .split([',', '，'])
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(|item| Value::String(item.to_owned()))
-                .collect(),
-        )
-    };
-    let number = |key: &str| -> Value {
-        let text = get(key);
-        if text.is_empty() {
-            return Value::Null;
-        }
-        text.parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| text.parse::<f64>().map(Value::from))
-            .unwrap_or(Value::String(text))
-    };
-    let optional = |value: String| {
-        if value.is_empty() {
-            Value::Null
-        } else {
-            Value::String(value)
-        }
-    };
+fn rep_patch(fields: &Fields) -> Map<String, Value> {
     let mut patch = Map::new();
-    patch.insert("name".into(), Value::String(get("name")));
-    patch.insert("status".into(), Value::String(get("status")));
-    patch.insert("weight".into(), number("weight"));
-    patch.insert("regions".into(), list("regions"));
-    patch.insert("industries".into(), list("industries"));
+    patch.insert("name".into(), Value::String(fields.get("name")));
+    patch.insert("status".into(), Value::String(fields.get("status")));
+    patch.insert("weight".into(), fields.number("weight"));
+    patch.insert("regions".into(), Value::Array(fields.list("regions")));
+    patch.insert("industries".into(), Value::Array(fields.list("industries")));
     let caps: Map<String, Value> = CAPS
         .iter()
-        .map(|cap| ((*cap).to_owned(), number(&format!("cap_{cap}"))))
+        .map(|cap| ((*cap).to_owned(), fields.number(&format!("cap_{cap}"))))
         .filter(|(_, value)| !value.is_null())
         .collect();
     patch.insert("caps".into(), Value::Object(caps));
-    patch.insert("time_zone".into(), optional(get("time_zone")));
-    let hours: Map<String, Value> = DAYS
-        .iter()
-        .filter_map(|day| {
-            let ranges = list(&format!("hours_{day}"));
-            ranges
-                .as_array()
-                .is_some_and(|ranges| !ranges.is_empty())
-                .then(|| ((*day).to_owned(), ranges))
-        })
-        .collect();
+    patch.insert("time_zone".into(), fields.optional("time_zone"));
+    let hours = fields.week();
     patch.insert(
         "working_hours".into(),
         if hours.is_empty() {
@@ -366,7 +342,8 @@ fn rep_patch(fields: &std::collections::HashMap<String, String>) -> Map<String, 
             Value::Object(hours)
         },
     );
-    let leaves: Vec<Value> = get("leaves")
+    let leaves: Vec<Value> = fields
+        .get("leaves")
         .lines()
         .filter_map(|line| {
             let (from, until) = line.trim().split_once("..")?;
@@ -374,13 +351,13 @@ fn rep_patch(fields: &std::collections::HashMap<String, String>) -> Map<String, 
         })
         .collect();
     patch.insert("leaves".into(), Value::Array(leaves));
-    let mut contact = Map::new();
-    for key in ["email", "mobile"] {
-        let value = get(key);
-        if !value.is_empty() {
-            contact.insert(key.into(), Value::String(value));
-        }
-    }
+    let contact: Map<String, Value> = ["email", "mobile"]
+        .into_iter()
+        .filter_map(|key| {
+            let value = fields.get(key);
+            (!value.is_empty()).then(|| (key.to_owned(), Value::String(value)))
+        })
+        .collect();
     patch.insert(
         "contact".into(),
         if contact.is_empty() {
@@ -390,6 +367,219 @@ fn rep_patch(fields: &std::collections::HashMap<String, String>) -> Map<String, 
         },
     );
     patch
+}
+
+/// A calendar as form fields; dates one per line or separated by commas or spaces.
+#[derive(Debug, Default)]
+struct CalendarForm {
+    name: String,
+    time_zone: String,
+    hours: Vec<(&'static str, String)>,
+    holidays: String,
+    makeup_days: String,
+    makeup_hours: String,
+}
+
+impl CalendarForm {
+    fn from_view(calendar: &Value) -> CalendarForm {
+        let dates = |key: &str| {
+            calendar[key]
+                .as_array()
+                .map(|days| days.iter().map(text).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default()
+        };
+        CalendarForm {
+            name: text(&calendar["name"]),
+            time_zone: text(&calendar["time_zone"]),
+            hours: DAYS
+                .iter()
+                .map(|day| (*day, joined(&calendar["hours"][day])))
+                .collect(),
+            holidays: dates("holidays"),
+            makeup_days: dates("makeup_days"),
+            makeup_hours: joined(&calendar["makeup_hours"]),
+        }
+    }
+}
+
+/// An SLA policy as form fields: the ladder's rows (with room for new ones), cadence, hop limit.
+#[derive(Debug, Default)]
+struct SlaForm {
+    name: String,
+    calendar: String,
+    hop_limit: String,
+    /// `(after, action)`; blank rows are left out when saved.
+    steps: Vec<(String, String)>,
+    recycle_after: String,
+    warn_before: String,
+}
+
+/// Blank ladder rows offered below the policy's own.
+const SPARE_STEPS: usize = 2;
+/// `(action, label key)`.
+const SLA_ACTIONS: [(&str, &str); 4] = [
+    ("remind", "remind"),
+    ("escalate", "escalate"),
+    ("reclaim", "reclaim"),
+    ("pool", "to_pool"),
+];
+
+impl SlaForm {
+    fn from_view(policy: &Value) -> SlaForm {
+        let mut steps: Vec<(String, String)> = policy["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|step| (text(&step["after"]), text(&step["action"])))
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.extend((0..SPARE_STEPS).map(|_| (String::new(), String::new())));
+        SlaForm {
+            name: text(&policy["name"]),
+            calendar: text(&policy["calendar"]),
+            hop_limit: text(&policy["hop_limit"]),
+            steps,
+            recycle_after: text(&policy["cadence"]["recycle_after"]),
+            warn_before: text(&policy["cadence"]["warn_before"]),
+        }
+    }
+}
+
+/// A form's fields, trimmed.
+struct Fields<'a>(&'a std::collections::HashMap<String, String>);
+
+impl Fields<'_> {
+    fn get(&self, key: &str) -> String {
+        self.0
+            .get(key)
+            .map(|value| value.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// A comma-separated list (ASCII or full-width commas).
+    fn list(&self, key: &str) -> Vec<Value> {
+        self.get(key)
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| Value::String(item.to_owned()))
+            .collect()
+    }
+
+    /// A number, or the text as written for the API to refuse by name; empty is null.
+    fn number(&self, key: &str) -> Value {
+        let text = self.get(key);
+        if text.is_empty() {
+            return Value::Null;
+        }
+        text.parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| text.parse::<f64>().map(Value::from))
+            .unwrap_or(Value::String(text))
+    }
+
+    fn optional(&self, key: &str) -> Value {
+        let value = self.get(key);
+        if value.is_empty() {
+            Value::Null
+        } else {
+            Value::String(value)
+        }
+    }
+
+    /// Hours per weekday from `hours_mon` … `hours_sun`; days left empty are closed.
+    fn week(&self) -> Map<String, Value> {
+        DAYS.iter()
+            .filter_map(|day| {
+                let ranges = self.list(&format!("hours_{day}"));
+                (!ranges.is_empty()).then(|| ((*day).to_owned(), Value::Array(ranges)))
+            })
+            .collect()
+    }
+}
+
+/// Dates written one per line or separated by commas or spaces; `2026-10-01..2026-10-08` stands
+/// for every day from the first to the second (a holiday week is one line). A range that does
+/// not parse is kept as written, so the API names it in its error.
+fn dates(text: &str) -> Vec<Value> {
+    let mut days = Vec::new();
+    for item in text
+        .split(|c: char| c == ',' || c == '，' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
+    {
+        let range = item.split_once("..").and_then(|(from, until)| {
+            let from: chrono::NaiveDate = from.parse().ok()?;
+            let until: chrono::NaiveDate = until.parse().ok()?;
+            // A year at most: a typo in the year should not write ten thousand days.
+            (from <= until && (until - from).num_days() <= 366).then_some((from, until))
+        });
+        match range {
+            Some((from, until)) => days.extend(
+                from.iter_days()
+                    .take_while(|day| *day <= until)
+                    .map(|day| Value::String(day.to_string())),
+            ),
+            None => days.push(Value::String(item.to_owned())),
+        }
+    }
+    days
+}
+
+fn calendar_document(fields: &Fields) -> Map<String, Value> {
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert("time_zone".into(), Value::String(fields.get("time_zone")));
+    document.insert("hours".into(), Value::Object(fields.week()));
+    document.insert(
+        "holidays".into(),
+        Value::Array(dates(&fields.get("holidays"))),
+    );
+    document.insert(
+        "makeup_days".into(),
+        Value::Array(dates(&fields.get("makeup_days"))),
+    );
+    let makeup_hours = fields.list("makeup_hours");
+    document.insert(
+        "makeup_hours".into(),
+        if makeup_hours.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(makeup_hours)
+        },
+    );
+    document
+}
+
+fn sla_document(fields: &Fields) -> Map<String, Value> {
+    let steps: Vec<Value> = (0..)
+        .map_while(|row| {
+            let after = fields.0.get(&format!("step_after_{row}"))?;
+            let action = fields.get(&format!("step_action_{row}"));
+            Some((after.trim().to_owned(), action))
+        })
+        .filter(|(after, _)| !after.is_empty())
+        .map(|(after, action)| serde_json::json!({"after": after, "action": action}))
+        .collect();
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert("calendar".into(), fields.optional("calendar"));
+    document.insert("steps".into(), Value::Array(steps));
+    document.insert("hop_limit".into(), fields.number("hop_limit"));
+    let recycle_after = fields.get("recycle_after");
+    document.insert(
+        "cadence".into(),
+        if recycle_after.is_empty() {
+            Value::Null
+        } else {
+            serde_json::json!({
+                "recycle_after": recycle_after,
+                "warn_before": fields.optional("warn_before"),
+            })
+        },
+    );
+    document
 }
 
 #[derive(Debug, Deserialize)]
@@ -428,6 +618,19 @@ pub async fn page(
                 .find(|item| item["id"].as_str() == Some(id.as_str()))
         });
         let rep = found.filter(|_| name == "reps").map(RepForm::from_view);
+        let blank = Value::Null;
+        let shown = found.unwrap_or(&blank);
+        let calendar = (name == "calendars").then(|| CalendarForm::from_view(shown));
+        let sla = (name == "sla-policies").then(|| SlaForm::from_view(shown));
+        let calendar_ids = if name == "sla-policies" {
+            list(&app, "calendars")
+                .await?
+                .iter()
+                .filter_map(|calendar| calendar["id"].as_str().map(str::to_owned))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (editing, document) = match found {
             Some(item) => {
                 let mut item = item.clone();
@@ -460,6 +663,10 @@ pub async fn page(
             is_channel: title == "channels",
             rep,
             statuses: STATUSES.to_vec(),
+            calendar,
+            sla,
+            calendar_ids,
+            actions: SLA_ACTIONS.to_vec(),
         })
     }
     .await;
@@ -498,11 +705,32 @@ pub async fn submit(
                 State(app.clone()),
                 Extension(viewer.caller.clone()),
                 Path(id.clone()),
-                Body(rep_patch(&fields)),
+                Body(rep_patch(&Fields(&fields))),
             )
             .await
             .map(drop);
             back(&format!("{page}?id={id}"), outcome)
+        }
+        Some("save_form") if matches!(name, "calendars" | "sla-policies") => {
+            let fields = Fields(&fields);
+            let mut document = if name == "calendars" {
+                calendar_document(&fields)
+            } else {
+                sla_document(&fields)
+            };
+            let id = match id {
+                Some(id) => Some(id),
+                None => {
+                    // A new one: its id from the form; absent keys are simply not set.
+                    document.insert("id".into(), Value::String(fields.get("new_id")));
+                    document.retain(|_, value| !value.is_null());
+                    None
+                }
+            };
+            match save_document(&app, &viewer, name, id, document).await {
+                Ok(saved) => back(&format!("{page}?id={saved}"), Ok(())),
+                Err(error) => back(&page, Err(error)),
+            }
         }
         Some("delete") => {
             let outcome = match id {

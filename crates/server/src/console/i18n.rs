@@ -276,6 +276,196 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Changes against the active version",
     ),
     ("no_changes", "没有差异", "No changes"),
+    ("inactive", "停用", "Inactive"),
+    ("max_open", "保有量上限", "Most open leads"),
+    ("max_per_day", "每日上限", "Most per day"),
+    ("max_per_week", "每周上限", "Most per week"),
+    ("max_per_month", "每月上限", "Most per month"),
+    ("min_per_week", "每周下限", "Fewest per week"),
+    ("min_per_month", "每月下限", "Fewest per month"),
+    ("mon", "周一", "Mon"),
+    ("tue", "周二", "Tue"),
+    ("wed", "周三", "Wed"),
+    ("thu", "周四", "Thu"),
+    ("fri", "周五", "Fri"),
+    ("sat", "周六", "Sat"),
+    ("sun", "周日", "Sun"),
+    (
+        "open_hours",
+        "营业时间（逗号分隔）",
+        "Open hours (comma-separated)",
+    ),
+    (
+        "holidays",
+        "节假日（每行一个日期，或 开始..结束）",
+        "Holidays (a date per line, or from..until)",
+    ),
+    (
+        "makeup_days",
+        "调休上班日（周末照常上班的日期）",
+        "Make-up workdays (weekend days that are open)",
+    ),
+    (
+        "makeup_hours",
+        "调休日营业时间（留空同第一个工作日）",
+        "Hours on make-up days (empty: the first open weekday's)",
+    ),
+    ("team_calendar", "团队的日历", "the team's calendar"),
+    ("hop_limit", "最多改派次数", "Reassignments at most"),
+    ("ladder", "首次响应阶梯", "First-response ladder"),
+    (
+        "after",
+        "分配后（营业时间）",
+        "After assignment (business time)",
+    ),
+    ("then", "动作", "Then"),
+    ("remind", "提醒负责人", "Remind the owner"),
+    ("escalate", "提醒负责人和主管", "Remind owner and manager"),
+    ("reclaim", "收回并改派", "Reclaim and reassign"),
+    ("to_pool", "退回公海", "Move to the pool"),
+    (
+        "ladder_help",
+        "时长如 30m、1h、24h；留空的行不保存。负责人第一次跟进后阶梯停止。",
+        "Durations like 30m, 1h, 24h; blank rows are not saved. The ladder stops at the owner's first follow-up.",
+    ),
+    ("cadence", "跟进节奏", "Follow-up cadence"),
+    (
+        "recycle_after",
+        "多久未跟进退回公海",
+        "Back to the pool after no follow-up for",
+    ),
+    ("warn_before", "提前提醒", "Warn this long before"),
+    (
+        "as_document",
+        "全部设置（JSON，null 清除字段）",
+        "All settings (JSON; null clears a field)",
+    ),
+];
+
+/// What an API error code means, for the notice a form shows after it failed: `(code, Chinese,
+/// English)`. A code not listed here is shown as it is.
+const ERRORS: &[(&str, &str, &str)] = &[
+    (
+        "account_locked",
+        "登录失败次数过多，账号暂时锁定",
+        "Too many failed sign-ins; the account is locked for a while",
+    ),
+    (
+        "already_exists",
+        "已存在同 ID 的记录",
+        "Something with that id already exists",
+    ),
+    (
+        "already_owner",
+        "该销售已经是负责人",
+        "That rep already owns the lead",
+    ),
+    ("body_too_large", "内容太大", "The submission is too large"),
+    (
+        "channel_failed",
+        "通道没有接受测试消息",
+        "The channel did not accept the test message",
+    ),
+    (
+        "claim_cooldown",
+        "你最近负责过这条线索，冷却期内不能再领取",
+        "You owned this lead recently; it cannot be claimed back yet",
+    ),
+    ("claim_limit", "今日领取次数已用完", "No claims left today"),
+    (
+        "confirm_needed",
+        "请先勾选确认",
+        "Tick the confirmation first",
+    ),
+    (
+        "csrf_failed",
+        "页面已过期，请刷新后重试",
+        "The page expired; reload it and try again",
+    ),
+    ("forbidden", "没有权限", "Not allowed for your role"),
+    ("holding_cap", "已达保有量上限", "Holding cap reached"),
+    (
+        "illegal_transition",
+        "不允许的状态变更",
+        "That status change is not allowed",
+    ),
+    (
+        "immutable_field",
+        "该字段不能修改",
+        "That field cannot be changed",
+    ),
+    (
+        "in_use",
+        "仍在使用中，不能删除",
+        "Still in use; it cannot be deleted",
+    ),
+    (
+        "invalid_email",
+        "邮箱格式不正确",
+        "Not a valid email address",
+    ),
+    ("invalid_json", "JSON 格式不正确", "Not valid JSON"),
+    (
+        "invalid_phone",
+        "电话号码格式不正确",
+        "Not a valid phone number",
+    ),
+    ("invalid_rule_set", "规则有错误", "The rules have errors"),
+    ("invalid_value", "取值不正确", "A value is not acceptable"),
+    ("lead_closed", "线索已关闭", "The lead is closed"),
+    ("malformed_json", "JSON 格式不正确", "Not valid JSON"),
+    ("missing_field", "缺少必填项", "A required field is missing"),
+    ("not_found", "没有找到", "Not found"),
+    (
+        "not_in_pool",
+        "线索已不在公海（可能已被领取）",
+        "The lead is no longer in the pool (perhaps claimed)",
+    ),
+    (
+        "not_owned",
+        "这条线索不归你负责",
+        "You do not own this lead",
+    ),
+    (
+        "not_pool_member",
+        "你不是这个公海的成员",
+        "You are not a member of this pool",
+    ),
+    (
+        "rate_limited",
+        "请求太频繁，请稍后再试",
+        "Too many requests; try again shortly",
+    ),
+    (
+        "rep_in_use",
+        "该销售仍有线索或被引用",
+        "The rep still has leads or is referenced",
+    ),
+    (
+        "rep_unavailable",
+        "该销售当前不可接单",
+        "The rep is not available",
+    ),
+    (
+        "team_in_use",
+        "该团队仍被引用",
+        "The team is still referenced",
+    ),
+    ("too_long", "内容太长", "Too long"),
+    ("unknown_calendar", "没有这个工作日历", "No such calendar"),
+    (
+        "unknown_field",
+        "有不认识的字段",
+        "There is an unknown field",
+    ),
+    ("unknown_pool", "没有这个公海", "No such pool"),
+    ("unknown_rep", "没有这个销售", "No such rep"),
+    ("unknown_team", "没有这个团队", "No such team"),
+    (
+        "weak_password",
+        "密码太短（至少 10 位）",
+        "The password is too short (at least 10 characters)",
+    ),
 ];
 
 /// Looks words up in the page's language.
@@ -292,6 +482,17 @@ impl Tr {
             .map_or("?", |(_, zh, en)| match self.lang {
                 Lang::Zh => zh,
                 Lang::En => en,
+            })
+    }
+
+    /// The sentence for an API error code, or `None` for a code without one.
+    pub fn error(&self, code: &str) -> Option<&'static str> {
+        ERRORS
+            .iter()
+            .find(|(name, _, _)| *name == code)
+            .map(|(_, zh, en)| match self.lang {
+                Lang::Zh => *zh,
+                Lang::En => *en,
             })
     }
 
@@ -323,6 +524,11 @@ mod tests {
         let count = keys.len();
         keys.dedup();
         assert_eq!(keys.len(), count, "a key appears twice");
+        let mut codes: Vec<&str> = ERRORS.iter().map(|(code, _, _)| *code).collect();
+        codes.sort_unstable();
+        let count = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), count, "an error code appears twice");
         assert!(
             WORDS
                 .iter()

@@ -202,7 +202,11 @@ fn csrf_refused() -> Response {
 fn back(to: &str, outcome: Result<(), ApiError>) -> Response {
     let notice = match outcome {
         Ok(()) => "ok".to_owned(),
-        Err(error) => error.code,
+        // The field rides along after a colon so the notice can say where.
+        Err(error) => match error.field {
+            Some(field) => format!("{}:{field}", error.code),
+            None => error.code,
+        },
     };
     let separator = if to.contains('?') { '&' } else { '?' };
     Redirect::to(&format!(
@@ -216,7 +220,17 @@ fn notice_text(t: &Tr, notice: Option<&str>) -> String {
     match notice {
         None | Some("") => String::new(),
         Some("ok") => t.t("save").to_owned() + " ✓",
-        Some(code) => format!("{}: {code}", t.t("error")),
+        Some(notice) => {
+            let (code, field) = notice.split_once(':').unwrap_or((notice, ""));
+            let mut text = match t.error(code) {
+                Some(sentence) => sentence.to_owned(),
+                None => format!("{}: {code}", t.t("error")),
+            };
+            if !field.is_empty() {
+                text.push_str(&format!(" ({field})"));
+            }
+            text
+        }
     }
 }
 

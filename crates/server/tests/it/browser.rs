@@ -254,11 +254,37 @@ async fn the_console_works_in_a_real_browser() {
         .goto(&format!("{base}/admin/reps?id=r00"))
         .await
         .expect("admin");
-    until(&client, "#editor textarea", |document| {
-        document.contains("\"r00\"")
-    })
-    .await;
+    until(&client, "#rep-form", |form| form.contains("保有量上限")).await;
     shot(&client, "admin-rep").await;
+    // The SLA ladder as rows: the manager adds a rung in a spare row and saves.
+    client
+        .goto(&format!("{base}/admin/sla-policies?id=default"))
+        .await
+        .expect("sla policy");
+    until(&client, "#sla-form", |form| form.contains("首次响应阶梯")).await;
+    client
+        .find(Locator::Css("input[name='step_after_3']"))
+        .await
+        .expect("a spare row")
+        .send_keys("72h")
+        .await
+        .expect("type");
+    client
+        .find(Locator::Css("select[name='step_action_3']"))
+        .await
+        .expect("its action")
+        .select_by_value("pool")
+        .await
+        .expect("pool");
+    click(&client, "#sla-form button[value='save_form']").await;
+    until(&client, ".notice", |notice| notice.contains("✓")).await;
+    shot(&client, "admin-sla-policy").await;
+    let (_, policy) = app.get("/api/v1/sla-policies/default").await;
+    assert_eq!(
+        policy["steps"][3],
+        json!({"after": "72h", "action": "pool"}),
+        "{policy}"
+    );
     let mut north = lead("browser-north");
     north["name"] = json!("华北客户");
     north["region"] = json!("华北");

@@ -488,7 +488,9 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     let form = visit(&app, "GET", "/admin/reps?id=r09", &cookie, None, "zh-CN").await;
     assert!(
         form.html.contains("id=\"rep-form\"")
-            && form.html.contains("name=\"cap_max_open\" value=\"8\""),
+            && form.html.contains("name=\"cap_max_open\" value=\"8\"")
+            && form.html.contains("保有量上限")
+            && form.html.contains("周一"),
         "{}",
         form.html
     );
@@ -532,8 +534,19 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     .await;
     assert_eq!(
         bad.location.as_deref(),
-        Some("/admin/reps?notice=invalid_value")
+        Some("/admin/reps?notice=invalid_value%3Aweight")
     );
+    // The notice says what was wrong and where, in the page's language.
+    let said = visit(
+        &app,
+        "GET",
+        "/admin/reps?notice=invalid_value%3Aweight",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(said.html.contains("取值不正确 (weight)"), "{}", said.html);
     // A channel with its secret hidden, and a test send that fails visibly (nobody listens).
     let channel = r#"{"id": "hook", "name": "Hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret"}"#;
     visit(
@@ -606,4 +619,157 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     let (rep_cookie, _) = sign_in(&app, "rep0").await;
     let refused = visit(&app, "GET", "/admin/reps", &rep_cookie, None, "zh-CN").await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn calendars_and_sla_policies_are_edited_as_forms() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    // A new calendar from the form: a holiday week written as one range, a make-up Sunday.
+    let form = visit(&app, "GET", "/admin/calendars", &cookie, None, "zh-CN").await;
+    assert!(
+        form.html.contains("id=\"calendar-form\"") && form.html.contains("调休上班日"),
+        "{}",
+        form.html
+    );
+    let created = visit(
+        &app,
+        "POST",
+        "/admin/calendars",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save_form&new_id=cn-office&name={}&time_zone=Asia%2FShanghai\
+             &hours_mon={hours}&hours_tue={hours}&hours_wed={hours}&hours_thu={hours}&hours_fri={hours}\
+             &holidays={}&makeup_days=2026-09-27&makeup_hours=",
+            encode("中国办公室"),
+            encode("2026-10-01..2026-10-07\n2027-01-01"),
+            hours = encode("09:00-12:00, 13:30-18:00"),
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/admin/calendars?id=cn-office&notice=ok")
+    );
+    let (status, calendar) = app.get("/api/v1/calendars/cn-office").await;
+    assert_eq!(status, StatusCode::OK, "{calendar}");
+    assert_eq!(calendar["holidays"].as_array().map(Vec::len), Some(8));
+    assert_eq!(calendar["holidays"][6], json!("2026-10-07"));
+    assert_eq!(calendar["makeup_days"], json!(["2026-09-27"]));
+    assert_eq!(
+        calendar["hours"]["mon"],
+        json!(["09:00-12:00", "13:30-18:00"])
+    );
+    assert!(calendar["hours"]["sat"].is_null(), "{calendar}");
+    // Shown back in the form, a date per line.
+    let shown = visit(
+        &app,
+        "GET",
+        "/admin/calendars?id=cn-office",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        shown.html.contains("2026-10-01\n2026-10-02")
+            && shown.html.contains("value=\"09:00-12:00, 13:30-18:00\""),
+        "{}",
+        shown.html
+    );
+    // A bad date is refused with where it is; nothing changes.
+    let bad = visit(
+        &app,
+        "POST",
+        "/admin/calendars",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=cn-office&action=save_form&name=x&time_zone=Asia%2FShanghai&holidays=2026-13-01"
+        )),
+        "zh-CN",
+    )
+    .await;
+    let notice = bad.location.expect("back to the page");
+    assert!(notice.contains("notice=invalid_value"), "{notice}");
+    let (_, unchanged) = app.get("/api/v1/calendars/cn-office").await;
+    assert_eq!(unchanged["name"], json!("中国办公室"));
+
+    // The default SLA policy's ladder as rows: one rung changed, one added, one blanked out.
+    let policy = visit(
+        &app,
+        "GET",
+        "/admin/sla-policies?id=default",
+        &cookie,
+        None,
+        "en",
+    )
+    .await;
+    assert!(
+        policy.html.contains("id=\"sla-form\"")
+            && policy.html.contains("name=\"step_after_0\" value=\"1h\"")
+            && policy.html.contains("Reclaim and reassign")
+            && policy.html.contains("<option value=\"cn-office\""),
+        "{}",
+        policy.html
+    );
+    let saved = visit(
+        &app,
+        "POST",
+        "/admin/sla-policies",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=default&action=save_form&name=Default&calendar=cn-office&hop_limit=2\
+             &step_after_0=30m&step_action_0=remind&step_after_1=&step_action_1=escalate\
+             &step_after_2=8h&step_action_2=reclaim&step_after_3=16h&step_action_3=pool\
+             &recycle_after=30d&warn_before=3d"
+        )),
+        "en",
+    )
+    .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/sla-policies?id=default&notice=ok")
+    );
+    let (_, policy) = app.get("/api/v1/sla-policies/default").await;
+    assert_eq!(
+        policy["steps"],
+        json!([
+            {"after": "30m", "action": "remind"},
+            {"after": "8h", "action": "reclaim"},
+            {"after": "16h", "action": "pool"}
+        ]),
+        "{policy}"
+    );
+    assert_eq!(policy["calendar"], json!("cn-office"));
+    assert_eq!(policy["hop_limit"], json!(2));
+    assert_eq!(
+        policy["cadence"],
+        json!({"recycle_after": "30d", "warn_before": "3d"})
+    );
+    // A duration the API cannot read is refused at its field, in the page's language.
+    let bad = visit(
+        &app,
+        "POST",
+        "/admin/sla-policies",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=default&action=save_form&name=Default&step_after_0=soon&step_action_0=remind"
+        )),
+        "en",
+    )
+    .await;
+    let back = bad.location.expect("back to the page");
+    assert!(back.contains("notice=invalid_value"), "{back}");
+    let said = visit(&app, "GET", &back, &cookie, None, "en").await;
+    assert!(
+        said.html.contains("A value is not acceptable ("),
+        "{}",
+        said.html
+    );
+    let (_, kept) = app.get("/api/v1/sla-policies/default").await;
+    assert_eq!(kept["steps"], policy["steps"], "nothing half-written");
 }
