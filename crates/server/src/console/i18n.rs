@@ -335,11 +335,79 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Back to the pool after no follow-up for",
     ),
     ("warn_before", "提前提醒", "Warn this long before"),
+    ("compare_with", "比较对象", "Compared with"),
+    ("a_value", "固定值 →", "a value →"),
+    ("round_robin", "轮询", "Round robin"),
+    ("weighted_round_robin", "加权轮询", "Weighted round robin"),
+    ("least_loaded", "最少负载", "Least loaded"),
+    ("longest_idle", "最久未分配", "Longest idle"),
+    ("fair_share", "公平份额", "Fair share"),
+    ("best_match", "最佳匹配", "Best match"),
+    (
+        "strategy_kept",
+        "（含其他设置，保留）",
+        "(with its settings, kept)",
+    ),
     (
         "as_document",
         "全部设置（JSON，null 清除字段）",
         "All settings (JSON; null clears a field)",
     ),
+];
+
+/// Names of lead and rep fields and of condition operators, for the condition builder's
+/// choices: `(name, Chinese, English)`. A name not listed (a custom attribute) shows as it is.
+const LABELS: &[(&str, &str, &str)] = &[
+    ("name", "姓名", "Name"),
+    ("phone", "电话", "Phone"),
+    ("email", "邮箱", "Email"),
+    ("wechat", "微信", "WeChat"),
+    ("company", "公司", "Company"),
+    ("title", "职位", "Title"),
+    ("country", "国家", "Country"),
+    ("province", "省份", "Province"),
+    ("city", "城市", "City"),
+    ("region", "区域", "Region"),
+    ("industry", "行业", "Industry"),
+    ("company_size", "公司规模（人）", "Company size"),
+    ("source", "来源", "Source"),
+    ("campaign", "活动", "Campaign"),
+    ("product", "产品", "Product"),
+    ("demand", "需求", "Demand"),
+    ("budget", "预算", "Budget"),
+    ("urgency", "紧急程度", "Urgency"),
+    ("tags", "标签", "Tags"),
+    ("score", "评分", "Score"),
+    ("priority", "优先级", "Priority"),
+    ("status", "状态", "Status"),
+    ("owner", "负责人", "Owner"),
+    ("known_owner", "老客户负责人", "Known customer's owner"),
+    ("created_at", "创建时间", "Created"),
+    ("rep.id", "销售 ID", "Rep id"),
+    ("rep.regions", "销售负责区域", "Rep's regions"),
+    ("rep.industries", "销售负责行业", "Rep's industries"),
+    ("rep.products", "销售负责产品", "Rep's products"),
+    ("rep.languages", "销售语言", "Rep's languages"),
+    ("rep.teams", "销售所在团队", "Rep's teams"),
+    ("rep.level", "销售级别", "Rep's level"),
+    ("rep.weight", "销售权重", "Rep's weight"),
+    ("equals", "等于", "equals"),
+    ("not_equals", "不等于", "does not equal"),
+    ("in", "属于其一", "is one of"),
+    ("not_in", "不属于", "is none of"),
+    ("contains", "包含", "contains"),
+    ("not_contains", "不包含", "does not contain"),
+    ("contains_any", "包含任一", "contains any of"),
+    ("starts_with", "开头是", "starts with"),
+    ("ends_with", "结尾是", "ends with"),
+    ("matches", "匹配正则", "matches (regex)"),
+    ("gt", "大于", "greater than"),
+    ("gte", "大于等于", "at least"),
+    ("lt", "小于", "less than"),
+    ("lte", "小于等于", "at most"),
+    ("between", "介于", "between"),
+    ("exists", "有值", "has a value"),
+    ("missing", "为空", "is empty"),
 ];
 
 /// What an API error code means, for the notice a form shows after it failed: `(code, Chinese,
@@ -480,6 +548,17 @@ impl Tr {
             .iter()
             .find(|(name, _, _)| *name == key)
             .map_or("?", |(_, zh, en)| match self.lang {
+                Lang::Zh => zh,
+                Lang::En => en,
+            })
+    }
+
+    /// The name of a field or operator in the page's language; custom names as they are.
+    pub fn label<'a>(&self, name: &'a str) -> &'a str {
+        LABELS
+            .iter()
+            .find(|(key, _, _)| *key == name)
+            .map_or(name, |(_, zh, en)| match self.lang {
                 Lang::Zh => zh,
                 Lang::En => en,
             })

@@ -59,7 +59,10 @@ const STRATEGIES: [&str; 7] = [
 pub struct Row {
     pub field: String,
     pub op: String,
+    /// The value; in a rep row, the lead field compared with (empty: `literal` instead).
     pub value: String,
+    /// In a rep row: a value of its own, such as `3` for `rep.level gte`.
+    pub literal: String,
     pub error: String,
 }
 
@@ -77,6 +80,9 @@ pub struct RuleForm {
     /// `team:<id>` or `pool:<id>`.
     pub target: String,
     pub strategy: String,
+    /// The whole strategy when it has settings the form does not show (a fair-share window, a
+    /// best-match weighting), kept while its type stays the one chosen.
+    pub strategy_json: String,
     pub affinity: bool,
     /// Rep conditions every candidate must meet: `rep field`, `op`, lead field (`ref`).
     pub requires: Vec<Row>,
@@ -107,26 +113,41 @@ fn row_of(condition: &ConditionSpec) -> Option<Row> {
     Some(Row {
         field: condition.field.clone()?,
         op: condition.op.clone()?,
-        value: condition
-            .reference
-            .clone()
-            .unwrap_or_else(|| value_text(&condition.value)),
+        value: value_text(&condition.value),
+        ..Row::default()
+    })
+}
+
+/// A rep row: compared with a lead field (`ref`) or with a value of its own.
+fn rep_row_of(condition: &ConditionSpec) -> Option<Row> {
+    Some(Row {
+        field: condition.field.clone()?,
+        op: condition.op.clone()?,
+        value: condition.reference.clone().unwrap_or_default(),
+        literal: value_text(&condition.value),
         error: String::new(),
     })
 }
 
 impl RuleForm {
     fn from_spec(rule: &RuleSpec) -> RuleForm {
+        let strategy = rule
+            .strategy
+            .as_ref()
+            .and_then(|strategy| serde_json::to_value(strategy).ok());
         let mut form = RuleForm {
             id: rule.id.clone(),
             name: rule.name.clone().unwrap_or_default(),
             group: "all".into(),
             affinity: rule.owner_affinity,
-            strategy: rule
-                .strategy
+            strategy: strategy
                 .as_ref()
-                .and_then(|strategy| serde_json::to_value(strategy).ok())
                 .and_then(|value| value.get("type")?.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            strategy_json: strategy
+                .as_ref()
+                .filter(|value| value.as_object().is_some_and(|object| object.len() > 1))
+                .map(Value::to_string)
                 .unwrap_or_default(),
             target: match &rule.target {
                 TargetSpec::Team(team) => format!("team:{team}"),
@@ -134,8 +155,8 @@ impl RuleForm {
                 TargetSpec::Pool(pool) => format!("pool:{pool}"),
                 other => format!("json:{}", serde_json::to_string(other).unwrap_or_default()),
             },
-            requires: rule.requires.iter().filter_map(row_of).collect(),
-            prefers: rule.prefers.iter().filter_map(row_of).collect(),
+            requires: rule.requires.iter().filter_map(rep_row_of).collect(),
+            prefers: rule.prefers.iter().filter_map(rep_row_of).collect(),
             ..RuleForm::default()
         };
         // The builder shows one group of rows, possibly negated; anything deeper stays JSON.
@@ -227,7 +248,7 @@ fn number_field(name: &str) -> bool {
 }
 
 /// The editor's state, read back from its form.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Draft {
     name: String,
     rules: Vec<RuleForm>,
@@ -339,6 +360,7 @@ impl Draft {
                     field: field(fields, &format!("{prefix}{j}_field")),
                     op: field(fields, &format!("{prefix}{j}_op")),
                     value: field(fields, &format!("{prefix}{j}_{third}")),
+                    literal: field(fields, &format!("{prefix}{j}_literal")),
                     error: String::new(),
                 })
                 .collect::<Vec<_>>()
@@ -357,6 +379,7 @@ impl Draft {
                 when_json: field(fields, &format!("r{i}_when_json")),
                 target: field(fields, &format!("r{i}_target")),
                 strategy: field(fields, &format!("r{i}_strategy")),
+                strategy_json: field(fields, &format!("r{i}_strategy_json")),
                 affinity: fields.contains_key(&format!("r{i}_affinity")),
                 requires: rows(&format!("r{i}_q"), "ref"),
                 prefers: rows(&format!("r{i}_p"), "ref"),
@@ -376,7 +399,7 @@ impl Draft {
                         field: field(fields, &format!("{prefix}{k}_field")),
                         op: field(fields, &format!("{prefix}{k}_op")),
                         value: field(fields, &format!("{prefix}{k}_value")),
-                        error: String::new(),
+                        ..Row::default()
                     },
                     adds: field(fields, &format!("{prefix}{k}_adds")),
                 })
@@ -459,19 +482,36 @@ impl Draft {
             spec.strategy = if rule.strategy.is_empty() {
                 None
             } else {
+                // The settings the form kept travel on while the type is unchanged.
+                let kept = serde_json::from_str::<Value>(&rule.strategy_json)
+                    .ok()
+                    .filter(|kept| kept["type"].as_str() == Some(rule.strategy.as_str()));
                 Some(
-                    serde_json::from_value::<StrategySpec>(json!({"type": rule.strategy}))
-                        .map_err(|error| format!("rules[{index}].strategy: {error}"))?,
+                    serde_json::from_value::<StrategySpec>(
+                        kept.unwrap_or_else(|| json!({"type": rule.strategy})),
+                    )
+                    .map_err(|error| format!("rules[{index}].strategy: {error}"))?,
                 )
             };
             let rep_rows = |rows: &[Row]| -> Vec<ConditionSpec> {
                 rows.iter()
                     .filter(|row| !row.field.is_empty())
-                    .map(|row| ConditionSpec {
-                        field: Some(row.field.clone()),
-                        op: Some(row.op.clone()),
-                        reference: Some(row.value.clone()),
-                        ..ConditionSpec::default()
+                    .map(|row| {
+                        let number = engine::field::REP_FIELDS.iter().any(|(name, _, kind)| {
+                            row.field.strip_prefix("rep.") == Some(*name)
+                                && *kind == engine::value::FieldType::Number
+                        });
+                        ConditionSpec {
+                            field: Some(row.field.clone()),
+                            op: Some(row.op.clone()),
+                            reference: (!row.value.is_empty()).then(|| row.value.clone()),
+                            value: if row.value.is_empty() {
+                                parse_value(&row.op, number, &row.literal)
+                            } else {
+                                None
+                            },
+                            ..ConditionSpec::default()
+                        }
                     })
                     .collect()
             };
@@ -895,7 +935,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 field: "rep.industries".into(),
                 op: "contains".into(),
                 value: "industry".into(),
-                error: String::new(),
+                ..Row::default()
             })
         }
         ("add_preference", Some(i), _) if i < draft.rules.len() => {
@@ -903,7 +943,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                 field: "rep.regions".into(),
                 op: "contains".into(),
                 value: "region".into(),
-                error: String::new(),
+                ..Row::default()
             })
         }
         ("add_tag", _, _) => draft.tags.push(Line {
@@ -1081,9 +1121,12 @@ mod tests {
                 {"field": "company_size", "op": "gte", "value": 1000},
                 {"field": "region", "op": "in", "value": ["华东", "华北"]}]}},
                 "target": {"team": "east"}, "strategy": {"type": "least_loaded"}, "owner_affinity": true,
-                "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}],
+                "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"},
+                             {"field": "rep.level", "op": "gte", "value": 3}],
                 "prefers": [{"field": "rep.regions", "op": "contains", "ref": "region"}],
-                "fallback": [{"pool": "public"}]}],
+                "fallback": [{"pool": "public"}]},
+                {"id": "fair", "target": {"team": "east"},
+                 "strategy": {"type": "fair_share", "window": "week", "catch_up": {"capped": 3}}}],
               "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x", "y"]}],
               "scoring": {"base": 20, "rules": [{"id": "big", "when": {"field": "company_size", "op": "gte", "value": 1000}, "points": 40}],
                           "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]}}"#,
@@ -1097,14 +1140,27 @@ mod tests {
         assert_eq!(rule.target, "team:east");
         assert!(rule.rest.contains("fallback"));
         assert_eq!(rule.prefers[0].value, "region");
+        assert_eq!(
+            (
+                rule.requires[1].value.as_str(),
+                rule.requires[1].literal.as_str()
+            ),
+            ("", "3")
+        );
         assert_eq!(draft.tags[0].adds, "x, y");
         assert_eq!(draft.scores[0].adds, "40");
         assert_eq!(draft.tiers, "80 urgent, 60 high");
+        assert_eq!(draft.rules[1].strategy, "fair_share");
         let back = draft.to_spec().expect("spec again");
         assert_eq!(
             serde_json::to_value(&back).expect("json"),
             serde_json::to_value(&spec).expect("json")
         );
+        // Another strategy chosen: the old one's settings do not ride along.
+        let mut changed = draft.clone();
+        changed.rules[1].strategy = "round_robin".into();
+        let back = serde_json::to_value(changed.to_spec().expect("spec")).expect("json");
+        assert_eq!(back["rules"][1]["strategy"], json!({"type": "round_robin"}));
     }
 
     #[test]

@@ -125,10 +125,20 @@ async fn until(client: &Client, css: &str, wanted: impl Fn(&str) -> bool) -> Str
 }
 
 async fn click(client: &Client, css: &str) {
-    client
+    let element = client
         .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|error| panic!("{css}: {error}"))
+        .unwrap_or_else(|error| panic!("{css}: {error}"));
+    // To the middle of the window, as a person would scroll: the editor's sticky button bar
+    // covers the bottom edge where WebDriver would otherwise leave it.
+    client
+        .execute(
+            "arguments[0].scrollIntoView({block: 'center'})",
+            vec![serde_json::to_value(&element).expect("element")],
+        )
+        .await
+        .unwrap_or_else(|error| panic!("scroll to {css}: {error}"));
+    element
         .click()
         .await
         .unwrap_or_else(|error| panic!("click {css}: {error}"));
@@ -179,6 +189,22 @@ async fn the_console_works_in_a_real_browser() {
         .post(&format!("/api/v1/leads/{}/release", ids[1]), &json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The catch-all rule requires a literal value of its reps; the editor must keep it.
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}],
+                "requires": [{"field": "rep.teams", "op": "contains", "value": "t"}]}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let version = draft["version"].as_i64().expect("version");
+    app.ok(
+        &format!("/api/v1/rule-sets/{version}/publish"),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -250,6 +276,18 @@ async fn the_console_works_in_a_real_browser() {
         "published, not an error"
     );
     shot(&client, "rule-versions").await;
+    let (_, versions) = app.get("/api/v1/rule-sets").await;
+    let active = versions["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item["active"] == json!(true)))
+        .and_then(|item| item["version"].as_i64())
+        .expect("an active version");
+    let (_, active) = app.get(&format!("/api/v1/rule-sets/{active}")).await;
+    assert_eq!(
+        active["document"]["rules"][1]["requires"],
+        json!([{"field": "rep.teams", "op": "contains", "value": "t"}]),
+        "the literal requirement came back through the form: {active}"
+    );
     client
         .goto(&format!("{base}/admin/reps?id=r00"))
         .await
