@@ -255,7 +255,26 @@ pub fn parse_attributes(
         .collect()
 }
 
-fn valid_custom_name(name: &str) -> bool {
+/// Keeps the stored attributes that still read under the declared fields: one whose field was
+/// removed from the catalogue, or declared again with another type, is left out rather than
+/// making the whole record unreadable. Input is checked with [`parse_attributes`]; this is for
+/// records written under an earlier catalogue.
+pub fn readable_attributes(
+    fields: &[CustomField],
+    json: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, serde_json::Value> {
+    json.iter()
+        .filter(|(name, value)| {
+            fields.iter().any(|field| {
+                field.name == **name && Value::from_json(value, field.field_type).is_ok()
+            })
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// Whether a custom field name is acceptable: 1 to 64 letters, digits or underscores.
+pub fn valid_custom_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

@@ -267,7 +267,10 @@ pub fn attribute_error(error: engine::field::AttributeError) -> ApiError {
 
 /// A stored lead's engine form, for rerouting.
 pub fn engine_lead(row: &LeadRow, catalogue: &FieldCatalogue) -> Result<Lead, ApiError> {
-    let document: LeadInput = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let mut document: LeadInput =
+        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    document.attributes =
+        engine::field::readable_attributes(catalogue.lead_custom(), &document.attributes);
     let created_at = DateTime::from_timestamp_micros(row.created_at).unwrap_or_default();
     let mut lead = document.to_engine(catalogue, created_at)?;
     lead.status = LeadStatus::parse(&row.status).unwrap_or_default();

@@ -168,6 +168,7 @@ struct Metrics {
         api::leads::explain,
         api::reps::list_reps, api::reps::create_rep, api::reps::get_rep, api::reps::patch_rep, api::reps::delete_rep, api::reps::set_status,
         api::teams::list_teams, api::teams::create_team, api::teams::get_team, api::teams::patch_team, api::teams::delete_team,
+        api::fields::list_fields, api::fields::create_field, api::fields::delete_field,
         api::rule_sets::list_rule_sets, api::rule_sets::create_rule_set, api::rule_sets::validate_rule_set,
         api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
@@ -193,7 +194,7 @@ struct Metrics {
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
         workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument, api::reps::StatusInput,
-        workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument,
+        workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument, api::fields::NewField,
         routing::ActivityInput, routing::FeedbackInput, api::pool::ClaimInput, api::pool::ReleaseInput,
         api::pool::PoolAssignInput, settings::CalendarDocument, settings::SlaPolicyDocument,
         settings::SlaStepDocument, settings::CadenceDocument, settings::PoolDocument, settings::ProtectionDocument,
@@ -323,6 +324,14 @@ pub fn app(state: AppState) -> axum::Router {
                 .delete(reps::delete_rep),
         )
         .route("/reps/{id}/status", axum::routing::put(reps::set_status))
+        .route(
+            "/fields",
+            get(api::fields::list_fields).post(api::fields::create_field),
+        )
+        .route(
+            "/fields/{entity}/{name}",
+            axum::routing::delete(api::fields::delete_field),
+        )
         .route("/teams", get(teams::list_teams).post(teams::create_team))
         .route(
             "/teams/{id}",

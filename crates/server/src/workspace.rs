@@ -442,7 +442,9 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
     let engine_reps: Vec<Rep> = reps
         .iter()
         .filter_map(|row| {
-            let document: RepDocument = serde_json::from_str(&row.document).ok()?;
+            let mut document: RepDocument = serde_json::from_str(&row.document).ok()?;
+            document.attributes =
+                engine::field::readable_attributes(catalogue.rep_custom(), &document.attributes);
             rep_from_document(&row.id, &document, &catalogue)
                 .map_err(|error| tracing::warn!(rep = %row.id, code = %error.code, "skipping a rep that no longer validates"))
                 .ok()

@@ -196,6 +196,15 @@ impl Store {
         on_pool!(self, list_custom_fields())
     }
 
+    /// Declares a custom field; false when one of that entity and name exists.
+    pub async fn insert_custom_field(&self, row: &CustomFieldRow) -> sqlx::Result<bool> {
+        on_pool!(self, insert_custom_field(row))
+    }
+
+    pub async fn delete_custom_field(&self, entity: &str, name: &str) -> sqlx::Result<bool> {
+        on_pool!(self, delete_custom_field(entity, name))
+    }
+
     /// Calendars, SLA policies or pools, by id.
     pub async fn list_settings(&self, setting: Setting) -> sqlx::Result<Vec<DocRow>> {
         on_pool!(self, list_settings(setting))

@@ -175,6 +175,33 @@ pub(crate) async fn list_custom_fields(conn: &mut Conn) -> sqlx::Result<Vec<Cust
         .await
 }
 
+/// Declares a custom field; false when the entity already has a field of that name.
+pub(crate) async fn insert_custom_field(conn: &mut Conn, row: &CustomFieldRow) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO custom_fields (entity, name, field_type) VALUES ($1, $2, $3)
+         ON CONFLICT (entity, name) DO NOTHING",
+    )
+    .bind(row.entity.clone())
+    .bind(row.name.clone())
+    .bind(row.field_type.clone())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    bump_config(conn).await?;
+    Ok(inserted > 0)
+}
+
+pub(crate) async fn delete_custom_field(conn: &mut Conn, entity: &str, name: &str) -> sqlx::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM custom_fields WHERE entity = $1 AND name = $2")
+        .bind(entity.to_owned())
+        .bind(name.to_owned())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    bump_config(conn).await?;
+    Ok(deleted > 0)
+}
+
 pub(crate) async fn list_rule_sets(conn: &mut Conn) -> sqlx::Result<Vec<RuleSetRow>> {
     sqlx::query_as("SELECT * FROM rule_sets ORDER BY version DESC")
         .fetch_all(conn)

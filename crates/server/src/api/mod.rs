@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod fields;
 pub mod follow_up;
 pub mod intake;
 pub mod leads;

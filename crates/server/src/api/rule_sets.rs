@@ -16,10 +16,10 @@ use crate::extract::{Body, parse};
 use crate::leads::time;
 use crate::workspace::{ConfigRows, Workspace, build_workspace};
 
-async fn workspace(app: &AppState, without_team: Option<&str>) -> ApiResult<Workspace> {
+/// The stored configuration, with `change` made to it, as rule sets compile against it.
+async fn workspace(app: &AppState, change: impl FnOnce(&mut ConfigRows)) -> ApiResult<Workspace> {
     let mut rows = ConfigRows::load(&app.store).await?;
-    rows.teams
-        .retain(|team| Some(team.id.as_str()) != without_team);
+    change(&mut rows);
     rows.active = None;
     Ok(build_workspace(&rows))
 }
@@ -34,13 +34,14 @@ fn compile(workspace: &Workspace, spec: &RuleSetSpec) -> Vec<CompileError> {
     engine::compile(spec, known, 0).err().unwrap_or_default()
 }
 
-/// The errors a document would have if the team were gone.
-pub async fn compile_without_team(
+/// The errors a document would have were the configuration changed (a team or a custom field
+/// gone): what deleting something would break.
+pub async fn compile_with(
     app: &AppState,
     spec: &RuleSetSpec,
-    team: &str,
+    change: impl FnOnce(&mut ConfigRows),
 ) -> ApiResult<Vec<CompileError>> {
-    Ok(compile(&workspace(app, Some(team)).await?, spec))
+    Ok(compile(&workspace(app, change).await?, spec))
 }
 
 fn errors_json(errors: &[CompileError]) -> Value {
@@ -99,7 +100,7 @@ pub async fn create_rule_set(
 ) -> ApiResult<axum::response::Response> {
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
-    let errors = compile(&workspace(&app, None).await?, &spec);
+    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }
@@ -125,7 +126,7 @@ pub async fn validate_rule_set(
 ) -> ApiResult<Json<Value>> {
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
-    let errors = compile(&workspace(&app, None).await?, &spec);
+    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
     Ok(Json(
         json!({"valid": errors.is_empty(), "errors": errors_json(&errors)}),
     ))
@@ -162,7 +163,7 @@ pub async fn publish_rule_set(
         return Ok(Json(view(&row, true)).into_response());
     }
     let spec = RuleSetSpec::from_json(&row.document).map_err(ApiError::internal)?;
-    let errors = compile(&workspace(&app, None).await?, &spec);
+    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }

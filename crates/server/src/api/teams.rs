@@ -195,7 +195,10 @@ pub async fn delete_team(
         .ok_or_else(|| ApiError::not_found("team"))?;
     if let Some(active) = app.store.active_rule_set().await? {
         let spec = engine::RuleSetSpec::from_json(&active.document).map_err(ApiError::internal)?;
-        let errors = crate::api::rule_sets::compile_without_team(&app, &spec, &id).await?;
+        let errors = crate::api::rule_sets::compile_with(&app, &spec, |rows| {
+            rows.teams.retain(|team| team.id != id);
+        })
+        .await?;
         if errors.iter().any(|error| error.code == "unknown_team") {
             return Err(ApiError::conflict(
                 "team_in_use",

@@ -905,3 +905,94 @@ mod tests {
         }
     }
 }
+
+#[derive(Template)]
+#[template(path = "fields.html")]
+struct FieldsPage {
+    frame: Frame,
+    /// Custom fields: `(entity, name, type, path)`.
+    fields: Vec<(String, String, String, String)>,
+    builtin: Vec<String>,
+    kinds: Vec<&'static str>,
+}
+
+/// The custom fields leads and reps may carry, declared and removed here.
+pub async fn fields(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AdminQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let listed = match crate::api::fields::list_fields(State(app.clone())).await {
+        Ok(listed) => listed.0,
+        Err(error) => return error.into_response(),
+    };
+    let items = listed["items"].as_array().cloned().unwrap_or_default();
+    let string = |item: &Value, key: &str| item[key].as_str().unwrap_or_default().to_owned();
+    render(FieldsPage {
+        frame: viewer.frame(
+            viewer.t.t("custom_fields"),
+            "admin",
+            notice_text(&viewer.t, query.notice.as_deref()),
+        ),
+        fields: items
+            .iter()
+            .filter(|item| item["custom"] == Value::Bool(true))
+            .map(|item| {
+                (
+                    string(item, "entity"),
+                    string(item, "name"),
+                    string(item, "type"),
+                    string(item, "path"),
+                )
+            })
+            .collect(),
+        builtin: items
+            .iter()
+            .filter(|item| item["custom"] == Value::Bool(false))
+            .map(|item| string(item, "path"))
+            .collect(),
+        kinds: vec!["text", "number", "bool", "time", "list"],
+    })
+}
+
+pub async fn fields_submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let fields = form(&body);
+    if !csrf_ok(&viewer, &fields) {
+        return csrf_refused();
+    }
+    let fields = Fields(&fields);
+    let outcome = match fields.get("action").as_str() {
+        "create" => crate::api::fields::create_field(
+            State(app.clone()),
+            Extension(viewer.caller.clone()),
+            Body(crate::api::fields::NewField {
+                entity: fields.get("entity"),
+                name: fields.get("name"),
+                field_type: fields.get("type"),
+            }),
+        )
+        .await
+        .map(drop),
+        "delete" => crate::api::fields::delete_field(
+            State(app.clone()),
+            Extension(viewer.caller.clone()),
+            Path((fields.get("entity"), fields.get("name"))),
+        )
+        .await
+        .map(drop),
+        _ => Ok(()),
+    };
+    back("/admin/fields", outcome)
+}

@@ -49,6 +49,10 @@ pub fn routes() -> axum::Router<AppState> {
             "/admin/accounts",
             get(admin::accounts).post(admin::accounts_submit),
         )
+        .route(
+            "/admin/fields",
+            get(admin::fields).post(admin::fields_submit),
+        )
         .route("/admin/{kind}", get(admin::page).post(admin::submit))
         .route("/rules", get(rules::versions))
         .route("/rules/edit", get(rules::edit).post(rules::submit))

@@ -241,10 +241,31 @@ fn parse_value(op: &str, number: bool, text: &str) -> Option<Value> {
     }
 }
 
-fn number_field(name: &str) -> bool {
+/// Whether a field holds numbers: a built-in lead or rep field, or a custom one in `custom`.
+fn number_field(name: &str, custom: &[String]) -> bool {
+    use engine::value::FieldType::Number;
+    let rep = name.strip_prefix("rep.");
     engine::field::LEAD_FIELDS
         .iter()
-        .any(|(field, _, kind)| *field == name && *kind == engine::value::FieldType::Number)
+        .any(|(field, _, kind)| *field == name && *kind == Number)
+        || engine::field::REP_FIELDS
+            .iter()
+            .any(|(field, _, kind)| rep == Some(*field) && *kind == Number)
+        || custom.iter().any(|field| field == name)
+}
+
+/// The workspace's custom number fields as conditions name them: `attributes.x`,
+/// `rep.attributes.x`.
+async fn custom_numbers(app: &AppState) -> Vec<String> {
+    let custom = app.store.list_custom_fields().await.unwrap_or_default();
+    custom
+        .iter()
+        .filter(|row| row.field_type == "number")
+        .map(|row| match row.entity.as_str() {
+            "rep" => format!("rep.attributes.{}", row.name),
+            _ => format!("attributes.{}", row.name),
+        })
+        .collect()
 }
 
 /// The editor's state, read back from its form.
@@ -260,6 +281,8 @@ struct Draft {
     base: String,
     /// Score tiers: `80 urgent, 60 high`.
     tiers: String,
+    /// The custom fields that hold numbers (not part of the form): their values are numbers.
+    numbers: Vec<String>,
     /// The default fallback — and tagging and scoring too when their conditions are deeper
     /// than one row each — as JSON.
     advanced: String,
@@ -288,11 +311,15 @@ impl Line {
         })
     }
 
-    fn condition(&self) -> Option<ConditionSpec> {
+    fn condition(&self, numbers: &[String]) -> Option<ConditionSpec> {
         (!self.row.field.is_empty()).then(|| ConditionSpec {
             field: Some(self.row.field.clone()),
             op: Some(self.row.op.clone()),
-            value: parse_value(&self.row.op, number_field(&self.row.field), &self.row.value),
+            value: parse_value(
+                &self.row.op,
+                number_field(&self.row.field, numbers),
+                &self.row.value,
+            ),
             ..ConditionSpec::default()
         })
     }
@@ -345,6 +372,7 @@ impl Draft {
             advanced: serde_json::to_string_pretty(&advanced).unwrap_or_default(),
             sample: serde_json::to_string_pretty(&json!({"name": "王总", "province": "浙江省", "industry": "制造", "company_size": 500}))
                 .unwrap_or_default(),
+            numbers: Vec::new(),
         }
     }
 
@@ -414,6 +442,7 @@ impl Draft {
             tiers: field(fields, "tiers"),
             advanced: field(fields, "advanced"),
             sample: field(fields, "sample"),
+            numbers: Vec::new(),
         }
     }
 
@@ -442,7 +471,11 @@ impl Draft {
                 .map(|row| ConditionSpec {
                     field: Some(row.field.clone()),
                     op: Some(row.op.clone()),
-                    value: parse_value(&row.op, number_field(&row.field), &row.value),
+                    value: parse_value(
+                        &row.op,
+                        number_field(&row.field, &self.numbers),
+                        &row.value,
+                    ),
                     ..ConditionSpec::default()
                 })
                 .collect();
@@ -497,10 +530,7 @@ impl Draft {
                 rows.iter()
                     .filter(|row| !row.field.is_empty())
                     .map(|row| {
-                        let number = engine::field::REP_FIELDS.iter().any(|(name, _, kind)| {
-                            row.field.strip_prefix("rep.") == Some(*name)
-                                && *kind == engine::value::FieldType::Number
-                        });
+                        let number = number_field(&row.field, &self.numbers);
                         ConditionSpec {
                             field: Some(row.field.clone()),
                             op: Some(row.op.clone()),
@@ -530,7 +560,7 @@ impl Draft {
             .iter()
             .filter(|line| !line.id.is_empty())
             .map(|line| {
-                json!({"id": line.id, "when": line.condition(), "add_tags": line.adds
+                json!({"id": line.id, "when": line.condition(&self.numbers), "add_tags": line.adds
                     .split([',', '，'])
                     .map(str::trim)
                     .filter(|tag| !tag.is_empty())
@@ -544,7 +574,9 @@ impl Draft {
                 .trim()
                 .parse()
                 .map_err(|_| format!("scoring {}: points are a number", line.id))?;
-            score_rules.push(json!({"id": line.id, "when": line.condition(), "points": points}));
+            score_rules.push(
+                json!({"id": line.id, "when": line.condition(&self.numbers), "points": points}),
+            );
         }
         let mut tiers = Vec::new();
         for tier in self
@@ -832,10 +864,16 @@ async fn editor(
             .filter(|row| row.entity == "lead")
             .map(|row| format!("attributes.{}", row.name)),
     );
-    let rep_fields = engine::field::REP_FIELDS
+    let mut rep_fields: Vec<String> = engine::field::REP_FIELDS
         .iter()
         .map(|(name, _, _)| format!("rep.{name}"))
         .collect();
+    rep_fields.extend(
+        custom
+            .iter()
+            .filter(|row| row.entity == "rep")
+            .map(|row| format!("rep.attributes.{}", row.name)),
+    );
     render(EditorPage {
         frame: viewer.frame(viewer.t.t("rules"), "rules", notice),
         draft,
@@ -906,6 +944,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         return csrf_refused();
     }
     let mut draft = Draft::from_form(&fields);
+    draft.numbers = custom_numbers(&app).await;
     let action = field(&fields, "action");
     let index = |text: &str| text.parse::<usize>().ok();
     let mut parts = action.split(':');

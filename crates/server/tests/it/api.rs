@@ -589,3 +589,187 @@ async fn held_leads_are_released_most_urgent_first_when_someone_can_take_them() 
         "closing a lead freed the cap"
     );
 }
+
+/// Custom fields: declared, carried by leads and reps, tested by rules, removed safely.
+async fn custom_fields_on(backend: crate::support::Backend) {
+    let Some(app) = TestApp::new(backend).await else {
+        return;
+    };
+    app.round_robin_team(2, json!({})).await;
+    // Undeclared attributes are refused, as before.
+    let mut body = lead("custom-0");
+    body["attributes"] = json!({"account_owner": "r01"});
+    let (status, refused) = app.post("/api/v1/leads", &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    // Declared, with bad declarations refused by field.
+    check(
+        &app,
+        "/api/v1/fields",
+        json!({"entity": "lead", "name": "account owner", "type": "text"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+        Some("name"),
+    )
+    .await;
+    check(
+        &app,
+        "/api/v1/fields",
+        json!({"entity": "lead", "name": "seats", "type": "decimal"}),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_value",
+        Some("type"),
+    )
+    .await;
+    let created = app
+        .ok(
+            "/api/v1/fields",
+            &json!({"entity": "lead", "name": "account_owner", "type": "text"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(created["path"], json!("attributes.account_owner"));
+    app.ok(
+        "/api/v1/fields",
+        &json!({"entity": "rep", "name": "seniority", "type": "number"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    check(
+        &app,
+        "/api/v1/fields",
+        json!({"entity": "lead", "name": "account_owner", "type": "text"}),
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("name"),
+    )
+    .await;
+    let (_, fields) = app.get("/api/v1/fields").await;
+    let paths: Vec<&str> = fields["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|field| field["path"].as_str())
+        .collect();
+    assert!(
+        paths.contains(&"region")
+            && paths.contains(&"rep.regions")
+            && paths.contains(&"attributes.account_owner")
+            && paths.contains(&"rep.attributes.seniority"),
+        "{paths:?}"
+    );
+    // The example from docs/rules.md: the CRM's owner field routes the lead.
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [
+                {"id": "crm-owner", "when": {"field": "attributes.account_owner", "op": "exists"},
+                 "target": {"owner_field": "attributes.account_owner"}, "fallback": ["next_rule"]},
+                {"id": "senior", "target": {"team": "t"},
+                 "requires": [{"field": "rep.attributes.seniority", "op": "gte", "value": 2}],
+                 "fallback": [{"pool": "public"}]}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let version = draft["version"].as_i64().expect("version");
+    app.ok(
+        &format!("/api/v1/rule-sets/{version}/publish"),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    let routed = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    assert_eq!(routed["lead"]["owner_id"], json!("r01"), "{routed}");
+    assert_eq!(routed["lead"]["attributes"]["account_owner"], json!("r01"));
+    // A rep attribute: only r00 is senior, so the second rule gives r00 everything.
+    let (status, rep) = app
+        .patch("/api/v1/reps/r00", &json!({"attributes": {"seniority": 3}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rep}");
+    for index in 1..4 {
+        let plain = app
+            .ok(
+                "/api/v1/leads",
+                &lead(&format!("custom-{index}")),
+                StatusCode::CREATED,
+            )
+            .await;
+        assert_eq!(plain["lead"]["owner_id"], json!("r00"), "{plain}");
+    }
+    // In use by the active rule set: not removable.
+    let (status, in_use) = app
+        .send(
+            Method::DELETE,
+            "/api/v1/fields/lead/account_owner",
+            None,
+            Some(&app.key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{in_use}");
+    assert_eq!(in_use["error"]["code"], json!("in_use"));
+    // Once no rule uses it, it goes; leads that carry it still reroute (the value is unread).
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let version = draft["version"].as_i64().expect("version");
+    app.ok(
+        &format!("/api/v1/rule-sets/{version}/publish"),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    for path in [
+        "/api/v1/fields/lead/account_owner",
+        "/api/v1/fields/rep/seniority",
+    ] {
+        let (status, answer) = app.send(Method::DELETE, path, None, Some(&app.key)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{path}: {answer}");
+    }
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            "/api/v1/fields/lead/account_owner",
+            None,
+            Some(&app.key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let id = routed["lead"]["id"].as_str().expect("id");
+    let (status, rerouted) = app
+        .post(&format!("/api/v1/leads/{id}/reroute"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rerouted}");
+    // The rep with the removed attribute still receives leads.
+    let (status, rep) = app.get("/api/v1/reps/r00").await;
+    assert_eq!(status, StatusCode::OK, "{rep}");
+    let owners: Vec<Value> = {
+        let mut owners = Vec::new();
+        for index in 4..8 {
+            let plain = app
+                .ok(
+                    "/api/v1/leads",
+                    &lead(&format!("custom-{index}")),
+                    StatusCode::CREATED,
+                )
+                .await;
+            owners.push(plain["lead"]["owner_id"].clone());
+        }
+        owners
+    };
+    assert!(owners.contains(&json!("r00")), "{owners:?}");
+    let (_, audit) = app.get("/api/v1/audit").await;
+    assert!(audit.to_string().contains("field.deleted"), "{audit}");
+}
+
+#[tokio::test]
+async fn custom_fields_are_declared_used_and_removed_safely_on_sqlite() {
+    custom_fields_on(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn custom_fields_are_declared_used_and_removed_safely_on_postgres() {
+    custom_fields_on(crate::support::Backend::Postgres).await;
+}

@@ -773,3 +773,96 @@ async fn calendars_and_sla_policies_are_edited_as_forms() {
     let (_, kept) = app.get("/api/v1/sla-policies/default").await;
     assert_eq!(kept["steps"], policy["steps"], "nothing half-written");
 }
+
+#[tokio::test]
+async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_editor() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let page = visit(&app, "GET", "/admin/fields", &cookie, None, "zh-CN").await;
+    assert!(
+        page.html.contains("自定义字段") && page.html.contains("<code>rep.regions</code>"),
+        "{}",
+        page.html
+    );
+    for (entity, name, kind) in [
+        ("lead", "account_owner", "text"),
+        ("rep", "seniority", "number"),
+    ] {
+        let created = visit(
+            &app,
+            "POST",
+            "/admin/fields",
+            &cookie,
+            Some(&format!(
+                "csrf={csrf}&action=create&entity={entity}&name={name}&type={kind}"
+            )),
+            "zh-CN",
+        )
+        .await;
+        assert_eq!(created.location.as_deref(), Some("/admin/fields?notice=ok"));
+    }
+    let twice = visit(
+        &app,
+        "POST",
+        "/admin/fields",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&action=create&entity=lead&name=account_owner&type=text"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        twice.location.as_deref(),
+        Some("/admin/fields?notice=already_exists%3Aname")
+    );
+    let listed = visit(&app, "GET", "/admin/fields", &cookie, None, "zh-CN").await;
+    assert!(
+        listed
+            .html
+            .contains("<code>attributes.account_owner</code>")
+            && listed
+                .html
+                .contains("<code>rep.attributes.seniority</code>"),
+        "{}",
+        listed.html
+    );
+    // The rule editor offers them in its field lists.
+    let added = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0&action=add_requirement%3A0"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        added
+            .html
+            .contains("<option value=\"rep.attributes.seniority\"")
+            && added
+                .html
+                .contains("<option value=\"attributes.account_owner\""),
+        "{}",
+        added.html
+    );
+    // Removed again.
+    let removed = visit(
+        &app,
+        "POST",
+        "/admin/fields",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&action=delete&entity=rep&name=seniority"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(removed.location.as_deref(), Some("/admin/fields?notice=ok"));
+    let (_, fields) = app.get("/api/v1/fields").await;
+    assert!(!fields.to_string().contains("seniority"), "{fields}");
+}

@@ -492,6 +492,27 @@ async fn every_endpoint_answers_each_role_as_it_should() {
         ),
         (
             Method::GET,
+            "/fields",
+            "",
+            None,
+            [200, 200, 403, 403, 200, 401],
+        ),
+        (
+            Method::POST,
+            "/fields",
+            "",
+            Some(json!({"entity": "deal", "name": "x", "type": "text"})),
+            [422, 403, 403, 403, 403, 401],
+        ),
+        (
+            Method::DELETE,
+            "/fields/{entity}/{name}",
+            "lead/nope",
+            None,
+            [404, 403, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
             "/rule-sets",
             "",
             None,
@@ -859,7 +880,10 @@ async fn every_endpoint_answers_each_role_as_it_should() {
     let mut wrong = Vec::new();
     let mut after = Vec::new();
     for (method, pattern, id, body, expected) in &table {
-        let path = format!("/api/v1{}", pattern.replace("{id}", id));
+        let path = format!(
+            "/api/v1{}",
+            pattern.replace("{id}", id).replace("{entity}/{name}", id)
+        );
         if *method == Method::DELETE && *pattern == "/session" {
             // Signing out ends the sessions the rest of the test uses: last.
             after.push((method.clone(), path, body.clone(), *expected));
