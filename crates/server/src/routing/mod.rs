@@ -466,7 +466,7 @@ impl Worker {
             .into_iter()
             .filter_map(|row| Some((row.external_id.clone()?, row)))
             .collect();
-        let (phones, emails): (Vec<String>, Vec<String>) = batch
+        let contacts: Vec<(Option<String>, Option<String>)> = batch
             .iter()
             .flat_map(|job| match job {
                 Job::Create { leads, .. } => leads
@@ -475,21 +475,8 @@ impl Worker {
                     .collect(),
                 _ => Vec::new(),
             })
-            .fold(
-                (Vec::new(), Vec::new()),
-                |(mut phones, mut emails), (phone, email)| {
-                    phones.extend(phone);
-                    emails.extend(email);
-                    (phones, emails)
-                },
-            );
-        let mut known = KnownCustomers::default();
-        for (kind, value, owner) in tx.owners_by_contact(&phones, &emails).await? {
-            match kind.as_str() {
-                "phone" => known.remember(Some(&value), None, &owner),
-                _ => known.remember(None, Some(&value), &owner),
-            }
-        }
+            .collect();
+        let mut known = known_customers(&mut tx, &contacts).await?;
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let answer = match job {
@@ -711,6 +698,54 @@ impl KnownCustomers {
     }
 }
 
+/// The owners of the customers with these phones and emails, as the contacts table has them.
+async fn known_customers(
+    tx: &mut RoutingTx,
+    contacts: &[(Option<String>, Option<String>)],
+) -> anyhow::Result<KnownCustomers> {
+    let phones: Vec<String> = contacts
+        .iter()
+        .filter_map(|(phone, _)| phone.clone())
+        .collect();
+    let emails: Vec<String> = contacts
+        .iter()
+        .filter_map(|(_, email)| email.clone())
+        .collect();
+    let mut known = KnownCustomers::default();
+    if phones.is_empty() && emails.is_empty() {
+        return Ok(known);
+    }
+    for (kind, value, owner) in tx.owners_by_contact(&phones, &emails).await? {
+        match kind.as_str() {
+            "phone" => known.remember(Some(&value), None, &owner),
+            _ => known.remember(None, Some(&value), &owner),
+        }
+    }
+    Ok(known)
+}
+
+/// A stored lead's phone and email (normalised at intake), to look its customer up.
+fn contact_of(row: &LeadRow) -> (Option<String>, Option<String>) {
+    let document: serde_json::Value = serde_json::from_str(&row.document).unwrap_or_default();
+    let text = |key: &str| document[key].as_str().map(str::to_owned);
+    (text("phone"), text("email"))
+}
+
+/// A stored lead as the engine routes it again: with its customer's current owner, so owner
+/// affinity holds for a lead rerouted or released from the hold queue as it does at intake.
+fn stored_lead(
+    row: &LeadRow,
+    cache: &Cache,
+    known: &KnownCustomers,
+) -> Result<engine::Lead, ApiError> {
+    let mut lead = engine_lead(row, &cache.workspace.catalogue)?;
+    let (phone, email) = contact_of(row);
+    lead.known_owner = known
+        .owner(phone.as_deref(), email.as_deref())
+        .map(RepId::new);
+    Ok(lead)
+}
+
 fn create(
     cache: &mut Cache,
     writes: &mut Writes,
@@ -834,7 +869,8 @@ async fn reroute(
         Ok(row) => row,
         Err(error) => return Ok(Err(error)),
     };
-    let lead = match engine_lead(&row, &cache.workspace.catalogue) {
+    let known = known_customers(tx, &[contact_of(&row)]).await?;
+    let lead = match stored_lead(&row, cache, &known) {
         Ok(lead) => lead,
         Err(error) => return Ok(Err(error)),
     };
@@ -979,7 +1015,9 @@ async fn sweep(
     writes: &mut Writes,
 ) -> anyhow::Result<usize> {
     let mut released = 0;
-    for mut row in tx.held_leads(SWEEP_LIMIT).await? {
+    let held = tx.held_leads(SWEEP_LIMIT).await?;
+    let known = known_customers(tx, &held.iter().map(contact_of).collect::<Vec<_>>()).await?;
+    for mut row in held {
         if writes
             .changed_leads
             .iter()
@@ -987,7 +1025,7 @@ async fn sweep(
         {
             continue;
         }
-        let Ok(lead) = engine_lead(&row, &cache.workspace.catalogue) else {
+        let Ok(lead) = stored_lead(&row, cache, &known) else {
             continue;
         };
         let now = now();

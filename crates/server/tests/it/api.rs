@@ -773,3 +773,103 @@ async fn custom_fields_are_declared_used_and_removed_safely_on_sqlite() {
 async fn custom_fields_are_declared_used_and_removed_safely_on_postgres() {
     custom_fields_on(crate::support::Backend::Postgres).await;
 }
+
+/// A known customer's lead that waited in the hold queue goes to the customer's owner when it
+/// is released, as it would have at intake.
+#[tokio::test]
+async fn a_held_lead_of_a_known_customer_goes_to_their_owner() {
+    let app = TestApp::without_clock(crate::support::Backend::Sqlite)
+        .await
+        .expect("app");
+    for id in ["a", "b"] {
+        app.ok(
+            "/api/v1/reps",
+            &json!({"id": id, "name": id}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "t", "name": "T", "hours_policy": "any_time", "members": [{"rep_id": "a"}, {"rep_id": "b"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let publish = |requires: Value| {
+        let app = &app;
+        async move {
+            let draft = app
+                .ok(
+                    "/api/v1/rule-sets",
+                    &json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true,
+                        "requires": requires, "fallback": ["hold"]}]}),
+                    StatusCode::CREATED,
+                )
+                .await;
+            app.ok(
+                &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
+                &json!({}),
+                StatusCode::OK,
+            )
+            .await;
+        }
+    };
+    publish(json!([])).await;
+    let customer = |phone: &str, external: &str| json!({"external_id": external, "name": "客户", "phone": phone});
+    let mut owners = Vec::new();
+    for (phone, external) in [
+        ("13800138001", "x-1"),
+        ("13800138002", "y-1"),
+        ("13800138003", "z-1"),
+    ] {
+        let routed = app
+            .ok(
+                "/api/v1/leads",
+                &customer(phone, external),
+                StatusCode::CREATED,
+            )
+            .await;
+        owners.push(routed["lead"]["owner_id"].clone());
+    }
+    assert_eq!(owners, [json!("a"), json!("b"), json!("a")]);
+    // Both reps away for a while: customer X's second lead waits.
+    for rep in ["a", "b"] {
+        let (status, _) = app
+            .send(
+                Method::PUT,
+                &format!("/api/v1/reps/{rep}/status"),
+                Some(&json!({"status": "paused"})),
+                Some(&app.key.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let held = app
+        .ok(
+            "/api/v1/leads",
+            &customer("13800138001", "x-2"),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(held["lead"]["held"], json!(true), "{held}");
+    // Both back at once, as another instance would write it; the rotation would say b, the
+    // customer's owner is a.
+    for rep in ["a", "b"] {
+        let mut row = app
+            .state
+            .store
+            .get_rep(rep)
+            .await
+            .expect("read")
+            .expect("rep");
+        let mut document: Value = serde_json::from_str(&row.document).expect("document");
+        document["status"] = json!("active");
+        row.document = document.to_string();
+        row.status = "active".into();
+        app.state.store.upsert_rep(&row).await.expect("write");
+    }
+    app.state.router.sweep().await.expect("sweep");
+    let id = held["lead"]["id"].as_str().expect("id");
+    let (_, released) = app.get(&format!("/api/v1/leads/{id}")).await;
+    assert_eq!(released["owner_id"], json!("a"), "{released}");
+}
