@@ -236,8 +236,10 @@ struct AdminPage {
     calendar: Option<CalendarForm>,
     /// For an SLA policy (new or existing): the ladder as rows, cadence and hop limit.
     sla: Option<SlaForm>,
-    /// Calendar ids, for the SLA policy form's choice.
-    calendar_ids: Vec<String>,
+    /// For a team (new or existing): members and weights, manager, strategy, overflow, policies.
+    team: Option<TeamForm>,
+    /// What the team and SLA policy forms choose from.
+    choices: Choices,
     actions: Vec<(&'static str, &'static str)>,
 }
 
@@ -412,6 +414,176 @@ struct SlaForm {
     steps: Vec<(String, String)>,
     recycle_after: String,
     warn_before: String,
+}
+
+/// The ids (and names) the team and SLA policy forms offer.
+#[derive(Debug, Default)]
+struct Choices {
+    /// `(id, name)`.
+    reps: Vec<(String, String)>,
+    calendars: Vec<String>,
+    sla_policies: Vec<String>,
+    /// `(value, label)`: `team:<id>` or `pool:<id>`.
+    overflows: Vec<(String, String)>,
+    strategies: Vec<&'static str>,
+}
+
+impl Choices {
+    async fn load(app: &AppState, kind: &str) -> ApiResult<Choices> {
+        let ids = |items: Vec<Value>| -> Vec<(String, String)> {
+            items
+                .iter()
+                .map(|item| (text(&item["id"]), text(&item["name"])))
+                .collect()
+        };
+        let mut choices = Choices::default();
+        if matches!(kind, "teams" | "sla-policies") {
+            choices.calendars = ids(list(app, "calendars").await?)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+        }
+        if kind == "teams" {
+            choices.reps = ids(list(app, "reps").await?);
+            choices.sla_policies = ids(list(app, "sla-policies").await?)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let teams = ids(list(app, "teams").await?);
+            let pools = ids(list(app, "pools").await?);
+            choices.overflows = teams
+                .into_iter()
+                .map(|(id, name)| (format!("team:{id}"), name))
+                .chain(
+                    pools
+                        .into_iter()
+                        .map(|(id, name)| (format!("pool:{id}"), name)),
+                )
+                .collect();
+            choices.strategies = TEAM_STRATEGIES.to_vec();
+        }
+        Ok(choices)
+    }
+}
+
+const TEAM_STRATEGIES: [&str; 6] = [
+    "round_robin",
+    "weighted_round_robin",
+    "least_loaded",
+    "longest_idle",
+    "fair_share",
+    "best_match",
+];
+
+/// A team as form fields.
+#[derive(Debug, Default)]
+struct TeamForm {
+    name: String,
+    manager_id: String,
+    /// Rep id → the weight inside this team (empty: the rep's own).
+    members: std::collections::BTreeMap<String, String>,
+    strategy: String,
+    /// The whole strategy when it has settings the form does not show, kept while its type
+    /// stays the one chosen.
+    strategy_json: String,
+    /// `team:<id>`, `pool:<id>` or empty.
+    overflow: String,
+    hours_policy: String,
+    away_fallback: bool,
+    calendar: String,
+    sla_policy: String,
+    leave_policy: String,
+}
+
+impl TeamForm {
+    fn from_view(team: &Value) -> TeamForm {
+        let strategy = &team["default_strategy"];
+        TeamForm {
+            name: text(&team["name"]),
+            manager_id: text(&team["manager_id"]),
+            members: team["members"]
+                .as_array()
+                .map(|members| {
+                    members
+                        .iter()
+                        .map(|member| (text(&member["rep_id"]), text(&member["weight"])))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            strategy: text(&strategy["type"]),
+            strategy_json: strategy
+                .as_object()
+                .filter(|object| object.len() > 1)
+                .map(|_| strategy.to_string())
+                .unwrap_or_default(),
+            overflow: match team["overflow"]
+                .as_object()
+                .and_then(|object| object.iter().next())
+            {
+                Some((kind, id)) => format!("{kind}:{}", text(id)),
+                None => String::new(),
+            },
+            hours_policy: text(&team["hours_policy"]),
+            away_fallback: team["away_fallback"] == Value::Bool(true),
+            calendar: text(&team["calendar"]),
+            sla_policy: text(&team["sla_policy"]),
+            leave_policy: text(&team["leave_policy"]),
+        }
+    }
+
+    fn is_member(&self, rep: &str) -> bool {
+        self.members.contains_key(rep)
+    }
+
+    fn weight_of(&self, rep: &str) -> &str {
+        self.members.get(rep).map_or("", String::as_str)
+    }
+}
+
+/// The team document a team form makes. Members are the ticked reps (`member_<id>`), each with
+/// its weight (`weight_<id>`, empty for the rep's own), in the order the reps are listed.
+fn team_document(fields: &Fields, reps: &[(String, String)]) -> Map<String, Value> {
+    let members: Vec<Value> = reps
+        .iter()
+        .filter(|(id, _)| fields.0.contains_key(&format!("member_{id}")))
+        .map(|(id, _)| {
+            let mut member = Map::new();
+            member.insert("rep_id".into(), Value::String(id.clone()));
+            let weight = fields.number(&format!("weight_{id}"));
+            if !weight.is_null() {
+                member.insert("weight".into(), weight);
+            }
+            Value::Object(member)
+        })
+        .collect();
+    let strategy = fields.get("strategy");
+    let kept = serde_json::from_str::<Value>(&fields.get("strategy_json"))
+        .ok()
+        .filter(|kept| kept["type"].as_str() == Some(strategy.as_str()));
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert("members".into(), Value::Array(members));
+    document.insert("manager_id".into(), fields.optional("manager_id"));
+    document.insert(
+        "default_strategy".into(),
+        kept.unwrap_or_else(|| serde_json::json!({"type": strategy})),
+    );
+    document.insert(
+        "overflow".into(),
+        match fields.get("overflow").split_once(':') {
+            Some((kind, id)) => serde_json::json!({ kind: id }),
+            None => Value::Null,
+        },
+    );
+    document.insert("hours_policy".into(), fields.optional("hours_policy"));
+    document.insert(
+        "away_fallback".into(),
+        Value::Bool(fields.0.contains_key("away_fallback")),
+    );
+    document.insert("calendar".into(), fields.optional("calendar"));
+    document.insert("sla_policy".into(), fields.optional("sla_policy"));
+    document.insert("leave_policy".into(), fields.optional("leave_policy"));
+    document
 }
 
 /// Blank ladder rows offered below the policy's own.
@@ -622,15 +794,8 @@ pub async fn page(
         let shown = found.unwrap_or(&blank);
         let calendar = (name == "calendars").then(|| CalendarForm::from_view(shown));
         let sla = (name == "sla-policies").then(|| SlaForm::from_view(shown));
-        let calendar_ids = if name == "sla-policies" {
-            list(&app, "calendars")
-                .await?
-                .iter()
-                .filter_map(|calendar| calendar["id"].as_str().map(str::to_owned))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let team = (name == "teams").then(|| TeamForm::from_view(shown));
+        let choices = Choices::load(&app, name).await?;
         let (editing, document) = match found {
             Some(item) => {
                 let mut item = item.clone();
@@ -665,7 +830,8 @@ pub async fn page(
             statuses: STATUSES.to_vec(),
             calendar,
             sla,
-            calendar_ids,
+            team,
+            choices,
             actions: SLA_ACTIONS.to_vec(),
         })
     }
@@ -711,12 +877,15 @@ pub async fn submit(
             .map(drop);
             back(&format!("{page}?id={id}"), outcome)
         }
-        Some("save_form") if matches!(name, "calendars" | "sla-policies") => {
+        Some("save_form") if matches!(name, "calendars" | "sla-policies" | "teams") => {
             let fields = Fields(&fields);
-            let mut document = if name == "calendars" {
-                calendar_document(&fields)
-            } else {
-                sla_document(&fields)
+            let mut document = match name {
+                "calendars" => calendar_document(&fields),
+                "sla-policies" => sla_document(&fields),
+                _ => match Choices::load(&app, name).await {
+                    Ok(choices) => team_document(&fields, &choices.reps),
+                    Err(error) => return back(&page, Err(error)),
+                },
             };
             let id = match id {
                 Some(id) => Some(id),

@@ -317,6 +317,12 @@ async fn the_console_works_in_a_real_browser() {
     click(&client, "#sla-form button[value='save_form']").await;
     until(&client, ".notice", |notice| notice.contains("✓")).await;
     shot(&client, "admin-sla-policy").await;
+    client
+        .goto(&format!("{base}/admin/teams?id=t"))
+        .await
+        .expect("team");
+    until(&client, "#team-form", |form| form.contains("Rep 1")).await;
+    shot(&client, "admin-team").await;
     let (_, policy) = app.get("/api/v1/sla-policies/default").await;
     assert_eq!(
         policy["steps"][3],

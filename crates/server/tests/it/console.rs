@@ -866,3 +866,107 @@ async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_edito
     let (_, fields) = app.get("/api/v1/fields").await;
     assert!(!fields.to_string().contains("seniority"), "{fields}");
 }
+
+#[tokio::test]
+async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let (status, _) = app
+        .patch(
+            "/api/v1/teams/t",
+            &json!({"default_strategy": {"type": "fair_share", "window": "week"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let form = visit(&app, "GET", "/admin/teams?id=t", &cookie, None, "zh-CN").await;
+    assert!(
+        form.html.contains("id=\"team-form\"")
+            && form.html.contains("name=\"member_r00\" checked")
+            && form.html.contains("name=\"strategy_json\""),
+        "{}",
+        form.html
+    );
+    let kept = url::form_urlencoded::byte_serialize(br#"{"type":"fair_share","window":"week"}"#)
+        .collect::<String>();
+    // r01 leaves the team, r00 weighs double; strategy unchanged, so its window stays.
+    let saved = visit(
+        &app,
+        "POST",
+        "/admin/teams",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=t&action=save_form&name=Team&manager_id=r00&member_r00=on&weight_r00=2&weight_r01=\
+             &strategy=fair_share&strategy_json={kept}&overflow=pool%3Apublic&hours_policy=any_time\
+             &calendar=&sla_policy=&leave_policy=hand_back"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/teams?id=t&notice=ok")
+    );
+    let (_, team) = app.get("/api/v1/teams/t").await;
+    assert_eq!(
+        team["members"],
+        json!([{"rep_id": "r00", "weight": 2.0}]),
+        "{team}"
+    );
+    assert_eq!(
+        (
+            &team["default_strategy"]["type"],
+            &team["default_strategy"]["window"]
+        ),
+        (&json!("fair_share"), &json!("week"))
+    );
+    assert_eq!(team["overflow"], json!({"pool": "public"}));
+    assert_eq!(team["manager_id"], json!("r00"));
+    assert_eq!(team["leave_policy"], json!("hand_back"));
+    assert_eq!(team["away_fallback"], json!(false));
+    // Another strategy: the old one's settings go.
+    visit(
+        &app,
+        "POST",
+        "/admin/teams",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&member_r01=on\
+             &strategy=least_loaded&strategy_json={kept}&hours_policy=in_hours&away_fallback=on"
+        )),
+        "zh-CN",
+    )
+    .await;
+    let (_, team) = app.get("/api/v1/teams/t").await;
+    assert_eq!(
+        team["default_strategy"]["type"],
+        json!("least_loaded"),
+        "{team}"
+    );
+    assert!(team["default_strategy"]["window"].is_null(), "{team}");
+    assert_eq!(team["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(team["away_fallback"], json!(true));
+    assert!(
+        team["overflow"].is_null() && team["manager_id"].is_null(),
+        "{team}"
+    );
+    // A new team from the form.
+    let created = visit(
+        &app,
+        "POST",
+        "/admin/teams",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save_form&new_id=night&name={}&member_r01=on&strategy=round_robin&hours_policy=any_time",
+            url::form_urlencoded::byte_serialize("夜班".as_bytes()).collect::<String>()
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/admin/teams?id=night&notice=ok")
+    );
+    let (_, night) = app.get("/api/v1/teams/night").await;
+    assert_eq!(night["members"][0]["rep_id"], json!("r01"), "{night}");
+}
