@@ -238,7 +238,9 @@ struct AdminPage {
     sla: Option<SlaForm>,
     /// For a team (new or existing): members and weights, manager, strategy, overflow, policies.
     team: Option<TeamForm>,
-    /// What the team and SLA policy forms choose from.
+    /// For a pool (new or existing): who may claim, limits, protection.
+    pool: Option<PoolForm>,
+    /// What the team, pool and SLA policy forms choose from.
     choices: Choices,
     actions: Vec<(&'static str, &'static str)>,
 }
@@ -426,6 +428,8 @@ struct Choices {
     /// `(value, label)`: `team:<id>` or `pool:<id>`.
     overflows: Vec<(String, String)>,
     strategies: Vec<&'static str>,
+    /// `(id, name)`, for a pool's member scope.
+    teams: Vec<(String, String)>,
 }
 
 impl Choices {
@@ -442,6 +446,9 @@ impl Choices {
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
+        }
+        if kind == "pools" {
+            choices.teams = ids(list(app, "teams").await?);
         }
         if kind == "teams" {
             choices.reps = ids(list(app, "reps").await?);
@@ -583,6 +590,77 @@ fn team_document(fields: &Fields, reps: &[(String, String)]) -> Map<String, Valu
     document.insert("calendar".into(), fields.optional("calendar"));
     document.insert("sla_policy".into(), fields.optional("sla_policy"));
     document.insert("leave_policy".into(), fields.optional("leave_policy"));
+    document
+}
+
+/// A pool as form fields.
+#[derive(Debug, Default)]
+struct PoolForm {
+    name: String,
+    teams: Vec<String>,
+    /// Rep ids, comma-separated.
+    reps: String,
+    claims_per_day: String,
+    cooldown: String,
+    touch_within: String,
+    protect_initial: String,
+    protect_extend: String,
+    protect_max: String,
+}
+
+impl PoolForm {
+    fn from_view(pool: &Value) -> PoolForm {
+        PoolForm {
+            name: text(&pool["name"]),
+            teams: pool["teams"]
+                .as_array()
+                .map(|teams| teams.iter().map(text).collect())
+                .unwrap_or_default(),
+            reps: joined(&pool["reps"]),
+            claims_per_day: text(&pool["claims_per_day"]),
+            cooldown: text(&pool["cooldown"]),
+            touch_within: text(&pool["touch_within"]),
+            protect_initial: text(&pool["protection"]["initial"]),
+            protect_extend: text(&pool["protection"]["extend"]),
+            protect_max: text(&pool["protection"]["max"]),
+        }
+    }
+
+    fn has_team(&self, team: &str) -> bool {
+        self.teams.iter().any(|id| id == team)
+    }
+}
+
+fn pool_document(fields: &Fields, teams: &[(String, String)]) -> Map<String, Value> {
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert(
+        "teams".into(),
+        Value::Array(
+            teams
+                .iter()
+                .filter(|(id, _)| fields.0.contains_key(&format!("team_{id}")))
+                .map(|(id, _)| Value::String(id.clone()))
+                .collect(),
+        ),
+    );
+    document.insert("reps".into(), Value::Array(fields.list("reps")));
+    document.insert("claims_per_day".into(), fields.number("claims_per_day"));
+    document.insert("cooldown".into(), fields.optional("cooldown"));
+    document.insert("touch_within".into(), fields.optional("touch_within"));
+    let initial = fields.get("protect_initial");
+    document.insert(
+        "protection".into(),
+        if initial.is_empty() {
+            Value::Null
+        } else {
+            serde_json::json!({
+                "initial": initial,
+                "extend": fields.optional("protect_extend"),
+                "max": fields.optional("protect_max"),
+            })
+        },
+    );
     document
 }
 
@@ -795,6 +873,7 @@ pub async fn page(
         let calendar = (name == "calendars").then(|| CalendarForm::from_view(shown));
         let sla = (name == "sla-policies").then(|| SlaForm::from_view(shown));
         let team = (name == "teams").then(|| TeamForm::from_view(shown));
+        let pool = (name == "pools").then(|| PoolForm::from_view(shown));
         let choices = Choices::load(&app, name).await?;
         let (editing, document) = match found {
             Some(item) => {
@@ -831,6 +910,7 @@ pub async fn page(
             calendar,
             sla,
             team,
+            pool,
             choices,
             actions: SLA_ACTIONS.to_vec(),
         })
@@ -877,15 +957,17 @@ pub async fn submit(
             .map(drop);
             back(&format!("{page}?id={id}"), outcome)
         }
-        Some("save_form") if matches!(name, "calendars" | "sla-policies" | "teams") => {
+        Some("save_form") if matches!(name, "calendars" | "sla-policies" | "teams" | "pools") => {
             let fields = Fields(&fields);
+            let choices = match Choices::load(&app, name).await {
+                Ok(choices) => choices,
+                Err(error) => return back(&page, Err(error)),
+            };
             let mut document = match name {
                 "calendars" => calendar_document(&fields),
                 "sla-policies" => sla_document(&fields),
-                _ => match Choices::load(&app, name).await {
-                    Ok(choices) => team_document(&fields, &choices.reps),
-                    Err(error) => return back(&page, Err(error)),
-                },
+                "pools" => pool_document(&fields, &choices.teams),
+                _ => team_document(&fields, &choices.reps),
             };
             let id = match id {
                 Some(id) => Some(id),

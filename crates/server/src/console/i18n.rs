@@ -338,6 +338,31 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("compare_with", "比较对象", "Compared with"),
     ("custom_fields", "自定义字段", "Custom fields"),
     ("manager", "主管", "Manager"),
+    (
+        "pool_members",
+        "谁可以领取（都不选：所有人）",
+        "Who may claim (none ticked: everyone)",
+    ),
+    ("pool_reps", "另加销售", "Also these reps"),
+    ("claims_per_day", "每人每日可领取", "Claims per rep per day"),
+    (
+        "cooldown",
+        "原负责人多久内不能再领",
+        "A previous owner may not claim back for",
+    ),
+    (
+        "touch_within",
+        "领取后多久未跟进退回",
+        "Back to the pool if not worked within",
+    ),
+    ("protection", "保护期", "Protection"),
+    ("protect_initial", "领取后保护", "After a claim"),
+    (
+        "protect_extend",
+        "每次跟进延长到",
+        "Each follow-up extends to",
+    ),
+    ("protect_max", "最长", "At most"),
     ("members", "成员", "Members"),
     (
         "member_weight",

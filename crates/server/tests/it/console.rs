@@ -970,3 +970,96 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
     let (_, night) = app.get("/api/v1/teams/night").await;
     assert_eq!(night["members"][0]["rep_id"], json!("r01"), "{night}");
 }
+
+#[tokio::test]
+async fn a_pool_is_edited_as_a_form() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let form = visit(
+        &app,
+        "GET",
+        "/admin/pools?id=public",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        form.html.contains("id=\"pool-form\"") && form.html.contains("name=\"team_t\""),
+        "{}",
+        form.html
+    );
+    let saved = visit(
+        &app,
+        "POST",
+        "/admin/pools",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=public&action=save_form&name=%E5%85%AC%E6%B5%B7&team_t=on&reps=\
+             &claims_per_day=3&cooldown=7d&touch_within=24h&protect_initial=15d&protect_extend=7d&protect_max=60d"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/pools?id=public&notice=ok")
+    );
+    let (_, pool) = app.get("/api/v1/pools/public").await;
+    assert_eq!(pool["teams"], json!(["t"]), "{pool}");
+    assert_eq!(pool["claims_per_day"], json!(3));
+    assert_eq!(
+        (&pool["cooldown"], &pool["touch_within"]),
+        (&json!("7d"), &json!("24h"))
+    );
+    assert_eq!(pool["protection"]["initial"], json!("15d"));
+    assert_eq!(pool["protection"]["max"], json!("60d"));
+    // Shown back; then everyone may claim again and protection is off.
+    let shown = visit(
+        &app,
+        "GET",
+        "/admin/pools?id=public",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        shown.html.contains("name=\"team_t\" checked")
+            && shown.html.contains("name=\"protect_max\" value=\"60d\""),
+        "{}",
+        shown.html
+    );
+    visit(
+        &app,
+        "POST",
+        "/admin/pools",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=public&action=save_form&name=%E5%85%AC%E6%B5%B7&claims_per_day=&protect_initial="
+        )),
+        "zh-CN",
+    )
+    .await;
+    let (_, pool) = app.get("/api/v1/pools/public").await;
+    assert_eq!(pool["teams"], json!([]), "{pool}");
+    assert!(
+        pool["protection"].is_null() && pool["claims_per_day"].is_null(),
+        "{pool}"
+    );
+    // A bad duration comes back with its field.
+    let bad = visit(
+        &app,
+        "POST",
+        "/admin/pools",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=public&action=save_form&name=x&cooldown=soon"
+        )),
+        "zh-CN",
+    )
+    .await;
+    let back = bad.location.expect("back");
+    assert!(back.contains("notice=invalid_value%3Acooldown"), "{back}");
+}
