@@ -240,8 +240,12 @@ struct AdminPage {
     team: Option<TeamForm>,
     /// For a pool (new or existing): who may claim, limits, protection.
     pool: Option<PoolForm>,
+    /// For a channel (new or existing): kind, address, events, scope; SMTP and SMS settings.
+    channel: Option<ChannelForm>,
     /// What the team, pool and SLA policy forms choose from.
     choices: Choices,
+    events: Vec<&'static str>,
+    channel_kinds: Vec<&'static str>,
     actions: Vec<(&'static str, &'static str)>,
 }
 
@@ -447,7 +451,7 @@ impl Choices {
                 .map(|(id, _)| id)
                 .collect();
         }
-        if kind == "pools" {
+        if matches!(kind, "pools" | "channels") {
             choices.teams = ids(list(app, "teams").await?);
         }
         if kind == "teams" {
@@ -664,6 +668,172 @@ fn pool_document(fields: &Fields, teams: &[(String, String)]) -> Map<String, Val
     document
 }
 
+/// A channel as form fields. The secret is write-only: the form shows whether one is set, and
+/// an empty secret field leaves it as it is.
+#[derive(Debug, Default)]
+struct ChannelForm {
+    name: String,
+    kind: String,
+    url: String,
+    secret_set: bool,
+    events: Vec<String>,
+    teams: Vec<String>,
+    language: String,
+    enabled: bool,
+    max_attempts: String,
+    per_minute: String,
+    smtp_host: String,
+    smtp_port: String,
+    smtp_security: String,
+    smtp_username: String,
+    smtp_from: String,
+    sms_key_id: String,
+    sms_sign_name: String,
+    sms_template: String,
+    sms_app_id: String,
+    sms_region: String,
+}
+
+impl ChannelForm {
+    fn from_view(channel: &Value) -> ChannelForm {
+        let strings = |key: &str| -> Vec<String> {
+            channel[key]
+                .as_array()
+                .map(|items| items.iter().map(text).collect())
+                .unwrap_or_default()
+        };
+        let smtp = &channel["smtp"];
+        let sms = &channel["sms"];
+        ChannelForm {
+            name: text(&channel["name"]),
+            kind: text(&channel["kind"]),
+            url: text(&channel["url"]),
+            secret_set: channel["secret_set"] == Value::Bool(true),
+            events: strings("events"),
+            teams: strings("teams"),
+            language: text(&channel["language"]),
+            enabled: channel["enabled"] != Value::Bool(false),
+            max_attempts: text(&channel["max_attempts"]),
+            per_minute: text(&channel["per_minute"]),
+            smtp_host: text(&smtp["host"]),
+            smtp_port: text(&smtp["port"]),
+            smtp_security: text(&smtp["security"]),
+            smtp_username: text(&smtp["username"]),
+            smtp_from: text(&smtp["from"]),
+            sms_key_id: text(&sms["access_key_id"]),
+            sms_sign_name: text(&sms["sign_name"]),
+            sms_template: text(&sms["template"]),
+            sms_app_id: text(&sms["app_id"]),
+            sms_region: text(&sms["region"]),
+        }
+    }
+
+    fn wants(&self, event: &str) -> bool {
+        self.events.iter().any(|wanted| wanted == event)
+    }
+
+    fn has_team(&self, team: &str) -> bool {
+        self.teams.iter().any(|id| id == team)
+    }
+}
+
+fn channel_document(fields: &Fields, teams: &[(String, String)]) -> Map<String, Value> {
+    let kind = fields.get("kind");
+    let ticked = |prefix: &str, values: &mut dyn Iterator<Item = String>| -> Value {
+        Value::Array(
+            values
+                .filter(|value| fields.0.contains_key(&format!("{prefix}{value}")))
+                .map(Value::String)
+                .collect(),
+        )
+    };
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert("kind".into(), Value::String(kind.clone()));
+    document.insert(
+        "url".into(),
+        if kind == "email" {
+            Value::Null
+        } else {
+            fields.optional("url")
+        },
+    );
+    let secret = fields.get("secret");
+    if !secret.is_empty() {
+        document.insert("secret".into(), Value::String(secret));
+    }
+    document.insert(
+        "events".into(),
+        ticked(
+            "event_",
+            &mut crate::notify::channel::EVENTS
+                .iter()
+                .map(|event| (*event).to_owned()),
+        ),
+    );
+    document.insert(
+        "teams".into(),
+        ticked("team_", &mut teams.iter().map(|(id, _)| id.clone())),
+    );
+    document.insert("language".into(), fields.optional("language"));
+    document.insert(
+        "enabled".into(),
+        Value::Bool(fields.0.contains_key("enabled")),
+    );
+    document.insert("max_attempts".into(), fields.number("max_attempts"));
+    document.insert("per_minute".into(), fields.number("per_minute"));
+    let section = |keys: &[(&str, &str)], number: &[&str]| -> Value {
+        let object: Map<String, Value> = keys
+            .iter()
+            .map(|(key, field)| {
+                let value = if number.contains(key) {
+                    fields.number(field)
+                } else {
+                    fields.optional(field)
+                };
+                ((*key).to_owned(), value)
+            })
+            .filter(|(_, value)| !value.is_null())
+            .collect();
+        Value::Object(object)
+    };
+    document.insert(
+        "smtp".into(),
+        if kind == "email" {
+            section(
+                &[
+                    ("host", "smtp_host"),
+                    ("port", "smtp_port"),
+                    ("security", "smtp_security"),
+                    ("username", "smtp_username"),
+                    ("from", "smtp_from"),
+                ],
+                &["port"],
+            )
+        } else {
+            Value::Null
+        },
+    );
+    document.insert(
+        "sms".into(),
+        if kind.ends_with("_sms") {
+            section(
+                &[
+                    ("access_key_id", "sms_key_id"),
+                    ("sign_name", "sms_sign_name"),
+                    ("template", "sms_template"),
+                    ("app_id", "sms_app_id"),
+                    ("region", "sms_region"),
+                ],
+                &[],
+            )
+        } else {
+            Value::Null
+        },
+    );
+    document
+}
+
 /// Blank ladder rows offered below the policy's own.
 const SPARE_STEPS: usize = 2;
 /// `(action, label key)`.
@@ -874,6 +1044,7 @@ pub async fn page(
         let sla = (name == "sla-policies").then(|| SlaForm::from_view(shown));
         let team = (name == "teams").then(|| TeamForm::from_view(shown));
         let pool = (name == "pools").then(|| PoolForm::from_view(shown));
+        let channel = (name == "channels").then(|| ChannelForm::from_view(shown));
         let choices = Choices::load(&app, name).await?;
         let (editing, document) = match found {
             Some(item) => {
@@ -911,7 +1082,10 @@ pub async fn page(
             sla,
             team,
             pool,
+            channel,
             choices,
+            events: crate::notify::channel::EVENTS.to_vec(),
+            channel_kinds: crate::notify::channel::KINDS.to_vec(),
             actions: SLA_ACTIONS.to_vec(),
         })
     }
@@ -957,7 +1131,12 @@ pub async fn submit(
             .map(drop);
             back(&format!("{page}?id={id}"), outcome)
         }
-        Some("save_form") if matches!(name, "calendars" | "sla-policies" | "teams" | "pools") => {
+        Some("save_form")
+            if matches!(
+                name,
+                "calendars" | "sla-policies" | "teams" | "pools" | "channels"
+            ) =>
+        {
             let fields = Fields(&fields);
             let choices = match Choices::load(&app, name).await {
                 Ok(choices) => choices,
@@ -967,6 +1146,7 @@ pub async fn submit(
                 "calendars" => calendar_document(&fields),
                 "sla-policies" => sla_document(&fields),
                 "pools" => pool_document(&fields, &choices.teams),
+                "channels" => channel_document(&fields, &choices.teams),
                 _ => team_document(&fields, &choices.reps),
             };
             let id = match id {

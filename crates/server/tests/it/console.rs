@@ -1063,3 +1063,111 @@ async fn a_pool_is_edited_as_a_form() {
     let back = bad.location.expect("back");
     assert!(back.contains("notice=invalid_value%3Acooldown"), "{back}");
 }
+
+#[tokio::test]
+async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let form = visit(&app, "GET", "/admin/channels", &cookie, None, "zh-CN").await;
+    assert!(
+        form.html.contains("id=\"channel-form\"") && form.html.contains("企业微信群机器人"),
+        "{}",
+        form.html
+    );
+    let created = visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save_form&new_id=crm&name=CRM&kind=webhook&language=en&enabled=on\
+             &url=https%3A%2F%2Fcrm.example.com%2Fhook&secret=s3cret-value\
+             &event_lead.assigned=on&event_lead.won=on&team_t=on&max_attempts=5&per_minute=30"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/admin/channels?id=crm&notice=ok")
+    );
+    let (_, channel) = app.get("/api/v1/channels/crm").await;
+    assert_eq!(
+        channel["events"],
+        json!(["lead.assigned", "lead.won"]),
+        "{channel}"
+    );
+    assert_eq!(channel["teams"], json!(["t"]));
+    assert_eq!(channel["secret_set"], json!(true));
+    assert_eq!(channel["max_attempts"], json!(5));
+    // The form never shows the secret; saving with the field empty keeps it.
+    let shown = visit(
+        &app,
+        "GET",
+        "/admin/channels?id=crm",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        !shown.html.contains("s3cret-value")
+            && shown.html.contains("已设置（留空不变）")
+            && shown.html.contains("name=\"event_lead.won\" checked"),
+        "{}",
+        shown.html
+    );
+    visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=crm&action=save_form&name=CRM&kind=webhook&language=zh&url=https%3A%2F%2Fcrm.example.com%2Fhook2&secret="
+        )),
+        "zh-CN",
+    )
+    .await;
+    let (_, channel) = app.get("/api/v1/channels/crm").await;
+    assert_eq!(channel["secret_set"], json!(true), "{channel}");
+    assert_eq!(channel["url"], json!("https://crm.example.com/hook2"));
+    assert_eq!(channel["enabled"], json!(false));
+    assert_eq!(channel["events"], json!([]));
+    // An email channel: the SMTP settings from their fields, the URL dropped.
+    let email = visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=&action=save_form&new_id=mail&name=Mail&kind=email&enabled=on\
+             &url=&smtp_host=smtp.example.com&smtp_port=587&smtp_security=starttls&smtp_username=leads\
+             &smtp_from=leads%40example.com&secret=pw"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        email.location.as_deref(),
+        Some("/admin/channels?id=mail&notice=ok")
+    );
+    let (_, mail) = app.get("/api/v1/channels/mail").await;
+    assert_eq!(mail["smtp"]["host"], json!("smtp.example.com"), "{mail}");
+    assert_eq!(mail["smtp"]["port"], json!(587));
+    assert!(mail["url"].is_null(), "{mail}");
+    // A kind the API does not know is refused at its field.
+    let bad = visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=crm&action=save_form&name=CRM&kind=pigeon"
+        )),
+        "zh-CN",
+    )
+    .await;
+    let back = bad.location.expect("back");
+    assert!(back.contains("kind"), "{back}");
+}
