@@ -242,6 +242,8 @@ struct AdminPage {
     pool: Option<PoolForm>,
     /// For a channel (new or existing): kind, address, events, scope; SMTP and SMS settings.
     channel: Option<ChannelForm>,
+    /// For an intake source (new or existing): how it authenticates, and a row per lead field.
+    source: Option<SourceForm>,
     /// What the team, pool and SLA policy forms choose from.
     choices: Choices,
     events: Vec<&'static str>,
@@ -834,6 +836,140 @@ fn channel_document(fields: &Fields, teams: &[(String, String)]) -> Map<String, 
     document
 }
 
+/// An intake source as form fields: a row per lead field with where its value comes from, a
+/// fixed value, and a value map (`北京市=华北`, one per line).
+#[derive(Debug, Default)]
+struct SourceForm {
+    name: String,
+    auth: String,
+    secret_set: bool,
+    redirect_to: String,
+    /// `(lead field, path, default, value map lines)`.
+    rows: Vec<(String, String, String, String)>,
+    /// Where to post, with the token for a web form.
+    address: String,
+}
+
+impl SourceForm {
+    fn from_view(source: &Value, id: &str, custom: &[String]) -> SourceForm {
+        // Every lead field intake takes, the custom ones, and whatever the source already maps.
+        let mut fields: Vec<String> = crate::leads::INPUT_FIELDS
+            .iter()
+            .filter(|field| **field != "attributes")
+            .map(|field| (*field).to_owned())
+            .chain(custom.iter().cloned())
+            .collect();
+        for object in [&source["mapping"], &source["defaults"], &source["values"]] {
+            for key in object
+                .as_object()
+                .into_iter()
+                .flat_map(|object| object.keys())
+            {
+                if !fields.contains(key) {
+                    fields.push(key.clone());
+                }
+            }
+        }
+        let rows = fields
+            .into_iter()
+            .map(|field| {
+                let values = source["values"][&field]
+                    .as_object()
+                    .map(|map| {
+                        map.iter()
+                            .map(|(from, to)| format!("{from}={}", text(to)))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default();
+                let default = match &source["defaults"][&field] {
+                    Value::Array(_) => joined(&source["defaults"][&field]),
+                    other => text(other),
+                };
+                (
+                    field.clone(),
+                    text(&source["mapping"][&field]),
+                    default,
+                    values,
+                )
+            })
+            .collect();
+        let token = text(&source["token"]);
+        let address = if id.is_empty() {
+            String::new()
+        } else if token.is_empty() {
+            format!("/api/v1/intake/{id}")
+        } else {
+            format!("/api/v1/intake/{id}?token={token}")
+        };
+        SourceForm {
+            name: text(&source["name"]),
+            auth: text(&source["auth"]),
+            secret_set: source["secret_set"] == Value::Bool(true),
+            redirect_to: text(&source["redirect_to"]),
+            rows,
+            address,
+        }
+    }
+}
+
+/// The intake source document a source form makes: a row with a path is mapped; a default
+/// stands for the field when the delivery has none (numbers as numbers, tags as a list).
+fn source_document(fields: &Fields) -> Map<String, Value> {
+    let count: usize = fields.get("rows").parse().unwrap_or(0).min(200);
+    let mut mapping = Map::new();
+    let mut defaults = Map::new();
+    let mut values = Map::new();
+    for row in 0..count {
+        let field = fields.get(&format!("f{row}_field"));
+        if field.is_empty() {
+            continue;
+        }
+        let path = fields.get(&format!("f{row}_path"));
+        if !path.is_empty() {
+            mapping.insert(field.clone(), Value::String(path));
+        }
+        let default = fields.get(&format!("f{row}_default"));
+        if !default.is_empty() {
+            let numeric = engine::field::LEAD_FIELDS
+                .iter()
+                .any(|(name, _, kind)| *name == field && *kind == engine::value::FieldType::Number);
+            let value = if field == "tags" {
+                Value::Array(fields.list(&format!("f{row}_default")))
+            } else if numeric {
+                fields.number(&format!("f{row}_default"))
+            } else {
+                Value::String(default)
+            };
+            defaults.insert(field.clone(), value);
+        }
+        let map: Map<String, Value> = fields
+            .get(&format!("f{row}_values"))
+            .lines()
+            .filter_map(|line| {
+                let (from, to) = line.split_once('=')?;
+                Some((from.trim().to_owned(), Value::String(to.trim().to_owned())))
+            })
+            .filter(|(from, _)| !from.is_empty())
+            .collect();
+        if !map.is_empty() {
+            values.insert(field, Value::Object(map));
+        }
+    }
+    let mut document = Map::new();
+    document.insert("name".into(), Value::String(fields.get("name")));
+    document.insert("auth".into(), Value::String(fields.get("auth")));
+    let secret = fields.get("secret");
+    if !secret.is_empty() {
+        document.insert("secret".into(), Value::String(secret));
+    }
+    document.insert("mapping".into(), Value::Object(mapping));
+    document.insert("defaults".into(), Value::Object(defaults));
+    document.insert("values".into(), Value::Object(values));
+    document.insert("redirect_to".into(), fields.optional("redirect_to"));
+    document
+}
+
 /// Blank ladder rows offered below the policy's own.
 const SPARE_STEPS: usize = 2;
 /// `(action, label key)`.
@@ -1045,6 +1181,27 @@ pub async fn page(
         let team = (name == "teams").then(|| TeamForm::from_view(shown));
         let pool = (name == "pools").then(|| PoolForm::from_view(shown));
         let channel = (name == "channels").then(|| ChannelForm::from_view(shown));
+        let source = if name == "intake-sources" {
+            let custom: Vec<String> = app
+                .store
+                .list_custom_fields()
+                .await?
+                .into_iter()
+                .filter(|row| row.entity == "lead")
+                .map(|row| format!("attributes.{}", row.name))
+                .collect();
+            Some(SourceForm::from_view(
+                shown,
+                query
+                    .id
+                    .as_deref()
+                    .filter(|_| found.is_some())
+                    .unwrap_or(""),
+                &custom,
+            ))
+        } else {
+            None
+        };
         let choices = Choices::load(&app, name).await?;
         let (editing, document) = match found {
             Some(item) => {
@@ -1083,6 +1240,7 @@ pub async fn page(
             team,
             pool,
             channel,
+            source,
             choices,
             events: crate::notify::channel::EVENTS.to_vec(),
             channel_kinds: crate::notify::channel::KINDS.to_vec(),
@@ -1134,7 +1292,7 @@ pub async fn submit(
         Some("save_form")
             if matches!(
                 name,
-                "calendars" | "sla-policies" | "teams" | "pools" | "channels"
+                "calendars" | "sla-policies" | "teams" | "pools" | "channels" | "intake-sources"
             ) =>
         {
             let fields = Fields(&fields);
@@ -1147,6 +1305,7 @@ pub async fn submit(
                 "sla-policies" => sla_document(&fields),
                 "pools" => pool_document(&fields, &choices.teams),
                 "channels" => channel_document(&fields, &choices.teams),
+                "intake-sources" => source_document(&fields),
                 _ => team_document(&fields, &choices.reps),
             };
             let id = match id {
