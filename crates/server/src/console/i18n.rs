@@ -245,8 +245,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("add_preference", "添加优先条件", "Add a preference"),
     (
         "advanced",
-        "高级：其他设置（JSON）",
-        "Advanced: other settings (JSON)",
+        "高级：其他设置（JSON，表单中填写的优先）",
+        "Advanced: other settings (JSON; what the form sets wins)",
     ),
     (
         "tagging_scoring",
@@ -339,6 +339,36 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("custom_fields", "自定义字段", "Custom fields"),
     ("manager", "主管", "Manager"),
     ("channel_kind", "类型", "Kind"),
+    (
+        "fallback",
+        "无人可分配时（依次尝试）",
+        "When nobody can take it (tried in order)",
+    ),
+    (
+        "fb_next_rule",
+        "继续匹配下一条规则",
+        "Go on to the next rule",
+    ),
+    ("fb_overflow", "团队的溢出设置", "The team's overflow"),
+    ("fb_hold", "进入等待队列", "Wait in the hold queue"),
+    (
+        "fb_default",
+        "默认：团队溢出，然后等待",
+        "Default: the team's overflow, then wait",
+    ),
+    (
+        "window",
+        "生效时间（都不填：任何时间）",
+        "When the rule applies (all empty: always)",
+    ),
+    ("window_hours", "时段", "Hours"),
+    (
+        "timing",
+        "生效时间、工作时间与 SLA",
+        "When it applies, working hours and SLA",
+    ),
+    ("window_from", "开始日期", "From"),
+    ("window_until", "结束日期", "Until"),
     ("intake_address", "接收地址", "Post to"),
     ("intake_auth", "验证方式", "Authentication"),
     (

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use engine::spec::{ConditionSpec, RuleSpec, StrategySpec, TargetSpec};
+use engine::spec::{ConditionSpec, FallbackSpec, RuleSpec, StrategySpec, TargetSpec, WindowSpec};
 use engine::{CompileError, RuleSetSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -88,7 +88,19 @@ pub struct RuleForm {
     pub requires: Vec<Row>,
     /// Rep conditions tried first, dropped from the last one until someone is eligible.
     pub prefers: Vec<Row>,
-    /// Everything else about the rule (window, prefers, fallback, hours, SLA policy), as JSON.
+    /// The window: weekdays ticked (`mon`…), hours `HH:MM-HH:MM`, first and last day, zone.
+    pub days: Vec<String>,
+    pub window_hours: String,
+    pub window_from: String,
+    pub window_until: String,
+    pub window_zone: String,
+    /// `in_hours`, `any_time`, or empty for the team's policy.
+    pub hours: String,
+    /// Fallback steps in order: `next_rule`, `overflow`, `hold`, `team:<id>`, `pool:<id>`, or
+    /// `json:<step>` for one the form cannot show; the form adds an empty slot to fill.
+    pub fallback: Vec<String>,
+    pub sla_policy: String,
+    /// Anything else about the rule, as JSON; fields set in the form win over it.
     pub rest: String,
     pub error: String,
 }
@@ -130,6 +142,23 @@ fn rep_row_of(condition: &ConditionSpec) -> Option<Row> {
 }
 
 impl RuleForm {
+    /// Whether the rule sets a window, an hours policy or an SLA policy (the form shows them open).
+    pub fn has_timing(&self) -> bool {
+        self.has_window() || !(self.hours.is_empty() && self.sla_policy.is_empty())
+    }
+
+    fn has_window(&self) -> bool {
+        !(self.days.is_empty()
+            && self.window_hours.is_empty()
+            && self.window_from.is_empty()
+            && self.window_until.is_empty()
+            && self.window_zone.is_empty())
+    }
+
+    pub fn has_day(&self, day: &str) -> bool {
+        self.days.iter().any(|ticked| ticked == day)
+    }
+
     fn from_spec(rule: &RuleSpec) -> RuleForm {
         let strategy = rule
             .strategy
@@ -191,6 +220,16 @@ impl RuleForm {
                 }
             }
         }
+        if let Some(window) = &rule.window {
+            form.days = window.weekdays.clone();
+            form.window_hours = window.hours.clone().unwrap_or_default();
+            form.window_from = window.from.clone().unwrap_or_default();
+            form.window_until = window.until.clone().unwrap_or_default();
+            form.window_zone = window.time_zone.clone().unwrap_or_default();
+        }
+        form.hours = rule.hours.clone().unwrap_or_default();
+        form.fallback = rule.fallback.iter().map(fallback_text).collect();
+        form.sla_policy = rule.sla_policy.clone().unwrap_or_default();
         let mut rest = serde_json::to_value(rule).unwrap_or_else(|_| json!({}));
         if let Some(object) = rest.as_object_mut() {
             for key in [
@@ -202,6 +241,10 @@ impl RuleForm {
                 "owner_affinity",
                 "requires",
                 "prefers",
+                "window",
+                "hours",
+                "fallback",
+                "sla_policy",
             ] {
                 object.remove(key);
             }
@@ -216,6 +259,32 @@ impl RuleForm {
         };
         form
     }
+}
+
+/// A fallback step as the form's choice names it.
+fn fallback_text(step: &FallbackSpec) -> String {
+    match step {
+        FallbackSpec::NextRule => "next_rule".into(),
+        FallbackSpec::Overflow => "overflow".into(),
+        FallbackSpec::Hold => "hold".into(),
+        FallbackSpec::Team(team) => format!("team:{team}"),
+        FallbackSpec::Pool(pool) => format!("pool:{pool}"),
+        other => format!("json:{}", serde_json::to_string(other).unwrap_or_default()),
+    }
+}
+
+/// A fallback step from the form's choice; `None` for an empty slot.
+fn fallback_step(text: &str) -> Result<Option<FallbackSpec>, String> {
+    Ok(Some(match text.split_once(':') {
+        _ if text.is_empty() => return Ok(None),
+        None if text == "next_rule" => FallbackSpec::NextRule,
+        None if text == "overflow" => FallbackSpec::Overflow,
+        None if text == "hold" => FallbackSpec::Hold,
+        Some(("team", team)) => FallbackSpec::Team(team.to_owned()),
+        Some(("pool", pool)) => FallbackSpec::Pool(pool.to_owned()),
+        Some(("json", json)) => serde_json::from_str(json).map_err(|error| error.to_string())?,
+        _ => return Err(format!("unknown fallback step {text:?}")),
+    }))
 }
 
 /// Parses a row's value as the operator and field type want it.
@@ -411,6 +480,24 @@ impl Draft {
                 affinity: fields.contains_key(&format!("r{i}_affinity")),
                 requires: rows(&format!("r{i}_q"), "ref"),
                 prefers: rows(&format!("r{i}_p"), "ref"),
+                days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                    .into_iter()
+                    .filter(|day| fields.contains_key(&format!("r{i}_day_{day}")))
+                    .map(str::to_owned)
+                    .collect(),
+                window_hours: field(fields, &format!("r{i}_whours")).trim().to_owned(),
+                window_from: field(fields, &format!("r{i}_wfrom")).trim().to_owned(),
+                window_until: field(fields, &format!("r{i}_wuntil")).trim().to_owned(),
+                window_zone: field(fields, &format!("r{i}_wzone")).trim().to_owned(),
+                hours: field(fields, &format!("r{i}_hours")),
+                fallback: (0..field(fields, &format!("r{i}_fb_count"))
+                    .parse::<usize>()
+                    .unwrap_or(0)
+                    .min(20))
+                    .map(|k| field(fields, &format!("r{i}_fb{k}")))
+                    .filter(|step| !step.is_empty())
+                    .collect(),
+                sla_policy: field(fields, &format!("r{i}_sla")),
                 rest: field(fields, &format!("r{i}_rest")),
                 error: String::new(),
             })
@@ -464,6 +551,34 @@ impl Draft {
             spec.id = rule.id.clone();
             spec.name = (!rule.name.is_empty()).then(|| rule.name.clone());
             spec.owner_affinity = rule.affinity;
+            let optional = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+            if rule.has_window() {
+                spec.window = Some(WindowSpec {
+                    weekdays: rule.days.clone(),
+                    hours: optional(&rule.window_hours),
+                    from: optional(&rule.window_from),
+                    until: optional(&rule.window_until),
+                    time_zone: optional(&rule.window_zone),
+                });
+            }
+            if !rule.hours.is_empty() {
+                spec.hours = Some(rule.hours.clone());
+            }
+            let fallback: Vec<FallbackSpec> = rule
+                .fallback
+                .iter()
+                .map(|step| fallback_step(step))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| format!("rules[{index}].fallback: {error}"))?
+                .into_iter()
+                .flatten()
+                .collect();
+            if !fallback.is_empty() {
+                spec.fallback = fallback;
+            }
+            if !rule.sla_policy.is_empty() {
+                spec.sla_policy = Some(rule.sla_policy.clone());
+            }
             let rows: Vec<ConditionSpec> = rule
                 .rows
                 .iter()
@@ -792,6 +907,10 @@ struct EditorPage {
     ops: Vec<&'static str>,
     strategies: Vec<&'static str>,
     targets: Vec<(String, String)>,
+    /// `(value, label)`: the steps a fallback slot offers.
+    fallbacks: Vec<(String, String)>,
+    sla_policies: Vec<String>,
+    weekdays: Vec<&'static str>,
     errors: Vec<String>,
     valid: bool,
     diff: Vec<DiffLine>,
@@ -874,6 +993,23 @@ async fn editor(
             .filter(|row| row.entity == "rep")
             .map(|row| format!("rep.attributes.{}", row.name)),
     );
+    let fallbacks: Vec<(String, String)> = [
+        ("next_rule", "fb_next_rule"),
+        ("overflow", "fb_overflow"),
+        ("hold", "fb_hold"),
+    ]
+    .into_iter()
+    .map(|(value, label)| (value.to_owned(), viewer.t.t(label).to_owned()))
+    .chain(targets.iter().cloned())
+    .collect();
+    let sla_policies = app
+        .store
+        .list_settings(store::Setting::SlaPolicies)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
     render(EditorPage {
         frame: viewer.frame(viewer.t.t("rules"), "rules", notice),
         draft,
@@ -882,6 +1018,9 @@ async fn editor(
         ops: OPS.to_vec(),
         strategies: STRATEGIES.to_vec(),
         targets,
+        fallbacks,
+        sla_policies,
+        weekdays: vec!["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
         errors,
         valid,
         diff: diff_lines,
@@ -1165,7 +1304,11 @@ mod tests {
                 "prefers": [{"field": "rep.regions", "op": "contains", "ref": "region"}],
                 "fallback": [{"pool": "public"}]},
                 {"id": "fair", "target": {"team": "east"},
-                 "strategy": {"type": "fair_share", "window": "week", "catch_up": {"capped": 3}}}],
+                 "strategy": {"type": "fair_share", "window": "week", "catch_up": {"capped": 3}},
+                 "window": {"weekdays": ["sat", "sun"], "hours": "18:00-09:00", "time_zone": "Asia/Shanghai"},
+                 "hours": "any_time", "sla_policy": "fast",
+                 "fallback": ["next_rule"]},
+                {"id": "odd", "target": {"team": "east"}, "fallback": [{"reps": ["a", "b"]}, "hold"]}],
               "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x", "y"]}],
               "scoring": {"base": 20, "rules": [{"id": "big", "when": {"field": "company_size", "op": "gte", "value": 1000}, "points": 40}],
                           "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]}}"#,
@@ -1177,7 +1320,18 @@ mod tests {
         assert_eq!(rule.group, "any");
         assert_eq!(rule.rows[1].value, "华东, 华北");
         assert_eq!(rule.target, "team:east");
-        assert!(rule.rest.contains("fallback"));
+        assert_eq!(rule.fallback, ["pool:public"]);
+        assert!(rule.rest.is_empty(), "{}", rule.rest);
+        let fair = &draft.rules[1];
+        assert_eq!(
+            (
+                fair.days.join(","),
+                fair.window_hours.as_str(),
+                fair.hours.as_str()
+            ),
+            ("sat,sun".to_owned(), "18:00-09:00", "any_time")
+        );
+        assert_eq!(draft.rules[2].fallback[0], r#"json:{"reps":["a","b"]}"#);
         assert_eq!(rule.prefers[0].value, "region");
         assert_eq!(
             (

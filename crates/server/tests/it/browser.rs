@@ -250,6 +250,14 @@ async fn the_console_works_in_a_real_browser() {
         .select_by_value("team:t")
         .await
         .expect("team");
+    // Nobody in the team: let the next rule try.
+    client
+        .find(Locator::Css("select[name='r1_fb0']"))
+        .await
+        .expect("fallback")
+        .select_by_value("next_rule")
+        .await
+        .expect("next rule");
     // Move it above the catch-all rule.
     click(&client, "button[value='up:1']").await;
     let mut first = None;
@@ -287,6 +295,14 @@ async fn the_console_works_in_a_real_browser() {
         active["document"]["rules"][1]["requires"],
         json!([{"field": "rep.teams", "op": "contains", "value": "t"}]),
         "the literal requirement came back through the form: {active}"
+    );
+    assert_eq!(
+        (
+            &active["document"]["rules"][0]["fallback"],
+            &active["document"]["rules"][1]["fallback"]
+        ),
+        (&json!(["next_rule"]), &json!([{"pool": "public"}])),
+        "{active}"
     );
     client
         .goto(&format!("{base}/admin/reps?id=r00"))
