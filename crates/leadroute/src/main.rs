@@ -241,6 +241,19 @@ async fn serve_with(state: AppState, settings: &Settings) -> anyhow::Result<()> 
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
+    if state.sealer.is_keyed() {
+        let sealed = server::secrets::seal_stored(&state.store, &state.sealer).await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed secrets stored before LEADROUTE_SECRET_KEY was set"
+            );
+        }
+    } else {
+        tracing::warn!(
+            "LEADROUTE_SECRET_KEY is not set: channel and intake-source secrets are stored unencrypted"
+        );
+    }
     tracing::info!(listen = %settings.listen, backend = state.store.backend(), "serving");
     let store = state.store.clone();
     server::serve(state, listener, async {

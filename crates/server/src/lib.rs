@@ -12,6 +12,7 @@ pub mod leads;
 pub mod normalize;
 pub mod notify;
 pub mod routing;
+pub mod secrets;
 pub mod settings;
 pub mod workspace;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     /// Per-key request rates for integration keys.
     pub limits: Arc<auth::RateLimits>,
+    /// Seals channel and intake-source secrets at rest (`LEADROUTE_SECRET_KEY`).
+    pub sealer: Arc<secrets::Sealer>,
     metrics: Arc<Metrics>,
 }
 
@@ -76,14 +79,28 @@ impl AppState {
                 std::time::Duration::from_secs(10),
                 std::time::Duration::from_secs,
             );
+        let sealer = Arc::new(secrets::Sealer::from_env());
         AppState {
-            notifier: notify::Notifier::new(store.clone(), public_url).with_timeout(timeout),
+            notifier: notify::Notifier::new(store.clone(), public_url, sealer.clone())
+                .with_timeout(timeout),
+            sealer,
             store,
             router,
             keys: Arc::default(),
             limits: Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0)),
             metrics: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// The same state sealing secrets with another key (tests, and embedders that keep the key
+    /// elsewhere than the environment).
+    pub fn with_sealer(mut self, sealer: secrets::Sealer) -> AppState {
+        let sealer = Arc::new(sealer);
+        self.notifier = self.notifier.with_sealer(sealer.clone());
+        self.sealer = sealer;
+        self
     }
 }
 

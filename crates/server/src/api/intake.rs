@@ -139,7 +139,25 @@ pub async fn receive(
         lead_id: None,
         received_at: now.timestamp_micros(),
     };
-    let result = accept(&app, &source, &source_id, &query, &headers, &body, &mut log).await;
+    let result = match source
+        .secret
+        .as_deref()
+        .map(|secret| app.sealer.open(secret))
+    {
+        Some(Err(reason)) => {
+            tracing::error!(source = %source_id, %reason, "an intake source's secret cannot be read");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secret_unavailable",
+                "this source's secret cannot be read on the server; the admin must set it again",
+            ))
+        }
+        opened => {
+            let mut source = source;
+            source.secret = opened.and_then(Result::ok);
+            accept(&app, &source, &source_id, &query, &headers, &body, &mut log).await
+        }
+    };
     if let Err(error) = &result {
         // The code and field, never the message: it may quote the rejected values.
         log.reason = Some(match &error.field {

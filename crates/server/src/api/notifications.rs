@@ -34,8 +34,9 @@ pub async fn test_channel(
         .get_setting(Setting::Channels, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
-    let channel: ChannelDocument =
-        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let channel: ChannelDocument = app
+        .notifier
+        .readable(serde_json::from_str(&row.document).map_err(ApiError::internal)?);
     let to: Vec<String> = query
         .to
         .as_deref()

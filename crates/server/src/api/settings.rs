@@ -39,6 +39,10 @@ pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     fn redact(_view: &mut Value) {}
     /// Fills what the server generates (tokens) before the document is checked and saved.
     fn prepare(&mut self) {}
+    /// The secret sealed before the document is stored, if the kind has one.
+    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
+        None
+    }
 }
 
 fn teams(rows: &ConfigRows) -> impl Iterator<Item = (String, TeamDocument)> + '_ {
@@ -184,6 +188,10 @@ impl SettingKind for ChannelDocument {
     fn redact(view: &mut Value) {
         hide_secret(view);
     }
+
+    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
+        Some(&mut self.secret)
+    }
 }
 
 /// Hides a `secret` field, saying only whether one is set.
@@ -226,6 +234,10 @@ impl SettingKind for IntakeSourceDocument {
             self.token = Some(crate::auth::random_hex(16));
         }
     }
+
+    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
+        Some(&mut self.secret)
+    }
 }
 
 fn ids_of_reps(rows: &ConfigRows) -> Vec<String> {
@@ -260,6 +272,9 @@ async fn save<T: SettingKind>(
     let rows = ConfigRows::load(&app.store).await?;
     document.prepare();
     document.check(&id, &rows)?;
+    if let Some(Some(secret)) = document.secret_mut() {
+        *secret = app.sealer.seal(secret);
+    }
     *document.id_mut() = Some(id.clone());
     let row = DocRow {
         id,

@@ -80,6 +80,10 @@ pub struct ChannelDocument {
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Why the stored secret could not be opened (sealed under another key, or no key set):
+    /// sends fail with this rather than sign with nothing. Never stored.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
 }
 
 /// An SMTP server. The password is the channel's `secret`.
@@ -399,6 +403,9 @@ pub async fn send(
     channel: &ChannelDocument,
     outgoing: &Outgoing<'_>,
 ) -> Result<(), SendError> {
+    if let Some(reason) = &channel.unreadable {
+        return Err(failed(reason.clone()));
+    }
     if channel.kind == "email" {
         return email(channel, outgoing).await;
     }

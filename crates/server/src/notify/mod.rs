@@ -54,6 +54,8 @@ pub struct Notifier {
     /// How long one send may take; a sender holds the deliveries it took three times as long,
     /// so a sender that died lets go of them soon after.
     timeout: Duration,
+    /// Opens the channels' sealed secrets.
+    sealer: std::sync::Arc<crate::secrets::Sealer>,
 }
 
 /// What one round did.
@@ -70,13 +72,38 @@ fn micros(at: DateTime<Utc>) -> i64 {
 }
 
 impl Notifier {
-    pub fn new(store: Store, public_url: String) -> Notifier {
+    pub fn new(
+        store: Store,
+        public_url: String,
+        sealer: std::sync::Arc<crate::secrets::Sealer>,
+    ) -> Notifier {
         Notifier {
             store,
             client: client(TIMEOUT),
             public_url: public_url.trim_end_matches('/').to_owned(),
             timeout: TIMEOUT,
+            sealer,
         }
+    }
+
+    pub fn with_sealer(mut self, sealer: std::sync::Arc<crate::secrets::Sealer>) -> Notifier {
+        self.sealer = sealer;
+        self
+    }
+
+    /// A stored channel ready to send: its secret opened, or why it cannot be (then every
+    /// send fails with that reason, visible in the delivery log).
+    pub fn readable(&self, mut channel: ChannelDocument) -> ChannelDocument {
+        if let Some(secret) = &channel.secret {
+            match self.sealer.open(secret) {
+                Ok(plain) => channel.secret = Some(plain),
+                Err(reason) => {
+                    channel.secret = None;
+                    channel.unreadable = Some(reason);
+                }
+            }
+        }
+        channel
     }
 
     /// The console's address.
@@ -104,7 +131,7 @@ impl Notifier {
             .into_iter()
             .filter_map(|row| {
                 let document = serde_json::from_str(&row.document).ok()?;
-                Some((row.id, (document, row.created_at)))
+                Some((row.id, (self.readable(document), row.created_at)))
             })
             .collect())
     }

@@ -144,7 +144,8 @@ fn jdy_sign(nonce: &str, body: &str, secret: &str, timestamp: &str) -> String {
 
 #[tokio::test]
 async fn a_signed_webhook_is_verified_and_its_retries_are_duplicates() {
-    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    // Secrets sealed at rest: the source's secret is opened to verify.
+    let app = TestApp::sealed(Backend::Sqlite, "intake key").await.expect("app");
     app.round_robin_team(2, json!({})).await;
     let secret = "jdy-secret-1";
     let source = app
@@ -159,6 +160,14 @@ async fn a_signed_webhook_is_verified_and_its_retries_are_duplicates() {
         .await;
     assert_eq!(source["secret"], Value::Null, "{source}");
     assert_eq!(source["secret_set"], json!(true));
+    let stored = app
+        .state
+        .store
+        .get_setting(store::Setting::IntakeSources, "jdy")
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(!stored.document.contains(secret), "{}", stored.document);
 
     let body = json!({"op": "data_create", "data": {"_widget_name": "李总", "_widget_phone": "13900001111",
                                                     "company": {"name": "华东制造"}}})

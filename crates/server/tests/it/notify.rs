@@ -876,3 +876,117 @@ async fn docs_examples_are_accepted() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// Secrets at rest: sealed in the database, opened to sign; unreadable under another key.
+async fn secrets_are_sealed_at_rest(backend: Backend) {
+    let Some(app) = TestApp::sealed(backend, "a key the database never sees").await else {
+        return;
+    };
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    channel(
+        &app,
+        &json!({"id": "hook", "name": "hook", "kind": "webhook", "url": format!("{base}/hook"),
+                "secret": SECRET, "events": ["lead.assigned"]}),
+    )
+    .await;
+    let row = app
+        .state
+        .store
+        .get_setting(store::Setting::Channels, "hook")
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(
+        !row.document.contains(SECRET) && row.document.contains("sealed:v1:"),
+        "{}",
+        row.document
+    );
+    // A change that does not touch the secret keeps it sealed and working.
+    let (status, _) = app
+        .patch("/api/v1/channels/hook", &json!({"name": "CRM hook"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.ok("/api/v1/leads", &lead("sealed-1"), StatusCode::CREATED)
+        .await;
+    let round = run(&app, Utc::now()).await;
+    assert_eq!(round.sent, 1, "{round:?}");
+    let got = seen.of("webhook");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, Ok(()), "signed with the opened secret");
+
+    // Another instance with another key, or none, cannot sign: it says why instead.
+    let stored: server::notify::channel::ChannelDocument =
+        serde_json::from_str(&row.document).expect("document");
+    for sealer in [
+        server::secrets::Sealer::new("some other key"),
+        server::secrets::Sealer::default(),
+    ] {
+        let other = server::AppState::without_clock(app.state.store.clone()).with_sealer(sealer);
+        let error = other
+            .notifier
+            .test(&other.notifier.readable(stored.clone()), &[])
+            .await
+            .expect_err("cannot sign");
+        assert!(error.contains("LEADROUTE_SECRET_KEY"), "{error}");
+    }
+
+    // A secret stored before the key was set is sealed at the next start.
+    let document = json!({"id": "old", "name": "old", "kind": "webhook",
+        "url": format!("{base}/hook"), "secret": SECRET, "events": ["channel.test"]});
+    app.state
+        .store
+        .upsert_setting(
+            store::Setting::Channels,
+            &store::DocRow {
+                id: "old".into(),
+                name: "old".into(),
+                document: document.to_string(),
+                created_at: 0,
+                updated_at: 0,
+            },
+        )
+        .await
+        .expect("an old row");
+    let before = app
+        .state
+        .store
+        .get_setting(store::Setting::Channels, "old")
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(
+        before.document.contains(SECRET),
+        "stored as given without a key"
+    );
+    assert_eq!(
+        server::secrets::seal_stored(&app.state.store, &app.state.sealer)
+            .await
+            .expect("seal"),
+        1
+    );
+    let after = app
+        .state
+        .store
+        .get_setting(store::Setting::Channels, "old")
+        .await
+        .expect("read")
+        .expect("row");
+    assert!(!after.document.contains(SECRET), "{}", after.document);
+    let (status, answer) = app.post("/api/v1/channels/old/test", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        seen.of("webhook").last().map(|(_, check)| check.clone()),
+        Some(Ok(()))
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_on_sqlite() {
+    secrets_are_sealed_at_rest(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest_on_postgres() {
+    secrets_are_sealed_at_rest(Backend::Postgres).await;
+}

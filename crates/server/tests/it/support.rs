@@ -90,6 +90,21 @@ impl TestApp {
         }
     }
 
+    /// An app without the clock that seals secrets with this key.
+    pub async fn sealed(backend: Backend, passphrase: &str) -> Option<TestApp> {
+        let (store, dir) = fresh_store(backend).await?;
+        let (key, row) = new_key("test", Role::Admin, 0);
+        store.insert_api_key(&row).await.expect("key");
+        let state =
+            AppState::without_clock(store).with_sealer(server::secrets::Sealer::new(passphrase));
+        Some(TestApp {
+            app: server::app(state.clone()),
+            state,
+            key,
+            _dir: dir,
+        })
+    }
+
     /// Another app (a second instance) over the same state's store, with the same admin key.
     pub fn with_state(state: AppState, key: String) -> TestApp {
         TestApp {
