@@ -377,19 +377,23 @@ pub async fn authenticate(
     if let (Some(key), true) = (&caller.key_id, caller.role == Role::Integration)
         && let Err(wait) = app.limits.take(key)
     {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+        return Ok(too_many(
             "too many requests for this key; retry later",
-        )
-        .into_response();
-        if let Ok(value) = wait.to_string().parse() {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+            wait,
+        ));
     }
     request.extensions_mut().insert(caller);
     Ok(next.run(request).await)
+}
+
+/// `429 rate_limited` with `Retry-After`.
+pub fn too_many(message: &str, wait: u64) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    if let Ok(value) = wait.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// Requests per second one integration key may make, and the burst it may save up.

@@ -127,6 +127,11 @@ pub async fn receive(
         Ok(None) => return ApiError::not_found("intake source").into_response(),
         Err(error) => return ApiError::from(error).into_response(),
     };
+    // The route needs no key, so each source has the rate an integration key has: a flood at
+    // a public form's address is refused before it is read, logged or routed.
+    if let Err(wait) = app.limits.take(&format!("source:{source_id}")) {
+        return crate::auth::too_many("too many deliveries for this source; retry later", wait);
+    }
     let Ok(source) = serde_json::from_str::<IntakeSourceDocument>(&row.document) else {
         return ApiError::internal("stored intake source does not parse").into_response();
     };

@@ -145,7 +145,9 @@ fn jdy_sign(nonce: &str, body: &str, secret: &str, timestamp: &str) -> String {
 #[tokio::test]
 async fn a_signed_webhook_is_verified_and_its_retries_are_duplicates() {
     // Secrets sealed at rest: the source's secret is opened to verify.
-    let app = TestApp::sealed(Backend::Sqlite, "intake key").await.expect("app");
+    let app = TestApp::sealed(Backend::Sqlite, "intake key")
+        .await
+        .expect("app");
     app.round_robin_team(2, json!({})).await;
     let secret = "jdy-secret-1";
     let source = app

@@ -1372,3 +1372,57 @@ async fn integration_keys_are_rate_limited_with_retry_after() {
     let (status, _) = app.get("/api/v1/reps").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_public_intake_address_is_rate_limited_per_source() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    for id in ["site", "other"] {
+        app.ok(
+            "/api/v1/intake-sources",
+            &json!({"id": id, "name": id, "auth": "token", "mapping": {"name": "name"}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    // A flood, all at once: the burst of 400 (and what refills meanwhile) gets through.
+    let body = json!({"name": "x"});
+    let answers = futures_util::future::join_all((0..1000).map(|_| {
+        call(
+            &app,
+            Method::POST,
+            "/api/v1/intake/site?token=wrong",
+            Some(&body),
+            None,
+            None,
+            false,
+        )
+    }))
+    .await;
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(!refused.is_empty(), "none of 1,000 refused");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _, _)| matches!(status.as_u16(), 401 | 429))
+    );
+    let limited = refused[0]
+        .2
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok());
+    assert_eq!(limited, Some("1"));
+    // Another source is not slowed.
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/api/v1/intake/other?token=wrong",
+        Some(&json!({"name": "x"})),
+        None,
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
