@@ -332,14 +332,14 @@ impl Store {
         on_pool!(self, intake_log(source_id, before_id, limit))
     }
 
-    /// Leads created in `[from, to)`, of one team when given, as the dashboard reads them.
-    pub async fn dashboard_leads(
+    /// The dashboard's figures for leads created in `[from, to)`, of one team when given.
+    pub async fn dashboard(
         &self,
         from: i64,
         to: i64,
         team: Option<&str>,
-    ) -> sqlx::Result<Vec<DashboardLead>> {
-        on_pool!(self, dashboard_leads(from, to, team))
+    ) -> sqlx::Result<Dashboard> {
+        on_pool!(self, dashboard(from, to, team))
     }
 
     pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {

@@ -1195,26 +1195,134 @@ pub(crate) async fn intake_log(
     query.build_query_as().fetch_all(conn).await
 }
 
-/// Leads created in `[from, to)` (of one team when given), for the dashboard: one row each with
-/// what the numbers need.
-pub(crate) async fn dashboard_leads(
+/// A dashboard query over the leads created in `[from, to)`, of one team when given: `head`
+/// is what comes before the conditions (ending in `WHERE` or `AND`), `tail` what follows them.
+fn dashboard_query(
+    head: &str,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+    tail: &str,
+) -> QueryBuilder<Db> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
+    query.push(" l.created_at >= ").push_bind(from);
+    query.push(" AND l.created_at < ").push_bind(to);
+    if let Some(team) = team {
+        query.push(" AND l.team_id = ").push_bind(team.to_owned());
+    }
+    query.push(" ");
+    query.push(tail);
+    query
+}
+
+/// The dashboard's figures, aggregated here rather than by reading every lead: a busy
+/// workspace's month is millions of rows.
+pub(crate) async fn dashboard(
     conn: &mut Conn,
     from: i64,
     to: i64,
     team: Option<&str>,
-) -> sqlx::Result<Vec<DashboardLead>> {
-    let mut query: QueryBuilder<Db> = QueryBuilder::new(
-        "SELECT l.id, l.status, l.owner_id, l.held, l.pool_id, l.source, l.rule_id, l.amount,
-             l.assigned_at, l.first_response_at,
-             EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
-                     AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed')) AS sla_missed,
-             (SELECT COUNT(*) FROM decisions d WHERE d.lead_id = l.id AND d.kind = 'reclaim') AS reclaims
-         FROM leads l WHERE l.created_at >= ",
-    );
-    query.push_bind(from).push(" AND l.created_at < ").push_bind(to);
-    if let Some(team) = team {
-        query.push(" AND l.team_id = ").push_bind(team.to_owned());
+) -> sqlx::Result<Dashboard> {
+    let totals: DashboardTotals = dashboard_query(
+        "SELECT COUNT(*) AS leads_in,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS assigned,
+             COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
+             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked
+         FROM leads l WHERE",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_as()
+    .fetch_one(&mut *conn)
+    .await?;
+    let missed: i64 = dashboard_query(
+        "SELECT COUNT(*) FROM leads l WHERE l.assigned_at IS NOT NULL
+             AND EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
+                 AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed')) AND",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
+    .await?;
+    let reclaims: i64 = dashboard_query(
+        "SELECT COUNT(*) FROM decisions d JOIN leads l ON l.id = d.lead_id
+         WHERE d.kind = 'reclaim' AND",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
+    .await?;
+    let responses: Vec<i64> = dashboard_query(
+        "SELECT (l.first_response_at - l.assigned_at) / 1000000 FROM leads l
+         WHERE l.first_response_at IS NOT NULL AND l.assigned_at IS NOT NULL
+             AND l.first_response_at >= l.assigned_at AND",
+        from,
+        to,
+        team,
+        "ORDER BY 1",
+    )
+    .build_query_scalar()
+    .fetch_all(&mut *conn)
+    .await?;
+    let conversion = |column: &str| {
+        format!(
+            "SELECT l.{column} AS name,
+                 COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+                 COUNT(*) AS closed
+             FROM leads l WHERE l.status IN ('won', 'lost') AND l.{column} IS NOT NULL AND"
+        )
+    };
+    let mut by = Vec::with_capacity(2);
+    for column in ["source", "rule_id"] {
+        by.push(
+            dashboard_query(
+                &conversion(column),
+                from,
+                to,
+                team,
+                &format!("GROUP BY l.{column} ORDER BY l.{column}"),
+            )
+            .build_query_as::<Conversion>()
+            .fetch_all(&mut *conn)
+            .await?,
+        );
     }
-    query.push(" ORDER BY l.created_at LIMIT 200000");
-    query.build_query_as().fetch_all(conn).await
+    let by_rule = by.pop().unwrap_or_default();
+    let by_source = by.pop().unwrap_or_default();
+    let by_owner: Vec<OwnerFigures> = dashboard_query(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned,
+             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+             CAST(COALESCE(SUM(CASE WHEN l.status = 'won' THEN COALESCE(l.amount, 0) ELSE 0 END), 0)
+                 AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.owner_id IS NOT NULL AND",
+        from,
+        to,
+        team,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Dashboard {
+        leads_in: totals.leads_in,
+        assigned: totals.assigned,
+        held: totals.held,
+        pooled: totals.pooled,
+        clocked: totals.clocked,
+        missed,
+        reclaims,
+        responses,
+        by_source,
+        by_rule,
+        by_owner,
+    })
 }

@@ -378,20 +378,49 @@ pub struct AuditRow {
     pub detail: String,
 }
 
-/// What the dashboard reads of one lead.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct DashboardLead {
-    pub id: String,
-    pub status: String,
-    pub owner_id: Option<String>,
-    pub held: bool,
-    pub pool_id: Option<String>,
-    pub source: Option<String>,
-    pub rule_id: Option<String>,
-    pub amount: Option<f64>,
-    pub assigned_at: Option<i64>,
-    pub first_response_at: Option<i64>,
-    /// A first-response rung fired (or the lead was reclaimed) before anyone answered.
-    pub sla_missed: bool,
+/// The dashboard's figures for the leads created in a window, aggregated by the database.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dashboard {
+    pub leads_in: i64,
+    pub assigned: i64,
+    pub held: i64,
+    /// Unowned and in a pool.
+    pub pooled: i64,
+    /// Assigned at some point: their first-response clock ran.
+    pub clocked: i64,
+    /// Of those, how many had a first-response rung fire or were reclaimed.
+    pub missed: i64,
     pub reclaims: i64,
+    /// Seconds from assignment to first response, ascending.
+    pub responses: Vec<i64>,
+    /// Closed leads (won or lost) by source and by rule.
+    pub by_source: Vec<Conversion>,
+    pub by_rule: Vec<Conversion>,
+    pub by_owner: Vec<OwnerFigures>,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DashboardTotals {
+    pub leads_in: i64,
+    pub assigned: i64,
+    pub held: i64,
+    pub pooled: i64,
+    pub clocked: i64,
+}
+
+/// Won among closed, for one source or rule.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct Conversion {
+    pub name: String,
+    pub won: i64,
+    pub closed: i64,
+}
+
+/// One owner's leads in the window: assigned, won and the amount won.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct OwnerFigures {
+    pub owner_id: String,
+    pub assigned: i64,
+    pub won: i64,
+    pub amount: f64,
 }

@@ -5,7 +5,9 @@
 //!   same pool;
 //! - ten thousand due reminders fired, outbox rows written, timers deleted — against the floor
 //!   of writing the same number of outbox rows and deleting as many timers in one raw
-//!   transaction.
+//!   transaction;
+//! - the console dashboard's figures over a month holding all of those leads — against a
+//!   GROUP BY over the open leads (`count_open_leads`).
 //!
 //! `cargo build --release -p loadtest && target/release/tickbench` (`--leads 1000000` is the
 //! default; `--runs` repeats each measurement and the table shows medians).
@@ -205,6 +207,28 @@ async fn main() -> anyhow::Result<()> {
     let fire_s = median(fire);
     let raw_s = median(raw);
 
+    // The dashboard over a month holding every lead, against a GROUP BY over the open leads.
+    let mut board = Vec::new();
+    let mut grouped = Vec::new();
+    let month = 30 * day;
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        let figures = store
+            .dashboard(micros - month, micros + 1, Some("t"))
+            .await?;
+        board.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            figures.leads_in as usize == args.leads + args.runs * args.due,
+            "the dashboard counted {} leads",
+            figures.leads_in
+        );
+        let started = Instant::now();
+        store.count_open_leads().await?;
+        grouped.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let board_ms = median(board);
+    let grouped_ms = median(grouped);
+
     println!(
         "| measurement ({}) | median | floor | ratio |",
         store.backend()
@@ -220,6 +244,11 @@ async fn main() -> anyhow::Result<()> {
         "| {} due reminders fired, outbox rows written | {fire_s:.3} s | raw outbox insert + timer delete {raw_s:.3} s | {:.1}× |",
         args.due,
         fire_s / raw_s
+    );
+    println!(
+        "| dashboard, 30 days, one team: {} leads | {board_ms:.0} ms | open leads grouped by owner {grouped_ms:.0} ms | {:.1}× |",
+        args.leads + args.runs * args.due,
+        board_ms / grouped_ms
     );
     Ok(())
 }

@@ -9,7 +9,7 @@ mod charts;
 pub mod i18n;
 mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use askama::Template;
 use axum::Extension;
@@ -362,10 +362,10 @@ struct DashboardQuery {
 /// The dashboard's numbers.
 #[derive(Debug, Default)]
 struct Numbers {
-    leads_in: usize,
-    assigned: usize,
-    held: usize,
-    pooled: usize,
+    leads_in: i64,
+    assigned: i64,
+    held: i64,
+    pooled: i64,
     p50: String,
     p90: String,
     sla_met: String,
@@ -461,9 +461,9 @@ async fn dashboard_page(
         .unwrap_or_default();
     let now = chrono::Utc::now();
     let from = (now - chrono::Duration::days(days)).timestamp_micros();
-    let leads = app
+    let figures = app
         .store
-        .dashboard_leads(
+        .dashboard(
             from,
             now.timestamp_micros(),
             (!team.is_empty()).then_some(team.as_str()),
@@ -474,60 +474,39 @@ async fn dashboard_page(
         .iter()
         .map(|row| (row.id.clone(), row.name.clone()))
         .collect();
-    let mut responses: Vec<i64> = leads
-        .iter()
-        .filter_map(|lead| Some((lead.first_response_at? - lead.assigned_at?) / 1_000_000))
-        .filter(|seconds| *seconds >= 0)
-        .collect();
-    responses.sort_unstable();
-    let clocked: Vec<_> = leads
-        .iter()
-        .filter(|lead| lead.assigned_at.is_some())
-        .collect();
-    let met = clocked.iter().filter(|lead| !lead.sla_missed).count();
+    let responses = &figures.responses;
     let dash = || "–".to_owned();
     let numbers = Numbers {
-        leads_in: leads.len(),
-        assigned: leads.iter().filter(|lead| lead.owner_id.is_some()).count(),
-        held: leads.iter().filter(|lead| lead.held).count(),
-        pooled: leads
-            .iter()
-            .filter(|lead| lead.owner_id.is_none() && lead.pool_id.is_some())
-            .count(),
-        p50: percentile(&responses, 0.5).map_or_else(dash, |s| duration_text(&t, s)),
-        p90: percentile(&responses, 0.9).map_or_else(dash, |s| duration_text(&t, s)),
-        sla_met: if clocked.is_empty() {
+        leads_in: figures.leads_in,
+        assigned: figures.assigned,
+        held: figures.held,
+        pooled: figures.pooled,
+        p50: percentile(responses, 0.5).map_or_else(dash, |s| duration_text(&t, s)),
+        p90: percentile(responses, 0.9).map_or_else(dash, |s| duration_text(&t, s)),
+        sla_met: if figures.clocked == 0 {
             dash()
         } else {
-            format!("{:.0}%", met as f64 * 100.0 / clocked.len() as f64)
+            format!(
+                "{:.0}%",
+                (figures.clocked - figures.missed) as f64 * 100.0 / figures.clocked as f64
+            )
         },
-        reclaims: leads.iter().map(|lead| lead.reclaims).sum(),
+        reclaims: figures.reclaims,
     };
     // Conversion: won among closed won or lost, by source and by rule.
-    let conversion = |key: &dyn Fn(&store::DashboardLead) -> Option<String>| {
-        let mut groups: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-        for lead in &leads {
-            let closed = matches!(lead.status.as_str(), "won" | "lost");
-            if let (true, Some(name)) = (closed, key(lead)) {
-                let entry = groups.entry(name).or_default();
-                entry.1 += 1;
-                if lead.status == "won" {
-                    entry.0 += 1;
-                }
-            }
-        }
+    let conversion = |groups: &[store::Conversion]| {
         let rows: Vec<charts::Bar> = groups
-            .into_iter()
-            .map(|(name, (won, closed))| charts::Bar {
-                label: format!("{name} ({won}/{closed})"),
-                value: f64::from(won) / f64::from(closed),
+            .iter()
+            .map(|group| charts::Bar {
+                label: format!("{} ({}/{})", group.name, group.won, group.closed),
+                value: group.won as f64 / group.closed.max(1) as f64,
                 target: None,
             })
             .collect();
         charts::bars(&rows, 1.0, true, t.t("no_data"))
     };
-    let by_source = conversion(&|lead| lead.source.clone());
-    let by_rule = conversion(&|lead| lead.rule_id.clone());
+    let by_source = conversion(&figures.by_source);
+    let by_rule = conversion(&figures.by_rule);
     // Fairness: each rep's share of assigned leads against their weight's share.
     let members: Vec<String> = if team.is_empty() {
         reps.iter().map(|row| row.id.clone()).collect()
@@ -546,13 +525,12 @@ async fn dashboard_page(
         })
         .collect();
     let total_weight: f64 = weights.iter().map(|(_, weight)| weight).sum();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for lead in &leads {
-        if let Some(owner) = &lead.owner_id {
-            *counts.entry(owner.as_str()).or_default() += 1;
-        }
-    }
-    let assigned_total: usize = counts.values().sum();
+    let counts: HashMap<&str, i64> = figures
+        .by_owner
+        .iter()
+        .map(|owner| (owner.owner_id.as_str(), owner.assigned))
+        .collect();
+    let assigned_total: i64 = counts.values().sum();
     let fairness_rows: Vec<charts::Bar> = weights
         .iter()
         .map(|(id, weight)| {
@@ -574,21 +552,18 @@ async fn dashboard_page(
         .fold(0.0_f64, f64::max)
         .max(0.01);
     let fairness = charts::bars(&fairness_rows, most, true, t.t("no_data"));
-    let mut board: HashMap<&str, (i64, f64)> = HashMap::new();
-    for lead in leads.iter().filter(|lead| lead.status == "won") {
-        if let Some(owner) = &lead.owner_id {
-            let entry = board.entry(owner.as_str()).or_default();
-            entry.0 += 1;
-            entry.1 += lead.amount.unwrap_or(0.0);
-        }
-    }
-    let mut leaderboard: Vec<(String, i64, f64)> = board
-        .into_iter()
-        .map(|(id, (won, amount))| {
+    let mut leaderboard: Vec<(String, i64, f64)> = figures
+        .by_owner
+        .iter()
+        .filter(|owner| owner.won > 0)
+        .map(|owner| {
             (
-                names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
-                won,
-                amount,
+                names
+                    .get(&owner.owner_id)
+                    .cloned()
+                    .unwrap_or_else(|| owner.owner_id.clone()),
+                owner.won,
+                owner.amount,
             )
         })
         .collect();

@@ -1355,3 +1355,81 @@ async fn an_intake_source_is_edited_as_a_form_and_takes_a_form_post() {
         "{again}"
     );
 }
+
+/// The dashboard's figures, counted by the database, on both backends.
+async fn dashboard_counts(backend: Backend) {
+    let Some(app) = TestApp::without_clock(backend).await else {
+        return;
+    };
+    let ids = setup(&app).await;
+    let number = |html: &str, id: &str| {
+        html.split(&format!("<b id=\"{id}\">"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Lead 0 answered and won; lead 1 lost; leads 2 and 3 left unanswered.
+    let (_, zero) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    let owner = zero["owner_id"].as_str().expect("owner").to_owned();
+    let rep = app.key(server::auth::Role::Admin).await;
+    let (status, answer) = app
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/leads/{}/activities", ids[0]),
+            Some(&json!({"kind": "call", "outcome": "reached", "rep_id": owner})),
+            Some(&rep),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    for (id, change) in [
+        (&ids[0], json!({"status": "won", "amount": 1200})),
+        (&ids[1], json!({"status": "lost", "lost_reason": "budget"})),
+    ] {
+        let (status, answer) = app.patch(&format!("/api/v1/leads/{id}"), &change).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // Ten days on: the ladder reminded, escalated and reclaimed the two unanswered leads.
+    app.state
+        .router
+        .tick(chrono::Utc::now() + chrono::Duration::days(10))
+        .await
+        .expect("tick");
+    let mut reclaims = 0;
+    for id in &ids[2..] {
+        let (_, decisions) = app.get(&format!("/api/v1/leads/{id}/decisions")).await;
+        reclaims += decisions["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|item| item["kind"] == json!("reclaim"))
+            .count();
+    }
+    assert!(reclaims > 0, "the ladder reclaimed");
+    let (cookie, _) = sign_in(&app, "boss").await;
+    let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
+    let html = &page.html;
+    assert_eq!(number(html, "leads-in"), "4", "{html}");
+    assert_eq!(number(html, "assigned"), "4");
+    assert_eq!(number(html, "held"), "0");
+    assert_eq!(
+        number(html, "sla-met"),
+        "50%",
+        "two of four missed their first response"
+    );
+    assert_eq!(number(html, "reclaims"), reclaims.to_string());
+    assert_ne!(number(html, "p50"), "–", "lead 0 was answered");
+    assert!(html.contains("官网 (1/2)"), "conversion by source: {html}");
+    assert!(html.contains("all (1/2)"), "conversion by rule");
+    assert!(html.contains("<td>1</td><td>1200</td>"), "the leaderboard");
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_on_sqlite() {
+    dashboard_counts(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_on_postgres() {
+    dashboard_counts(Backend::Postgres).await;
+}
