@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Frame, Viewer, back, csrf_ok, csrf_refused, form, notice_text, render, viewer};
+use super::{Frame, Viewer, back, notice_text, posted, render, viewer};
 use crate::AppState;
 use crate::api::Page;
 use crate::api::settings::{calendars, channels, intake_sources, pools, sla_policies};
@@ -1261,14 +1261,10 @@ pub async fn submit(
     Path(kind_path): Path<String>,
     body: Bytes,
 ) -> Response {
-    let viewer = match admin_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(admin_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(&body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     let Some((name, _, _)) = kind(&kind_path) else {
         return Redirect::to("/admin/reps").into_response();
     };
@@ -1409,14 +1405,10 @@ pub async fn accounts_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let viewer = match admin_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(admin_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(&body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     let get = |key: &str| fields.get(key).cloned().unwrap_or_default();
     let state = || State(app.clone());
     let caller = || Extension(viewer.caller.clone());
@@ -1554,14 +1546,10 @@ pub async fn fields_submit(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let viewer = match admin_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(admin_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(&body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     let fields = Fields(&fields);
     let outcome = match fields.get("action").as_str() {
         "create" => crate::api::fields::create_field(

@@ -193,6 +193,20 @@ fn form(bytes: &[u8]) -> HashMap<String, String> {
 }
 
 /// Whether a form carries the session's CSRF token.
+/// A posted form with who sent it: the viewer as `viewer` found them (or the answer for
+/// someone who may not be here), the form's fields once its CSRF token checks out.
+fn posted(
+    viewer: Result<Viewer, Response>,
+    body: &[u8],
+) -> Result<(Viewer, HashMap<String, String>), Box<Response>> {
+    let viewer = viewer.map_err(Box::new)?;
+    let fields = form(body);
+    if !csrf_ok(&viewer, &fields) {
+        return Err(Box::new(csrf_refused()));
+    }
+    Ok((viewer, fields))
+}
+
 fn csrf_ok(viewer: &Viewer, fields: &HashMap<String, String>) -> bool {
     let given = fields.get("csrf").map(String::as_str).unwrap_or_default();
     crate::auth::same(given, &viewer.csrf)
@@ -311,12 +325,8 @@ async fn login_submit(State(app): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let viewer = match viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    if !csrf_ok(&viewer, &form(&body)) {
-        return csrf_refused();
+    if let Err(response) = posted(viewer(&app, &headers).await, &body) {
+        return *response;
     }
     if let Some(id) = session_cookie(&headers)
         && let Err(error) = app.store.delete_session(&crate::auth::hash(&id)).await
@@ -923,14 +933,10 @@ where
     F: FnOnce(Viewer, HashMap<String, String>) -> Fut,
     Fut: std::future::Future<Output = (String, Result<(), ApiError>)>,
 {
-    let viewer = match viewer(app, headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(viewer(app, headers).await, body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     let (to, outcome) = action(viewer, fields).await;
     back(&to, outcome)
 }

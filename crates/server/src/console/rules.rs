@@ -17,7 +17,7 @@ use engine::{CompileError, RuleSetSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Frame, Viewer, back, csrf_ok, csrf_refused, form, notice_text, render, viewer};
+use super::{Frame, Viewer, back, notice_text, posted, render, viewer};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
@@ -1074,14 +1074,10 @@ pub async fn edit(
 /// Every button of the editor posts here: edit the draft, check it, dry-run it, save or
 /// publish it.
 pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let viewer = match allowed_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(allowed_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(&body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     let mut draft = Draft::from_form(&fields);
     draft.numbers = custom_numbers(&app).await;
     let action = field(&fields, "action");
@@ -1261,14 +1257,10 @@ pub async fn rollback(
     Path(version): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let viewer = match allowed_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
+    let (viewer, fields) = match posted(allowed_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
-    let fields = form(&body);
-    if !csrf_ok(&viewer, &fields) {
-        return csrf_refused();
-    }
     if !fields.contains_key("confirm") {
         return back(
             "/rules",

@@ -434,19 +434,8 @@ async fn a_known_customer_goes_back_to_its_owner() {
         StatusCode::CREATED,
     )
     .await;
-    let draft = app
-        .ok(
-            "/api/v1/rule-sets",
-            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true}]}),
-            StatusCode::CREATED,
-        )
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true}]}))
         .await;
-    app.ok(
-        &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
     let first = app
         .ok(
             "/api/v1/leads",
@@ -508,19 +497,8 @@ async fn held_leads_are_released_most_urgent_first_when_someone_can_take_them() 
         StatusCode::CREATED,
     )
     .await;
-    let draft = app
-        .ok(
-            "/api/v1/rule-sets",
-            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": ["hold"]}]}),
-            StatusCode::CREATED,
-        )
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": ["hold"]}]}))
         .await;
-    app.ok(
-        &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
     let mut ids = std::collections::BTreeMap::new();
     for (name, priority) in [("low", "low"), ("normal", "normal"), ("urgent", "urgent")] {
         let body = app
@@ -658,25 +636,13 @@ async fn custom_fields_on(backend: crate::support::Backend) {
         "{paths:?}"
     );
     // The example from docs/rules.md: the CRM's owner field routes the lead.
-    let draft = app
-        .ok(
-            "/api/v1/rule-sets",
-            &json!({"rules": [
-                {"id": "crm-owner", "when": {"field": "attributes.account_owner", "op": "exists"},
-                 "target": {"owner_field": "attributes.account_owner"}, "fallback": ["next_rule"]},
-                {"id": "senior", "target": {"team": "t"},
-                 "requires": [{"field": "rep.attributes.seniority", "op": "gte", "value": 2}],
-                 "fallback": [{"pool": "public"}]}]}),
-            StatusCode::CREATED,
-        )
+    app.publish(json!({"rules": [
+        {"id": "crm-owner", "when": {"field": "attributes.account_owner", "op": "exists"},
+         "target": {"owner_field": "attributes.account_owner"}, "fallback": ["next_rule"]},
+        {"id": "senior", "target": {"team": "t"},
+         "requires": [{"field": "rep.attributes.seniority", "op": "gte", "value": 2}],
+         "fallback": [{"pool": "public"}]}]}))
         .await;
-    let version = draft["version"].as_i64().expect("version");
-    app.ok(
-        &format!("/api/v1/rule-sets/{version}/publish"),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
     let routed = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
     assert_eq!(routed["lead"]["owner_id"], json!("r01"), "{routed}");
     assert_eq!(routed["lead"]["attributes"]["account_owner"], json!("r01"));
@@ -707,20 +673,7 @@ async fn custom_fields_on(backend: crate::support::Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{in_use}");
     assert_eq!(in_use["error"]["code"], json!("in_use"));
     // Once no rule uses it, it goes; leads that carry it still reroute (the value is unread).
-    let draft = app
-        .ok(
-            "/api/v1/rule-sets",
-            &json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let version = draft["version"].as_i64().expect("version");
-    app.ok(
-        &format!("/api/v1/rule-sets/{version}/publish"),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]})).await;
     for path in [
         "/api/v1/fields/lead/account_owner",
         "/api/v1/fields/rep/seniority",
@@ -796,23 +749,10 @@ async fn a_held_lead_of_a_known_customer_goes_to_their_owner() {
     )
     .await;
     let publish = |requires: Value| {
-        let app = &app;
-        async move {
-            let draft = app
-                .ok(
-                    "/api/v1/rule-sets",
-                    &json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true,
-                        "requires": requires, "fallback": ["hold"]}]}),
-                    StatusCode::CREATED,
-                )
-                .await;
-            app.ok(
-                &format!("/api/v1/rule-sets/{}/publish", draft["version"]),
-                &json!({}),
-                StatusCode::OK,
-            )
-            .await;
-        }
+        app.publish(
+            json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true,
+            "requires": requires, "fallback": ["hold"]}]}),
+        )
     };
     publish(json!([])).await;
     let customer = |phone: &str, external: &str| json!({"external_id": external, "name": "客户", "phone": phone});

@@ -48,24 +48,8 @@ async fn setup(app: &TestApp, reps: usize, team_extra: Value, policy: Value) {
         team[key] = value.clone();
     }
     app.ok("/api/v1/teams", &team, StatusCode::CREATED).await;
-    publish(
-        app,
-        json!({"rules": [{"id": "all", "target": {"team": "t"}}]}),
-    )
-    .await;
-}
-
-async fn publish(app: &TestApp, rules: Value) {
-    let draft = app
-        .ok("/api/v1/rule-sets", &rules, StatusCode::CREATED)
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}}]}))
         .await;
-    let version = draft["version"].as_i64().expect("version");
-    app.ok(
-        &format!("/api/v1/rule-sets/{version}/publish"),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
 }
 
 async fn create(app: &TestApp, external_id: &str) -> Value {
@@ -396,11 +380,8 @@ async fn pool_setup(app: &TestApp, reps: usize, caps: Value) {
         StatusCode::CREATED,
     )
     .await;
-    publish(
-        app,
-        json!({"rules": [{"id": "to-pool", "target": {"pool": "north"}}]}),
-    )
-    .await;
+    app.publish(json!({"rules": [{"id": "to-pool", "target": {"pool": "north"}}]}))
+        .await;
 }
 
 async fn claim(app: &TestApp, lead: &str, rep: &str) -> (StatusCode, Value) {
@@ -824,7 +805,7 @@ async fn a_closed_lead_leaves_the_pool_and_the_hold_queue() {
     );
 
     // Nobody can take leads: they are held. A held lead closed stays closed after a sweep.
-    publish(&app, json!({"rules": []})).await;
+    app.publish(json!({"rules": []})).await;
     let held = create(&app, "closed-held").await;
     assert_eq!(held["held"], json!(true));
     let held = held["id"].as_str().expect("id").to_owned();
@@ -835,11 +816,8 @@ async fn a_closed_lead_leaves_the_pool_and_the_hold_queue() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    publish(
-        &app,
-        json!({"rules": [{"id": "all", "target": {"team": "t"}}]}),
-    )
-    .await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}}]}))
+        .await;
     app.state.router.sweep().await.expect("sweep");
     let lead = get_lead(&app, &held).await;
     assert_eq!(

@@ -121,22 +121,9 @@ async fn workspace(app: &TestApp) -> (String, String, String) {
         StatusCode::CREATED,
     )
     .await;
-    let draft = app
-        .ok(
-            "/api/v1/rule-sets",
-            &json!({"rules": [
+    app.publish(json!({"rules": [
                 {"id": "north", "when": {"field": "region", "op": "equals", "value": "华北"}, "target": {"team": "u"}},
-                {"id": "rest", "target": {"team": "t"}}]}),
-            StatusCode::CREATED,
-        )
-        .await;
-    let version = draft["version"].as_i64().expect("version");
-    app.ok(
-        &format!("/api/v1/rule-sets/{version}/publish"),
-        &json!({}),
-        StatusCode::OK,
-    )
-    .await;
+                {"id": "rest", "target": {"team": "t"}}]})).await;
     let mut ids = Vec::new();
     for (external, region) in [("a", "华东"), ("b", "华东"), ("c", "华北")] {
         let mut body = lead(external);

@@ -192,17 +192,23 @@ impl TestApp {
             members.push(serde_json::json!({"rep_id": id}));
         }
         self.ok("/api/v1/teams", &serde_json::json!({"id": "t", "name": "Team", "members": members, "hours_policy": "any_time"}), StatusCode::CREATED).await;
+        self.publish(serde_json::json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]}))
+            .await;
+    }
+
+    /// Saves a rule-set document as a draft and publishes it; returns its version.
+    pub async fn publish(&self, rules: Value) -> i64 {
         let draft = self
-            .ok("/api/v1/rule-sets", &serde_json::json!({"rules": [{"id": "all", "target": {"team": "t"}, "fallback": [{"pool": "public"}]}]}), StatusCode::CREATED)
+            .ok("/api/v1/rule-sets", &rules, StatusCode::CREATED)
             .await;
         let version = draft["version"].as_i64().expect("version");
-        let (status, _) = self
-            .post(
-                &format!("/api/v1/rule-sets/{version}/publish"),
-                &serde_json::json!({}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        self.ok(
+            &format!("/api/v1/rule-sets/{version}/publish"),
+            &serde_json::json!({}),
+            StatusCode::OK,
+        )
+        .await;
+        version
     }
 }
 
