@@ -244,6 +244,8 @@ struct AdminPage {
     channel: Option<ChannelForm>,
     /// For an intake source (new or existing): how it authenticates, and a row per lead field.
     source: Option<SourceForm>,
+    /// What happened lately: a channel's deliveries, a source's received deliveries.
+    recent: Option<Recent>,
     /// What the team, pool and SLA policy forms choose from.
     choices: Choices,
     events: Vec<&'static str>,
@@ -970,6 +972,90 @@ fn source_document(fields: &Fields) -> Map<String, Value> {
     document
 }
 
+/// A table of what happened lately, newest first.
+#[derive(Debug, Default)]
+struct Recent {
+    /// Title key.
+    title: &'static str,
+    /// Column title keys.
+    columns: Vec<&'static str>,
+    /// Cells, and the id of a dead-lettered delivery that may be retried.
+    rows: Vec<(Vec<String>, Option<String>)>,
+}
+
+/// How many recent deliveries or receipts a page shows.
+const RECENT: i64 = 50;
+
+/// A channel's latest deliveries: when, event, status, attempts, next attempt, last error.
+async fn channel_deliveries(app: &AppState, viewer: &Viewer, channel: &str) -> ApiResult<Recent> {
+    let rows = app
+        .store
+        .list_deliveries(&store::DeliveryFilter {
+            status: None,
+            channel_id: Some(channel.to_owned()),
+            event_id: None,
+            before_id: None,
+            limit: RECENT,
+        })
+        .await?;
+    Ok(Recent {
+        title: "recent_deliveries",
+        columns: vec![
+            "created",
+            "event",
+            "status",
+            "attempts",
+            "next_attempt",
+            "last_error",
+        ],
+        rows: rows
+            .into_iter()
+            .map(|row| {
+                let retry = (row.status == "dead").then(|| row.id.clone());
+                (
+                    vec![
+                        viewer.local(row.created_at),
+                        viewer.t.t(&row.event).to_owned(),
+                        viewer.t.t(&format!("delivery_{}", row.status)).to_owned(),
+                        row.attempts.to_string(),
+                        if row.status == "pending" {
+                            viewer.local(row.next_attempt_at)
+                        } else {
+                            String::new()
+                        },
+                        row.last_error.unwrap_or_default(),
+                    ],
+                    retry,
+                )
+            })
+            .collect(),
+    })
+}
+
+/// A source's latest receipts: when, outcome, reason, delivery id, lead.
+async fn source_receipts(app: &AppState, viewer: &Viewer, source: &str) -> ApiResult<Recent> {
+    let rows = app.store.intake_log(source, None, RECENT).await?;
+    Ok(Recent {
+        title: "recent_receipts",
+        columns: vec!["received", "outcome", "reason", "delivery", "lead"],
+        rows: rows
+            .into_iter()
+            .map(|row| {
+                (
+                    vec![
+                        viewer.local(row.received_at),
+                        viewer.t.t(&format!("intake_{}", row.outcome)).to_owned(),
+                        row.reason.unwrap_or_default(),
+                        row.delivery_id.unwrap_or_default(),
+                        row.lead_id.unwrap_or_default(),
+                    ],
+                    None,
+                )
+            })
+            .collect(),
+    })
+}
+
 /// Blank ladder rows offered below the policy's own.
 const SPARE_STEPS: usize = 2;
 /// `(action, label key)`.
@@ -1181,6 +1267,11 @@ pub async fn page(
         let team = (name == "teams").then(|| TeamForm::from_view(shown));
         let pool = (name == "pools").then(|| PoolForm::from_view(shown));
         let channel = (name == "channels").then(|| ChannelForm::from_view(shown));
+        let recent = match (name, found.and_then(|item| item["id"].as_str())) {
+            ("channels", Some(id)) => Some(channel_deliveries(&app, &viewer, id).await?),
+            ("intake-sources", Some(id)) => Some(source_receipts(&app, &viewer, id).await?),
+            _ => None,
+        };
         let source = if name == "intake-sources" {
             let custom: Vec<String> = app
                 .store
@@ -1241,6 +1332,7 @@ pub async fn page(
             pool,
             channel,
             source,
+            recent,
             choices,
             events: crate::notify::channel::EVENTS.to_vec(),
             channel_kinds: crate::notify::channel::KINDS.to_vec(),
@@ -1317,6 +1409,15 @@ pub async fn submit(
                 Ok(saved) => back(&format!("{page}?id={saved}"), Ok(())),
                 Err(error) => back(&page, Err(error)),
             }
+        }
+        Some("retry") => {
+            let outcome = crate::api::notifications::retry_delivery(
+                State(app.clone()),
+                Path(fields.get("delivery").cloned().unwrap_or_default()),
+            )
+            .await
+            .map(drop);
+            back(&format!("{page}?id={}", id.unwrap_or_default()), outcome)
         }
         Some("delete") => {
             let outcome = match id {
@@ -1573,4 +1674,60 @@ pub async fn fields_submit(
         _ => Ok(()),
     };
     back("/admin/fields", outcome)
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    frame: Frame,
+    /// `(when, who, what, on, change)`.
+    rows: Vec<(String, String, String, String, String)>,
+    /// The cursor of the next, older page.
+    older: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    before: Option<String>,
+}
+
+/// The audit log, newest first, a hundred at a time.
+pub async fn audit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    let viewer = match admin_viewer(&app, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    const PAGE: usize = 100;
+    let mut rows = match app
+        .store
+        .list_audit(query.before.as_deref(), PAGE as i64 + 1)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let older = crate::api::cut(&mut rows, PAGE as i64, |row| &row.id);
+    render(AuditPage {
+        frame: viewer.frame(viewer.t.t("audit"), "admin", String::new()),
+        rows: rows
+            .into_iter()
+            .map(|row| {
+                let on = match row.target_id {
+                    Some(id) => format!("{} {id}", row.target_kind),
+                    None => row.target_kind,
+                };
+                let detail = if row.detail == "{}" {
+                    String::new()
+                } else {
+                    row.detail
+                };
+                (viewer.local(row.at), row.actor, row.action, on, detail)
+            })
+            .collect(),
+        older,
+    })
 }

@@ -49,6 +49,7 @@ pub fn routes() -> axum::Router<AppState> {
             "/admin/accounts",
             get(admin::accounts).post(admin::accounts_submit),
         )
+        .route("/admin/audit", get(admin::audit))
         .route(
             "/admin/fields",
             get(admin::fields).post(admin::fields_submit),

@@ -1433,3 +1433,104 @@ async fn the_dashboard_counts_on_sqlite() {
 async fn the_dashboard_counts_on_postgres() {
     dashboard_counts(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn an_admin_sees_deliveries_receipts_and_the_audit_log_and_retries_a_dead_letter() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    // A channel nobody listens on, tried once: the next lead's delivery dies.
+    app.ok(
+        "/api/v1/channels",
+        &json!({"id": "hook", "name": "Hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+                "secret": "s3cret", "events": ["lead.assigned"], "max_attempts": 1}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.ok("/api/v1/leads", &lead("dead-1"), StatusCode::CREATED)
+        .await;
+    app.state
+        .notifier
+        .run(chrono::Utc::now())
+        .await
+        .expect("round");
+    let page = visit(
+        &app,
+        "GET",
+        "/admin/channels?id=hook",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        page.html.contains("最近发送记录")
+            && page.html.contains("已放弃（死信）")
+            && page.html.contains("新线索分配"),
+        "{}",
+        page.html
+    );
+    let delivery = page
+        .html
+        .split("name=\"delivery\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a retry button")
+        .to_owned();
+    let retried = visit(
+        &app,
+        "POST",
+        "/admin/channels",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=hook&action=retry&delivery={delivery}"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        retried.location.as_deref(),
+        Some("/admin/channels?id=hook&notice=ok")
+    );
+    let (_, deliveries) = app.get("/api/v1/deliveries?channel_id=hook").await;
+    assert_eq!(deliveries["items"][0]["status"], json!("pending"));
+    // A form post with a wrong token is shown, with its reason, on the source's page.
+    app.ok(
+        "/api/v1/intake-sources",
+        &json!({"id": "site", "name": "Site", "auth": "token", "mapping": {"name": "name"}}),
+        StatusCode::CREATED,
+    )
+    .await;
+    visit(
+        &app,
+        "POST",
+        "/api/v1/intake/site?token=wrong",
+        "",
+        Some("name=x"),
+        "zh-CN",
+    )
+    .await;
+    let source = visit(
+        &app,
+        "GET",
+        "/admin/intake-sources?id=site",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        source.html.contains("最近接收记录")
+            && source.html.contains("已拒绝")
+            && source.html.contains("bad_token"),
+        "{}",
+        source.html
+    );
+    // The audit log: who created the channel.
+    let audit = visit(&app, "GET", "/admin/audit", &cookie, None, "en").await;
+    assert!(
+        audit.html.contains("<code>channel.created</code>") && audit.html.contains("channel hook"),
+        "{}",
+        audit.html
+    );
+}
