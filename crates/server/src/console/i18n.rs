@@ -340,6 +340,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("manager", "主管", "Manager"),
     ("channel_kind", "类型", "Kind"),
     ("recent_deliveries", "最近发送记录", "Latest deliveries"),
+    ("assign_to", "分配给", "Assign to"),
+    ("assign_ticked", "分配勾选的线索", "Assign the ticked leads"),
     ("recent_receipts", "最近接收记录", "Latest receipts"),
     ("attempts", "尝试次数", "Attempts"),
     ("next_attempt", "下次尝试", "Next attempt"),

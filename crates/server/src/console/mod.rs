@@ -42,6 +42,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/leads/{id}/activities", post(log_activity))
         .route("/leads/{id}/assign", post(reassign))
         .route("/leads/{id}/claim", post(claim))
+        .route("/pool/assign", post(assign_from_pool))
         .route("/me", get(me_page))
         .route("/me/status", post(set_status))
         .route("/pool", get(pool_page))
@@ -882,21 +883,8 @@ async fn lead_data(
     let can_reassign = open && matches!(viewer.caller.role, Role::Admin | Role::Manager);
     let mut reps: Vec<(String, String)> = Vec::new();
     if can_reassign {
-        let reachable = match viewer.caller.role {
-            Role::Manager => Some(access::members(app, &viewer.caller.teams).await?),
-            _ => None,
-        };
-        reps = names
-            .iter()
-            .filter(|(id, _)| {
-                reachable
-                    .as_ref()
-                    .is_none_or(|members| members.contains(id))
-            })
-            .filter(|(id, _)| row.owner_id.as_ref() != Some(id))
-            .map(|(id, name)| (id.clone(), name.clone()))
-            .collect();
-        reps.sort_by(|a, b| a.1.cmp(&b.1));
+        reps = reps_in_reach(app, viewer, &names).await?;
+        reps.retain(|(id, _)| row.owner_id.as_ref() != Some(id));
     }
     Ok(LeadPage {
         frame: viewer.frame(
@@ -1008,6 +996,82 @@ async fn reassign(
         .await
         .map(drop);
         (to, outcome)
+    })
+    .await
+}
+
+/// The reps a manager may hand leads to (their teams'), or every rep for an admin; by name.
+async fn reps_in_reach(
+    app: &AppState,
+    viewer: &Viewer,
+    names: &HashMap<String, String>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let reachable = match viewer.caller.role {
+        Role::Manager => Some(access::members(app, &viewer.caller.teams).await?),
+        _ => None,
+    };
+    let mut reps: Vec<(String, String)> = names
+        .iter()
+        .filter(|(id, _)| {
+            reachable
+                .as_ref()
+                .is_none_or(|members| members.contains(id))
+        })
+        .map(|(id, name)| (id.clone(), name.clone()))
+        .collect();
+    reps.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(reps)
+}
+
+/// A manager hands the ticked pool leads (`lead_<id>`) to one rep, with a reason.
+async fn assign_from_pool(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, fields| async move {
+        let lead_ids: Vec<String> = fields
+            .keys()
+            .filter_map(|key| key.strip_prefix("lead_"))
+            .map(str::to_owned)
+            .collect();
+        if lead_ids.is_empty() {
+            return (
+                "/pool".to_owned(),
+                Err(ApiError::invalid(
+                    "missing_field",
+                    "lead_ids",
+                    "tick the leads to assign",
+                )),
+            );
+        }
+        let answer = crate::api::pool::assign_from_pool(
+            State(handle),
+            Extension(viewer.caller),
+            Body(crate::api::pool::PoolAssignInput {
+                lead_ids,
+                rep_id: fields.get("rep_id").cloned().unwrap_or_default(),
+                reason: fields
+                    .get("reason")
+                    .cloned()
+                    .filter(|reason| !reason.is_empty()),
+            }),
+        )
+        .await;
+        // One result per lead: the first refusal is what the notice says.
+        let outcome = answer.and_then(|answer| {
+            let refused = answer.0["items"].as_array().and_then(|items| {
+                items.iter().find_map(|item| {
+                    let error = &item["error"];
+                    error.is_object().then(|| {
+                        ApiError::conflict(error["code"].as_str().unwrap_or("refused"), "")
+                    })
+                })
+            });
+            refused.map_or(Ok(()), Err)
+        });
+        ("/pool".to_owned(), outcome)
     })
     .await
 }
@@ -1141,6 +1205,8 @@ struct PoolPage {
     allowance: String,
     leads: Vec<LeadLine>,
     can_claim: bool,
+    /// For managers and admins: whom ticked leads can be assigned to.
+    assignable: Vec<(String, String)>,
 }
 
 async fn pool_page(
@@ -1206,6 +1272,11 @@ async fn pool_page(
             allowance,
             leads,
             can_claim: viewer.caller.role == Role::Rep,
+            assignable: if matches!(viewer.caller.role, Role::Admin | Role::Manager) {
+                reps_in_reach(&app, &viewer, &names).await?
+            } else {
+                Vec::new()
+            },
         })
     }
     .await;

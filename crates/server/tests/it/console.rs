@@ -1534,3 +1534,64 @@ async fn an_admin_sees_deliveries_receipts_and_the_audit_log_and_retries_a_dead_
         audit.html
     );
 }
+
+#[tokio::test]
+async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    for id in &ids[..2] {
+        let (status, answer) = app
+            .post(&format!("/api/v1/leads/{id}/release"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (cookie, csrf) = sign_in(&app, "mgr").await;
+    let pool = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
+    assert!(
+        pool.html.contains(&format!("name=\"lead_{}\"", ids[0]))
+            && pool.html.contains("id=\"pool-assign\"")
+            && pool.html.contains("分配勾选的线索"),
+        "{}",
+        pool.html
+    );
+    let assigned = visit(
+        &app,
+        "POST",
+        "/pool/assign",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&lead_{}=on&lead_{}=on&rep_id=r01&reason=%E5%9B%9E%E8%AE%BF",
+            ids[0], ids[1]
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(assigned.location.as_deref(), Some("/pool?notice=ok"));
+    for id in &ids[..2] {
+        let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(lead["owner_id"], json!("r01"), "{lead}");
+    }
+    // Again: they are no longer in the pool, and the notice says so.
+    let again = visit(
+        &app,
+        "POST",
+        "/pool/assign",
+        &cookie,
+        Some(&format!("csrf={csrf}&lead_{}=on&rep_id=r00", ids[0])),
+        "zh-CN",
+    )
+    .await;
+    let back = again.location.expect("back");
+    assert!(back.starts_with("/pool?notice="), "{back}");
+    assert_ne!(back, "/pool?notice=ok");
+    // A rep sees claim buttons, not the assignment form.
+    let (rep_cookie, _) = sign_in(&app, "rep0").await;
+    let theirs = visit(&app, "GET", "/pool", &rep_cookie, None, "zh-CN").await;
+    assert!(!theirs.html.contains("pool-assign"), "{}", theirs.html);
+}
