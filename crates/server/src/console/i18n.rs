@@ -341,6 +341,14 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("channel_kind", "类型", "Kind"),
     ("recent_deliveries", "最近发送记录", "Latest deliveries"),
     ("assign_to", "分配给", "Assign to"),
+    (
+        "next_follow_up",
+        "下次跟进（提醒我）",
+        "Next follow-up (remind me)",
+    ),
+    ("change_status", "更新状态", "Change status"),
+    ("won_amount", "赢单金额", "Amount won"),
+    ("lost_reason", "输单原因", "Why lost"),
     ("assign_ticked", "分配勾选的线索", "Assign the ticked leads"),
     ("recent_receipts", "最近接收记录", "Latest receipts"),
     ("attempts", "尝试次数", "Attempts"),
@@ -606,6 +614,25 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("missing", "为空", "is empty"),
 ];
 
+/// Lead statuses and decision kinds as the console shows them: `(name, Chinese, English)`.
+const STATES: &[(&str, &str, &str)] = &[
+    ("new", "新线索", "new"),
+    ("assigned", "已分配", "assigned"),
+    ("contacted", "已联系", "contacted"),
+    ("qualified", "有意向", "qualified"),
+    ("won", "赢单", "won"),
+    ("lost", "输单", "lost"),
+    ("invalid", "无效", "invalid"),
+    ("route", "自动分配", "routed"),
+    ("reroute", "重新分配", "rerouted"),
+    ("release", "等待后分配", "released from the hold queue"),
+    ("manual", "手动改派", "assigned by hand"),
+    ("hand_back", "休假交回", "handed back (leave)"),
+    ("claim", "公海领取", "claimed from the pool"),
+    ("pool", "从公海分配", "assigned from the pool"),
+    ("reclaim", "超时收回改派", "reclaimed (SLA)"),
+];
+
 /// What an API error code means, for the notice a form shows after it failed: `(code, Chinese,
 /// English)`. A code not listed here is shown as it is.
 const ERRORS: &[(&str, &str, &str)] = &[
@@ -752,6 +779,17 @@ impl Tr {
     /// The name of a field or operator in the page's language; custom names as they are.
     pub fn label<'a>(&self, name: &'a str) -> &'a str {
         LABELS
+            .iter()
+            .find(|(key, _, _)| *key == name)
+            .map_or(name, |(_, zh, en)| match self.lang {
+                Lang::Zh => zh,
+                Lang::En => en,
+            })
+    }
+
+    /// A lead status or a decision kind in the page's language; unknown ones as they are.
+    pub fn state<'a>(&self, name: &'a str) -> &'a str {
+        STATES
             .iter()
             .find(|(key, _, _)| *key == name)
             .map_or(name, |(_, zh, en)| match self.lang {

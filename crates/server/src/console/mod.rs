@@ -41,6 +41,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/leads/{id}", get(lead_page))
         .route("/leads/{id}/activities", post(log_activity))
         .route("/leads/{id}/assign", post(reassign))
+        .route("/leads/{id}/status", post(change_lead_status))
         .route("/leads/{id}/claim", post(claim))
         .route("/pool/assign", post(assign_from_pool))
         .route("/me", get(me_page))
@@ -106,6 +107,13 @@ struct Viewer {
 
 impl Viewer {
     /// A stored time as the viewer reads it: `2026-11-27 10:00`.
+    /// A `datetime-local` value (`2026-12-01T10:30`) read in the viewer's zone, as RFC 3339.
+    fn instant(&self, text: &str) -> Option<String> {
+        let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").ok()?;
+        let local = naive.and_local_timezone(self.zone).earliest()?;
+        Some(local.to_rfc3339())
+    }
+
     fn local(&self, micros: i64) -> String {
         chrono::DateTime::from_timestamp_micros(micros)
             .unwrap_or_default()
@@ -826,7 +834,7 @@ async fn lead_data(
             at: viewer.local(decision.created_at),
             sort: decision.created_at,
             kind: "decision",
-            label: format!("{} · {}", t.t("decision"), decision.kind),
+            label: format!("{} · {}", t.t("decision"), t.state(&decision.kind)),
             text: format!(
                 "→ {} {}",
                 name_of(&decision.owner_id),
@@ -956,13 +964,60 @@ async fn log_activity(
                 .get("note")
                 .cloned()
                 .filter(|note| !note.trim().is_empty()),
-            next_follow_up_at: None,
+            // A `datetime-local` value, in the viewer's zone; the API names it if it is wrong.
+            next_follow_up_at: fields
+                .get("next_follow_up_at")
+                .filter(|text| !text.is_empty())
+                .map(|text| viewer.instant(text).unwrap_or_else(|| text.clone())),
         };
         let outcome = crate::api::follow_up::log_activity(
             State(handle),
             Extension(viewer.caller),
             Path(id),
             Body(input),
+        )
+        .await
+        .map(drop);
+        (to, outcome)
+    })
+    .await
+}
+
+/// The owner (or a manager) moves the lead along: contacted, qualified, won with an amount,
+/// lost with a reason, invalid.
+async fn change_lead_status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let handle = app.clone();
+    act(&app, &headers, &body, move |viewer, fields| async move {
+        let to = format!("/leads/{id}");
+        let get = |key: &str| {
+            fields
+                .get(key)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let mut patch = serde_json::Map::new();
+        patch.insert("status".into(), Value::from(get("status")));
+        if let Some(amount) = get("amount") {
+            patch.insert(
+                "amount".into(),
+                amount
+                    .parse::<f64>()
+                    .map_or(Value::String(amount), Value::from),
+            );
+        }
+        if let Some(reason) = get("lost_reason") {
+            patch.insert("lost_reason".into(), Value::String(reason));
+        }
+        let outcome = crate::api::leads::patch_lead(
+            State(handle),
+            Extension(viewer.caller),
+            Path(id),
+            Body(patch),
         )
         .await
         .map(drop);

@@ -1595,3 +1595,117 @@ async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
     let theirs = visit(&app, "GET", "/pool", &rep_cookie, None, "zh-CN").await;
     assert!(!theirs.html.contains("pool-assign"), "{}", theirs.html);
 }
+
+#[tokio::test]
+async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "rep0").await;
+    let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    assert_eq!(
+        lead["owner_id"],
+        json!("r00"),
+        "setup's first lead is rep0's"
+    );
+    let page = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", ids[0]),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        page.html.contains("id=\"status-form\"") && page.html.contains("已分配"),
+        "{}",
+        page.html
+    );
+    // A call, and a callback tomorrow at ten in the rep's zone (Asia/Shanghai by default).
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let logged = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/activities", ids[0]),
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&kind=call&note=&next_follow_up_at={tomorrow}T10%3A00"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        logged
+            .location
+            .as_deref()
+            .is_some_and(|to| to.ends_with("notice=ok")),
+        "{:?}",
+        logged.location
+    );
+    let (_, activities) = app
+        .get(&format!("/api/v1/leads/{}/activities", ids[0]))
+        .await;
+    let callback = activities["items"][0]["next_follow_up_at"]
+        .as_str()
+        .expect("a callback")
+        .to_owned();
+    let at = chrono::DateTime::parse_from_rfc3339(&callback).expect("time");
+    assert_eq!(
+        at.with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        format!("{tomorrow} 10:00")
+    );
+    // Won needs an amount: refused at its field, then done.
+    let refused = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/status", ids[0]),
+        &cookie,
+        Some(&format!("csrf={csrf}&status=won&amount=&lost_reason=")),
+        "zh-CN",
+    )
+    .await;
+    let back = refused.location.expect("back");
+    assert!(back.contains("amount"), "{back}");
+    let won = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/status", ids[0]),
+        &cookie,
+        Some(&format!("csrf={csrf}&status=won&amount=8800&lost_reason=")),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        won.location
+            .as_deref()
+            .is_some_and(|to| to.ends_with("notice=ok")),
+        "{:?}",
+        won.location
+    );
+    let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    assert_eq!(lead["status"], json!("won"), "{lead}");
+    // Another rep's lead: not theirs to change.
+    let other = visit(
+        &app,
+        "POST",
+        &format!("/leads/{}/status", ids[1]),
+        &cookie,
+        Some(&format!("csrf={csrf}&status=lost&lost_reason=x")),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        other
+            .location
+            .as_deref()
+            .is_some_and(|to| !to.ends_with("notice=ok")),
+        "{:?}",
+        other.location
+    );
+    let (_, untouched) = app.get(&format!("/api/v1/leads/{}", ids[1])).await;
+    assert_eq!(untouched["status"], json!("assigned"));
+}
