@@ -347,6 +347,8 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Next follow-up (remind me)",
     ),
     ("change_status", "更新状态", "Change status"),
+    ("leave_from", "休假从", "Leave from"),
+    ("leave_until", "到", "until"),
     ("won_amount", "赢单金额", "Amount won"),
     ("lost_reason", "输单原因", "Why lost"),
     ("assign_ticked", "分配勾选的线索", "Assign the ticked leads"),

@@ -1169,10 +1169,17 @@ async fn set_status(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         let Some(rep_id) = viewer.caller.rep_id.clone() else {
             return ("/me".to_owned(), Err(crate::auth::forbidden("not a rep")));
         };
-        let input = crate::api::reps::StatusInput {
-            status: fields.get("status").cloned().unwrap_or_default(),
-            leave: None,
+        let status = fields.get("status").cloned().unwrap_or_default();
+        let day = |key: &str| fields.get(key).cloned().filter(|day| !day.is_empty());
+        // Leave with its dates, when given (the last day defaults to the first).
+        let leave = match (status.as_str(), day("leave_from")) {
+            ("on_leave", Some(from)) => Some(crate::workspace::LeaveDocument {
+                until: day("leave_until").unwrap_or_else(|| from.clone()),
+                from,
+            }),
+            _ => None,
         };
+        let input = crate::api::reps::StatusInput { status, leave };
         let outcome = crate::api::reps::set_status(
             State(handle),
             Extension(viewer.caller),

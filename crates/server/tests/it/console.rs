@@ -279,6 +279,27 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
     assert_eq!(paused.status, StatusCode::SEE_OTHER);
     let (_, rep) = app.get("/api/v1/reps/r00").await;
     assert_eq!(rep["status"], json!("paused"));
+    // On leave with its dates: they join the rep's leave periods.
+    let leave = visit(
+        &app,
+        "POST",
+        "/me/status",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&status=on_leave&leave_from=2026-12-21&leave_until=2026-12-25"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(leave.location.as_deref(), Some("/me?notice=ok"));
+    let (_, rep) = app.get("/api/v1/reps/r00").await;
+    assert_eq!(rep["status"], json!("on_leave"));
+    assert!(
+        rep["leaves"].as_array().is_some_and(
+            |leaves| leaves.contains(&json!({"from": "2026-12-21", "until": "2026-12-25"}))
+        ),
+        "{rep}"
+    );
     let switch = visit(&app, "GET", "/lang/en", &cookie, None, "zh-CN").await;
     assert_eq!(switch.status, StatusCode::SEE_OTHER);
     assert_eq!(switch.location.as_deref(), Some("/me"));
