@@ -633,6 +633,12 @@ const STATES: &[(&str, &str, &str)] = &[
     ("claim", "公海领取", "claimed from the pool"),
     ("pool", "从公海分配", "assigned from the pool"),
     ("reclaim", "超时收回改派", "reclaimed (SLA)"),
+    ("draft", "草稿", "draft"),
+    ("retired", "已停用（可回滚）", "retired"),
+    ("low", "低", "low"),
+    ("normal", "普通", "normal"),
+    ("high", "高", "high"),
+    ("urgent", "紧急", "urgent"),
 ];
 
 /// What an API error code means, for the notice a form shows after it failed: `(code, Chinese,
