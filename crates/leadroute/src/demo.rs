@@ -352,7 +352,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Some history to look at: first responses on most assigned leads, a few won and lost, some
-/// customer feedback.
+/// customer feedback, a few leads given back to the public pool.
 async fn follow_up(state: &AppState, owned: &[String], dice: &mut Dice) -> anyhow::Result<()> {
     let change = |id: &str, op: LeadOp| {
         let router = state.router.clone();
@@ -365,6 +365,19 @@ async fn follow_up(state: &AppState, owned: &[String], dice: &mut Dice) -> anyho
         }
     };
     for (index, id) in owned.iter().enumerate() {
+        if index % 12 == 5 {
+            // Given back to the public pool (公海) for reps to claim.
+            let reason = ["联系不上", "客户要求换人", "不在负责区域"][dice.next(3)];
+            change(
+                id,
+                LeadOp::Release {
+                    reason: Some(reason.to_owned()),
+                    pool_id: None,
+                },
+            )
+            .await?;
+            continue;
+        }
         if index % 3 == 2 {
             // Left for the SLA clock.
             continue;

@@ -138,3 +138,117 @@ async fn the_first_admin_is_made_on_the_command_line_and_signs_in() {
             )
     );
 }
+
+/// Reads the lines a process prints, as they come.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+/// The README's first command: `leadroute demo` makes a workspace to look at and serves it —
+/// leads routed, some worked, some in the public pool, a web form, users to sign in as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_workspace_worth_looking_at() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(crate::support::BINARY)
+        .args([
+            "demo",
+            "--data-dir",
+            &dir.path().join("data").display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("LEADROUTE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let lines = lines_of(&mut child);
+    // Killed when the test ends, however it ends.
+    let _server = crate::support::Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let mut printed = Vec::new();
+    while !printed
+        .last()
+        .is_some_and(|line: &String| line.starts_with("lr_"))
+    {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the demo prints its key");
+        printed.push(line);
+    }
+    let key = printed.last().expect("key").clone();
+    let password = printed
+        .iter()
+        .find_map(|line| line.strip_prefix("Sign in:  admin / "))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the admin's password")
+        .to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new(&base, &key);
+    let started = std::time::Instant::now();
+    while client
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, leads) = client.get("/api/v1/leads?limit=500").await;
+    assert_eq!(status, 200, "{leads}");
+    let items = leads["items"].as_array().expect("items");
+    assert_eq!(items.len(), 300);
+    for status in ["assigned", "contacted", "won", "lost"] {
+        assert!(
+            items.iter().any(|lead| lead["status"] == status),
+            "some leads are {status}"
+        );
+    }
+    let (_, pool) = client.get("/api/v1/pool").await;
+    assert!(
+        pool["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()),
+        "the public pool has leads to claim: {pool}"
+    );
+    // The web form line it printed works as printed.
+    let form = client
+        .http
+        .post(format!(
+            "{base}/api/v1/intake/site-form?token=demo-form-token"
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("%E5%A7%93%E5%90%8D=%E7%8E%8B%E6%80%BB&%E6%89%8B%E6%9C%BA=13812345678")
+        .send()
+        .await
+        .expect("form post");
+    assert_eq!(form.status().as_u16(), 201);
+    // Both printed users sign in.
+    for username in ["admin", "wang-fang"] {
+        let signed = client
+            .http
+            .post(format!("{base}/api/v1/session"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("sign in");
+        assert_eq!(signed.status().as_u16(), 200, "{username}");
+    }
+}
