@@ -71,6 +71,45 @@ async fn admin_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Res
     }
 }
 
+/// The kinds a manager edits: their teams and their teams' reps, through the API's own checks.
+const MANAGER_KINDS: [&str; 2] = ["reps", "teams"];
+
+/// Who may open a settings page of this kind: admins any, managers their reps and teams.
+async fn settings_viewer(
+    app: &AppState,
+    headers: &HeaderMap,
+    kind: &str,
+) -> Result<Viewer, Response> {
+    let viewer = viewer(app, headers).await?;
+    match viewer.caller.role {
+        Role::Admin => Ok(viewer),
+        Role::Manager if MANAGER_KINDS.contains(&kind) => Ok(viewer),
+        _ => Err(Redirect::to("/").into_response()),
+    }
+}
+
+/// What of a kind's list the viewer may see: a manager their teams and their members.
+async fn in_reach(
+    app: &AppState,
+    viewer: &Viewer,
+    kind: &str,
+    items: &mut Vec<Value>,
+) -> ApiResult<()> {
+    if viewer.caller.role != Role::Manager {
+        return Ok(());
+    }
+    let reach: Vec<String> = match kind {
+        "reps" => crate::api::access::members(app, &viewer.caller.teams).await?,
+        _ => viewer.caller.teams.clone(),
+    };
+    items.retain(|item| {
+        item["id"]
+            .as_str()
+            .is_some_and(|id| reach.iter().any(|one| one == id))
+    });
+    Ok(())
+}
+
 fn kind(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
     KINDS.iter().find(|(name, _, _)| *name == path).copied()
 }
@@ -1237,15 +1276,16 @@ pub async fn page(
     Path(kind_path): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let viewer = match admin_viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
     let Some((name, title, example)) = kind(&kind_path) else {
         return Redirect::to("/admin/reps").into_response();
     };
+    let viewer = match settings_viewer(&app, &headers, name).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
     let result: ApiResult<AdminPage> = async {
-        let all = list(&app, name).await?;
+        let mut all = list(&app, name).await?;
+        in_reach(&app, &viewer, name, &mut all).await?;
         let items = all
             .iter()
             .map(|item| {
@@ -1255,7 +1295,16 @@ pub async fn page(
                 )
             })
             .collect();
-        let found = query.id.as_ref().and_then(|id| {
+        // A manager creates nothing here: without a choice, the first of theirs is open.
+        let wanted = query.id.clone().or_else(|| {
+            (viewer.caller.role != Role::Admin)
+                .then(|| {
+                    all.first()
+                        .and_then(|item| item["id"].as_str().map(str::to_owned))
+                })
+                .flatten()
+        });
+        let found = wanted.as_ref().and_then(|id| {
             all.iter()
                 .find(|item| item["id"].as_str() == Some(id.as_str()))
         });
@@ -1283,11 +1332,7 @@ pub async fn page(
                 .collect();
             Some(SourceForm::from_view(
                 shown,
-                query
-                    .id
-                    .as_deref()
-                    .filter(|_| found.is_some())
-                    .unwrap_or(""),
+                found.and_then(|item| item["id"].as_str()).unwrap_or(""),
                 &custom,
             ))
         } else {
@@ -1303,7 +1348,7 @@ pub async fn page(
                     }
                 }
                 (
-                    query.id.clone().unwrap_or_default(),
+                    wanted.clone().unwrap_or_default(),
                     serde_json::to_string_pretty(&item).unwrap_or_default(),
                 )
             }
@@ -1317,6 +1362,9 @@ pub async fn page(
             ),
             kinds: KINDS
                 .iter()
+                .filter(|(path, _, _)| {
+                    viewer.caller.role == Role::Admin || MANAGER_KINDS.contains(path)
+                })
                 .map(|(path, title, _)| (*path, *title))
                 .collect(),
             kind: name.to_owned(),
@@ -1353,12 +1401,12 @@ pub async fn submit(
     Path(kind_path): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (viewer, fields) = match posted(admin_viewer(&app, &headers).await, &body) {
-        Ok(posted) => posted,
-        Err(response) => return *response,
-    };
     let Some((name, _, _)) = kind(&kind_path) else {
         return Redirect::to("/admin/reps").into_response();
+    };
+    let (viewer, fields) = match posted(settings_viewer(&app, &headers, name).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
     };
     let id = fields.get("id").cloned().filter(|id| !id.is_empty());
     let page = format!("/admin/{name}");

@@ -91,6 +91,8 @@ pub struct Frame {
     pub signed_in: bool,
     pub is_rep: bool,
     pub is_admin: bool,
+    /// Admins and managers: the settings pages (a manager's reps and teams only).
+    pub can_manage: bool,
     pub section: &'static str,
     pub notice: String,
 }
@@ -106,7 +108,6 @@ struct Viewer {
 }
 
 impl Viewer {
-    /// A stored time as the viewer reads it: `2026-11-27 10:00`.
     /// A `datetime-local` value (`2026-12-01T10:30`) read in the viewer's zone, as RFC 3339.
     fn instant(&self, text: &str) -> Option<String> {
         let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").ok()?;
@@ -114,6 +115,7 @@ impl Viewer {
         Some(local.to_rfc3339())
     }
 
+    /// A stored time as the viewer reads it: `2026-11-27 10:00`.
     fn local(&self, micros: i64) -> String {
         chrono::DateTime::from_timestamp_micros(micros)
             .unwrap_or_default()
@@ -131,6 +133,7 @@ impl Viewer {
             signed_in: true,
             is_rep: self.caller.role == Role::Rep,
             is_admin: self.caller.role == Role::Admin,
+            can_manage: matches!(self.caller.role, Role::Admin | Role::Manager),
             section,
             notice,
         }
@@ -283,6 +286,7 @@ fn signed_out_frame(t: Tr, title: &str) -> Frame {
         signed_in: false,
         is_rep: false,
         is_admin: false,
+        can_manage: false,
         section: "login",
         notice: String::new(),
     }

@@ -1730,3 +1730,98 @@ async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
     let (_, untouched) = app.get(&format!("/api/v1/leads/{}", ids[1])).await;
     assert_eq!(untouched["status"], json!("assigned"));
 }
+
+#[tokio::test]
+async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    // Another team with a rep of its own.
+    app.ok(
+        "/api/v1/reps",
+        &json!({"id": "x1", "name": "Other rep"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "u", "name": "Other team", "members": [{"rep_id": "x1"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (cookie, csrf) = sign_in(&app, "mgr").await;
+    let reps = visit(&app, "GET", "/admin/reps", &cookie, None, "zh-CN").await;
+    assert_eq!(reps.status, StatusCode::OK);
+    assert!(
+        reps.html.contains("id=\"rep-form\"")
+            && reps.html.contains("Rep 0")
+            && !reps.html.contains("Other rep")
+            && !reps.html.contains("+ 新建")
+            && !reps.html.contains("/admin/accounts")
+            && !reps.html.contains("/admin/channels"),
+        "{}",
+        reps.html
+    );
+    // Their rep's caps, through the form.
+    let saved = visit(
+        &app,
+        "POST",
+        "/admin/reps",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=r01&action=save_rep&name=Rep+1&status=active&cap_max_per_day=7"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/admin/reps?id=r01&notice=ok")
+    );
+    let (_, rep) = app.get("/api/v1/reps/r01").await;
+    assert_eq!(rep["caps"]["max_per_day"], json!(7));
+    // Another team's rep: not found for them, unchanged.
+    let refused = visit(
+        &app,
+        "POST",
+        "/admin/reps",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=x1&action=save_rep&name=Mine&status=active"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        refused
+            .location
+            .as_deref()
+            .is_some_and(|to| to.contains("notice=not_found")),
+        "{:?}",
+        refused.location
+    );
+    let (_, other) = app.get("/api/v1/reps/x1").await;
+    assert_eq!(other["name"], json!("Other rep"));
+    // Their team opens as a form; other settings pages are not theirs.
+    let team = visit(&app, "GET", "/admin/teams", &cookie, None, "zh-CN").await;
+    let listed = team
+        .html
+        .split("id=\"items\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or_default();
+    assert!(
+        team.html.contains("id=\"team-form\"")
+            && listed.contains("Team")
+            && !listed.contains("Other team"),
+        "{}",
+        team.html
+    );
+    let channels = visit(&app, "GET", "/admin/channels", &cookie, None, "zh-CN").await;
+    assert_eq!(channels.status, StatusCode::SEE_OTHER);
+}
