@@ -1,5 +1,18 @@
 // Light progressive enhancement: the console works without it. Server-sent events tell an
 // open page that a lead or reminder arrived; the page shows it and refreshes its lists.
+// In the rule editor, a rep row's own value box shows only when "a value" is chosen.
+(function () {
+  "use strict";
+  function toggle(select) {
+    var literal = select.form && select.form.elements[select.name.replace(/_ref$/, "_literal")];
+    if (literal) { literal.hidden = select.value !== ""; }
+  }
+  var selects = document.querySelectorAll("select[name$='_ref']");
+  for (var i = 0; i < selects.length; i++) {
+    toggle(selects[i]);
+    selects[i].addEventListener("change", function (event) { toggle(event.target); });
+  }
+})();
 (function () {
   "use strict";
   var stream = document.body.getAttribute("data-stream");

@@ -210,6 +210,16 @@ async fn the_console_works_in_a_real_browser() {
         .goto(&format!("{base}/rules/edit"))
         .await
         .expect("editor");
+    // The catch-all rule's requirement compares with a value of its own: its box is shown.
+    let literal = client
+        .find(Locator::Css("input[name='r0_q0_literal']"))
+        .await
+        .expect("the value box");
+    assert!(literal.is_displayed().await.expect("displayed"));
+    assert_eq!(
+        literal.prop("value").await.expect("value").as_deref(),
+        Some("t")
+    );
     click(&client, "button[value='add_rule']").await;
     until(&client, "#rule-1", |rule| !rule.is_empty()).await;
     client
