@@ -969,6 +969,7 @@ async fn log_activity(
                 .cloned()
                 .filter(|note| !note.trim().is_empty()),
             // A `datetime-local` value, in the viewer's zone; the API names it if it is wrong.
+            occurred_at: None,
             next_follow_up_at: fields
                 .get("next_follow_up_at")
                 .filter(|text| !text.is_empty())

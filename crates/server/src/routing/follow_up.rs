@@ -330,6 +330,33 @@ pub struct ActivityInput {
     /// cadence until it.
     #[serde(default)]
     pub next_follow_up_at: Option<String>,
+    /// RFC 3339: when it happened, for a call system or CRM syncing a follow-up after the fact;
+    /// now when left out. Not in the future, not before the lead came in. A follow-up from
+    /// before the current assignment is logged but is not that assignment's first response.
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+/// When a follow-up happened and the callback it set.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivityTimes {
+    pub occurred: DateTime<Utc>,
+    pub callback: Option<DateTime<Utc>>,
+}
+
+/// Clocks disagree a little: a follow-up this far ahead of ours is taken as happening now.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+fn rfc3339(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::invalid(
+                "invalid_value",
+                field,
+                "expected an RFC 3339 time with offset",
+            )
+        })
 }
 
 pub const ACTIVITY_KINDS: [&str; 7] =
@@ -337,7 +364,7 @@ pub const ACTIVITY_KINDS: [&str; 7] =
 
 impl ActivityInput {
     /// Checks the input; returns the callback time.
-    pub fn check(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub fn check(&self, now: DateTime<Utc>) -> Result<ActivityTimes, ApiError> {
         if !ACTIVITY_KINDS.contains(&self.kind.as_str()) {
             return Err(ApiError::invalid(
                 "invalid_value",
@@ -370,18 +397,27 @@ impl ActivityInput {
                 "note is at most 4000 characters",
             ));
         }
-        let Some(text) = &self.next_follow_up_at else {
-            return Ok(None);
+        let occurred = match &self.occurred_at {
+            None => now,
+            Some(text) => {
+                let at = rfc3339(text, "occurred_at")?;
+                if at > now + Duration::seconds(CLOCK_SKEW_SECS) {
+                    return Err(ApiError::invalid(
+                        "invalid_value",
+                        "occurred_at",
+                        "a follow-up cannot happen in the future",
+                    ));
+                }
+                at.min(now)
+            }
         };
-        let at = DateTime::parse_from_rfc3339(text)
-            .map_err(|_| {
-                ApiError::invalid(
-                    "invalid_value",
-                    "next_follow_up_at",
-                    "expected an RFC 3339 time with offset",
-                )
-            })?
-            .with_timezone(&Utc);
+        let Some(text) = &self.next_follow_up_at else {
+            return Ok(ActivityTimes {
+                occurred,
+                callback: None,
+            });
+        };
+        let at = rfc3339(text, "next_follow_up_at")?;
         if at <= now {
             return Err(ApiError::invalid(
                 "invalid_value",
@@ -396,7 +432,10 @@ impl ActivityInput {
                 "the next follow-up is within a year",
             ));
         }
-        Ok(Some(at))
+        Ok(ActivityTimes {
+            occurred,
+            callback: Some(at),
+        })
     }
 }
 
@@ -417,10 +456,17 @@ pub(super) async fn activity(
         Err(error) => return Ok(Err(error)),
     };
     let now = now();
-    let callback = match input.check(now) {
-        Ok(callback) => callback,
+    let (at, callback) = match input.check(now) {
+        Ok(times) => (times.occurred, times.callback),
         Err(error) => return Ok(Err(error)),
     };
+    if micros(at) < row.created_at {
+        return Ok(Err(ApiError::invalid(
+            "invalid_value",
+            "occurred_at",
+            "the follow-up is from before the lead came in",
+        )));
+    }
     let rep = input.rep_id.clone().or_else(|| row.owner_id.clone());
     if let Some(rep) = &rep
         && cache.workspace.roster.position_of(rep).is_none()
@@ -435,16 +481,19 @@ pub(super) async fn activity(
     let by_owner = open && rep.is_some() && rep == row.owner_id;
     let mut response_secs = None;
     if by_owner {
-        if let (None, Some(since)) = (row.first_response_at, row.assigned_at) {
-            let secs = ((micros(now) - since) / 1_000_000).max(0);
+        // The first response to this assignment: one from before it answered an earlier one.
+        if let (None, Some(since)) = (row.first_response_at, row.assigned_at)
+            && micros(at) >= since
+        {
+            let secs = (micros(at) - since) / 1_000_000;
             response_secs = Some(secs);
-            row.first_response_at = Some(micros(now));
+            row.first_response_at = Some(micros(at));
             count(cache, writes, &row, rep.as_deref(), |delta| {
                 delta.responded += 1;
                 delta.response_secs += secs.min(RESPONSE_CAP_SECS);
             });
         }
-        row.last_activity_at = Some(micros(now));
+        row.last_activity_at = Some(row.last_activity_at.unwrap_or(0).max(micros(at)));
         if callback.is_some() {
             row.callback_at = callback.map(micros);
         } else if row.callback_at.is_some_and(|at| at <= micros(now)) {
@@ -460,7 +509,7 @@ pub(super) async fn activity(
             row.protected_until = Some(micros(protection.extend(
                 instant(claimed),
                 instant(until),
-                now,
+                at,
             )));
         }
         if row.status == LeadStatus::Assigned.as_str() && input.kind != "note" {
@@ -480,7 +529,7 @@ pub(super) async fn activity(
         note: input.note.clone(),
         next_follow_up_at: callback.map(micros),
         response_secs,
-        created_at: micros(now),
+        created_at: micros(at),
     };
     writes.activities.push(activity.clone());
     Ok(Ok(Changed {

@@ -861,3 +861,70 @@ async fn docs_examples_are_accepted() {
     }
     assert_eq!(posted, 3);
 }
+
+/// A call system syncing a call made earlier: the first response is when the call was made.
+#[tokio::test]
+async fn a_follow_up_synced_after_the_fact_counts_from_when_it_happened() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let policy = json!({"id": "fast", "name": "Fast", "calendar": "always",
+        "steps": [{"after": "1h", "action": "remind"}]});
+    setup(&app, 2, json!({}), policy).await;
+    let lead = create(&app, "synced-1").await;
+    let id = lead["id"].as_str().expect("id").to_owned();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(lead["created_at"].as_str().expect("created"))
+            .expect("time")
+            .with_timezone(&Utc);
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let post = |body: Value| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.post(&format!("/api/v1/leads/{id}/activities"), &body)
+                .await
+        }
+    };
+    // Not before the lead came in, not in the future.
+    for (at, why) in [
+        (created - Duration::hours(1), "before the lead"),
+        (Utc::now() + Duration::hours(1), "in the future"),
+    ] {
+        let (status, body) = post(json!({"kind": "call", "occurred_at": at.to_rfc3339()})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {body}");
+        assert_eq!(body["error"]["field"], json!("occurred_at"));
+    }
+    // The call happened two seconds after the lead came in; it is logged later.
+    let happened = created + Duration::seconds(2);
+    let (status, body) = post(json!({"kind": "call", "outcome": "reached",
+        "occurred_at": happened.to_rfc3339()}))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["activity"]["first_response"], json!(true));
+    let first = chrono::DateTime::parse_from_rfc3339(
+        body["lead"]["follow_up"]["first_response_at"]
+            .as_str()
+            .expect("first response"),
+    )
+    .expect("time")
+    .with_timezone(&Utc);
+    assert_eq!(first.timestamp_millis(), happened.timestamp_millis());
+    // Two seconds less the moment between intake and assignment, whole seconds.
+    assert_eq!(
+        body["activity"]["response_secs"],
+        json!(1),
+        "from when it happened, not when it was logged"
+    );
+    // An older follow-up synced later does not move the last activity back.
+    let (status, body) = post(json!({"kind": "note",
+        "occurred_at": (created + Duration::milliseconds(1)).to_rfc3339()}))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let last = body["lead"]["follow_up"]["last_activity_at"]
+        .as_str()
+        .expect("last activity")
+        .to_owned();
+    let last = chrono::DateTime::parse_from_rfc3339(&last)
+        .expect("time")
+        .with_timezone(&Utc);
+    assert_eq!(last.timestamp_millis(), happened.timestamp_millis());
+}
