@@ -516,6 +516,9 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
         }
         query.push(")");
     }
+    if filter.held {
+        query.push(" AND held = TRUE");
+    }
     if let Some(pools) = &filter.pools {
         query.push(" AND owner_id IS NULL AND pool_id IN (");
         let mut separated = query.separated(", ");

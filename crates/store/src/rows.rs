@@ -196,6 +196,8 @@ pub struct LeadFilter {
     pub q: Option<String>,
     /// Leads waiting in any of these pools.
     pub pools: Option<Vec<String>>,
+    /// Only leads waiting in the hold queue (nobody could take them yet).
+    pub held: bool,
     /// What a manager sees: leads of these teams, owned by these reps, or owned by nobody.
     pub visible: Option<(Vec<String>, Vec<String>)>,
     /// Leads with ids below this one (ids sort by creation time).

@@ -195,6 +195,8 @@ pub struct LeadQuery {
     pub q: Option<String>,
     /// Leads waiting in this pool.
     pub pool_id: Option<String>,
+    /// `true`: only leads waiting in the hold queue, nobody able to take them yet.
+    pub held: Option<bool>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -248,6 +250,7 @@ pub async fn list_leads(
         created_to: instant(&query.created_to, "created_to")?,
         q: query.q.clone().filter(|q| !q.trim().is_empty()),
         pools: query.pool_id.clone().map(|pool| vec![pool]),
+        held: query.held == Some(true),
         before_id: query.cursor.clone(),
         limit: limit + 1,
         visible: None,

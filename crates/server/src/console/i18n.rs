@@ -341,6 +341,7 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("channel_kind", "类型", "Kind"),
     ("recent_deliveries", "最近发送记录", "Latest deliveries"),
     ("assign_to", "分配给", "Assign to"),
+    ("held_only", "只看待分配（等待队列）", "Only the hold queue"),
     (
         "next_follow_up",
         "下次跟进（提醒我）",

@@ -660,6 +660,8 @@ struct LeadsQuery {
     status: Option<String>,
     owner: Option<String>,
     source: Option<String>,
+    /// `1`: only the hold queue.
+    held: Option<String>,
     cursor: Option<String>,
     notice: Option<String>,
 }
@@ -668,6 +670,8 @@ struct LeadsQuery {
 #[template(path = "leads.html")]
 struct LeadsPage {
     frame: Frame,
+    /// Only the hold queue.
+    held: bool,
     q: String,
     status: String,
     statuses: Vec<&'static str>,
@@ -692,7 +696,9 @@ async fn leads_page(
         let status = query.status.clone().unwrap_or_default();
         let owner = query.owner.clone().unwrap_or_default();
         let source = query.source.clone().unwrap_or_default();
+        let held = query.held.as_deref() == Some("1");
         let mut filter = LeadFilter {
+            held,
             owner_id: (!owner.is_empty()).then(|| owner.clone()),
             source: (!source.trim().is_empty()).then(|| source.trim().to_owned()),
             q: (!q.trim().is_empty()).then(|| q.trim().to_owned()),
@@ -708,11 +714,12 @@ async fn leads_page(
         let names = rep_names(&app).await?;
         let next = match (more, rows.last()) {
             (true, Some(last)) => format!(
-                "/leads?q={}&status={}&owner={}&source={}&cursor={}",
+                "/leads?q={}&status={}&owner={}&source={}&held={}&cursor={}",
                 url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
                 status,
                 url::form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>(),
                 url::form_urlencoded::byte_serialize(source.as_bytes()).collect::<String>(),
+                if held { "1" } else { "" },
                 last.id
             ),
             _ => String::new(),
@@ -725,6 +732,7 @@ async fn leads_page(
             ),
             q,
             status,
+            held,
             statuses: vec![
                 "new",
                 "assigned",

@@ -516,6 +516,8 @@ async fn held_leads_are_released_most_urgent_first_when_someone_can_take_them() 
         0,
         "nobody can take them yet"
     );
+    let (_, queue) = app.get("/api/v1/leads?held=true").await;
+    assert_eq!(queue["items"].as_array().map(Vec::len), Some(3), "{queue}");
 
     let (status, rep) = app
         .send(
@@ -541,6 +543,13 @@ async fn held_leads_are_released_most_urgent_first_when_someone_can_take_them() 
         (Value::Null, json!(true)),
         "the holding cap of 2 is full"
     );
+    let (_, queue) = app.get("/api/v1/leads?held=true").await;
+    assert_eq!(
+        queue["items"][0]["id"],
+        json!(ids["low"]),
+        "only the one still waiting"
+    );
+    assert_eq!(queue["items"].as_array().map(Vec::len), Some(1));
     let (_, decisions) = app
         .get(&format!("/api/v1/leads/{}/decisions", ids["urgent"]))
         .await;
