@@ -6,7 +6,10 @@
 
 mod admin;
 mod charts;
+mod forms;
 pub mod i18n;
+mod logs;
+mod people;
 mod rules;
 
 use std::collections::HashMap;
@@ -49,12 +52,12 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/pool", get(pool_page))
         .route(
             "/admin/accounts",
-            get(admin::accounts).post(admin::accounts_submit),
+            get(people::accounts).post(people::accounts_submit),
         )
-        .route("/admin/audit", get(admin::audit))
+        .route("/admin/audit", get(logs::audit))
         .route(
             "/admin/fields",
-            get(admin::fields).post(admin::fields_submit),
+            get(people::fields).post(people::fields_submit),
         )
         .route("/admin/{kind}", get(admin::page).post(admin::submit))
         .route("/rules", get(rules::versions))

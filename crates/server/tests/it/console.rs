@@ -1433,7 +1433,10 @@ async fn dashboard_counts(backend: Backend) {
     assert_eq!(number(html, "leads-in"), "4", "{html}");
     assert_eq!(number(html, "assigned"), "4");
     assert_eq!(number(html, "held"), "0");
-    assert!(html.contains("href=\"/leads?held=1\""), "the hold queue is a link");
+    assert!(
+        html.contains("href=\"/leads?held=1\""),
+        "the hold queue is a link"
+    );
     let queue = visit(&app, "GET", "/leads?held=1", &cookie, None, "en").await;
     assert!(
         queue.html.contains("name=\"held\" value=\"1\" checked"),
