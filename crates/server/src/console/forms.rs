@@ -232,20 +232,12 @@ impl Choices {
                         .map(|(id, name)| (format!("pool:{id}"), name)),
                 )
                 .collect();
-            choices.strategies = TEAM_STRATEGIES.to_vec();
+            // A team always has a strategy: the rule editor's list without "the team's".
+            choices.strategies = super::rules::STRATEGIES[1..].to_vec();
         }
         Ok(choices)
     }
 }
-
-pub(super) const TEAM_STRATEGIES: [&str; 6] = [
-    "round_robin",
-    "weighted_round_robin",
-    "least_loaded",
-    "longest_idle",
-    "fair_share",
-    "best_match",
-];
 
 /// A team as form fields.
 #[derive(Debug, Default)]

@@ -1010,24 +1010,17 @@ async fn change_lead_status(
     let handle = app.clone();
     act(&app, &headers, &body, move |viewer, fields| async move {
         let to = format!("/leads/{id}");
-        let get = |key: &str| {
-            fields
-                .get(key)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
+        let fields = forms::Fields(&fields);
         let mut patch = serde_json::Map::new();
-        patch.insert("status".into(), Value::from(get("status")));
-        if let Some(amount) = get("amount") {
-            patch.insert(
-                "amount".into(),
-                amount
-                    .parse::<f64>()
-                    .map_or(Value::String(amount), Value::from),
-            );
-        }
-        if let Some(reason) = get("lost_reason") {
-            patch.insert("lost_reason".into(), Value::String(reason));
+        patch.insert("status".into(), fields.optional("status"));
+        // Only what was filled in: an empty box is not a change.
+        for (key, value) in [
+            ("amount", fields.number("amount")),
+            ("lost_reason", fields.optional("lost_reason")),
+        ] {
+            if !value.is_null() {
+                patch.insert(key.into(), value);
+            }
         }
         let outcome = crate::api::leads::patch_lead(
             State(handle),

@@ -44,7 +44,7 @@ const OPS: [&str; 17] = [
     "missing",
 ];
 
-const STRATEGIES: [&str; 7] = [
+pub(super) const STRATEGIES: [&str; 7] = [
     "",
     "round_robin",
     "weighted_round_robin",
