@@ -174,6 +174,22 @@ pub async fn patch_team(
         .await?
         .ok_or_else(|| ApiError::not_found("team"))?;
     let document: TeamDocument = merge_patch(&row.document, patch, &["id"])?;
+    if caller.role == Role::Manager {
+        // A manager reaches the leads of their teams' reps: letting them add anyone would let
+        // them reach any rep's leads. New members and the manager come from their teams.
+        let reach = crate::api::access::members(&app, &caller.teams).await?;
+        let outside = document
+            .members
+            .iter()
+            .map(|member| &member.rep_id)
+            .chain(document.manager_id.iter())
+            .find(|rep| !reach.contains(rep));
+        if let Some(rep) = outside {
+            return Err(crate::auth::forbidden(&format!(
+                "rep {rep:?} is not in your teams; an admin adds reps from elsewhere"
+            )));
+        }
+    }
     let row = save(&app, id, document, row.created_at).await?;
     app.router.sweep_soon();
     audit(&app, &caller, "team.changed", "team", Some(&row.id), change).await;

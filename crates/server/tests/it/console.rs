@@ -1834,4 +1834,46 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
     );
     let channels = visit(&app, "GET", "/admin/channels", &cookie, None, "zh-CN").await;
     assert_eq!(channels.status, StatusCode::SEE_OTHER);
+    // Weights of their own members, yes; pulling another team's rep in (and so reaching that
+    // rep's leads), no.
+    let weighted = visit(
+        &app,
+        "POST",
+        "/admin/teams",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&weight_r00=2&member_r01=on             &strategy=round_robin&hours_policy=any_time"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        weighted.location.as_deref(),
+        Some("/admin/teams?id=t&notice=ok")
+    );
+    let pulled = visit(
+        &app,
+        "POST",
+        "/admin/teams",
+        &cookie,
+        Some(&format!(
+            "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&member_r01=on&member_x1=on             &strategy=round_robin&hours_policy=any_time"
+        )),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        pulled.location.as_deref(),
+        Some("/admin/teams?notice=forbidden")
+    );
+    let (_, team) = app.get("/api/v1/teams/t").await;
+    assert_eq!(team["members"].as_array().map(Vec::len), Some(2), "{team}");
+    let (_, team) = app
+        .patch("/api/v1/teams/t", &json!({"members": [{"rep_id": "x1"}]}))
+        .await;
+    assert_eq!(
+        team["members"][0]["rep_id"],
+        json!("x1"),
+        "an admin may: {team}"
+    );
 }
