@@ -615,6 +615,15 @@ async fn custom_fields_on(backend: crate::support::Backend) {
         )
         .await;
     assert_eq!(created["path"], json!("attributes.account_owner"));
+    // Names may be Chinese, as 简道云 and CRM fields often are.
+    let channel = app
+        .ok(
+            "/api/v1/fields",
+            &json!({"entity": "lead", "name": "渠道", "type": "text"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(channel["path"], json!("attributes.渠道"));
     app.ok(
         "/api/v1/fields",
         &json!({"entity": "rep", "name": "seniority", "type": "number"}),
@@ -652,7 +661,9 @@ async fn custom_fields_on(backend: crate::support::Backend) {
          "requires": [{"field": "rep.attributes.seniority", "op": "gte", "value": 2}],
          "fallback": [{"pool": "public"}]}]}))
         .await;
+    body["attributes"]["渠道"] = json!("抖音");
     let routed = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    assert_eq!(routed["lead"]["attributes"]["渠道"], json!("抖音"));
     assert_eq!(routed["lead"]["owner_id"], json!("r01"), "{routed}");
     assert_eq!(routed["lead"]["attributes"]["account_owner"], json!("r01"));
     // A rep attribute: only r00 is senior, so the second rule gives r00 everything.
