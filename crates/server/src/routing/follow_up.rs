@@ -363,7 +363,7 @@ pub const ACTIVITY_KINDS: [&str; 7] =
     ["call", "wechat", "sms", "email", "visit", "meeting", "note"];
 
 impl ActivityInput {
-    /// Checks the input; returns the callback time.
+    /// Checks the input; returns when the follow-up happened and the callback it set.
     pub fn check(&self, now: DateTime<Utc>) -> Result<ActivityTimes, ApiError> {
         if !ACTIVITY_KINDS.contains(&self.kind.as_str()) {
             return Err(ApiError::invalid(
