@@ -979,8 +979,8 @@ async fn log_activity(
                 .get("note")
                 .cloned()
                 .filter(|note| !note.trim().is_empty()),
-            // A `datetime-local` value, in the viewer's zone; the API names it if it is wrong.
             occurred_at: None,
+            // A `datetime-local` value, in the viewer's zone; the API names it if it is wrong.
             next_follow_up_at: fields
                 .get("next_follow_up_at")
                 .filter(|text| !text.is_empty())
