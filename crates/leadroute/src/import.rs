@@ -20,8 +20,9 @@ use crate::config::{Settings, StoreArgs};
 pub struct ImportArgs {
     /// A CSV file with a header row.
     file: PathBuf,
-    /// Map a column to a lead field: `--map 手机=phone`. Columns named like a field (or the
-    /// usual Chinese headers) map themselves; `attributes.x` maps to a custom field.
+    /// Map a column to a lead field: `--map 手机=phone`. Columns named like a field, like a
+    /// declared custom field, or with the usual Chinese headers map themselves;
+    /// `attributes.x` maps to a custom field.
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     map: Vec<String>,
     #[command(flatten)]
@@ -29,7 +30,7 @@ pub struct ImportArgs {
 }
 
 const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
-/// Lead fields a column may map to (custom attributes are not imported by name).
+/// Built-in lead fields a column may map to.
 fn is_field(name: &str) -> bool {
     name != "attributes" && server::leads::INPUT_FIELDS.contains(&name)
 }
@@ -60,9 +61,12 @@ const ALIASES: &[(&str, &str)] = &[
     ("标签", "tags"),
 ];
 
+/// Which field each column fills: `--map` first, then a built-in field's name, then a declared
+/// custom field's (`custom`: lead field names), then the usual Chinese headers.
 fn mapping(
     headers: &csv::StringRecord,
     overrides: &[String],
+    custom: &[String],
 ) -> anyhow::Result<Vec<Option<String>>> {
     let mut explicit = BTreeMap::new();
     for pair in overrides {
@@ -87,6 +91,12 @@ fn mapping(
                         .map(|field| (*field).to_owned())
                 })
                 .or_else(|| {
+                    custom
+                        .iter()
+                        .find(|name| *name == header)
+                        .map(|name| format!("attributes.{name}"))
+                })
+                .or_else(|| {
                     ALIASES
                         .iter()
                         .find(|(alias, _)| *alias == header)
@@ -96,7 +106,12 @@ fn mapping(
         .collect())
 }
 
-fn row_to_json(record: &csv::StringRecord, columns: &[Option<String>]) -> Value {
+/// One row as a lead document; `numbers` are the custom fields (`attributes.x`) holding numbers.
+fn row_to_json(
+    record: &csv::StringRecord,
+    columns: &[Option<String>],
+    numbers: &[String],
+) -> Value {
     let mut object = Map::new();
     let mut attributes = Map::new();
     for (value, field) in record.iter().zip(columns) {
@@ -106,7 +121,7 @@ fn row_to_json(record: &csv::StringRecord, columns: &[Option<String>]) -> Value 
         if value.is_empty() {
             continue;
         }
-        let json = if NUMBER_FIELDS.contains(&field.as_str()) {
+        let json = if NUMBER_FIELDS.contains(&field.as_str()) || numbers.contains(field) {
             value
                 .parse::<f64>()
                 .map(Value::from)
@@ -156,7 +171,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .flexible(true)
         .from_path(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let columns = mapping(reader.headers()?, &args.map)?;
+    let declared: Vec<store::CustomFieldRow> = state
+        .store
+        .list_custom_fields()
+        .await?
+        .into_iter()
+        .filter(|row| row.entity == "lead")
+        .collect();
+    let custom: Vec<String> = declared.iter().map(|row| row.name.clone()).collect();
+    let numbers: Vec<String> = declared
+        .iter()
+        .filter(|row| row.field_type == "number")
+        .map(|row| format!("attributes.{}", row.name))
+        .collect();
+    let columns = mapping(reader.headers()?, &args.map, &custom)?;
     if !columns.iter().any(Option::is_some) {
         anyhow::bail!(
             "no column maps to a lead field; name columns like the fields or use --map COLUMN=FIELD"
@@ -190,7 +218,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map_err(|error| error.to_string())
                 .and_then(|record| {
-                    let bytes = serde_json::to_vec(&row_to_json(record, &columns))
+                    let bytes = serde_json::to_vec(&row_to_json(record, &columns, &numbers))
                         .map_err(|error| error.to_string())?;
                     server::extract::parse::<LeadInput>(&bytes)
                         .and_then(|lead| lead.normalised())

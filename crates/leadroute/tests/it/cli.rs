@@ -11,9 +11,17 @@ async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
     let key = admin_key(&place);
     {
         let server = Server::start(&place).await;
-        Client::new(&server.base, &key)
-            .setup_round_robin(3, serde_json::json!({}))
-            .await;
+        let client = Client::new(&server.base, &key);
+        client.setup_round_robin(3, serde_json::json!({})).await;
+        // A column named like a declared custom field imports into it.
+        let (status, field) = client
+            .post(
+                "/api/v1/fields",
+                &serde_json::json!({"entity": "lead", "name": "备注", "type": "text"}),
+            )
+            .await
+            .expect("declare");
+        assert_eq!(status, 201, "{field}");
     }
 
     let rules = dir.path().join("rules.toml");
@@ -75,6 +83,12 @@ async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
     assert!(
         items.iter().all(|lead| lead["owner_id"].is_string()),
         "imported leads are routed"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|lead| lead["attributes"]["备注"] == serde_json::json!("展会")),
+        "{leads}"
     );
 }
 
