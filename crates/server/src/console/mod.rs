@@ -786,6 +786,9 @@ struct LeadFacts {
     status: String,
     owner: String,
     priority: String,
+    /// Custom fields with a value, by name; tags.
+    attributes: Vec<(String, String)>,
+    tags: String,
 }
 
 #[derive(Template)]
@@ -930,6 +933,27 @@ async fn lead_data(
             status: row.status.clone(),
             owner: name_of(&row.owner_id),
             priority: text(&row.priority),
+            attributes: view
+                .document
+                .attributes
+                .iter()
+                .map(|(name, value)| {
+                    let shown = match value {
+                        Value::String(text) => text.clone(),
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|item| {
+                                item.as_str()
+                                    .map_or_else(|| item.to_string(), str::to_owned)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        other => other.to_string(),
+                    };
+                    (name.clone(), shown)
+                })
+                .collect(),
+            tags: view.document.tags.join(", "),
         },
         timeline,
         can_follow_up: open && viewer.caller.role != Role::Rep

@@ -849,6 +849,24 @@ async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_edito
         "{}",
         listed.html
     );
+    // A lead carrying one shows it on its page.
+    let mut body = lead("attributed-1");
+    body["attributes"] = json!({"account_owner": "r01"});
+    let created = app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    let page = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", created["lead"]["id"].as_str().expect("id")),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        page.html.contains("<dt>account_owner</dt><dd>r01</dd>"),
+        "{}",
+        page.html
+    );
     // The rule editor offers them in its field lists.
     let added = visit(
         &app,
