@@ -402,3 +402,99 @@ async fn the_log_never_holds_a_phone_number_or_an_email() {
         assert!(!text.contains(secret), "the log holds {secret}");
     }
 }
+
+/// `LEADROUTE_SECRET_KEY` as an operator sets it: secrets stored before it was set are sealed
+/// when the service starts with it, still sign correctly, and cannot be used under another key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_sealed_once_the_service_has_a_key() {
+    const SECRET: &str = "s3cret-plain-text";
+    // A receiver that accepts only a correctly signed message.
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|headers: axum::http::HeaderMap, body: String| async move {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let timestamp: i64 = header("x-leadroute-timestamp").parse().unwrap_or(0);
+            let expected = server::notify::channel::webhook_signature(SECRET, timestamp, &body);
+            if header("x-leadroute-signature") == expected {
+                axum::http::StatusCode::OK
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    let stored = || async {
+        let store = store::Store::open_data_dir(dir.path())
+            .await
+            .expect("store");
+        let row = store
+            .get_setting(store::Setting::Channels, "hook")
+            .await
+            .expect("read")
+            .expect("the channel");
+        store.close().await;
+        row.document
+    };
+    let test_send = |base: String| {
+        let key = key.clone();
+        async move {
+            Client::new(&base, &key)
+                .post("/api/v1/channels/hook/test", &json!({}))
+                .await
+                .expect("test send")
+        }
+    };
+    {
+        // No key yet: the secret is stored as given (and the service warns).
+        let server = Server::start(&place).await;
+        let (status, body) = Client::new(&server.base, &key)
+            .post(
+                "/api/v1/channels",
+                &json!({"id": "hook", "name": "Hook", "kind": "webhook", "url": hook,
+                        "secret": SECRET, "events": ["channel.test"]}),
+            )
+            .await
+            .expect("channel");
+        assert_eq!(status, 201, "{body}");
+    }
+    assert!(stored().await.contains(SECRET));
+    {
+        // With a key: sealed at start, and the message is still signed with the secret.
+        let server =
+            Server::start_with(&place, &[("LEADROUTE_SECRET_KEY", "the operator's key")]).await;
+        let (status, body) = test_send(server.base.clone()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let document = stored().await;
+    assert!(
+        !document.contains(SECRET) && document.contains("sealed:v1:"),
+        "{document}"
+    );
+    {
+        // Another key cannot open it: the send fails and says why.
+        let server =
+            Server::start_with(&place, &[("LEADROUTE_SECRET_KEY", "somebody else's")]).await;
+        let (status, body) = test_send(server.base.clone()).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("LEADROUTE_SECRET_KEY")),
+            "{body}"
+        );
+    }
+}
