@@ -1207,9 +1207,21 @@ fn dashboard_query(
     team: Option<&str>,
     tail: &str,
 ) -> QueryBuilder<Db> {
+    window_query(head, "created_at", from, to, team, tail)
+}
+
+/// The same over another time column (`closed_at`: the deals closed in the window).
+fn window_query(
+    head: &str,
+    column: &str,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+    tail: &str,
+) -> QueryBuilder<Db> {
     let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
-    query.push(" l.created_at >= ").push_bind(from);
-    query.push(" AND l.created_at < ").push_bind(to);
+    query.push(format!(" l.{column} >= ")).push_bind(from);
+    query.push(format!(" AND l.{column} < ")).push_bind(to);
     if let Some(team) = team {
         query.push(" AND l.team_id = ").push_bind(team.to_owned());
     }
@@ -1301,6 +1313,20 @@ pub(crate) async fn dashboard(
     }
     let by_rule = by.pop().unwrap_or_default();
     let by_source = by.pop().unwrap_or_default();
+    // The leaderboard counts the deals won in the window, whenever their leads came in.
+    let leaderboard: Vec<OwnerFigures> = window_query(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
+             CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
+        "closed_at",
+        from,
+        to,
+        team,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
     let by_owner: Vec<OwnerFigures> = dashboard_query(
         "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned,
              COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
@@ -1327,5 +1353,6 @@ pub(crate) async fn dashboard(
         by_source,
         by_rule,
         by_owner,
+        leaderboard,
     })
 }

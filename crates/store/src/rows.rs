@@ -398,7 +398,10 @@ pub struct Dashboard {
     /// Closed leads (won or lost) by source and by rule.
     pub by_source: Vec<Conversion>,
     pub by_rule: Vec<Conversion>,
+    /// Leads created in the window, by owner (shares), with those of them won.
     pub by_owner: Vec<OwnerFigures>,
+    /// Deals won in the window (closed then, whenever they came in), by owner.
+    pub leaderboard: Vec<OwnerFigures>,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]

@@ -580,9 +580,8 @@ async fn dashboard_page(
         .max(0.01);
     let fairness = charts::bars(&fairness_rows, most, true, t.t("no_data"));
     let mut leaderboard: Vec<(String, i64, f64)> = figures
-        .by_owner
+        .leaderboard
         .iter()
-        .filter(|owner| owner.won > 0)
         .map(|owner| {
             (
                 names

@@ -1445,6 +1445,31 @@ async fn dashboard_counts(backend: Backend) {
             .count();
     }
     assert!(reclaims > 0, "the ladder reclaimed");
+    // A deal that came in long before the window and was won in it: on the leaderboard, not
+    // among the leads in.
+    let long_ago = (chrono::Utc::now() - chrono::Duration::days(40)).timestamp_micros();
+    let old_deal = store::LeadRow {
+        id: "old-deal".into(),
+        document: r#"{"name":"老客户"}"#.into(),
+        status: "won".into(),
+        owner_id: Some("r01".into()),
+        team_id: Some("t".into()),
+        tags: "[]".into(),
+        created_at: long_ago,
+        updated_at: long_ago,
+        assigned_at: Some(long_ago),
+        closed_at: Some(chrono::Utc::now().timestamp_micros()),
+        amount: Some(5000.0),
+        previous_owners: "[]".into(),
+        ..store::LeadRow::default()
+    };
+    let mut tx = app.state.store.begin_routing().await.expect("tx");
+    tx.insert_leads(std::slice::from_ref(&old_deal))
+        .await
+        .expect("insert");
+    // Intake writes new leads; how they end is an update.
+    tx.update_lead(&old_deal).await.expect("update");
+    tx.commit().await.expect("commit");
     let (cookie, _) = sign_in(&app, "boss").await;
     let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
     let html = &page.html;
@@ -1471,6 +1496,10 @@ async fn dashboard_counts(backend: Backend) {
     assert!(html.contains("官网 (1/2)"), "conversion by source: {html}");
     assert!(html.contains("all (1/2)"), "conversion by rule");
     assert!(html.contains("<td>1</td><td>1200</td>"), "the leaderboard");
+    assert!(
+        html.contains("<td>Rep 1</td><td>1</td><td>5000</td>"),
+        "won this week, though it came in long ago: {html}"
+    );
 }
 
 #[tokio::test]
