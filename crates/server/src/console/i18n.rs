@@ -341,6 +341,25 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("channel_kind", "类型", "Kind"),
     ("recent_deliveries", "最近发送记录", "Latest deliveries"),
     ("assign_to", "分配给", "Assign to"),
+    ("coming_up", "接下来", "Coming up"),
+    ("sla_step", "首次响应时效", "First-response SLA"),
+    ("timer_callback", "回访提醒", "Callback reminder"),
+    (
+        "timer_recycle_warning",
+        "即将回收提醒",
+        "Warning before recycling",
+    ),
+    (
+        "timer_recycle",
+        "长期未跟进，退回公海",
+        "Back to the pool for lack of follow-up",
+    ),
+    (
+        "timer_claim_touch",
+        "领取后未跟进，退回公海",
+        "Back to the pool if the claim is not worked",
+    ),
+    ("timer_protection_end", "保护期结束", "Protection ends"),
     ("held_only", "只看待分配（等待队列）", "Only the hold queue"),
     (
         "next_follow_up",

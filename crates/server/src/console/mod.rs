@@ -799,6 +799,54 @@ struct LeadPage {
     can_follow_up: bool,
     can_reassign: bool,
     reps: Vec<(String, String)>,
+    /// What the clocks will do next: `(when, what)`, soonest first.
+    coming: Vec<(String, String)>,
+}
+
+/// The lead's pending timers as a person reads them: when, and what will happen then.
+async fn coming_up(
+    app: &AppState,
+    viewer: &Viewer,
+    row: &store::LeadRow,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let t = viewer.t;
+    let mut timers = app.store.timers_for(&row.id).await?;
+    timers.sort_by_key(|timer| timer.due_at);
+    // The ladder's rungs say what they do in the lead's SLA policy.
+    let actions: Vec<String> = match &row.sla_policy {
+        Some(policy) => app
+            .store
+            .get_setting(store::Setting::SlaPolicies, policy)
+            .await?
+            .and_then(|setting| serde_json::from_str::<Value>(&setting.document).ok())
+            .and_then(|document| {
+                document["steps"].as_array().map(|steps| {
+                    steps
+                        .iter()
+                        .map(|step| step["action"].as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(timers
+        .iter()
+        .map(|timer| {
+            let what = match timer.kind.as_str() {
+                "sla" => {
+                    let action = actions
+                        .get(usize::try_from(timer.step).unwrap_or(usize::MAX))
+                        .map(String::as_str)
+                        .map(|action| if action == "pool" { "to_pool" } else { action })
+                        .unwrap_or("remind");
+                    format!("{} · {}", t.t("sla_step"), t.t(action))
+                }
+                other => t.t(&format!("timer_{other}")).to_owned(),
+            };
+            (viewer.local(timer.due_at), what)
+        })
+        .collect())
 }
 
 async fn lead_page(
@@ -959,6 +1007,7 @@ async fn lead_data(
             || open && row.owner_id.is_some() && row.owner_id == viewer.caller.rep_id,
         can_reassign,
         reps,
+        coming: coming_up(app, viewer, &row).await?,
     })
 }
 

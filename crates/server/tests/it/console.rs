@@ -185,6 +185,13 @@ async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
         "the decision's explanation"
     );
     assert!(timeline.html.contains("lead.assigned"), "the events");
+    assert!(
+        timeline.html.contains("id=\"coming\"")
+            && timeline.html.contains("首次响应时效 · 提醒负责人")
+            && timeline.html.contains("首次响应时效 · 收回并改派"),
+        "what the clocks will do: {}",
+        timeline.html
+    );
     assert!(timeline.html.contains("改派"), "an admin may reassign");
 }
 
@@ -1735,6 +1742,21 @@ async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
             .format("%Y-%m-%d %H:%M")
             .to_string(),
         format!("{tomorrow} 10:00")
+    );
+    let page = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", ids[0]),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        page.html
+            .contains(&format!("<time>{tomorrow} 10:00</time> 回访提醒")),
+        "{}",
+        page.html
     );
     // Won needs an amount: refused at its field, then done.
     let refused = visit(
