@@ -222,6 +222,8 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("operator", "运算符", "Operator"),
     ("value", "值", "Value"),
     ("add_row", "添加条件", "Add a condition"),
+    ("subgroup", "条件组", "Group"),
+    ("add_group", "添加条件组", "Add a group"),
     ("remove", "删除", "Remove"),
     ("target", "分配给", "Target"),
     ("strategy", "分配策略", "Strategy"),

@@ -66,6 +66,15 @@ pub struct Row {
     pub error: String,
 }
 
+/// A group of rows inside a rule's condition: all or any of them, optionally negated.
+#[derive(Debug, Clone, Default)]
+pub struct Group {
+    /// `all` or `any`.
+    pub group: String,
+    pub negate: bool,
+    pub rows: Vec<Row>,
+}
+
 /// One rule as the form shows it.
 #[derive(Debug, Clone, Default)]
 pub struct RuleForm {
@@ -75,7 +84,9 @@ pub struct RuleForm {
     pub group: String,
     pub negate: bool,
     pub rows: Vec<Row>,
-    /// A condition the builder cannot show (nested groups), kept as JSON.
+    /// Groups beside the rows, one level deep: `region = 华东 and (size > 1000 or VIP)`.
+    pub subgroups: Vec<Group>,
+    /// A condition the builder cannot show (groups in groups), kept as JSON.
     pub when_json: String,
     /// `team:<id>` or `pool:<id>`.
     pub target: String,
@@ -127,6 +138,32 @@ fn row_of(condition: &ConditionSpec) -> Option<Row> {
         op: condition.op.clone()?,
         value: value_text(&condition.value),
         ..Row::default()
+    })
+}
+
+/// A condition the builder shows as a group: all / any of rows, possibly negated; a negated
+/// single row is a negated group of one.
+fn group_of(condition: &ConditionSpec) -> Option<Group> {
+    let (negate, inner) = match &condition.not {
+        Some(inner) => (true, inner.as_ref()),
+        None => (false, condition),
+    };
+    let (group, children) = match (&inner.all, &inner.any) {
+        (Some(children), _) => ("all", children),
+        (None, Some(children)) => ("any", children),
+        _ if negate => {
+            return Some(Group {
+                group: "all".into(),
+                negate,
+                rows: vec![row_of(inner)?],
+            });
+        }
+        _ => return None,
+    };
+    Some(Group {
+        group: group.into(),
+        negate,
+        rows: children.iter().map(row_of).collect::<Option<Vec<_>>>()?,
     })
 }
 
@@ -204,14 +241,29 @@ impl RuleForm {
                     (None, Some(children)) => ("any", Some(children)),
                     _ => ("all", None),
                 };
-                let rows: Option<Vec<Row>> = match children {
-                    Some(children) => children.iter().map(row_of).collect(),
-                    None => row_of(condition).map(|row| vec![row]),
+                // Rows, and groups of rows beside them; anything deeper is JSON.
+                let parts: Option<(Vec<Row>, Vec<Group>)> = match children {
+                    Some(children) => {
+                        let mut rows = Vec::new();
+                        let mut groups = Vec::new();
+                        children
+                            .iter()
+                            .all(|child| match row_of(child) {
+                                Some(row) => {
+                                    rows.push(row);
+                                    true
+                                }
+                                None => group_of(child).map(|group| groups.push(group)).is_some(),
+                            })
+                            .then_some((rows, groups))
+                    }
+                    None => row_of(condition).map(|row| (vec![row], Vec::new())),
                 };
-                match rows {
-                    Some(rows) => {
+                match parts {
+                    Some((rows, groups)) => {
                         form.group = group.into();
                         form.rows = rows;
+                        form.subgroups = groups;
                     }
                     None => {
                         form.negate = false;
@@ -285,6 +337,36 @@ fn fallback_step(text: &str) -> Result<Option<FallbackSpec>, String> {
         Some(("json", json)) => serde_json::from_str(json).map_err(|error| error.to_string())?,
         _ => return Err(format!("unknown fallback step {text:?}")),
     }))
+}
+
+/// `all` (or `any`) of the children, negated when asked; "not all of one row" is `not` of the
+/// row, as people write it.
+fn grouped(group: &str, negate: bool, mut children: Vec<ConditionSpec>) -> ConditionSpec {
+    if negate && group == "all" && children.len() == 1 {
+        return ConditionSpec {
+            not: children.pop().map(Box::new),
+            ..ConditionSpec::default()
+        };
+    }
+    let group = if group == "any" {
+        ConditionSpec {
+            any: Some(children),
+            ..ConditionSpec::default()
+        }
+    } else {
+        ConditionSpec {
+            all: Some(children),
+            ..ConditionSpec::default()
+        }
+    };
+    if negate {
+        ConditionSpec {
+            not: Some(Box::new(group)),
+            ..ConditionSpec::default()
+        }
+    } else {
+        group
+    }
 }
 
 /// Parses a row's value as the operator and field type want it.
@@ -473,6 +555,20 @@ impl Draft {
                 },
                 negate: fields.contains_key(&format!("r{i}_negate")),
                 rows: rows(&format!("r{i}_c"), "value"),
+                subgroups: (0..field(fields, &format!("r{i}_g_count"))
+                    .parse::<usize>()
+                    .unwrap_or(0)
+                    .min(20))
+                    .map(|k| Group {
+                        group: if field(fields, &format!("r{i}_g{k}_group")) == "any" {
+                            "any".into()
+                        } else {
+                            "all".into()
+                        },
+                        negate: fields.contains_key(&format!("r{i}_g{k}_negate")),
+                        rows: rows(&format!("r{i}_g{k}_c"), "value"),
+                    })
+                    .collect(),
                 when_json: field(fields, &format!("r{i}_when_json")),
                 target: field(fields, &format!("r{i}_target")),
                 strategy: field(fields, &format!("r{i}_strategy")),
@@ -579,46 +675,34 @@ impl Draft {
             if !rule.sla_policy.is_empty() {
                 spec.sla_policy = Some(rule.sla_policy.clone());
             }
-            let rows: Vec<ConditionSpec> = rule
-                .rows
-                .iter()
-                .filter(|row| !row.field.is_empty())
-                .map(|row| ConditionSpec {
-                    field: Some(row.field.clone()),
-                    op: Some(row.op.clone()),
-                    value: parse_value(
-                        &row.op,
-                        number_field(&row.field, &self.numbers),
-                        &row.value,
-                    ),
-                    ..ConditionSpec::default()
-                })
-                .collect();
+            let specs = |rows: &[Row]| -> Vec<ConditionSpec> {
+                rows.iter()
+                    .filter(|row| !row.field.is_empty())
+                    .map(|row| ConditionSpec {
+                        field: Some(row.field.clone()),
+                        op: Some(row.op.clone()),
+                        value: parse_value(
+                            &row.op,
+                            number_field(&row.field, &self.numbers),
+                            &row.value,
+                        ),
+                        ..ConditionSpec::default()
+                    })
+                    .collect()
+            };
+            // The rows first, then each group that has rows (the order the form shows).
+            let mut children = specs(&rule.rows);
+            children.extend(rule.subgroups.iter().filter_map(|group| {
+                let rows = specs(&group.rows);
+                (!rows.is_empty()).then(|| grouped(&group.group, group.negate, rows))
+            }));
             spec.when = if !rule.when_json.trim().is_empty() {
                 serde_json::from_str(&rule.when_json)
                     .map_err(|error| format!("rules[{index}].when: {error}"))?
-            } else if rows.is_empty() {
+            } else if children.is_empty() {
                 None
             } else {
-                let group = if rule.group == "any" {
-                    ConditionSpec {
-                        any: Some(rows),
-                        ..ConditionSpec::default()
-                    }
-                } else {
-                    ConditionSpec {
-                        all: Some(rows),
-                        ..ConditionSpec::default()
-                    }
-                };
-                Some(if rule.negate {
-                    ConditionSpec {
-                        not: Some(Box::new(group)),
-                        ..ConditionSpec::default()
-                    }
-                } else {
-                    group
-                })
+                Some(grouped(&rule.group, rule.negate, children))
             };
             spec.target = match rule.target.split_once(':') {
                 Some(("team", team)) => TargetSpec::Team(team.to_owned()),
@@ -767,6 +851,28 @@ impl Draft {
                     .and_then(|(_, rest)| rest.split(']').next()?.parse::<usize>().ok())
             };
             let (requirement, preference) = (within("requires"), within("prefers"));
+            // Past the rows come the groups, in order: `…all[n].any[j]…` is row j of group
+            // n - rows.
+            let in_group = row
+                .and_then(|row| row.checked_sub(rule.rows.len()))
+                .filter(|group| *group < rule.subgroups.len())
+                .and_then(|group| {
+                    let inner = error
+                        .path
+                        .split(['[', ']'])
+                        .collect::<Vec<_>>()
+                        .windows(2)
+                        .filter(|pair| pair[0].ends_with(".all") || pair[0].ends_with(".any"))
+                        .nth(1)
+                        .and_then(|pair| pair[1].parse::<usize>().ok())?;
+                    Some((group, inner))
+                });
+            if let Some((group, inner)) = in_group
+                && let Some(row) = rule.subgroups[group].rows.get_mut(inner)
+            {
+                row.error = text;
+                continue;
+            }
             match (row, requirement, preference) {
                 (Some(row), _, _) if rule.rows.get(row).is_some() => rule.rows[row].error = text,
                 (_, Some(row), _) if rule.requires.get(row).is_some() => {
@@ -1088,6 +1194,8 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         parts.next().and_then(index),
         parts.next().and_then(index),
     );
+    // A row inside a group has a third index.
+    let third = parts.next().and_then(index);
     let mut dry_run = String::new();
     let mut notice = String::new();
     match (verb, first, second) {
@@ -1140,6 +1248,36 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
             if i < draft.rules.len() && j < draft.rules[i].rows.len() =>
         {
             draft.rules[i].rows.remove(j);
+        }
+        ("add_group", Some(i), _) if i < draft.rules.len() => {
+            draft.rules[i].subgroups.push(Group {
+                group: "any".into(),
+                negate: false,
+                rows: vec![Row {
+                    op: "equals".into(),
+                    ..Row::default()
+                }],
+            })
+        }
+        ("add_group_row", Some(i), Some(k))
+            if i < draft.rules.len() && k < draft.rules[i].subgroups.len() =>
+        {
+            draft.rules[i].subgroups[k].rows.push(Row {
+                op: "equals".into(),
+                ..Row::default()
+            })
+        }
+        ("remove_group_row", Some(i), Some(k))
+            if i < draft.rules.len() && k < draft.rules[i].subgroups.len() =>
+        {
+            let group = &mut draft.rules[i].subgroups[k];
+            if let Some(j) = third.filter(|j| *j < group.rows.len()) {
+                group.rows.remove(j);
+            }
+            // A group without rows is no group.
+            if draft.rules[i].subgroups[k].rows.is_empty() {
+                draft.rules[i].subgroups.remove(k);
+            }
         }
         ("remove_rule", Some(i), _) if i < draft.rules.len() => {
             draft.rules.remove(i);
@@ -1300,7 +1438,12 @@ mod tests {
                  "window": {"weekdays": ["sat", "sun"], "hours": "18:00-09:00", "time_zone": "Asia/Shanghai"},
                  "hours": "any_time", "sla_policy": "fast",
                  "fallback": ["next_rule"]},
-                {"id": "odd", "target": {"team": "east"}, "fallback": [{"reps": ["a", "b"]}, "hold"]}],
+                {"id": "odd", "target": {"team": "east"}, "fallback": [{"reps": ["a", "b"]}, "hold"]},
+                {"id": "nested", "target": {"team": "east"}, "when": {"all": [
+                    {"field": "region", "op": "equals", "value": "华东"},
+                    {"any": [{"field": "company_size", "op": "gte", "value": 1000},
+                             {"field": "tags", "op": "contains", "value": "VIP"}]},
+                    {"not": {"field": "source", "op": "equals", "value": "展会"}}]}}],
               "tagging": [{"id": "t", "when": {"field": "budget", "op": "gt", "value": 5}, "add_tags": ["x", "y"]}],
               "scoring": {"base": 20, "rules": [{"id": "big", "when": {"field": "company_size", "op": "gte", "value": 1000}, "points": 40}],
                           "tiers": [{"min_score": 80, "priority": "urgent"}, {"min_score": 60, "priority": "high"}]}}"#,
@@ -1324,6 +1467,14 @@ mod tests {
             ("sat,sun".to_owned(), "18:00-09:00", "any_time")
         );
         assert_eq!(draft.rules[2].fallback[0], r#"json:{"reps":["a","b"]}"#);
+        let nested = &draft.rules[3];
+        assert!(
+            nested.when_json.is_empty(),
+            "a group beside rows is shown as one"
+        );
+        assert_eq!((nested.rows.len(), nested.subgroups.len()), (1, 2));
+        assert_eq!(nested.subgroups[0].group, "any");
+        assert!(nested.subgroups[1].negate);
         assert_eq!(rule.prefers[0].value, "region");
         assert_eq!(
             (

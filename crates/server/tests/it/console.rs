@@ -1946,3 +1946,79 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
         "an admin may: {team}"
     );
 }
+
+#[tokio::test]
+async fn the_condition_builder_nests_a_group_and_places_its_errors() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let form = |second_op: &str, action: &str| {
+        format!(
+            "csrf={csrf}&rules=1&r0_id=big-east&r0_target=team%3At&r0_group=all&r0_c_count=1\
+             &r0_c0_field=region&r0_c0_op=equals&r0_c0_value=%E5%8D%8E%E4%B8%9C\
+             &r0_g_count=1&r0_g0_group=any&r0_g0_c_count=2\
+             &r0_g0_c0_field=company_size&r0_g0_c0_op=gte&r0_g0_c0_value=1000\
+             &r0_g0_c1_field=industry&r0_g0_c1_op={second_op}&r0_g0_c1_value=5\
+             &r0_q_count=0&r0_p_count=0&action={action}"
+        )
+    };
+    // `gt` on a text field, inside the group: the message stands at that row.
+    let checked = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&form("gt", "check")),
+        "zh-CN",
+    )
+    .await;
+    let at_row = checked
+        .html
+        .split("name=\"r0_g0_c1_value\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</div>").next())
+        .unwrap_or_default();
+    assert!(at_row.contains("class=\"error\""), "{}", checked.html);
+    // Adding a group, and a row to it, from the buttons.
+    let added = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&form("equals", "add_group_row:0:0")),
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        added.html.contains("name=\"r0_g0_c2_field\""),
+        "{}",
+        added.html
+    );
+    // Saved as written: region, and any of size or industry.
+    let saved = visit(
+        &app,
+        "POST",
+        "/rules/edit",
+        &cookie,
+        Some(&form("equals", "save")),
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/rules?notice=ok"),
+        "{}",
+        saved.html
+    );
+    let (_, versions) = app.get("/api/v1/rule-sets").await;
+    let newest = versions["items"][0]["version"].as_i64().expect("version");
+    let (_, draft) = app.get(&format!("/api/v1/rule-sets/{newest}")).await;
+    assert_eq!(
+        draft["document"]["rules"][0]["when"],
+        json!({"all": [
+            {"field": "region", "op": "equals", "value": "华东"},
+            {"any": [{"field": "company_size", "op": "gte", "value": 1000},
+                     {"field": "industry", "op": "equals", "value": "5"}]}]}),
+        "{draft}"
+    );
+}
