@@ -158,6 +158,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 document: document.to_string(),
                 created_at: now,
                 updated_at: now,
+                version: 1,
             })
             .await?;
     }
@@ -221,6 +222,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 document: document.to_string(),
                 created_at: now,
                 updated_at: now,
+                version: 1,
             })
             .await?;
     }
@@ -262,6 +264,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 document: vip.to_string(),
                 created_at: now,
                 updated_at: now,
+                version: 1,
             },
         )
         .await?;
@@ -276,6 +279,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 document: public.to_string(),
                 created_at: 0,
                 updated_at: now,
+                version: 1,
             },
         )
         .await?;
@@ -345,6 +349,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
                 document: form.to_string(),
                 created_at: now,
                 updated_at: now,
+                version: 1,
             },
         )
         .await?;

@@ -2,8 +2,8 @@
 //! 32 random bytes shown once, stored as SHA-256 with a short prefix to recognise it by);
 //! people in the console carry a session cookie (a random id stored hashed, so every instance
 //! shares it) and send the session's CSRF token with every change. Every `/api/v1` request
-//! passes [`authenticate`], which also checks the role's reach by route; handlers then check
-//! the objects themselves (a rep's own leads, a manager's teams) with [`Caller`].
+//! passes [`authenticate`]; each operation then checks the role itself (`crate::ops`) and the
+//! objects (a rep's own leads, a manager's teams) with [`Caller`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -258,79 +258,9 @@ async fn key_caller(app: &AppState, key: &str) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
-/// Routes anyone signed in may use on themselves.
-fn own(method: &Method, path: &str) -> bool {
-    matches!(
-        (method.as_str(), path),
-        ("GET" | "DELETE", "/session") | ("PUT", "/session/password")
-    )
-}
-
-/// Routes only admins use.
-fn admin_only(path: &str) -> bool {
-    path.starts_with("/users") || path.starts_with("/keys") || path.starts_with("/audit")
-}
-
-/// Whether the role may call this route at all; objects are checked by the handlers.
-pub fn allowed(role: Role, method: &Method, path: &str) -> bool {
-    let read = *method == Method::GET;
-    let route = (method.as_str(), path);
-    match role {
-        Role::Admin => true,
-        Role::Integration => matches!(
-            route,
-            ("POST", "/leads" | "/leads/batch" | "/leads/{id}/feedback")
-        ),
-        Role::Reporting => read && !admin_only(path) && path != "/session",
-        Role::Manager => {
-            own(method, path)
-                || (read && !admin_only(path))
-                || matches!(
-                    route,
-                    (
-                        "POST",
-                        "/leads"
-                            | "/leads/batch"
-                            | "/leads/{id}/assign"
-                            | "/leads/{id}/reroute"
-                            | "/leads/{id}/activities"
-                            | "/leads/{id}/feedback"
-                            | "/leads/{id}/claim"
-                            | "/leads/{id}/release"
-                            | "/pool/assign"
-                            | "/route/explain"
-                            | "/rule-sets"
-                            | "/rule-sets/validate"
-                            | "/rule-sets/{id}/publish"
-                    ) | ("PATCH", "/leads/{id}" | "/reps/{id}" | "/teams/{id}")
-                        | ("PUT", "/reps/{id}/status")
-                )
-        }
-        Role::Rep => {
-            own(method, path)
-                || matches!(
-                    route,
-                    (
-                        "GET",
-                        "/leads"
-                            | "/leads/{id}"
-                            | "/leads/{id}/decisions"
-                            | "/leads/{id}/activities"
-                            | "/leads/{id}/timers"
-                            | "/leads/{id}/feedback"
-                            | "/pool"
-                            | "/reps/{id}"
-                    ) | (
-                        "POST",
-                        "/leads/{id}/activities" | "/leads/{id}/claim" | "/leads/{id}/release"
-                    ) | ("PATCH", "/leads/{id}")
-                        | ("PUT", "/reps/{id}/status")
-                )
-        }
-    }
-}
-
-/// Authenticates every `/api/v1` request (key or session) and checks the role's reach.
+/// Authenticates every `/api/v1` request (key or session) and refuses a role its route's
+/// operation does not allow before the body is read. Each operation checks again itself
+/// ([`Caller::may`](crate::ops)), since the console and the CLI call it without this layer.
 pub async fn authenticate(
     State(app): State<AppState>,
     mut request: Request,
@@ -362,17 +292,16 @@ pub async fn authenticate(
             ));
         }
     };
+    // The operation behind the route says who may call it, before the body is read; the
+    // operation's handler checks again itself, for the surfaces that call it directly.
     let path = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
-    let path = path.strip_prefix("/api/v1").unwrap_or(&path).to_owned();
-    if !allowed(caller.role, request.method(), &path) {
-        return Err(forbidden(&format!(
-            "a {} may not use this endpoint",
-            caller.role.as_str()
-        )));
+        .map(|path| path.as_str().trim_start_matches("/api/v1").to_owned())
+        .unwrap_or_default();
+    match crate::ops::Operation::for_route(request.method(), &path) {
+        Some(operation) => caller.may(operation)?,
+        None => return Err(forbidden("no operation answers this route")),
     }
     if let (Some(key), true) = (&caller.key_id, caller.role == Role::Integration)
         && let Err(wait) = app.limits.take(key)

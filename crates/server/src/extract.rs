@@ -48,8 +48,10 @@ where
     }
 }
 
-/// Parses JSON, naming the field that failed.
+/// Parses JSON, naming the field that failed; refuses control characters and overlong text
+/// in any string ([`crate::text`]).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    crate::text::check_json(bytes)?;
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();

@@ -11,9 +11,11 @@ pub mod intake;
 pub mod leads;
 pub mod normalize;
 pub mod notify;
+pub mod ops;
 pub mod routing;
 pub mod secrets;
 pub mod settings;
+pub mod text;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -382,6 +384,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(envelope))
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -422,6 +425,60 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
     app.metrics.responses[class].fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     response
+}
+
+/// Refuses addresses that are not clean text (a NUL, a control character, invalid UTF-8) before
+/// any handler sees them, and puts the API's answers that axum makes itself (a path or query
+/// that does not parse, a method the route does not take) in the error envelope, so every
+/// error of the API has a code.
+async fn envelope(request: Request, next: Next) -> Response {
+    let uri = request.uri();
+    if !text::clean_address(uri.path())
+        || uri.query().is_some_and(|query| !text::clean_address(query))
+    {
+        return text::bad_address().into_response();
+    }
+    let api = uri.path().starts_with("/api/v1");
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("text/event-stream")
+        });
+    if !api || json || !(response.status().is_client_error() || response.status().is_server_error())
+    {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let said = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let said = String::from_utf8_lossy(&said).trim().to_owned();
+    let status = parts.status;
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_value",
+        _ if status.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let message = if said.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        said
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// Headers every answer carries: no sniffing, no framing, no referrer; API answers also a

@@ -168,6 +168,12 @@ impl Store {
         on_pool!(self, upsert_rep(row))
     }
 
+    /// Creates or replaces a rep under [`Write`]: the new version, or `None` when the id was
+    /// taken or another write came first.
+    pub async fn write_rep(&self, row: &RepRow, write: Write) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_rep(row, write))
+    }
+
     pub async fn delete_rep(&self, id: &str) -> sqlx::Result<bool> {
         on_pool!(self, delete_rep(id))
     }
@@ -182,6 +188,11 @@ impl Store {
 
     pub async fn upsert_team(&self, row: &TeamRow) -> sqlx::Result<()> {
         on_pool!(self, upsert_team(row))
+    }
+
+    /// Creates or replaces a team under [`Write`], as [`Store::write_rep`].
+    pub async fn write_team(&self, row: &TeamRow, write: Write) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_team(row, write))
     }
 
     pub async fn delete_team(&self, id: &str) -> sqlx::Result<bool> {
@@ -216,6 +227,16 @@ impl Store {
 
     pub async fn upsert_setting(&self, setting: Setting, row: &DocRow) -> sqlx::Result<()> {
         on_pool!(self, upsert_setting(setting, row))
+    }
+
+    /// Creates or replaces a settings document under [`Write`], as [`Store::write_rep`].
+    pub async fn write_setting(
+        &self,
+        setting: Setting,
+        row: &DocRow,
+        write: Write,
+    ) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_setting(setting, row, write))
     }
 
     pub async fn delete_setting(&self, setting: Setting, id: &str) -> sqlx::Result<bool> {
@@ -416,6 +437,12 @@ impl Store {
 
     pub async fn upsert_user(&self, row: &UserRow) -> sqlx::Result<()> {
         on_pool!(self, upsert_user(row))
+    }
+
+    /// Creates or replaces a user under [`Write`]: `None` when the id or username is taken or
+    /// another write came first.
+    pub async fn write_user(&self, row: &UserRow, write: Write) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_user(row, write))
     }
 
     /// Counts a failed login and locks the account at `limit`; the row after.

@@ -57,7 +57,7 @@ pub(crate) async fn upsert_rep(conn: &mut Conn, row: &RepRow) -> sqlx::Result<()
     sqlx::query(
         "INSERT INTO reps (id, name, status, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, status = excluded.status,
-             document = excluded.document, updated_at = excluded.updated_at",
+             document = excluded.document, updated_at = excluded.updated_at, version = reps.version + 1",
     )
     .bind(row.id.clone())
     .bind(row.name.clone())
@@ -68,6 +68,43 @@ pub(crate) async fn upsert_rep(conn: &mut Conn, row: &RepRow) -> sqlx::Result<()
     .execute(&mut *conn)
     .await?;
     bump_config(conn).await
+}
+
+/// Writes a rep under [`Write`]; the new version, or `None` when the id was taken or the
+/// version moved.
+pub(crate) async fn write_rep(conn: &mut Conn, row: &RepRow, write: Write) -> sqlx::Result<Option<i64>> {
+    let statement = match write {
+        Write::Create => {
+            "INSERT INTO reps (id, name, status, document, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT DO NOTHING RETURNING version"
+        }
+        Write::Replace { .. } => {
+            "UPDATE reps SET name = $2, status = $3, document = $4, updated_at = $6, version = version + 1
+             WHERE id = $1 AND version = $7 AND $5 = $5 RETURNING version"
+        }
+    };
+    let version = sqlx::query_scalar(statement)
+        .bind(row.id.clone())
+        .bind(row.name.clone())
+        .bind(row.status.clone())
+        .bind(row.document.clone())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(expected(write))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if version.is_some() {
+        bump_config(conn).await?;
+    }
+    Ok(version)
+}
+
+/// The version a replacement expects (a create binds an unused value).
+fn expected(write: Write) -> i64 {
+    match write {
+        Write::Create => 0,
+        Write::Replace { version } => version,
+    }
 }
 
 pub(crate) async fn delete_rep(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
@@ -95,7 +132,7 @@ pub(crate) async fn upsert_team(conn: &mut Conn, row: &TeamRow) -> sqlx::Result<
     sqlx::query(
         "INSERT INTO teams (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, version = teams.version + 1",
     )
     .bind(row.id.clone())
     .bind(row.name.clone())
@@ -105,6 +142,33 @@ pub(crate) async fn upsert_team(conn: &mut Conn, row: &TeamRow) -> sqlx::Result<
     .execute(&mut *conn)
     .await?;
     bump_config(conn).await
+}
+
+/// Writes a team under [`Write`], as [`write_rep`].
+pub(crate) async fn write_team(conn: &mut Conn, row: &TeamRow, write: Write) -> sqlx::Result<Option<i64>> {
+    let statement = match write {
+        Write::Create => {
+            "INSERT INTO teams (id, name, document, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT DO NOTHING RETURNING version"
+        }
+        Write::Replace { .. } => {
+            "UPDATE teams SET name = $2, document = $3, updated_at = $5, version = version + 1
+             WHERE id = $1 AND version = $6 AND $4 = $4 RETURNING version"
+        }
+    };
+    let version = sqlx::query_scalar(statement)
+        .bind(row.id.clone())
+        .bind(row.name.clone())
+        .bind(row.document.clone())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(expected(write))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if version.is_some() {
+        bump_config(conn).await?;
+    }
+    Ok(version)
 }
 
 pub(crate) async fn delete_team(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
@@ -123,7 +187,7 @@ pub(crate) async fn list_pools(conn: &mut Conn) -> sqlx::Result<Vec<PoolRow>> {
 
 pub(crate) async fn list_settings(conn: &mut Conn, setting: Setting) -> sqlx::Result<Vec<DocRow>> {
     let statement = format!(
-        "SELECT id, name, document, created_at, updated_at FROM {} ORDER BY id",
+        "SELECT id, name, document, created_at, updated_at, version FROM {} ORDER BY id",
         setting.table()
     );
     sqlx::query_as(sqlx::AssertSqlSafe(statement)).fetch_all(conn).await
@@ -131,7 +195,7 @@ pub(crate) async fn list_settings(conn: &mut Conn, setting: Setting) -> sqlx::Re
 
 pub(crate) async fn get_setting(conn: &mut Conn, setting: Setting, id: &str) -> sqlx::Result<Option<DocRow>> {
     let statement = format!(
-        "SELECT id, name, document, created_at, updated_at FROM {} WHERE id = $1",
+        "SELECT id, name, document, created_at, updated_at, version FROM {} WHERE id = $1",
         setting.table()
     );
     sqlx::query_as(sqlx::AssertSqlSafe(statement))
@@ -140,12 +204,46 @@ pub(crate) async fn get_setting(conn: &mut Conn, setting: Setting, id: &str) -> 
         .await
 }
 
+/// Writes a settings document under [`Write`], as [`write_rep`].
+pub(crate) async fn write_setting(
+    conn: &mut Conn,
+    setting: Setting,
+    row: &DocRow,
+    write: Write,
+) -> sqlx::Result<Option<i64>> {
+    let statement = match write {
+        Write::Create => format!(
+            "INSERT INTO {} (id, name, document, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT DO NOTHING RETURNING version",
+            setting.table()
+        ),
+        Write::Replace { .. } => format!(
+            "UPDATE {} SET name = $2, document = $3, updated_at = $5, version = version + 1
+             WHERE id = $1 AND version = $6 AND $4 = $4 RETURNING version",
+            setting.table()
+        ),
+    };
+    let version = sqlx::query_scalar(sqlx::AssertSqlSafe(statement))
+        .bind(row.id.clone())
+        .bind(row.name.clone())
+        .bind(row.document.clone())
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(expected(write))
+        .fetch_optional(&mut *conn)
+        .await?;
+    if version.is_some() {
+        bump_config(conn).await?;
+    }
+    Ok(version)
+}
+
 pub(crate) async fn upsert_setting(conn: &mut Conn, setting: Setting, row: &DocRow) -> sqlx::Result<()> {
     let statement = format!(
-        "INSERT INTO {} (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO {table} (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document,
-             updated_at = excluded.updated_at",
-        setting.table()
+             updated_at = excluded.updated_at, version = {table}.version + 1",
+        table = setting.table()
     );
     sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(row.id.clone())
@@ -322,6 +420,52 @@ pub(crate) async fn user_by_name(conn: &mut Conn, username: &str) -> sqlx::Resul
         .await
 }
 
+/// Writes a user under [`Write`]: `None` when the id or the username is taken, or the
+/// version moved. A replacement leaves the sign-in failure count and lock alone: those belong
+/// to sign-in's own atomic updates.
+pub(crate) async fn write_user(conn: &mut Conn, row: &UserRow, write: Write) -> sqlx::Result<Option<i64>> {
+    match write {
+        Write::Create => {
+            sqlx::query_scalar(
+                "INSERT INTO users (id, username, display_name, role, rep_id, teams, password_hash, active, failed_logins, locked_until, created_at, updated_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, $9, $10, 1)
+                 ON CONFLICT DO NOTHING RETURNING version",
+            )
+            .bind(row.id.clone())
+            .bind(row.username.clone())
+            .bind(row.display_name.clone())
+            .bind(row.role.clone())
+            .bind(row.rep_id.clone())
+            .bind(row.teams.clone())
+            .bind(row.password_hash.clone())
+            .bind(row.active)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .fetch_optional(conn)
+            .await
+        }
+        Write::Replace { version } => {
+            sqlx::query_scalar(
+                "UPDATE users SET username = $2, display_name = $3, role = $4, rep_id = $5, teams = $6,
+                     password_hash = $7, active = $8, updated_at = $9, version = version + 1
+                 WHERE id = $1 AND version = $10 RETURNING version",
+            )
+            .bind(row.id.clone())
+            .bind(row.username.clone())
+            .bind(row.display_name.clone())
+            .bind(row.role.clone())
+            .bind(row.rep_id.clone())
+            .bind(row.teams.clone())
+            .bind(row.password_hash.clone())
+            .bind(row.active)
+            .bind(row.updated_at)
+            .bind(version)
+            .fetch_optional(conn)
+            .await
+        }
+    }
+}
+
 pub(crate) async fn upsert_user(conn: &mut Conn, row: &UserRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO users (id, username, display_name, role, rep_id, teams, password_hash, active, failed_logins, locked_until, created_at, updated_at)
@@ -330,7 +474,7 @@ pub(crate) async fn upsert_user(conn: &mut Conn, row: &UserRow) -> sqlx::Result<
              role = excluded.role, rep_id = excluded.rep_id, teams = excluded.teams,
              password_hash = excluded.password_hash, active = excluded.active,
              failed_logins = excluded.failed_logins, locked_until = excluded.locked_until,
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, version = users.version + 1",
     )
     .bind(row.id.clone())
     .bind(row.username.clone())

@@ -10,6 +10,8 @@ pub struct RepRow {
     pub document: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves on every write: the `ETag` of the document.
+    pub version: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -19,6 +21,8 @@ pub struct TeamRow {
     pub document: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves on every write: the `ETag` of the document.
+    pub version: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -40,6 +44,16 @@ pub struct DocRow {
     pub document: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves on every write: the `ETag` of the document.
+    pub version: i64,
+}
+
+/// How a document is written: created only when its id is free, or replaced only while it
+/// still has the version that was read. Either way a write that lost a race changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    Create,
+    Replace { version: i64 },
 }
 
 /// Pools are settings documents.
@@ -356,6 +370,8 @@ pub struct UserRow {
     pub locked_until: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Moves on every write: the `ETag` of the document.
+    pub version: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]

@@ -9,17 +9,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use store::{ApiKeyRow, AuditRow, SessionRow, UserRow};
+use store::{ApiKeyRow, AuditRow, SessionRow, UserRow, Write};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::{Page, check_id, now_micros};
+use crate::api::{IfMatch, Page, check_id, now_micros};
 use crate::auth::{
     Caller, Role, SESSION_COOKIE, SESSION_MAX, hash, new_key, random_hex, session_cookie,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::leads::time;
+use crate::ops::Operation;
 
 /// Failed logins in a row before the account locks…
 pub const LOCK_AFTER: i64 = 5;
@@ -228,6 +229,7 @@ pub async fn current(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::GetSession)?;
     let user_id = caller
         .user_id
         .clone()
@@ -251,7 +253,12 @@ pub async fn current(
 /// Sign out: the session ends on every instance at once.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "accounts",
     responses((status = 204, description = "Signed out")), security(("api_key" = [])))]
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.may(Operation::SignOut)?;
     if let Some(id) = session_cookie(&headers) {
         app.store.delete_session(&hash(&id)).await?;
     }
@@ -278,6 +285,7 @@ pub async fn change_password(
     headers: HeaderMap,
     Body(input): Body<PasswordChange>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::ChangePassword)?;
     let user_id = caller
         .user_id
         .clone()
@@ -298,7 +306,7 @@ pub async fn change_password(
     check_password(&input.new_password, "new_password")?;
     user.password_hash = hash_password(input.new_password).await?;
     user.updated_at = now_micros();
-    app.store.upsert_user(&user).await?;
+    write_user(&app, &user).await?;
     // Keep this session; end the others.
     let keep = session_cookie(&headers).map(|id| hash(&id));
     let kept = match &keep {
@@ -397,7 +405,11 @@ async fn check_user(
 
 /// All users.
 #[utoipa::path(get, path = "/api/v1/users", tag = "accounts", responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
-pub async fn list_users(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_users(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListUsers)?;
     let rows = app.store.list_users().await?;
     Ok(Json(
         json!({"items": rows.iter().map(user_view).collect::<Vec<_>>(), "next_cursor": null}),
@@ -412,31 +424,20 @@ pub async fn create_user(
     Extension(caller): Extension<Caller>,
     Body(input): Body<UserInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateUser)?;
     let id = match &input.id {
         Some(id) => {
             check_id(id, "id")?;
             id.clone()
         }
-        None => format!("user_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+        None => format!("user_{}", uuid::Uuid::now_v7().simple()),
     };
-    let username = input.username.trim().to_owned();
-    if username.is_empty() || username.chars().count() > 64 {
-        return Err(ApiError::invalid(
-            "invalid_value",
-            "username",
-            "1 to 64 characters",
-        ));
+    let username = check_username(&input.username)?;
+    if let Some(name) = &input.display_name {
+        crate::text::check_name(name, "display_name")?;
     }
     let role = check_user(&app, &input.role, input.rep_id.as_deref(), &input.teams).await?;
     check_password(&input.password, "password")?;
-    if app.store.user_by_name(&username).await?.is_some()
-        || app.store.get_user(&id).await?.is_some()
-    {
-        return Err(
-            ApiError::conflict("already_exists", "that username or id is taken")
-                .with_field("username"),
-        );
-    }
     let now = now_micros();
     let row = UserRow {
         id: id.clone(),
@@ -454,8 +455,14 @@ pub async fn create_user(
         locked_until: None,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
-    app.store.upsert_user(&row).await?;
+    if app.store.write_user(&row, Write::Create).await?.is_none() {
+        return Err(
+            ApiError::conflict("already_exists", "that username or id is taken")
+                .with_field("username"),
+        );
+    }
     audit(
         &app,
         &caller,
@@ -473,8 +480,10 @@ pub async fn create_user(
     responses((status = 200, description = "The user")), security(("api_key" = [])))]
 pub async fn get_user(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::GetUser)?;
     let row = app
         .store
         .get_user(&id)
@@ -490,32 +499,49 @@ pub async fn patch_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Body(patch): Body<UserPatch>,
 ) -> ApiResult<Json<Value>> {
-    let mut row = app
-        .store
-        .get_user(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
-    let role = patch.role.clone().unwrap_or_else(|| row.role.clone());
-    let rep_id = patch.rep_id.clone().or_else(|| row.rep_id.clone());
-    let teams = patch
-        .teams
-        .clone()
-        .unwrap_or_else(|| serde_json::from_str(&row.teams).unwrap_or_default());
-    let role = check_user(&app, &role, rep_id.as_deref(), &teams).await?;
+    caller.may(Operation::PatchUser)?;
     if let Some(name) = &patch.display_name {
-        row.display_name = name.trim().to_owned();
+        crate::text::check_name(name, "display_name")?;
     }
-    row.role = role.as_str().to_owned();
-    row.rep_id = rep_id;
-    row.teams = json!(teams).to_string();
-    let deactivating = patch.active == Some(false) && row.active;
-    if let Some(active) = patch.active {
-        row.active = active;
-    }
-    row.updated_at = now_micros();
-    app.store.upsert_user(&row).await?;
+    let mut attempt = 0;
+    let (row, deactivating) = loop {
+        let mut row = app
+            .store
+            .get_user(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        if_match.check(row.version)?;
+        let role = patch.role.clone().unwrap_or_else(|| row.role.clone());
+        let rep_id = patch.rep_id.clone().or_else(|| row.rep_id.clone());
+        let teams = patch
+            .teams
+            .clone()
+            .unwrap_or_else(|| serde_json::from_str(&row.teams).unwrap_or_default());
+        let role = check_user(&app, &role, rep_id.as_deref(), &teams).await?;
+        if let Some(name) = &patch.display_name {
+            row.display_name = name.trim().to_owned();
+        }
+        row.role = role.as_str().to_owned();
+        row.rep_id = rep_id;
+        row.teams = json!(teams).to_string();
+        let deactivating = patch.active == Some(false) && row.active;
+        if let Some(active) = patch.active {
+            row.active = active;
+        }
+        row.updated_at = now_micros();
+        let write = Write::Replace {
+            version: row.version,
+        };
+        if let Some(version) = app.store.write_user(&row, write).await? {
+            row.version = version;
+            break (row, deactivating);
+        }
+        if_match.retry(attempt)?;
+        attempt += 1;
+    };
     if deactivating {
         // At once, on every instance: sessions are looked up per request; keys leave this
         // instance's cache now and every other's within a second.
@@ -557,6 +583,7 @@ pub async fn reset_password(
     Path(id): Path<String>,
     Body(input): Body<PasswordReset>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::ResetPassword)?;
     let mut row = app
         .store
         .get_user(&id)
@@ -564,10 +591,9 @@ pub async fn reset_password(
         .ok_or_else(|| ApiError::not_found("user"))?;
     check_password(&input.password, "password")?;
     row.password_hash = hash_password(input.password).await?;
-    row.failed_logins = 0;
-    row.locked_until = None;
     row.updated_at = now_micros();
-    app.store.upsert_user(&row).await?;
+    write_user(&app, &row).await?;
+    app.store.reset_failed_logins(&row.id).await?;
     app.store.delete_user_sessions(&row.id).await?;
     audit(
         &app,
@@ -603,7 +629,11 @@ pub struct KeyInput {
 
 /// All keys, by prefix only.
 #[utoipa::path(get, path = "/api/v1/keys", tag = "accounts", responses((status = 200, description = "`{items}`")), security(("api_key" = [])))]
-pub async fn list_keys(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_keys(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListKeys)?;
     let rows = app.store.list_api_keys().await?;
     Ok(Json(
         json!({"items": rows.iter().map(key_view).collect::<Vec<_>>(), "next_cursor": null}),
@@ -630,6 +660,7 @@ pub async fn create_key(
     Extension(caller): Extension<Caller>,
     Body(input): Body<KeyInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateKey)?;
     let role = Role::parse(&input.role)
         .filter(|role| role.for_keys())
         .ok_or_else(|| {
@@ -669,6 +700,7 @@ pub async fn rotate_key(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::RotateKey)?;
     let old = app
         .store
         .get_api_key(&id)
@@ -704,6 +736,7 @@ pub async fn revoke_key(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::RevokeKey)?;
     if !app.store.revoke_api_key(&id, now_micros()).await? {
         return Err(ApiError::not_found("key"));
     }
@@ -718,8 +751,10 @@ pub async fn revoke_key(
     responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_audit(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListAudit)?;
     let limit = page.limit()?;
     let mut rows = app
         .store
@@ -743,6 +778,40 @@ pub async fn list_audit(
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
+/// Writes a user's password change over the version read (another change in between wins,
+/// and this one is refused: a password is not merged).
+async fn write_user(app: &AppState, row: &UserRow) -> ApiResult<()> {
+    let write = Write::Replace {
+        version: row.version,
+    };
+    match app.store.write_user(row, write).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::conflict(
+            "busy",
+            "the account changed at the same moment; try again",
+        )),
+    }
+}
+
+/// A username: 1 to 64 ASCII letters, digits, `.`, `_`, `-`, `@`, or Chinese characters. Other
+/// scripts, zero-width and direction marks are refused, so no name can pass for another.
+pub fn check_username(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    let fits = |character: char| {
+        character.is_ascii_alphanumeric()
+            || matches!(character, '.' | '_' | '-' | '@')
+            || matches!(character, '\u{4e00}'..='\u{9fff}' | '\u{3400}'..='\u{4dbf}')
+    };
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(fits) {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "username",
+            "usernames are 1 to 64 letters a-z, digits, . _ - @ or Chinese characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// Creates the first admin (the CLI's `users create` and the demo use it).
 pub async fn create_first_user(
     store: &store::Store,
@@ -751,6 +820,7 @@ pub async fn create_first_user(
     rep_id: Option<String>,
     password: String,
 ) -> ApiResult<UserRow> {
+    let username = &check_username(username)?;
     check_password(&password, "password")?;
     if store.user_by_name(username).await?.is_some() {
         return Err(ApiError::conflict(
@@ -760,7 +830,7 @@ pub async fn create_first_user(
     }
     let now = now_micros();
     let row = UserRow {
-        id: format!("user_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+        id: format!("user_{}", uuid::Uuid::now_v7().simple()),
         username: username.to_owned(),
         display_name: username.to_owned(),
         role: role.as_str().to_owned(),
@@ -772,7 +842,13 @@ pub async fn create_first_user(
         locked_until: None,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
-    store.upsert_user(&row).await?;
+    if store.write_user(&row, Write::Create).await?.is_none() {
+        return Err(ApiError::conflict(
+            "already_exists",
+            "that username is taken",
+        ));
+    }
     Ok(row)
 }

@@ -18,6 +18,7 @@ use crate::api::accounts::audit;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::ops::Operation;
 
 /// A custom field to declare.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,7 +45,11 @@ fn custom_view(row: &CustomFieldRow) -> Value {
 /// condition names it by.
 #[utoipa::path(get, path = "/api/v1/fields", tag = "fields",
     responses((status = 200, description = "`{items}`: entity, name, type, path, custom")), security(("api_key" = [])))]
-pub async fn list_fields(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_fields(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListFields)?;
     let builtin = LEAD_FIELDS
         .iter()
         .map(|(name, _, kind)| ("lead", (*name).to_owned(), *kind, (*name).to_owned()))
@@ -70,6 +75,7 @@ pub async fn create_field(
     Extension(caller): Extension<Caller>,
     Body(field): Body<NewField>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateField)?;
     if !matches!(field.entity.as_str(), "lead" | "rep") {
         return Err(ApiError::invalid(
             "invalid_value",
@@ -130,6 +136,7 @@ pub async fn delete_field(
     Extension(caller): Extension<Caller>,
     Path((entity, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::DeleteField)?;
     let declared = app.store.list_custom_fields().await?;
     if !declared
         .iter()

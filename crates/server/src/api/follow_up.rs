@@ -17,6 +17,7 @@ use crate::auth::{Role, forbidden};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::leads::time;
+use crate::ops::Operation;
 use crate::routing::{ActivityInput, FeedbackInput, LeadOp};
 
 fn activity_view(row: &ActivityRow) -> Value {
@@ -59,6 +60,7 @@ pub async fn log_activity(
     Path(id): Path<String>,
     Body(mut input): Body<ActivityInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::LogActivity)?;
     access::lead(&app, &caller, &id).await?;
     match caller.role {
         // A rep logs their own follow-ups.
@@ -96,6 +98,7 @@ pub async fn list_activities(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListActivities)?;
     access::lead(&app, &caller, &id).await?;
     let rows = app.store.activities_for(&id).await?;
     Ok(Json(
@@ -114,6 +117,7 @@ pub async fn record_feedback(
     Path(id): Path<String>,
     Body(input): Body<FeedbackInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::RecordFeedback)?;
     // A survey tool's integration key posts feedback for leads it cannot read.
     if caller.role != Role::Integration {
         access::lead(&app, &caller, &id).await?;
@@ -122,16 +126,18 @@ pub async fn record_feedback(
         .router
         .change(&id, LeadOp::Feedback(input), &caller.actor())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            changed
-                .feedback
-                .as_ref()
-                .map(feedback_view)
-                .unwrap_or(Value::Null),
-        ),
-    ))
+    let mut view = changed
+        .feedback
+        .as_ref()
+        .map(feedback_view)
+        .unwrap_or(Value::Null);
+    if caller.role == Role::Integration
+        && let Some(view) = view.as_object_mut()
+    {
+        // A survey tool learns nothing of who owns the customer.
+        view.remove("rep_id");
+    }
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// The lead's customer feedback, newest first.
@@ -142,6 +148,7 @@ pub async fn list_feedback(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListFeedback)?;
     access::lead(&app, &caller, &id).await?;
     let rows = app.store.feedback_for(&id).await?;
     Ok(Json(
@@ -157,6 +164,7 @@ pub async fn list_timers(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListTimers)?;
     let lead = access::lead(&app, &caller, &id).await?;
     let policy = lead.sla_policy.clone();
     let rows = app.store.timers_for(&id).await?;
@@ -203,8 +211,10 @@ pub struct EventQuery {
     responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_events(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<EventQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListEvents)?;
     let limit = Page {
         limit: query.limit,
         cursor: None,
@@ -255,8 +265,10 @@ pub struct StatsQuery {
     responses((status = 200, description = "`{by, items}`")), security(("api_key" = [])))]
 pub async fn stats(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<StatsQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::GetStats)?;
     let by = query.by.unwrap_or_else(|| "rep".into());
     if !["rep", "source", "rule", "segment"].contains(&by.as_str()) {
         return Err(ApiError::new(

@@ -13,13 +13,16 @@ use store::{IntakeLogRow, Setting};
 
 use crate::AppState;
 use crate::api::Page;
+use crate::auth::Caller;
 use crate::auth::same;
 use crate::error::{ApiError, ApiResult};
 use crate::intake::{
     IntakeSourceDocument, MAX_AGE_SECS, form_body, hmac_signature, jdy_signature, map_lead,
 };
 use crate::leads::{LeadInput, time};
+use crate::ops::Operation;
 use crate::routing::Created;
+use axum::Extension;
 
 fn refused(status: StatusCode, code: &str, message: &str) -> ApiError {
     ApiError::new(status, code, message)
@@ -246,9 +249,11 @@ async fn accept(
     responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn source_log(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::IntakeSourceLog)?;
     let limit = page.limit()?;
     app.store
         .get_setting(Setting::IntakeSources, &id)

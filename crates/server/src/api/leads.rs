@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::DateTime;
-use engine::{LeadStatus, RepId, RoutingState};
+use engine::LeadStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::LeadFilter;
@@ -20,8 +20,8 @@ use crate::extract::{Body, parse};
 use crate::leads::{
     DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
 };
+use crate::ops::Operation;
 use crate::routing::{Created, LeadOp, LeadPatch};
-use crate::workspace::{ConfigRows, build_workspace};
 
 /// Leads in one batch at most.
 pub const MAX_BATCH: usize = 1000;
@@ -66,14 +66,40 @@ pub async fn create_lead(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(input): Body<LeadInput>,
-) -> ApiResult<(StatusCode, Json<PlacedView>)> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateLead)?;
     let lead = input.normalised()?;
     let mut results = app.router.create(vec![lead], &caller.actor()).await?;
     let created = results
         .pop()
         .ok_or_else(|| ApiError::internal("no result for a lead"))??;
+    if let Some(receipt) = receipt(&app, &caller, &created).await? {
+        let status = match created {
+            Created::New { .. } => StatusCode::CREATED,
+            Created::Duplicate { .. } => StatusCode::OK,
+        };
+        return Ok((status, Json(receipt)));
+    }
     let (status, body) = placed(&app, created).await?;
-    Ok((status, Json(body)))
+    Ok((
+        status,
+        Json(serde_json::to_value(body).map_err(ApiError::internal)?),
+    ))
+}
+
+/// What a caller who may not read the lead learns of its intake: `{id, duplicate}`. An
+/// integration key writes leads without reading them, and a manager re-posting another team's
+/// customer learns no more than that it was known.
+async fn receipt(app: &AppState, caller: &Caller, created: &Created) -> ApiResult<Option<Value>> {
+    let (lead, duplicate) = match created {
+        Created::New { lead, .. } => (lead, false),
+        Created::Duplicate { lead } => (lead, true),
+    };
+    let reads = caller.may(Operation::GetLead).is_ok()
+        && crate::api::access::lead(app, caller, &lead.id)
+            .await
+            .is_ok();
+    Ok((!reads).then(|| json!({"id": lead.id, "duplicate": duplicate})))
 }
 
 /// One item of a batch's answer.
@@ -82,6 +108,9 @@ pub struct BatchItem {
     pub index: usize,
     /// `created`, `duplicate` or `error`.
     pub result: &'static str,
+    /// The lead's id, alone, for callers who may not read the lead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead: Option<LeadView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +124,7 @@ impl BatchItem {
         BatchItem {
             index,
             result: "error",
+            id: None,
             lead: None,
             decision: None,
             error: Some(error_body(error)),
@@ -119,6 +149,7 @@ pub async fn create_batch(
     Extension(caller): Extension<Caller>,
     Body(batch): Body<BatchInput>,
 ) -> ApiResult<Json<Listing<BatchItem>>> {
+    caller.may(Operation::CreateLeads)?;
     if batch.leads.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -155,10 +186,28 @@ pub async fn create_batch(
         app.router.create(valid, &caller.actor()).await?
     };
     for (index, result) in positions.into_iter().zip(results) {
+        if let Ok(created) = &result
+            && let Some(receipt) = receipt(&app, &caller, created).await?
+        {
+            items[index] = Some(BatchItem {
+                index,
+                result: if receipt["duplicate"] == json!(true) {
+                    "duplicate"
+                } else {
+                    "created"
+                },
+                id: receipt["id"].as_str().map(str::to_owned),
+                lead: None,
+                decision: None,
+                error: None,
+            });
+            continue;
+        }
         items[index] = Some(match result {
             Ok(Created::New { lead, decision }) => BatchItem {
                 index,
                 result: "created",
+                id: None,
                 lead: Some(lead_view(&lead)),
                 decision: Some(decision_view(&decision)),
                 error: None,
@@ -166,6 +215,7 @@ pub async fn create_batch(
             Ok(Created::Duplicate { lead }) => BatchItem {
                 index,
                 result: "duplicate",
+                id: None,
                 lead: Some(lead_view(&lead)),
                 decision: None,
                 error: None,
@@ -227,6 +277,7 @@ pub async fn list_leads(
     Extension(caller): Extension<Caller>,
     Query(query): Query<LeadQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListLeads)?;
     if let Some(status) = &query.status
         && LeadStatus::parse(status).is_none()
     {
@@ -271,6 +322,7 @@ pub async fn get_lead(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<LeadView>> {
+    caller.may(Operation::GetLead)?;
     let row = access::lead(&app, &caller, &id).await?;
     Ok(Json(access::view(&caller, &row)))
 }
@@ -285,6 +337,7 @@ pub async fn patch_lead(
     Path(id): Path<String>,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Json<LeadView>> {
+    caller.may(Operation::PatchLead)?;
     let row = access::lead(&app, &caller, &id).await?;
     let mut changes = LeadPatch::default();
     let mut patch = patch;
@@ -338,6 +391,7 @@ pub async fn lead_decisions(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListDecisions)?;
     access::lead(&app, &caller, &id).await?;
     let rows = app.store.decisions_for(&id).await?;
     Ok(Json(
@@ -363,6 +417,7 @@ pub async fn assign_lead(
     Path(id): Path<String>,
     Body(input): Body<AssignInput>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::AssignLead)?;
     check_reason(input.reason.as_deref())?;
     let before = access::lead(&app, &caller, &id).await?;
     if caller.role == crate::auth::Role::Manager {
@@ -403,6 +458,7 @@ pub async fn reroute_lead(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::RerouteLead)?;
     let before = access::lead(&app, &caller, &id).await?;
     let changed = app
         .router
@@ -434,33 +490,22 @@ pub struct ExplainInput {
     responses((status = 200, description = "`{decision: {outcome, owner_id, record, explanation}}`")), security(("api_key" = [])))]
 pub async fn explain(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(input): Body<ExplainInput>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ExplainRoute)?;
     let lead_input = input.lead.normalised()?;
-    let store = &app.store;
     let rule_set = match input.rule_set_version {
         Some(version) => Some(
-            store
+            app.store
                 .get_rule_set(version)
                 .await?
                 .ok_or_else(|| ApiError::not_found("rule set"))?,
         ),
-        None => store.active_rule_set().await?,
+        None => None,
     };
-    let mut rows = ConfigRows::load(store).await?;
-    rows.active = rule_set;
-    let workspace = build_workspace(&rows);
-    let mut state = RoutingState::new(&workspace.roster);
-    for row in store.load_rep_states().await? {
-        state.set_rep(
-            &workspace.roster,
-            &RepId::new(row.rep_id.clone()),
-            store::rep_state_from_row(&row, Default::default()),
-        );
-    }
-    let now = chrono::Utc::now();
-    let lead = lead_input.to_engine(&workspace.catalogue, now)?;
-    let (decision, record) = workspace.decide(&state, &lead, &[], now);
+    let crate::routing::Explained { decision, record } =
+        app.router.explain(lead_input, rule_set).await??;
     Ok(Json(json!({"decision": {
         "outcome": decision.outcome.code(),
         "owner_id": decision.owner().map(ToString::to_string),

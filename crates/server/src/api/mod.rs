@@ -71,6 +71,11 @@ pub fn merge_patch<T: serde::de::DeserializeOwned>(
     let mut document: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(stored).map_err(ApiError::internal)?;
     for (key, value) in patch {
+        // What a view adds to the document: a document read, changed and sent back whole
+        // still applies (its version goes in `If-Match`).
+        if matches!(key.as_str(), "created_at" | "updated_at" | "version") {
+            continue;
+        }
         if immutable.contains(&key.as_str()) {
             return Err(ApiError::invalid(
                 "immutable_field",
@@ -146,6 +151,103 @@ pub fn document_view(
         );
     }
     view
+}
+
+/// [`document_view`] with the document's version (its `ETag`).
+pub fn versioned_view(
+    document: &str,
+    id: &str,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+) -> serde_json::Value {
+    let mut view = document_view(document, id, created_at, updated_at);
+    view["version"] = serde_json::json!(version);
+    view
+}
+
+/// `If-Match: "<version>"` on a write: the version of the document the writer read. A write
+/// whose version is no longer current answers `412 version_mismatch` and changes nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .map(|text| text.trim().trim_start_matches("W/").trim_matches('"'))
+            .and_then(|text| text.parse().ok())
+            .map(|version| IfMatch(Some(version)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_if_match",
+                    "If-Match takes the ETag of the document, as \"3\"",
+                )
+                .with_field("If-Match")
+            })
+    }
+}
+
+impl IfMatch {
+    /// Refuses the write when the writer read another version than the stored one.
+    pub fn check(self, current: i64) -> Result<(), ApiError> {
+        match self.0 {
+            Some(version) if version != current => Err(stale()),
+            _ => Ok(()),
+        }
+    }
+
+    /// After a write that lost a race: `412` when the writer named the version it read;
+    /// otherwise another attempt (re-read, re-apply the change), a few times at most.
+    pub fn retry(self, attempt: usize) -> Result<(), ApiError> {
+        if self.0.is_some() {
+            return Err(stale());
+        }
+        if attempt + 1 >= WRITE_ATTEMPTS {
+            return Err(ApiError::conflict(
+                "busy",
+                "the document is being changed by others; try again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Attempts of a change without `If-Match` before it gives up.
+pub const WRITE_ATTEMPTS: usize = 16;
+
+fn stale() -> ApiError {
+    ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "version_mismatch",
+        "the document changed since you read it; read it again",
+    )
+    .with_field("If-Match")
+}
+
+/// A document's view with its version as `ETag`.
+pub type Versioned = (
+    [(axum::http::HeaderName, String); 1],
+    axum::Json<serde_json::Value>,
+);
+
+/// `ETag` for a document's version.
+pub fn etag(version: i64) -> [(axum::http::HeaderName, String); 1] {
+    [(axum::http::header::ETAG, format!("\"{version}\""))]
+}
+
+/// What a create that lost to an existing id answers.
+pub fn taken(noun: &str, id: &str) -> ApiError {
+    ApiError::conflict("already_exists", format!("a {noun} with id {id:?} exists")).with_field("id")
 }
 
 pub fn now_micros() -> i64 {

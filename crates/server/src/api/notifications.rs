@@ -10,9 +10,12 @@ use utoipa::IntoParams;
 
 use crate::AppState;
 use crate::api::Page;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::leads::time;
 use crate::notify::channel::ChannelDocument;
+use crate::ops::Operation;
+use axum::Extension;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TestQuery {
@@ -26,9 +29,11 @@ pub struct TestQuery {
     security(("api_key" = [])))]
 pub async fn test_channel(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(query): Query<TestQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::TestChannel)?;
     let row = app
         .store
         .get_setting(Setting::Channels, &id)
@@ -82,8 +87,10 @@ pub struct DeliveryQuery {
     responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_deliveries(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<DeliveryQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListDeliveries)?;
     let limit = Page {
         limit: query.limit,
         cursor: None,
@@ -109,8 +116,10 @@ pub async fn list_deliveries(
     security(("api_key" = [])))]
 pub async fn retry_delivery(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::RetryDelivery)?;
     let mut row = app
         .store
         .get_delivery(&id)

@@ -16,6 +16,7 @@ use crate::auth::Caller;
 use crate::auth::{Role, forbidden};
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::Body;
+use crate::ops::Operation;
 use crate::routing::LeadOp;
 use crate::workspace::{ConfigRows, build_workspace};
 
@@ -39,6 +40,7 @@ pub async fn list_pool(
     Extension(caller): Extension<Caller>,
     Query(mut query): Query<PoolQuery>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListPool)?;
     if caller.role == Role::Rep {
         // A rep sees the pools they may claim from, as themselves.
         if query.rep_id.is_some() && query.rep_id != caller.rep_id {
@@ -118,9 +120,17 @@ pub async fn claim(
     Path(id): Path<String>,
     Body(input): Body<ClaimInput>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ClaimLead)?;
     match caller.role {
         Role::Rep if caller.rep_id.as_deref() != Some(input.rep_id.as_str()) => {
             return Err(forbidden("a rep claims for themselves"));
+        }
+        Role::Rep => {
+            // Another rep's lead is not the rep's to know of: 404, as for reading it.
+            let row = app.store.get_lead(&id).await?;
+            if row.is_none_or(|row| row.owner_id.is_some() && row.owner_id != caller.rep_id) {
+                return Err(ApiError::not_found("lead"));
+            }
         }
         Role::Manager => access::rep_in_reach(&app, &caller, &input.rep_id)
             .await
@@ -161,6 +171,7 @@ pub async fn release(
     Path(id): Path<String>,
     Body(input): Body<ReleaseInput>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ReleaseLead)?;
     check_reason(input.reason.as_deref())?;
     let before = access::lead(&app, &caller, &id).await?;
     let changed = app
@@ -204,6 +215,7 @@ pub async fn assign_from_pool(
     Extension(caller): Extension<Caller>,
     Body(input): Body<PoolAssignInput>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::AssignFromPool)?;
     if caller.role == Role::Manager {
         access::rep_in_reach(&app, &caller, &input.rep_id)
             .await

@@ -5,50 +5,96 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use store::RepRow;
+use store::{RepRow, Write};
 
 use crate::AppState;
 use crate::api::accounts::audit;
-use crate::api::{Page, access, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::api::{
+    IfMatch, Page, Versioned, access, check_id, etag, merge_patch, now_micros, page_by_id, taken,
+    versioned_view,
+};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::ops::Operation;
 use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
 
 fn view(row: &RepRow) -> Value {
-    let mut view = document_view(&row.document, &row.id, row.created_at, row.updated_at);
+    let mut view = versioned_view(
+        &row.document,
+        &row.id,
+        row.created_at,
+        row.updated_at,
+        row.version,
+    );
     view["status"] = json!(row.status);
     view
 }
 
+/// Checks and writes a rep under `write`; `None` when the write lost (the id was taken, or
+/// another write came first).
 async fn save(
     app: &AppState,
     id: String,
     mut document: RepDocument,
     created_at: i64,
-) -> ApiResult<RepRow> {
+    write: Write,
+) -> ApiResult<Option<RepRow>> {
     let catalogue = catalogue_from_rows(&app.store.list_custom_fields().await?);
     let rep = rep_from_document(&id, &document, &catalogue)?;
     document.id = Some(id.clone());
     document.status = Some(rep.status.as_str().to_owned());
-    let row = RepRow {
+    let mut row = RepRow {
         id,
         name: rep.name.clone(),
         status: rep.status.as_str().to_owned(),
         document: serde_json::to_string(&document).map_err(ApiError::internal)?,
         created_at,
         updated_at: now_micros(),
+        version: 0,
     };
-    app.store.upsert_rep(&row).await?;
-    Ok(row)
+    Ok(app.store.write_rep(&row, write).await?.map(|version| {
+        row.version = version;
+        row
+    }))
+}
+
+/// Changes a stored rep: reads it, applies `change` to its document, writes it back if nobody
+/// wrote in between, and otherwise starts again from the newer version (or answers `412` when
+/// the caller named the version it read). Each change so alters only what it names.
+async fn change(
+    app: &AppState,
+    id: &str,
+    if_match: IfMatch,
+    mut change: impl FnMut(&RepRow) -> ApiResult<RepDocument>,
+) -> ApiResult<RepRow> {
+    for attempt in 0.. {
+        let row = app
+            .store
+            .get_rep(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("rep"))?;
+        if_match.check(row.version)?;
+        let document = change(&row)?;
+        let write = Write::Replace {
+            version: row.version,
+        };
+        if let Some(row) = save(app, id.to_owned(), document, row.created_at, write).await? {
+            return Ok(row);
+        }
+        if_match.retry(attempt)?;
+    }
+    unreachable!("the loop returns or gives up")
 }
 
 /// All reps, by id.
 #[utoipa::path(get, path = "/api/v1/reps", tag = "reps", params(Page), responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_reps(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListReps)?;
     let (rows, next_cursor) = page_by_id(app.store.list_reps().await?, &page, |row| &row.id)?;
     Ok(Json(
         json!({"items": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
@@ -64,20 +110,17 @@ pub async fn create_rep(
     Extension(caller): Extension<Caller>,
     Body(document): Body<RepDocument>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateRep)?;
     let id = match &document.id {
         Some(id) => {
             check_id(id, "id")?;
             id.clone()
         }
-        None => format!("rep_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+        None => format!("rep_{}", uuid::Uuid::now_v7().simple()),
     };
-    if app.store.get_rep(&id).await?.is_some() {
-        return Err(
-            ApiError::conflict("already_exists", format!("a rep with id {id:?} exists"))
-                .with_field("id"),
-        );
-    }
-    let row = save(&app, id, document, now_micros()).await?;
+    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
+        .await?
+        .ok_or_else(|| taken("rep", &id))?;
     app.router.sweep_soon();
     audit(
         &app,
@@ -97,7 +140,8 @@ pub async fn get_rep(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(Operation::GetRep)?;
     if caller.role == Role::Rep {
         access::rep_in_reach(&app, &caller, &id).await?;
     }
@@ -106,7 +150,7 @@ pub async fn get_rep(
         .get_rep(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("rep"))?;
-    Ok(Json(view(&row)))
+    Ok((etag(row.version), Json(view(&row))))
 }
 
 /// Change some of a rep's fields; `null` clears one.
@@ -116,20 +160,27 @@ pub async fn patch_rep(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Body(patch): Body<serde_json::Map<String, Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(Operation::PatchRep)?;
     access::rep_in_reach(&app, &caller, &id).await?;
-    let change = Value::Object(patch.clone());
-    let row = app
-        .store
-        .get_rep(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("rep"))?;
-    let document: RepDocument = merge_patch(&row.document, patch, &["id"])?;
-    let row = save(&app, id, document, row.created_at).await?;
+    let described = Value::Object(patch.clone());
+    let row = change(&app, &id, if_match, |row| {
+        merge_patch(&row.document, patch.clone(), &["id"])
+    })
+    .await?;
     app.router.sweep_soon();
-    audit(&app, &caller, "rep.changed", "rep", Some(&row.id), change).await;
-    Ok(Json(view(&row)))
+    audit(
+        &app,
+        &caller,
+        "rep.changed",
+        "rep",
+        Some(&row.id),
+        described,
+    )
+    .await;
+    Ok((etag(row.version), Json(view(&row))))
 }
 
 /// Delete a rep who holds no open leads; set `status: inactive` to retire one who does.
@@ -140,6 +191,7 @@ pub async fn delete_rep(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::DeleteRep)?;
     app.store
         .get_rep(&id)
         .await?
@@ -180,30 +232,30 @@ pub async fn set_status(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Body(input): Body<StatusInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(Operation::SetRepStatus)?;
     access::rep_in_reach(&app, &caller, &id).await?;
-    let change = serde_json::to_value(&input).unwrap_or(Value::Null);
-    let row = app
-        .store
-        .get_rep(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("rep"))?;
-    let mut document: RepDocument =
-        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    let described = serde_json::to_value(&input).unwrap_or(Value::Null);
     let on_leave = input.status == "on_leave";
-    document.status = Some(input.status);
-    if let Some(leave) = input.leave {
-        document.leaves.push(leave);
-    }
-    let row = save(&app, id.clone(), document, row.created_at).await?;
+    let row = change(&app, &id, if_match, |row| {
+        let mut document: RepDocument =
+            serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+        document.status = Some(input.status.clone());
+        if let Some(leave) = &input.leave {
+            document.leaves.push(leave.clone());
+        }
+        Ok(document)
+    })
+    .await?;
     audit(
         &app,
         &caller,
         "rep.status_changed",
         "rep",
         Some(&id),
-        change,
+        described,
     )
     .await;
     if on_leave {
@@ -211,17 +263,20 @@ pub async fn set_status(
         app.router.hand_back(&id).await?;
     }
     app.router.sweep_soon();
-    Ok(Json(view(&row)))
+    Ok((etag(row.version), Json(view(&row))))
 }
 
 /// Marks a rep inactive (their user was deactivated): they stop receiving leads.
 pub async fn deactivate(app: &AppState, id: &str) -> ApiResult<()> {
-    let Some(row) = app.store.get_rep(id).await? else {
+    if app.store.get_rep(id).await?.is_none() {
         return Ok(());
-    };
-    let mut document: RepDocument =
-        serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-    document.status = Some("inactive".into());
-    save(app, id.to_owned(), document, row.created_at).await?;
+    }
+    change(app, id, IfMatch(None), |row| {
+        let mut document: RepDocument =
+            serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+        document.status = Some("inactive".into());
+        Ok(document)
+    })
+    .await?;
     Ok(())
 }

@@ -11,9 +11,11 @@ use store::RuleSetRow;
 
 use crate::AppState;
 use crate::api::now_micros;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, parse};
 use crate::leads::time;
+use crate::ops::Operation;
 use crate::workspace::{ConfigRows, Workspace, build_workspace};
 
 /// The stored configuration, with `change` made to it, as rule sets compile against it.
@@ -83,7 +85,11 @@ fn view(row: &RuleSetRow, with_document: bool) -> Value {
 
 /// All versions, newest first, the active one marked.
 #[utoipa::path(get, path = "/api/v1/rule-sets", tag = "rules", responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
-pub async fn list_rule_sets(State(app): State<AppState>) -> ApiResult<Json<Value>> {
+pub async fn list_rule_sets(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListRuleSets)?;
     let rows = app.store.list_rule_sets().await?;
     Ok(Json(
         json!({"items": rows.iter().map(|row| view(row, false)).collect::<Vec<_>>(), "next_cursor": null}),
@@ -96,8 +102,10 @@ pub async fn list_rule_sets(State(app): State<AppState>) -> ApiResult<Json<Value
     security(("api_key" = [])))]
 pub async fn create_rule_set(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(document): Body<Value>,
 ) -> ApiResult<axum::response::Response> {
+    caller.may(Operation::CreateRuleSet)?;
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
     let errors = compile(&workspace(&app, |_| {}).await?, &spec);
@@ -122,8 +130,10 @@ pub async fn create_rule_set(
     responses((status = 200, description = "`{valid, errors: [{code, rule, field, message}]}`")), security(("api_key" = [])))]
 pub async fn validate_rule_set(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Body(document): Body<Value>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ValidateRuleSet)?;
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
     let errors = compile(&workspace(&app, |_| {}).await?, &spec);
@@ -136,8 +146,10 @@ pub async fn validate_rule_set(
 #[utoipa::path(get, path = "/api/v1/rule-sets/{id}", tag = "rules", params(("id" = i64, Path)), responses((status = 200, description = "The version"), (status = 404, description = "No such version")), security(("api_key" = [])))]
 pub async fn get_rule_set(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(version): Path<i64>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::GetRuleSet)?;
     let row = app
         .store
         .get_rule_set(version)
@@ -154,6 +166,7 @@ pub async fn publish_rule_set(
     Extension(caller): Extension<crate::auth::Caller>,
     Path(version): Path<i64>,
 ) -> ApiResult<axum::response::Response> {
+    caller.may(Operation::PublishRuleSet)?;
     let row = app
         .store
         .get_rule_set(version)

@@ -9,22 +9,28 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use store::{DocRow, LeadFilter, Setting};
+use store::{DocRow, LeadFilter, Setting, Write};
 
 use crate::AppState;
 use crate::api::accounts::audit;
-use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::api::{
+    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
+    versioned_view,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
 use crate::intake::IntakeSourceDocument;
 use crate::notify::channel::ChannelDocument;
+use crate::ops::Operation;
 use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
 use crate::workspace::{ConfigRows, OverflowDocument, TeamDocument};
 
 /// A kind of settings document.
 pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     const SETTING: Setting;
+    /// The operations on this kind: list, create, get, patch, delete.
+    const OPERATIONS: [Operation; 5];
     /// `calendar`, `SLA policy`, `pool`.
     const NOUN: &'static str;
     /// Generated ids start with this.
@@ -59,6 +65,13 @@ fn ids(rows: &[DocRow]) -> Vec<String> {
 }
 
 impl SettingKind for CalendarDocument {
+    const OPERATIONS: [Operation; 5] = [
+        Operation::ListCalendars,
+        Operation::CreateCalendar,
+        Operation::GetCalendar,
+        Operation::PatchCalendar,
+        Operation::DeleteCalendar,
+    ];
     const SETTING: Setting = Setting::Calendars;
     const NOUN: &'static str = "calendar";
     const PREFIX: &'static str = "cal";
@@ -88,6 +101,13 @@ impl SettingKind for CalendarDocument {
 }
 
 impl SettingKind for SlaPolicyDocument {
+    const OPERATIONS: [Operation; 5] = [
+        Operation::ListSlaPolicies,
+        Operation::CreateSlaPolicy,
+        Operation::GetSlaPolicy,
+        Operation::PatchSlaPolicy,
+        Operation::DeleteSlaPolicy,
+    ];
     const SETTING: Setting = Setting::SlaPolicies;
     const NOUN: &'static str = "SLA policy";
     const PREFIX: &'static str = "sla";
@@ -120,6 +140,13 @@ impl SettingKind for SlaPolicyDocument {
 }
 
 impl SettingKind for PoolDocument {
+    const OPERATIONS: [Operation; 5] = [
+        Operation::ListPools,
+        Operation::CreatePool,
+        Operation::GetPool,
+        Operation::PatchPool,
+        Operation::DeletePool,
+    ];
     const SETTING: Setting = Setting::Pools;
     const NOUN: &'static str = "pool";
     const PREFIX: &'static str = "pool";
@@ -165,6 +192,13 @@ impl SettingKind for PoolDocument {
 }
 
 impl SettingKind for ChannelDocument {
+    const OPERATIONS: [Operation; 5] = [
+        Operation::ListChannels,
+        Operation::CreateChannel,
+        Operation::GetChannel,
+        Operation::PatchChannel,
+        Operation::DeleteChannel,
+    ];
     const SETTING: Setting = Setting::Channels;
     const NOUN: &'static str = "channel";
     const PREFIX: &'static str = "ch";
@@ -205,6 +239,13 @@ fn hide_secret(view: &mut Value) {
 }
 
 impl SettingKind for IntakeSourceDocument {
+    const OPERATIONS: [Operation; 5] = [
+        Operation::ListIntakeSources,
+        Operation::CreateIntakeSource,
+        Operation::GetIntakeSource,
+        Operation::PatchIntakeSource,
+        Operation::DeleteIntakeSource,
+    ];
     const SETTING: Setting = Setting::IntakeSources;
     const NOUN: &'static str = "intake source";
     const PREFIX: &'static str = "src";
@@ -249,7 +290,13 @@ fn ids_of_teams(rows: &ConfigRows) -> Vec<String> {
 }
 
 fn view<T: SettingKind>(row: &DocRow) -> Value {
-    let mut view = document_view(&row.document, &row.id, row.created_at, row.updated_at);
+    let mut view = versioned_view(
+        &row.document,
+        &row.id,
+        row.created_at,
+        row.updated_at,
+        row.version,
+    );
     view["name"] = json!(row.name);
     T::redact(&mut view);
     view
@@ -268,7 +315,8 @@ async fn save<T: SettingKind>(
     id: String,
     mut document: T,
     created_at: i64,
-) -> ApiResult<DocRow> {
+    write: Write,
+) -> ApiResult<Option<DocRow>> {
     let rows = ConfigRows::load(&app.store).await?;
     document.prepare();
     document.check(&id, &rows)?;
@@ -276,21 +324,32 @@ async fn save<T: SettingKind>(
         *secret = app.sealer.seal(secret);
     }
     *document.id_mut() = Some(id.clone());
-    let row = DocRow {
+    let name = document.name().trim().to_owned();
+    crate::text::check_name(&name, "name")?;
+    let mut row = DocRow {
         id,
-        name: document.name().trim().to_owned(),
+        name,
         document: serde_json::to_string(&document).map_err(ApiError::internal)?,
         created_at,
         updated_at: now_micros(),
+        version: 0,
     };
-    app.store.upsert_setting(T::SETTING, &row).await?;
-    Ok(row)
+    Ok(app
+        .store
+        .write_setting(T::SETTING, &row, write)
+        .await?
+        .map(|version| {
+            row.version = version;
+            row
+        }))
 }
 
 pub async fn list<T: SettingKind>(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(T::OPERATIONS[0])?;
     let rows = app.store.list_settings(T::SETTING).await?;
     let (rows, next_cursor) = page_by_id(rows, &page, |row| &row.id)?;
     Ok(Json(
@@ -303,25 +362,17 @@ pub async fn create<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Body(mut document): Body<T>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(T::OPERATIONS[1])?;
     let id = match document.id_mut().clone() {
         Some(id) => {
             check_id(&id, "id")?;
             id
         }
-        None => format!(
-            "{}_{}",
-            T::PREFIX,
-            &uuid::Uuid::now_v7().simple().to_string()[..16]
-        ),
+        None => format!("{}_{}", T::PREFIX, uuid::Uuid::now_v7().simple()),
     };
-    if app.store.get_setting(T::SETTING, &id).await?.is_some() {
-        return Err(ApiError::conflict(
-            "already_exists",
-            format!("a {} with id {id:?} exists", T::NOUN),
-        )
-        .with_field("id"));
-    }
-    let row = save(&app, id, document, now_micros()).await?;
+    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
+        .await?
+        .ok_or_else(|| taken(T::NOUN, &id))?;
     app.router.sweep_soon();
     audit(
         &app,
@@ -337,42 +388,57 @@ pub async fn create<T: SettingKind>(
 
 pub async fn get<T: SettingKind>(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(T::OPERATIONS[2])?;
     let row = app
         .store
         .get_setting(T::SETTING, &id)
         .await?
         .ok_or_else(not_found::<T>)?;
-    Ok(Json(view::<T>(&row)))
+    Ok((etag(row.version), Json(view::<T>(&row))))
 }
 
 pub async fn patch<T: SettingKind>(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Body(patch): Body<serde_json::Map<String, Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(T::OPERATIONS[3])?;
     // What changed, with secrets hidden.
     let mut change = Value::Object(patch.clone());
     T::redact(&mut change);
-    let row = app
-        .store
-        .get_setting(T::SETTING, &id)
-        .await?
-        .ok_or_else(not_found::<T>)?;
-    let document: T = merge_patch(&row.document, patch, &["id"])?;
-    let row = save(&app, id, document, row.created_at).await?;
-    audit(
-        &app,
-        &caller,
-        &format!("{}.changed", T::SETTING.name()),
-        T::SETTING.name(),
-        Some(&row.id),
-        change,
-    )
-    .await;
-    Ok(Json(view::<T>(&row)))
+    // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
+    // version (or 412 when the caller named the version it read).
+    for attempt in 0.. {
+        let row = app
+            .store
+            .get_setting(T::SETTING, &id)
+            .await?
+            .ok_or_else(not_found::<T>)?;
+        if_match.check(row.version)?;
+        let document: T = merge_patch(&row.document, patch.clone(), &["id"])?;
+        let write = Write::Replace {
+            version: row.version,
+        };
+        if let Some(row) = save(&app, id.clone(), document, row.created_at, write).await? {
+            audit(
+                &app,
+                &caller,
+                &format!("{}.changed", T::SETTING.name()),
+                T::SETTING.name(),
+                Some(&row.id),
+                change,
+            )
+            .await;
+            return Ok((etag(row.version), Json(view::<T>(&row))));
+        }
+        if_match.retry(attempt)?;
+    }
+    unreachable!("the loop returns or gives up")
 }
 
 pub async fn delete<T: SettingKind>(
@@ -380,6 +446,7 @@ pub async fn delete<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    caller.may(T::OPERATIONS[4])?;
     app.store
         .get_setting(T::SETTING, &id)
         .await?
@@ -431,7 +498,7 @@ pub async fn delete<T: SettingKind>(
 
 /// Typed, documented handlers for one kind of setting.
 macro_rules! setting_handlers {
-    ($module:ident, $document:ty, $tag:literal, $collection:literal, $item:literal) => {
+    ($module:ident, $document:ty, $tag:literal, $collection:literal, $item:literal, [$list:literal, $create:literal, $get:literal, $patch:literal, $delete:literal]) => {
         pub mod $module {
             use axum::Json;
             use axum::extract::{Path, Query, State};
@@ -447,14 +514,18 @@ macro_rules! setting_handlers {
             use super::*;
 
             /// All of them, by id.
-            #[utoipa::path(get, path = $collection, tag = $tag, params(Page),
+            #[utoipa::path(get, path = $collection, operation_id = $list, tag = $tag, params(Page),
                 responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
-            pub async fn list(app: State<AppState>, page: Query<Page>) -> ApiResult<Json<Value>> {
-                super::list::<$document>(app, page).await
+            pub async fn list(
+                app: State<AppState>,
+                caller: axum::Extension<crate::auth::Caller>,
+                page: Query<Page>,
+            ) -> ApiResult<Json<Value>> {
+                super::list::<$document>(app, caller, page).await
             }
 
             /// Create one; `id` is generated when left out.
-            #[utoipa::path(post, path = $collection, tag = $tag, request_body = $document,
+            #[utoipa::path(post, path = $collection, operation_id = $create, tag = $tag, request_body = $document,
                 responses((status = 201, description = "Created"), (status = 409, description = "The id is taken"), (status = 422, description = "Invalid value, with the field")),
                 security(("api_key" = [])))]
             pub async fn create(
@@ -466,26 +537,31 @@ macro_rules! setting_handlers {
             }
 
             /// One, by id.
-            #[utoipa::path(get, path = $item, tag = $tag, params(("id" = String, Path)),
+            #[utoipa::path(get, path = $item, operation_id = $get, tag = $tag, params(("id" = String, Path)),
                 responses((status = 200, description = "Found"), (status = 404, description = "No such id")), security(("api_key" = [])))]
-            pub async fn get(app: State<AppState>, id: Path<String>) -> ApiResult<Json<Value>> {
-                super::get::<$document>(app, id).await
+            pub async fn get(
+                app: State<AppState>,
+                caller: axum::Extension<crate::auth::Caller>,
+                id: Path<String>,
+            ) -> ApiResult<crate::api::Versioned> {
+                super::get::<$document>(app, caller, id).await
             }
 
             /// Change some fields (a JSON merge patch; `null` clears one).
-            #[utoipa::path(patch, path = $item, tag = $tag, params(("id" = String, Path)), request_body(content = Object, description = "Fields to replace"),
+            #[utoipa::path(patch, path = $item, operation_id = $patch, tag = $tag, params(("id" = String, Path)), request_body(content = Object, description = "Fields to replace"),
                 responses((status = 200, description = "Changed"), (status = 422, description = "Invalid value, with the field")), security(("api_key" = [])))]
             pub async fn patch(
                 app: State<AppState>,
                 caller: axum::Extension<crate::auth::Caller>,
                 id: Path<String>,
+                if_match: crate::api::IfMatch,
                 body: Body<serde_json::Map<String, Value>>,
-            ) -> ApiResult<Json<Value>> {
-                super::patch::<$document>(app, caller, id, body).await
+            ) -> ApiResult<crate::api::Versioned> {
+                super::patch::<$document>(app, caller, id, if_match, body).await
             }
 
             /// Delete one that nothing uses.
-            #[utoipa::path(delete, path = $item, tag = $tag, params(("id" = String, Path)),
+            #[utoipa::path(delete, path = $item, operation_id = $delete, tag = $tag, params(("id" = String, Path)),
                 responses((status = 204, description = "Deleted"), (status = 409, description = "Still in use, or the default")), security(("api_key" = [])))]
             pub async fn delete(
                 app: State<AppState>,
@@ -503,33 +579,68 @@ setting_handlers!(
     crate::settings::CalendarDocument,
     "calendars",
     "/api/v1/calendars",
-    "/api/v1/calendars/{id}"
+    "/api/v1/calendars/{id}",
+    [
+        "list_calendars",
+        "create_calendar",
+        "get_calendar",
+        "patch_calendar",
+        "delete_calendar"
+    ]
 );
 setting_handlers!(
     sla_policies,
     crate::settings::SlaPolicyDocument,
     "sla-policies",
     "/api/v1/sla-policies",
-    "/api/v1/sla-policies/{id}"
+    "/api/v1/sla-policies/{id}",
+    [
+        "list_sla_policies",
+        "create_sla_policy",
+        "get_sla_policy",
+        "patch_sla_policy",
+        "delete_sla_policy"
+    ]
 );
 setting_handlers!(
     pools,
     crate::settings::PoolDocument,
     "pools",
     "/api/v1/pools",
-    "/api/v1/pools/{id}"
+    "/api/v1/pools/{id}",
+    [
+        "list_pools",
+        "create_pool",
+        "get_pool",
+        "patch_pool",
+        "delete_pool"
+    ]
 );
 setting_handlers!(
     channels,
     crate::notify::channel::ChannelDocument,
     "channels",
     "/api/v1/channels",
-    "/api/v1/channels/{id}"
+    "/api/v1/channels/{id}",
+    [
+        "list_channels",
+        "create_channel",
+        "get_channel",
+        "patch_channel",
+        "delete_channel"
+    ]
 );
 setting_handlers!(
     intake_sources,
     crate::intake::IntakeSourceDocument,
     "intake",
     "/api/v1/intake-sources",
-    "/api/v1/intake-sources/{id}"
+    "/api/v1/intake-sources/{id}",
+    [
+        "list_intake_sources",
+        "create_intake_source",
+        "get_intake_source",
+        "patch_intake_source",
+        "delete_intake_source"
+    ]
 );

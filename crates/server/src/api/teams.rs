@@ -5,18 +5,28 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use store::{Setting, TeamRow};
+use store::{Setting, TeamRow, Write};
 
 use crate::AppState;
 use crate::api::accounts::audit;
-use crate::api::{Page, check_id, document_view, merge_patch, now_micros, page_by_id};
+use crate::api::{
+    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
+    versioned_view,
+};
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Body;
+use crate::ops::Operation;
 use crate::workspace::{TeamDocument, team_from_document};
 
 fn view(row: &TeamRow) -> Value {
-    document_view(&row.document, &row.id, row.created_at, row.updated_at)
+    versioned_view(
+        &row.document,
+        &row.id,
+        row.created_at,
+        row.updated_at,
+        row.version,
+    )
 }
 
 async fn save(
@@ -24,7 +34,8 @@ async fn save(
     id: String,
     mut document: TeamDocument,
     created_at: i64,
-) -> ApiResult<TeamRow> {
+    write: Write,
+) -> ApiResult<Option<TeamRow>> {
     let rep_ids: Vec<String> = app
         .store
         .list_reps()
@@ -82,23 +93,28 @@ async fn save(
         ));
     }
     document.id = Some(id.clone());
-    let row = TeamRow {
+    let mut row = TeamRow {
         id,
         name: team.name.clone(),
         document: serde_json::to_string(&document).map_err(ApiError::internal)?,
         created_at,
         updated_at: now_micros(),
+        version: 0,
     };
-    app.store.upsert_team(&row).await?;
-    Ok(row)
+    Ok(app.store.write_team(&row, write).await?.map(|version| {
+        row.version = version;
+        row
+    }))
 }
 
 /// All teams, by id.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", params(Page), responses((status = 200, description = "`{items, next_cursor}`")), security(("api_key" = [])))]
 pub async fn list_teams(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
+    caller.may(Operation::ListTeams)?;
     let (rows, next_cursor) = page_by_id(app.store.list_teams().await?, &page, |row| &row.id)?;
     Ok(Json(
         json!({"items": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor}),
@@ -114,20 +130,17 @@ pub async fn create_team(
     Extension(caller): Extension<Caller>,
     Body(document): Body<TeamDocument>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.may(Operation::CreateTeam)?;
     let id = match &document.id {
         Some(id) => {
             check_id(id, "id")?;
             id.clone()
         }
-        None => format!("team_{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+        None => format!("team_{}", uuid::Uuid::now_v7().simple()),
     };
-    if app.store.get_team(&id).await?.is_some() {
-        return Err(
-            ApiError::conflict("already_exists", format!("a team with id {id:?} exists"))
-                .with_field("id"),
-        );
-    }
-    let row = save(&app, id, document, now_micros()).await?;
+    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
+        .await?
+        .ok_or_else(|| taken("team", &id))?;
     app.router.sweep_soon();
     audit(
         &app,
@@ -145,14 +158,16 @@ pub async fn create_team(
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), responses((status = 200, description = "The team"), (status = 404, description = "No such team")), security(("api_key" = [])))]
 pub async fn get_team(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(Operation::GetTeam)?;
     let row = app
         .store
         .get_team(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("team"))?;
-    Ok(Json(view(&row)))
+    Ok((etag(row.version), Json(view(&row))))
 }
 
 /// Change some of a team's fields; `null` clears one.
@@ -162,38 +177,59 @@ pub async fn patch_team(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    if_match: IfMatch,
     Body(patch): Body<serde_json::Map<String, Value>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
+    caller.may(Operation::PatchTeam)?;
     if caller.role == Role::Manager && !caller.teams.contains(&id) {
         return Err(ApiError::not_found("team"));
     }
-    let change = Value::Object(patch.clone());
-    let row = app
-        .store
-        .get_team(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("team"))?;
-    let document: TeamDocument = merge_patch(&row.document, patch, &["id"])?;
-    if caller.role == Role::Manager {
-        // A manager reaches the leads of their teams' reps: letting them add anyone would let
-        // them reach any rep's leads. New members and the manager come from their teams.
-        let reach = crate::api::access::members(&app, &caller.teams).await?;
-        let outside = document
-            .members
-            .iter()
-            .map(|member| &member.rep_id)
-            .chain(document.manager_id.iter())
-            .find(|rep| !reach.contains(rep));
-        if let Some(rep) = outside {
-            return Err(crate::auth::forbidden(&format!(
-                "rep {rep:?} is not in your teams; an admin adds reps from elsewhere"
-            )));
+    let described = Value::Object(patch.clone());
+    // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
+    // version (or 412 when the caller named the version it read).
+    for attempt in 0.. {
+        let row = app
+            .store
+            .get_team(&id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("team"))?;
+        if_match.check(row.version)?;
+        let document: TeamDocument = merge_patch(&row.document, patch.clone(), &["id"])?;
+        if caller.role == Role::Manager {
+            // A manager reaches the leads of their teams' reps: letting them add anyone would
+            // let them reach any rep's leads. New members and the manager come from their teams.
+            let reach = crate::api::access::members(&app, &caller.teams).await?;
+            let outside = document
+                .members
+                .iter()
+                .map(|member| &member.rep_id)
+                .chain(document.manager_id.iter())
+                .find(|rep| !reach.contains(rep));
+            if let Some(rep) = outside {
+                return Err(crate::auth::forbidden(&format!(
+                    "rep {rep:?} is not in your teams; an admin adds reps from elsewhere"
+                )));
+            }
         }
+        let write = Write::Replace {
+            version: row.version,
+        };
+        if let Some(row) = save(&app, id.clone(), document, row.created_at, write).await? {
+            app.router.sweep_soon();
+            audit(
+                &app,
+                &caller,
+                "team.changed",
+                "team",
+                Some(&row.id),
+                described,
+            )
+            .await;
+            return Ok((etag(row.version), Json(view(&row))));
+        }
+        if_match.retry(attempt)?;
     }
-    let row = save(&app, id, document, row.created_at).await?;
-    app.router.sweep_soon();
-    audit(&app, &caller, "team.changed", "team", Some(&row.id), change).await;
-    Ok(Json(view(&row)))
+    unreachable!("the loop returns or gives up")
 }
 
 /// Delete a team. Rule sets that name it stop compiling until changed, so the published one is
@@ -205,6 +241,7 @@ pub async fn delete_team(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    caller.may(Operation::DeleteTeam)?;
     app.store
         .get_team(&id)
         .await?

@@ -20,9 +20,9 @@ use super::forms::{
 use super::logs::{Recent, channel_deliveries, source_receipts};
 use super::{Frame, Viewer, back, notice_text, posted, render, viewer};
 use crate::AppState;
-use crate::api::Page;
 use crate::api::settings::{calendars, channels, intake_sources, pools, sla_policies};
-use crate::auth::Role;
+use crate::api::{IfMatch, Page};
+use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, parse};
 
@@ -120,8 +120,18 @@ fn kind(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
     KINDS.iter().find(|(name, _, _)| *name == path).copied()
 }
 
+/// The version a form was drawn from (its hidden `version` field), so that saving it over a
+/// newer version is refused rather than undoing someone else's change.
+pub(super) fn if_match(fields: &std::collections::HashMap<String, String>) -> IfMatch {
+    IfMatch(
+        fields
+            .get("version")
+            .and_then(|version| version.parse().ok()),
+    )
+}
+
 /// Every document of a kind, as the API lists them (secrets hidden).
-pub(super) async fn list(app: &AppState, kind: &str) -> ApiResult<Vec<Value>> {
+pub(super) async fn list(app: &AppState, caller: &Caller, kind: &str) -> ApiResult<Vec<Value>> {
     let page = || {
         Query(Page {
             limit: Some(500),
@@ -129,14 +139,15 @@ pub(super) async fn list(app: &AppState, kind: &str) -> ApiResult<Vec<Value>> {
         })
     };
     let state = || State(app.clone());
+    let caller = || Extension(caller.clone());
     let listed = match kind {
-        "reps" => crate::api::reps::list_reps(state(), page()).await?,
-        "teams" => crate::api::teams::list_teams(state(), page()).await?,
-        "calendars" => calendars::list(state(), page()).await?,
-        "sla-policies" => sla_policies::list(state(), page()).await?,
-        "pools" => pools::list(state(), page()).await?,
-        "channels" => channels::list(state(), page()).await?,
-        _ => intake_sources::list(state(), page()).await?,
+        "reps" => crate::api::reps::list_reps(state(), caller(), page()).await?,
+        "teams" => crate::api::teams::list_teams(state(), caller(), page()).await?,
+        "calendars" => calendars::list(state(), caller(), page()).await?,
+        "sla-policies" => sla_policies::list(state(), caller(), page()).await?,
+        "pools" => pools::list(state(), caller(), page()).await?,
+        "channels" => channels::list(state(), caller(), page()).await?,
+        _ => intake_sources::list(state(), caller(), page()).await?,
     };
     Ok(listed.0["items"].as_array().cloned().unwrap_or_default())
 }
@@ -170,6 +181,12 @@ async fn save_document(
     for key in ["created_at", "updated_at", "secret_set"] {
         document.remove(key);
     }
+    // The version the page was drawn from: saving over a newer one is refused.
+    let if_match = IfMatch(
+        document
+            .remove("version")
+            .and_then(|version| version.as_i64()),
+    );
     let state = || State(app.clone());
     let caller = || Extension(viewer.caller.clone());
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
@@ -180,22 +197,45 @@ async fn save_document(
             let body = Body(document);
             match kind {
                 "reps" => {
-                    crate::api::reps::patch_rep(state(), caller(), path, body)
+                    crate::api::reps::patch_rep(state(), caller(), path, if_match, body)
                         .await?
+                        .1
                         .0
                 }
                 "teams" => {
-                    crate::api::teams::patch_team(state(), caller(), path, body)
+                    crate::api::teams::patch_team(state(), caller(), path, if_match, body)
                         .await?
+                        .1
                         .0
                 }
-                "calendars" => calendars::patch(state(), caller(), path, body).await?.0,
-                "sla-policies" => sla_policies::patch(state(), caller(), path, body).await?.0,
-                "pools" => pools::patch(state(), caller(), path, body).await?.0,
-                "channels" => channels::patch(state(), caller(), path, body).await?.0,
-                _ => {
-                    intake_sources::patch(state(), caller(), path, body)
+                "calendars" => {
+                    calendars::patch(state(), caller(), path, if_match, body)
                         .await?
+                        .1
+                        .0
+                }
+                "sla-policies" => {
+                    sla_policies::patch(state(), caller(), path, if_match, body)
+                        .await?
+                        .1
+                        .0
+                }
+                "pools" => {
+                    pools::patch(state(), caller(), path, if_match, body)
+                        .await?
+                        .1
+                        .0
+                }
+                "channels" => {
+                    channels::patch(state(), caller(), path, if_match, body)
+                        .await?
+                        .1
+                        .0
+                }
+                _ => {
+                    intake_sources::patch(state(), caller(), path, if_match, body)
+                        .await?
+                        .1
                         .0
                 }
             }
@@ -319,7 +359,7 @@ pub async fn page(
         Err(response) => return response,
     };
     let result: ApiResult<AdminPage> = async {
-        let mut all = list(&app, name).await?;
+        let mut all = list(&app, &viewer.caller, name).await?;
         in_reach(&app, &viewer, name, &mut all).await?;
         let items = all
             .iter()
@@ -373,7 +413,7 @@ pub async fn page(
         } else {
             None
         };
-        let choices = Choices::load(&app, name).await?;
+        let choices = Choices::load(&app, &viewer.caller, name).await?;
         let (editing, document) = match found {
             Some(item) => {
                 let mut item = item.clone();
@@ -454,6 +494,7 @@ pub async fn submit(
                 State(app.clone()),
                 Extension(viewer.caller.clone()),
                 Path(id.clone()),
+                if_match(&fields),
                 Body(rep_patch(&Fields(&fields))),
             )
             .await
@@ -467,7 +508,7 @@ pub async fn submit(
             ) =>
         {
             let fields = Fields(&fields);
-            let choices = match Choices::load(&app, name).await {
+            let choices = match Choices::load(&app, &viewer.caller, name).await {
                 Ok(choices) => choices,
                 Err(error) => return back(&page, Err(error)),
             };
@@ -496,6 +537,7 @@ pub async fn submit(
         Some("retry") => {
             let outcome = crate::api::notifications::retry_delivery(
                 State(app.clone()),
+                Extension(viewer.caller.clone()),
                 Path(fields.get("delivery").cloned().unwrap_or_default()),
             )
             .await
@@ -513,6 +555,7 @@ pub async fn submit(
             let outcome = match id {
                 Some(id) => crate::api::notifications::test_channel(
                     State(app.clone()),
+                    Extension(viewer.caller.clone()),
                     Path(id.clone()),
                     Query(crate::api::notifications::TestQuery { to: None }),
                 )

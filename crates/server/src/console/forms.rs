@@ -6,6 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 
 use super::admin::list;
@@ -198,7 +199,7 @@ pub(super) struct Choices {
 }
 
 impl Choices {
-    pub(super) async fn load(app: &AppState, kind: &str) -> ApiResult<Choices> {
+    pub(super) async fn load(app: &AppState, caller: &Caller, kind: &str) -> ApiResult<Choices> {
         let ids = |items: Vec<Value>| -> Vec<(String, String)> {
             items
                 .iter()
@@ -207,22 +208,22 @@ impl Choices {
         };
         let mut choices = Choices::default();
         if matches!(kind, "teams" | "sla-policies") {
-            choices.calendars = ids(list(app, "calendars").await?)
+            choices.calendars = ids(list(app, caller, "calendars").await?)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
         }
         if matches!(kind, "pools" | "channels") {
-            choices.teams = ids(list(app, "teams").await?);
+            choices.teams = ids(list(app, caller, "teams").await?);
         }
         if kind == "teams" {
-            choices.reps = ids(list(app, "reps").await?);
-            choices.sla_policies = ids(list(app, "sla-policies").await?)
+            choices.reps = ids(list(app, caller, "reps").await?);
+            choices.sla_policies = ids(list(app, caller, "sla-policies").await?)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-            let teams = ids(list(app, "teams").await?);
-            let pools = ids(list(app, "pools").await?);
+            let teams = ids(list(app, caller, "teams").await?);
+            let pools = ids(list(app, caller, "pools").await?);
             choices.overflows = teams
                 .into_iter()
                 .map(|(id, name)| (format!("team:{id}"), name))

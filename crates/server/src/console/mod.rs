@@ -220,6 +220,11 @@ fn posted(
     if !csrf_ok(&viewer, &fields) {
         return Err(Box::new(csrf_refused()));
     }
+    for (name, value) in &fields {
+        crate::text::check(name, name, crate::text::MAX_NAME)
+            .and_then(|()| crate::text::check(value, name, crate::BODY_LIMIT))
+            .map_err(|error| Box::new(error.into_response()))?;
+    }
     Ok((viewer, fields))
 }
 
@@ -1265,6 +1270,7 @@ async fn set_status(State(app): State<AppState>, headers: HeaderMap, body: Bytes
             State(handle),
             Extension(viewer.caller),
             Path(rep_id),
+            crate::api::IfMatch(None),
             Body(input),
         )
         .await

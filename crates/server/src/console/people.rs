@@ -45,10 +45,14 @@ async fn accounts_page(
     new_key: String,
 ) -> Response {
     let result: ApiResult<AccountsPage> = async {
-        let users = crate::api::accounts::list_users(State(app.clone()))
-            .await?
-            .0;
-        let keys = crate::api::accounts::list_keys(State(app.clone())).await?.0;
+        let users =
+            crate::api::accounts::list_users(State(app.clone()), Extension(viewer.caller.clone()))
+                .await?
+                .0;
+        let keys =
+            crate::api::accounts::list_keys(State(app.clone()), Extension(viewer.caller.clone()))
+                .await?
+                .0;
         Ok(AccountsPage {
             frame: viewer.frame(
                 viewer.t.t("accounts"),
@@ -105,9 +109,15 @@ pub async fn accounts_submit(
                 active: Some(get("action") == "activate"),
                 ..Default::default()
             };
-            crate::api::accounts::patch_user(state(), caller(), Path(get("id")), Body(patch))
-                .await
-                .map(drop)
+            crate::api::accounts::patch_user(
+                state(),
+                caller(),
+                Path(get("id")),
+                crate::api::IfMatch(None),
+                Body(patch),
+            )
+            .await
+            .map(drop)
         }
         "reset_password" => crate::api::accounts::reset_password(
             state(),
@@ -161,10 +171,13 @@ pub async fn fields(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let listed = match crate::api::fields::list_fields(State(app.clone())).await {
-        Ok(listed) => listed.0,
-        Err(error) => return error.into_response(),
-    };
+    let listed =
+        match crate::api::fields::list_fields(State(app.clone()), Extension(viewer.caller.clone()))
+            .await
+        {
+            Ok(listed) => listed.0,
+            Err(error) => return error.into_response(),
+        };
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     let string = |item: &Value, key: &str| item[key].as_str().unwrap_or_default().to_owned();
     render(FieldsPage {

@@ -1316,8 +1316,12 @@ async fn save(
     publish: bool,
 ) -> Result<i64, ApiError> {
     let document = serde_json::to_value(spec).map_err(ApiError::internal)?;
-    let response =
-        crate::api::rule_sets::create_rule_set(State(app.clone()), Body(document)).await?;
+    let response = crate::api::rule_sets::create_rule_set(
+        State(app.clone()),
+        Extension(viewer.caller.clone()),
+        Body(document),
+    )
+    .await?;
     if response.status() != axum::http::StatusCode::CREATED {
         return Err(ApiError::invalid(
             "invalid_rule_set",
@@ -1356,28 +1360,19 @@ async fn run_sample(app: &AppState, viewer: &Viewer, draft: &Draft) -> String {
         Err(error) => return format!("sample: {error}"),
     };
     let result: Result<String, ApiError> = async {
+        viewer.caller.may(crate::ops::Operation::ExplainRoute)?;
         let lead = lead.normalised()?;
-        let mut rows = crate::workspace::ConfigRows::load(&app.store).await?;
-        rows.active = Some(store::RuleSetRow {
+        let draft = store::RuleSetRow {
             version: 0,
             name: spec.name.clone(),
             document: serde_json::to_string(&spec).map_err(ApiError::internal)?,
             status: "draft".into(),
             created_at: 0,
             published_at: None,
-        });
-        let workspace = crate::workspace::build_workspace(&rows);
-        let mut state = engine::RoutingState::new(&workspace.roster);
-        for row in app.store.load_rep_states().await? {
-            state.set_rep(
-                &workspace.roster,
-                &engine::RepId::new(row.rep_id.clone()),
-                store::rep_state_from_row(&row, Default::default()),
-            );
-        }
-        let now = chrono::Utc::now();
-        let lead = lead.to_engine(&workspace.catalogue, now)?;
-        let (_, record) = workspace.decide(&state, &lead, &[], now);
+        };
+        // The same routing as the API's dry run and a real post: the worker's state.
+        let crate::routing::Explained { record, .. } =
+            app.router.explain(lead, Some(draft)).await??;
         Ok(record.explain(if viewer.t.is_zh() {
             engine::Language::Zh
         } else {

@@ -45,6 +45,13 @@ pub enum Created {
     },
 }
 
+/// What routing a lead now would do.
+#[derive(Debug)]
+pub struct Explained {
+    pub decision: Decision,
+    pub record: DecisionRecord,
+}
+
 /// A lead after a change, with what the change recorded.
 #[derive(Debug)]
 pub struct Changed {
@@ -123,6 +130,13 @@ enum Job {
     HandBack {
         rep_id: String,
         reply: oneshot::Sender<Result<usize, ApiError>>,
+    },
+    /// Route a lead as intake would now, writing nothing: the dry run.
+    Explain {
+        lead: LeadInput,
+        /// A rule-set version to route under instead of the active one.
+        rule_set: Option<store::RuleSetRow>,
+        reply: oneshot::Sender<Result<Result<Explained, ApiError>, ApiError>>,
     },
     /// Fire timers due at `now`.
     Tick {
@@ -214,6 +228,26 @@ impl Router {
                 lead_id: lead_id.to_owned(),
                 op,
                 actor: actor.to_owned(),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Routes a lead as intake would at this moment, against the same cached roster, rotation
+    /// state, credits and known customers, and writes nothing: the dry run names the rep the
+    /// next real post would get.
+    pub async fn explain(
+        &self,
+        lead: LeadInput,
+        rule_set: Option<store::RuleSetRow>,
+    ) -> Result<Result<Explained, ApiError>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Job::Explain {
+                lead,
+                rule_set,
                 reply,
             },
             answer,
@@ -314,8 +348,51 @@ impl Writes {
 #[allow(clippy::large_enum_variant)] // One per job, consumed at once.
 enum Answer {
     Create(Vec<Result<Created, ApiError>>),
+    Explain(Result<Explained, ApiError>),
     Change(Result<Changed, ApiError>),
     Count(usize),
+}
+
+/// Answers a job: its answer, or `Err` when its transaction failed (logged already).
+fn reply(job: Job, answer: Result<Answer, ()>) {
+    let failed = || ApiError::internal("routing transaction failed");
+    match (job, answer) {
+        (Job::Create { reply, .. }, Ok(Answer::Create(results))) => {
+            let _ = reply.send(Ok(results));
+        }
+        (Job::Change { reply, .. }, Ok(Answer::Change(result))) => {
+            let _ = reply.send(result);
+        }
+        (Job::Explain { reply, .. }, Ok(Answer::Explain(result))) => {
+            let _ = reply.send(Ok(result));
+        }
+        (Job::Explain { reply, .. }, _) => {
+            let _ = reply.send(Err(failed()));
+        }
+        (
+            Job::Sweep { reply: Some(reply) }
+            | Job::HandBack { reply, .. }
+            | Job::Tick { reply, .. },
+            Ok(Answer::Count(count)),
+        ) => {
+            let _ = reply.send(Ok(count));
+        }
+        (Job::Create { reply, .. }, _) => {
+            let _ = reply.send(Err(failed()));
+        }
+        (Job::Change { reply, .. }, _) => {
+            let _ = reply.send(Err(failed()));
+        }
+        (
+            Job::Sweep { reply: Some(reply) }
+            | Job::HandBack { reply, .. }
+            | Job::Tick { reply, .. },
+            _,
+        ) => {
+            let _ = reply.send(Err(failed()));
+        }
+        (Job::Sweep { reply: None }, _) => {}
+    }
 }
 
 impl Worker {
@@ -336,49 +413,37 @@ impl Worker {
         }
     }
 
+    /// Runs a batch in one transaction. When the transaction fails, each job runs again alone
+    /// in a transaction of its own, so a job that cannot be written (a constraint, a value the
+    /// database refuses) fails alone and the others in its batch still commit.
     async fn process(&mut self, batch: Vec<Job>) {
         match self.transact(&batch).await {
             Ok(answers) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
-                    match (job, answer) {
-                        (Job::Create { reply, .. }, Answer::Create(results)) => {
-                            let _ = reply.send(Ok(results));
-                        }
-                        (Job::Change { reply, .. }, Answer::Change(result)) => {
-                            let _ = reply.send(result);
-                        }
-                        (
-                            Job::Sweep { reply: Some(reply) }
-                            | Job::HandBack { reply, .. }
-                            | Job::Tick { reply, .. },
-                            Answer::Count(count),
-                        ) => {
-                            let _ = reply.send(Ok(count));
-                        }
-                        _ => {}
-                    }
+                    reply(job, Ok(answer));
                 }
             }
             Err(error) => {
                 // The cached state may be ahead of the database now: reload next time.
                 self.cache = None;
-                tracing::error!(error = %format!("{error:#}"), "routing transaction failed");
-                for job in batch {
-                    let failed = || ApiError::internal("routing transaction failed");
-                    match job {
-                        Job::Create { reply, .. } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Job::Change { reply, .. } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Job::Sweep { reply: Some(reply) }
-                        | Job::HandBack { reply, .. }
-                        | Job::Tick { reply, .. } => {
-                            let _ = reply.send(Err(failed()));
-                        }
-                        Job::Sweep { reply: None } => {}
+                tracing::error!(error = %format!("{error:#}"), jobs = batch.len(), "routing transaction failed");
+                if batch.len() == 1 {
+                    for job in batch {
+                        reply(job, Err(()));
                     }
+                    return;
+                }
+                for job in batch {
+                    let single = std::slice::from_ref(&job);
+                    let answer = match self.transact(single).await {
+                        Ok(mut answers) => answers.pop().ok_or(()),
+                        Err(error) => {
+                            self.cache = None;
+                            tracing::error!(error = %format!("{error:#}"), "routing job failed alone");
+                            Err(())
+                        }
+                    };
+                    reply(job, answer);
                 }
             }
         }
@@ -473,6 +538,7 @@ impl Worker {
                     .iter()
                     .map(|lead| (lead.phone.clone(), lead.email.clone()))
                     .collect(),
+                Job::Explain { lead, .. } => vec![(lead.phone.clone(), lead.email.clone())],
                 _ => Vec::new(),
             })
             .collect();
@@ -497,6 +563,21 @@ impl Worker {
                 Job::Change {
                     lead_id, op, actor, ..
                 } => Answer::Change(change(&mut tx, cache, &mut writes, lead_id, op, actor).await?),
+                Job::Explain { lead, rule_set, .. } => {
+                    let draft = match rule_set {
+                        Some(row) => {
+                            let mut rows = ConfigRows::load_in(&mut tx).await?;
+                            rows.active = Some(row.clone());
+                            Some(build_workspace(&rows))
+                        }
+                        None => None,
+                    };
+                    let workspace = draft.as_ref().unwrap_or(&cache.workspace);
+                    Answer::Explain(
+                        decide_new(workspace, &cache.state, &known, lead, now())
+                            .map(|(_, decision, record)| Explained { decision, record }),
+                    )
+                }
                 Job::Sweep { .. } => Answer::Count(sweep(&mut tx, cache, &mut writes).await?),
                 Job::HandBack { rep_id, .. } => {
                     Answer::Count(hand_back(&mut tx, cache, &mut writes, rep_id).await?)
@@ -746,6 +827,23 @@ fn stored_lead(
     Ok(lead)
 }
 
+/// Routes a new lead: the one function intake and the dry run share. The lead's customer, if
+/// known, brings its owner (owner affinity).
+fn decide_new(
+    workspace: &Workspace,
+    state: &RoutingState,
+    known: &KnownCustomers,
+    input: &LeadInput,
+    now: DateTime<Utc>,
+) -> Result<(engine::Lead, Decision, DecisionRecord), ApiError> {
+    let mut lead = input.to_engine(&workspace.catalogue, now)?;
+    lead.known_owner = known
+        .owner(input.phone.as_deref(), input.email.as_deref())
+        .map(RepId::new);
+    let (decision, record) = workspace.decide(state, &lead, &[], now);
+    Ok((lead, decision, record))
+}
+
 fn create(
     cache: &mut Cache,
     writes: &mut Writes,
@@ -764,14 +862,11 @@ fn create(
         }));
     }
     let now = now();
-    let mut lead = match input.to_engine(&cache.workspace.catalogue, now) {
-        Ok(lead) => lead,
+    let (_, decision, record) = match decide_new(&cache.workspace, &cache.state, known, input, now)
+    {
+        Ok(decided) => decided,
         Err(error) => return Ok(Err(error)),
     };
-    lead.known_owner = known
-        .owner(input.phone.as_deref(), input.email.as_deref())
-        .map(RepId::new);
-    let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now);
     let id = new_id();
     let mut row = LeadRow {
         id: id.clone(),

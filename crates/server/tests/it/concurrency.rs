@@ -131,3 +131,212 @@ async fn a_hundred_concurrent_copies_make_one_lead_on_postgres() {
         one_lead_per_external_id(app).await;
     }
 }
+
+/// Sends `count` copies of one request at once; the statuses and answers.
+async fn send_many(
+    app: &Arc<TestApp>,
+    method: axum::http::Method,
+    count: usize,
+    path: impl Fn(usize) -> String,
+    body: impl Fn(usize) -> serde_json::Value,
+) -> Vec<(StatusCode, serde_json::Value)> {
+    let tasks: Vec<_> = (0..count)
+        .map(|index| {
+            let app = Arc::clone(app);
+            let (method, path, body) = (method.clone(), path(index), body(index));
+            tokio::spawn(async move {
+                let key = app.key.clone();
+                app.send(method, &path, Some(&body), Some(&key)).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
+/// Creates without an id each get their own full-length id; creates with one id or one
+/// username have exactly one winner and the rest `409 already_exists`, never an overwrite.
+async fn concurrent_creates_keep_every_record(app: TestApp) {
+    let app = Arc::new(app);
+    let post = axum::http::Method::POST;
+    let created = send_many(
+        &app,
+        post.clone(),
+        48,
+        |_| "/api/v1/reps".into(),
+        |index| json!({"name": format!("Rep {index}")}),
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for (status, body) in &created {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().expect("id");
+        assert!(id.len() >= 36, "a full-length id: {id}");
+        ids.insert(id.to_owned());
+    }
+    assert_eq!(ids.len(), 48);
+    let (_, listed) = app.get("/api/v1/reps?limit=500").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(48));
+
+    for (path, body) in [
+        ("/api/v1/reps", json!({"id": "same", "name": "Same"})),
+        ("/api/v1/teams", json!({"id": "same", "name": "Same"})),
+        (
+            "/api/v1/calendars",
+            json!({"id": "same", "name": "Same", "time_zone": "Asia/Shanghai"}),
+        ),
+        (
+            "/api/v1/users",
+            json!({"username": "same", "role": "admin", "password": "correct horse battery"}),
+        ),
+    ] {
+        let results = send_many(&app, post.clone(), 6, |_| path.into(), |_| body.clone()).await;
+        let won = results
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::CREATED)
+            .count();
+        assert_eq!(won, 1, "{path}: {results:?}");
+        for (status, answer) in &results {
+            if *status != StatusCode::CREATED {
+                assert_eq!(*status, StatusCode::CONFLICT, "{path}: {answer}");
+                assert_eq!(answer["error"]["code"], json!("already_exists"), "{answer}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_keep_every_record_on_sqlite() {
+    concurrent_creates_keep_every_record(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_keep_every_record_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        concurrent_creates_keep_every_record(app).await;
+    }
+}
+
+/// Two writers change different fields of one rep at once, twenty times: neither change is
+/// lost. A writer naming a stale version gets 412 and changes nothing.
+async fn racing_writers_lose_no_update(app: TestApp) {
+    app.round_robin_team(1, json!({})).await;
+    let app = Arc::new(app);
+    for round in 0..20 {
+        let caps = {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                let key = app.key.clone();
+                app.send(
+                    axum::http::Method::PATCH,
+                    "/api/v1/reps/r00",
+                    Some(&json!({"caps": {"max_open": 100 + round}})),
+                    Some(&key),
+                )
+                .await
+            })
+        };
+        let status = {
+            let app = Arc::clone(&app);
+            let status = if round % 2 == 0 { "paused" } else { "active" };
+            tokio::spawn(async move {
+                let key = app.key.clone();
+                app.send(
+                    axum::http::Method::PUT,
+                    "/api/v1/reps/r00/status",
+                    Some(&json!({"status": status})),
+                    Some(&key),
+                )
+                .await
+            })
+        };
+        let (caps, status) = (caps.await.expect("task"), status.await.expect("task"));
+        assert_eq!(caps.0, StatusCode::OK, "{}", caps.1);
+        assert_eq!(status.0, StatusCode::OK, "{}", status.1);
+        let (_, rep) = app.get("/api/v1/reps/r00").await;
+        assert_eq!(
+            rep["caps"]["max_open"],
+            json!(100 + round),
+            "round {round}: {rep}"
+        );
+        let expected = if round % 2 == 0 { "paused" } else { "active" };
+        assert_eq!(rep["status"], json!(expected), "round {round}: {rep}");
+    }
+    let (_, rep) = app.get("/api/v1/reps/r00").await;
+    let version = rep["version"].as_i64().expect("version");
+    let request = |version: i64| {
+        axum::http::Request::builder()
+            .method("PATCH")
+            .uri("/api/v1/reps/r00")
+            .header("authorization", format!("Bearer {}", app.key))
+            .header("content-type", "application/json")
+            .header("if-match", format!("\"{version}\""))
+            .body(axum::body::Body::from(r#"{"name": "Renamed"}"#))
+            .expect("request")
+    };
+    let (status, answer) = app.raw(request(version - 1)).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("version_mismatch"));
+    let (status, answer) = app.raw(request(version)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["version"], json!(version + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_lose_no_update_on_sqlite() {
+    racing_writers_lose_no_update(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_lose_no_update_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        racing_writers_lose_no_update(app).await;
+    }
+}
+
+/// A batch of routing jobs with bad bytes among them: the bad ones are refused alone (422 at
+/// the door, or failing alone in the worker), every valid lead is created.
+async fn a_poisoned_job_fails_alone(app: TestApp) {
+    app.round_robin_team(4, json!({})).await;
+    let app = Arc::new(app);
+    let results = send_many(
+        &app,
+        axum::http::Method::POST,
+        72,
+        |_| "/api/v1/leads".into(),
+        |index| {
+            let mut body = lead(&format!("poison-{index}"));
+            if index % 3 == 0 {
+                body["company"] = json!(format!("Bad\u{0}Co {index}"));
+            }
+            body
+        },
+    )
+    .await;
+    for (index, (status, body)) in results.iter().enumerate() {
+        if index % 3 == 0 {
+            assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["error"]["code"], json!("control_character"), "{body}");
+            assert_eq!(body["error"]["field"], json!("company"), "{body}");
+        } else {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+        }
+    }
+    let (_, listed) = app.get("/api/v1/leads?limit=500").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(48));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_job_fails_alone_on_sqlite() {
+    a_poisoned_job_fails_alone(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_job_fails_alone_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        a_poisoned_job_fails_alone(app).await;
+    }
+}

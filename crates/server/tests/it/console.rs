@@ -68,6 +68,11 @@ async fn visit(
     }
 }
 
+/// Posts a form as a Chinese-speaking browser would.
+async fn submit(app: &TestApp, path: &str, cookies: &str, form: &str) -> Page {
+    visit(app, "POST", path, cookies, Some(form), "zh-CN").await
+}
+
 /// Signs in through the form; returns the session cookie and the CSRF token of its pages.
 async fn sign_in(app: &TestApp, username: &str) -> (String, String) {
     let page = visit(
@@ -137,15 +142,7 @@ async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
     assert!(login.html.contains("<html lang=\"zh-CN\">") && login.html.contains("登录"));
     let english = visit(&app, "GET", "/login", "", None, "en-US,en;q=0.9").await;
     assert!(english.html.contains("Sign in"), "{}", english.html);
-    let wrong = visit(
-        &app,
-        "POST",
-        "/login",
-        "",
-        Some("username=boss&password=nope"),
-        "zh-CN",
-    )
-    .await;
+    let wrong = submit(&app, "/login", "", "username=boss&password=nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.html.contains("用户名或密码错误"));
 
@@ -225,23 +222,19 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 
     // A follow-up in two clicks: the lead's "call" button.
-    let refused = visit(
+    let refused = submit(
         &app,
-        "POST",
         &format!("/leads/{}/activities", ids[0]),
         &cookie,
-        Some("kind=call"),
-        "zh-CN",
+        "kind=call",
     )
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "no CSRF token");
-    let done = visit(
+    let done = submit(
         &app,
-        "POST",
         &format!("/leads/{}/activities", ids[0]),
         &cookie,
-        Some(&format!("csrf={csrf}&kind=call&back=%2Fme")),
-        "zh-CN",
+        &format!("csrf={csrf}&kind=call&back=%2Fme"),
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
@@ -260,13 +253,11 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
         !pool.html.contains("13800138000"),
         "no contact details in the pool"
     );
-    let claimed = visit(
+    let claimed = submit(
         &app,
-        "POST",
         &format!("/leads/{}/claim", ids[1]),
         &cookie,
-        Some(&format!("csrf={csrf}")),
-        "zh-CN",
+        &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(claimed.status, StatusCode::SEE_OTHER);
@@ -274,28 +265,22 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
     assert_eq!(lead["owner_id"], json!("r00"));
 
     // Status, then the language.
-    let paused = visit(
+    let paused = submit(
         &app,
-        "POST",
         "/me/status",
         &cookie,
-        Some(&format!("csrf={csrf}&status=paused")),
-        "zh-CN",
+        &format!("csrf={csrf}&status=paused"),
     )
     .await;
     assert_eq!(paused.status, StatusCode::SEE_OTHER);
     let (_, rep) = app.get("/api/v1/reps/r00").await;
     assert_eq!(rep["status"], json!("paused"));
     // On leave with its dates: they join the rep's leave periods.
-    let leave = visit(
+    let leave = submit(
         &app,
-        "POST",
         "/me/status",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&status=on_leave&leave_from=2026-12-21&leave_until=2026-12-25"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&status=on_leave&leave_from=2026-12-21&leave_until=2026-12-25"),
     )
     .await;
     assert_eq!(leave.location.as_deref(), Some("/me?notice=ok"));
@@ -327,15 +312,7 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
     .await;
     assert!(english.html.contains("My leads") && english.html.contains("<html lang=\"en\">"));
 
-    let out = visit(
-        &app,
-        "POST",
-        "/logout",
-        &cookie,
-        Some(&format!("csrf={csrf}")),
-        "zh-CN",
-    )
-    .await;
+    let out = submit(&app, "/logout", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     let after = visit(&app, "GET", "/me", &cookie, None, "zh-CN").await;
     assert_eq!(after.location.as_deref(), Some("/login"));
@@ -358,13 +335,11 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     let base = format!(
         "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0&r0_rest=%7B%22fallback%22%3A%5B%7B%22pool%22%3A%22public%22%7D%5D%7D"
     );
-    let added = visit(
+    let added = submit(
         &app,
-        "POST",
         "/rules/edit",
         &cookie,
-        Some(&format!("{base}&action=add_rule")),
-        "zh-CN",
+        &format!("{base}&action=add_rule"),
     )
     .await;
     assert!(
@@ -377,7 +352,7 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=region&r0_c0_op=gt&r0_c0_value=5&r0_q_count=0\
          &r1_id=all&r1_target=team%3At&r1_c_count=0&r1_q_count=0&action=check"
     );
-    let checked = visit(&app, "POST", "/rules/edit", &cookie, Some(&bad), "zh-CN").await;
+    let checked = submit(&app, "/rules/edit", &cookie, &bad).await;
     let row = checked.html.split("r0_c0_value").nth(1).unwrap_or_default();
     let row = row.split("</div>").next().unwrap_or_default();
     assert!(
@@ -392,13 +367,11 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
          &r1_id=all&r1_target=team%3At&r1_c_count=0&r1_q_count=0\
          &sample=%7B%22name%22%3A%22%E6%9D%8E%E6%80%BB%22%2C%22region%22%3A%22%E5%8D%8E%E5%8C%97%22%7D"
     );
-    let dry = visit(
+    let dry = submit(
         &app,
-        "POST",
         "/rules/edit",
         &cookie,
-        Some(&format!("{good}&action=dry_run")),
-        "zh-CN",
+        &format!("{good}&action=dry_run"),
     )
     .await;
     assert!(dry.html.contains("id=\"dry-run\""), "{}", dry.html);
@@ -407,24 +380,20 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         dry.html.contains("class=\"add\""),
         "the diff shows the new rule"
     );
-    let unconfirmed = visit(
+    let unconfirmed = submit(
         &app,
-        "POST",
         "/rules/edit",
         &cookie,
-        Some(&format!("{good}&action=publish")),
-        "zh-CN",
+        &format!("{good}&action=publish"),
     )
     .await;
     assert_eq!(unconfirmed.status, StatusCode::OK);
     assert!(unconfirmed.html.contains("请先勾选确认"));
-    let published = visit(
+    let published = submit(
         &app,
-        "POST",
         "/rules/edit",
         &cookie,
-        Some(&format!("{good}&action=publish&confirm=on")),
-        "zh-CN",
+        &format!("{good}&action=publish&confirm=on"),
     )
     .await;
     assert_eq!(
@@ -445,13 +414,11 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     // Roll back to version 1 from the versions page.
     let versions = visit(&app, "GET", "/rules", &cookie, None, "zh-CN").await;
     assert!(versions.html.contains("回滚到此版本"));
-    let rolled = visit(
+    let rolled = submit(
         &app,
-        "POST",
         "/rules/1/publish",
         &cookie,
-        Some(&format!("csrf={csrf}&confirm=on")),
-        "zh-CN",
+        &format!("csrf={csrf}&confirm=on"),
     )
     .await;
     assert_eq!(rolled.location.as_deref(), Some("/rules?notice=ok"));
@@ -478,32 +445,25 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     // A new rep from the editor, then their caps changed.
     let document = r#"{"id": "r09", "name": "新人", "caps": {"max_open": 5}}"#;
-    let created = visit(
+    let created = submit(
         &app,
-        "POST",
         "/admin/reps",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=&action=save&document={}",
-            encode(document)
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=&action=save&document={}", encode(document)),
     )
     .await;
     assert_eq!(
         created.location.as_deref(),
         Some("/admin/reps?id=r09&notice=ok")
     );
-    let changed = visit(
+    let changed = submit(
         &app,
-        "POST",
         "/admin/reps",
         &cookie,
-        Some(&format!(
+        &format!(
             "csrf={csrf}&id=r09&action=save&document={}",
             encode(r#"{"caps": {"max_open": 8}}"#)
-        )),
-        "zh-CN",
+        ),
     )
     .await;
     assert_eq!(
@@ -529,7 +489,7 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         encode("新人"),
         encode("华东, 华南")
     );
-    let saved = visit(&app, "POST", "/admin/reps", &cookie, Some(&fields), "zh-CN").await;
+    let saved = submit(&app, "/admin/reps", &cookie, &fields).await;
     assert_eq!(
         saved.location.as_deref(),
         Some("/admin/reps?id=r09&notice=ok")
@@ -548,16 +508,14 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     );
     assert_eq!(rep["contact"]["email"], json!("new@example.com"));
     // A bad document comes back with the API's reason.
-    let bad = visit(
+    let bad = submit(
         &app,
-        "POST",
         "/admin/reps",
         &cookie,
-        Some(&format!(
+        &format!(
             "csrf={csrf}&id=r09&action=save&document={}",
             encode(r#"{"weight": -1}"#)
-        )),
-        "zh-CN",
+        ),
     )
     .await;
     assert_eq!(
@@ -577,16 +535,11 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     assert!(said.html.contains("取值不正确 (weight)"), "{}", said.html);
     // A channel with its secret hidden, and a test send that fails visibly (nobody listens).
     let channel = r#"{"id": "hook", "name": "Hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret"}"#;
-    visit(
+    submit(
         &app,
-        "POST",
         "/admin/channels",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=&action=save&document={}",
-            encode(channel)
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=&action=save&document={}", encode(channel)),
     )
     .await;
     let editor = visit(
@@ -603,13 +556,11 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         "{}",
         editor.html
     );
-    let test = visit(
+    let test = submit(
         &app,
-        "POST",
         "/admin/channels",
         &cookie,
-        Some(&format!("csrf={csrf}&id=hook&action=test")),
-        "zh-CN",
+        &format!("csrf={csrf}&id=hook&action=test"),
     )
     .await;
     assert_eq!(
@@ -617,17 +568,13 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         Some("/admin/channels?notice=channel_failed")
     );
     // Users and keys: a key is shown once, then revoked.
-    let user = visit(&app, "POST", "/admin/accounts", &cookie, Some(&format!("csrf={csrf}&action=create_user&username=mgr&role=manager&teams=t&password=long+enough+password")), "zh-CN").await;
+    let user = submit(&app, "/admin/accounts", &cookie, &format!("csrf={csrf}&action=create_user&username=mgr&role=manager&teams=t&password=long+enough+password")).await;
     assert_eq!(user.location.as_deref(), Some("/admin/accounts?notice=ok"));
-    let key = visit(
+    let key = submit(
         &app,
-        "POST",
         "/admin/accounts",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&action=create_key&name=crm&role=integration"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&action=create_key&name=crm&role=integration"),
     )
     .await;
     let shown = key
@@ -663,21 +610,14 @@ async fn calendars_and_sla_policies_are_edited_as_forms() {
         "{}",
         form.html
     );
-    let created = visit(
-        &app,
-        "POST",
-        "/admin/calendars",
-        &cookie,
-        Some(&format!(
+    let created = submit(&app, "/admin/calendars", &cookie, &format!(
             "csrf={csrf}&id=&action=save_form&new_id=cn-office&name={}&time_zone=Asia%2FShanghai\
              &hours_mon={hours}&hours_tue={hours}&hours_wed={hours}&hours_thu={hours}&hours_fri={hours}\
              &holidays={}&makeup_days=2026-09-27&makeup_hours=",
             encode("中国办公室"),
             encode("2026-10-01..2026-10-07\n2027-01-01"),
             hours = encode("09:00-12:00, 13:30-18:00"),
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         created.location.as_deref(),
@@ -710,16 +650,9 @@ async fn calendars_and_sla_policies_are_edited_as_forms() {
         shown.html
     );
     // A bad date is refused with where it is; nothing changes.
-    let bad = visit(
-        &app,
-        "POST",
-        "/admin/calendars",
-        &cookie,
-        Some(&format!(
+    let bad = submit(&app, "/admin/calendars", &cookie, &format!(
             "csrf={csrf}&id=cn-office&action=save_form&name=x&time_zone=Asia%2FShanghai&holidays=2026-13-01"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     let notice = bad.location.expect("back to the page");
     assert!(notice.contains("notice=invalid_value"), "{notice}");
@@ -817,28 +750,20 @@ async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_edito
         ("lead", "account_owner", "text"),
         ("rep", "seniority", "number"),
     ] {
-        let created = visit(
+        let created = submit(
             &app,
-            "POST",
             "/admin/fields",
             &cookie,
-            Some(&format!(
-                "csrf={csrf}&action=create&entity={entity}&name={name}&type={kind}"
-            )),
-            "zh-CN",
+            &format!("csrf={csrf}&action=create&entity={entity}&name={name}&type={kind}"),
         )
         .await;
         assert_eq!(created.location.as_deref(), Some("/admin/fields?notice=ok"));
     }
-    let twice = visit(
+    let twice = submit(
         &app,
-        "POST",
         "/admin/fields",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&action=create&entity=lead&name=account_owner&type=text"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&action=create&entity=lead&name=account_owner&type=text"),
     )
     .await;
     assert_eq!(
@@ -875,16 +800,9 @@ async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_edito
         page.html
     );
     // The rule editor offers them in its field lists.
-    let added = visit(
-        &app,
-        "POST",
-        "/rules/edit",
-        &cookie,
-        Some(&format!(
+    let added = submit(&app, "/rules/edit", &cookie, &format!(
             "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0&action=add_requirement%3A0"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert!(
         added
@@ -897,15 +815,11 @@ async fn custom_fields_are_declared_in_the_console_and_offered_to_the_rule_edito
         added.html
     );
     // Removed again.
-    let removed = visit(
+    let removed = submit(
         &app,
-        "POST",
         "/admin/fields",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&action=delete&entity=rep&name=seniority"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&action=delete&entity=rep&name=seniority"),
     )
     .await;
     assert_eq!(removed.location.as_deref(), Some("/admin/fields?notice=ok"));
@@ -936,18 +850,11 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
     let kept = url::form_urlencoded::byte_serialize(br#"{"type":"fair_share","window":"week"}"#)
         .collect::<String>();
     // r01 leaves the team, r00 weighs double; strategy unchanged, so its window stays.
-    let saved = visit(
-        &app,
-        "POST",
-        "/admin/teams",
-        &cookie,
-        Some(&format!(
+    let saved = submit(&app, "/admin/teams", &cookie, &format!(
             "csrf={csrf}&id=t&action=save_form&name=Team&manager_id=r00&member_r00=on&weight_r00=2&weight_r01=\
              &strategy=fair_share&strategy_json={kept}&overflow=pool%3Apublic&hours_policy=any_time\
              &calendar=&sla_policy=&leave_policy=hand_back"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         saved.location.as_deref(),
@@ -971,16 +878,14 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
     assert_eq!(team["leave_policy"], json!("hand_back"));
     assert_eq!(team["away_fallback"], json!(false));
     // Another strategy: the old one's settings go.
-    visit(
+    submit(
         &app,
-        "POST",
         "/admin/teams",
         &cookie,
-        Some(&format!(
+        &format!(
             "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&member_r01=on\
              &strategy=least_loaded&strategy_json={kept}&hours_policy=in_hours&away_fallback=on"
-        )),
-        "zh-CN",
+        ),
     )
     .await;
     let (_, team) = app.get("/api/v1/teams/t").await;
@@ -997,17 +902,10 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
         "{team}"
     );
     // A new team from the form.
-    let created = visit(
-        &app,
-        "POST",
-        "/admin/teams",
-        &cookie,
-        Some(&format!(
+    let created = submit(&app, "/admin/teams", &cookie, &format!(
             "csrf={csrf}&id=&action=save_form&new_id=night&name={}&member_r01=on&strategy=round_robin&hours_policy=any_time",
             url::form_urlencoded::byte_serialize("夜班".as_bytes()).collect::<String>()
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         created.location.as_deref(),
@@ -1036,17 +934,10 @@ async fn a_pool_is_edited_as_a_form() {
         "{}",
         form.html
     );
-    let saved = visit(
-        &app,
-        "POST",
-        "/admin/pools",
-        &cookie,
-        Some(&format!(
+    let saved = submit(&app, "/admin/pools", &cookie, &format!(
             "csrf={csrf}&id=public&action=save_form&name=%E5%85%AC%E6%B5%B7&team_t=on&reps=\
              &claims_per_day=3&cooldown=7d&touch_within=24h&protect_initial=15d&protect_extend=7d&protect_max=60d"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         saved.location.as_deref(),
@@ -1077,16 +968,9 @@ async fn a_pool_is_edited_as_a_form() {
         "{}",
         shown.html
     );
-    visit(
-        &app,
-        "POST",
-        "/admin/pools",
-        &cookie,
-        Some(&format!(
+    submit(&app, "/admin/pools", &cookie, &format!(
             "csrf={csrf}&id=public&action=save_form&name=%E5%85%AC%E6%B5%B7&claims_per_day=&protect_initial="
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     let (_, pool) = app.get("/api/v1/pools/public").await;
     assert_eq!(pool["teams"], json!([]), "{pool}");
@@ -1095,15 +979,11 @@ async fn a_pool_is_edited_as_a_form() {
         "{pool}"
     );
     // A bad duration comes back with its field.
-    let bad = visit(
+    let bad = submit(
         &app,
-        "POST",
         "/admin/pools",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=public&action=save_form&name=x&cooldown=soon"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=public&action=save_form&name=x&cooldown=soon"),
     )
     .await;
     let back = bad.location.expect("back");
@@ -1121,18 +1001,11 @@ async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
         "{}",
         form.html
     );
-    let created = visit(
-        &app,
-        "POST",
-        "/admin/channels",
-        &cookie,
-        Some(&format!(
+    let created = submit(&app, "/admin/channels", &cookie, &format!(
             "csrf={csrf}&id=&action=save_form&new_id=crm&name=CRM&kind=webhook&language=en&enabled=on\
              &url=https%3A%2F%2Fcrm.example.com%2Fhook&secret=s3cret-value\
              &event_lead.assigned=on&event_lead.won=on&team_t=on&max_attempts=5&per_minute=30"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         created.location.as_deref(),
@@ -1164,16 +1037,9 @@ async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
         "{}",
         shown.html
     );
-    visit(
-        &app,
-        "POST",
-        "/admin/channels",
-        &cookie,
-        Some(&format!(
+    submit(&app, "/admin/channels", &cookie, &format!(
             "csrf={csrf}&id=crm&action=save_form&name=CRM&kind=webhook&language=zh&url=https%3A%2F%2Fcrm.example.com%2Fhook2&secret="
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     let (_, channel) = app.get("/api/v1/channels/crm").await;
     assert_eq!(channel["secret_set"], json!(true), "{channel}");
@@ -1181,18 +1047,11 @@ async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
     assert_eq!(channel["enabled"], json!(false));
     assert_eq!(channel["events"], json!([]));
     // An email channel: the SMTP settings from their fields, the URL dropped.
-    let email = visit(
-        &app,
-        "POST",
-        "/admin/channels",
-        &cookie,
-        Some(&format!(
+    let email = submit(&app, "/admin/channels", &cookie, &format!(
             "csrf={csrf}&id=&action=save_form&new_id=mail&name=Mail&kind=email&enabled=on\
              &url=&smtp_host=smtp.example.com&smtp_port=587&smtp_security=starttls&smtp_username=leads\
              &smtp_from=leads%40example.com&secret=pw"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         email.location.as_deref(),
@@ -1203,15 +1062,11 @@ async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
     assert_eq!(mail["smtp"]["port"], json!(587));
     assert!(mail["url"].is_null(), "{mail}");
     // A kind the API does not know is refused at its field.
-    let bad = visit(
+    let bad = submit(
         &app,
-        "POST",
         "/admin/channels",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=crm&action=save_form&name=CRM&kind=pigeon"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=crm&action=save_form&name=CRM&kind=pigeon"),
     )
     .await;
     let back = bad.location.expect("back");
@@ -1247,12 +1102,7 @@ async fn an_intake_source_is_edited_as_a_form_and_takes_a_form_post() {
         row_of("source"),
         row_of("company_size"),
     );
-    let created = visit(
-        &app,
-        "POST",
-        "/admin/intake-sources",
-        &cookie,
-        Some(&format!(
+    let created = submit(&app, "/admin/intake-sources", &cookie, &format!(
             "csrf={csrf}&id=&action=save_form&new_id=site&name={}&auth=token&rows={rows}\
              &f{name}_field=name&f{name}_path={}&f{phone}_field=phone&f{phone}_path={}\
              &f{province}_field=province&f{province}_path=province&f{province}_values={}\
@@ -1262,9 +1112,7 @@ async fn an_intake_source_is_edited_as_a_form_and_takes_a_form_post() {
             encode("手机"),
             encode("北京=北京市\n沪=上海市"),
             encode("官网"),
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         created.location.as_deref(),
@@ -1301,19 +1149,17 @@ async fn an_intake_source_is_edited_as_a_form_and_takes_a_form_post() {
         .and_then(|rest| rest.split('<').next())
         .expect("the address")
         .replace("&amp;", "&");
-    let posted = visit(
+    let posted = submit(
         &app,
-        "POST",
         &address,
         "",
-        Some(&format!(
+        &format!(
             "{}={}&{}=13900139000&province={}",
             encode("姓名"),
             encode("刘女士"),
             encode("手机"),
             encode("沪")
-        )),
-        "zh-CN",
+        ),
     )
     .await;
     assert!(
@@ -1381,15 +1227,7 @@ async fn an_intake_source_is_edited_as_a_form_and_takes_a_form_post() {
     }
     fields.push("auth=token".into());
     assert!(fields.len() > 60, "every row's fields: {fields:?}");
-    let resaved = visit(
-        &app,
-        "POST",
-        "/admin/intake-sources",
-        &cookie,
-        Some(&fields.join("&")),
-        "zh-CN",
-    )
-    .await;
+    let resaved = submit(&app, "/admin/intake-sources", &cookie, &fields.join("&")).await;
     assert_eq!(
         resaved.location.as_deref(),
         Some("/admin/intake-sources?id=site&notice=ok")
@@ -1562,15 +1400,11 @@ async fn an_admin_sees_deliveries_receipts_and_the_audit_log_and_retries_a_dead_
         .and_then(|rest| rest.split('"').next())
         .expect("a retry button")
         .to_owned();
-    let retried = visit(
+    let retried = submit(
         &app,
-        "POST",
         "/admin/channels",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=hook&action=retry&delivery={delivery}"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=hook&action=retry&delivery={delivery}"),
     )
     .await;
     assert_eq!(
@@ -1586,15 +1420,7 @@ async fn an_admin_sees_deliveries_receipts_and_the_audit_log_and_retries_a_dead_
         StatusCode::CREATED,
     )
     .await;
-    visit(
-        &app,
-        "POST",
-        "/api/v1/intake/site?token=wrong",
-        "",
-        Some("name=x"),
-        "zh-CN",
-    )
-    .await;
+    submit(&app, "/api/v1/intake/site?token=wrong", "", "name=x").await;
     let source = visit(
         &app,
         "GET",
@@ -1645,16 +1471,14 @@ async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
         "{}",
         pool.html
     );
-    let assigned = visit(
+    let assigned = submit(
         &app,
-        "POST",
         "/pool/assign",
         &cookie,
-        Some(&format!(
+        &format!(
             "csrf={csrf}&lead_{}=on&lead_{}=on&rep_id=r01&reason=%E5%9B%9E%E8%AE%BF",
             ids[0], ids[1]
-        )),
-        "zh-CN",
+        ),
     )
     .await;
     assert_eq!(assigned.location.as_deref(), Some("/pool?notice=ok"));
@@ -1663,13 +1487,11 @@ async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
         assert_eq!(lead["owner_id"], json!("r01"), "{lead}");
     }
     // Again: they are no longer in the pool, and the notice says so.
-    let again = visit(
+    let again = submit(
         &app,
-        "POST",
         "/pool/assign",
         &cookie,
-        Some(&format!("csrf={csrf}&lead_{}=on&rep_id=r00", ids[0])),
-        "zh-CN",
+        &format!("csrf={csrf}&lead_{}=on&rep_id=r00", ids[0]),
     )
     .await;
     let back = again.location.expect("back");
@@ -1710,15 +1532,11 @@ async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .date_naive();
-    let logged = visit(
+    let logged = submit(
         &app,
-        "POST",
         &format!("/leads/{}/activities", ids[0]),
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&kind=call&note=&next_follow_up_at={tomorrow}T10%3A00"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&kind=call&note=&next_follow_up_at={tomorrow}T10%3A00"),
     )
     .await;
     assert!(
@@ -1759,24 +1577,20 @@ async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
         page.html
     );
     // Won needs an amount: refused at its field, then done.
-    let refused = visit(
+    let refused = submit(
         &app,
-        "POST",
         &format!("/leads/{}/status", ids[0]),
         &cookie,
-        Some(&format!("csrf={csrf}&status=won&amount=&lost_reason=")),
-        "zh-CN",
+        &format!("csrf={csrf}&status=won&amount=&lost_reason="),
     )
     .await;
     let back = refused.location.expect("back");
     assert!(back.contains("amount"), "{back}");
-    let won = visit(
+    let won = submit(
         &app,
-        "POST",
         &format!("/leads/{}/status", ids[0]),
         &cookie,
-        Some(&format!("csrf={csrf}&status=won&amount=8800&lost_reason=")),
-        "zh-CN",
+        &format!("csrf={csrf}&status=won&amount=8800&lost_reason="),
     )
     .await;
     assert!(
@@ -1789,13 +1603,11 @@ async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
     let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
     assert_eq!(lead["status"], json!("won"), "{lead}");
     // Another rep's lead: not theirs to change.
-    let other = visit(
+    let other = submit(
         &app,
-        "POST",
         &format!("/leads/{}/status", ids[1]),
         &cookie,
-        Some(&format!("csrf={csrf}&status=lost&lost_reason=x")),
-        "zh-CN",
+        &format!("csrf={csrf}&status=lost&lost_reason=x"),
     )
     .await;
     assert!(
@@ -1847,15 +1659,11 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
         reps.html
     );
     // Their rep's caps, through the form.
-    let saved = visit(
+    let saved = submit(
         &app,
-        "POST",
         "/admin/reps",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=r01&action=save_rep&name=Rep+1&status=active&cap_max_per_day=7"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=r01&action=save_rep&name=Rep+1&status=active&cap_max_per_day=7"),
     )
     .await;
     assert_eq!(
@@ -1865,15 +1673,11 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
     let (_, rep) = app.get("/api/v1/reps/r01").await;
     assert_eq!(rep["caps"]["max_per_day"], json!(7));
     // Another team's rep: not found for them, unchanged.
-    let refused = visit(
+    let refused = submit(
         &app,
-        "POST",
         "/admin/reps",
         &cookie,
-        Some(&format!(
-            "csrf={csrf}&id=x1&action=save_rep&name=Mine&status=active"
-        )),
-        "zh-CN",
+        &format!("csrf={csrf}&id=x1&action=save_rep&name=Mine&status=active"),
     )
     .await;
     assert!(
@@ -1905,31 +1709,17 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
     assert_eq!(channels.status, StatusCode::SEE_OTHER);
     // Weights of their own members, yes; pulling another team's rep in (and so reaching that
     // rep's leads), no.
-    let weighted = visit(
-        &app,
-        "POST",
-        "/admin/teams",
-        &cookie,
-        Some(&format!(
+    let weighted = submit(&app, "/admin/teams", &cookie, &format!(
             "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&weight_r00=2&member_r01=on             &strategy=round_robin&hours_policy=any_time"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         weighted.location.as_deref(),
         Some("/admin/teams?id=t&notice=ok")
     );
-    let pulled = visit(
-        &app,
-        "POST",
-        "/admin/teams",
-        &cookie,
-        Some(&format!(
+    let pulled = submit(&app, "/admin/teams", &cookie, &format!(
             "csrf={csrf}&id=t&action=save_form&name=Team&member_r00=on&member_r01=on&member_x1=on             &strategy=round_robin&hours_policy=any_time"
-        )),
-        "zh-CN",
-    )
+        ))
     .await;
     assert_eq!(
         pulled.location.as_deref(),
@@ -1963,15 +1753,7 @@ async fn the_condition_builder_nests_a_group_and_places_its_errors() {
         )
     };
     // `gt` on a text field, inside the group: the message stands at that row.
-    let checked = visit(
-        &app,
-        "POST",
-        "/rules/edit",
-        &cookie,
-        Some(&form("gt", "check")),
-        "zh-CN",
-    )
-    .await;
+    let checked = submit(&app, "/rules/edit", &cookie, &form("gt", "check")).await;
     let at_row = checked
         .html
         .split("name=\"r0_g0_c1_value\"")
@@ -1980,13 +1762,11 @@ async fn the_condition_builder_nests_a_group_and_places_its_errors() {
         .unwrap_or_default();
     assert!(at_row.contains("class=\"error\""), "{}", checked.html);
     // Adding a group, and a row to it, from the buttons.
-    let added = visit(
+    let added = submit(
         &app,
-        "POST",
         "/rules/edit",
         &cookie,
-        Some(&form("equals", "add_group_row:0:0")),
-        "zh-CN",
+        &form("equals", "add_group_row:0:0"),
     )
     .await;
     assert!(
@@ -1995,15 +1775,7 @@ async fn the_condition_builder_nests_a_group_and_places_its_errors() {
         added.html
     );
     // Saved as written: region, and any of size or industry.
-    let saved = visit(
-        &app,
-        "POST",
-        "/rules/edit",
-        &cookie,
-        Some(&form("equals", "save")),
-        "zh-CN",
-    )
-    .await;
+    let saved = submit(&app, "/rules/edit", &cookie, &form("equals", "save")).await;
     assert_eq!(
         saved.location.as_deref(),
         Some("/rules?notice=ok"),
@@ -2021,4 +1793,68 @@ async fn the_condition_builder_nests_a_group_and_places_its_errors() {
                      {"field": "industry", "op": "equals", "value": "5"}]}]}),
         "{draft}"
     );
+}
+
+/// The console is one more surface on the same operations: a form may do only what the
+/// viewer's role may do over the API, whatever it posts. Each row names its operation, and the
+/// outcome for each role follows from that operation's rule.
+#[tokio::test]
+async fn console_forms_refuse_what_the_role_may_not_do() {
+    use server::auth::Role;
+    use server::ops::Operation;
+
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    let owner = |id: String| {
+        let app = &app;
+        async move {
+            let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+            lead["owner_id"].as_str().map(str::to_owned)
+        }
+    };
+    // The rep's own lead, and another lead given back to the pool.
+    let mine = {
+        let mut mine = None;
+        for id in &ids {
+            if owner(id.clone()).await.as_deref() == Some("r00") {
+                mine = Some(id.clone());
+            }
+        }
+        mine.expect("a lead of r00")
+    };
+    let pooled = ids.iter().find(|id| **id != mine).expect("another").clone();
+    app.post(&format!("/api/v1/leads/{pooled}/release"), &json!({}))
+        .await;
+    let rows: Vec<(Operation, String, String)> = vec![
+        (
+            Operation::AssignFromPool,
+            "/pool/assign".into(),
+            format!("lead_{pooled}=on&rep_id=r00&reason=x"),
+        ),
+        (
+            Operation::AssignLead,
+            format!("/leads/{mine}/assign"),
+            "rep_id=r01&reason=x".into(),
+        ),
+    ];
+    for (who, role) in [("rep0", Role::Rep), ("boss", Role::Admin)] {
+        let (cookie, csrf) = sign_in(&app, who).await;
+        for (operation, path, form) in &rows {
+            let before = (owner(mine.clone()).await, owner(pooled.clone()).await);
+            let page = submit(&app, path, &cookie, &format!("csrf={csrf}&{form}")).await;
+            let after = (owner(mine.clone()).await, owner(pooled.clone()).await);
+            let location = page.location.clone().unwrap_or_default();
+            if operation.allowed(role) {
+                assert!(location.ends_with("notice=ok"), "{who} {path}: {location}");
+                assert_ne!(before, after, "{who} {path} changed nothing");
+            } else {
+                assert!(
+                    page.status == StatusCode::FORBIDDEN || location.contains("notice=forbidden"),
+                    "{who} {path}: {} {location}",
+                    page.status
+                );
+                assert_eq!(before, after, "{who} {path} changed a lead");
+            }
+        }
+    }
 }

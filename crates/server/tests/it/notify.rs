@@ -944,6 +944,7 @@ async fn secrets_are_sealed_at_rest(backend: Backend) {
                 document: document.to_string(),
                 created_at: 0,
                 updated_at: 0,
+                version: 1,
             },
         )
         .await
