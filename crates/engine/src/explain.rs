@@ -48,8 +48,20 @@ pub struct DecisionRecord {
     pub tags_added: Vec<String>,
     pub score: Option<f64>,
     pub priority: Option<String>,
+    /// The rules tried, in order, the last [`RULES_TRIED_SHOWN`] of them at most (the matched
+    /// rule is the last tried), so a record stays small whatever the rule set.
     pub rules_tried: Vec<RuleTried>,
+    /// Rules tried before those listed, left out of the record.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rules_tried_omitted: usize,
     pub attempts: Vec<AttemptRecord>,
+}
+
+/// How many rules tried a record lists at most.
+pub const RULES_TRIED_SHOWN: usize = 50;
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,9 +160,11 @@ impl DecisionRecord {
                 name: rule.name.clone(),
             }
         };
+        let rules_tried_omitted = decision.rules.len().saturating_sub(RULES_TRIED_SHOWN);
         let rules_tried = decision
             .rules
             .iter()
+            .skip(rules_tried_omitted)
             .map(|trace| match *trace {
                 RuleTrace::Matched { rule } => RuleTried {
                     rule: rule_brief(rule),
@@ -321,6 +335,7 @@ impl DecisionRecord {
             priority: decision
                 .priority
                 .map(|priority| priority.as_str().to_owned()),
+            rules_tried_omitted,
             rules_tried,
             attempts,
         }
@@ -387,12 +402,14 @@ impl DecisionRecord {
                     }
                 })
                 .collect();
-            let more = skipped.len().saturating_sub(3);
+            // Rules left out of the record were skipped too.
+            let skipped_count = skipped.len() + self.rules_tried_omitted;
+            let more = skipped_count.saturating_sub(shown.len());
             if zh {
                 let _ = write!(
                     text,
                     "（跳过 {} 条：{}{}）",
-                    skipped.len(),
+                    skipped_count,
                     shown.join("；"),
                     if more > 0 {
                         " 等".to_string()
@@ -404,7 +421,7 @@ impl DecisionRecord {
                 let _ = write!(
                     text,
                     " (skipped {}: {}{})",
-                    skipped.len(),
+                    skipped_count,
                     shown.join("; "),
                     if more > 0 {
                         format!("; {more} more")

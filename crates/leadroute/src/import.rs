@@ -190,17 +190,18 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             "no column maps to a lead field; name columns like the fields or use --map COLUMN=FIELD"
         );
     }
+    // Each row with the line it starts on: a bad row's error carries its position; failing
+    // that, it is the line after the row before.
+    let mut last_line = 1;
     let records: Vec<(u64, csv::Result<csv::StringRecord>)> = reader
         .records()
         .map(|record| {
-            (
-                record
-                    .as_ref()
-                    .ok()
-                    .and_then(|record| record.position())
-                    .map_or(0, |position| position.line()),
-                record,
-            )
+            let position = match &record {
+                Ok(record) => record.position(),
+                Err(error) => error.position(),
+            };
+            last_line = position.map_or(last_line + 1, csv::Position::line);
+            (last_line, record)
         })
         .collect();
     let progress = ProgressBar::new(records.len() as u64);

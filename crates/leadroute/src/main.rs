@@ -102,13 +102,18 @@ enum UsersCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LEADROUTE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADROUTE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        // Colour only for a person at a terminal; a file or a log collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("LEADROUTE_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -256,12 +261,31 @@ async fn serve_with(state: AppState, settings: &Settings) -> anyhow::Result<()> 
     }
     tracing::info!(listen = %settings.listen, backend = state.store.backend(), "serving");
     let store = state.store.clone();
-    server::serve(state, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    server::serve(state, listener, stop_signal()).await?;
     store.close().await;
     Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what service managers and containers send).
+async fn stop_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }
 
 async fn rules_check(store: &Store, file: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -184,6 +184,21 @@ pub fn caller_for_user(user: &UserRow) -> Option<Caller> {
     })
 }
 
+/// Whether a session is still live and its user active, without counting as activity (an open
+/// page's event stream must not keep an idle session alive).
+pub async fn session_live(app: &AppState, id: &str) -> bool {
+    let now = chrono::Utc::now().timestamp_micros();
+    let Ok(Some(session)) = app.store.get_session(&hash(id)).await else {
+        return false;
+    };
+    if session.expires_at <= now
+        || session.last_seen_at + SESSION_IDLE.num_microseconds().unwrap_or(0) <= now
+    {
+        return false;
+    }
+    matches!(app.store.get_user(&session.user_id).await, Ok(Some(user)) if user.active)
+}
+
 /// A live session and its active user, by the cookie's session id.
 pub async fn session(
     app: &AppState,
@@ -301,6 +316,10 @@ pub async fn authenticate(
         .unwrap_or_default();
     match crate::ops::Operation::for_route(request.method(), &path) {
         Some(operation) => caller.may(operation)?,
+        // Another method on a known path: the router answers 405.
+        None if crate::ops::Operation::ALL
+            .iter()
+            .any(|operation| operation.route().1 == path) => {}
         None => return Err(forbidden("no operation answers this route")),
     }
     if let (Some(key), true) = (&caller.key_id, caller.role == Role::Integration)

@@ -34,6 +34,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 
+/// How long a request body may take to arrive.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -48,6 +51,9 @@ pub struct AppState {
     pub limits: Arc<auth::RateLimits>,
     /// Seals channel and intake-source secrets at rest (`LEADROUTE_SECRET_KEY`).
     pub sealer: Arc<secrets::Sealer>,
+    /// Becomes `true` when the service is shutting down: long-lived answers (event streams)
+    /// end, so the server can finish.
+    pub closing: tokio::sync::watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,6 +96,7 @@ impl AppState {
             router,
             keys: Arc::default(),
             limits: Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0)),
+            closing: tokio::sync::watch::Sender::new(false),
             metrics: Arc::default(),
         }
     }
@@ -387,6 +394,10 @@ pub fn app(state: AppState) -> axum::Router {
         .layer(middleware::from_fn(envelope))
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A client that stops sending its body mid-way is cut off rather than holding a task.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_READ_TIMEOUT,
+        ))
         .with_state(state)
 }
 
@@ -529,8 +540,82 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = app(state.clone());
+    let mut closed = state.closing.subscribe();
+    let closing = state.closing.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing what is in flight");
+        closing.send_replace(true);
+    });
+    // Each connection holds a receiver; when all are dropped, every connection has ended.
+    let (connections, open) = tokio::sync::watch::channel(());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shut_down(&mut closed) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            app.clone(),
+            state.closing.subscribe(),
+            open.clone(),
+        ));
+    }
+    drop(open);
+    // In-flight requests finish and event streams end within a second or two; a connection
+    // that still hangs on does not hold the process past the grace period.
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
+    }
     Ok(())
 }
+
+/// Resolves once the service is shutting down.
+async fn shut_down(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves one connection: HTTP/1.1 with keep-alive, headers within [`HEADER_READ_TIMEOUT`],
+/// ended gracefully (the request in flight finishes) when the service shuts down.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    app: axum::Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    _open: tokio::sync::watch::Receiver<()>,
+) {
+    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+        tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = shut_down(&mut closing) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// How long a shutdown waits for open connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

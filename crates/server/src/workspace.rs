@@ -173,6 +173,7 @@ pub fn rep_from_document(
     document: &RepDocument,
     catalogue: &FieldCatalogue,
 ) -> Result<Rep, ApiError> {
+    crate::text::check_name(document.name.trim(), "name")?;
     if document.name.trim().is_empty() {
         return Err(invalid("name", "a rep needs a name"));
     }
@@ -265,6 +266,7 @@ pub fn team_from_document(
     team_ids: &[String],
     pools: &[String],
 ) -> Result<Team, ApiError> {
+    crate::text::check_name(document.name.trim(), "name")?;
     if document.name.trim().is_empty() {
         return Err(invalid("name", "a team needs a name"));
     }

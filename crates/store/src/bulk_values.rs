@@ -56,4 +56,3 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
     }
     Ok(())
 }
-

@@ -169,13 +169,19 @@ impl Store {
     }
 
     /// Creates or replaces a rep under [`Write`]: the new version, or `None` when the id was
-    /// taken or another write came first.
-    pub async fn write_rep(&self, row: &RepRow, write: Write) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_rep(row, write))
+    /// taken or another write came first. The audit row is written in the same transaction.
+    pub async fn write_rep(
+        &self,
+        row: &RepRow,
+        write: Write,
+        audit: &AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_rep(row, write, audit))
     }
 
-    pub async fn delete_rep(&self, id: &str) -> sqlx::Result<bool> {
-        on_pool!(self, delete_rep(id))
+    /// Deletes a rep with its audit row, in one transaction.
+    pub async fn delete_rep(&self, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
+        on_pool!(self, delete_rep(id, audit))
     }
 
     pub async fn list_teams(&self) -> sqlx::Result<Vec<TeamRow>> {
@@ -191,12 +197,18 @@ impl Store {
     }
 
     /// Creates or replaces a team under [`Write`], as [`Store::write_rep`].
-    pub async fn write_team(&self, row: &TeamRow, write: Write) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_team(row, write))
+    pub async fn write_team(
+        &self,
+        row: &TeamRow,
+        write: Write,
+        audit: &AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_team(row, write, audit))
     }
 
-    pub async fn delete_team(&self, id: &str) -> sqlx::Result<bool> {
-        on_pool!(self, delete_team(id))
+    /// Deletes a team with its audit row, in one transaction.
+    pub async fn delete_team(&self, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
+        on_pool!(self, delete_team(id, audit))
     }
 
     pub async fn list_pools(&self) -> sqlx::Result<Vec<PoolRow>> {
@@ -235,12 +247,19 @@ impl Store {
         setting: Setting,
         row: &DocRow,
         write: Write,
+        audit: &AuditRow,
     ) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_setting(setting, row, write))
+        on_pool!(self, write_setting(setting, row, write, audit))
     }
 
-    pub async fn delete_setting(&self, setting: Setting, id: &str) -> sqlx::Result<bool> {
-        on_pool!(self, delete_setting(setting, id))
+    /// Deletes a settings document with its audit row, in one transaction.
+    pub async fn delete_setting(
+        &self,
+        setting: Setting,
+        id: &str,
+        audit: &AuditRow,
+    ) -> sqlx::Result<bool> {
+        on_pool!(self, delete_setting(setting, id, audit))
     }
 
     pub async fn activities_for(&self, lead_id: &str) -> sqlx::Result<Vec<ActivityRow>> {
@@ -441,8 +460,13 @@ impl Store {
 
     /// Creates or replaces a user under [`Write`]: `None` when the id or username is taken or
     /// another write came first.
-    pub async fn write_user(&self, row: &UserRow, write: Write) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_user(row, write))
+    pub async fn write_user(
+        &self,
+        row: &UserRow,
+        write: Write,
+        audit: &AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_user(row, write, audit))
     }
 
     /// Counts a failed login and locks the account at `limit`; the row after.
@@ -678,6 +702,14 @@ impl RoutingTx {
 
     pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {
         on_tx!(self, insert_leads(rows))
+    }
+
+    /// Audit rows of the changes people made by hand in this transaction.
+    pub async fn insert_audit(&mut self, rows: &[AuditRow]) -> sqlx::Result<()> {
+        for row in rows {
+            on_tx!(self, insert_audit(row))?;
+        }
+        Ok(())
     }
 
     pub async fn insert_decisions(&mut self, rows: &[DecisionRow]) -> sqlx::Result<()> {

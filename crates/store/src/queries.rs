@@ -43,7 +43,9 @@ pub(crate) async fn lock_routing(conn: &mut Conn) -> sqlx::Result<()> {
 }
 
 pub(crate) async fn list_reps(conn: &mut Conn) -> sqlx::Result<Vec<RepRow>> {
-    sqlx::query_as("SELECT * FROM reps ORDER BY id").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM reps ORDER BY id")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn get_rep(conn: &mut Conn, id: &str) -> sqlx::Result<Option<RepRow>> {
@@ -72,7 +74,13 @@ pub(crate) async fn upsert_rep(conn: &mut Conn, row: &RepRow) -> sqlx::Result<()
 
 /// Writes a rep under [`Write`]; the new version, or `None` when the id was taken or the
 /// version moved.
-pub(crate) async fn write_rep(conn: &mut Conn, row: &RepRow, write: Write) -> sqlx::Result<Option<i64>> {
+pub(crate) async fn write_rep(
+    conn: &mut Conn,
+    row: &RepRow,
+    write: Write,
+    audit: &AuditRow,
+) -> sqlx::Result<Option<i64>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let statement = match write {
         Write::Create => {
             "INSERT INTO reps (id, name, status, document, created_at, updated_at, version)
@@ -91,11 +99,13 @@ pub(crate) async fn write_rep(conn: &mut Conn, row: &RepRow, write: Write) -> sq
         .bind(row.created_at)
         .bind(row.updated_at)
         .bind(expected(write))
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
     if version.is_some() {
-        bump_config(conn).await?;
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
     }
+    tx.commit().await?;
     Ok(version)
 }
 
@@ -107,18 +117,25 @@ fn expected(write: Write) -> i64 {
     }
 }
 
-pub(crate) async fn delete_rep(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
+pub(crate) async fn delete_rep(conn: &mut Conn, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let deleted = sqlx::query("DELETE FROM reps WHERE id = $1")
         .bind(id.to_owned())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    bump_config(conn).await?;
+    if deleted > 0 {
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await?;
     Ok(deleted > 0)
 }
 
 pub(crate) async fn list_teams(conn: &mut Conn) -> sqlx::Result<Vec<TeamRow>> {
-    sqlx::query_as("SELECT * FROM teams ORDER BY id").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM teams ORDER BY id")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn get_team(conn: &mut Conn, id: &str) -> sqlx::Result<Option<TeamRow>> {
@@ -145,7 +162,13 @@ pub(crate) async fn upsert_team(conn: &mut Conn, row: &TeamRow) -> sqlx::Result<
 }
 
 /// Writes a team under [`Write`], as [`write_rep`].
-pub(crate) async fn write_team(conn: &mut Conn, row: &TeamRow, write: Write) -> sqlx::Result<Option<i64>> {
+pub(crate) async fn write_team(
+    conn: &mut Conn,
+    row: &TeamRow,
+    write: Write,
+    audit: &AuditRow,
+) -> sqlx::Result<Option<i64>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let statement = match write {
         Write::Create => {
             "INSERT INTO teams (id, name, document, created_at, updated_at, version)
@@ -163,21 +186,28 @@ pub(crate) async fn write_team(conn: &mut Conn, row: &TeamRow, write: Write) -> 
         .bind(row.created_at)
         .bind(row.updated_at)
         .bind(expected(write))
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
     if version.is_some() {
-        bump_config(conn).await?;
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
     }
+    tx.commit().await?;
     Ok(version)
 }
 
-pub(crate) async fn delete_team(conn: &mut Conn, id: &str) -> sqlx::Result<bool> {
+pub(crate) async fn delete_team(conn: &mut Conn, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let deleted = sqlx::query("DELETE FROM teams WHERE id = $1")
         .bind(id.to_owned())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    bump_config(conn).await?;
+    if deleted > 0 {
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await?;
     Ok(deleted > 0)
 }
 
@@ -190,10 +220,16 @@ pub(crate) async fn list_settings(conn: &mut Conn, setting: Setting) -> sqlx::Re
         "SELECT id, name, document, created_at, updated_at, version FROM {} ORDER BY id",
         setting.table()
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(statement)).fetch_all(conn).await
+    sqlx::query_as(sqlx::AssertSqlSafe(statement))
+        .fetch_all(conn)
+        .await
 }
 
-pub(crate) async fn get_setting(conn: &mut Conn, setting: Setting, id: &str) -> sqlx::Result<Option<DocRow>> {
+pub(crate) async fn get_setting(
+    conn: &mut Conn,
+    setting: Setting,
+    id: &str,
+) -> sqlx::Result<Option<DocRow>> {
     let statement = format!(
         "SELECT id, name, document, created_at, updated_at, version FROM {} WHERE id = $1",
         setting.table()
@@ -210,7 +246,9 @@ pub(crate) async fn write_setting(
     setting: Setting,
     row: &DocRow,
     write: Write,
+    audit: &AuditRow,
 ) -> sqlx::Result<Option<i64>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let statement = match write {
         Write::Create => format!(
             "INSERT INTO {} (id, name, document, created_at, updated_at, version)
@@ -230,15 +268,21 @@ pub(crate) async fn write_setting(
         .bind(row.created_at)
         .bind(row.updated_at)
         .bind(expected(write))
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
     if version.is_some() {
-        bump_config(conn).await?;
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
     }
+    tx.commit().await?;
     Ok(version)
 }
 
-pub(crate) async fn upsert_setting(conn: &mut Conn, setting: Setting, row: &DocRow) -> sqlx::Result<()> {
+pub(crate) async fn upsert_setting(
+    conn: &mut Conn,
+    setting: Setting,
+    row: &DocRow,
+) -> sqlx::Result<()> {
     let statement = format!(
         "INSERT INTO {table} (id, name, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, document = excluded.document,
@@ -256,14 +300,24 @@ pub(crate) async fn upsert_setting(conn: &mut Conn, setting: Setting, row: &DocR
     bump_config(conn).await
 }
 
-pub(crate) async fn delete_setting(conn: &mut Conn, setting: Setting, id: &str) -> sqlx::Result<bool> {
+pub(crate) async fn delete_setting(
+    conn: &mut Conn,
+    setting: Setting,
+    id: &str,
+    audit: &AuditRow,
+) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let statement = format!("DELETE FROM {} WHERE id = $1", setting.table());
     let deleted = sqlx::query(sqlx::AssertSqlSafe(statement))
         .bind(id.to_owned())
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-    bump_config(conn).await?;
+    if deleted > 0 {
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await?;
     Ok(deleted > 0)
 }
 
@@ -274,7 +328,10 @@ pub(crate) async fn list_custom_fields(conn: &mut Conn) -> sqlx::Result<Vec<Cust
 }
 
 /// Declares a custom field; false when the entity already has a field of that name.
-pub(crate) async fn insert_custom_field(conn: &mut Conn, row: &CustomFieldRow) -> sqlx::Result<bool> {
+pub(crate) async fn insert_custom_field(
+    conn: &mut Conn,
+    row: &CustomFieldRow,
+) -> sqlx::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO custom_fields (entity, name, field_type) VALUES ($1, $2, $3)
          ON CONFLICT (entity, name) DO NOTHING",
@@ -289,7 +346,11 @@ pub(crate) async fn insert_custom_field(conn: &mut Conn, row: &CustomFieldRow) -
     Ok(inserted > 0)
 }
 
-pub(crate) async fn delete_custom_field(conn: &mut Conn, entity: &str, name: &str) -> sqlx::Result<bool> {
+pub(crate) async fn delete_custom_field(
+    conn: &mut Conn,
+    entity: &str,
+    name: &str,
+) -> sqlx::Result<bool> {
     let deleted = sqlx::query("DELETE FROM custom_fields WHERE entity = $1 AND name = $2")
         .bind(entity.to_owned())
         .bind(name.to_owned())
@@ -306,7 +367,10 @@ pub(crate) async fn list_rule_sets(conn: &mut Conn) -> sqlx::Result<Vec<RuleSetR
         .await
 }
 
-pub(crate) async fn get_rule_set(conn: &mut Conn, version: i64) -> sqlx::Result<Option<RuleSetRow>> {
+pub(crate) async fn get_rule_set(
+    conn: &mut Conn,
+    version: i64,
+) -> sqlx::Result<Option<RuleSetRow>> {
     sqlx::query_as("SELECT * FROM rule_sets WHERE version = $1")
         .bind(version)
         .fetch_optional(conn)
@@ -344,13 +408,11 @@ pub(crate) async fn publish_rule_set(conn: &mut Conn, version: i64, now: i64) ->
     sqlx::query("UPDATE rule_sets SET status = 'retired' WHERE status = 'published'")
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "UPDATE rule_sets SET status = 'published', published_at = $2 WHERE version = $1",
-    )
-    .bind(version)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE rule_sets SET status = 'published', published_at = $2 WHERE version = $1")
+        .bind(version)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     bump_config(conn).await
 }
 
@@ -371,7 +433,9 @@ pub(crate) async fn insert_api_key(conn: &mut Conn, row: &ApiKeyRow) -> sqlx::Re
 }
 
 pub(crate) async fn list_api_keys(conn: &mut Conn) -> sqlx::Result<Vec<ApiKeyRow>> {
-    sqlx::query_as("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM api_keys ORDER BY created_at, id")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn get_api_key(conn: &mut Conn, id: &str) -> sqlx::Result<Option<ApiKeyRow>> {
@@ -383,12 +447,13 @@ pub(crate) async fn get_api_key(conn: &mut Conn, id: &str) -> sqlx::Result<Optio
 
 /// Revokes a key; false when it was unknown or revoked already.
 pub(crate) async fn revoke_api_key(conn: &mut Conn, id: &str, at: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-        .bind(id.to_owned())
-        .bind(at)
-        .execute(conn)
-        .await?
-        .rows_affected();
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.to_owned())
+            .bind(at)
+            .execute(conn)
+            .await?
+            .rows_affected();
     Ok(done > 0)
 }
 
@@ -403,7 +468,9 @@ pub(crate) async fn revoke_user_keys(conn: &mut Conn, user_id: &str, at: i64) ->
 }
 
 pub(crate) async fn list_users(conn: &mut Conn) -> sqlx::Result<Vec<UserRow>> {
-    sqlx::query_as("SELECT * FROM users ORDER BY username").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM users ORDER BY username")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn get_user(conn: &mut Conn, id: &str) -> sqlx::Result<Option<UserRow>> {
@@ -423,8 +490,14 @@ pub(crate) async fn user_by_name(conn: &mut Conn, username: &str) -> sqlx::Resul
 /// Writes a user under [`Write`]: `None` when the id or the username is taken, or the
 /// version moved. A replacement leaves the sign-in failure count and lock alone: those belong
 /// to sign-in's own atomic updates.
-pub(crate) async fn write_user(conn: &mut Conn, row: &UserRow, write: Write) -> sqlx::Result<Option<i64>> {
-    match write {
+pub(crate) async fn write_user(
+    conn: &mut Conn,
+    row: &UserRow,
+    write: Write,
+    audit: &AuditRow,
+) -> sqlx::Result<Option<i64>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let version: Option<i64> = match write {
         Write::Create => {
             sqlx::query_scalar(
                 "INSERT INTO users (id, username, display_name, role, rep_id, teams, password_hash, active, failed_logins, locked_until, created_at, updated_at, version)
@@ -441,8 +514,8 @@ pub(crate) async fn write_user(conn: &mut Conn, row: &UserRow, write: Write) -> 
             .bind(row.active)
             .bind(row.created_at)
             .bind(row.updated_at)
-            .fetch_optional(conn)
-            .await
+            .fetch_optional(&mut *tx)
+            .await?
         }
         Write::Replace { version } => {
             sqlx::query_scalar(
@@ -460,10 +533,15 @@ pub(crate) async fn write_user(conn: &mut Conn, row: &UserRow, write: Write) -> 
             .bind(row.active)
             .bind(row.updated_at)
             .bind(version)
-            .fetch_optional(conn)
-            .await
+            .fetch_optional(&mut *tx)
+            .await?
         }
+    };
+    if version.is_some() {
+        insert_audit(&mut tx, audit).await?;
     }
+    tx.commit().await?;
+    Ok(version)
 }
 
 pub(crate) async fn upsert_user(conn: &mut Conn, row: &UserRow) -> sqlx::Result<()> {
@@ -539,7 +617,10 @@ pub(crate) async fn insert_session(conn: &mut Conn, row: &SessionRow) -> sqlx::R
     .map(drop)
 }
 
-pub(crate) async fn get_session(conn: &mut Conn, id_hash: &str) -> sqlx::Result<Option<SessionRow>> {
+pub(crate) async fn get_session(
+    conn: &mut Conn,
+    id_hash: &str,
+) -> sqlx::Result<Option<SessionRow>> {
     sqlx::query_as("SELECT * FROM sessions WHERE id_hash = $1")
         .bind(id_hash.to_owned())
         .fetch_optional(conn)
@@ -632,7 +713,9 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
     }
     if let Some(tag) = &filter.tag {
         let needle = serde_json::to_string(tag).unwrap_or_default();
-        query.push(" AND tags LIKE ").push_bind(format!("%{}%", escape_like(&needle)));
+        query
+            .push(" AND tags LIKE ")
+            .push_bind(format!("%{}%", escape_like(&needle)));
         query.push(" ESCAPE '\\'");
     }
     if let Some(from) = filter.created_from {
@@ -642,7 +725,9 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
         query.push(" AND created_at < ").push_bind(to);
     }
     if let Some(q) = &filter.q {
-        query.push(" AND document LIKE ").push_bind(format!("%{}%", escape_like(q)));
+        query
+            .push(" AND document LIKE ")
+            .push_bind(format!("%{}%", escape_like(q)));
         query.push(" ESCAPE '\\'");
     }
     if let Some((teams, owners)) = &filter.visible {
@@ -675,15 +760,22 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
     if let Some(before) = &filter.before_id {
         query.push(" AND id < ").push_bind(before.clone());
     }
-    query.push(" ORDER BY id DESC LIMIT ").push_bind(filter.limit);
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(filter.limit);
     query.build_query_as().fetch_all(conn).await
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
-pub(crate) async fn decisions_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<DecisionRow>> {
+pub(crate) async fn decisions_for(
+    conn: &mut Conn,
+    lead_id: &str,
+) -> sqlx::Result<Vec<DecisionRow>> {
     sqlx::query_as("SELECT * FROM decisions WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
         .bind(lead_id.to_owned())
         .fetch_all(conn)
@@ -691,11 +783,15 @@ pub(crate) async fn decisions_for(conn: &mut Conn, lead_id: &str) -> sqlx::Resul
 }
 
 pub(crate) async fn load_rep_states(conn: &mut Conn) -> sqlx::Result<Vec<RepStateRow>> {
-    sqlx::query_as("SELECT * FROM rep_state").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM rep_state")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn load_rotations(conn: &mut Conn) -> sqlx::Result<Vec<RotationRow>> {
-    sqlx::query_as("SELECT * FROM rotations").fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM rotations")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn leads_by_external_ids(
@@ -705,7 +801,8 @@ pub(crate) async fn leads_by_external_ids(
     if external_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE external_id IN (");
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT * FROM leads WHERE external_id IN (");
     let mut separated = query.separated(", ");
     for id in external_ids {
         separated.push_bind(id.clone());
@@ -734,7 +831,10 @@ pub(crate) async fn owners_by_contact(
             query.push(" OR ");
         }
         first = false;
-        query.push("(kind = ").push_bind(kind).push(" AND value IN (");
+        query
+            .push("(kind = ")
+            .push_bind(kind)
+            .push(" AND value IN (");
         let mut separated = query.separated(", ");
         for value in values {
             separated.push_bind(value.clone());
@@ -825,7 +925,11 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
 }
 
 /// A rep's leads that nobody has worked yet: assigned, no activity.
-pub(crate) async fn untouched_leads(conn: &mut Conn, owner: &str, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+pub(crate) async fn untouched_leads(
+    conn: &mut Conn,
+    owner: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<LeadRow>> {
     sqlx::query_as(
         "SELECT * FROM leads WHERE owner_id = $1 AND status = 'assigned'
              AND first_response_at IS NULL AND last_activity_at IS NULL
@@ -847,7 +951,12 @@ pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Resul
             separated.push_bind(id.clone());
         }
         query.push(")");
-        rows.extend(query.build_query_as::<LeadRow>().fetch_all(&mut *conn).await?);
+        rows.extend(
+            query
+                .build_query_as::<LeadRow>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
     Ok(rows)
 }
@@ -872,7 +981,10 @@ pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx:
     .map(drop)
 }
 
-pub(crate) async fn activities_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<ActivityRow>> {
+pub(crate) async fn activities_for(
+    conn: &mut Conn,
+    lead_id: &str,
+) -> sqlx::Result<Vec<ActivityRow>> {
     sqlx::query_as("SELECT * FROM activities WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
         .bind(lead_id.to_owned())
         .fetch_all(conn)
@@ -955,7 +1067,11 @@ pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::R
 
 /// Due timers, earliest first. On PostgreSQL the rows are locked, skipping rows another
 /// transaction holds, so two instances ticking at once never fire the same timer.
-pub(crate) async fn due_timers(conn: &mut Conn, now: i64, limit: i64) -> sqlx::Result<Vec<TimerRow>> {
+pub(crate) async fn due_timers(
+    conn: &mut Conn,
+    now: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<TimerRow>> {
     let statement = if IS_POSTGRES {
         "SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
     } else {
@@ -1003,7 +1119,10 @@ pub(crate) async fn insert_outbox(conn: &mut Conn, rows: &[OutboxRow]) -> sqlx::
     Ok(())
 }
 
-pub(crate) async fn list_outbox(conn: &mut Conn, filter: &EventFilter) -> sqlx::Result<Vec<OutboxRow>> {
+pub(crate) async fn list_outbox(
+    conn: &mut Conn,
+    filter: &EventFilter,
+) -> sqlx::Result<Vec<OutboxRow>> {
     let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM outbox WHERE 1 = 1");
     if let Some(lead) = &filter.lead_id {
         query.push(" AND lead_id = ").push_bind(lead.clone());
@@ -1029,7 +1148,11 @@ pub(crate) async fn claims_since(conn: &mut Conn, rep_id: &str, since: i64) -> s
     .await
 }
 
-pub(crate) async fn claim_block(conn: &mut Conn, lead_id: &str, rep_id: &str) -> sqlx::Result<Option<i64>> {
+pub(crate) async fn claim_block(
+    conn: &mut Conn,
+    lead_id: &str,
+    rep_id: &str,
+) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar("SELECT blocked_until FROM claim_blocks WHERE lead_id = $1 AND rep_id = $2")
         .bind(lead_id.to_owned())
         .bind(rep_id.to_owned())
@@ -1039,7 +1162,10 @@ pub(crate) async fn claim_block(conn: &mut Conn, lead_id: &str, rep_id: &str) ->
 
 /// Records that these reps cannot claim these leads back before the given time:
 /// `(lead_id, rep_id, until)`.
-pub(crate) async fn upsert_claim_blocks(conn: &mut Conn, rows: &[(String, String, i64)]) -> sqlx::Result<()> {
+pub(crate) async fn upsert_claim_blocks(
+    conn: &mut Conn,
+    rows: &[(String, String, i64)],
+) -> sqlx::Result<()> {
     for chunk in rows.chunks(500) {
         let mut query: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO claim_blocks (lead_id, rep_id, blocked_until) ");
@@ -1049,14 +1175,19 @@ pub(crate) async fn upsert_claim_blocks(conn: &mut Conn, rows: &[(String, String
                 .push_bind(rep.clone())
                 .push_bind(*until);
         });
-        query.push(" ON CONFLICT (lead_id, rep_id) DO UPDATE SET blocked_until = excluded.blocked_until");
+        query.push(
+            " ON CONFLICT (lead_id, rep_id) DO UPDATE SET blocked_until = excluded.blocked_until",
+        );
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 /// Adds to outcome statistics: `((dimension, key), delta)`.
-pub(crate) async fn add_stats(conn: &mut Conn, rows: &[((String, String), StatsDelta)]) -> sqlx::Result<()> {
+pub(crate) async fn add_stats(
+    conn: &mut Conn,
+    rows: &[((String, String), StatsDelta)],
+) -> sqlx::Result<()> {
     for chunk in rows.chunks(300) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum) ",
@@ -1132,7 +1263,9 @@ pub(crate) async fn upsert_rotations(conn: &mut Conn, rows: &[RotationRow]) -> s
     for chunk in rows.chunks(500) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO rotations (key, state) ");
         query.push_values(chunk, |mut values, row| {
-            values.push_bind(row.key.clone()).push_bind(row.state.clone());
+            values
+                .push_bind(row.key.clone())
+                .push_bind(row.state.clone());
         });
         query.push(" ON CONFLICT (key) DO UPDATE SET state = excluded.state");
         query.build().execute(&mut *conn).await?;
@@ -1270,7 +1403,9 @@ pub(crate) async fn list_deliveries(
     if let Some(before) = &filter.before_id {
         query.push(" AND id < ").push_bind(before.clone());
     }
-    query.push(" ORDER BY id DESC LIMIT ").push_bind(filter.limit);
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(filter.limit);
     query.build_query_as().fetch_all(conn).await
 }
 
@@ -1333,7 +1468,8 @@ pub(crate) async fn intake_log(
     before_id: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<IntakeLogRow>> {
-    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM intake_log WHERE source_id = ");
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT * FROM intake_log WHERE source_id = ");
     query.push_bind(source_id.to_owned());
     if let Some(before) = before_id {
         query.push(" AND id < ").push_bind(before.to_owned());

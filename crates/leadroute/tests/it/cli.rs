@@ -56,6 +56,8 @@ async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
     writeln!(file, "王总,13800000001,江苏省,制造,展会").expect("write");
     writeln!(file, "李经理,13800000002,广东省,金融,").expect("write");
     writeln!(file, "坏号码,12345,浙江省,制造,").expect("write");
+    // Not UTF-8: the reader's own error names its line too.
+    file.write_all(b"\xff\xfe,13800000003,,,\n").expect("write");
     drop(file);
     let mut args = vec!["import".to_owned(), csv.display().to_string()];
     args.extend(place.args());
@@ -65,14 +67,15 @@ async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
         String::from_utf8_lossy(&output.stderr),
     );
     assert!(
-        stdout.contains("2 created, 0 already imported, 1 rejected"),
+        stdout.contains("2 created, 0 already imported, 2 rejected"),
         "{stdout}{stderr}"
     );
     assert!(stderr.contains("line 4: phone (invalid_phone)"), "{stderr}");
+    assert!(stderr.contains("line 5: "), "{stderr}");
     let output = run(&args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("0 created, 2 already imported, 1 rejected"),
+        stdout.contains("0 created, 2 already imported, 2 rejected"),
         "{stdout}"
     );
 

@@ -498,3 +498,105 @@ async fn secrets_are_sealed_once_the_service_has_a_key() {
         );
     }
 }
+
+/// A client that sends half its headers is cut off after the header timeout; SIGTERM with a
+/// console event stream open and a request in flight ends the process within seconds; a log
+/// written to a file has no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_service_gracefully_and_slow_clients_are_cut_off() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().to_path_buf());
+    let key = admin_key(&place);
+    let log = dir.path().join("server.log");
+    let mut server = Server::start_logging(&place, &[("LEADROUTE_LOG", "info")], Some(&log)).await;
+    let client = Client::new(&server.base, &key);
+    let address = server.base.trim_start_matches("http://").to_owned();
+
+    // Half a request: the headers never end.
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+
+    // A console session with its event stream open.
+    let (status, body) = client
+        .post(
+            "/api/v1/users",
+            &json!({"username": "boss", "role": "admin", "password": "correct horse battery"}),
+        )
+        .await
+        .expect("user");
+    assert_eq!(status, 201, "{body}");
+    let signed_in = client
+        .http
+        .post(format!("{}/api/v1/session", server.base))
+        .json(&json!({"username": "boss", "password": "correct horse battery"}))
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    let stream = client
+        .http
+        .get(format!("{}/stream", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("event stream");
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers().get("content-type").is_some_and(|kind| {
+        kind.to_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream")
+    }));
+
+    // The slow client is cut off after the header timeout, the server still serving.
+    let mut buffer = [0u8; 256];
+    let read = tokio::time::timeout(Duration::from_secs(15), slow.read(&mut buffer))
+        .await
+        .expect("the server closed the half-sent request within the header timeout");
+    assert!(
+        read.as_ref()
+            .is_ok_and(|count| *count == 0 || buffer.starts_with(b"HTTP/1.1 408")),
+        "{read:?}"
+    );
+    let (status, _) = client.get("/healthz").await;
+    assert_eq!(status, 200);
+
+    // SIGTERM: the process ends within a few seconds although the stream was open.
+    let pid = server.child.id().to_string();
+    let asked = Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let exited = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+    drop(stream);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("shutting down"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text}"
+    );
+}

@@ -27,17 +27,16 @@ pub const LOCK_AFTER: i64 = 5;
 /// …for this long.
 pub const LOCK_FOR: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Writes one line of the audit log. A failure to write it is logged, not returned: the change
-/// itself has happened.
-pub async fn audit(
-    app: &AppState,
+/// One line of the audit log: who did what to which object. Changes to stored documents write
+/// it in their own transaction ([`store::Store::write_rep`] and its kind).
+pub fn audit_row(
     caller: &Caller,
     action: &str,
     target_kind: &str,
     target_id: Option<&str>,
     detail: Value,
-) {
-    let row = AuditRow {
+) -> AuditRow {
+    AuditRow {
         id: uuid::Uuid::now_v7().to_string(),
         at: now_micros(),
         actor: caller.actor(),
@@ -45,10 +44,22 @@ pub async fn audit(
         target_kind: target_kind.to_owned(),
         target_id: target_id.map(str::to_owned),
         detail: detail.to_string(),
-    };
-    if let Err(error) = app.store.insert_audit(&row).await {
-        tracing::error!(%error, action, "could not write the audit log");
     }
+}
+
+/// Writes one line of the audit log for a change made elsewhere (a key, a lead's owner, a
+/// publication). A failure is the caller's error, not a silence.
+pub async fn audit(
+    app: &AppState,
+    caller: &Caller,
+    action: &str,
+    target_kind: &str,
+    target_id: Option<&str>,
+    detail: Value,
+) -> ApiResult<()> {
+    let row = audit_row(caller, action, target_kind, target_id, detail);
+    app.store.insert_audit(&row).await?;
+    Ok(())
 }
 
 /// Hashes a password with argon2 (default parameters, a fresh salt), off the async threads.
@@ -306,7 +317,14 @@ pub async fn change_password(
     check_password(&input.new_password, "new_password")?;
     user.password_hash = hash_password(input.new_password).await?;
     user.updated_at = now_micros();
-    write_user(&app, &user).await?;
+    let audit = audit_row(
+        &caller,
+        "user.password_changed",
+        "user",
+        Some(&user.id),
+        json!({}),
+    );
+    write_user(&app, &user, &audit).await?;
     // Keep this session; end the others.
     let keep = session_cookie(&headers).map(|id| hash(&id));
     let kept = match &keep {
@@ -317,15 +335,6 @@ pub async fn change_password(
     if let Some(session) = kept {
         app.store.insert_session(&session).await?;
     }
-    audit(
-        &app,
-        &caller,
-        "user.password_changed",
-        "user",
-        Some(&user.id),
-        json!({}),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -457,21 +466,19 @@ pub async fn create_user(
         updated_at: now,
         version: 1,
     };
-    if app.store.write_user(&row, Write::Create).await?.is_none() {
+    let detail = json!({"role": row.role, "rep_id": row.rep_id});
+    let audit = audit_row(&caller, "user.created", "user", Some(&id), detail);
+    if app
+        .store
+        .write_user(&row, Write::Create, &audit)
+        .await?
+        .is_none()
+    {
         return Err(
             ApiError::conflict("already_exists", "that username or id is taken")
                 .with_field("username"),
         );
     }
-    audit(
-        &app,
-        &caller,
-        "user.created",
-        "user",
-        Some(&id),
-        json!({"role": row.role, "rep_id": row.rep_id}),
-    )
-    .await;
     Ok((StatusCode::CREATED, Json(user_view(&row))))
 }
 
@@ -535,7 +542,14 @@ pub async fn patch_user(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(version) = app.store.write_user(&row, write).await? {
+        let action = if deactivating {
+            "user.deactivated"
+        } else {
+            "user.changed"
+        };
+        let detail = serde_json::to_value(&patch).unwrap_or(Value::Null);
+        let audit = audit_row(&caller, action, "user", Some(&row.id), detail);
+        if let Some(version) = app.store.write_user(&row, write, &audit).await? {
             row.version = version;
             break (row, deactivating);
         }
@@ -549,22 +563,9 @@ pub async fn patch_user(
         app.store.revoke_user_keys(&row.id, now_micros()).await?;
         app.keys.clear();
         if let Some(rep) = &row.rep_id {
-            crate::api::reps::deactivate(&app, rep).await?;
+            crate::api::reps::deactivate(&app, &caller, rep).await?;
         }
     }
-    audit(
-        &app,
-        &caller,
-        if deactivating {
-            "user.deactivated"
-        } else {
-            "user.changed"
-        },
-        "user",
-        Some(&row.id),
-        serde_json::to_value(&patch).unwrap_or(Value::Null),
-    )
-    .await;
     Ok(Json(user_view(&row)))
 }
 
@@ -592,18 +593,16 @@ pub async fn reset_password(
     check_password(&input.password, "password")?;
     row.password_hash = hash_password(input.password).await?;
     row.updated_at = now_micros();
-    write_user(&app, &row).await?;
-    app.store.reset_failed_logins(&row.id).await?;
-    app.store.delete_user_sessions(&row.id).await?;
-    audit(
-        &app,
+    let audit = audit_row(
         &caller,
         "user.password_reset",
         "user",
         Some(&row.id),
         json!({}),
-    )
-    .await;
+    );
+    write_user(&app, &row, &audit).await?;
+    app.store.reset_failed_logins(&row.id).await?;
+    app.store.delete_user_sessions(&row.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -686,7 +685,7 @@ pub async fn create_key(
         Some(&row.id),
         json!({"role": row.role, "prefix": row.prefix}),
     )
-    .await;
+    .await?;
     let mut view = key_view(&row);
     view["key"] = json!(key);
     Ok((StatusCode::CREATED, Json(view)))
@@ -722,7 +721,7 @@ pub async fn rotate_key(
         Some(&old.id),
         json!({"new_key": row.id}),
     )
-    .await;
+    .await?;
     let mut view = key_view(&row);
     view["key"] = json!(key);
     Ok((StatusCode::CREATED, Json(view)))
@@ -741,7 +740,7 @@ pub async fn revoke_key(
         return Err(ApiError::not_found("key"));
     }
     app.keys.clear();
-    audit(&app, &caller, "key.revoked", "key", Some(&id), json!({})).await;
+    audit(&app, &caller, "key.revoked", "key", Some(&id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -780,11 +779,11 @@ pub async fn list_audit(
 
 /// Writes a user's password change over the version read (another change in between wins,
 /// and this one is refused: a password is not merged).
-async fn write_user(app: &AppState, row: &UserRow) -> ApiResult<()> {
+async fn write_user(app: &AppState, row: &UserRow, audit: &AuditRow) -> ApiResult<()> {
     let write = Write::Replace {
         version: row.version,
     };
-    match app.store.write_user(row, write).await? {
+    match app.store.write_user(row, write, audit).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::conflict(
             "busy",
@@ -844,7 +843,20 @@ pub async fn create_first_user(
         updated_at: now,
         version: 1,
     };
-    if store.write_user(&row, Write::Create).await?.is_none() {
+    let audit = AuditRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: now,
+        actor: "cli".into(),
+        action: "user.created".into(),
+        target_kind: "user".into(),
+        target_id: Some(row.id.clone()),
+        detail: json!({"role": row.role}).to_string(),
+    };
+    if store
+        .write_user(&row, Write::Create, &audit)
+        .await?
+        .is_none()
+    {
         return Err(ApiError::conflict(
             "already_exists",
             "that username is taken",

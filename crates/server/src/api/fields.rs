@@ -121,7 +121,7 @@ pub async fn create_field(
         view["path"].as_str(),
         json!({"type": row.field_type}),
     )
-    .await;
+    .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -170,6 +170,6 @@ pub async fn delete_field(
         Some(&format!("{entity}.{name}")),
         json!({}),
     )
-    .await;
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::{Page, access, accounts, check_reason, merge_patch};
+use crate::api::{Page, access, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse};
@@ -419,16 +419,15 @@ pub async fn assign_lead(
 ) -> ApiResult<Json<Value>> {
     caller.may(Operation::AssignLead)?;
     check_reason(input.reason.as_deref())?;
-    let before = access::lead(&app, &caller, &id).await?;
+    access::lead(&app, &caller, &id).await?;
     if caller.role == crate::auth::Role::Manager {
         access::rep_in_reach(&app, &caller, &input.rep_id)
             .await
             .map_err(|_| crate::auth::forbidden("a manager assigns to their teams' reps"))?;
     }
-    let rep_id = input.rep_id.clone();
     let changed = app
         .router
-        .change(
+        .change_with_audit(
             &id,
             LeadOp::Assign {
                 rep_id: input.rep_id,
@@ -436,17 +435,9 @@ pub async fn assign_lead(
                 from_pool: false,
             },
             &caller.actor(),
+            Some("lead.assigned_by_hand"),
         )
         .await?;
-    accounts::audit(
-        &app,
-        &caller,
-        "lead.assigned_by_hand",
-        "lead",
-        Some(&id),
-        json!({"from": before.owner_id, "to": rep_id}),
-    )
-    .await;
     Ok(Json(access::changed(&caller, &changed)))
 }
 
@@ -459,20 +450,11 @@ pub async fn reroute_lead(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.may(Operation::RerouteLead)?;
-    let before = access::lead(&app, &caller, &id).await?;
+    access::lead(&app, &caller, &id).await?;
     let changed = app
         .router
-        .change(&id, LeadOp::Reroute, &caller.actor())
+        .change_with_audit(&id, LeadOp::Reroute, &caller.actor(), Some("lead.rerouted"))
         .await?;
-    accounts::audit(
-        &app,
-        &caller,
-        "lead.rerouted",
-        "lead",
-        Some(&id),
-        json!({"from": before.owner_id, "to": changed.lead.owner_id}),
-    )
-    .await;
     Ok(Json(access::changed(&caller, &changed)))
 }
 

@@ -10,8 +10,8 @@ use store::LeadFilter;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::api::access;
 use crate::api::{Page, check_reason};
-use crate::api::{access, accounts};
 use crate::auth::Caller;
 use crate::auth::{Role, forbidden};
 use crate::error::{ApiError, ApiResult, error_body};
@@ -173,27 +173,19 @@ pub async fn release(
 ) -> ApiResult<Json<Value>> {
     caller.may(Operation::ReleaseLead)?;
     check_reason(input.reason.as_deref())?;
-    let before = access::lead(&app, &caller, &id).await?;
+    access::lead(&app, &caller, &id).await?;
     let changed = app
         .router
-        .change(
+        .change_with_audit(
             &id,
             LeadOp::Release {
                 reason: input.reason,
                 pool_id: input.pool_id,
             },
             &caller.actor(),
+            Some("lead.released"),
         )
         .await?;
-    accounts::audit(
-        &app,
-        &caller,
-        "lead.released",
-        "lead",
-        Some(&id),
-        json!({"from": before.owner_id, "to_pool": changed.lead.pool_id}),
-    )
-    .await;
     Ok(Json(access::changed(&caller, &changed)))
 }
 
@@ -232,7 +224,7 @@ pub async fn assign_from_pool(
     for lead_id in &input.lead_ids {
         let result = app
             .router
-            .change(
+            .change_with_audit(
                 lead_id,
                 LeadOp::Assign {
                     rep_id: input.rep_id.clone(),
@@ -240,19 +232,11 @@ pub async fn assign_from_pool(
                     from_pool: true,
                 },
                 &caller.actor(),
+                Some("lead.assigned_from_pool"),
             )
             .await;
         items.push(match result {
             Ok(changed) => {
-                accounts::audit(
-                    &app,
-                    &caller,
-                    "lead.assigned_from_pool",
-                    "lead",
-                    Some(lead_id),
-                    json!({"to": input.rep_id}),
-                )
-                .await;
                 json!({"lead_id": lead_id, "status": 200, "lead": access::view(&caller, &changed.lead)})
             }
             Err(error) => json!({

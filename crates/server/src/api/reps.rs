@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use store::{RepRow, Write};
+use store::{AuditRow, RepRow, Write};
 
 use crate::AppState;
-use crate::api::accounts::audit;
+use crate::api::accounts::audit_row;
 use crate::api::{
     IfMatch, Page, Versioned, access, check_id, etag, merge_patch, now_micros, page_by_id, taken,
     versioned_view,
@@ -39,6 +39,7 @@ async fn save(
     mut document: RepDocument,
     created_at: i64,
     write: Write,
+    audit: &AuditRow,
 ) -> ApiResult<Option<RepRow>> {
     let catalogue = catalogue_from_rows(&app.store.list_custom_fields().await?);
     let rep = rep_from_document(&id, &document, &catalogue)?;
@@ -53,10 +54,14 @@ async fn save(
         updated_at: now_micros(),
         version: 0,
     };
-    Ok(app.store.write_rep(&row, write).await?.map(|version| {
-        row.version = version;
-        row
-    }))
+    Ok(app
+        .store
+        .write_rep(&row, write, audit)
+        .await?
+        .map(|version| {
+            row.version = version;
+            row
+        }))
 }
 
 /// Changes a stored rep: reads it, applies `change` to its document, writes it back if nobody
@@ -66,6 +71,7 @@ async fn change(
     app: &AppState,
     id: &str,
     if_match: IfMatch,
+    audit: &AuditRow,
     mut change: impl FnMut(&RepRow) -> ApiResult<RepDocument>,
 ) -> ApiResult<RepRow> {
     for attempt in 0.. {
@@ -79,7 +85,7 @@ async fn change(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(app, id.to_owned(), document, row.created_at, write).await? {
+        if let Some(row) = save(app, id.to_owned(), document, row.created_at, write, audit).await? {
             return Ok(row);
         }
         if_match.retry(attempt)?;
@@ -118,19 +124,18 @@ pub async fn create_rep(
         }
         None => format!("rep_{}", uuid::Uuid::now_v7().simple()),
     };
-    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
-        .await?
-        .ok_or_else(|| taken("rep", &id))?;
-    app.router.sweep_soon();
-    audit(
+    let audit = audit_row(&caller, "rep.created", "rep", Some(&id), json!({}));
+    let row = save(
         &app,
-        &caller,
-        "rep.created",
-        "rep",
-        Some(&row.id),
-        json!({}),
+        id.clone(),
+        document,
+        now_micros(),
+        Write::Create,
+        &audit,
     )
-    .await;
+    .await?
+    .ok_or_else(|| taken("rep", &id))?;
+    app.router.sweep_soon();
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -166,20 +171,12 @@ pub async fn patch_rep(
     caller.may(Operation::PatchRep)?;
     access::rep_in_reach(&app, &caller, &id).await?;
     let described = Value::Object(patch.clone());
-    let row = change(&app, &id, if_match, |row| {
+    let audit = audit_row(&caller, "rep.changed", "rep", Some(&id), described);
+    let row = change(&app, &id, if_match, &audit, |row| {
         merge_patch(&row.document, patch.clone(), &["id"])
     })
     .await?;
     app.router.sweep_soon();
-    audit(
-        &app,
-        &caller,
-        "rep.changed",
-        "rep",
-        Some(&row.id),
-        described,
-    )
-    .await;
     Ok((etag(row.version), Json(view(&row))))
 }
 
@@ -209,8 +206,8 @@ pub async fn delete_rep(
             format!("the rep holds {open} open leads; reassign them or set status inactive"),
         ));
     }
-    app.store.delete_rep(&id).await?;
-    audit(&app, &caller, "rep.deleted", "rep", Some(&id), json!({})).await;
+    let audit = audit_row(&caller, "rep.deleted", "rep", Some(&id), json!({}));
+    app.store.delete_rep(&id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,25 +236,23 @@ pub async fn set_status(
     access::rep_in_reach(&app, &caller, &id).await?;
     let described = serde_json::to_value(&input).unwrap_or(Value::Null);
     let on_leave = input.status == "on_leave";
-    let row = change(&app, &id, if_match, |row| {
+    let audit = audit_row(&caller, "rep.status_changed", "rep", Some(&id), described);
+    let row = change(&app, &id, if_match, &audit, |row| {
         let mut document: RepDocument =
             serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-        document.status = Some(input.status.clone());
+        // Leave with dates is a period: the rep stays active and the period itself keeps them
+        // out (explained as "on leave until …") and ends on its last day. Without dates,
+        // `on_leave` holds until someone changes it.
+        document.status = Some(match (&input.leave, input.status.as_str()) {
+            (Some(_), "on_leave") => "active".to_owned(),
+            _ => input.status.clone(),
+        });
         if let Some(leave) = &input.leave {
             document.leaves.push(leave.clone());
         }
         Ok(document)
     })
     .await?;
-    audit(
-        &app,
-        &caller,
-        "rep.status_changed",
-        "rep",
-        Some(&id),
-        described,
-    )
-    .await;
     if on_leave {
         // Under a team's `hand_back` policy, untouched leads go to someone else now.
         app.router.hand_back(&id).await?;
@@ -267,11 +262,13 @@ pub async fn set_status(
 }
 
 /// Marks a rep inactive (their user was deactivated): they stop receiving leads.
-pub async fn deactivate(app: &AppState, id: &str) -> ApiResult<()> {
+pub async fn deactivate(app: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
     if app.store.get_rep(id).await?.is_none() {
         return Ok(());
     }
-    change(app, id, IfMatch(None), |row| {
+    let detail = json!({"status": "inactive", "because": "user deactivated"});
+    let audit = audit_row(caller, "rep.status_changed", "rep", Some(id), detail);
+    change(app, id, IfMatch(None), &audit, |row| {
         let mut document: RepDocument =
             serde_json::from_str(&row.document).map_err(ApiError::internal)?;
         document.status = Some("inactive".into());

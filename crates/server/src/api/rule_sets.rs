@@ -26,14 +26,35 @@ async fn workspace(app: &AppState, change: impl FnOnce(&mut ConfigRows)) -> ApiR
     Ok(build_workspace(&rows))
 }
 
-fn compile(workspace: &Workspace, spec: &RuleSetSpec) -> Vec<CompileError> {
-    let known = Known {
-        catalogue: &workspace.catalogue,
-        roster: &workspace.roster,
-        pools: &workspace.pools,
-        sla_policies: &workspace.sla_policy_ids,
-    };
-    engine::compile(spec, known, 0).err().unwrap_or_default()
+/// Rules one rule set may hold.
+pub const MAX_RULES: usize = 1_000;
+
+/// Compiles at once at most: compiling a large document takes a core for a while, so it runs
+/// off the async threads, and only this many at a time, so health checks and intake go on.
+static COMPILING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The document's errors against the workspace, compiled on a blocking thread.
+async fn compile(workspace: Workspace, spec: &RuleSetSpec) -> ApiResult<Vec<CompileError>> {
+    if spec.rules.len() > MAX_RULES {
+        return Err(ApiError::invalid(
+            "too_many_rules",
+            "rules",
+            format!("a rule set has at most {MAX_RULES} rules"),
+        ));
+    }
+    let _permit = COMPILING.acquire().await.map_err(ApiError::internal)?;
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || {
+        let known = Known {
+            catalogue: &workspace.catalogue,
+            roster: &workspace.roster,
+            pools: &workspace.pools,
+            sla_policies: &workspace.sla_policy_ids,
+        };
+        engine::compile(&spec, known, 0).err().unwrap_or_default()
+    })
+    .await
+    .map_err(ApiError::internal)
 }
 
 /// The errors a document would have were the configuration changed (a team or a custom field
@@ -43,7 +64,7 @@ pub async fn compile_with(
     spec: &RuleSetSpec,
     change: impl FnOnce(&mut ConfigRows),
 ) -> ApiResult<Vec<CompileError>> {
-    Ok(compile(&workspace(app, change).await?, spec))
+    compile(workspace(app, change).await?, spec).await
 }
 
 fn errors_json(errors: &[CompileError]) -> Value {
@@ -108,7 +129,7 @@ pub async fn create_rule_set(
     caller.may(Operation::CreateRuleSet)?;
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
-    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
+    let errors = compile(workspace(&app, |_| {}).await?, &spec).await?;
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }
@@ -136,7 +157,7 @@ pub async fn validate_rule_set(
     caller.may(Operation::ValidateRuleSet)?;
     let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
     let spec: RuleSetSpec = parse(&bytes)?;
-    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
+    let errors = compile(workspace(&app, |_| {}).await?, &spec).await?;
     Ok(Json(
         json!({"valid": errors.is_empty(), "errors": errors_json(&errors)}),
     ))
@@ -176,7 +197,7 @@ pub async fn publish_rule_set(
         return Ok(Json(view(&row, true)).into_response());
     }
     let spec = RuleSetSpec::from_json(&row.document).map_err(ApiError::internal)?;
-    let errors = compile(&workspace(&app, |_| {}).await?, &spec);
+    let errors = compile(workspace(&app, |_| {}).await?, &spec).await?;
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }
@@ -197,7 +218,7 @@ pub async fn publish_rule_set(
         Some(&version.to_string()),
         serde_json::json!({"previous": previous, "version": version}),
     )
-    .await;
+    .await?;
     let row = app
         .store
         .get_rule_set(version)

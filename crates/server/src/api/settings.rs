@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use store::{DocRow, LeadFilter, Setting, Write};
+use store::{AuditRow, DocRow, LeadFilter, Setting, Write};
 
 use crate::AppState;
-use crate::api::accounts::audit;
+use crate::api::accounts::audit_row;
 use crate::api::{
     IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
     versioned_view,
@@ -316,6 +316,7 @@ async fn save<T: SettingKind>(
     mut document: T,
     created_at: i64,
     write: Write,
+    audit: &AuditRow,
 ) -> ApiResult<Option<DocRow>> {
     let rows = ConfigRows::load(&app.store).await?;
     document.prepare();
@@ -336,7 +337,7 @@ async fn save<T: SettingKind>(
     };
     Ok(app
         .store
-        .write_setting(T::SETTING, &row, write)
+        .write_setting(T::SETTING, &row, write, audit)
         .await?
         .map(|version| {
             row.version = version;
@@ -370,19 +371,24 @@ pub async fn create<T: SettingKind>(
         }
         None => format!("{}_{}", T::PREFIX, uuid::Uuid::now_v7().simple()),
     };
-    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
-        .await?
-        .ok_or_else(|| taken(T::NOUN, &id))?;
-    app.router.sweep_soon();
-    audit(
-        &app,
+    let audit = audit_row(
         &caller,
         &format!("{}.created", T::SETTING.name()),
         T::SETTING.name(),
-        Some(&row.id),
+        Some(&id),
         json!({}),
+    );
+    let row = save(
+        &app,
+        id.clone(),
+        document,
+        now_micros(),
+        Write::Create,
+        &audit,
     )
-    .await;
+    .await?
+    .ok_or_else(|| taken(T::NOUN, &id))?;
+    app.router.sweep_soon();
     Ok((StatusCode::CREATED, Json(view::<T>(&row))))
 }
 
@@ -411,6 +417,13 @@ pub async fn patch<T: SettingKind>(
     // What changed, with secrets hidden.
     let mut change = Value::Object(patch.clone());
     T::redact(&mut change);
+    let audit = audit_row(
+        &caller,
+        &format!("{}.changed", T::SETTING.name()),
+        T::SETTING.name(),
+        Some(&id),
+        change,
+    );
     // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
     // version (or 412 when the caller named the version it read).
     for attempt in 0.. {
@@ -424,16 +437,7 @@ pub async fn patch<T: SettingKind>(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(&app, id.clone(), document, row.created_at, write).await? {
-            audit(
-                &app,
-                &caller,
-                &format!("{}.changed", T::SETTING.name()),
-                T::SETTING.name(),
-                Some(&row.id),
-                change,
-            )
-            .await;
+        if let Some(row) = save(&app, id.clone(), document, row.created_at, write, &audit).await? {
             return Ok((etag(row.version), Json(view::<T>(&row))));
         }
         if_match.retry(attempt)?;
@@ -483,16 +487,14 @@ pub async fn delete<T: SettingKind>(
             ));
         }
     }
-    app.store.delete_setting(T::SETTING, &id).await?;
-    audit(
-        &app,
+    let audit = audit_row(
         &caller,
         &format!("{}.deleted", T::SETTING.name()),
         T::SETTING.name(),
         Some(&id),
         json!({}),
-    )
-    .await;
+    );
+    app.store.delete_setting(T::SETTING, &id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

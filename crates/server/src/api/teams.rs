@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use store::{Setting, TeamRow, Write};
+use store::{AuditRow, Setting, TeamRow, Write};
 
 use crate::AppState;
-use crate::api::accounts::audit;
+use crate::api::accounts::audit_row;
 use crate::api::{
     IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
     versioned_view,
@@ -35,6 +35,7 @@ async fn save(
     mut document: TeamDocument,
     created_at: i64,
     write: Write,
+    audit: &AuditRow,
 ) -> ApiResult<Option<TeamRow>> {
     let rep_ids: Vec<String> = app
         .store
@@ -101,10 +102,14 @@ async fn save(
         updated_at: now_micros(),
         version: 0,
     };
-    Ok(app.store.write_team(&row, write).await?.map(|version| {
-        row.version = version;
-        row
-    }))
+    Ok(app
+        .store
+        .write_team(&row, write, audit)
+        .await?
+        .map(|version| {
+            row.version = version;
+            row
+        }))
 }
 
 /// All teams, by id.
@@ -138,19 +143,18 @@ pub async fn create_team(
         }
         None => format!("team_{}", uuid::Uuid::now_v7().simple()),
     };
-    let row = save(&app, id.clone(), document, now_micros(), Write::Create)
-        .await?
-        .ok_or_else(|| taken("team", &id))?;
-    app.router.sweep_soon();
-    audit(
+    let audit = audit_row(&caller, "team.created", "team", Some(&id), json!({}));
+    let row = save(
         &app,
-        &caller,
-        "team.created",
-        "team",
-        Some(&row.id),
-        json!({}),
+        id.clone(),
+        document,
+        now_micros(),
+        Write::Create,
+        &audit,
     )
-    .await;
+    .await?
+    .ok_or_else(|| taken("team", &id))?;
+    app.router.sweep_soon();
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -184,7 +188,13 @@ pub async fn patch_team(
     if caller.role == Role::Manager && !caller.teams.contains(&id) {
         return Err(ApiError::not_found("team"));
     }
-    let described = Value::Object(patch.clone());
+    let audit = audit_row(
+        &caller,
+        "team.changed",
+        "team",
+        Some(&id),
+        Value::Object(patch.clone()),
+    );
     // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
     // version (or 412 when the caller named the version it read).
     for attempt in 0.. {
@@ -214,17 +224,8 @@ pub async fn patch_team(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(&app, id.clone(), document, row.created_at, write).await? {
+        if let Some(row) = save(&app, id.clone(), document, row.created_at, write, &audit).await? {
             app.router.sweep_soon();
-            audit(
-                &app,
-                &caller,
-                "team.changed",
-                "team",
-                Some(&row.id),
-                described,
-            )
-            .await;
             return Ok((etag(row.version), Json(view(&row))));
         }
         if_match.retry(attempt)?;
@@ -262,7 +263,7 @@ pub async fn delete_team(
             ));
         }
     }
-    app.store.delete_team(&id).await?;
-    audit(&app, &caller, "team.deleted", "team", Some(&id), json!({})).await;
+    let audit = audit_row(&caller, "team.deleted", "team", Some(&id), json!({}));
+    app.store.delete_team(&id, &audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1442,6 +1442,10 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
         Ok(viewer) => viewer,
         Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
     };
+    let Some(session) = crate::auth::session_cookie(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let closing = app.closing.subscribe();
     // Start after what exists now.
     let start = uuid::Uuid::now_v7().to_string();
     let who = viewer.caller.rep_id.clone();
@@ -1450,8 +1454,17 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let state = (app, start);
     let events = futures_util::stream::unfold(state, move |(app, after)| {
         let who = who.clone();
+        let session = session.clone();
+        let mut closing = closing.clone();
         async move {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = closing.wait_for(|closing| *closing) => return None,
+            }
+            // The stream ends with its session: signed out, expired, or the user deactivated.
+            if !crate::auth::session_live(&app, &session).await {
+                return None;
+            }
             let rows = app
                 .store
                 .list_outbox(&EventFilter {

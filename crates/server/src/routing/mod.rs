@@ -120,6 +120,9 @@ enum Job {
         lead_id: String,
         op: LeadOp,
         actor: String,
+        /// The audit action of a change a person made by hand, written in the same transaction
+        /// with the owner before and after.
+        audit: Option<&'static str>,
         reply: oneshot::Sender<Result<Changed, ApiError>>,
     },
     /// Route held leads again, most urgent first: someone may have become eligible.
@@ -222,12 +225,25 @@ impl Router {
         op: LeadOp,
         actor: &str,
     ) -> Result<Changed, ApiError> {
+        self.change_with_audit(lead_id, op, actor, None).await
+    }
+
+    /// Makes one change a person asked for by hand, with its audit row (`action`, the owner
+    /// before and after) in the same transaction.
+    pub async fn change_with_audit(
+        &self,
+        lead_id: &str,
+        op: LeadOp,
+        actor: &str,
+        audit: Option<&'static str>,
+    ) -> Result<Changed, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
             Job::Change {
                 lead_id: lead_id.to_owned(),
                 op,
                 actor: actor.to_owned(),
+                audit,
                 reply,
             },
             answer,
@@ -330,6 +346,7 @@ struct Writes {
     claim_blocks: BTreeMap<(String, String), i64>,
     activities: Vec<ActivityRow>,
     feedback: Vec<FeedbackRow>,
+    audits: Vec<store::AuditRow>,
 }
 
 impl Writes {
@@ -561,8 +578,35 @@ impl Worker {
                     Answer::Create(results)
                 }
                 Job::Change {
-                    lead_id, op, actor, ..
-                } => Answer::Change(change(&mut tx, cache, &mut writes, lead_id, op, actor).await?),
+                    lead_id,
+                    op,
+                    actor,
+                    audit,
+                    ..
+                } => {
+                    let before = match audit {
+                        Some(_) => open_lead(&mut tx, &writes, lead_id).await?.ok(),
+                        None => None,
+                    };
+                    let result = change(&mut tx, cache, &mut writes, lead_id, op, actor).await?;
+                    if let (Some(action), Ok(changed)) = (audit, &result) {
+                        writes.audits.push(store::AuditRow {
+                            id: new_id(),
+                            at: changed.lead.updated_at,
+                            actor: actor.clone(),
+                            action: (*action).to_owned(),
+                            target_kind: "lead".into(),
+                            target_id: Some(lead_id.clone()),
+                            detail: serde_json::json!({
+                                "from": before.and_then(|row| row.owner_id),
+                                "to": changed.lead.owner_id,
+                                "to_pool": changed.lead.pool_id,
+                            })
+                            .to_string(),
+                        });
+                    }
+                    Answer::Change(result)
+                }
                 Job::Explain { lead, rule_set, .. } => {
                     let draft = match rule_set {
                         Some(row) => {
@@ -594,6 +638,7 @@ impl Worker {
             tx.update_lead(row).await?;
         }
         tx.insert_decisions(&writes.decisions).await?;
+        tx.insert_audit(&writes.audits).await?;
         writes.write_follow_up(&mut tx).await?;
         let roster = &cache.workspace.roster;
         let state_rows: Vec<RepStateRow> = writes

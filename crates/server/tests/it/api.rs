@@ -833,3 +833,41 @@ async fn a_held_lead_of_a_known_customer_goes_to_their_owner() {
     let (_, released) = app.get(&format!("/api/v1/leads/{id}")).await;
     assert_eq!(released["owner_id"], json!("a"), "{released}");
 }
+
+/// The served document is a valid OpenAPI 3.1 contract an integrator can generate a client
+/// from, checked by the reference validator (openapi-spec-validator, which `.ci/run` installs).
+#[tokio::test]
+async fn the_served_openapi_document_is_a_valid_contract() {
+    let app = TestApp::sqlite().await;
+    let (status, document) = app
+        .send(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let python = std::env::var("LEADROUTE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let available = std::process::Command::new(&python)
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !available {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must check the OpenAPI document: pip install openapi-spec-validator"
+        );
+        eprintln!("openapi-spec-validator is not installed; the document was not validated");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).expect("write");
+    let output = std::process::Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .expect("validator");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -2,6 +2,7 @@
 //! `LEADROUTE_TEST_POSTGRES_URL` names a server, a fresh PostgreSQL database.
 
 mod api;
+mod application;
 mod browser;
 mod concurrency;
 mod console;
