@@ -312,6 +312,8 @@ struct AdminPage {
     kind: String,
     items: Vec<(String, String)>,
     editing: String,
+    /// The version the forms were drawn from, sent back so a save over a newer one is refused.
+    editing_version: String,
     document: String,
     is_channel: bool,
     /// For a rep: the fields a manager changes most, as a form.
@@ -414,6 +416,10 @@ pub async fn page(
             None
         };
         let choices = Choices::load(&app, &viewer.caller, name).await?;
+        let editing_version = found
+            .and_then(|item| item["version"].as_i64())
+            .map(|version| version.to_string())
+            .unwrap_or_default();
         let (editing, document) = match found {
             Some(item) => {
                 let mut item = item.clone();
@@ -445,6 +451,7 @@ pub async fn page(
             kind: name.to_owned(),
             items,
             editing,
+            editing_version,
             document,
             is_channel: title == "channels",
             rep,
@@ -520,6 +527,9 @@ pub async fn submit(
                 "intake-sources" => source_document(&fields),
                 _ => team_document(&fields, &choices.reps),
             };
+            if let Ok(version) = fields.get("version").parse::<i64>() {
+                document.insert("version".into(), Value::from(version));
+            }
             let id = match id {
                 Some(id) => Some(id),
                 None => {

@@ -1799,7 +1799,8 @@ async fn the_condition_builder_nests_a_group_and_places_its_errors() {
 
 /// The console is one more surface on the same operations: a form may do only what the
 /// viewer's role may do over the API, whatever it posts. Each row names its operation, and the
-/// outcome for each role follows from that operation's rule.
+/// outcome for each role follows from that operation's rule: refused (403, a `forbidden`
+/// notice, or sent home) and nothing changed, or not refused.
 #[tokio::test]
 async fn console_forms_refuse_what_the_role_may_not_do() {
     use server::auth::Role;
@@ -1807,6 +1808,12 @@ async fn console_forms_refuse_what_the_role_may_not_do() {
 
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
     let ids = setup(&app).await;
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
     let owner = |id: String| {
         let app = &app;
         async move {
@@ -1815,19 +1822,39 @@ async fn console_forms_refuse_what_the_role_may_not_do() {
         }
     };
     // The rep's own lead, and another lead given back to the pool.
-    let mine = {
-        let mut mine = None;
-        for id in &ids {
-            if owner(id.clone()).await.as_deref() == Some("r00") {
-                mine = Some(id.clone());
-            }
+    let mut mine = None;
+    for id in &ids {
+        if owner(id.clone()).await.as_deref() == Some("r00") {
+            mine = Some(id.clone());
         }
-        mine.expect("a lead of r00")
-    };
+    }
+    let mine = mine.expect("a lead of r00");
     let pooled = ids.iter().find(|id| **id != mine).expect("another").clone();
     app.post(&format!("/api/v1/leads/{pooled}/release"), &json!({}))
         .await;
+    // What the rows would change, read over the API.
+    let state = || {
+        let app = &app;
+        let (mine, pooled) = (mine.clone(), pooled.clone());
+        async move {
+            let (_, users) = app.get("/api/v1/users").await;
+            let (_, fields) = app.get("/api/v1/fields").await;
+            let (_, reps) = app.get("/api/v1/reps").await;
+            (
+                owner(mine).await,
+                owner(pooled).await,
+                users["items"].as_array().map(Vec::len),
+                fields["items"].as_array().map(Vec::len),
+                reps["items"].as_array().map(Vec::len),
+            )
+        }
+    };
     let rows: Vec<(Operation, String, String)> = vec![
+        (
+            Operation::LogActivity,
+            format!("/leads/{mine}/activities"),
+            "kind=call".into(),
+        ),
         (
             Operation::AssignFromPool,
             "/pool/assign".into(),
@@ -1838,25 +1865,84 @@ async fn console_forms_refuse_what_the_role_may_not_do() {
             format!("/leads/{mine}/assign"),
             "rep_id=r01&reason=x".into(),
         ),
+        (
+            Operation::CreateUser,
+            "/admin/accounts".into(),
+            "action=create_user&username=newcomer&role=admin&password=correct+horse+battery".into(),
+        ),
+        (
+            Operation::CreateField,
+            "/admin/fields".into(),
+            "action=create&entity=lead&name=budget&kind=number".into(),
+        ),
+        (
+            Operation::DeleteRep,
+            "/admin/reps".into(),
+            "action=delete&id=r01".into(),
+        ),
     ];
-    for (who, role) in [("rep0", Role::Rep), ("boss", Role::Admin)] {
+    for (who, role) in [
+        ("rep0", Role::Rep),
+        ("mgr", Role::Manager),
+        ("boss", Role::Admin),
+    ] {
         let (cookie, csrf) = sign_in(&app, who).await;
         for (operation, path, form) in &rows {
-            let before = (owner(mine.clone()).await, owner(pooled.clone()).await);
+            let before = state().await;
             let page = submit(&app, path, &cookie, &format!("csrf={csrf}&{form}")).await;
-            let after = (owner(mine.clone()).await, owner(pooled.clone()).await);
             let location = page.location.clone().unwrap_or_default();
+            let refused = page.status == StatusCode::FORBIDDEN
+                || location == "/"
+                || location.contains("notice=forbidden");
             if operation.allowed(role) {
-                assert!(location.ends_with("notice=ok"), "{who} {path}: {location}");
-                assert_ne!(before, after, "{who} {path} changed nothing");
+                assert!(!refused, "{who} {operation:?}: {} {location}", page.status);
             } else {
-                assert!(
-                    page.status == StatusCode::FORBIDDEN || location.contains("notice=forbidden"),
-                    "{who} {path}: {} {location}",
-                    page.status
+                assert!(refused, "{who} {operation:?}: {} {location}", page.status);
+                assert_eq!(
+                    before,
+                    state().await,
+                    "{who} {operation:?} changed something"
                 );
-                assert_eq!(before, after, "{who} {path} changed a lead");
             }
         }
     }
+}
+
+/// A settings form carries the version it was drawn from: saving it after someone else changed
+/// the document is refused with a notice, and their change stays.
+#[tokio::test]
+async fn a_settings_form_saved_over_a_newer_version_is_refused() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let page = visit(&app, "GET", "/admin/teams?id=t", &cookie, None, "zh-CN").await;
+    let version = page
+        .html
+        .split("name=\"version\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's version")
+        .to_owned();
+    assert!(!version.is_empty(), "{}", page.html);
+    // Someone else renames the team meanwhile.
+    let (status, _) = app
+        .send(
+            axum::http::Method::PATCH,
+            "/api/v1/teams/t",
+            Some(&json!({"name": "Renamed"})),
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let saved = submit(
+        &app,
+        "/admin/teams",
+        &cookie,
+        &format!("csrf={csrf}&action=save_form&id=t&version={version}&name=Mine"),
+    )
+    .await;
+    let location = saved.location.unwrap_or_default();
+    assert!(location.contains("notice=version_mismatch"), "{location}");
+    let (_, team) = app.get("/api/v1/teams/t").await;
+    assert_eq!(team["name"], json!("Renamed"));
 }
