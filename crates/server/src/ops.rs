@@ -4,6 +4,8 @@
 //! form cannot do what the role could not do over the API. Objects (a rep's own leads, a
 //! manager's teams) are checked next, by `api::access`.
 
+use std::collections::HashMap;
+
 use axum::http::Method;
 
 use crate::auth::{Caller, Role, forbidden};
@@ -217,12 +219,23 @@ impl Operation {
         }
     }
 
-    /// The operation behind an API route, if it is one.
+    /// The operation behind an API route, if it is one (looked up on every request).
     pub fn for_route(method: &Method, path: &str) -> Option<Operation> {
-        Operation::ALL.iter().copied().find(|operation| {
-            let (route_method, route_path) = operation.route();
-            route_method == method && route_path == path
-        })
+        static ROUTES: std::sync::LazyLock<HashMap<(Method, &'static str), Operation>> =
+            std::sync::LazyLock::new(|| {
+                Operation::ALL
+                    .iter()
+                    .map(|operation| (operation.route(), *operation))
+                    .collect()
+            });
+        ROUTES.get(&(method.clone(), path)).copied()
+    }
+
+    /// Whether some operation answers on this path, whatever the method.
+    pub fn known_path(path: &str) -> bool {
+        Operation::ALL
+            .iter()
+            .any(|operation| operation.route().1 == path)
     }
 }
 

@@ -1,5 +1,5 @@
 // Bulk inserts for PostgreSQL: one statement that unnests arrays, so the server parses and
-// plans the same text whatever the batch size. Included beside `queries.rs`.
+// plans the same text whatever the batch size. Included beside `queries/`.
 
 /// Inserts leads, any number in one statement.
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {

@@ -1,4 +1,4 @@
-// Bulk inserts as multi-row VALUES statements, for SQLite. Included beside `queries.rs`.
+// Bulk inserts as multi-row VALUES statements, for SQLite. Included beside `queries/`.
 
 /// Inserts leads with multi-row statements, a few hundred rows at a time.
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {

@@ -1,6 +1,6 @@
 //! Leadroute's storage, and the only crate with SQL. One `Store` in front of embedded SQLite (a
 //! file in the data directory) or PostgreSQL (for several server instances), chosen by the
-//! database URL. Both run the same SQL, written once in `queries.rs`.
+//! database URL. Both run the same SQL, written once in `queries/`.
 
 mod rows;
 mod state;
@@ -21,14 +21,20 @@ pub use state::{rep_state_from_row, rep_state_row, rotation_from_row, rotation_r
 mod sqlite {
     pub(crate) type Db = sqlx::Sqlite;
     const IS_POSTGRES: bool = false;
-    include!("queries.rs");
+    include!("queries/config.rs");
+    include!("queries/accounts.rs");
+    include!("queries/leads.rs");
+    include!("queries/follow_up.rs");
     include!("bulk_values.rs");
 }
 
 mod postgres {
     pub(crate) type Db = sqlx::Postgres;
     const IS_POSTGRES: bool = true;
-    include!("queries.rs");
+    include!("queries/config.rs");
+    include!("queries/accounts.rs");
+    include!("queries/leads.rs");
+    include!("queries/follow_up.rs");
     include!("bulk_unnest.rs");
 }
 

@@ -500,8 +500,8 @@ async fn secrets_are_sealed_once_the_service_has_a_key() {
 }
 
 /// A client that sends half its headers is cut off after the header timeout; SIGTERM with a
-/// console event stream open and a request in flight ends the process within seconds; a log
-/// written to a file has no colour codes.
+/// console event stream open ends the process within seconds; a log written to a file has no
+/// colour codes, and with `LEADROUTE_LOG_FORMAT=json` is one JSON object a line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_the_service_gracefully_and_slow_clients_are_cut_off() {
     use std::time::{Duration, Instant};
@@ -511,7 +511,12 @@ async fn sigterm_ends_the_service_gracefully_and_slow_clients_are_cut_off() {
     let place = Place::Dir(dir.path().to_path_buf());
     let key = admin_key(&place);
     let log = dir.path().join("server.log");
-    let mut server = Server::start_logging(&place, &[("LEADROUTE_LOG", "info")], Some(&log)).await;
+    let mut server = Server::start_logging(
+        &place,
+        &[("LEADROUTE_LOG", "info"), ("LEADROUTE_LOG_FORMAT", "json")],
+        Some(&log),
+    )
+    .await;
     let client = Client::new(&server.base, &key);
     let address = server.base.trim_start_matches("http://").to_owned();
 

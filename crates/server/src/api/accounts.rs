@@ -13,7 +13,7 @@ use store::{ApiKeyRow, AuditRow, SessionRow, UserRow, Write};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::{IfMatch, Page, check_id, now_micros};
+use crate::api::{IfMatch, Page, check_id, now_micros, rewrite};
 use crate::auth::{
     Caller, Role, SESSION_COOKIE, SESSION_MAX, hash, new_key, random_hex, session_cookie,
 };
@@ -513,11 +513,11 @@ pub async fn patch_user(
     if let Some(name) = &patch.display_name {
         crate::text::check_name(name, "display_name")?;
     }
-    let mut attempt = 0;
-    let (row, deactivating) = loop {
+    let (app, caller, id, patch) = (&app, &caller, &id, &patch);
+    let (row, deactivating) = rewrite(if_match, || async move {
         let mut row = app
             .store
-            .get_user(&id)
+            .get_user(id)
             .await?
             .ok_or_else(|| ApiError::not_found("user"))?;
         if_match.check(row.version)?;
@@ -527,7 +527,7 @@ pub async fn patch_user(
             .teams
             .clone()
             .unwrap_or_else(|| serde_json::from_str(&row.teams).unwrap_or_default());
-        let role = check_user(&app, &role, rep_id.as_deref(), &teams).await?;
+        let role = check_user(app, &role, rep_id.as_deref(), &teams).await?;
         if let Some(name) = &patch.display_name {
             row.display_name = name.trim().to_owned();
         }
@@ -547,15 +547,18 @@ pub async fn patch_user(
         } else {
             "user.changed"
         };
-        let detail = serde_json::to_value(&patch).unwrap_or(Value::Null);
-        let audit = audit_row(&caller, action, "user", Some(&row.id), detail);
-        if let Some(version) = app.store.write_user(&row, write, &audit).await? {
-            row.version = version;
-            break (row, deactivating);
-        }
-        if_match.retry(attempt)?;
-        attempt += 1;
-    };
+        let detail = serde_json::to_value(patch).unwrap_or(Value::Null);
+        let audit = audit_row(caller, action, "user", Some(&row.id), detail);
+        Ok(app
+            .store
+            .write_user(&row, write, &audit)
+            .await?
+            .map(|version| {
+                row.version = version;
+                (row, deactivating)
+            }))
+    })
+    .await?;
     if deactivating {
         // At once, on every instance: sessions are looked up per request; keys leave this
         // instance's cache now and every other's within a second.
@@ -563,7 +566,7 @@ pub async fn patch_user(
         app.store.revoke_user_keys(&row.id, now_micros()).await?;
         app.keys.clear();
         if let Some(rep) = &row.rep_id {
-            crate::api::reps::deactivate(&app, &caller, rep).await?;
+            crate::api::reps::deactivate(app, caller, rep).await?;
         }
     }
     Ok(Json(user_view(&row)))

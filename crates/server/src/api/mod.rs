@@ -222,6 +222,27 @@ impl IfMatch {
     }
 }
 
+/// Changes a stored document without losing anyone's update: `attempt` reads the document,
+/// checks `If-Match` against it, applies the change and writes it over the version read,
+/// answering `None` when another write came first. Without `If-Match` the change is applied
+/// again to the newer version, a few times at most; with it, the answer is `412`.
+pub async fn rewrite<T, Attempt>(
+    if_match: IfMatch,
+    attempt: impl Fn() -> Attempt,
+) -> Result<T, ApiError>
+where
+    Attempt: Future<Output = Result<Option<T>, ApiError>>,
+{
+    let mut tries = 0;
+    loop {
+        if let Some(written) = attempt().await? {
+            return Ok(written);
+        }
+        if_match.retry(tries)?;
+        tries += 1;
+    }
+}
+
 /// Attempts of a change without `If-Match` before it gives up.
 pub const WRITE_ATTEMPTS: usize = 16;
 

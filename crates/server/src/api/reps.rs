@@ -10,8 +10,8 @@ use store::{AuditRow, RepRow, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, access, check_id, etag, merge_patch, now_micros, page_by_id, taken,
-    versioned_view,
+    IfMatch, Page, Versioned, access, check_id, etag, merge_patch, now_micros, page_by_id, rewrite,
+    taken, versioned_view,
 };
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
@@ -72,9 +72,10 @@ async fn change(
     id: &str,
     if_match: IfMatch,
     audit: &AuditRow,
-    mut change: impl FnMut(&RepRow) -> ApiResult<RepDocument>,
+    change: impl Fn(&RepRow) -> ApiResult<RepDocument>,
 ) -> ApiResult<RepRow> {
-    for attempt in 0.. {
+    let change = &change;
+    rewrite(if_match, || async move {
         let row = app
             .store
             .get_rep(id)
@@ -85,12 +86,9 @@ async fn change(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(app, id.to_owned(), document, row.created_at, write, audit).await? {
-            return Ok(row);
-        }
-        if_match.retry(attempt)?;
-    }
-    unreachable!("the loop returns or gives up")
+        save(app, id.to_owned(), document, row.created_at, write, audit).await
+    })
+    .await
 }
 
 /// All reps, by id.

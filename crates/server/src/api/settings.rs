@@ -14,7 +14,7 @@ use store::{AuditRow, DocRow, LeadFilter, Setting, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
+    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, rewrite, taken,
     versioned_view,
 };
 use crate::auth::Caller;
@@ -426,10 +426,11 @@ pub async fn patch<T: SettingKind>(
     );
     // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
     // version (or 412 when the caller named the version it read).
-    for attempt in 0.. {
+    let (app, id, patch, audit) = (&app, &id, &patch, &audit);
+    let row = rewrite(if_match, || async move {
         let row = app
             .store
-            .get_setting(T::SETTING, &id)
+            .get_setting(T::SETTING, id)
             .await?
             .ok_or_else(not_found::<T>)?;
         if_match.check(row.version)?;
@@ -437,12 +438,10 @@ pub async fn patch<T: SettingKind>(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(&app, id.clone(), document, row.created_at, write, &audit).await? {
-            return Ok((etag(row.version), Json(view::<T>(&row))));
-        }
-        if_match.retry(attempt)?;
-    }
-    unreachable!("the loop returns or gives up")
+        save(app, id.clone(), document, row.created_at, write, audit).await
+    })
+    .await?;
+    Ok((etag(row.version), Json(view::<T>(&row))))
 }
 
 pub async fn delete<T: SettingKind>(

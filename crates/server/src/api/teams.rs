@@ -10,7 +10,7 @@ use store::{AuditRow, Setting, TeamRow, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, taken,
+    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, rewrite, taken,
     versioned_view,
 };
 use crate::auth::{Caller, Role};
@@ -195,12 +195,11 @@ pub async fn patch_team(
         Some(&id),
         Value::Object(patch.clone()),
     );
-    // Read, apply the patch, write if nobody wrote in between; otherwise again from the newer
-    // version (or 412 when the caller named the version it read).
-    for attempt in 0.. {
+    let (app, caller, id, patch, audit) = (&app, &caller, &id, &patch, &audit);
+    let row = rewrite(if_match, || async move {
         let row = app
             .store
-            .get_team(&id)
+            .get_team(id)
             .await?
             .ok_or_else(|| ApiError::not_found("team"))?;
         if_match.check(row.version)?;
@@ -208,7 +207,7 @@ pub async fn patch_team(
         if caller.role == Role::Manager {
             // A manager reaches the leads of their teams' reps: letting them add anyone would
             // let them reach any rep's leads. New members and the manager come from their teams.
-            let reach = crate::api::access::members(&app, &caller.teams).await?;
+            let reach = crate::api::access::members(app, &caller.teams).await?;
             let outside = document
                 .members
                 .iter()
@@ -224,13 +223,11 @@ pub async fn patch_team(
         let write = Write::Replace {
             version: row.version,
         };
-        if let Some(row) = save(&app, id.clone(), document, row.created_at, write, &audit).await? {
-            app.router.sweep_soon();
-            return Ok((etag(row.version), Json(view(&row))));
-        }
-        if_match.retry(attempt)?;
-    }
-    unreachable!("the loop returns or gives up")
+        save(app, id.clone(), document, row.created_at, write, audit).await
+    })
+    .await?;
+    app.router.sweep_soon();
+    Ok((etag(row.version), Json(view(&row))))
 }
 
 /// Delete a team. Rule sets that name it stop compiling until changed, so the published one is

@@ -278,3 +278,141 @@ fn the_dry_run_agrees_with_the_route_for_every_strategy() {
         });
     });
 }
+
+/// The smaller promises of the core, each as a user would meet it.
+#[tokio::test]
+async fn names_claims_leave_and_rule_sets_behave() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    // Look-alike usernames: Cyrillic letters, zero-width and direction marks are refused.
+    for username in ["аdmin", "ad\u{200b}min", "admin\u{202e}", "Ad min"] {
+        let (status, answer) = app
+            .post(
+                "/api/v1/users",
+                &json!({"username": username, "role": "admin", "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{username:?}: {answer}"
+        );
+        assert_eq!(answer["error"]["field"], json!("username"));
+    }
+    let (status, _) = app
+        .post(
+            "/api/v1/users",
+            &json!({"username": "王芳", "role": "rep", "rep_id": "r00", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "Chinese usernames are welcome");
+    // Names are one line of at most 200 characters.
+    let (status, answer) = app
+        .post("/api/v1/reps", &json!({"name": "x".repeat(201)}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("too_long"));
+
+    // A rep claiming another rep's lead is told it does not exist, as when reading it.
+    let (_, created) = app.post("/api/v1/leads", &lead("theirs")).await;
+    let theirs = created["lead"]["id"].as_str().expect("id").to_owned();
+    let owner = created["lead"]["owner_id"]
+        .as_str()
+        .expect("owner")
+        .to_owned();
+    let other = if owner == "r00" { "r01" } else { "r00" };
+    let session = crate::support::session_for_rep(&app, other).await;
+    let (status, answer) = app
+        .send_as(
+            Method::POST,
+            &format!("/api/v1/leads/{theirs}/claim"),
+            &json!({"rep_id": other}),
+            &session,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+
+    // Leave with dates is a period: explained with its end, over when it ends.
+    let today = chrono::Utc::now().date_naive();
+    let until = today + chrono::Days::new(3);
+    let (status, rep) = app
+        .send(
+            Method::PUT,
+            "/api/v1/reps/r00/status",
+            Some(&json!({"status": "on_leave", "leave": {"from": today.to_string(), "until": until.to_string()}})),
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rep}");
+    assert_eq!(rep["status"], json!("active"));
+    let (_, explained) = app
+        .post(
+            "/api/v1/route/explain",
+            &json!({"lead": {"name": "x", "phone": "13600000001"}}),
+        )
+        .await;
+    assert_eq!(
+        explained["decision"]["owner_id"],
+        json!("r01"),
+        "{explained}"
+    );
+    let english = explained["decision"]["explanation"]["en"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(english.contains(&until.to_string()), "{english}");
+
+    // Rule sets: at most 1,000 rules.
+    let rules: Vec<Value> = (0..1001)
+        .map(|index| json!({"id": format!("r{index}"), "target": {"team": "t"}}))
+        .collect();
+    let (status, answer) = app
+        .post("/api/v1/rule-sets", &json!({"rules": rules}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["code"], json!("too_many_rules"));
+}
+
+/// A write-only key learns that a lead was taken, never what is stored: `{id, duplicate}` for
+/// a new lead, a re-post of a known `external_id` and each item of a batch; feedback answers
+/// without the owner.
+#[tokio::test]
+async fn write_only_keys_get_receipts_not_records() {
+    let app = TestApp::sqlite().await;
+    app.round_robin_team(2, json!({})).await;
+    let integration = app.key(server::auth::Role::Integration).await;
+    let post = |path: String, body: Value| {
+        let (app, key) = (&app, integration.clone());
+        async move { app.send(Method::POST, &path, Some(&body), Some(&key)).await }
+    };
+    let (status, first) = post("/api/v1/leads".into(), lead("known")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let keys = |value: &Value| {
+        value
+            .as_object()
+            .map(|object| object.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&first), ["duplicate", "id"], "{first}");
+    let (status, again) = post("/api/v1/leads".into(), lead("known")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, json!({"id": first["id"], "duplicate": true}));
+    let (_, batch) = post(
+        "/api/v1/leads/batch".into(),
+        json!({"leads": [lead("known"), lead("fresh")]}),
+    )
+    .await;
+    for item in batch["items"].as_array().expect("items") {
+        assert!(
+            item.get("lead").is_none() && item["id"].is_string(),
+            "{item}"
+        );
+    }
+    let id = first["id"].as_str().expect("id");
+    let (status, feedback) = post(
+        format!("/api/v1/leads/{id}/feedback"),
+        json!({"kind": "nps", "score": 9}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{feedback}");
+    assert!(feedback.get("rep_id").is_none(), "{feedback}");
+}

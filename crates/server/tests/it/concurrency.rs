@@ -327,6 +327,55 @@ async fn a_poisoned_job_fails_alone(app: TestApp) {
     }
     let (_, listed) = app.get("/api/v1/leads?limit=500").await;
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(48));
+
+    // A job the database itself refuses (here a trigger stands in for any constraint the
+    // checks at the door do not know): it fails alone, every other lead batched with it commits.
+    match &app.state.store {
+        store::Store::Sqlite(pool) => {
+            sqlx::raw_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON leads WHEN NEW.source = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            )
+            .execute(pool)
+            .await
+            .expect("trigger");
+        }
+        store::Store::Postgres(pool) => {
+            sqlx::raw_sql(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$
+                 BEGIN IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END
+                 $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER poison BEFORE INSERT ON leads FOR EACH ROW EXECUTE FUNCTION poison();",
+            )
+            .execute(pool)
+            .await
+            .expect("trigger");
+        }
+    }
+    let results = send_many(
+        &app,
+        axum::http::Method::POST,
+        64,
+        |_| "/api/v1/leads".into(),
+        |index| {
+            let mut body = lead(&format!("trigger-{index}"));
+            body["phone"] = json!(format!("1370000{index:04}"));
+            if index % 8 == 0 {
+                body["source"] = json!("poison");
+            }
+            body
+        },
+    )
+    .await;
+    for (index, (status, body)) in results.iter().enumerate() {
+        if index % 8 == 0 {
+            assert_eq!(*status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+        } else {
+            assert_eq!(*status, StatusCode::CREATED, "lead {index}: {body}");
+        }
+    }
+    let (_, listed) = app.get("/api/v1/leads?limit=500").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(48 + 56));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1946,3 +1946,40 @@ async fn a_settings_form_saved_over_a_newer_version_is_refused() {
     let (_, team) = app.get("/api/v1/teams/t").await;
     assert_eq!(team["name"], json!("Renamed"));
 }
+
+/// A page's event stream ends with its session: signing out closes it within a couple of
+/// seconds instead of delivering lead events to a signed-out browser.
+#[tokio::test]
+async fn the_event_stream_ends_when_the_session_does() {
+    use http_body_util::BodyExt as _;
+
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "rep0").await;
+    let request = Request::builder()
+        .uri("/stream")
+        .header("cookie", &cookie)
+        .body(Body::empty())
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(app.app.clone(), request)
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    // Open: the first comment arrives within a couple of seconds.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(3), body.frame())
+        .await
+        .expect("a frame while signed in");
+    assert!(first.is_some_and(|frame| frame.is_ok()));
+    let out = submit(&app, "/logout", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream still runs after sign-out");
+}

@@ -215,3 +215,72 @@ impl TestApp {
 pub fn lead(external_id: &str) -> Value {
     serde_json::json!({"external_id": external_id, "name": "测试客户", "phone": "13800138000", "region": "华东", "industry": "制造"})
 }
+
+/// A signed-in session: its cookie value and CSRF token.
+#[derive(Debug, Clone)]
+pub struct SessionKeys {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Creates a user for the rep and signs them in over the API.
+pub async fn session_for_rep(app: &TestApp, rep_id: &str) -> SessionKeys {
+    let username = format!("user-{rep_id}");
+    app.ok(
+        "/api/v1/users",
+        &serde_json::json!({"username": username, "role": "rep", "rep_id": rep_id,
+            "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({"username": username, "password": "correct horse battery"})
+                .to_string(),
+        ))
+        .expect("request");
+    let response = app.app.clone().oneshot(request).await.expect("response");
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .and_then(|pair| pair.strip_prefix("leadroute_session="))
+        .expect("session cookie")
+        .to_owned();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    SessionKeys {
+        cookie,
+        csrf: body["csrf_token"].as_str().expect("csrf").to_owned(),
+    }
+}
+
+impl TestApp {
+    /// A JSON request in a signed-in session, with its CSRF token.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+        session: &SessionKeys,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", format!("leadroute_session={}", session.cookie))
+            .header("x-csrf-token", &session.csrf)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        self.raw(request).await
+    }
+}

@@ -1,0 +1,543 @@
+//! What each routing job does to leads, inside the worker's transaction: a new lead routed
+//! (the function intake and the dry run share), a reroute, an assignment by hand, a change of
+//! fields or status (closing with its outcome), the hold-queue sweep, the leave hand-back, and
+//! the dispatcher from a `LeadOp` to them.
+
+use chrono::{DateTime, Utc};
+use engine::{Decision, DecisionRecord, LeadStatus, RepId, RoutingState};
+use store::{DecisionRow, LeadRow, RoutingTx};
+
+use super::*;
+use crate::error::ApiError;
+use crate::leads::LeadInput;
+use crate::workspace::Workspace;
+
+/// Routes a new lead: the one function intake and the dry run share. The lead's customer, if
+/// known, brings its owner (owner affinity).
+pub(super) fn decide_new(
+    workspace: &Workspace,
+    state: &RoutingState,
+    known: &KnownCustomers,
+    input: &LeadInput,
+    now: DateTime<Utc>,
+) -> Result<(engine::Lead, Decision, DecisionRecord), ApiError> {
+    let mut lead = input.to_engine(&workspace.catalogue, now)?;
+    lead.known_owner = known
+        .owner(input.phone.as_deref(), input.email.as_deref())
+        .map(RepId::new);
+    let (decision, record) = workspace.decide(state, &lead, &[], now);
+    Ok((lead, decision, record))
+}
+
+pub(super) fn create(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    known_external: &mut HashMap<String, LeadRow>,
+    known: &mut KnownCustomers,
+    input: &LeadInput,
+    actor: &str,
+) -> anyhow::Result<Result<Created, ApiError>> {
+    if let Some(existing) = input
+        .external_id
+        .as_ref()
+        .and_then(|id| known_external.get(id))
+    {
+        return Ok(Ok(Created::Duplicate {
+            lead: existing.clone(),
+        }));
+    }
+    let now = now();
+    let (_, decision, record) = match decide_new(&cache.workspace, &cache.state, known, input, now)
+    {
+        Ok(decided) => decided,
+        Err(error) => return Ok(Err(error)),
+    };
+    let id = new_id();
+    let mut row = LeadRow {
+        id: id.clone(),
+        external_id: input.external_id.clone(),
+        document: serde_json::to_string(input)?,
+        status: String::new(),
+        owner_id: None,
+        team_id: None,
+        pool_id: None,
+        held: false,
+        source: input.source.clone(),
+        phone: input.phone.clone(),
+        email: input.email.clone(),
+        tags: serde_json::to_string(&input.tags)?,
+        score: input.score,
+        priority: input.priority.clone(),
+        created_at: now.timestamp_micros(),
+        updated_at: now.timestamp_micros(),
+        previous_owners: "[]".into(),
+        ..LeadRow::default()
+    };
+    place(&mut row, &decision, &cache.workspace.rules);
+    if let Some(owner) = &row.owner_id {
+        known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
+    }
+    let how = handover(&row);
+    follow_up::hand_over(cache, writes, &mut row, None, how, now);
+    writes.note_owner(&row);
+    apply(cache, writes, &decision.changes);
+    let decision_row = decision_row(&id, "route", actor, None, &decision, &record)?;
+    if let Some(external_id) = &row.external_id {
+        known_external.insert(external_id.clone(), row.clone());
+    }
+    writes.new_leads.push(row.clone());
+    writes.decisions.push(decision_row.clone());
+    Ok(Ok(Created::New {
+        lead: row,
+        decision: decision_row,
+    }))
+}
+
+pub(super) async fn reroute(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    let mut row = match movable_lead(tx, writes, lead_id).await? {
+        Ok(row) => row,
+        Err(error) => return Ok(Err(error)),
+    };
+    let known = known_customers(tx, &[contact_of(&row)]).await?;
+    let lead = match stored_lead(&row, cache, &known) {
+        Ok(lead) => lead,
+        Err(error) => return Ok(Err(error)),
+    };
+    // Never back to the current owner.
+    let exclude: Vec<RepId> = row
+        .owner_id
+        .iter()
+        .map(|owner| RepId::new(owner.clone()))
+        .collect();
+    release(cache, writes, &row);
+    let now = now();
+    let (decision, record) = cache.workspace.decide(&cache.state, &lead, &exclude, now);
+    let previous = row.owner_id.clone();
+    place(&mut row, &decision, &cache.workspace.rules);
+    row.updated_at = now.timestamp_micros();
+    apply(cache, writes, &decision.changes);
+    let how = handover(&row);
+    follow_up::hand_over(cache, writes, &mut row, previous, how, now);
+    let decision_row = decision_row(&row.id, "reroute", actor, None, &decision, &record)?;
+    remember(writes, &row);
+    writes.decisions.push(decision_row.clone());
+    Ok(Ok(Changed::lead(row, Some(decision_row))))
+}
+
+#[allow(clippy::too_many_arguments)] // The worker's context, then the assignment's fields.
+pub(super) async fn assign(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    rep_id: &str,
+    reason: Option<String>,
+    from_pool: bool,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    let mut row = match movable_lead(tx, writes, lead_id).await? {
+        Ok(row) => row,
+        Err(error) => return Ok(Err(error)),
+    };
+    if from_pool && (row.pool_id.is_none() || row.owner_id.is_some()) {
+        return Ok(Err(ApiError::conflict(
+            "not_in_pool",
+            "the lead is not waiting in a pool",
+        )));
+    }
+    if row.owner_id.as_deref() == Some(rep_id) {
+        return Ok(Err(ApiError::conflict(
+            "already_owner",
+            "the rep already owns this lead",
+        )));
+    }
+    let rep = RepId::new(rep_id);
+    let now = now();
+    let changes = match engine::assign_manually(&cache.workspace.roster, &cache.state, &rep, now) {
+        Ok(changes) => changes,
+        Err(engine::route::ManualError::UnknownRep(_)) => {
+            return Ok(Err(ApiError::invalid(
+                "unknown_rep",
+                "rep_id",
+                "no rep has that id",
+            )));
+        }
+        Err(engine::route::ManualError::Ineligible(exclusion)) => {
+            return Ok(Err(ApiError::conflict(
+                "rep_unavailable",
+                format!("the rep cannot take the lead: {}", exclusion.code()),
+            )
+            .with_field("rep_id")));
+        }
+    };
+    release(cache, writes, &row);
+    apply(cache, writes, &changes);
+    let roster = &cache.workspace.roster;
+    let name = roster
+        .position(&rep)
+        .map(|position| roster.rep(position).name.clone())
+        .unwrap_or_default();
+    let previous = row.owner_id.clone();
+    if let Some(pool) = &row.pool_id {
+        row.last_pool = Some(pool.clone());
+    }
+    row.owner_id = Some(rep_id.to_owned());
+    row.pool_id = None;
+    row.held = false;
+    row.status = LeadStatus::Assigned.as_str().to_owned();
+    row.updated_at = now.timestamp_micros();
+    follow_up::hand_over(
+        cache,
+        writes,
+        &mut row,
+        previous.clone(),
+        follow_up::Handover::Assigned,
+        now,
+    );
+    let explanation_en = format!(
+        "Assigned by hand to {name}{}",
+        reason
+            .as_deref()
+            .map(|reason| format!(": {reason}"))
+            .unwrap_or_default()
+    );
+    let explanation_zh = format!(
+        "手动分配给 {name}{}",
+        reason
+            .as_deref()
+            .map(|reason| format!("：{reason}"))
+            .unwrap_or_default()
+    );
+    let record = serde_json::json!({
+        "outcome": "assigned",
+        "owner": {"id": rep_id, "name": name},
+        "previous_owner": previous,
+        "manual": true,
+        "reason": reason,
+    });
+    let decision_row = DecisionRow {
+        id: new_id(),
+        lead_id: row.id.clone(),
+        kind: "manual".into(),
+        actor: actor.to_owned(),
+        reason,
+        rule_set_version: None,
+        outcome: "assigned".into(),
+        owner_id: Some(rep_id.to_owned()),
+        record: record.to_string(),
+        created_at: now.timestamp_micros(),
+        explanation: serde_json::json!({"en": explanation_en, "zh": explanation_zh}).to_string(),
+    };
+    remember(writes, &row);
+    writes.decisions.push(decision_row.clone());
+    Ok(Ok(Changed::lead(row, Some(decision_row))))
+}
+
+/// Held leads the hold queue can release in one sweep at most.
+const SWEEP_LIMIT: i64 = 500;
+
+/// Routes held leads again, most urgent first, then oldest; those still nobody can take stay
+/// held without a new decision.
+pub(super) async fn sweep(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+) -> anyhow::Result<usize> {
+    let mut released = 0;
+    let held = tx.held_leads(SWEEP_LIMIT).await?;
+    let known = known_customers(tx, &held.iter().map(contact_of).collect::<Vec<_>>()).await?;
+    for mut row in held {
+        if writes
+            .changed_leads
+            .iter()
+            .any(|changed| changed.id == row.id)
+        {
+            continue;
+        }
+        let Ok(lead) = stored_lead(&row, cache, &known) else {
+            continue;
+        };
+        let now = now();
+        let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now);
+        if decision.outcome == Outcome::Held {
+            continue;
+        }
+        place(&mut row, &decision, &cache.workspace.rules);
+        row.updated_at = now.timestamp_micros();
+        apply(cache, writes, &decision.changes);
+        let how = handover(&row);
+        follow_up::hand_over(cache, writes, &mut row, None, how, now);
+        let decision_row = decision_row(&row.id, "release", "system", None, &decision, &record)?;
+        remember(writes, &row);
+        writes.decisions.push(decision_row);
+        released += 1;
+    }
+    Ok(released)
+}
+
+/// Status moves along new → assigned → contacted → qualified → won / lost / invalid; a closed
+/// lead stays closed, and a lead moves to assigned only by routing or assignment.
+pub(super) fn transition_allowed(from: LeadStatus, to: LeadStatus) -> bool {
+    use LeadStatus::*;
+    match (from, to) {
+        (Won | Lost | Invalid, _) => false,
+        (_, New | Assigned) => false,
+        (New, Contacted | Qualified | Won) => false,
+        (Qualified, Contacted) => false,
+        _ => from != to,
+    }
+}
+
+pub(super) async fn update(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    patch: &LeadPatch,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    let mut row = match open_lead(tx, writes, lead_id).await? {
+        Ok(row) => row,
+        Err(error) => return Ok(Err(error)),
+    };
+    let now = now();
+    if let Some(document) = &patch.document {
+        if let Err(error) = document.to_engine(&cache.workspace.catalogue, now) {
+            return Ok(Err(error));
+        }
+        row.document = serde_json::to_string(document)?;
+        row.source = document.source.clone();
+        row.phone = document.phone.clone();
+        row.email = document.email.clone();
+        row.score = document.score.or(row.score);
+        row.priority = document.priority.clone().or(row.priority.clone());
+        row.tags =
+            serde_json::to_string(&merged_tags(&serde_json::to_string(&document.tags)?, &[]))?;
+    }
+    if let Some(status) = patch.status {
+        let from = LeadStatus::parse(&row.status).unwrap_or_default();
+        if !transition_allowed(from, status) {
+            return Ok(Err(ApiError::conflict(
+                "illegal_transition",
+                format!("a lead cannot go from {from} to {status}"),
+            )
+            .with_field("status")));
+        }
+        if let Err(error) = check_outcome(status, patch) {
+            return Ok(Err(error));
+        }
+        if !status.is_open() {
+            release(cache, writes, &row);
+            row.status = status.as_str().to_owned();
+            close(cache, writes, &mut row, patch, now);
+        }
+        row.status = status.as_str().to_owned();
+    } else if patch.amount.is_some() || patch.lost_reason.is_some() {
+        return Ok(Err(ApiError::invalid(
+            "invalid_value",
+            if patch.amount.is_some() {
+                "amount"
+            } else {
+                "lost_reason"
+            },
+            "amount comes with status won, lost_reason with status lost",
+        )));
+    }
+    row.updated_at = now.timestamp_micros();
+    remember(writes, &row);
+    Ok(Ok(Changed::lead(row, None)))
+}
+
+/// Won needs an amount, lost a reason; neither goes with another status.
+pub(super) fn check_outcome(status: LeadStatus, patch: &LeadPatch) -> Result<(), ApiError> {
+    match (status, patch.amount, &patch.lost_reason) {
+        (LeadStatus::Won, Some(amount), None) if amount.is_finite() && amount >= 0.0 => Ok(()),
+        (LeadStatus::Won, Some(_), None) => Err(ApiError::invalid(
+            "invalid_value",
+            "amount",
+            "amount is a number of at least 0",
+        )),
+        (LeadStatus::Won, None, _) => Err(ApiError::invalid(
+            "missing_field",
+            "amount",
+            "a won lead needs the deal's amount",
+        )),
+        (LeadStatus::Lost, None, Some(reason))
+            if !reason.trim().is_empty() && reason.chars().count() <= 500 =>
+        {
+            Ok(())
+        }
+        (LeadStatus::Lost, None, _) => Err(ApiError::invalid(
+            "missing_field",
+            "lost_reason",
+            "a lost lead needs a reason of at most 500 characters",
+        )),
+        (_, None, None) => Ok(()),
+        (_, amount, _) => Err(ApiError::invalid(
+            "invalid_value",
+            if amount.is_some() {
+                "amount"
+            } else {
+                "lost_reason"
+            },
+            "amount comes with status won, lost_reason with status lost",
+        )),
+    }
+}
+
+/// A lead reached won, lost or invalid: its clocks stop, the outcome counts for its owner,
+/// source, rule and segment, and won and lost are announced.
+pub(super) fn close(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    row: &mut LeadRow,
+    patch: &LeadPatch,
+    now: DateTime<Utc>,
+) {
+    row.closed_at = Some(now.timestamp_micros());
+    // A closed lead waits nowhere: not in the hold queue, not in a pool.
+    row.held = false;
+    row.pool_id = None;
+    row.amount = patch.amount;
+    row.lost_reason = patch.lost_reason.clone();
+    row.callback_at = None;
+    writes.reset_timers(&row.id, Vec::new());
+    let status = LeadStatus::parse(&row.status).unwrap_or_default();
+    let amount = patch.amount.unwrap_or(0.0);
+    let owner = row.owner_id.clone();
+    follow_up::count(cache, writes, row, owner.as_deref(), |delta| match status {
+        LeadStatus::Won => {
+            delta.won += 1;
+            delta.amount += amount;
+        }
+        LeadStatus::Lost => delta.lost += 1,
+        _ => delta.invalid += 1,
+    });
+    let event = match status {
+        LeadStatus::Won => "lead.won",
+        LeadStatus::Lost => "lead.lost",
+        _ => return,
+    };
+    let manager = cache
+        .workspace
+        .follow
+        .manager(row.team_id.as_deref())
+        .map(ToString::to_string);
+    writes.event(
+        event,
+        row,
+        &[owner.as_deref(), manager.as_deref()],
+        serde_json::json!({"amount": patch.amount, "lost_reason": patch.lost_reason}),
+        now,
+    );
+}
+
+/// How a routing decision left the lead, for follow-up.
+pub(super) fn handover(row: &LeadRow) -> follow_up::Handover {
+    if row.owner_id.is_some() {
+        follow_up::Handover::Assigned
+    } else {
+        follow_up::Handover::Dropped
+    }
+}
+
+/// One change to one lead.
+pub(super) async fn change(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    lead_id: &str,
+    op: &LeadOp,
+    actor: &str,
+) -> anyhow::Result<Result<Changed, ApiError>> {
+    match op {
+        LeadOp::Reroute => reroute(tx, cache, writes, lead_id, actor).await,
+        LeadOp::Assign {
+            rep_id,
+            reason,
+            from_pool,
+        } => {
+            assign(
+                tx,
+                cache,
+                writes,
+                lead_id,
+                rep_id,
+                reason.clone(),
+                *from_pool,
+                actor,
+            )
+            .await
+        }
+        LeadOp::Update(patch) => update(tx, cache, writes, lead_id, patch).await,
+        LeadOp::Activity(input) => {
+            follow_up::activity(tx, cache, writes, lead_id, input, actor).await
+        }
+        LeadOp::Feedback(input) => {
+            follow_up::feedback(tx, cache, writes, lead_id, input, actor).await
+        }
+        LeadOp::Claim { rep_id } => pool::claim(tx, cache, writes, lead_id, rep_id, actor).await,
+        LeadOp::Release { reason, pool_id } => {
+            pool::give_back(
+                tx,
+                cache,
+                writes,
+                lead_id,
+                reason.clone(),
+                pool_id.clone(),
+                actor,
+            )
+            .await
+        }
+    }
+}
+
+/// Leads a rep going on leave hands back in one go at most.
+const HAND_BACK_LIMIT: i64 = 1000;
+
+/// Applies the leave policy: when any team of the rep says `hand_back`, the rep's leads that
+/// nobody has worked yet are routed to someone else, away from the rep.
+pub(super) async fn hand_back(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    rep_id: &str,
+) -> anyhow::Result<usize> {
+    let follow = &cache.workspace.follow;
+    let hands_back = cache.workspace.roster.teams().any(|team| {
+        team.members
+            .iter()
+            .any(|member| member.rep.as_str() == rep_id)
+            && follow
+                .teams
+                .get(&team.id)
+                .is_some_and(|team| team.hand_back_on_leave)
+    });
+    if !hands_back {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for row in tx.untouched_leads(rep_id, HAND_BACK_LIMIT).await? {
+        if writes
+            .changed_leads
+            .iter()
+            .any(|changed| changed.id == row.id)
+        {
+            continue;
+        }
+        if let Ok(changed) = reroute(tx, cache, writes, &row.id, "system").await?
+            && let Some(decision) = writes.decisions.last_mut()
+            && decision.lead_id == changed.lead.id
+        {
+            decision.kind = "hand_back".into();
+            decision.reason = Some("the owner went on leave".into());
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}

@@ -1,0 +1,623 @@
+// Timers, the outbox, claims, outcome statistics and routing state (included per backend,
+// as `config.rs`).
+
+/// Deletes the rows whose `column` is one of `values`, a few hundred at a time.
+async fn delete_where_in(
+    conn: &mut Conn,
+    table: &'static str,
+    column: &'static str,
+    values: &[String],
+) -> sqlx::Result<()> {
+    for chunk in values.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+        let mut separated = query.separated(", ");
+        for value in chunk {
+            separated.push_bind(value.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Drops every timer of these leads: their clocks are being set again.
+pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sqlx::Result<()> {
+    delete_where_in(conn, "timers", "lead_id", lead_ids).await
+}
+
+pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
+    delete_where_in(conn, "timers", "id", ids).await
+}
+
+pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO timers (id, lead_id, kind, step, owner_id, due_at, created_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.kind.clone())
+                .push_bind(row.step)
+                .push_bind(row.owner_id.clone())
+                .push_bind(row.due_at)
+                .push_bind(row.created_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Due timers, earliest first. On PostgreSQL the rows are locked, skipping rows another
+/// transaction holds, so two instances ticking at once never fire the same timer.
+pub(crate) async fn due_timers(
+    conn: &mut Conn,
+    now: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<TimerRow>> {
+    let statement = if IS_POSTGRES {
+        "SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2"
+    };
+    sqlx::query_as(statement)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// When the next timer falls due, if any: one index lookup, so an idle tick costs nothing.
+pub(crate) async fn next_due(conn: &mut Conn) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT MIN(due_at) FROM timers")
+        .fetch_one(conn)
+        .await
+}
+
+pub(crate) async fn timers_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<TimerRow>> {
+    sqlx::query_as("SELECT * FROM timers WHERE lead_id = $1 ORDER BY due_at, id")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn insert_outbox(conn: &mut Conn, rows: &[OutboxRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO outbox (id, event, lead_id, rep_id, recipients, payload, created_at, status) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.event.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.rep_id.clone())
+                .push_bind(row.recipients.clone())
+                .push_bind(row.payload.clone())
+                .push_bind(row.created_at)
+                .push_bind(row.status.clone());
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_outbox(
+    conn: &mut Conn,
+    filter: &EventFilter,
+) -> sqlx::Result<Vec<OutboxRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM outbox WHERE 1 = 1");
+    if let Some(lead) = &filter.lead_id {
+        query.push(" AND lead_id = ").push_bind(lead.clone());
+    }
+    if let Some(event) = &filter.event {
+        query.push(" AND event = ").push_bind(event.clone());
+    }
+    if let Some(after) = &filter.after_id {
+        query.push(" AND id > ").push_bind(after.clone());
+    }
+    query.push(" ORDER BY id LIMIT ").push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Claims the rep made since `since`.
+pub(crate) async fn claims_since(conn: &mut Conn, rep_id: &str, since: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM decisions WHERE kind = 'claim' AND owner_id = $1 AND created_at >= $2",
+    )
+    .bind(rep_id.to_owned())
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
+
+pub(crate) async fn claim_block(
+    conn: &mut Conn,
+    lead_id: &str,
+    rep_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("SELECT blocked_until FROM claim_blocks WHERE lead_id = $1 AND rep_id = $2")
+        .bind(lead_id.to_owned())
+        .bind(rep_id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records that these reps cannot claim these leads back before the given time:
+/// `(lead_id, rep_id, until)`.
+pub(crate) async fn upsert_claim_blocks(
+    conn: &mut Conn,
+    rows: &[(String, String, i64)],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO claim_blocks (lead_id, rep_id, blocked_until) ");
+        query.push_values(chunk, |mut values, (lead, rep, until)| {
+            values
+                .push_bind(lead.clone())
+                .push_bind(rep.clone())
+                .push_bind(*until);
+        });
+        query.push(
+            " ON CONFLICT (lead_id, rep_id) DO UPDATE SET blocked_until = excluded.blocked_until",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Adds to outcome statistics: `((dimension, key), delta)`.
+pub(crate) async fn add_stats(
+    conn: &mut Conn,
+    rows: &[((String, String), StatsDelta)],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(300) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum) ",
+        );
+        query.push_values(chunk, |mut values, ((dimension, key), delta)| {
+            values
+                .push_bind(dimension.clone())
+                .push_bind(key.clone())
+                .push_bind(delta.assigned)
+                .push_bind(delta.responded)
+                .push_bind(delta.response_secs)
+                .push_bind(delta.won)
+                .push_bind(delta.lost)
+                .push_bind(delta.invalid)
+                .push_bind(delta.amount)
+                .push_bind(delta.feedback_count)
+                .push_bind(delta.feedback_sum);
+        });
+        query.push(
+            " ON CONFLICT (dimension, key) DO UPDATE SET
+                 assigned = outcome_stats.assigned + excluded.assigned,
+                 responded = outcome_stats.responded + excluded.responded,
+                 response_secs = outcome_stats.response_secs + excluded.response_secs,
+                 won = outcome_stats.won + excluded.won,
+                 lost = outcome_stats.lost + excluded.lost,
+                 invalid = outcome_stats.invalid + excluded.invalid,
+                 amount = outcome_stats.amount + excluded.amount,
+                 feedback_count = outcome_stats.feedback_count + excluded.feedback_count,
+                 feedback_sum = outcome_stats.feedback_sum + excluded.feedback_sum",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn list_stats(conn: &mut Conn, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
+    sqlx::query_as("SELECT * FROM outcome_stats WHERE dimension = $1 ORDER BY key")
+        .bind(dimension.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.rep_id.clone())
+                .push_bind(row.open_leads)
+                .push_bind(row.day_start.clone())
+                .push_bind(row.day_count)
+                .push_bind(row.week_start.clone())
+                .push_bind(row.week_count)
+                .push_bind(row.month_start.clone())
+                .push_bind(row.month_count)
+                .push_bind(row.last_assigned_at);
+        });
+        query.push(
+            " ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
+                 day_start = excluded.day_start, day_count = excluded.day_count,
+                 week_start = excluded.week_start, week_count = excluded.week_count,
+                 month_start = excluded.month_start, month_count = excluded.month_count,
+                 last_assigned_at = excluded.last_assigned_at",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn upsert_rotations(conn: &mut Conn, rows: &[RotationRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO rotations (key, state) ");
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.key.clone())
+                .push_bind(row.state.clone());
+        });
+        query.push(" ON CONFLICT (key) DO UPDATE SET state = excluded.state");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Open leads per owner, counted from the leads themselves: the truth the counters follow.
+pub(crate) async fn count_open_leads(conn: &mut Conn) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT owner_id, COUNT(*) FROM leads WHERE owner_id IS NOT NULL
+             AND status IN ('new', 'assigned', 'contacted', 'qualified') GROUP BY owner_id",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Outbox events not yet fanned out to channels, oldest first; locked on PostgreSQL, skipping
+/// rows another instance holds.
+pub(crate) async fn pending_events(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<OutboxRow>> {
+    let statement = if IS_POSTGRES {
+        "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id LIMIT $1"
+    };
+    sqlx::query_as(statement).bind(limit).fetch_all(conn).await
+}
+
+pub(crate) async fn mark_dispatched(conn: &mut Conn, ids: &[String]) -> sqlx::Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("UPDATE outbox SET status = 'dispatched' WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_deliveries(conn: &mut Conn, rows: &[DeliveryRow]) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO deliveries (id, event_id, channel_id, event, status, attempts, next_attempt_at, locked_until, last_error, created_at, sent_at) ",
+        );
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.id.clone())
+                .push_bind(row.event_id.clone())
+                .push_bind(row.channel_id.clone())
+                .push_bind(row.event.clone())
+                .push_bind(row.status.clone())
+                .push_bind(row.attempts)
+                .push_bind(row.next_attempt_at)
+                .push_bind(row.locked_until)
+                .push_bind(row.last_error.clone())
+                .push_bind(row.created_at)
+                .push_bind(row.sent_at);
+        });
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Takes due deliveries for one sender until `lease_until`. A sender that dies holding some
+/// loses them when the lease runs out, and another sends them again: at least once.
+pub(crate) async fn claim_deliveries(
+    conn: &mut Conn,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let statement = if IS_POSTGRES {
+        "UPDATE deliveries SET locked_until = $2 WHERE id IN (
+             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                 AND (locked_until IS NULL OR locked_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING *"
+    } else {
+        "UPDATE deliveries SET locked_until = $2 WHERE id IN (
+             SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+                 AND (locked_until IS NULL OR locked_until <= $1)
+             ORDER BY next_attempt_at, id LIMIT $3)
+         RETURNING *"
+    };
+    sqlx::query_as(statement)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Records how a delivery attempt went and lets go of it.
+pub(crate) async fn finish_delivery(conn: &mut Conn, row: &DeliveryRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, locked_until = NULL,
+             last_error = $5, sent_at = $6
+         WHERE id = $1",
+    )
+    .bind(row.id.clone())
+    .bind(row.status.clone())
+    .bind(row.attempts)
+    .bind(row.next_attempt_at)
+    .bind(row.last_error.clone())
+    .bind(row.sent_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn get_delivery(conn: &mut Conn, id: &str) -> sqlx::Result<Option<DeliveryRow>> {
+    sqlx::query_as("SELECT * FROM deliveries WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn list_deliveries(
+    conn: &mut Conn,
+    filter: &DeliveryFilter,
+) -> sqlx::Result<Vec<DeliveryRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM deliveries WHERE 1 = 1");
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(channel) = &filter.channel_id {
+        query.push(" AND channel_id = ").push_bind(channel.clone());
+    }
+    if let Some(event) = &filter.event_id {
+        query.push(" AND event_id = ").push_bind(event.clone());
+    }
+    if let Some(before) = &filter.before_id {
+        query.push(" AND id < ").push_bind(before.clone());
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+pub(crate) async fn get_event(conn: &mut Conn, id: &str) -> sqlx::Result<Option<OutboxRow>> {
+    sqlx::query_as("SELECT * FROM outbox WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Takes one send from the channel's allowance in the fixed window starting at `window_start`;
+/// false when the window's `limit` is spent. One statement, so instances cannot both take the
+/// last send.
+pub(crate) async fn reserve_send(
+    conn: &mut Conn,
+    channel_id: &str,
+    window_secs: i64,
+    window_start: i64,
+    limit: i64,
+) -> sqlx::Result<bool> {
+    let taken: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO rate_windows (channel_id, window_secs, window_start, sent) VALUES ($1, $2, $3, 1)
+         ON CONFLICT (channel_id, window_secs) DO UPDATE SET
+             sent = CASE WHEN rate_windows.window_start = excluded.window_start
+                         THEN rate_windows.sent + 1 ELSE 1 END,
+             window_start = excluded.window_start
+         WHERE rate_windows.window_start <> excluded.window_start OR rate_windows.sent < $4
+         RETURNING sent",
+    )
+    .bind(channel_id.to_owned())
+    .bind(window_secs)
+    .bind(window_start)
+    .bind(limit)
+    .fetch_optional(conn)
+    .await?;
+    Ok(taken.is_some())
+}
+
+pub(crate) async fn insert_intake_log(conn: &mut Conn, row: &IntakeLogRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO intake_log (id, source_id, delivery_id, outcome, reason, lead_id, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(row.id.clone())
+    .bind(row.source_id.clone())
+    .bind(row.delivery_id.clone())
+    .bind(row.outcome.clone())
+    .bind(row.reason.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.received_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// A source's log, newest first.
+pub(crate) async fn intake_log(
+    conn: &mut Conn,
+    source_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<IntakeLogRow>> {
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT * FROM intake_log WHERE source_id = ");
+    query.push_bind(source_id.to_owned());
+    if let Some(before) = before_id {
+        query.push(" AND id < ").push_bind(before.to_owned());
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// A dashboard query over the leads created in `[from, to)`, of one team when given: `head`
+/// is what comes before the conditions (ending in `WHERE` or `AND`), `tail` what follows them.
+fn dashboard_query(
+    head: &str,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+    tail: &str,
+) -> QueryBuilder<Db> {
+    window_query(head, "created_at", from, to, team, tail)
+}
+
+/// The same over another time column (`closed_at`: the deals closed in the window).
+fn window_query(
+    head: &str,
+    column: &str,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+    tail: &str,
+) -> QueryBuilder<Db> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
+    query.push(format!(" l.{column} >= ")).push_bind(from);
+    query.push(format!(" AND l.{column} < ")).push_bind(to);
+    if let Some(team) = team {
+        query.push(" AND l.team_id = ").push_bind(team.to_owned());
+    }
+    query.push(" ");
+    query.push(tail);
+    query
+}
+
+/// The dashboard's figures, aggregated here rather than by reading every lead: a busy
+/// workspace's month is millions of rows.
+pub(crate) async fn dashboard(
+    conn: &mut Conn,
+    from: i64,
+    to: i64,
+    team: Option<&str>,
+) -> sqlx::Result<Dashboard> {
+    let totals: DashboardTotals = dashboard_query(
+        "SELECT COUNT(*) AS leads_in,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS assigned,
+             COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
+             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked
+         FROM leads l WHERE",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_as()
+    .fetch_one(&mut *conn)
+    .await?;
+    let missed: i64 = dashboard_query(
+        "SELECT COUNT(*) FROM leads l WHERE l.assigned_at IS NOT NULL
+             AND EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
+                 AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed')) AND",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
+    .await?;
+    let reclaims: i64 = dashboard_query(
+        "SELECT COUNT(*) FROM decisions d JOIN leads l ON l.id = d.lead_id
+         WHERE d.kind = 'reclaim' AND",
+        from,
+        to,
+        team,
+        "",
+    )
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
+    .await?;
+    let responses: Vec<i64> = dashboard_query(
+        "SELECT (l.first_response_at - l.assigned_at) / 1000000 FROM leads l
+         WHERE l.first_response_at IS NOT NULL AND l.assigned_at IS NOT NULL
+             AND l.first_response_at >= l.assigned_at AND",
+        from,
+        to,
+        team,
+        "ORDER BY 1",
+    )
+    .build_query_scalar()
+    .fetch_all(&mut *conn)
+    .await?;
+    let conversion = |column: &str| {
+        format!(
+            "SELECT l.{column} AS name,
+                 COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+                 COUNT(*) AS closed
+             FROM leads l WHERE l.status IN ('won', 'lost') AND l.{column} IS NOT NULL AND"
+        )
+    };
+    let mut by = Vec::with_capacity(2);
+    for column in ["source", "rule_id"] {
+        by.push(
+            dashboard_query(
+                &conversion(column),
+                from,
+                to,
+                team,
+                &format!("GROUP BY l.{column} ORDER BY l.{column}"),
+            )
+            .build_query_as::<Conversion>()
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    let by_rule = by.pop().unwrap_or_default();
+    let by_source = by.pop().unwrap_or_default();
+    // The leaderboard counts the deals won in the window, whenever their leads came in.
+    let leaderboard: Vec<OwnerFigures> = window_query(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
+             CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
+        "closed_at",
+        from,
+        to,
+        team,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_owner: Vec<OwnerFigures> = dashboard_query(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned,
+             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+             CAST(COALESCE(SUM(CASE WHEN l.status = 'won' THEN COALESCE(l.amount, 0) ELSE 0 END), 0)
+                 AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.owner_id IS NOT NULL AND",
+        from,
+        to,
+        team,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Dashboard {
+        leads_in: totals.leads_in,
+        assigned: totals.assigned,
+        held: totals.held,
+        pooled: totals.pooled,
+        clocked: totals.clocked,
+        missed,
+        reclaims,
+        responses,
+        by_source,
+        by_rule,
+        by_owner,
+        leaderboard,
+    })
+}

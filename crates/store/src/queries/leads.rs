@@ -1,0 +1,328 @@
+// Leads, decisions, contacts (known customers), activities and feedback (included per
+// backend, as `config.rs`).
+
+pub(crate) async fn get_lead(conn: &mut Conn, id: &str) -> sqlx::Result<Option<LeadRow>> {
+    sqlx::query_as("SELECT * FROM leads WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Result<Vec<LeadRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE 1 = 1");
+    if let Some(owner) = &filter.owner_id {
+        query.push(" AND owner_id = ").push_bind(owner.clone());
+    }
+    if let Some(team) = &filter.team_id {
+        query.push(" AND team_id = ").push_bind(team.clone());
+    }
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
+    if let Some(tag) = &filter.tag {
+        let needle = serde_json::to_string(tag).unwrap_or_default();
+        query
+            .push(" AND tags LIKE ")
+            .push_bind(format!("%{}%", escape_like(&needle)));
+        query.push(" ESCAPE '\\'");
+    }
+    if let Some(from) = filter.created_from {
+        query.push(" AND created_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.created_to {
+        query.push(" AND created_at < ").push_bind(to);
+    }
+    if let Some(q) = &filter.q {
+        query
+            .push(" AND document LIKE ")
+            .push_bind(format!("%{}%", escape_like(q)));
+        query.push(" ESCAPE '\\'");
+    }
+    if let Some((teams, owners)) = &filter.visible {
+        query.push(" AND (owner_id IS NULL");
+        for (column, values) in [("team_id", teams), ("owner_id", owners)] {
+            if values.is_empty() {
+                continue;
+            }
+            query.push(format!(" OR {column} IN ("));
+            let mut separated = query.separated(", ");
+            for value in values {
+                separated.push_bind(value.clone());
+            }
+            query.push(")");
+        }
+        query.push(")");
+    }
+    if filter.held {
+        query.push(" AND held = TRUE");
+    }
+    if let Some(pools) = &filter.pools {
+        query.push(" AND owner_id IS NULL AND pool_id IN (");
+        let mut separated = query.separated(", ");
+        separated.push_bind(String::new());
+        for pool in pools {
+            separated.push_bind(pool.clone());
+        }
+        query.push(")");
+    }
+    if let Some(before) = &filter.before_id {
+        query.push(" AND id < ").push_bind(before.clone());
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(filter.limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub(crate) async fn decisions_for(
+    conn: &mut Conn,
+    lead_id: &str,
+) -> sqlx::Result<Vec<DecisionRow>> {
+    sqlx::query_as("SELECT * FROM decisions WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn load_rep_states(conn: &mut Conn) -> sqlx::Result<Vec<RepStateRow>> {
+    sqlx::query_as("SELECT * FROM rep_state")
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn load_rotations(conn: &mut Conn) -> sqlx::Result<Vec<RotationRow>> {
+    sqlx::query_as("SELECT * FROM rotations")
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn leads_by_external_ids(
+    conn: &mut Conn,
+    external_ids: &[String],
+) -> sqlx::Result<Vec<LeadRow>> {
+    if external_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT * FROM leads WHERE external_id IN (");
+    let mut separated = query.separated(", ");
+    for id in external_ids {
+        separated.push_bind(id.clone());
+    }
+    query.push(")");
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Known customers among these phones and emails: `(kind, value, owner_id)`, one row each.
+pub(crate) async fn owners_by_contact(
+    conn: &mut Conn,
+    phones: &[String],
+    emails: &[String],
+) -> sqlx::Result<Vec<(String, String, String)>> {
+    if phones.is_empty() && emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT kind, value, owner_id FROM contacts WHERE ");
+    let mut first = true;
+    for (kind, values) in [("phone", phones), ("email", emails)] {
+        if values.is_empty() {
+            continue;
+        }
+        if !first {
+            query.push(" OR ");
+        }
+        first = false;
+        query
+            .push("(kind = ")
+            .push_bind(kind)
+            .push(" AND value IN (");
+        let mut separated = query.separated(", ");
+        for value in values {
+            separated.push_bind(value.clone());
+        }
+        query.push("))");
+    }
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Records who owns each contact now: `(kind, value, owner_id, at)`.
+pub(crate) async fn upsert_contacts(
+    conn: &mut Conn,
+    rows: &[(String, String, String, i64)],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO contacts (kind, value, owner_id, updated_at) ");
+        query.push_values(chunk, |mut values, (kind, value, owner, at)| {
+            values
+                .push_bind(kind.clone())
+                .push_bind(value.clone())
+                .push_bind(owner.clone())
+                .push_bind(*at);
+        });
+        query.push(
+            " ON CONFLICT (kind, value) DO UPDATE SET owner_id = excluded.owner_id,
+                 updated_at = excluded.updated_at",
+        );
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Held leads, most urgent first, then oldest.
+pub(crate) async fn held_leads(conn: &mut Conn, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+    sqlx::query_as(
+        "SELECT * FROM leads WHERE held = TRUE
+         ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3 ELSE 2 END, created_at, id
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Rewrites a lead's columns after a reroute, assignment, claim, activity or patch.
+pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE leads SET document = $2, status = $3, owner_id = $4, team_id = $5, pool_id = $6,
+             held = $7, source = $8, phone = $9, email = $10, tags = $11, score = $12, priority = $13,
+             updated_at = $14, assigned_at = $15, first_response_at = $16, last_activity_at = $17,
+             callback_at = $18, claimed_at = $19, protected_until = $20, hops = $21,
+             previous_owners = $22, rule_id = $23, sla_policy = $24, last_pool = $25,
+             closed_at = $26, amount = $27, lost_reason = $28
+         WHERE id = $1",
+    )
+    .bind(row.id.clone())
+    .bind(row.document.clone())
+    .bind(row.status.clone())
+    .bind(row.owner_id.clone())
+    .bind(row.team_id.clone())
+    .bind(row.pool_id.clone())
+    .bind(row.held)
+    .bind(row.source.clone())
+    .bind(row.phone.clone())
+    .bind(row.email.clone())
+    .bind(row.tags.clone())
+    .bind(row.score)
+    .bind(row.priority.clone())
+    .bind(row.updated_at)
+    .bind(row.assigned_at)
+    .bind(row.first_response_at)
+    .bind(row.last_activity_at)
+    .bind(row.callback_at)
+    .bind(row.claimed_at)
+    .bind(row.protected_until)
+    .bind(row.hops)
+    .bind(row.previous_owners.clone())
+    .bind(row.rule_id.clone())
+    .bind(row.sla_policy.clone())
+    .bind(row.last_pool.clone())
+    .bind(row.closed_at)
+    .bind(row.amount)
+    .bind(row.lost_reason.clone())
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+/// A rep's leads that nobody has worked yet: assigned, no activity.
+pub(crate) async fn untouched_leads(
+    conn: &mut Conn,
+    owner: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<LeadRow>> {
+    sqlx::query_as(
+        "SELECT * FROM leads WHERE owner_id = $1 AND status = 'assigned'
+             AND first_response_at IS NULL AND last_activity_at IS NULL
+         ORDER BY created_at, id LIMIT $2",
+    )
+    .bind(owner.to_owned())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Leads by id, in any order.
+pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        rows.extend(
+            query
+                .build_query_as::<LeadRow>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
+pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(row.id.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.rep_id.clone())
+    .bind(row.actor.clone())
+    .bind(row.kind.clone())
+    .bind(row.outcome.clone())
+    .bind(row.note.clone())
+    .bind(row.next_follow_up_at)
+    .bind(row.response_secs)
+    .bind(row.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn activities_for(
+    conn: &mut Conn,
+    lead_id: &str,
+) -> sqlx::Result<Vec<ActivityRow>> {
+    sqlx::query_as("SELECT * FROM activities WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn insert_feedback(conn: &mut Conn, row: &FeedbackRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO feedback (id, lead_id, rep_id, kind, score, comment, actor, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(row.id.clone())
+    .bind(row.lead_id.clone())
+    .bind(row.rep_id.clone())
+    .bind(row.kind.clone())
+    .bind(row.score)
+    .bind(row.comment.clone())
+    .bind(row.actor.clone())
+    .bind(row.created_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn feedback_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<Vec<FeedbackRow>> {
+    sqlx::query_as("SELECT * FROM feedback WHERE lead_id = $1 ORDER BY created_at DESC, id DESC")
+        .bind(lead_id.to_owned())
+        .fetch_all(conn)
+        .await
+}
