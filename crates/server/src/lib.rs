@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -390,14 +390,8 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(envelope))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // A client that stops sending its body mid-way is cut off rather than holding a task.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            BODY_READ_TIMEOUT,
-        ))
         .with_state(state)
 }
 
@@ -422,35 +416,59 @@ async fn metrics(State(app): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Counts responses and logs each request by its route pattern — never the query string or
-/// body, which may hold names, phones and emails.
-async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The edge of every request, in one layer (each layer costs every request): refuses addresses
+/// that are not clean text (a NUL, a control character, invalid UTF-8) before any handler sees
+/// them; gives a request that carries a body [`BODY_READ_TIMEOUT`] to send it; puts the API's
+/// answers that axum makes itself (a path or query that does not parse, a method the route
+/// does not take) in the error envelope, so every error of the API has a code; counts
+/// responses and logs each request by its route pattern — never the query string or body,
+/// which may hold names, phones and emails; and sets the headers every answer carries.
+async fn edge(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let uri = request.uri();
+    let (api, docs) = (
+        uri.path().starts_with("/api/v1"),
+        uri.path().starts_with("/api/docs"),
+    );
+    let clean = text::clean_address(uri.path()) && uri.query().is_none_or(text::clean_address);
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
+    let route = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned())
+    });
+    let mut response = if !clean {
+        text::bad_address().into_response()
+    } else {
+        let request = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            request.map(|body| {
+                axum::body::Body::new(tower_http::timeout::TimeoutBody::new(
+                    BODY_READ_TIMEOUT,
+                    body,
+                ))
+            })
+        } else {
+            request
+        };
+        let response = next.run(request).await;
+        if api {
+            enveloped(response).await
+        } else {
+            response
+        }
+    };
     let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
     app.metrics.responses[class].fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    if let Some(route) = route {
+        tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    }
+    secure(response.headers_mut(), api, docs);
     response
 }
 
-/// Refuses addresses that are not clean text (a NUL, a control character, invalid UTF-8) before
-/// any handler sees them, and puts the API's answers that axum makes itself (a path or query
-/// that does not parse, a method the route does not take) in the error envelope, so every
-/// error of the API has a code.
-async fn envelope(request: Request, next: Next) -> Response {
-    let uri = request.uri();
-    if !text::clean_address(uri.path())
-        || uri.query().is_some_and(|query| !text::clean_address(query))
-    {
-        return text::bad_address().into_response();
-    }
-    let api = uri.path().starts_with("/api/v1");
-    let response = next.run(request).await;
+/// An answer of the API as the error envelope, when axum made it as plain text.
+async fn enveloped(response: Response) -> Response {
     let json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -458,8 +476,8 @@ async fn envelope(request: Request, next: Next) -> Response {
         .is_some_and(|value| {
             value.starts_with("application/json") || value.starts_with("text/event-stream")
         });
-    if !api || json || !(response.status().is_client_error() || response.status().is_server_error())
-    {
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    if json || !failed {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -494,11 +512,7 @@ async fn envelope(request: Request, next: Next) -> Response {
 
 /// Headers every answer carries: no sniffing, no framing, no referrer; API answers also a
 /// content security policy that allows nothing (the API docs page loads its own scripts).
-async fn security_headers(request: Request, next: Next) -> Response {
-    let docs = request.uri().path().starts_with("/api/docs");
-    let api = request.uri().path().starts_with("/api/v1");
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+fn secure(headers: &mut header::HeaderMap, api: bool, docs: bool) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),
@@ -531,7 +545,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
             ),
         );
     }
-    response
 }
 
 /// Serves until `shutdown` resolves.

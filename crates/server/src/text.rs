@@ -163,6 +163,13 @@ pub fn bad_address() -> ApiError {
 
 /// Whether a percent-encoded path or query decodes to clean text.
 pub fn clean_address(encoded: &str) -> bool {
+    // Most addresses are plain printable ASCII: nothing to decode.
+    if encoded
+        .bytes()
+        .all(|byte| (0x20..0x7f).contains(&byte) && byte != b'%')
+    {
+        return true;
+    }
     std::str::from_utf8(&percent_decode(encoded)).is_ok_and(|text| !text.chars().any(refused))
 }
 

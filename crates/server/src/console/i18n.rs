@@ -683,6 +683,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ),
     ("body_too_large", "内容太大", "The submission is too large"),
     (
+        "busy",
+        "记录正被他人同时修改，请重试",
+        "Someone else is changing this at the same moment; try again",
+    ),
+    (
         "channel_failed",
         "通道没有接受测试消息",
         "The channel did not accept the test message",
@@ -697,6 +702,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "confirm_needed",
         "请先勾选确认",
         "Tick the confirmation first",
+    ),
+    (
+        "control_character",
+        "含有不允许的控制字符",
+        "It contains a control character",
     ),
     (
         "csrf_failed",
@@ -719,6 +729,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "in_use",
         "仍在使用中，不能删除",
         "Still in use; it cannot be deleted",
+    ),
+    (
+        "invalid_characters",
+        "地址中有无法识别的字符",
+        "The address holds characters that are not text",
     ),
     (
         "invalid_email",
@@ -773,6 +788,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "The team is still referenced",
     ),
     ("too_long", "内容太长", "Too long"),
+    (
+        "too_many_rules",
+        "规则太多（最多 1000 条）",
+        "Too many rules (at most 1,000)",
+    ),
     ("unknown_calendar", "没有这个工作日历", "No such calendar"),
     (
         "unknown_field",
@@ -782,6 +802,11 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("unknown_pool", "没有这个公海", "No such pool"),
     ("unknown_rep", "没有这个销售", "No such rep"),
     ("unknown_team", "没有这个团队", "No such team"),
+    (
+        "version_mismatch",
+        "此记录已被他人修改，请刷新后再保存",
+        "Someone changed this since you opened it; reload and save again",
+    ),
     (
         "weak_password",
         "密码太短（至少 10 位）",
