@@ -26,11 +26,21 @@ use crate::ops::Operation;
 use crate::settings::{CalendarDocument, PoolDocument, SlaPolicyDocument};
 use crate::workspace::{ConfigRows, OverflowDocument, TeamDocument};
 
+/// The operations on one kind of settings document.
+#[derive(Clone, Copy, Debug)]
+pub struct SettingOperations {
+    pub list: Operation,
+    pub create: Operation,
+    pub get: Operation,
+    pub patch: Operation,
+    pub delete: Operation,
+}
+
 /// A kind of settings document.
 pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     const SETTING: Setting;
-    /// The operations on this kind: list, create, get, patch, delete.
-    const OPERATIONS: [Operation; 5];
+    /// The operations on this kind, each with its own role rule.
+    const OPERATIONS: SettingOperations;
     /// `calendar`, `SLA policy`, `pool`.
     const NOUN: &'static str;
     /// Generated ids start with this.
@@ -65,13 +75,13 @@ fn ids(rows: &[DocRow]) -> Vec<String> {
 }
 
 impl SettingKind for CalendarDocument {
-    const OPERATIONS: [Operation; 5] = [
-        Operation::ListCalendars,
-        Operation::CreateCalendar,
-        Operation::GetCalendar,
-        Operation::PatchCalendar,
-        Operation::DeleteCalendar,
-    ];
+    const OPERATIONS: SettingOperations = SettingOperations {
+        list: Operation::ListCalendars,
+        create: Operation::CreateCalendar,
+        get: Operation::GetCalendar,
+        patch: Operation::PatchCalendar,
+        delete: Operation::DeleteCalendar,
+    };
     const SETTING: Setting = Setting::Calendars;
     const NOUN: &'static str = "calendar";
     const PREFIX: &'static str = "cal";
@@ -101,13 +111,13 @@ impl SettingKind for CalendarDocument {
 }
 
 impl SettingKind for SlaPolicyDocument {
-    const OPERATIONS: [Operation; 5] = [
-        Operation::ListSlaPolicies,
-        Operation::CreateSlaPolicy,
-        Operation::GetSlaPolicy,
-        Operation::PatchSlaPolicy,
-        Operation::DeleteSlaPolicy,
-    ];
+    const OPERATIONS: SettingOperations = SettingOperations {
+        list: Operation::ListSlaPolicies,
+        create: Operation::CreateSlaPolicy,
+        get: Operation::GetSlaPolicy,
+        patch: Operation::PatchSlaPolicy,
+        delete: Operation::DeleteSlaPolicy,
+    };
     const SETTING: Setting = Setting::SlaPolicies;
     const NOUN: &'static str = "SLA policy";
     const PREFIX: &'static str = "sla";
@@ -140,13 +150,13 @@ impl SettingKind for SlaPolicyDocument {
 }
 
 impl SettingKind for PoolDocument {
-    const OPERATIONS: [Operation; 5] = [
-        Operation::ListPools,
-        Operation::CreatePool,
-        Operation::GetPool,
-        Operation::PatchPool,
-        Operation::DeletePool,
-    ];
+    const OPERATIONS: SettingOperations = SettingOperations {
+        list: Operation::ListPools,
+        create: Operation::CreatePool,
+        get: Operation::GetPool,
+        patch: Operation::PatchPool,
+        delete: Operation::DeletePool,
+    };
     const SETTING: Setting = Setting::Pools;
     const NOUN: &'static str = "pool";
     const PREFIX: &'static str = "pool";
@@ -192,13 +202,13 @@ impl SettingKind for PoolDocument {
 }
 
 impl SettingKind for ChannelDocument {
-    const OPERATIONS: [Operation; 5] = [
-        Operation::ListChannels,
-        Operation::CreateChannel,
-        Operation::GetChannel,
-        Operation::PatchChannel,
-        Operation::DeleteChannel,
-    ];
+    const OPERATIONS: SettingOperations = SettingOperations {
+        list: Operation::ListChannels,
+        create: Operation::CreateChannel,
+        get: Operation::GetChannel,
+        patch: Operation::PatchChannel,
+        delete: Operation::DeleteChannel,
+    };
     const SETTING: Setting = Setting::Channels;
     const NOUN: &'static str = "channel";
     const PREFIX: &'static str = "ch";
@@ -239,13 +249,13 @@ fn hide_secret(view: &mut Value) {
 }
 
 impl SettingKind for IntakeSourceDocument {
-    const OPERATIONS: [Operation; 5] = [
-        Operation::ListIntakeSources,
-        Operation::CreateIntakeSource,
-        Operation::GetIntakeSource,
-        Operation::PatchIntakeSource,
-        Operation::DeleteIntakeSource,
-    ];
+    const OPERATIONS: SettingOperations = SettingOperations {
+        list: Operation::ListIntakeSources,
+        create: Operation::CreateIntakeSource,
+        get: Operation::GetIntakeSource,
+        patch: Operation::PatchIntakeSource,
+        delete: Operation::DeleteIntakeSource,
+    };
     const SETTING: Setting = Setting::IntakeSources;
     const NOUN: &'static str = "intake source";
     const PREFIX: &'static str = "src";
@@ -350,7 +360,7 @@ pub async fn list<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
-    caller.may(T::OPERATIONS[0])?;
+    caller.may(T::OPERATIONS.list)?;
     let rows = app.store.list_settings(T::SETTING).await?;
     let (rows, next_cursor) = page_by_id(rows, &page, |row| &row.id)?;
     Ok(Json(
@@ -363,7 +373,7 @@ pub async fn create<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Body(mut document): Body<T>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.may(T::OPERATIONS[1])?;
+    caller.may(T::OPERATIONS.create)?;
     let id = match document.id_mut().clone() {
         Some(id) => {
             check_id(&id, "id")?;
@@ -397,7 +407,7 @@ pub async fn get<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Versioned> {
-    caller.may(T::OPERATIONS[2])?;
+    caller.may(T::OPERATIONS.get)?;
     let row = app
         .store
         .get_setting(T::SETTING, &id)
@@ -413,7 +423,7 @@ pub async fn patch<T: SettingKind>(
     if_match: IfMatch,
     Body(patch): Body<serde_json::Map<String, Value>>,
 ) -> ApiResult<Versioned> {
-    caller.may(T::OPERATIONS[3])?;
+    caller.may(T::OPERATIONS.patch)?;
     // What changed, with secrets hidden.
     let mut change = Value::Object(patch.clone());
     T::redact(&mut change);
@@ -449,7 +459,7 @@ pub async fn delete<T: SettingKind>(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.may(T::OPERATIONS[4])?;
+    caller.may(T::OPERATIONS.delete)?;
     app.store
         .get_setting(T::SETTING, &id)
         .await?
