@@ -286,7 +286,7 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
     let version = store
         .insert_rule_set(Some("演示规则"), &rules.to_string(), now)
         .await?;
-    store.publish_rule_set(version, now).await?;
+    store.publish_rule_set(version, now, |_| None).await?;
 
     let mut dice = Dice(20261126);
     let mut leads = Vec::new();

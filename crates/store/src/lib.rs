@@ -413,17 +413,32 @@ impl Store {
         on_pool!(self, insert_rule_set(name, document, now))
     }
 
-    pub async fn publish_rule_set(&self, version: i64, now: i64) -> sqlx::Result<()> {
+    /// Makes a version the active one and retires the one before, whose version is returned;
+    /// `audit` turns that into the audit row written in the same transaction.
+    pub async fn publish_rule_set(
+        &self,
+        version: i64,
+        now: i64,
+        audit: impl FnOnce(Option<i64>) -> Option<AuditRow>,
+    ) -> sqlx::Result<Option<i64>> {
         match self {
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                sqlite::publish_rule_set(&mut tx, version, now).await?;
-                tx.commit().await
+                let previous = sqlite::publish_rule_set(&mut tx, version, now).await?;
+                if let Some(row) = audit(previous) {
+                    sqlite::insert_audit(&mut tx, &row).await?;
+                }
+                tx.commit().await?;
+                Ok(previous)
             }
             Store::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                postgres::publish_rule_set(&mut tx, version, now).await?;
-                tx.commit().await
+                let previous = postgres::publish_rule_set(&mut tx, version, now).await?;
+                if let Some(row) = audit(previous) {
+                    postgres::insert_audit(&mut tx, &row).await?;
+                }
+                tx.commit().await?;
+                Ok(previous)
             }
         }
     }

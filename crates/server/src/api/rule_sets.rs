@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use store::RuleSetRow;
 
 use crate::AppState;
+use crate::api::accounts::audit_row;
 use crate::api::now_micros;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -201,24 +202,25 @@ pub async fn publish_rule_set(
     if !errors.is_empty() {
         return Ok(invalid(&errors));
     }
-    let previous = app.store.active_rule_set().await?.map(|row| row.version);
-    app.store.publish_rule_set(version, now_micros()).await?;
+    app.store
+        .publish_rule_set(version, now_micros(), |previous| {
+            // Publishing an earlier version is how a rule set is rolled back.
+            let action = if previous.is_some_and(|previous| previous > version) {
+                "rule_set.rolled_back"
+            } else {
+                "rule_set.published"
+            };
+            let detail = serde_json::json!({"previous": previous, "version": version});
+            Some(audit_row(
+                &caller,
+                action,
+                "rule_set",
+                Some(&version.to_string()),
+                detail,
+            ))
+        })
+        .await?;
     app.router.sweep_soon();
-    // Publishing an earlier version is how a rule set is rolled back.
-    let action = if previous.is_some_and(|previous| previous > version) {
-        "rule_set.rolled_back"
-    } else {
-        "rule_set.published"
-    };
-    crate::api::accounts::audit(
-        &app,
-        &caller,
-        action,
-        "rule_set",
-        Some(&version.to_string()),
-        serde_json::json!({"previous": previous, "version": version}),
-    )
-    .await?;
     let row = app
         .store
         .get_rule_set(version)

@@ -389,3 +389,63 @@ async fn a_poisoned_job_fails_alone_on_postgres() {
         a_poisoned_job_fails_alone(app).await;
     }
 }
+
+/// Eight drafts published at once: exactly one is active afterwards, and the audit log has a
+/// line for each publication naming the version it replaced.
+async fn concurrent_publications_leave_one_active(app: TestApp) {
+    app.round_robin_team(2, json!({})).await;
+    let app = Arc::new(app);
+    let mut versions = Vec::new();
+    for index in 0..8 {
+        let draft = app
+            .ok(
+                "/api/v1/rule-sets",
+                &json!({"name": format!("draft {index}"), "rules": [{"id": "all", "target": {"team": "t"}}]}),
+                StatusCode::CREATED,
+            )
+            .await;
+        versions.push(draft["version"].as_i64().expect("version"));
+    }
+    let results = send_many(
+        &app,
+        axum::http::Method::POST,
+        versions.len(),
+        |index| format!("/api/v1/rule-sets/{}/publish", versions[index]),
+        |_| json!({}),
+    )
+    .await;
+    for (status, body) in &results {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    let (_, listed) = app.get("/api/v1/rule-sets").await;
+    let active: Vec<&serde_json::Value> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| item["active"] == json!(true))
+        .collect();
+    assert_eq!(active.len(), 1, "{listed}");
+    let (_, audit) = app.get("/api/v1/audit?limit=500").await;
+    let previous: std::collections::BTreeSet<String> = audit["items"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|row| row["target_kind"] == json!("rule_set"))
+        .filter(|row| versions.contains(&row["detail"]["version"].as_i64().unwrap_or(-1)))
+        .map(|row| row["detail"]["previous"].to_string())
+        .collect();
+    // Each publication replaced a different version: they happened one after another.
+    assert_eq!(previous.len(), versions.len(), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publications_leave_one_active_on_sqlite() {
+    concurrent_publications_leave_one_active(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publications_leave_one_active_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        concurrent_publications_leave_one_active(app).await;
+    }
+}

@@ -406,7 +406,20 @@ pub(crate) async fn insert_rule_set(
 }
 
 /// Makes a version the active one and retires the previous.
-pub(crate) async fn publish_rule_set(conn: &mut Conn, version: i64, now: i64) -> sqlx::Result<()> {
+pub(crate) async fn publish_rule_set(
+    conn: &mut Conn,
+    version: i64,
+    now: i64,
+) -> sqlx::Result<Option<i64>> {
+    // The workspace row first: it serialises publications, so the version read as active below
+    // is the one this publication replaces (on PostgreSQL a concurrent one would otherwise
+    // miss the version published meanwhile and leave two active).
+    bump_config(&mut *conn).await?;
+    let previous: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM rule_sets WHERE status = 'published' ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     sqlx::query("UPDATE rule_sets SET status = 'retired' WHERE status = 'published'")
         .execute(&mut *conn)
         .await?;
@@ -415,5 +428,5 @@ pub(crate) async fn publish_rule_set(conn: &mut Conn, version: i64, now: i64) ->
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    bump_config(conn).await
+    Ok(previous)
 }
