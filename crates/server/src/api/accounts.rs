@@ -13,7 +13,7 @@ use store::{ApiKeyRow, AuditRow, SessionRow, UserRow, Write};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::{IfMatch, Page, check_id, now_micros, rewrite};
+use crate::api::{IfMatch, Page, Versioned, check_id, etag, now_micros, rewrite};
 use crate::auth::{
     Caller, Role, SESSION_COOKIE, SESSION_MAX, hash, new_key, random_hex, session_cookie,
 };
@@ -112,6 +112,7 @@ fn user_view(row: &UserRow) -> Value {
         "locked_until": row.locked_until.filter(|until| *until > now_micros()).map(time),
         "created_at": time(row.created_at),
         "updated_at": time(row.updated_at),
+        "version": row.version,
     })
 }
 
@@ -489,14 +490,14 @@ pub async fn get_user(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
     caller.may(Operation::GetUser)?;
     let row = app
         .store
         .get_user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(user_view(&row)))
+    Ok((etag(row.version), Json(user_view(&row))))
 }
 
 /// Change a user's name, role, rep, teams, or deactivate them.
@@ -508,7 +509,7 @@ pub async fn patch_user(
     Path(id): Path<String>,
     if_match: IfMatch,
     Body(patch): Body<UserPatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Versioned> {
     caller.may(Operation::PatchUser)?;
     if let Some(name) = &patch.display_name {
         crate::text::check_name(name, "display_name")?;
@@ -569,7 +570,7 @@ pub async fn patch_user(
             crate::api::reps::deactivate(app, caller, rep).await?;
         }
     }
-    Ok(Json(user_view(&row)))
+    Ok((etag(row.version), Json(user_view(&row))))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
