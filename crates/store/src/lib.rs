@@ -185,11 +185,6 @@ impl Store {
         on_pool!(self, write_rep(row, write, audit))
     }
 
-    /// Deletes a rep with its audit row, in one transaction.
-    pub async fn delete_rep(&self, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
-        on_pool!(self, delete_rep(id, audit))
-    }
-
     pub async fn list_teams(&self) -> sqlx::Result<Vec<TeamRow>> {
         on_pool!(self, list_teams())
     }
@@ -723,6 +718,17 @@ impl RoutingTx {
 
     pub async fn insert_leads(&mut self, rows: &[LeadRow]) -> sqlx::Result<()> {
         on_tx!(self, insert_leads(rows))
+    }
+
+    /// Deletes a rep who holds no open lead, with its audit row: `None` when there is no such
+    /// rep, else the open leads they hold (0: deleted). Under the routing lock, so no lead is
+    /// routed to them in between.
+    pub async fn delete_idle_rep(
+        &mut self,
+        id: &str,
+        audit: &AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        on_tx!(self, delete_idle_rep(id, audit))
     }
 
     /// Audit rows of the changes people made by hand in this transaction.

@@ -187,25 +187,19 @@ pub async fn delete_rep(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.may(Operation::DeleteRep)?;
-    app.store
-        .get_rep(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("rep"))?;
-    let open = app
-        .store
-        .count_open_leads()
-        .await?
-        .into_iter()
-        .find(|(owner, _)| *owner == id)
-        .map_or(0, |(_, count)| count);
-    if open > 0 {
-        return Err(ApiError::conflict(
-            "rep_in_use",
-            format!("the rep holds {open} open leads; reassign them or set status inactive"),
-        ));
-    }
     let audit = audit_row(&caller, "rep.deleted", "rep", Some(&id), json!({}));
-    app.store.delete_rep(&id, &audit).await?;
+    // Under the routing lock: no lead can be routed to the rep between the count and the delete.
+    let mut tx = app.store.begin_routing().await?;
+    match tx.delete_idle_rep(&id, &audit).await? {
+        None => return Err(ApiError::not_found("rep")),
+        Some(0) => tx.commit().await?,
+        Some(open) => {
+            return Err(ApiError::conflict(
+                "rep_in_use",
+                format!("the rep holds {open} open leads; reassign them or set status inactive"),
+            ));
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

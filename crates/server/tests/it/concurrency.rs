@@ -449,3 +449,58 @@ async fn concurrent_publications_leave_one_active_on_postgres() {
         concurrent_publications_leave_one_active(app).await;
     }
 }
+
+/// A rep deleted while leads are being routed: either the delete wins and no lead is theirs,
+/// or a lead reached them first and the delete is refused — never a lead owned by nobody.
+async fn a_rep_is_never_deleted_under_a_lead(app: TestApp) {
+    app.round_robin_team(3, json!({})).await;
+    let app = Arc::new(app);
+    let leads = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            send_many(
+                &app,
+                axum::http::Method::POST,
+                60,
+                |_| "/api/v1/leads".into(),
+                |index| {
+                    let mut body = lead(&format!("race-{index}"));
+                    body["phone"] = json!(format!("1350000{index:04}"));
+                    body
+                },
+            )
+            .await
+        })
+    };
+    let key = app.key.clone();
+    let (status, answer) = app
+        .send(
+            axum::http::Method::DELETE,
+            "/api/v1/reps/r02",
+            None,
+            Some(&key),
+        )
+        .await;
+    for (status, body) in leads.await.expect("leads") {
+        assert!(status.is_success(), "{body}");
+    }
+    let (_, listed) = app.get("/api/v1/leads?limit=500&owner_id=r02").await;
+    let theirs = listed["items"].as_array().map_or(0, Vec::len);
+    match status {
+        StatusCode::NO_CONTENT => assert_eq!(theirs, 0, "leads owned by a deleted rep"),
+        StatusCode::CONFLICT => assert!(theirs > 0, "{answer}"),
+        other => panic!("{other}: {answer}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_is_never_deleted_under_a_lead_on_sqlite() {
+    a_rep_is_never_deleted_under_a_lead(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_is_never_deleted_under_a_lead_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        a_rep_is_never_deleted_under_a_lead(app).await;
+    }
+}

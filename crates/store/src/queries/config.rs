@@ -119,19 +119,35 @@ fn expected(write: Write) -> i64 {
     }
 }
 
-pub(crate) async fn delete_rep(conn: &mut Conn, id: &str, audit: &AuditRow) -> sqlx::Result<bool> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+/// Deletes a rep who holds no open lead, with its audit row. Run under the routing lock, so no
+/// lead can be routed to them between the count and the delete. `None` when there is no such
+/// rep, else the open leads they hold (0: deleted).
+pub(crate) async fn delete_idle_rep(
+    conn: &mut Conn,
+    id: &str,
+    audit: &AuditRow,
+) -> sqlx::Result<Option<i64>> {
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM leads WHERE owner_id = $1
+             AND status IN ('new', 'assigned', 'contacted', 'qualified')",
+    )
+    .bind(id.to_owned())
+    .fetch_one(&mut *conn)
+    .await?;
+    if open > 0 {
+        return Ok(Some(open));
+    }
     let deleted = sqlx::query("DELETE FROM reps WHERE id = $1")
         .bind(id.to_owned())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?
         .rows_affected();
-    if deleted > 0 {
-        bump_config(&mut tx).await?;
-        insert_audit(&mut tx, audit).await?;
+    if deleted == 0 {
+        return Ok(None);
     }
-    tx.commit().await?;
-    Ok(deleted > 0)
+    bump_config(&mut *conn).await?;
+    insert_audit(conn, audit).await?;
+    Ok(Some(0))
 }
 
 pub(crate) async fn list_teams(conn: &mut Conn) -> sqlx::Result<Vec<TeamRow>> {
