@@ -188,27 +188,19 @@ pub fn caller_for_user(user: &UserRow) -> Option<Caller> {
 /// page's event stream must not keep an idle session alive).
 pub async fn session_live(app: &AppState, id: &str) -> bool {
     let now = chrono::Utc::now().timestamp_micros();
-    let Ok(Some(session)) = app.store.get_session(&hash(id)).await else {
-        return false;
-    };
-    if session.expires_at <= now
-        || session.last_seen_at + SESSION_IDLE.num_microseconds().unwrap_or(0) <= now
-    {
-        return false;
-    }
-    matches!(app.store.get_user(&session.user_id).await, Ok(Some(user)) if user.active)
+    live_session(app, &hash(id), now).await.is_ok()
 }
 
-/// A live session and its active user, by the cookie's session id.
-pub async fn session(
+/// The session by its hashed id while it is live (neither idle too long nor too old), with its
+/// active user.
+async fn live_session(
     app: &AppState,
-    id: &str,
-) -> Result<(Caller, store::SessionRow, UserRow), ApiError> {
-    let now = chrono::Utc::now().timestamp_micros();
-    let id_hash = hash(id);
+    id_hash: &str,
+    now: i64,
+) -> Result<(store::SessionRow, UserRow), ApiError> {
     let session = app
         .store
-        .get_session(&id_hash)
+        .get_session(id_hash)
         .await?
         .filter(|session| {
             session.expires_at > now
@@ -221,6 +213,17 @@ pub async fn session(
         .await?
         .filter(|user| user.active)
         .ok_or_else(|| unauthenticated("the account is deactivated"))?;
+    Ok((session, user))
+}
+
+/// A live session and its active user, by the cookie's session id.
+pub async fn session(
+    app: &AppState,
+    id: &str,
+) -> Result<(Caller, store::SessionRow, UserRow), ApiError> {
+    let now = chrono::Utc::now().timestamp_micros();
+    let id_hash = hash(id);
+    let (session, user) = live_session(app, &id_hash, now).await?;
     // Sliding idle expiry, written at most once a minute.
     if now - session.last_seen_at > 60_000_000 {
         app.store.touch_session(&id_hash, now).await?;

@@ -52,6 +52,11 @@ where
 /// in any string ([`crate::text`]).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     crate::text::check_json(bytes)?;
+    parse_checked(bytes)
+}
+
+/// [`parse`] for a part of a body whose text [`parse`] has checked already (a batch's items).
+pub fn parse_checked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();

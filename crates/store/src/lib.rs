@@ -61,6 +61,14 @@ macro_rules! on_pool {
     };
 }
 
+/// Sets a written document's version; whether it was written.
+fn stamp(slot: &mut i64, version: Option<i64>) -> bool {
+    if let Some(version) = version {
+        *slot = version;
+    }
+    version.is_some()
+}
+
 /// The same inside a routing transaction.
 macro_rules! on_tx {
     ($tx:expr, $function:ident ( $($argument:expr),* )) => {
@@ -174,15 +182,16 @@ impl Store {
         on_pool!(self, upsert_rep(row))
     }
 
-    /// Creates or replaces a rep under [`Write`]: the new version, or `None` when the id was
-    /// taken or another write came first. The audit row is written in the same transaction.
+    /// Creates or replaces a rep under [`Write`], its audit row in the same transaction: `false`
+    /// when the id was taken or another write came first; else `row` has its new version.
     pub async fn write_rep(
         &self,
-        row: &RepRow,
+        row: &mut RepRow,
         write: Write,
         audit: &AuditRow,
-    ) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_rep(row, write, audit))
+    ) -> sqlx::Result<bool> {
+        let version = on_pool!(self, write_rep(row, write, audit))?;
+        Ok(stamp(&mut row.version, version))
     }
 
     pub async fn list_teams(&self) -> sqlx::Result<Vec<TeamRow>> {
@@ -200,11 +209,12 @@ impl Store {
     /// Creates or replaces a team under [`Write`], as [`Store::write_rep`].
     pub async fn write_team(
         &self,
-        row: &TeamRow,
+        row: &mut TeamRow,
         write: Write,
         audit: &AuditRow,
-    ) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_team(row, write, audit))
+    ) -> sqlx::Result<bool> {
+        let version = on_pool!(self, write_team(row, write, audit))?;
+        Ok(stamp(&mut row.version, version))
     }
 
     /// Deletes a team with its audit row, in one transaction.
@@ -246,11 +256,12 @@ impl Store {
     pub async fn write_setting(
         &self,
         setting: Setting,
-        row: &DocRow,
+        row: &mut DocRow,
         write: Write,
         audit: &AuditRow,
-    ) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_setting(setting, row, write, audit))
+    ) -> sqlx::Result<bool> {
+        let version = on_pool!(self, write_setting(setting, row, write, audit))?;
+        Ok(stamp(&mut row.version, version))
     }
 
     /// Deletes a settings document with its audit row, in one transaction.
@@ -474,15 +485,16 @@ impl Store {
         on_pool!(self, upsert_user(row))
     }
 
-    /// Creates or replaces a user under [`Write`]: `None` when the id or username is taken or
-    /// another write came first.
+    /// Creates or replaces a user under [`Write`], as [`Store::write_rep`] (a taken username
+    /// counts as a taken id).
     pub async fn write_user(
         &self,
-        row: &UserRow,
+        row: &mut UserRow,
         write: Write,
         audit: &AuditRow,
-    ) -> sqlx::Result<Option<i64>> {
-        on_pool!(self, write_user(row, write, audit))
+    ) -> sqlx::Result<bool> {
+        let version = on_pool!(self, write_user(row, write, audit))?;
+        Ok(stamp(&mut row.version, version))
     }
 
     /// Counts a failed login and locks the account at `limit`; the row after.

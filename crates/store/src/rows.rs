@@ -396,6 +396,28 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+impl AuditRow {
+    /// A new line of the audit log: who (`user:<id>`, `key:<id>`, `cli`), what, to which object.
+    pub fn new(
+        actor: String,
+        action: &str,
+        target_kind: &str,
+        target_id: Option<&str>,
+        detail: &serde_json::Value,
+        at: i64,
+    ) -> AuditRow {
+        AuditRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            at,
+            actor,
+            action: action.to_owned(),
+            target_kind: target_kind.to_owned(),
+            target_id: target_id.map(str::to_owned),
+            detail: detail.to_string(),
+        }
+    }
+}
+
 /// The dashboard's figures for the leads created in a window, aggregated by the database.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dashboard {

@@ -36,15 +36,14 @@ pub fn audit_row(
     target_id: Option<&str>,
     detail: Value,
 ) -> AuditRow {
-    AuditRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: now_micros(),
-        actor: caller.actor(),
-        action: action.to_owned(),
-        target_kind: target_kind.to_owned(),
-        target_id: target_id.map(str::to_owned),
-        detail: detail.to_string(),
-    }
+    AuditRow::new(
+        caller.actor(),
+        action,
+        target_kind,
+        target_id,
+        &detail,
+        now_micros(),
+    )
 }
 
 /// Writes one line of the audit log for a change made elsewhere (a key, a lead's owner, a
@@ -325,7 +324,7 @@ pub async fn change_password(
         Some(&user.id),
         json!({}),
     );
-    write_user(&app, &user, &audit).await?;
+    write_user(&app, &mut user, &audit).await?;
     // Keep this session; end the others.
     let keep = session_cookie(&headers).map(|id| hash(&id));
     let kept = match &keep {
@@ -449,7 +448,7 @@ pub async fn create_user(
     let role = check_user(&app, &input.role, input.rep_id.as_deref(), &input.teams).await?;
     check_password(&input.password, "password")?;
     let now = now_micros();
-    let row = UserRow {
+    let mut row = UserRow {
         id: id.clone(),
         display_name: input
             .display_name
@@ -465,15 +464,14 @@ pub async fn create_user(
         locked_until: None,
         created_at: now,
         updated_at: now,
-        version: 1,
+        version: 0,
     };
     let detail = json!({"role": row.role, "rep_id": row.rep_id});
     let audit = audit_row(&caller, "user.created", "user", Some(&id), detail);
-    if app
+    if !app
         .store
-        .write_user(&row, Write::Create, &audit)
+        .write_user(&mut row, Write::Create, &audit)
         .await?
-        .is_none()
     {
         return Err(
             ApiError::conflict("already_exists", "that username or id is taken")
@@ -550,14 +548,8 @@ pub async fn patch_user(
         };
         let detail = serde_json::to_value(patch).unwrap_or(Value::Null);
         let audit = audit_row(caller, action, "user", Some(&row.id), detail);
-        Ok(app
-            .store
-            .write_user(&row, write, &audit)
-            .await?
-            .map(|version| {
-                row.version = version;
-                (row, deactivating)
-            }))
+        let written = app.store.write_user(&mut row, write, &audit).await?;
+        Ok(written.then_some((row, deactivating)))
     })
     .await?;
     if deactivating {
@@ -604,7 +596,7 @@ pub async fn reset_password(
         Some(&row.id),
         json!({}),
     );
-    write_user(&app, &row, &audit).await?;
+    write_user(&app, &mut row, &audit).await?;
     app.store.reset_failed_logins(&row.id).await?;
     app.store.delete_user_sessions(&row.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -783,16 +775,17 @@ pub async fn list_audit(
 
 /// Writes a user's password change over the version read (another change in between wins,
 /// and this one is refused: a password is not merged).
-async fn write_user(app: &AppState, row: &UserRow, audit: &AuditRow) -> ApiResult<()> {
+async fn write_user(app: &AppState, row: &mut UserRow, audit: &AuditRow) -> ApiResult<()> {
     let write = Write::Replace {
         version: row.version,
     };
-    match app.store.write_user(row, write, audit).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::conflict(
+    if app.store.write_user(row, write, audit).await? {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
             "busy",
             "the account changed at the same moment; try again",
-        )),
+        ))
     }
 }
 
@@ -832,7 +825,7 @@ pub async fn create_first_user(
         ));
     }
     let now = now_micros();
-    let row = UserRow {
+    let mut row = UserRow {
         id: format!("user_{}", uuid::Uuid::now_v7().simple()),
         username: username.to_owned(),
         display_name: username.to_owned(),
@@ -845,22 +838,18 @@ pub async fn create_first_user(
         locked_until: None,
         created_at: now,
         updated_at: now,
-        version: 1,
+        version: 0,
     };
-    let audit = AuditRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        at: now,
-        actor: "cli".into(),
-        action: "user.created".into(),
-        target_kind: "user".into(),
-        target_id: Some(row.id.clone()),
-        detail: json!({"role": row.role}).to_string(),
-    };
-    if store
-        .write_user(&row, Write::Create, &audit)
-        .await?
-        .is_none()
-    {
+    let detail = json!({"role": row.role});
+    let audit = AuditRow::new(
+        "cli".into(),
+        "user.created",
+        "user",
+        Some(&row.id),
+        &detail,
+        now,
+    );
+    if !store.write_user(&mut row, Write::Create, &audit).await? {
         return Err(ApiError::conflict(
             "already_exists",
             "that username is taken",

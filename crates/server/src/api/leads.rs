@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::api::{Page, access, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
-use crate::extract::{Body, parse};
+use crate::extract::{Body, parse_checked};
 use crate::leads::{
     DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
 };
@@ -166,7 +166,8 @@ pub async fn create_batch(
     let mut valid = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.leads.iter().enumerate() {
-        let parsed = parse::<LeadInput>(raw.get().as_bytes())
+        // The body's text was checked as a whole when it was parsed.
+        let parsed = parse_checked::<LeadInput>(raw.get().as_bytes())
             .and_then(|lead| lead.normalised())
             .map_err(|error| {
                 // Name the item in the field path: `leads[3].phone`.

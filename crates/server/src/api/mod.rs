@@ -130,12 +130,14 @@ pub fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A stored settings document as the API shows it: the document with its id and times.
+/// A stored document as the API shows it: the document with its id, times and version (its
+/// `ETag`).
 pub fn document_view(
     document: &str,
     id: &str,
     created_at: i64,
     updated_at: i64,
+    version: i64,
 ) -> serde_json::Value {
     let mut view: serde_json::Value =
         serde_json::from_str(document).unwrap_or_else(|_| serde_json::json!({}));
@@ -149,20 +151,8 @@ pub fn document_view(
             "updated_at".into(),
             serde_json::json!(crate::leads::time(updated_at)),
         );
+        object.insert("version".into(), serde_json::json!(version));
     }
-    view
-}
-
-/// [`document_view`] with the document's version (its `ETag`).
-pub fn versioned_view(
-    document: &str,
-    id: &str,
-    created_at: i64,
-    updated_at: i64,
-    version: i64,
-) -> serde_json::Value {
-    let mut view = document_view(document, id, created_at, updated_at);
-    view["version"] = serde_json::json!(version);
     view
 }
 
@@ -205,21 +195,6 @@ impl IfMatch {
             _ => Ok(()),
         }
     }
-
-    /// After a write that lost a race: `412` when the writer named the version it read;
-    /// otherwise another attempt (re-read, re-apply the change), a few times at most.
-    pub fn retry(self, attempt: usize) -> Result<(), ApiError> {
-        if self.0.is_some() {
-            return Err(stale());
-        }
-        if attempt + 1 >= WRITE_ATTEMPTS {
-            return Err(ApiError::conflict(
-                "busy",
-                "the document is being changed by others; try again",
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// Changes a stored document without losing anyone's update: `attempt` reads the document,
@@ -233,18 +208,22 @@ pub async fn rewrite<T, Attempt>(
 where
     Attempt: Future<Output = Result<Option<T>, ApiError>>,
 {
-    let mut tries = 0;
-    loop {
+    for _ in 0..WRITE_ATTEMPTS {
         if let Some(written) = attempt().await? {
             return Ok(written);
         }
-        if_match.retry(tries)?;
-        tries += 1;
+        if if_match.0.is_some() {
+            return Err(stale());
+        }
     }
+    Err(ApiError::conflict(
+        "busy",
+        "the document is being changed by others; try again",
+    ))
 }
 
 /// Attempts of a change without `If-Match` before it gives up.
-pub const WRITE_ATTEMPTS: usize = 16;
+const WRITE_ATTEMPTS: usize = 16;
 
 fn stale() -> ApiError {
     ApiError::new(

@@ -10,8 +10,8 @@ use store::{AuditRow, RepRow, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, access, check_id, etag, merge_patch, now_micros, page_by_id, rewrite,
-    taken, versioned_view,
+    IfMatch, Page, Versioned, access, check_id, document_view, etag, merge_patch, now_micros,
+    page_by_id, rewrite, taken,
 };
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
@@ -20,7 +20,7 @@ use crate::ops::Operation;
 use crate::workspace::{RepDocument, catalogue_from_rows, rep_from_document};
 
 fn view(row: &RepRow) -> Value {
-    let mut view = versioned_view(
+    let mut view = document_view(
         &row.document,
         &row.id,
         row.created_at,
@@ -54,14 +54,8 @@ async fn save(
         updated_at: now_micros(),
         version: 0,
     };
-    Ok(app
-        .store
-        .write_rep(&row, write, audit)
-        .await?
-        .map(|version| {
-            row.version = version;
-            row
-        }))
+    let written = app.store.write_rep(&mut row, write, audit).await?;
+    Ok(written.then_some(row))
 }
 
 /// Changes a stored rep: reads it, applies `change` to its document, writes it back if nobody

@@ -14,8 +14,8 @@ use store::{AuditRow, DocRow, LeadFilter, Setting, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, rewrite, taken,
-    versioned_view,
+    IfMatch, Page, Versioned, check_id, document_view, etag, merge_patch, now_micros, page_by_id,
+    rewrite, taken,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -300,7 +300,7 @@ fn ids_of_teams(rows: &ConfigRows) -> Vec<String> {
 }
 
 fn view<T: SettingKind>(row: &DocRow) -> Value {
-    let mut view = versioned_view(
+    let mut view = document_view(
         &row.document,
         &row.id,
         row.created_at,
@@ -345,14 +345,11 @@ async fn save<T: SettingKind>(
         updated_at: now_micros(),
         version: 0,
     };
-    Ok(app
+    let written = app
         .store
-        .write_setting(T::SETTING, &row, write, audit)
-        .await?
-        .map(|version| {
-            row.version = version;
-            row
-        }))
+        .write_setting(T::SETTING, &mut row, write, audit)
+        .await?;
+    Ok(written.then_some(row))
 }
 
 pub async fn list<T: SettingKind>(

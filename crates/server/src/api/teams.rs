@@ -10,8 +10,8 @@ use store::{AuditRow, Setting, TeamRow, Write};
 use crate::AppState;
 use crate::api::accounts::audit_row;
 use crate::api::{
-    IfMatch, Page, Versioned, check_id, etag, merge_patch, now_micros, page_by_id, rewrite, taken,
-    versioned_view,
+    IfMatch, Page, Versioned, check_id, document_view, etag, merge_patch, now_micros, page_by_id,
+    rewrite, taken,
 };
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
@@ -20,7 +20,7 @@ use crate::ops::Operation;
 use crate::workspace::{TeamDocument, team_from_document};
 
 fn view(row: &TeamRow) -> Value {
-    versioned_view(
+    document_view(
         &row.document,
         &row.id,
         row.created_at,
@@ -102,14 +102,8 @@ async fn save(
         updated_at: now_micros(),
         version: 0,
     };
-    Ok(app
-        .store
-        .write_team(&row, write, audit)
-        .await?
-        .map(|version| {
-            row.version = version;
-            row
-        }))
+    let written = app.store.write_team(&mut row, write, audit).await?;
+    Ok(written.then_some(row))
 }
 
 /// All teams, by id.

@@ -371,45 +371,38 @@ enum Answer {
     Count(usize),
 }
 
-/// Answers a job: its answer, or `Err` when its transaction failed (logged already).
-fn reply(job: Job, answer: Result<Answer, ()>) {
+/// Answers a job: its answer, or an internal error when its transaction failed (logged
+/// already).
+fn reply(job: Job, answer: Option<Answer>) {
     let failed = || ApiError::internal("routing transaction failed");
-    match (job, answer) {
-        (Job::Create { reply, .. }, Ok(Answer::Create(results))) => {
-            let _ = reply.send(Ok(results));
+    match job {
+        Job::Create { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Create(results)) => Ok(results),
+                _ => Err(failed()),
+            });
         }
-        (Job::Change { reply, .. }, Ok(Answer::Change(result))) => {
-            let _ = reply.send(result);
+        Job::Change { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Change(result)) => result,
+                _ => Err(failed()),
+            });
         }
-        (Job::Explain { reply, .. }, Ok(Answer::Explain(result))) => {
-            let _ = reply.send(Ok(result));
+        Job::Explain { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Explain(result)) => Ok(result),
+                _ => Err(failed()),
+            });
         }
-        (Job::Explain { reply, .. }, _) => {
-            let _ = reply.send(Err(failed()));
+        Job::Sweep { reply: Some(reply) }
+        | Job::HandBack { reply, .. }
+        | Job::Tick { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Count(count)) => Ok(count),
+                _ => Err(failed()),
+            });
         }
-        (
-            Job::Sweep { reply: Some(reply) }
-            | Job::HandBack { reply, .. }
-            | Job::Tick { reply, .. },
-            Ok(Answer::Count(count)),
-        ) => {
-            let _ = reply.send(Ok(count));
-        }
-        (Job::Create { reply, .. }, _) => {
-            let _ = reply.send(Err(failed()));
-        }
-        (Job::Change { reply, .. }, _) => {
-            let _ = reply.send(Err(failed()));
-        }
-        (
-            Job::Sweep { reply: Some(reply) }
-            | Job::HandBack { reply, .. }
-            | Job::Tick { reply, .. },
-            _,
-        ) => {
-            let _ = reply.send(Err(failed()));
-        }
-        (Job::Sweep { reply: None }, _) => {}
+        Job::Sweep { reply: None } => {}
     }
 }
 
@@ -438,7 +431,7 @@ impl Worker {
         match self.transact(&batch).await {
             Ok(answers) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
-                    reply(job, Ok(answer));
+                    reply(job, Some(answer));
                 }
             }
             Err(error) => {
@@ -447,18 +440,18 @@ impl Worker {
                 tracing::error!(error = %format!("{error:#}"), jobs = batch.len(), "routing transaction failed");
                 if batch.len() == 1 {
                     for job in batch {
-                        reply(job, Err(()));
+                        reply(job, None);
                     }
                     return;
                 }
                 for job in batch {
                     let single = std::slice::from_ref(&job);
                     let answer = match self.transact(single).await {
-                        Ok(mut answers) => answers.pop().ok_or(()),
+                        Ok(mut answers) => answers.pop(),
                         Err(error) => {
                             self.cache = None;
                             tracing::error!(error = %format!("{error:#}"), "routing job failed alone");
-                            Err(())
+                            None
                         }
                     };
                     reply(job, answer);
@@ -592,20 +585,19 @@ impl Worker {
                     let result =
                         lead::change(&mut tx, cache, &mut writes, lead_id, op, actor).await?;
                     if let (Some(action), Ok(changed)) = (audit, &result) {
-                        writes.audits.push(store::AuditRow {
-                            id: new_id(),
-                            at: changed.lead.updated_at,
-                            actor: actor.clone(),
-                            action: (*action).to_owned(),
-                            target_kind: "lead".into(),
-                            target_id: Some(lead_id.clone()),
-                            detail: serde_json::json!({
-                                "from": before.and_then(|row| row.owner_id),
-                                "to": changed.lead.owner_id,
-                                "to_pool": changed.lead.pool_id,
-                            })
-                            .to_string(),
+                        let detail = serde_json::json!({
+                            "from": before.and_then(|row| row.owner_id),
+                            "to": changed.lead.owner_id,
+                            "to_pool": changed.lead.pool_id,
                         });
+                        writes.audits.push(store::AuditRow::new(
+                            actor.clone(),
+                            action,
+                            "lead",
+                            Some(lead_id),
+                            &detail,
+                            changed.lead.updated_at,
+                        ));
                     }
                     Answer::Change(result)
                 }
