@@ -90,6 +90,13 @@ pub struct RosterTeam {
     pub(crate) members: Vec<(RepIndex, f64)>,
 }
 
+impl RosterTeam {
+    /// Members in roster order, each with the weight it has in this team.
+    pub fn members(&self) -> &[(RepIndex, f64)] {
+        &self.members
+    }
+}
+
 /// Reps and teams, validated and indexed once whenever they change.
 #[derive(Clone, Debug, Default)]
 pub struct Roster {

@@ -2,14 +2,12 @@
 //! with errors reported by line. Re-running is safe: a row's external id comes from the id
 //! column, or from a hash of the row, so a second run finds duplicates, not new leads.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Map, Value};
 use server::AppState;
 use server::leads::LeadInput;
 use server::routing::Created;
@@ -27,141 +25,6 @@ pub struct ImportArgs {
     map: Vec<String>,
     #[command(flatten)]
     store: StoreArgs,
-}
-
-const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
-/// Built-in lead fields a column may map to.
-fn is_field(name: &str) -> bool {
-    name != "attributes" && server::leads::INPUT_FIELDS.contains(&name)
-}
-const ALIASES: &[(&str, &str)] = &[
-    ("姓名", "name"),
-    ("联系人", "name"),
-    ("电话", "phone"),
-    ("手机", "phone"),
-    ("手机号", "phone"),
-    ("邮箱", "email"),
-    ("微信", "wechat"),
-    ("公司", "company"),
-    ("企业名称", "company"),
-    ("职位", "title"),
-    ("国家", "country"),
-    ("省份", "province"),
-    ("城市", "city"),
-    ("区域", "region"),
-    ("行业", "industry"),
-    ("规模", "company_size"),
-    ("来源", "source"),
-    ("渠道", "source"),
-    ("活动", "campaign"),
-    ("产品", "product"),
-    ("需求", "demand"),
-    ("预算", "budget"),
-    ("紧急程度", "urgency"),
-    ("标签", "tags"),
-];
-
-/// Which field each column fills: `--map` first, then a built-in field's name, then a declared
-/// custom field's (`custom`: lead field names), then the usual Chinese headers.
-fn mapping(
-    headers: &csv::StringRecord,
-    overrides: &[String],
-    custom: &[String],
-) -> anyhow::Result<Vec<Option<String>>> {
-    let mut explicit = BTreeMap::new();
-    for pair in overrides {
-        let (column, field) = pair
-            .split_once('=')
-            .with_context(|| format!("--map {pair:?}: expected COLUMN=FIELD"))?;
-        let known = is_field(field) || field.starts_with("attributes.");
-        anyhow::ensure!(known, "--map {pair:?}: unknown lead field {field:?}");
-        explicit.insert(column.to_owned(), field.to_owned());
-    }
-    Ok(headers
-        .iter()
-        .map(|header| {
-            let header = header.trim();
-            explicit
-                .get(header)
-                .cloned()
-                .or_else(|| {
-                    server::leads::INPUT_FIELDS
-                        .iter()
-                        .find(|field| is_field(field) && field.eq_ignore_ascii_case(header))
-                        .map(|field| (*field).to_owned())
-                })
-                .or_else(|| {
-                    custom
-                        .iter()
-                        .find(|name| *name == header)
-                        .map(|name| format!("attributes.{name}"))
-                })
-                .or_else(|| {
-                    ALIASES
-                        .iter()
-                        .find(|(alias, _)| *alias == header)
-                        .map(|(_, field)| (*field).to_owned())
-                })
-        })
-        .collect())
-}
-
-/// One row as a lead document; `numbers` are the custom fields (`attributes.x`) holding numbers.
-fn row_to_json(
-    record: &csv::StringRecord,
-    columns: &[Option<String>],
-    numbers: &[String],
-) -> Value {
-    let mut object = Map::new();
-    let mut attributes = Map::new();
-    for (value, field) in record.iter().zip(columns) {
-        let (Some(field), value) = (field, value.trim()) else {
-            continue;
-        };
-        if value.is_empty() {
-            continue;
-        }
-        let json = if NUMBER_FIELDS.contains(&field.as_str()) || numbers.contains(field) {
-            value
-                .parse::<f64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| Value::from(value))
-        } else if field == "tags" {
-            Value::from(
-                value
-                    .split([',', '，', ';'])
-                    .map(str::trim)
-                    .filter(|tag| !tag.is_empty())
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            Value::from(value)
-        };
-        match field.strip_prefix("attributes.") {
-            Some(name) => {
-                attributes.insert(name.to_owned(), json);
-            }
-            None => {
-                object.insert(field.clone(), json);
-            }
-        }
-    }
-    if !attributes.is_empty() {
-        object.insert("attributes".into(), Value::Object(attributes));
-    }
-    if !object.contains_key("external_id") {
-        object.insert(
-            "external_id".into(),
-            Value::from(format!("csv:{}", hash_row(record))),
-        );
-    }
-    Value::Object(object)
-}
-
-/// A stable id for a row without an id column: the hash of its cells.
-fn hash_row(record: &csv::StringRecord) -> String {
-    let joined = record.iter().collect::<Vec<_>>().join("\u{1f}");
-    server::auth::hash(&joined)[..32].to_owned()
 }
 
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -184,7 +47,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .filter(|row| row.field_type == "number")
         .map(|row| format!("attributes.{}", row.name))
         .collect();
-    let columns = mapping(reader.headers()?, &args.map, &custom)?;
+    let columns = server::table::mapping(reader.headers()?, &args.map, &custom)?;
     if !columns.iter().any(Option::is_some) {
         anyhow::bail!(
             "no column maps to a lead field; name columns like the fields or use --map COLUMN=FIELD"
@@ -219,8 +82,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map_err(|error| error.to_string())
                 .and_then(|record| {
-                    let bytes = serde_json::to_vec(&row_to_json(record, &columns, &numbers))
-                        .map_err(|error| error.to_string())?;
+                    let bytes =
+                        serde_json::to_vec(&server::table::row_to_json(record, &columns, &numbers))
+                            .map_err(|error| error.to_string())?;
                     server::extract::parse::<LeadInput>(&bytes)
                         .and_then(|lead| lead.normalised())
                         .map_err(|error| {

@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod import;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     Demo(config::ServeArgs),
     /// Import leads from a CSV file; each row is validated and routed like an API lead.
     Import(import::ImportArgs),
+    /// Replay history through a draft rule set (and roster changes) beside the active one.
+    Simulate(Box<simulate::SimulateArgs>),
     /// Rule-set commands.
     Rules {
         #[command(subcommand)]
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve_with(state, &settings).await?;
         }
         Command::Import(args) => return import::run(args).await,
+        Command::Simulate(args) => return simulate::run(*args).await,
         Command::Rules {
             command: RulesCommand::Check { file, store },
         } => {

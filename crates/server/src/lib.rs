@@ -15,6 +15,8 @@ pub mod ops;
 pub mod routing;
 pub mod secrets;
 pub mod settings;
+pub mod simulate;
+pub mod table;
 pub mod text;
 pub mod workspace;
 
@@ -197,6 +199,8 @@ struct Metrics {
         api::fields::list_fields, api::fields::create_field, api::fields::delete_field,
         api::rule_sets::list_rule_sets, api::rule_sets::create_rule_set, api::rule_sets::validate_rule_set,
         api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
+        api::simulations::create_simulation, api::simulations::list_simulations,
+        api::simulations::get_simulation, api::simulations::cancel_simulation,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
         api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::assign_from_pool,
@@ -228,6 +232,8 @@ struct Metrics {
         intake::IntakeSourceDocument, notify::sms::SmsDocument,
         api::accounts::LoginInput, api::accounts::PasswordChange, api::accounts::UserInput, api::accounts::UserPatch,
         api::accounts::PasswordReset, api::accounts::KeyInput,
+        simulate::SimulationInput, simulate::PolicyInput, simulate::RosterChanges, simulate::FileInput,
+        simulate::history::FileFormat,
     )),
     modifiers(&BearerKey),
 )]
@@ -372,6 +378,17 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/rule-sets/validate", post(rule_sets::validate_rule_set))
         .route("/rule-sets/{id}", get(rule_sets::get_rule_set))
         .route("/rule-sets/{id}/publish", post(rule_sets::publish_rule_set))
+        .route(
+            "/simulations",
+            get(api::simulations::list_simulations)
+                .post(api::simulations::create_simulation)
+                .layer(DefaultBodyLimit::max(api::simulations::BODY_LIMIT)),
+        )
+        .route("/simulations/{id}", get(api::simulations::get_simulation))
+        .route(
+            "/simulations/{id}/cancel",
+            post(api::simulations::cancel_simulation),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

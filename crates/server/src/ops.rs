@@ -124,6 +124,10 @@ operations! {
     ValidateRuleSet = "validate_rule_set": POST "/rule-sets/validate",
     GetRuleSet = "get_rule_set": GET "/rule-sets/{id}",
     PublishRuleSet = "publish_rule_set": POST "/rule-sets/{id}/publish",
+    CreateSimulation = "create_simulation": POST "/simulations",
+    ListSimulations = "list_simulations": GET "/simulations",
+    GetSimulation = "get_simulation": GET "/simulations/{id}",
+    CancelSimulation = "cancel_simulation": POST "/simulations/{id}/cancel",
 }
 
 impl Operation {
@@ -155,6 +159,15 @@ impl Operation {
         )
     }
 
+    /// Simulations: admins and managers, who decide rules.
+    fn simulations(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            CreateSimulation | ListSimulations | GetSimulation | CancelSimulation
+        )
+    }
+
     /// What anyone signed in may do to their own session.
     fn own_session(self) -> bool {
         matches!(
@@ -172,7 +185,9 @@ impl Operation {
         match role {
             Role::Admin => true,
             Role::Integration => matches!(self, CreateLead | CreateLeads | RecordFeedback),
-            Role::Reporting => self.reads() && !self.accounts() && self != GetSession,
+            Role::Reporting => {
+                self.reads() && !self.accounts() && !self.simulations() && self != GetSession
+            }
             Role::Manager => {
                 self.own_session()
                     || (self.reads() && !self.accounts())
@@ -189,6 +204,8 @@ impl Operation {
                             | ReleaseLead
                             | AssignFromPool
                             | ExplainRoute
+                            | CreateSimulation
+                            | CancelSimulation
                             | CreateRuleSet
                             | ValidateRuleSet
                             | PublishRuleSet

@@ -371,8 +371,29 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Routes a lead and makes its decision self-describing: what intake, reroute and the dry
-    /// run all do.
+    /// Routes a lead: the engine over this roster and rule set.
+    pub fn route(
+        &self,
+        state: &engine::RoutingState,
+        lead: &engine::Lead,
+        exclude: &[RepId],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> engine::Decision {
+        let request = engine::RouteRequest { lead, now, exclude };
+        engine::route(&self.rules, &self.roster, state, &request)
+    }
+
+    /// A decision made self-describing, as it is stored and explained.
+    pub fn record(
+        &self,
+        decision: &engine::Decision,
+        lead: &engine::Lead,
+    ) -> engine::DecisionRecord {
+        engine::DecisionRecord::new(decision, &self.rules, &self.roster, lead)
+    }
+
+    /// Routes a lead and makes its decision self-describing: what reroute, the sweep and the
+    /// SLA clock's reassignment do.
     pub fn decide(
         &self,
         state: &engine::RoutingState,
@@ -380,9 +401,8 @@ impl Workspace {
         exclude: &[RepId],
         now: chrono::DateTime<chrono::Utc>,
     ) -> (engine::Decision, engine::DecisionRecord) {
-        let request = engine::RouteRequest { lead, now, exclude };
-        let decision = engine::route(&self.rules, &self.roster, state, &request);
-        let record = engine::DecisionRecord::new(&decision, &self.rules, &self.roster, lead);
+        let decision = self.route(state, lead, exclude, now);
+        let record = self.record(&decision, lead);
         (decision, record)
     }
 }

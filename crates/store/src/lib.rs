@@ -25,6 +25,7 @@ mod sqlite {
     include!("queries/accounts.rs");
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
+    include!("queries/simulations.rs");
     include!("bulk_values.rs");
 }
 
@@ -35,6 +36,7 @@ mod postgres {
     include!("queries/accounts.rs");
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
+    include!("queries/simulations.rs");
     include!("bulk_unnest.rs");
 }
 
@@ -530,6 +532,65 @@ impl Store {
 
     pub async fn delete_user_sessions(&self, user_id: &str) -> sqlx::Result<()> {
         on_pool!(self, delete_user_sessions(user_id))
+    }
+
+    /// Leads that arrived in `[from, to)` in arrival order, a page after `after`.
+    pub async fn leads_in_arrival_order(
+        &self,
+        from: i64,
+        to: i64,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<LeadRow>> {
+        on_pool!(self, leads_in_arrival_order(from, to, after, limit))
+    }
+
+    pub async fn count_leads_arrived(&self, from: i64, to: i64) -> sqlx::Result<i64> {
+        on_pool!(self, count_leads_arrived(from, to))
+    }
+
+    /// The audit log's changes of rep availability before `until`, oldest first.
+    pub async fn rep_status_changes(&self, until: i64) -> sqlx::Result<Vec<AuditRow>> {
+        on_pool!(self, rep_status_changes(until))
+    }
+
+    pub async fn insert_simulation(&self, row: &SimulationRow) -> sqlx::Result<()> {
+        on_pool!(self, insert_simulation(row))
+    }
+
+    pub async fn get_simulation(&self, id: &str) -> sqlx::Result<Option<SimulationRow>> {
+        on_pool!(self, get_simulation(id))
+    }
+
+    pub async fn list_simulations(&self, limit: i64) -> sqlx::Result<Vec<SimulationRow>> {
+        on_pool!(self, list_simulations(limit))
+    }
+
+    /// Records a running simulation's progress; whether it should stop (cancelled, or gone).
+    pub async fn simulation_progress(
+        &self,
+        id: &str,
+        status: &str,
+        done: i64,
+        total: i64,
+        at: i64,
+    ) -> sqlx::Result<bool> {
+        on_pool!(self, simulation_progress(id, status, done, total, at))
+    }
+
+    pub async fn finish_simulation(
+        &self,
+        id: &str,
+        status: &str,
+        report: Option<&str>,
+        error: Option<&str>,
+        at: i64,
+    ) -> sqlx::Result<()> {
+        on_pool!(self, finish_simulation(id, status, report, error, at))
+    }
+
+    pub async fn cancel_simulation(&self, id: &str, at: i64) -> sqlx::Result<bool> {
+        on_pool!(self, cancel_simulation(id, at))
     }
 
     pub async fn insert_audit(&self, row: &AuditRow) -> sqlx::Result<()> {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
 pub struct RepRow {
     pub id: String,
     pub name: String,
@@ -14,7 +14,7 @@ pub struct RepRow {
     pub version: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
 pub struct TeamRow {
     pub id: String,
     pub name: String,
@@ -466,4 +466,23 @@ pub struct OwnerFigures {
     pub assigned: i64,
     pub won: i64,
     pub amount: f64,
+}
+
+/// A simulation job: its request, progress and, once done, its report.
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct SimulationRow {
+    pub id: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    pub done: i64,
+    pub total: i64,
+    pub cancel_requested: bool,
+    /// JSON.
+    pub request: String,
+    /// JSON, once done.
+    pub report: Option<String>,
+    pub error: Option<String>,
 }

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod reps;
 pub mod rule_sets;
 pub mod settings;
+pub mod simulations;
 pub mod teams;
 
 use axum::http::StatusCode;

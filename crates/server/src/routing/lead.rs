@@ -4,7 +4,7 @@
 //! the dispatcher from a `LeadOp` to them.
 
 use chrono::{DateTime, Utc};
-use engine::{Decision, DecisionRecord, LeadStatus, RepId, RoutingState};
+use engine::{Decision, LeadStatus, RepId, RoutingState};
 use store::{DecisionRow, LeadRow, RoutingTx};
 
 use super::*;
@@ -12,21 +12,20 @@ use crate::error::ApiError;
 use crate::leads::LeadInput;
 use crate::workspace::Workspace;
 
-/// Routes a new lead: the one function intake and the dry run share. The lead's customer, if
-/// known, brings its owner (owner affinity).
-pub(super) fn decide_new(
+/// Routes a new lead: the one function intake, the dry run and the simulator's replay share.
+/// The lead's customer, if known, brings its owner (owner affinity). The decision's record is
+/// left to callers that keep or show it (`Workspace::record`).
+pub(crate) fn decide_new(
     workspace: &Workspace,
     state: &RoutingState,
-    known: &KnownCustomers,
+    known_owner: Option<&str>,
     input: &LeadInput,
     now: DateTime<Utc>,
-) -> Result<(engine::Lead, Decision, DecisionRecord), ApiError> {
+) -> Result<(engine::Lead, Decision), ApiError> {
     let mut lead = input.to_engine(&workspace.catalogue, now)?;
-    lead.known_owner = known
-        .owner(input.phone.as_deref(), input.email.as_deref())
-        .map(RepId::new);
-    let (decision, record) = workspace.decide(state, &lead, &[], now);
-    Ok((lead, decision, record))
+    lead.known_owner = known_owner.map(RepId::new);
+    let decision = workspace.route(state, &lead, &[], now);
+    Ok((lead, decision))
 }
 
 pub(super) fn create(
@@ -47,11 +46,18 @@ pub(super) fn create(
         }));
     }
     let now = now();
-    let (_, decision, record) = match decide_new(&cache.workspace, &cache.state, known, input, now)
-    {
+    let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+    let (lead, decision) = match decide_new(
+        &cache.workspace,
+        &cache.state,
+        known_owner.as_deref(),
+        input,
+        now,
+    ) {
         Ok(decided) => decided,
         Err(error) => return Ok(Err(error)),
     };
+    let record = cache.workspace.record(&decision, &lead);
     let id = new_id();
     let mut row = LeadRow {
         id: id.clone(),

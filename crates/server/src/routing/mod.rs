@@ -28,6 +28,7 @@ pub(crate) mod pool;
 mod tick;
 
 pub use follow_up::{ActivityInput, FeedbackInput};
+pub(crate) use lead::decide_new;
 pub use tick::TICK_LIMIT;
 
 /// Leads handled in one transaction at most.
@@ -611,9 +612,19 @@ impl Worker {
                         None => None,
                     };
                     let workspace = draft.as_ref().unwrap_or(&cache.workspace);
+                    let known_owner = known.owner(lead.phone.as_deref(), lead.email.as_deref());
                     Answer::Explain(
-                        lead::decide_new(workspace, &cache.state, &known, lead, now())
-                            .map(|(_, decision, record)| Explained { decision, record }),
+                        lead::decide_new(
+                            workspace,
+                            &cache.state,
+                            known_owner.as_deref(),
+                            lead,
+                            now(),
+                        )
+                        .map(|(lead, decision)| Explained {
+                            record: workspace.record(&decision, &lead),
+                            decision,
+                        }),
                     )
                 }
                 Job::Sweep { .. } => Answer::Count(lead::sweep(&mut tx, cache, &mut writes).await?),

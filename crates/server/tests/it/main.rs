@@ -10,5 +10,6 @@ mod follow_up;
 mod intake;
 mod notify;
 mod security;
+mod simulate;
 mod story;
 mod support;

@@ -233,13 +233,17 @@ pub async fn session_for_rep(app: &TestApp, rep_id: &str) -> SessionKeys {
         StatusCode::CREATED,
     )
     .await;
+    sign_in(app, &username, "correct horse battery").await
+}
+
+/// Signs a user in over the API.
+pub async fn sign_in(app: &TestApp, username: &str, password: &str) -> SessionKeys {
     let request = Request::builder()
         .method(Method::POST)
         .uri("/api/v1/session")
         .header("content-type", "application/json")
         .body(Body::from(
-            serde_json::json!({"username": username, "password": "correct horse battery"})
-                .to_string(),
+            serde_json::json!({"username": username, "password": password}).to_string(),
         ))
         .expect("request");
     let response = app.app.clone().oneshot(request).await.expect("response");

@@ -1,0 +1,428 @@
+//! One policy replayed: leads in arrival order on a virtual clock, routed by the function
+//! intake uses (`routing::decide_new`), with the state carried from lead to lead (rotation,
+//! period caps in each rep's zone, 保有量 released when history closed the lead), held leads
+//! swept every [`SWEEP`] of virtual time as the hold queue is in production, and tallies of
+//! what happened for the report.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasher as _, Hasher as _};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use engine::decision::AttemptTarget;
+use engine::eligibility::Exclusion;
+use engine::field::LeadView;
+use engine::hours::LocalNow;
+use engine::roster::RepIndex;
+use engine::{Decision, Outcome, RoutingState};
+
+use crate::leads::LeadInput;
+use crate::workspace::Workspace;
+
+/// How often the virtual hold queue is swept. Production sweeps every 15 seconds and whenever
+/// a rep becomes available; a quarter hour keeps replay cheap and waits accurate to that.
+pub const SWEEP: Duration = Duration::minutes(15);
+/// Held leads retried per sweep, oldest first, as production does.
+const SWEEP_LIMIT: usize = 500;
+
+/// Per lead of the window: who ended up with it.
+pub const HELD: u32 = u32::MAX;
+pub const POOLED: u32 = u32::MAX - 1;
+pub const INVALID: u32 = u32::MAX - 2;
+
+/// A lead of the window as both sides see it.
+#[derive(Debug)]
+pub struct Arrival {
+    pub ordinal: u32,
+    pub input: LeadInput,
+    pub arrived_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub segment: u32,
+}
+
+/// What routing one arrival did, kept for the batch so moved leads can be explained.
+#[derive(Debug)]
+pub struct Routed {
+    pub owner: u32,
+    pub routed: Option<(engine::Lead, Decision)>,
+    pub error: Option<crate::error::ApiError>,
+}
+
+/// What a side counts while it replays.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub leads: Vec<u64>,
+    pub cap_hits: Vec<u64>,
+    pub outside_hours: Vec<u64>,
+    /// Leads per rep per day (the day they were assigned, in the report's zone).
+    pub daily: HashMap<NaiveDate, Vec<u32>>,
+    /// Assigned leads per target (a rule's teams or reps, or a known owner): what the weights
+    /// say each rep should have had.
+    pub targets: HashMap<Target, u64>,
+    /// Per rule: leads whose condition held, and leads the rule decided.
+    pub rule_matched: Vec<u64>,
+    pub rule_routed: Vec<u64>,
+    pub default_routed: u64,
+    pub team_leads: HashMap<String, u64>,
+    /// Assigned leads per (rep, segment).
+    pub cells: HashMap<(RepIndex, u32), u64>,
+    /// Leads never assigned, per segment (held to the end, pooled).
+    pub unassigned: HashMap<u32, u64>,
+    pub assigned: u64,
+    pub held: u64,
+    pub pooled: u64,
+    /// Seconds each held lead waited until a sweep placed it.
+    pub waits: Vec<u32>,
+    /// The owner of every lead of the window, by ordinal (`HELD`, `POOLED` when it had none).
+    pub owners: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Teams(Vec<String>),
+    Reps(Vec<engine::RepId>),
+    One(RepIndex),
+}
+
+#[derive(Debug)]
+struct Held {
+    ordinal: u32,
+    lead: engine::Lead,
+    arrived_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+    segment: u32,
+}
+
+/// One policy's replay.
+#[derive(Debug)]
+pub struct Side {
+    pub workspace: Workspace,
+    state: RoutingState,
+    /// Phone and email hashes → owner, for owner affinity.
+    known: HashMap<u64, RepIndex>,
+    hasher: std::collections::hash_map::RandomState,
+    holds: VecDeque<Held>,
+    next_sweep: Option<DateTime<Utc>>,
+    releases: BinaryHeap<Reverse<(i64, RepIndex)>>,
+    /// The zone the report's days are counted in.
+    zone: chrono_tz::Tz,
+    pub tally: Tally,
+}
+
+impl Side {
+    pub fn new(workspace: Workspace, zone: chrono_tz::Tz) -> Side {
+        let reps = workspace.roster.reps().len();
+        let rules = workspace.rules.rules.len();
+        Side {
+            state: RoutingState::new(&workspace.roster),
+            workspace,
+            known: HashMap::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            holds: VecDeque::new(),
+            next_sweep: None,
+            releases: BinaryHeap::new(),
+            zone,
+            tally: Tally {
+                leads: vec![0; reps],
+                cap_hits: vec![0; reps],
+                outside_hours: vec![0; reps],
+                rule_matched: vec![0; rules],
+                rule_routed: vec![0; rules],
+                ..Tally::default()
+            },
+        }
+    }
+
+    /// The configuration changed under the replay (a rep's recorded availability): the same
+    /// reps in the same order, so the state carries over.
+    pub fn replace_workspace(&mut self, workspace: Workspace) {
+        self.workspace = workspace;
+    }
+
+    fn key(&self, text: &str) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(text.as_bytes());
+        hasher.finish()
+    }
+
+    fn known_owner(&self, input: &LeadInput) -> Option<RepIndex> {
+        [input.phone.as_deref(), input.email.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|contact| self.known.get(&self.key(contact)).copied())
+    }
+
+    fn remember(&mut self, input_phone: Option<&str>, input_email: Option<&str>, owner: RepIndex) {
+        for contact in [input_phone, input_email].into_iter().flatten() {
+            let key = self.key(contact);
+            self.known.insert(key, owner);
+        }
+    }
+
+    /// Moves the virtual clock to `now`: leads history closed stop counting, and the hold
+    /// queue is swept at each sweep time on the way.
+    pub fn advance(&mut self, now: DateTime<Utc>) {
+        while let Some(due) = self.next_sweep.filter(|due| *due <= now) {
+            self.release_until(due);
+            self.sweep(due);
+            self.next_sweep = (!self.holds.is_empty()).then(|| due + SWEEP);
+        }
+        self.release_until(now);
+    }
+
+    fn release_until(&mut self, now: DateTime<Utc>) {
+        let micros = now.timestamp_micros();
+        while let Some(Reverse((at, rep))) = self.releases.peek().copied() {
+            if at > micros {
+                break;
+            }
+            self.releases.pop();
+            let id = self.workspace.roster.rep(rep).id.clone();
+            self.state.release(&self.workspace.roster, &id);
+        }
+    }
+
+    fn sweep(&mut self, now: DateTime<Utc>) {
+        let mut kept = VecDeque::new();
+        let mut tried = 0;
+        while let Some(held) = self.holds.pop_front() {
+            if tried == SWEEP_LIMIT {
+                kept.push_back(held);
+                continue;
+            }
+            tried += 1;
+            if held.closed_at.is_some_and(|closed| closed <= now) {
+                // History closed it while it waited; nobody would have got it.
+                self.tally.owners[held.ordinal as usize] = HELD;
+                *self.tally.unassigned.entry(held.segment).or_default() += 1;
+                continue;
+            }
+            let decision = self.workspace.route(&self.state, &held.lead, &[], now);
+            if decision.outcome == Outcome::Held {
+                kept.push_back(held);
+                continue;
+            }
+            let wait = (now - held.arrived_at).num_seconds().max(0);
+            self.tally
+                .waits
+                .push(u32::try_from(wait).unwrap_or(u32::MAX));
+            self.settle(
+                held.ordinal,
+                &held.lead,
+                &decision,
+                now,
+                held.closed_at,
+                held.segment,
+            );
+        }
+        self.holds = kept;
+    }
+
+    /// Routes one arrival at its arrival time.
+    pub fn arrive(&mut self, arrival: &Arrival) -> Routed {
+        self.advance(arrival.arrived_at);
+        let known_owner = self
+            .known_owner(&arrival.input)
+            .map(|index| self.workspace.roster.rep(index).id.as_str().to_owned());
+        let ordinal = arrival.ordinal as usize;
+        if self.tally.owners.len() <= ordinal {
+            self.tally.owners.resize(ordinal + 1, INVALID);
+        }
+        let (lead, decision) = match crate::routing::decide_new(
+            &self.workspace,
+            &self.state,
+            known_owner.as_deref(),
+            &arrival.input,
+            arrival.arrived_at,
+        ) {
+            Ok(decided) => decided,
+            Err(error) => {
+                return Routed {
+                    owner: INVALID,
+                    routed: None,
+                    error: Some(error),
+                };
+            }
+        };
+        self.count_rules(&lead, &decision, arrival.arrived_at);
+        let owner = self.settle(
+            arrival.ordinal,
+            &lead,
+            &decision,
+            arrival.arrived_at,
+            arrival.closed_at,
+            arrival.segment,
+        );
+        if decision.outcome == Outcome::Held {
+            self.tally.held += 1;
+            self.holds.push_back(Held {
+                ordinal: arrival.ordinal,
+                lead: lead.clone(),
+                arrived_at: arrival.arrived_at,
+                closed_at: arrival.closed_at,
+                segment: arrival.segment,
+            });
+            if self.next_sweep.is_none() {
+                self.next_sweep = Some(arrival.arrived_at + SWEEP);
+            }
+        }
+        Routed {
+            owner,
+            routed: Some((lead, decision)),
+            error: None,
+        }
+    }
+
+    /// Which rules a lead's condition met: those tried say so in the decision; those after
+    /// the one that decided are evaluated here, so a rule an earlier one always pre-empts shows
+    /// as shadowed rather than idle.
+    fn count_rules(&mut self, lead: &engine::Lead, decision: &Decision, now: DateTime<Utc>) {
+        let rules = &self.workspace.rules;
+        let mut tried = vec![false; rules.rules.len()];
+        for trace in &decision.rules {
+            let (engine::decision::RuleTrace::Matched { rule }
+            | engine::decision::RuleTrace::NotMatched { rule, .. }
+            | engine::decision::RuleTrace::OutsideWindow { rule }) = *trace;
+            tried[rule as usize] = true;
+            if matches!(trace, engine::decision::RuleTrace::Matched { .. }) {
+                self.tally.rule_matched[rule as usize] += 1;
+            }
+        }
+        if tried.iter().all(|tried| *tried) {
+            return;
+        }
+        let merged: Vec<String>;
+        let mut view = LeadView::new(lead, &rules.catalogue);
+        if !decision.tags_added.is_empty() {
+            merged = lead
+                .tags
+                .iter()
+                .chain(&decision.tags_added)
+                .cloned()
+                .collect();
+            view.tags = &merged;
+        }
+        view.score = decision.score.or(lead.score);
+        view.priority = decision.priority.or(lead.priority);
+        for (index, rule) in rules.rules.iter().enumerate() {
+            if tried[index]
+                || rule
+                    .window
+                    .as_ref()
+                    .is_some_and(|window| !window.contains(now))
+            {
+                continue;
+            }
+            if rule.when.as_ref().is_none_or(|when| when.matches(&view)) {
+                self.tally.rule_matched[index] += 1;
+            }
+        }
+    }
+
+    /// Applies a decision and counts it; the owner's index (or `HELD`, `POOLED`).
+    #[allow(clippy::too_many_arguments)] // One lead's facts, passed apart to avoid a copy.
+    fn settle(
+        &mut self,
+        ordinal: u32,
+        lead: &engine::Lead,
+        decision: &Decision,
+        now: DateTime<Utc>,
+        closed_at: Option<DateTime<Utc>>,
+        segment: u32,
+    ) -> u32 {
+        let roster = &self.workspace.roster;
+        self.state.apply(roster, &decision.changes);
+        let owner = match &decision.outcome {
+            Outcome::Held => return HELD,
+            Outcome::Pooled { .. } => {
+                self.tally.pooled += 1;
+                *self.tally.unassigned.entry(segment).or_default() += 1;
+                self.tally.owners[ordinal as usize] = POOLED;
+                self.count_decided_rule(decision);
+                return POOLED;
+            }
+            Outcome::Assigned { rep } => match roster.position(rep) {
+                Some(index) => index,
+                None => return INVALID,
+            },
+        };
+        let tally = &mut self.tally;
+        tally.owners[ordinal as usize] = owner;
+        tally.assigned += 1;
+        tally.leads[owner as usize] += 1;
+        let day = now.with_timezone(&self.zone).date_naive();
+        tally
+            .daily
+            .entry(day)
+            .or_insert_with(|| vec![0; roster.reps().len()])[owner as usize] += 1;
+        *tally.cells.entry((owner, segment)).or_default() += 1;
+        let rep = roster.rep(owner);
+        if let Some(hours) = &rep.hours
+            && !hours.contains(&LocalNow::new(now, rep.time_zone))
+        {
+            tally.outside_hours[owner as usize] += 1;
+        }
+        let mut capped: Vec<RepIndex> = Vec::new();
+        for attempt in &decision.attempts {
+            for (index, exclusion) in &attempt.excluded {
+                if matches!(
+                    exclusion,
+                    Exclusion::HoldingCap { .. } | Exclusion::PeriodCap { .. }
+                ) && !capped.contains(index)
+                {
+                    capped.push(*index);
+                    tally.cap_hits[*index as usize] += 1;
+                }
+            }
+        }
+        if let Some(attempt) = decision.attempts.last() {
+            let target = match &attempt.target {
+                AttemptTarget::Teams(teams) => {
+                    let team = teams
+                        .iter()
+                        .find(|team| {
+                            roster.team(team).is_some_and(|team| {
+                                team.members().iter().any(|(member, _)| *member == owner)
+                            })
+                        })
+                        .or(teams.first());
+                    if let Some(team) = team {
+                        *tally.team_leads.entry(team.clone()).or_default() += 1;
+                    }
+                    Target::Teams(teams.clone())
+                }
+                AttemptTarget::Reps(reps) => Target::Reps(reps.clone()),
+                _ => Target::One(owner),
+            };
+            *tally.targets.entry(target).or_default() += 1;
+        }
+        self.count_decided_rule(decision);
+        if let Some(closed) = closed_at {
+            self.releases
+                .push(Reverse((closed.timestamp_micros(), owner)));
+        }
+        self.remember(
+            lead.contact.phone.as_deref(),
+            lead.contact.email.as_deref(),
+            owner,
+        );
+        owner
+    }
+
+    fn count_decided_rule(&mut self, decision: &Decision) {
+        match decision.matched_rule() {
+            Some(rule) => self.tally.rule_routed[rule as usize] += 1,
+            None => self.tally.default_routed += 1,
+        }
+    }
+
+    /// Ends the replay at `end`; how many leads were still held, counted as never placed.
+    pub fn finish(&mut self, end: DateTime<Utc>) -> u64 {
+        self.advance(end);
+        let still = self.holds.len() as u64;
+        for held in self.holds.drain(..) {
+            *self.tally.unassigned.entry(held.segment).or_default() += 1;
+        }
+        still
+    }
+}
