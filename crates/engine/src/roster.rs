@@ -269,6 +269,17 @@ impl Roster {
         Clock { locals, open }
     }
 
+    /// What eligibility can see of `now`: which working hours are open, and each zone's date
+    /// (periods and leave days follow from it). At two instants with the same key the same reps
+    /// are in hours, on leave and in the same cap periods.
+    pub fn availability_key(&self, now: DateTime<Utc>) -> (Vec<bool>, Vec<chrono::NaiveDate>) {
+        let clock = self.clock(now);
+        (
+            clock.open,
+            clock.locals.iter().map(|local| local.date).collect(),
+        )
+    }
+
     fn intern(&mut self, value: &str) -> Symbol {
         let next = self.symbols.len() as Symbol;
         *self.symbols.entry(value.to_owned()).or_insert(next)

@@ -15,6 +15,7 @@ pub mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -25,7 +26,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::workspace::{ConfigRows, RepDocument, TeamDocument, Workspace, build_workspace};
-use history::{BadRow, FileFormat, FileRows, HistoryLead, Item};
+use history::{BadRow, FileFormat, FileRows, Item};
 use outcome::{Observations, Placement};
 use replay::{Arrival, HELD, INVALID, POOLED, Side};
 use report::{MovedLead, Placed, Report};
@@ -35,7 +36,7 @@ pub const MAX_LEADS: i64 = 5_000_000;
 /// The largest history file the API takes inline (the CLI reads any size from disk).
 pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
 /// Leads per batch both policies route before comparing.
-const BATCH: usize = 2048;
+const BATCH: usize = 8192;
 /// Errors listed in the report; more are only counted.
 const LISTED_ERRORS: usize = 100;
 
@@ -125,6 +126,11 @@ pub struct SideConfig {
 }
 
 impl SideConfig {
+    /// The workspace with reps as configured now.
+    pub fn build_configured(&self) -> Result<Workspace, ApiError> {
+        self.build(&HashMap::new())
+    }
+
     /// The workspace with reps' status as given (recorded availability).
     fn build(&self, statuses: &HashMap<String, String>) -> Result<Workspace, ApiError> {
         let mut rows = self.rows.clone();
@@ -220,16 +226,16 @@ const SEGMENT_FIELDS: &[&str] = &[
     "source", "campaign", "region", "province", "industry", "product", "priority", "urgency",
 ];
 
-fn segment_of(input: &crate::leads::LeadInput, field: &str) -> Option<String> {
+fn segment_of<'a>(input: &'a crate::leads::LeadInput, field: &str) -> Option<&'a str> {
     match field {
-        "source" => input.source.clone(),
-        "campaign" => input.campaign.clone(),
-        "region" => input.region.clone(),
-        "province" => input.province.clone(),
-        "industry" => input.industry.clone(),
-        "product" => input.product.clone(),
-        "priority" => input.priority.clone(),
-        "urgency" => input.urgency.clone(),
+        "source" => input.source.as_deref(),
+        "campaign" => input.campaign.as_deref(),
+        "region" => input.region.as_deref(),
+        "province" => input.province.as_deref(),
+        "industry" => input.industry.as_deref(),
+        "product" => input.product.as_deref(),
+        "priority" => input.priority.as_deref(),
+        "urgency" => input.urgency.as_deref(),
         _ => None,
     }
 }
@@ -792,31 +798,211 @@ pub async fn simulate(
     result
 }
 
-/// Per moved lead kept for the sample.
+/// The sample of moved leads: the `wanted` moved leads whose ordinals hash lowest (bottom-k
+/// sampling). Every moved lead is equally likely, the same history gives the same sample, and
+/// it is cheap: an arrival hashing above the threshold can no longer enter, so neither policy
+/// keeps its lead and decision.
 struct Sampler {
     wanted: usize,
-    seen: u64,
-    state: u64,
-    kept: Vec<MovedLead>,
+    kept: Vec<(u64, MovedLead)>,
 }
 
 impl Sampler {
-    /// Reservoir sampling with a fixed seed: every moved lead equally likely, the same each run.
-    fn slot(&mut self) -> Option<usize> {
-        self.seen += 1;
-        if self.kept.len() < self.wanted {
-            return Some(self.kept.len());
+    fn hash(ordinal: u32) -> u64 {
+        let mut z = u64::from(ordinal).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Arrivals hashing below this may still enter the sample.
+    fn threshold(&self) -> u64 {
+        if self.wanted == 0 {
+            0
+        } else if self.kept.len() < self.wanted {
+            u64::MAX
+        } else {
+            self.kept.iter().map(|(hash, _)| *hash).max().unwrap_or(0)
         }
-        self.state = self
-            .state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let pick = (self.state >> 33) % self.seen;
-        (pick < self.wanted as u64).then_some(pick as usize)
+    }
+
+    fn offer(&mut self, hash: u64, moved: MovedLead) {
+        self.kept.push((hash, moved));
+        if self.kept.len() > self.wanted
+            && let Some(largest) = (0..self.kept.len()).max_by_key(|index| self.kept[*index].0)
+        {
+            self.kept.swap_remove(largest);
+        }
     }
 }
 
-/// The replay proper, on the calling thread (and one more for the second policy).
+/// An owner on arrival as a rep id, or the outcome when it had none.
+fn owner_name(workspace: &Workspace, owner: u32) -> &str {
+    match owner {
+        HELD => "(held)",
+        POOLED => "(pooled)",
+        INVALID => "(invalid)",
+        index => workspace.roster.rep(index).id.as_str(),
+    }
+}
+
+/// What a policy's thread is asked to do, in order.
+enum Work {
+    Batch(Arc<Vec<Arrival>>),
+    /// Move the virtual clock (before the configuration changes under it).
+    Advance(DateTime<Utc>),
+    Replace(Arc<Workspace>),
+}
+
+/// A policy replayed on its own thread: batches in, what each arrival got out, the side back
+/// when the work ends.
+fn policy_thread(
+    mut side: Side,
+    work: mpsc::Receiver<Work>,
+    results: mpsc::SyncSender<Vec<replay::Routed>>,
+) -> Side {
+    for item in work {
+        match item {
+            Work::Batch(batch) => {
+                let routed = batch.iter().map(|arrival| side.arrive(arrival)).collect();
+                // Let go of the batch first, so the reader can reuse its memory.
+                drop(batch);
+                if results.send(routed).is_err() {
+                    break;
+                }
+            }
+            Work::Advance(at) => side.advance(at),
+            Work::Replace(workspace) => side.replace_workspace(workspace),
+        }
+    }
+    side
+}
+
+/// What the replay gathers beside the policies' own tallies, batch by batch.
+struct Gathered {
+    sampler: Sampler,
+    bad_rows: u64,
+    errors: Vec<Value>,
+    replayed: u64,
+    fidelity: report::Fidelity,
+}
+
+impl Gathered {
+    /// Compares what A and B did with a batch: owners, fidelity to history, the sample.
+    fn compare(
+        &mut self,
+        batch: &[Arrival],
+        routed: [Vec<replay::Routed>; 2],
+        workspaces: &[Arc<Workspace>; 2],
+    ) {
+        let [routed_a, routed_b] = routed;
+        for ((a, b), arrival) in routed_a.into_iter().zip(routed_b).zip(batch) {
+            let fact = &arrival.lead;
+            if let Some(error) = a.error.or(b.error).map(|error| *error) {
+                self.bad_rows += 1;
+                if self.errors.len() < LISTED_ERRORS {
+                    self.errors.push(json!(BadRow {
+                        line: fact.line,
+                        code: error.code,
+                        field: error.field,
+                        message: error.message
+                    }));
+                }
+                continue;
+            }
+            self.replayed += 1;
+            let owner_a = owner_name(&workspaces[0], a.owner);
+            let owner_b = owner_name(&workspaces[1], b.owner);
+            if let Some(owner) = &fact.owner {
+                self.fidelity.compared += 1;
+                if owner_a == owner {
+                    self.fidelity.same_owner += 1;
+                }
+            }
+            if owner_a == owner_b {
+                continue;
+            }
+            if let (Some(routed_a), Some(routed_b)) = (a.routed, b.routed) {
+                let ((lead_a, decision_a), (lead_b, decision_b)) = (*routed_a, *routed_b);
+                let moved = MovedLead {
+                    line: fact.line,
+                    lead_id: fact.id.clone(),
+                    arrived_at: report::time(fact.arrived_at),
+                    source: fact.input.source.clone(),
+                    region: fact.input.region.clone(),
+                    industry: fact.input.industry.clone(),
+                    a: Placed::new(&workspaces[0], &lead_a, &decision_a),
+                    b: Placed::new(&workspaces[1], &lead_b, &decision_b),
+                };
+                self.sampler.offer(Sampler::hash(arrival.ordinal), moved);
+            }
+        }
+    }
+}
+
+/// The two policies' threads and the batches they are working on. A batch is handed to both
+/// while this thread reads and compares the one before, so reading the history, routing A
+/// and routing B overlap.
+struct Policies {
+    work: [mpsc::SyncSender<Work>; 2],
+    results: [mpsc::Receiver<Vec<replay::Routed>>; 2],
+    in_flight: std::collections::VecDeque<Arc<Vec<Arrival>>>,
+    workspaces: [Arc<Workspace>; 2],
+    /// Batches both policies are done with, emptied for the reader to fill again.
+    spare: Vec<Vec<Arrival>>,
+}
+
+impl Policies {
+    fn send(&self, work: impl Fn() -> Work) {
+        for sender in &self.work {
+            // A policy thread that stopped has panicked; joining it says so.
+            let _ = sender.send(work());
+        }
+    }
+
+    fn dispatch(&mut self, batch: Vec<Arrival>) {
+        if batch.is_empty() {
+            return;
+        }
+        let batch = Arc::new(batch);
+        self.send(|| Work::Batch(batch.clone()));
+        self.in_flight.push_back(batch);
+    }
+
+    /// Waits for the oldest batch in flight and compares it; whether there was one.
+    fn collect(&mut self, gathered: &mut Gathered, control: &Control) -> bool {
+        let Some(batch) = self.in_flight.pop_front() else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (self.results[0].recv(), self.results[1].recv()) else {
+            self.in_flight.clear();
+            return false;
+        };
+        gathered.compare(&batch, [a, b], &self.workspaces);
+        control
+            .done
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Ok(mut batch) = Arc::try_unwrap(batch) {
+            batch.clear();
+            self.spare.push(batch);
+        }
+        true
+    }
+
+    /// An empty batch to fill, reusing one when there is one.
+    fn empty(&mut self) -> Vec<Arrival> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH))
+    }
+
+    fn drain(&mut self, gathered: &mut Gathered, control: &Control) {
+        while self.collect(gathered, control) {}
+    }
+}
+
+/// The replay proper: this thread reads the history and compares, one thread per policy
+/// routes.
 pub fn run(
     prepared: &Prepared,
     items: impl Iterator<Item = Item>,
@@ -826,9 +1012,9 @@ pub fn run(
     let mut statuses: HashMap<String, String> = availability
         .map(|found| found.initial.clone())
         .unwrap_or_default();
-    let mut sides = [
-        Side::new(prepared.a.build(&statuses)?, prepared.zone),
-        Side::new(prepared.b.build(&statuses)?, prepared.zone),
+    let workspaces = [
+        Arc::new(prepared.a.build(&statuses)?),
+        Arc::new(prepared.b.build(&statuses)?),
     ];
     let mut changes = availability
         .map(|found| found.changes.as_slice())
@@ -837,197 +1023,166 @@ pub fn run(
         .peekable();
     let mut segments: HashMap<String, u32> = HashMap::new();
     let mut observations = Observations::new(prepared.sla_secs);
-    let mut sampler = Sampler {
-        wanted: prepared.sample,
-        seen: 0,
-        state: 0x5eed,
-        kept: Vec::new(),
+    let mut gathered = Gathered {
+        sampler: Sampler {
+            wanted: prepared.sample,
+            kept: Vec::new(),
+        },
+        bad_rows: 0,
+        errors: Vec::new(),
+        replayed: 0,
+        fidelity: report::Fidelity::default(),
     };
-    let mut batch: Vec<Arrival> = Vec::with_capacity(BATCH);
-    let mut facts: Vec<HistoryLead> = Vec::with_capacity(BATCH);
-    let (mut bad_rows, mut errors) = (0u64, Vec::new());
-    let mut replayed = 0u64;
-    let mut fidelity = report::Fidelity::default();
     let (mut first, mut last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
-    let mut ordinal = 0u32;
-
-    let flush = |sides: &mut [Side; 2],
-                 batch: &mut Vec<Arrival>,
-                 facts: &mut Vec<HistoryLead>,
-                 sampler: &mut Sampler,
-                 bad_rows: &mut u64,
-                 errors: &mut Vec<Value>,
-                 replayed: &mut u64,
-                 fidelity: &mut report::Fidelity| {
-        if batch.is_empty() {
-            return;
+    std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        let mut work = Vec::new();
+        let mut results = Vec::new();
+        for workspace in &workspaces {
+            let (work_sender, work_receiver) = mpsc::sync_channel(2);
+            let (result_sender, result_receiver) = mpsc::sync_channel(2);
+            let side = Side::new(workspace.clone(), prepared.zone);
+            threads.push(scope.spawn(move || policy_thread(side, work_receiver, result_sender)));
+            work.push(work_sender);
+            results.push(result_receiver);
         }
-        let [side_a, side_b] = sides;
-        let (routed_a, routed_b) = std::thread::scope(|scope| {
-            let handle = scope.spawn(|| {
-                batch
-                    .iter()
-                    .map(|arrival| side_a.arrive(arrival))
-                    .collect::<Vec<_>>()
-            });
-            let routed_b: Vec<_> = batch.iter().map(|arrival| side_b.arrive(arrival)).collect();
-            (handle.join(), routed_b)
-        });
-        let routed_a = routed_a.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        for ((a, b), fact) in routed_a.into_iter().zip(routed_b).zip(facts.iter()) {
-            if let Some(error) = a.error.or(b.error) {
-                *bad_rows += 1;
-                if errors.len() < LISTED_ERRORS {
-                    errors.push(json!(BadRow {
-                        line: fact.line,
-                        code: error.code,
-                        field: error.field,
-                        message: error.message
-                    }));
-                }
-                continue;
+        let (Ok(work), Ok(results)) = (<[_; 2]>::try_from(work), <[_; 2]>::try_from(results))
+        else {
+            unreachable!("two policies")
+        };
+        let mut policies = Policies {
+            work,
+            results,
+            in_flight: std::collections::VecDeque::new(),
+            workspaces: workspaces.clone(),
+            spare: Vec::new(),
+        };
+        let mut batch: Vec<Arrival> = Vec::with_capacity(BATCH);
+        let mut threshold = gathered.sampler.threshold();
+        let mut ordinal = 0u32;
+        let mut outcome: Result<(), Stopped> = Ok(());
+        for item in items {
+            if control.cancelled.load(Ordering::Relaxed) {
+                outcome = Err(Stopped::Cancelled);
+                break;
             }
-            *replayed += 1;
-            let (Some((lead_a, decision_a)), Some((lead_b, decision_b))) = (a.routed, b.routed)
-            else {
-                continue;
+            let lead = match item {
+                Ok(lead) => lead,
+                Err(bad) => {
+                    gathered.bad_rows += 1;
+                    if gathered.errors.len() < LISTED_ERRORS {
+                        gathered.errors.push(json!(bad));
+                    }
+                    control.done.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             };
-            if let Some(owner) = &fact.owner {
-                fidelity.compared += 1;
-                if decision_a.owner().is_some_and(|rep| rep.as_str() == owner) {
-                    fidelity.same_owner += 1;
+            if changes
+                .peek()
+                .is_some_and(|(at, _, _)| *at <= lead.arrived_at)
+            {
+                // The roster changes under the replay: both policies finish what they have,
+                // move their clocks to each change and take the new configuration.
+                policies.dispatch(std::mem::take(&mut batch));
+                policies.drain(&mut gathered, control);
+                while let Some((at, rep, status)) =
+                    changes.next_if(|(at, _, _)| *at <= lead.arrived_at)
+                {
+                    policies.send(|| Work::Advance(*at));
+                    statuses.insert(rep.clone(), status.clone());
                 }
-            }
-            if decision_a.outcome == decision_b.outcome {
-                continue;
-            }
-            if let Some(slot) = sampler.slot() {
-                let moved = MovedLead {
-                    line: fact.line,
-                    lead_id: fact.id.clone(),
-                    arrived_at: report::time(fact.arrived_at),
-                    source: fact.input.source.clone(),
-                    region: fact.input.region.clone(),
-                    industry: fact.input.industry.clone(),
-                    a: Placed::new(side_a, &lead_a, &decision_a),
-                    b: Placed::new(side_b, &lead_b, &decision_b),
+                let rebuilt = match (prepared.a.build(&statuses), prepared.b.build(&statuses)) {
+                    (Ok(a), Ok(b)) => [Arc::new(a), Arc::new(b)],
+                    (Err(error), _) | (_, Err(error)) => {
+                        outcome = Err(Stopped::Failed(error));
+                        break;
+                    }
                 };
-                if slot == sampler.kept.len() {
-                    sampler.kept.push(moved);
-                } else {
-                    sampler.kept[slot] = moved;
+                for (sender, workspace) in policies.work.iter().zip(&rebuilt) {
+                    let _ = sender.send(Work::Replace(workspace.clone()));
                 }
+                policies.workspaces = rebuilt;
+                threshold = gathered.sampler.threshold();
+            }
+            first.get_or_insert(lead.arrived_at);
+            last = Some(lead.arrived_at);
+            let segment_name = segment_of(&lead.input, &prepared.segment_by).unwrap_or_default();
+            let segment = match segments.get(segment_name) {
+                Some(segment) => *segment,
+                None => {
+                    let next = segments.len() as u32;
+                    segments.insert(segment_name.to_owned(), next);
+                    next
+                }
+            };
+            if let Some(owner) = &lead.owner {
+                observations.observe(owner, segment, lead.won, lead.amount, lead.response_secs);
+            }
+            batch.push(Arrival {
+                ordinal,
+                segment,
+                keep: Sampler::hash(ordinal) < threshold,
+                lead,
+            });
+            ordinal += 1;
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, policies.empty());
+                policies.dispatch(full);
+                if policies.in_flight.len() > 1 {
+                    policies.collect(&mut gathered, control);
+                }
+                threshold = gathered.sampler.threshold();
             }
         }
-        control
-            .done
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        batch.clear();
-        facts.clear();
-    };
-
-    for item in items {
+        if outcome.is_ok() {
+            policies.dispatch(batch);
+        }
+        policies.drain(&mut gathered, control);
+        let end = match &prepared.source {
+            Source::Window { to, .. } => *to,
+            Source::File(_) => last.unwrap_or_default() + Duration::days(1),
+        };
+        if outcome.is_ok() {
+            policies.send(|| Work::Advance(end));
+        }
+        drop(policies);
+        let mut sides = threads.into_iter().map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        let (Some(mut side_a), Some(mut side_b)) = (sides.next(), sides.next()) else {
+            unreachable!("two policies")
+        };
+        outcome?;
         if control.cancelled.load(Ordering::Relaxed) {
             return Err(Stopped::Cancelled);
         }
-        let lead = match item {
-            Ok(lead) => lead,
-            Err(bad) => {
-                bad_rows += 1;
-                if errors.len() < LISTED_ERRORS {
-                    errors.push(json!(bad));
-                }
-                control.done.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        };
-        if changes
-            .peek()
-            .is_some_and(|(at, _, _)| *at <= lead.arrived_at)
-        {
-            flush(
-                &mut sides,
-                &mut batch,
-                &mut facts,
-                &mut sampler,
-                &mut bad_rows,
-                &mut errors,
-                &mut replayed,
-                &mut fidelity,
-            );
-            while let Some((at, rep, status)) = changes.next_if(|(at, _, _)| *at <= lead.arrived_at)
-            {
-                for side in &mut sides {
-                    side.advance(*at);
-                }
-                statuses.insert(rep.clone(), status.clone());
-            }
-            sides[0].replace_workspace(prepared.a.build(&statuses)?);
-            sides[1].replace_workspace(prepared.b.build(&statuses)?);
-        }
-        first.get_or_insert(lead.arrived_at);
-        last = Some(lead.arrived_at);
-        let segment_name = segment_of(&lead.input, &prepared.segment_by).unwrap_or_default();
-        let next = segments.len() as u32;
-        let segment = *segments.entry(segment_name).or_insert(next);
-        if let Some(owner) = &lead.owner {
-            observations.observe(owner, segment, lead.won, lead.amount, lead.response_secs);
-        }
-        batch.push(Arrival {
-            ordinal,
-            input: lead.input.clone(),
-            arrived_at: lead.arrived_at,
-            closed_at: lead.closed_at,
-            segment,
-        });
-        ordinal += 1;
-        facts.push(lead);
-        if batch.len() == BATCH {
-            flush(
-                &mut sides,
-                &mut batch,
-                &mut facts,
-                &mut sampler,
-                &mut bad_rows,
-                &mut errors,
-                &mut replayed,
-                &mut fidelity,
-            );
-        }
-    }
-    flush(
-        &mut sides,
-        &mut batch,
-        &mut facts,
-        &mut sampler,
-        &mut bad_rows,
-        &mut errors,
-        &mut replayed,
-        &mut fidelity,
-    );
-    if control.cancelled.load(Ordering::Relaxed) {
-        return Err(Stopped::Cancelled);
-    }
-    let end = match &prepared.source {
-        Source::Window { to, .. } => *to,
-        Source::File(_) => last.unwrap_or_default() + Duration::days(1),
-    };
-    let never_placed = [sides[0].finish(end), sides[1].finish(end)];
-    errors.sort_by_key(|error| error["line"].as_u64());
-    let mut report = build_report(
-        prepared,
-        &sides,
-        never_placed,
-        sampler,
-        bad_rows,
-        errors,
-        replayed,
-        first,
-        last,
-        &observations,
-    );
-    report.fidelity = fidelity;
-    Ok(report)
+        let never_placed = [side_a.finish(end), side_b.finish(end)];
+        let sides = [side_a, side_b];
+        gathered.errors.sort_by_key(|error| error["line"].as_u64());
+        let Gathered {
+            sampler,
+            bad_rows,
+            errors,
+            replayed,
+            fidelity,
+        } = gathered;
+        let mut report = build_report(
+            prepared,
+            &sides,
+            never_placed,
+            sampler,
+            bad_rows,
+            errors,
+            replayed,
+            first,
+            last,
+            &observations,
+        );
+        report.fidelity = fidelity;
+        Ok(report)
+    })
 }
 
 #[allow(clippy::too_many_arguments)] // The replay's results, gathered once.
@@ -1094,7 +1249,7 @@ fn build_report(
     };
     let outcomes = observations.compare(&team_of, &placed_a, &placed_b, &prepared.segment_by);
     let response = observations.responses(&placed_a, &placed_b);
-    let mut sample = sampler.kept;
+    let mut sample: Vec<MovedLead> = sampler.kept.into_iter().map(|(_, moved)| moved).collect();
     sample.sort_by_key(|moved| moved.line);
     let (from, to) = match &prepared.source {
         Source::Window { from, to } => (Some(report::time(*from)), Some(report::time(*to))),

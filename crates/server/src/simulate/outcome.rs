@@ -9,7 +9,7 @@
 //! their own record, everything re-estimated), so when outcomes do not depend on the rep the
 //! interval straddles zero and the report says the difference is not significant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -39,9 +39,12 @@ struct Responses {
 /// response times per rep.
 #[derive(Debug, Default)]
 pub struct Observations {
-    cells: BTreeMap<(String, u32), Cell>,
+    /// Owners by id, interned: a million leads cost no allocation each.
+    owners: HashMap<String, u32>,
+    names: Vec<String>,
+    cells: HashMap<(u32, u32), Cell>,
     amounts: HashMap<u32, (f64, u64)>,
-    responses: BTreeMap<String, Responses>,
+    responses: HashMap<u32, Responses>,
     pub sla_secs: f64,
 }
 
@@ -120,8 +123,17 @@ impl Observations {
         amount: Option<f64>,
         response_secs: Option<f64>,
     ) {
+        let owner = match self.owners.get(owner) {
+            Some(index) => *index,
+            None => {
+                let index = self.names.len() as u32;
+                self.owners.insert(owner.to_owned(), index);
+                self.names.push(owner.to_owned());
+                index
+            }
+        };
         if let Some(won) = won {
-            let cell = self.cells.entry((owner.to_owned(), segment)).or_default();
+            let cell = self.cells.entry((owner, segment)).or_default();
             cell.closed += 1;
             if won {
                 cell.wins += 1;
@@ -133,13 +145,25 @@ impl Observations {
             }
         }
         if let Some(secs) = response_secs.filter(|secs| secs.is_finite() && *secs >= 0.0) {
-            let entry = self.responses.entry(owner.to_owned()).or_default();
+            let entry = self.responses.entry(owner).or_default();
             entry.count += 1;
             entry.total_secs += secs.min(RESPONSE_CAP_SECS);
             if secs > self.sla_secs {
                 entry.missed += 1;
             }
         }
+    }
+
+    /// The cells in a stable order (rep id, segment), so the bootstrap draws the same numbers
+    /// for the same history.
+    fn sorted_cells(&self) -> Vec<(&str, u32, Cell)> {
+        let mut cells: Vec<(&str, u32, Cell)> = self
+            .cells
+            .iter()
+            .map(|((owner, segment), cell)| (self.names[*owner as usize].as_str(), *segment, *cell))
+            .collect();
+        cells.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        cells
     }
 
     fn closed(&self) -> (u64, u64) {
@@ -161,13 +185,14 @@ impl Observations {
         if observed == 0 {
             return None;
         }
+        let cells = self.sorted_cells();
         let placed = a
             .assigned
             .iter()
             .chain(&b.assigned)
             .map(|(rep, _, _)| rep.as_str());
-        let model = Model::new(self, group, placed);
-        let wins: Vec<u64> = self.cells.values().map(|cell| cell.wins).collect();
+        let model = Model::new(&cells, &self.amounts, group, placed);
+        let wins: Vec<u64> = cells.iter().map(|(_, _, cell)| cell.wins).collect();
         let (point_a, point_b) = (model.expected(&wins, a), model.expected(&wins, b));
         let value_a = model.value(&wins, a);
         let value_b = model.value(&wins, b);
@@ -177,10 +202,9 @@ impl Observations {
         let mut draws_difference = Vec::with_capacity(BOOTSTRAP_ROUNDS);
         let mut draws_value = Vec::with_capacity(BOOTSTRAP_ROUNDS);
         for _ in 0..BOOTSTRAP_ROUNDS {
-            let redrawn: Vec<u64> = self
-                .cells
-                .values()
-                .map(|cell| {
+            let redrawn: Vec<u64> = cells
+                .iter()
+                .map(|(_, _, cell)| {
                     random.binomial(cell.closed, cell.wins as f64 / cell.closed.max(1) as f64)
                 })
                 .collect();
@@ -230,7 +254,12 @@ impl Observations {
         let overall_mean = total / count as f64;
         let overall_miss = missed as f64 / count as f64;
         let estimate = |rep: &str| -> (f64, f64) {
-            let own = self.responses.get(rep).copied().unwrap_or_default();
+            let own = self
+                .owners
+                .get(rep)
+                .and_then(|owner| self.responses.get(owner))
+                .copied()
+                .unwrap_or_default();
             let weight = own.count as f64 + PRIOR_RESPONSES;
             (
                 (own.total_secs + PRIOR_RESPONSES * overall_mean) / weight,
@@ -292,7 +321,8 @@ impl Model {
     /// `placed`: reps the policies assign to, so one without history (a new hire) still
     /// counts at their team's rate.
     fn new<'a>(
-        observations: &Observations,
+        observed: &[(&str, u32, Cell)],
+        amounts: &HashMap<u32, (f64, u64)>,
         group: &dyn Fn(&str) -> Option<String>,
         placed: impl Iterator<Item = &'a str>,
     ) -> Model {
@@ -310,21 +340,19 @@ impl Model {
         };
         let mut cells = Vec::new();
         let mut index = HashMap::new();
-        for (position, ((rep, segment), cell)) in observations.cells.iter().enumerate() {
+        for (position, (rep, segment, cell)) in observed.iter().enumerate() {
             let group = group_of(rep, &mut groups);
             cells.push((cell.closed, *segment, group));
-            index.insert((rep.clone(), *segment), position);
+            index.insert(((*rep).to_owned(), *segment), position);
         }
         for rep in placed {
             group_of(rep, &mut groups);
         }
-        let amount = observations
-            .amounts
+        let amount = amounts
             .iter()
             .map(|(segment, (total, count))| (*segment, total / *count as f64))
             .collect();
-        let (total, count) = observations
-            .amounts
+        let (total, count) = amounts
             .values()
             .fold((0.0, 0), |(t, c), (total, count)| (t + total, c + count));
         Model {

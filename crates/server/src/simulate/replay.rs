@@ -34,18 +34,19 @@ pub const INVALID: u32 = u32::MAX - 2;
 #[derive(Debug)]
 pub struct Arrival {
     pub ordinal: u32,
-    pub input: LeadInput,
-    pub arrived_at: DateTime<Utc>,
-    pub closed_at: Option<DateTime<Utc>>,
     pub segment: u32,
+    /// Keep the lead and decision for the sample of moved leads, should it move.
+    pub keep: bool,
+    pub lead: super::history::HistoryLead,
 }
 
-/// What routing one arrival did, kept for the batch so moved leads can be explained.
+/// What routing one arrival did: the owner it got on arrival (or `HELD`, `POOLED`), and the
+/// lead and decision when the arrival asked to keep them, so a moved lead can be explained.
 #[derive(Debug)]
 pub struct Routed {
     pub owner: u32,
-    pub routed: Option<(engine::Lead, Decision)>,
-    pub error: Option<crate::error::ApiError>,
+    pub routed: Option<Box<(engine::Lead, Decision)>>,
+    pub error: Option<Box<crate::error::ApiError>>,
 }
 
 /// What a side counts while it replays.
@@ -58,7 +59,7 @@ pub struct Tally {
     pub daily: HashMap<NaiveDate, Vec<u32>>,
     /// Assigned leads per target (a rule's teams or reps, or a known owner): what the weights
     /// say each rep should have had.
-    pub targets: HashMap<Target, u64>,
+    pub targets: HashMap<u64, (Target, u64)>,
     /// Per rule: leads whose condition held, and leads the rule decided.
     pub rule_matched: Vec<u64>,
     pub rule_routed: Vec<u64>,
@@ -96,21 +97,27 @@ struct Held {
 /// One policy's replay.
 #[derive(Debug)]
 pub struct Side {
-    pub workspace: Workspace,
+    pub workspace: std::sync::Arc<Workspace>,
     state: RoutingState,
     /// Phone and email hashes → owner, for owner affinity.
     known: HashMap<u64, RepIndex>,
     hasher: std::collections::hash_map::RandomState,
-    holds: VecDeque<Held>,
+    holds: VecDeque<Box<Held>>,
     next_sweep: Option<DateTime<Utc>>,
     releases: BinaryHeap<Reverse<(i64, RepIndex)>>,
     /// The zone the report's days are counted in.
     zone: chrono_tz::Tz,
+    /// After a sweep that placed nothing: what the clock looked like then. Until the clock
+    /// moves on (hours open or close, a day turns), a lead is released or the configuration
+    /// changes, another sweep would place nothing either and is skipped.
+    stalled: Option<(Vec<bool>, Vec<NaiveDate>, Vec<bool>)>,
+    /// Per rule, whether the decision tried it (a buffer kept between leads).
+    tried: Vec<bool>,
     pub tally: Tally,
 }
 
 impl Side {
-    pub fn new(workspace: Workspace, zone: chrono_tz::Tz) -> Side {
+    pub fn new(workspace: std::sync::Arc<Workspace>, zone: chrono_tz::Tz) -> Side {
         let reps = workspace.roster.reps().len();
         let rules = workspace.rules.rules.len();
         Side {
@@ -122,6 +129,8 @@ impl Side {
             next_sweep: None,
             releases: BinaryHeap::new(),
             zone,
+            stalled: None,
+            tried: Vec::new(),
             tally: Tally {
                 leads: vec![0; reps],
                 cap_hits: vec![0; reps],
@@ -135,8 +144,22 @@ impl Side {
 
     /// The configuration changed under the replay (a rep's recorded availability): the same
     /// reps in the same order, so the state carries over.
-    pub fn replace_workspace(&mut self, workspace: Workspace) {
+    pub fn replace_workspace(&mut self, workspace: std::sync::Arc<Workspace>) {
         self.workspace = workspace;
+        self.stalled = None;
+    }
+
+    /// The clock as eligibility and rule windows see it.
+    fn availability(&self, now: DateTime<Utc>) -> (Vec<bool>, Vec<NaiveDate>, Vec<bool>) {
+        let (open, dates) = self.workspace.roster.availability_key(now);
+        let windows = self
+            .workspace
+            .rules
+            .rules
+            .iter()
+            .filter_map(|rule| rule.window.as_ref().map(|window| window.contains(now)))
+            .collect();
+        (open, dates, windows)
     }
 
     fn key(&self, text: &str) -> u64 {
@@ -177,14 +200,24 @@ impl Side {
                 break;
             }
             self.releases.pop();
-            let id = self.workspace.roster.rep(rep).id.clone();
-            self.state.release(&self.workspace.roster, &id);
+            let roster = &self.workspace.roster;
+            let cap = roster.rep(rep).caps.max_open;
+            if cap.is_some_and(|cap| self.state.rep(rep).open_leads >= cap) {
+                // A rep at their holding cap has room again: held leads may go to them.
+                self.stalled = None;
+            }
+            let id = roster.rep(rep).id.clone();
+            self.state.release(roster, &id);
         }
     }
 
     fn sweep(&mut self, now: DateTime<Utc>) {
+        if self.stalled.is_some() && self.stalled == Some(self.availability(now)) {
+            return;
+        }
         let mut kept = VecDeque::new();
         let mut tried = 0;
+        let mut placed = false;
         while let Some(held) = self.holds.pop_front() {
             if tried == SWEEP_LIMIT {
                 kept.push_back(held);
@@ -202,6 +235,7 @@ impl Side {
                 kept.push_back(held);
                 continue;
             }
+            placed = true;
             let wait = (now - held.arrived_at).num_seconds().max(0);
             self.tally
                 .waits
@@ -216,13 +250,14 @@ impl Side {
             );
         }
         self.holds = kept;
+        self.stalled = (!placed).then(|| self.availability(now));
     }
 
     /// Routes one arrival at its arrival time.
     pub fn arrive(&mut self, arrival: &Arrival) -> Routed {
-        self.advance(arrival.arrived_at);
+        self.advance(arrival.lead.arrived_at);
         let known_owner = self
-            .known_owner(&arrival.input)
+            .known_owner(&arrival.lead.input)
             .map(|index| self.workspace.roster.rep(index).id.as_str().to_owned());
         let ordinal = arrival.ordinal as usize;
         if self.tally.owners.len() <= ordinal {
@@ -232,43 +267,47 @@ impl Side {
             &self.workspace,
             &self.state,
             known_owner.as_deref(),
-            &arrival.input,
-            arrival.arrived_at,
+            &arrival.lead.input,
+            arrival.lead.arrived_at,
         ) {
             Ok(decided) => decided,
             Err(error) => {
                 return Routed {
                     owner: INVALID,
                     routed: None,
-                    error: Some(error),
+                    error: Some(Box::new(error)),
                 };
             }
         };
-        self.count_rules(&lead, &decision, arrival.arrived_at);
+        self.count_rules(&lead, &decision, arrival.lead.arrived_at);
         let owner = self.settle(
             arrival.ordinal,
             &lead,
             &decision,
-            arrival.arrived_at,
-            arrival.closed_at,
+            arrival.lead.arrived_at,
+            arrival.lead.closed_at,
             arrival.segment,
         );
-        if decision.outcome == Outcome::Held {
+        let kept = if decision.outcome == Outcome::Held {
             self.tally.held += 1;
-            self.holds.push_back(Held {
+            let kept = arrival.keep.then(|| Box::new((lead.clone(), decision)));
+            self.holds.push_back(Box::new(Held {
                 ordinal: arrival.ordinal,
-                lead: lead.clone(),
-                arrived_at: arrival.arrived_at,
-                closed_at: arrival.closed_at,
+                lead,
+                arrived_at: arrival.lead.arrived_at,
+                closed_at: arrival.lead.closed_at,
                 segment: arrival.segment,
-            });
+            }));
             if self.next_sweep.is_none() {
-                self.next_sweep = Some(arrival.arrived_at + SWEEP);
+                self.next_sweep = Some(arrival.lead.arrived_at + SWEEP);
             }
-        }
+            kept
+        } else {
+            arrival.keep.then(|| Box::new((lead, decision)))
+        };
         Routed {
             owner,
-            routed: Some((lead, decision)),
+            routed: kept,
             error: None,
         }
     }
@@ -278,7 +317,9 @@ impl Side {
     /// as shadowed rather than idle.
     fn count_rules(&mut self, lead: &engine::Lead, decision: &Decision, now: DateTime<Utc>) {
         let rules = &self.workspace.rules;
-        let mut tried = vec![false; rules.rules.len()];
+        let tried = &mut self.tried;
+        tried.clear();
+        tried.resize(rules.rules.len(), false);
         for trace in &decision.rules {
             let (engine::decision::RuleTrace::Matched { rule }
             | engine::decision::RuleTrace::NotMatched { rule, .. }
@@ -376,8 +417,11 @@ impl Side {
             }
         }
         if let Some(attempt) = decision.attempts.last() {
-            let target = match &attempt.target {
+            // Counted by a hash of the target, so the common case clones nothing.
+            let mut hasher = std::hash::DefaultHasher::new();
+            match &attempt.target {
                 AttemptTarget::Teams(teams) => {
+                    std::hash::Hash::hash(&(0u8, teams), &mut hasher);
                     let team = teams
                         .iter()
                         .find(|team| {
@@ -387,14 +431,26 @@ impl Side {
                         })
                         .or(teams.first());
                     if let Some(team) = team {
-                        *tally.team_leads.entry(team.clone()).or_default() += 1;
+                        match tally.team_leads.get_mut(team) {
+                            Some(count) => *count += 1,
+                            None => {
+                                tally.team_leads.insert(team.clone(), 1);
+                            }
+                        }
                     }
-                    Target::Teams(teams.clone())
                 }
-                AttemptTarget::Reps(reps) => Target::Reps(reps.clone()),
-                _ => Target::One(owner),
-            };
-            *tally.targets.entry(target).or_default() += 1;
+                AttemptTarget::Reps(reps) => std::hash::Hash::hash(&(1u8, reps), &mut hasher),
+                _ => std::hash::Hash::hash(&(2u8, owner), &mut hasher),
+            }
+            let entry = tally.targets.entry(hasher.finish()).or_insert_with(|| {
+                let target = match &attempt.target {
+                    AttemptTarget::Teams(teams) => Target::Teams(teams.clone()),
+                    AttemptTarget::Reps(reps) => Target::Reps(reps.clone()),
+                    _ => Target::One(owner),
+                };
+                (target, 0)
+            });
+            entry.1 += 1;
         }
         self.count_decided_rule(decision);
         if let Some(closed) = closed_at {

@@ -178,16 +178,20 @@ pub struct Placed {
 }
 
 impl Placed {
-    pub fn new(side: &Side, lead: &engine::Lead, decision: &engine::Decision) -> Placed {
-        let record = side.workspace.record(decision, lead);
-        let rules = &side.workspace.rules.rules;
+    pub fn new(
+        workspace: &crate::workspace::Workspace,
+        lead: &engine::Lead,
+        decision: &engine::Decision,
+    ) -> Placed {
+        let record = workspace.record(decision, lead);
+        let rules = &workspace.rules.rules;
         let rep = decision.owner();
         Placed {
             outcome: decision.outcome.code().to_owned(),
             rep_id: rep.map(|rep| rep.as_str().to_owned()),
             rep_name: rep
-                .and_then(|rep| side.workspace.roster.position(rep))
-                .map(|index| side.workspace.roster.rep(index).name.clone()),
+                .and_then(|rep| workspace.roster.position(rep))
+                .map(|index| workspace.roster.rep(index).name.clone()),
             rule: decision
                 .matched_rule()
                 .and_then(|rule| rules.get(rule as usize))
@@ -226,7 +230,7 @@ fn targets(side: &Side) -> Vec<f64> {
     let roster = &side.workspace.roster;
     let mut expected = vec![0.0; roster.reps().len()];
     let active = |index: RepIndex| roster.rep(index).status != engine::RepStatus::Inactive;
-    for (target, count) in &side.tally.targets {
+    for (target, count) in side.tally.targets.values() {
         let mut members: Vec<(RepIndex, f64)> = Vec::new();
         match target {
             Target::Teams(teams) => {
