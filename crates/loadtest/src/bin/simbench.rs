@@ -73,7 +73,7 @@ fn lead(index: usize) -> HistoryLead {
         arrived_at,
         closed_at: Some(arrived_at + Duration::days(3)),
         owner: Some(owner),
-        won: Some(mix % 29 == 0),
+        won: Some(mix.is_multiple_of(29)),
         amount: Some(10_000.0),
         response_secs: Some((mix % 3600) as f64),
     }

@@ -11,8 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::access;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ops::Operation;
 use crate::simulate::{SimulationInput, jobs};
@@ -44,16 +43,6 @@ pub fn read_input(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<SimulationInpu
         *slot = content;
     }
     crate::extract::parse_checked(value.to_string().as_bytes())
-}
-
-/// Reps a manager sees in reports: their teams' members and themselves.
-async fn visible(app: &AppState, caller: &Caller) -> ApiResult<Option<Vec<String>>> {
-    if caller.role != Role::Manager {
-        return Ok(None);
-    }
-    let mut reps = access::members(app, &caller.teams).await?;
-    reps.extend(caller.rep_id.clone());
-    Ok(Some(reps))
 }
 
 /// Start a simulation: history (a window of the workspace's leads, or a file) replayed
@@ -101,7 +90,7 @@ pub async fn get_simulation(
         .get_simulation(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("simulation"))?;
-    let visible = visible(&app, &caller).await?;
+    let visible = jobs::visible(&app, &caller).await?;
     Ok(Json(jobs::view(&row, visible.as_deref())))
 }
 

@@ -11,6 +11,7 @@ pub mod i18n;
 mod logs;
 mod people;
 mod rules;
+mod simulate;
 
 use std::collections::HashMap;
 
@@ -63,6 +64,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/rules", get(rules::versions))
         .route("/rules/edit", get(rules::edit).post(rules::submit))
         .route("/rules/{version}/publish", post(rules::rollback))
+        .route("/simulations", post(simulate::start))
+        .route("/simulations/{id}", get(simulate::page))
+        .route("/simulations/{id}/cancel", post(simulate::cancel))
         .route("/stream", get(stream))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))

@@ -952,9 +952,14 @@ fn diff(old: &str, new: &str) -> Vec<DiffLine> {
 struct RulesPage {
     frame: Frame,
     versions: Vec<(i64, String, String, String)>,
+    /// Recent simulations: id, status, when.
+    simulations: Vec<(String, String, String)>,
 }
 
-async fn allowed_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+pub(super) async fn allowed_viewer(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<Viewer, Response> {
     let viewer = viewer(app, headers).await?;
     if matches!(viewer.caller.role, Role::Admin | Role::Manager) {
         Ok(viewer)
@@ -966,7 +971,7 @@ async fn allowed_viewer(app: &AppState, headers: &HeaderMap) -> Result<Viewer, R
 #[derive(Debug, Deserialize)]
 pub struct VersionQuery {
     version: Option<i64>,
-    notice: Option<String>,
+    pub(super) notice: Option<String>,
 }
 
 /// Every version, the active one marked, with rollback.
@@ -983,7 +988,26 @@ pub async fn versions(
         Ok(rows) => rows,
         Err(error) => return ApiError::from(error).into_response(),
     };
+    let simulations = app
+        .store
+        .list_simulations(10)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| {
+            let status = crate::simulate::jobs::view(&row, Some(&[]))["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (
+                row.id,
+                viewer.t.t(&format!("sim_{status}")).to_owned(),
+                viewer.local(row.created_at),
+            )
+        })
+        .collect();
     render(RulesPage {
+        simulations,
         frame: viewer.frame(
             viewer.t.t("rules"),
             "rules",

@@ -38,12 +38,13 @@ fn stored_request(input: &SimulationInput) -> String {
     value.to_string()
 }
 
-/// Checks the simulation and starts it; the job as stored.
+/// Checks the caller and the simulation and starts it; the job as stored.
 pub async fn start(
     store: &store::Store,
     caller: &Caller,
     input: &SimulationInput,
 ) -> Result<SimulationRow, ApiError> {
+    caller.may(crate::ops::Operation::CreateSimulation)?;
     let prepared = prepare(store, input, chrono::Utc::now(), None).await?;
     let at = now_micros();
     let row = SimulationRow {
@@ -139,6 +140,19 @@ async fn finish(store: &store::Store, id: &str, result: Result<super::Report, St
     {
         tracing::error!(%error, simulation = %id, "could not record a simulation's end");
     }
+}
+
+/// Reps a manager sees in reports: their teams' members and themselves; `None` for everyone.
+pub async fn visible(
+    app: &crate::AppState,
+    caller: &Caller,
+) -> Result<Option<Vec<String>>, ApiError> {
+    if caller.role != crate::auth::Role::Manager {
+        return Ok(None);
+    }
+    let mut reps = crate::api::access::members(app, &caller.teams).await?;
+    reps.extend(caller.rep_id.clone());
+    Ok(Some(reps))
 }
 
 /// A job as the API shows it. Managers see only their teams' reps in the report; a job whose

@@ -374,7 +374,10 @@ impl Side {
         let roster = &self.workspace.roster;
         self.state.apply(roster, &decision.changes);
         let owner = match &decision.outcome {
-            Outcome::Held => return HELD,
+            Outcome::Held => {
+                self.tally.owners[ordinal as usize] = HELD;
+                return HELD;
+            }
             Outcome::Pooled { .. } => {
                 self.tally.pooled += 1;
                 *self.tally.unassigned.entry(segment).or_default() += 1;

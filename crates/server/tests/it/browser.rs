@@ -450,3 +450,85 @@ async fn the_console_works_in_a_real_browser() {
     shot(&client, "rep-workspace-phone-en").await;
     client.close().await.expect("close");
 }
+
+/// A manager tries a draft on the last week from the versions page, reads the two policies side
+/// by side while the page refreshes itself to the report, on a phone too, and publishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_is_tried_on_history_in_a_real_browser() {
+    let Some(path) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    app.round_robin_team(3, json!({"max_per_day": 4})).await;
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "boss", "role": "admin", "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    for index in 0..20 {
+        let mut body = lead(&format!("history-{index}"));
+        body["phone"] = json!(format!("1380013{index:04}"));
+        app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    }
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"name": "只给 r02", "rules": [{"id": "one", "name": "全部给 r02", "target": {"reps": ["r02"]}}]}),
+            StatusCode::CREATED,
+        )
+        .await["version"]
+        .as_i64()
+        .expect("version");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app.app.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (_driver, client) = browser(&path).await;
+    sign_in(&client, &base, "boss").await;
+    until(&client, "h1", |h1| h1 == "看板").await;
+    client
+        .goto(&format!("{base}/rules"))
+        .await
+        .expect("versions");
+    client
+        .find(Locator::Css(&format!(
+            "form.sim-try input[value='{draft}'] ~ label select"
+        )))
+        .await
+        .expect("days")
+        .select_by_value("7")
+        .await
+        .expect("seven days");
+    click(&client, "form.sim-try button").await;
+    let verdict = until(&client, "#sim-verdict", |verdict| !verdict.is_empty()).await;
+    assert!(verdict.contains("历史中没有成交结果"), "{verdict}");
+    let compare = text(&client, "#sim-compare").await;
+    assert!(
+        compare.contains("草稿（B）") && compare.contains("因上限跳过"),
+        "{compare}"
+    );
+    // A: four each, then the pool; B: four to r02, the rest held. Eleven change owner.
+    assert!(compare.contains("11 (55.0%)"), "{compare}");
+    let moved = text(&client, "#sim-moved").await;
+    assert!(moved.contains("Rep 2"), "{moved}");
+    shot(&client, "simulation").await;
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone's width");
+    client.refresh().await.expect("reload");
+    until(&client, "#sim-verdict", |verdict| !verdict.is_empty()).await;
+    shot(&client, "simulation-phone").await;
+    client
+        .set_window_size(1280, 900)
+        .await
+        .expect("back to a desktop");
+    click(&client, "#sim-publish input[name='confirm']").await;
+    click(&client, "#sim-publish button").await;
+    until(&client, "#versions", |versions| versions.contains("生效中")).await;
+    let (_, published) = app.get(&format!("/api/v1/rule-sets/{draft}")).await;
+    assert_eq!(published["active"], true, "{published}");
+}

@@ -1983,3 +1983,112 @@ async fn the_event_stream_ends_when_the_session_does() {
     .await;
     assert!(ended.is_ok(), "the stream still runs after sign-out");
 }
+
+#[tokio::test]
+async fn a_draft_is_tried_on_history_from_the_versions_page_and_published_from_its_report() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    app.round_robin_team(2, json!({})).await;
+    for index in 0..6 {
+        app.ok(
+            "/api/v1/leads",
+            &lead(&format!("sim-{index}")),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let draft = app
+        .ok(
+            "/api/v1/rule-sets",
+            &json!({"rules": [{"id": "one", "target": {"reps": ["r01"]}}]}),
+            StatusCode::CREATED,
+        )
+        .await["version"]
+        .as_i64()
+        .expect("version");
+    for (name, role, rep) in [("boss", "admin", None), ("rep0", "rep", Some("r00"))] {
+        app.ok(
+            "/api/v1/users",
+            &json!({"username": name, "role": role, "rep_id": rep, "password": "correct horse battery"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    // A rep cannot start one through the console's form either.
+    let (rep_cookie, rep_csrf) = sign_in(&app, "rep0").await;
+    let refused = submit(
+        &app,
+        "/simulations",
+        &rep_cookie,
+        &format!("csrf={rep_csrf}&version={draft}&days=7"),
+    )
+    .await;
+    assert!(
+        !refused
+            .location
+            .as_deref()
+            .is_some_and(|to| to.starts_with("/simulations/")),
+        "{:?}",
+        refused.location
+    );
+    let (_, list) = app.get("/api/v1/simulations").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let versions = visit(&app, "GET", "/rules", &cookie, None, "zh-CN").await;
+    assert!(
+        versions.html.contains("用历史线索试运行"),
+        "{}",
+        versions.html
+    );
+    let started = submit(
+        &app,
+        "/simulations",
+        &cookie,
+        &format!("csrf={csrf}&version={draft}&days=7"),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.html);
+    let location = started.location.expect("the simulation's page");
+    let mut page = visit(&app, "GET", &location, &cookie, None, "zh-CN").await;
+    for _ in 0..100 {
+        if page.html.contains("sim-verdict") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        page = visit(&app, "GET", &location, &cookie, None, "zh-CN").await;
+    }
+    assert!(page.html.contains("草稿（B） · v2"), "{}", page.html);
+    assert!(page.html.contains("换了负责人的线索"), "{}", page.html);
+    assert!(page.html.contains("<svg"), "share bars");
+    assert!(page.html.contains("历史中没有成交结果"), "no outcomes yet");
+    assert!(
+        page.html
+            .contains(&format!("action=\"/rules/{draft}/publish\"")),
+        "{}",
+        page.html
+    );
+    let english = visit(&app, "GET", &location, &cookie, None, "en").await;
+    assert!(
+        english.html.contains("Draft (B)") || english.html.contains("草稿"),
+        "{}",
+        english.html
+    );
+    // Publishing from the report makes the draft active.
+    let published = submit(
+        &app,
+        &format!("/rules/{draft}/publish"),
+        &cookie,
+        &format!("csrf={csrf}&confirm=on"),
+    )
+    .await;
+    assert_eq!(published.status, StatusCode::SEE_OTHER);
+    let (_, active) = app.get(&format!("/api/v1/rule-sets/{draft}")).await;
+    assert_eq!(active["active"], true, "{active}");
+    let again = visit(&app, "GET", &location, &cookie, None, "zh-CN").await;
+    assert!(
+        !again
+            .html
+            .contains(&format!("action=\"/rules/{draft}/publish\"")),
+        "already active"
+    );
+}
