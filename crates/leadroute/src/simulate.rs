@@ -213,6 +213,15 @@ fn label(policy: &PolicyReport) -> String {
     }
 }
 
+/// `text` padded to `width` terminal columns, counting CJK characters as two.
+fn pad(text: &str, width: usize) -> String {
+    let columns: usize = text
+        .chars()
+        .map(|character| if u32::from(character) >= 0x2E80 { 2 } else { 1 })
+        .sum();
+    format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
+}
+
 fn points(share: f64) -> String {
     format!("{:.1} pts", share * 100.0)
 }
@@ -294,6 +303,13 @@ pub fn summary(report: &Report) -> String {
             }
         );
     }
+    if report.fidelity.compared > 0 {
+        let _ = writeln!(
+            out,
+            "  A gives {} of {} leads the owner history recorded",
+            report.fidelity.same_owner, report.fidelity.compared
+        );
+    }
     let _ = writeln!(
         out,
         "  {} leads ({:.1}%) would change owner",
@@ -336,8 +352,8 @@ pub fn summary(report: &Report) -> String {
             .unwrap_or("");
         let _ = writeln!(
             out,
-            "  {:<28}{:>22}{:>22}",
-            format!("{name} ({id})"),
+            "  {}{:>22}{:>22}",
+            pad(&format!("{name} ({id})"), 28),
             cell(a),
             cell(b)
         );

@@ -269,3 +269,103 @@ async fn the_demo_serves_a_workspace_worth_looking_at() {
         assert_eq!(signed.status().as_u16(), 200, "{username}");
     }
 }
+
+/// `leadroute simulate` replays the workspace's leads and a file, prints a summary, writes the
+/// report and per-rep CSV, and names what is wrong with a bad request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_replays_history_and_files_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    {
+        let server = Server::start(&place).await;
+        let client = Client::new(&server.base, &key);
+        client.setup_round_robin(3, serde_json::json!({})).await;
+        for index in 0..9 {
+            let (status, body) = client
+                .post(
+                    "/api/v1/leads",
+                    &serde_json::json!({"external_id": format!("s{index}"), "company": "ACME"}),
+                )
+                .await
+                .expect("lead");
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let draft = dir.path().join("draft.json");
+    std::fs::write(
+        &draft,
+        r#"{"rules": [{"id": "one", "target": {"reps": ["r02"]}}]}"#,
+    )
+    .expect("write");
+    let (out, csv) = (dir.path().join("report.json"), dir.path().join("reps.csv"));
+    let mut args: Vec<String> = ["simulate", "--b"]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .chain([
+            draft.display().to_string(),
+            "--days".into(),
+            "1".into(),
+            "--out".into(),
+            out.display().to_string(),
+            "--csv".into(),
+            csv.display().to_string(),
+        ])
+        .collect();
+    args.extend(place.args());
+    let output = run(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Replayed 9 leads"), "{stdout}");
+    assert!(
+        stdout.contains("6 leads (66.7%) would change owner"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("report")).expect("json");
+    assert_eq!(
+        report["fidelity"]["same_owner"], 9,
+        "{}",
+        report["fidelity"]
+    );
+    let table = std::fs::read_to_string(&csv).expect("csv");
+    assert!(table.starts_with("policy,rep_id,name,leads"), "{table}");
+    assert!(table.contains("B,r02,Rep 2,9,"), "{table}");
+
+    // A file with a bad row: reported by line, the rest replayed.
+    let history = dir.path().join("history.csv");
+    std::fs::write(
+        &history,
+        "公司,创建时间,结果,负责人\n甲,2026-11-02 09:00,赢单,r00\n乙,昨天,输单,r01\n丙,2026-11-02 10:00,输单,r01\n",
+    )
+    .expect("write");
+    let mut args: Vec<String> = vec![
+        "simulate".into(),
+        "--b".into(),
+        draft.display().to_string(),
+        "--file".into(),
+        history.display().to_string(),
+    ];
+    args.extend(place.args());
+    let output = run(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Replayed 2 leads") && stdout.contains("1 rows skipped"),
+        "{stdout}"
+    );
+
+    // An unknown version is named.
+    let mut args: Vec<String> = vec!["simulate".into(), "--b".into(), "99".into()];
+    args.extend(place.args());
+    let output = run(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no rule set has version 99") && stderr.contains("b.rule_set"),
+        "{stderr}"
+    );
+}

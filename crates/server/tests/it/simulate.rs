@@ -526,6 +526,82 @@ async fn a_manager_sees_only_their_reps(app: TestApp) {
     assert!(full["report"]["a"]["reps"].as_array().expect("reps").len() > ids.len());
 }
 
+/// A rep paused for part of the window: replay follows the audit log, so it reproduces every
+/// owner; replaying with reps as configured now does not.
+async fn recorded_availability_is_replayed(app: TestApp) {
+    app.round_robin_team(3, json!({})).await;
+    let post = |index: usize| {
+        let app = &app;
+        async move {
+            app.ok(
+                "/api/v1/leads",
+                &json!({"external_id": format!("v{index}"), "company": "ACME"}),
+                StatusCode::CREATED,
+            )
+            .await;
+        }
+    };
+    for index in 0..6 {
+        post(index).await;
+    }
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/reps/r01/status",
+            Some(&json!({"status": "paused"})),
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for index in 6..12 {
+        post(index).await;
+    }
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/reps/r02/status",
+            Some(&json!({"status": "paused"})),
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for index in 12..16 {
+        post(index).await;
+    }
+    let recorded = run(&app, &json!({"b": {}, "days": 1})).await;
+    assert_eq!(
+        recorded["report"]["fidelity"],
+        json!({"compared": 16, "same_owner": 16}),
+        "{}",
+        recorded["report"]
+    );
+    let configured = run(
+        &app,
+        &json!({"b": {}, "days": 1, "availability": "configured"}),
+    )
+    .await;
+    let same = configured["report"]["fidelity"]["same_owner"]
+        .as_u64()
+        .expect("same");
+    assert!(
+        same < 16,
+        "with today's statuses only r00 takes leads: {}",
+        configured["report"]["fidelity"]
+    );
+}
+
+#[tokio::test]
+async fn recorded_availability_is_replayed_sqlite() {
+    recorded_availability_is_replayed(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn recorded_availability_is_replayed_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        recorded_availability_is_replayed(app).await;
+    }
+}
+
 #[tokio::test]
 async fn replay_reproduces_production_sqlite() {
     replay_reproduces_production(TestApp::sqlite().await).await;
