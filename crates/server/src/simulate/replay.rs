@@ -60,8 +60,10 @@ pub struct Tally {
     /// Assigned leads per target (a rule's teams or reps, or a known owner): what the weights
     /// say each rep should have had.
     pub targets: HashMap<u64, (Target, u64)>,
-    /// Per rule: leads whose condition held, and leads the rule decided.
+    /// Per rule: leads that reached the rule and matched its condition, whether any lead's
+    /// condition held at all (reached or not), and leads the rule decided.
     pub rule_matched: Vec<u64>,
+    pub rule_could_match: Vec<bool>,
     pub rule_routed: Vec<u64>,
     pub default_routed: u64,
     pub team_leads: HashMap<String, u64>,
@@ -136,6 +138,7 @@ impl Side {
                 cap_hits: vec![0; reps],
                 outside_hours: vec![0; reps],
                 rule_matched: vec![0; rules],
+                rule_could_match: vec![false; rules],
                 rule_routed: vec![0; rules],
                 ..Tally::default()
             },
@@ -313,8 +316,8 @@ impl Side {
     }
 
     /// Which rules a lead's condition met: those tried say so in the decision; those after
-    /// the one that decided are evaluated here, so a rule an earlier one always pre-empts shows
-    /// as shadowed rather than idle.
+    /// the one that decided are evaluated here until one lead matches them, so a rule an
+    /// earlier one always pre-empts shows as shadowed rather than idle.
     fn count_rules(&mut self, lead: &engine::Lead, decision: &Decision, now: DateTime<Utc>) {
         let rules = &self.workspace.rules;
         let tried = &mut self.tried;
@@ -327,6 +330,7 @@ impl Side {
             tried[rule as usize] = true;
             if matches!(trace, engine::decision::RuleTrace::Matched { .. }) {
                 self.tally.rule_matched[rule as usize] += 1;
+                self.tally.rule_could_match[rule as usize] = true;
             }
         }
         if tried.iter().all(|tried| *tried) {
@@ -346,7 +350,10 @@ impl Side {
         view.score = decision.score.or(lead.score);
         view.priority = decision.priority.or(lead.priority);
         for (index, rule) in rules.rules.iter().enumerate() {
+            // Whether a rule could ever match is settled by one lead: once known, it is not
+            // evaluated again, so this costs nothing for rules that match something.
             if tried[index]
+                || self.tally.rule_could_match[index]
                 || rule
                     .window
                     .as_ref()
@@ -355,7 +362,7 @@ impl Side {
                 continue;
             }
             if rule.when.as_ref().is_none_or(|when| when.matches(&view)) {
-                self.tally.rule_matched[index] += 1;
+                self.tally.rule_could_match[index] = true;
             }
         }
     }

@@ -127,12 +127,13 @@ pub struct TeamReport {
 pub struct RuleReport {
     pub id: String,
     pub name: Option<String>,
-    /// Leads whose condition held.
+    /// Leads that reached this rule (no earlier rule decided them) and met its condition.
     pub matched: u64,
     /// Leads this rule decided.
     pub routed: u64,
+    /// No lead met its condition, reached or not.
     pub never_matched: bool,
-    /// Matched leads, but an earlier rule always took them.
+    /// Some lead met its condition, but the rule decided none: an earlier rule always took them.
     pub shadowed: bool,
 }
 
@@ -393,8 +394,8 @@ pub fn policy(side: &Side, label: &str, version: Option<u32>, never_placed: u64)
                 name: rule.name.clone(),
                 matched: tally.rule_matched[index],
                 routed: tally.rule_routed[index],
-                never_matched: tally.rule_matched[index] == 0,
-                shadowed: tally.rule_matched[index] > 0 && tally.rule_routed[index] == 0,
+                never_matched: !tally.rule_could_match[index],
+                shadowed: tally.rule_could_match[index] && tally.rule_routed[index] == 0,
             })
             .collect(),
         default_routed: tally.default_routed,

@@ -590,6 +590,52 @@ async fn recorded_availability_is_replayed(app: TestApp) {
     );
 }
 
+/// Rules that never match, or that an earlier rule always pre-empts, are named in the report.
+async fn idle_and_shadowed_rules_are_named(app: TestApp) {
+    app.round_robin_team(2, json!({})).await;
+    let rows = arrivals(
+        10,
+        5,
+        |index| json!({"industry": if index % 2 == 0 { "制造" } else { "金融" }}),
+    );
+    let draft = json!({"rules": [
+        {"id": "east", "when": {"field": "region", "op": "equals", "value": "华东"}, "target": {"team": "t"}},
+        {"id": "east-makers", "when": {"all": [{"field": "region", "op": "equals", "value": "华东"},
+                                               {"field": "industry", "op": "equals", "value": "制造"}]},
+         "target": {"reps": ["r01"]}},
+        {"id": "tibet", "when": {"field": "region", "op": "equals", "value": "西藏"}, "target": {"team": "t"}},
+    ]});
+    let job = run(
+        &app,
+        &json!({"b": {"rule_set": draft}, "file": {"format": "jsonl", "content": jsonl(&rows)}}),
+    )
+    .await;
+    let rules = &job["report"]["b"]["rules"];
+    assert_eq!(rules[0]["routed"], 10, "{rules}");
+    assert_eq!(
+        (&rules[1]["shadowed"], &rules[1]["never_matched"]),
+        (&json!(true), &json!(false)),
+        "{rules}"
+    );
+    assert_eq!(
+        (&rules[2]["shadowed"], &rules[2]["never_matched"]),
+        (&json!(false), &json!(true)),
+        "{rules}"
+    );
+}
+
+#[tokio::test]
+async fn idle_and_shadowed_rules_are_named_sqlite() {
+    idle_and_shadowed_rules_are_named(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn idle_and_shadowed_rules_are_named_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        idle_and_shadowed_rules_are_named(app).await;
+    }
+}
+
 #[tokio::test]
 async fn recorded_availability_is_replayed_sqlite() {
     recorded_availability_is_replayed(TestApp::sqlite().await).await;
