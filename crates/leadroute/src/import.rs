@@ -34,19 +34,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .flexible(true)
         .from_path(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let declared: Vec<store::CustomFieldRow> = state
-        .store
-        .list_custom_fields()
-        .await?
-        .into_iter()
-        .filter(|row| row.entity == "lead")
-        .collect();
-    let custom: Vec<String> = declared.iter().map(|row| row.name.clone()).collect();
-    let numbers: Vec<String> = declared
-        .iter()
-        .filter(|row| row.field_type == "number")
-        .map(|row| format!("attributes.{}", row.name))
-        .collect();
+    let (custom, numbers) = server::table::custom_columns(&state.store.list_custom_fields().await?);
     let columns = server::table::mapping(reader.headers()?, &args.map, &custom)?;
     if !columns.iter().any(Option::is_some) {
         anyhow::bail!(

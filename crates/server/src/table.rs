@@ -7,6 +7,20 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 
+/// The workspace's custom lead fields as columns may name them: their names, and the
+/// `attributes.<name>` of those holding numbers.
+pub fn custom_columns(fields: &[store::CustomFieldRow]) -> (Vec<String>, Vec<String>) {
+    let declared: Vec<&store::CustomFieldRow> =
+        fields.iter().filter(|row| row.entity == "lead").collect();
+    let custom = declared.iter().map(|row| row.name.clone()).collect();
+    let numbers = declared
+        .iter()
+        .filter(|row| row.field_type == "number")
+        .map(|row| format!("attributes.{}", row.name))
+        .collect();
+    (custom, numbers)
+}
+
 pub const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
 /// Built-in lead fields a column may map to.
 fn is_field(name: &str) -> bool {

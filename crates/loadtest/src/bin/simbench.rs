@@ -170,14 +170,6 @@ async fn main() -> anyhow::Result<()> {
         lead(0).arrived_at.to_rfc3339()
     );
     let rows = server::workspace::ConfigRows::load(&store).await?;
-    let file = server::simulate::read_history_file(
-        &rows,
-        FileFormat::Jsonl,
-        seed.as_bytes(),
-        &[],
-        chrono_tz::Asia::Shanghai,
-    )
-    .map_err(|error| anyhow::anyhow!(error.message))?;
     let input = SimulationInput {
         b: PolicyInput {
             rule_set: Some(rules(1)),
@@ -187,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut replay = Vec::new();
     let mut report = None;
-    for _ in 0..args.runs {
+    let prepare = || async {
         let file = server::simulate::read_history_file(
             &rows,
             FileFormat::Jsonl,
@@ -196,9 +188,12 @@ async fn main() -> anyhow::Result<()> {
             chrono_tz::Asia::Shanghai,
         )
         .map_err(|error| anyhow::anyhow!(error.message))?;
-        let prepared = server::simulate::prepare(&store, &input, Utc::now(), Some(file))
+        server::simulate::prepare(&store, &input, Utc::now(), Some(file))
             .await
-            .map_err(|error| anyhow::anyhow!(error.message))?;
+            .map_err(|error| anyhow::anyhow!(error.message))
+    };
+    for _ in 0..args.runs {
+        let prepared = prepare().await?;
         let control = Arc::new(Control::default());
         let leads = args.leads;
         let started = Instant::now();
@@ -213,26 +208,9 @@ async fn main() -> anyhow::Result<()> {
         replay.push(started.elapsed().as_secs_f64());
         report = Some(result.map_err(|_| anyhow::anyhow!("the replay stopped"))?);
     }
-    drop(file);
     let peak = peak_rss_mb();
     // The engine alone: the same leads routed once through policy B's workspace, state carried.
-    let prepared = server::simulate::prepare(
-        &store,
-        &input,
-        Utc::now(),
-        Some(
-            server::simulate::read_history_file(
-                &rows,
-                FileFormat::Jsonl,
-                seed.as_bytes(),
-                &[],
-                chrono_tz::Asia::Shanghai,
-            )
-            .map_err(|error| anyhow::anyhow!(error.message))?,
-        ),
-    )
-    .await
-    .map_err(|error| anyhow::anyhow!(error.message))?;
+    let prepared = prepare().await?;
     let workspace = prepared
         .b
         .build_configured()

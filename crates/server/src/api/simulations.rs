@@ -23,17 +23,7 @@ pub const BODY_LIMIT: usize = crate::simulate::MAX_FILE_BYTES + 1024 * 1024;
 /// content, which may be long and is checked row by row as it replays: a row with a control
 /// character is a bad row, reported by line.
 pub fn read_input(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<SimulationInput> {
-    let json_type = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !json_type {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send JSON with Content-Type: application/json",
-        ));
-    }
+    crate::extract::require_json(headers)?;
     let mut value: Value = crate::extract::parse_checked(bytes)?;
     let content = value
         .pointer_mut("/file/content")

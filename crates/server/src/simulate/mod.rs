@@ -642,17 +642,7 @@ pub fn read_history_file(
     map: &[String],
     zone: Tz,
 ) -> Result<FileRows, ApiError> {
-    let declared: Vec<&store::CustomFieldRow> = rows
-        .fields
-        .iter()
-        .filter(|row| row.entity == "lead")
-        .collect();
-    let custom: Vec<String> = declared.iter().map(|row| row.name.clone()).collect();
-    let numbers: Vec<String> = declared
-        .iter()
-        .filter(|row| row.field_type == "number")
-        .map(|row| format!("attributes.{}", row.name))
-        .collect();
+    let (custom, numbers) = crate::table::custom_columns(&rows.fields);
     history::read_file(format, content, map, &custom, &numbers, zone)
 }
 
