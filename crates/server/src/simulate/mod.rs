@@ -874,11 +874,10 @@ struct Gathered {
     bad_rows: u64,
     errors: Vec<Value>,
     replayed: u64,
-    fidelity: report::Fidelity,
 }
 
 impl Gathered {
-    /// Compares what A and B did with a batch: owners, fidelity to history, the sample.
+    /// Compares what A and B did with a batch: owners on arrival, and the sample.
     fn compare(
         &mut self,
         batch: &[Arrival],
@@ -903,12 +902,6 @@ impl Gathered {
             self.replayed += 1;
             let owner_a = owner_name(&workspaces[0], a.owner);
             let owner_b = owner_name(&workspaces[1], b.owner);
-            if let Some(owner) = &fact.owner {
-                self.fidelity.compared += 1;
-                if owner_a == owner {
-                    self.fidelity.same_owner += 1;
-                }
-            }
             if owner_a == owner_b {
                 continue;
             }
@@ -1021,8 +1014,10 @@ pub fn run(
         bad_rows: 0,
         errors: Vec::new(),
         replayed: 0,
-        fidelity: report::Fidelity::default(),
     };
+    // The owner history recorded for each lead, by ordinal (`NO_OWNER` when none).
+    const NO_OWNER: u32 = u32::MAX;
+    let mut recorded: Vec<u32> = Vec::new();
     let (mut first, mut last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
     std::thread::scope(|scope| {
         let mut threads = Vec::new();
@@ -1105,9 +1100,13 @@ pub fn run(
                     next
                 }
             };
-            if let Some(owner) = &lead.owner {
-                observations.observe(owner, segment, lead.won, lead.amount, lead.response_secs);
-            }
+            recorded.push(match &lead.owner {
+                Some(owner) => {
+                    observations.observe(owner, segment, lead.won, lead.amount, lead.response_secs);
+                    observations.intern(owner)
+                }
+                None => NO_OWNER,
+            });
             batch.push(Arrival {
                 ordinal,
                 segment,
@@ -1156,8 +1155,25 @@ pub fn run(
             bad_rows,
             errors,
             replayed,
-            fidelity,
         } = gathered;
+        // Fidelity: the owner A ended up giving each lead (a held lead's is the one a sweep
+        // found) against the one history recorded.
+        let mut fidelity = report::Fidelity::default();
+        for (ordinal, recorded) in recorded.iter().enumerate() {
+            let owner = sides[0]
+                .tally
+                .owners
+                .get(ordinal)
+                .copied()
+                .unwrap_or(INVALID);
+            let Some(name) = observations.owner(*recorded).filter(|_| owner != INVALID) else {
+                continue;
+            };
+            fidelity.compared += 1;
+            if owner_name(&sides[0].workspace, owner) == name {
+                fidelity.same_owner += 1;
+            }
+        }
         let mut report = build_report(
             prepared,
             &sides,

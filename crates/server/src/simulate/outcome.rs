@@ -114,6 +114,24 @@ impl Observations {
         }
     }
 
+    /// An owner's number, the same for every lead of theirs.
+    pub fn intern(&mut self, owner: &str) -> u32 {
+        match self.owners.get(owner) {
+            Some(index) => *index,
+            None => {
+                let index = self.names.len() as u32;
+                self.owners.insert(owner.to_owned(), index);
+                self.names.push(owner.to_owned());
+                index
+            }
+        }
+    }
+
+    /// The owner behind a number from [`Observations::intern`].
+    pub fn owner(&self, index: u32) -> Option<&str> {
+        self.names.get(index as usize).map(String::as_str)
+    }
+
     /// One lead of history with its real owner.
     pub fn observe(
         &mut self,
@@ -123,15 +141,7 @@ impl Observations {
         amount: Option<f64>,
         response_secs: Option<f64>,
     ) {
-        let owner = match self.owners.get(owner) {
-            Some(index) => *index,
-            None => {
-                let index = self.names.len() as u32;
-                self.owners.insert(owner.to_owned(), index);
-                self.names.push(owner.to_owned());
-                index
-            }
-        };
+        let owner = self.intern(owner);
         if let Some(won) = won {
             let cell = self.cells.entry((owner, segment)).or_default();
             cell.closed += 1;

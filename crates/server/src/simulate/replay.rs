@@ -73,6 +73,8 @@ pub struct Tally {
     pub unassigned: HashMap<u32, u64>,
     pub assigned: u64,
     pub held: u64,
+    /// Held leads history closed before a sweep placed them.
+    pub closed_while_held: u64,
     pub pooled: u64,
     /// Seconds each held lead waited until a sweep placed it.
     pub waits: Vec<u32>,
@@ -230,6 +232,7 @@ impl Side {
             if held.closed_at.is_some_and(|closed| closed <= now) {
                 // History closed it while it waited; nobody would have got it.
                 self.tally.owners[held.ordinal as usize] = HELD;
+                self.tally.closed_while_held += 1;
                 *self.tally.unassigned.entry(held.segment).or_default() += 1;
                 continue;
             }
@@ -482,10 +485,11 @@ impl Side {
         }
     }
 
-    /// Ends the replay at `end`; how many leads were still held, counted as never placed.
+    /// Ends the replay at `end`; how many held leads were never placed (still held, or closed
+    /// while they waited).
     pub fn finish(&mut self, end: DateTime<Utc>) -> u64 {
         self.advance(end);
-        let still = self.holds.len() as u64;
+        let still = self.holds.len() as u64 + self.tally.closed_while_held;
         for held in self.holds.drain(..) {
             *self.tally.unassigned.entry(held.segment).or_default() += 1;
         }
