@@ -995,10 +995,7 @@ pub async fn versions(
         .unwrap_or_default()
         .into_iter()
         .map(|row| {
-            let status = crate::simulate::jobs::view(&row, Some(&[]))["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let status = crate::simulate::jobs::status(&row).to_owned();
             (
                 row.id,
                 viewer.t.t(&format!("sim_{status}")).to_owned(),

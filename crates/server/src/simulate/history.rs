@@ -294,12 +294,14 @@ impl FileRows {
         self.rows.is_empty()
     }
 
-    /// The rows as history, in arrival order.
+    /// The rows that could not be ordered, then the rest as history in arrival order.
     pub fn into_items(self) -> impl Iterator<Item = Item> + Send {
         let zone = self.zone.unwrap_or(chrono_tz::Asia::Shanghai);
-        self.rows
-            .into_iter()
-            .map(move |(_, line, object)| from_object(line, object, zone))
+        self.bad.into_iter().map(Err).chain(
+            self.rows
+                .into_iter()
+                .map(move |(_, line, object)| from_object(line, object, zone)),
+        )
     }
 }
 

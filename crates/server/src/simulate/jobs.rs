@@ -155,6 +155,17 @@ pub async fn visible(
     Ok(Some(reps))
 }
 
+/// A job's status as shown: `interrupted` for one whose instance stopped answering.
+pub fn status(row: &SimulationRow) -> &str {
+    let stale = matches!(row.status.as_str(), "queued" | "running")
+        && now_micros() - row.updated_at > STALE_AFTER_SECS * 1_000_000;
+    if stale {
+        "interrupted"
+    } else {
+        row.status.as_str()
+    }
+}
+
 /// A job as the API shows it. Managers see only their teams' reps in the report; a job whose
 /// instance stopped answering reads as `interrupted`.
 pub fn view(row: &SimulationRow, visible: Option<&[String]>) -> Value {

@@ -756,22 +756,14 @@ pub async fn simulate(
     };
     let watched = control.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let Prepared { source, .. } = &prepared;
-        match source {
+        let mut prepared = prepared;
+        match &mut prepared.source {
             Source::Window { .. } => {
                 let items = std::iter::from_fn(move || receiver.blocking_recv()).flatten();
                 run(&prepared, items, &watched)
             }
-            Source::File(_) => {
-                let mut prepared = prepared;
-                let Source::File(file) =
-                    std::mem::replace(&mut prepared.source, Source::File(FileRows::default()))
-                else {
-                    unreachable!("matched above")
-                };
-                let mut bad = file.bad.clone();
-                bad.sort_by_key(|row| row.line);
-                let items = bad.into_iter().map(Err).chain(file.into_items());
+            Source::File(file) => {
+                let items = std::mem::take(file).into_items();
                 run(&prepared, items, &watched)
             }
         }
@@ -826,13 +818,12 @@ impl Sampler {
     }
 }
 
-/// An owner on arrival as a rep id, or the outcome when it had none.
-fn owner_name(workspace: &Workspace, owner: u32) -> &str {
+/// The rep an owner number names; `None` for a lead without one (held, pooled or refused), so
+/// comparing two policies treats every ownerless outcome alike.
+fn rep_of(workspace: &Workspace, owner: u32) -> Option<&str> {
     match owner {
-        HELD => "(held)",
-        POOLED => "(pooled)",
-        INVALID => "(invalid)",
-        index => workspace.roster.rep(index).id.as_str(),
+        HELD | POOLED | INVALID => None,
+        index => Some(workspace.roster.rep(index).id.as_str()),
     }
 }
 
@@ -900,9 +891,7 @@ impl Gathered {
                 continue;
             }
             self.replayed += 1;
-            let owner_a = owner_name(&workspaces[0], a.owner);
-            let owner_b = owner_name(&workspaces[1], b.owner);
-            if owner_a == owner_b {
+            if rep_of(&workspaces[0], a.owner) == rep_of(&workspaces[1], b.owner) {
                 continue;
             }
             if let (Some(routed_a), Some(routed_b)) = (a.routed, b.routed) {
@@ -1170,7 +1159,7 @@ pub fn run(
                 continue;
             };
             fidelity.compared += 1;
-            if owner_name(&sides[0].workspace, owner) == name {
+            if rep_of(&sides[0].workspace, owner) == Some(name) {
                 fidelity.same_owner += 1;
             }
         }
@@ -1204,13 +1193,7 @@ fn build_report(
     last: Option<DateTime<Utc>>,
     observations: &Observations,
 ) -> Report {
-    let ids = [report::owner_ids(&sides[0]), report::owner_ids(&sides[1])];
-    let name_of = |side: usize, owner: u32| -> Option<&str> {
-        match owner {
-            HELD | POOLED | INVALID => None,
-            index => ids[side].get(&index).map(String::as_str),
-        }
-    };
+    let name_of = |side: usize, owner: u32| rep_of(&sides[side].workspace, owner);
     let (owners_a, owners_b) = (&sides[0].tally.owners, &sides[1].tally.owners);
     let moved = owners_a
         .iter()
@@ -1222,8 +1205,15 @@ fn build_report(
         let mut assigned: Vec<(String, u32, u64)> = tally
             .cells
             .iter()
-            .filter_map(|((rep, segment), count)| {
-                Some((ids[side].get(rep)?.clone(), *segment, *count))
+            .map(|((rep, segment), count)| {
+                let id = sides[side]
+                    .workspace
+                    .roster
+                    .rep(*rep)
+                    .id
+                    .as_str()
+                    .to_owned();
+                (id, *segment, *count)
             })
             .collect();
         assigned.sort();

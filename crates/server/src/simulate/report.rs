@@ -2,8 +2,6 @@
 //! implies, fairness, caps, hours, rules, held and pooled leads; between the policies, the leads
 //! that moved and what the outcomes are expected to be.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use engine::roster::RepIndex;
 use serde::{Deserialize, Serialize};
@@ -400,17 +398,6 @@ pub fn policy(side: &Side, label: &str, version: Option<u32>, never_placed: u64)
             .collect(),
         default_routed: tally.default_routed,
     }
-}
-
-/// Final owners by rep id, for comparing sides whose rosters differ.
-pub fn owner_ids(side: &Side) -> HashMap<u32, String> {
-    side.workspace
-        .roster
-        .reps()
-        .iter()
-        .enumerate()
-        .map(|(index, rep)| (index as u32, rep.id.as_str().to_owned()))
-        .collect()
 }
 
 pub fn time(at: DateTime<Utc>) -> String {
