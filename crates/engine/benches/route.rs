@@ -184,6 +184,7 @@ fn benches(c: &mut Criterion) {
         let name = strategy["type"].as_str().expect("name").to_owned();
         let rules = compile(&rule_set(200, strategy), known, 1).expect("compiles");
         let request = RouteRequest {
+            model: None,
             lead: &lead,
             now: now(),
             exclude: &[],
@@ -198,6 +199,7 @@ fn benches(c: &mut Criterion) {
 
     let rules = compile(&rule_set(200, json!({"type": "best_match"})), known, 1).expect("compiles");
     let request = RouteRequest {
+        model: None,
         lead: &lead,
         now: now(),
         exclude: &[],

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::condition::NodeId;
 use crate::eligibility::Exclusion;
 use crate::lead::Priority;
+use crate::model::WinScore;
 use crate::rep::RepId;
 use crate::roster::RepIndex;
 use crate::rule_set::Fallback;
@@ -20,6 +21,8 @@ pub struct Decision {
     pub at: DateTime<Utc>,
     pub tags_added: Vec<String>,
     pub score: Option<f64>,
+    /// The learned model's win probability and its strongest factors, when a model is active.
+    pub win: Option<WinScore>,
     pub priority: Option<Priority>,
     /// The rules tried, in order, with why each did or did not match.
     pub rules: Vec<RuleTrace>,

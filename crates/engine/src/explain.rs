@@ -13,6 +13,7 @@ use crate::decision::{AttemptTarget, Decision, Outcome, RuleTrace, Step};
 use crate::eligibility::Exclusion;
 use crate::field::LeadView;
 use crate::lead::Lead;
+use crate::model::{WinModel, WinScore, field_label, value_label};
 use crate::roster::{RepIndex, Roster};
 use crate::rule_set::{Fallback, RuleSet};
 use crate::value::ValueRef;
@@ -47,6 +48,9 @@ pub struct DecisionRecord {
     pub rule: Option<RuleBrief>,
     pub tags_added: Vec<String>,
     pub score: Option<f64>,
+    /// The learned model's score and why, when a model was active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub win: Option<WinRecord>,
     pub priority: Option<String>,
     /// The rules tried, in order, the last [`RULES_TRIED_SHOWN`] of them at most (the matched
     /// rule is the last tried), so a record stays small whatever the rule set.
@@ -55,6 +59,80 @@ pub struct DecisionRecord {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rules_tried_omitted: usize,
     pub attempts: Vec<AttemptRecord>,
+}
+
+/// A lead's win probability as recorded: the model's version and the factors that moved it
+/// most, each with its effect in probability (−1 to 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WinRecord {
+    pub probability: f64,
+    pub model_version: i64,
+    pub factors: Vec<FactorRecord>,
+    /// Fields the model was trained on that the catalogue no longer has: scored as missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields_missing: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FactorRecord {
+    pub field: String,
+    pub value: String,
+    pub effect: f64,
+}
+
+impl WinRecord {
+    pub fn new(score: &WinScore, model: &WinModel) -> WinRecord {
+        WinRecord {
+            probability: (score.probability * 1e4).round() / 1e4,
+            model_version: score.model_version,
+            factors: score
+                .factors
+                .iter()
+                .map(|factor| FactorRecord {
+                    field: model.feature_name(factor.feature).to_owned(),
+                    value: model.level_label(factor.feature, factor.level),
+                    effect: (factor.effect * 1e4).round() / 1e4,
+                })
+                .collect(),
+            fields_missing: model.dropped.clone(),
+        }
+    }
+
+    /// `成交概率 42%：来源=展会 +9%，行业=制造 +6%，规模<50 −4%`.
+    pub fn explain(&self, language: Language) -> String {
+        let zh = language == Language::Zh;
+        let percent = |value: f64| (value * 100.0).round() as i64;
+        let mut text = if zh {
+            format!("成交概率 {}%", percent(self.probability))
+        } else {
+            format!("Win probability {}%", percent(self.probability))
+        };
+        let factors: Vec<String> = self
+            .factors
+            .iter()
+            .filter(|factor| percent(factor.effect) != 0)
+            .map(|factor| {
+                let effect = percent(factor.effect);
+                let sign = if effect > 0 { "+" } else { "−" };
+                let value = value_label(&factor.field, &factor.value, zh);
+                let joiner = if value.starts_with(['<', '≥']) {
+                    ""
+                } else {
+                    "="
+                };
+                format!(
+                    "{}{joiner}{value} {sign}{}%",
+                    field_label(&factor.field, zh),
+                    effect.abs()
+                )
+            })
+            .collect();
+        if !factors.is_empty() {
+            text.push_str(if zh { "：" } else { ": " });
+            text.push_str(&factors.join(if zh { "，" } else { ", " }));
+        }
+        text
+    }
 }
 
 /// How many rules tried a record lists at most.
@@ -332,6 +410,7 @@ impl DecisionRecord {
             rule: decision.matched_rule().map(rule_brief),
             tags_added: decision.tags_added.clone(),
             score: decision.score,
+            win: None,
             priority: decision
                 .priority
                 .map(|priority| priority.as_str().to_owned()),
@@ -341,10 +420,25 @@ impl DecisionRecord {
         }
     }
 
-    /// A short explanation for people: the rule, who was left out and why, who won and how.
+    /// Adds the model's score and factors, which need the model to be named.
+    pub fn with_win(mut self, decision: &Decision, model: Option<&WinModel>) -> DecisionRecord {
+        self.win = decision
+            .win
+            .as_ref()
+            .zip(model)
+            .map(|(score, model)| WinRecord::new(score, model));
+        self
+    }
+
+    /// A short explanation for people: the model's score, the rule, who was left out and why,
+    /// who won and how.
     pub fn explain(&self, language: Language) -> String {
         let zh = language == Language::Zh;
         let mut text = String::new();
+        if let Some(win) = &self.win {
+            text.push_str(&win.explain(language));
+            text.push_str(if zh { "。" } else { ". " });
+        }
         let skipped: Vec<&RuleTried> = self
             .rules_tried
             .iter()

@@ -30,6 +30,8 @@ pub enum LeadField {
     Urgency,
     Tags,
     Score,
+    /// The learned model's win probability (0–1), when a model is active.
+    WinProbability,
     Priority,
     Status,
     Owner,
@@ -61,6 +63,11 @@ pub const LEAD_FIELDS: &[(&str, LeadField, FieldType)] = &[
     ("urgency", LeadField::Urgency, FieldType::Text),
     ("tags", LeadField::Tags, FieldType::List),
     ("score", LeadField::Score, FieldType::Number),
+    (
+        "win_probability",
+        LeadField::WinProbability,
+        FieldType::Number,
+    ),
     ("priority", LeadField::Priority, FieldType::Text),
     ("status", LeadField::Status, FieldType::Text),
     ("owner", LeadField::Owner, FieldType::Text),
@@ -289,6 +296,7 @@ pub struct LeadView<'a> {
     pub lead: &'a Lead,
     pub tags: &'a [String],
     pub score: Option<f64>,
+    pub win_probability: Option<f64>,
     pub priority: Option<Priority>,
     custom: Vec<Option<&'a Value>>,
 }
@@ -308,6 +316,7 @@ impl<'a> LeadView<'a> {
             lead,
             tags: &lead.tags,
             score: lead.score,
+            win_probability: lead.win_probability,
             priority: lead.priority,
             custom,
         }
@@ -337,6 +346,7 @@ impl<'a> LeadView<'a> {
             LeadField::Urgency => text(&lead.urgency),
             LeadField::Tags => Some(ValueRef::List(self.tags)),
             LeadField::Score => self.score.map(ValueRef::Number),
+            LeadField::WinProbability => self.win_probability.map(ValueRef::Number),
             LeadField::Priority => self
                 .priority
                 .map(|priority| ValueRef::Text(priority.as_str())),

@@ -33,6 +33,9 @@ pub struct Lead {
     pub attributes: BTreeMap<String, Value>,
     pub tags: Vec<String>,
     pub score: Option<f64>,
+    /// The learned model's win probability (0–1) as last scored; routing scores it again
+    /// when a model is active.
+    pub win_probability: Option<f64>,
     pub priority: Option<Priority>,
     pub status: LeadStatus,
     /// The current owner, when the lead is being reassigned.

@@ -9,6 +9,7 @@ use crate::eligibility::{Bound, Exclusion, Gate};
 use crate::field::{LeadField, LeadView};
 use crate::hours::Period;
 use crate::lead::{Lead, Priority};
+use crate::model::WinModel;
 use crate::rep::RepId;
 use crate::roster::{Clock, RepIndex, Roster};
 use crate::rule_set::{Fallback, Rule, RuleSet, Target};
@@ -24,6 +25,8 @@ pub struct RouteRequest<'a> {
     pub now: DateTime<Utc>,
     /// Reps who must not get the lead, such as its previous owners when reassigning.
     pub exclude: &'a [RepId],
+    /// The published conversion model, which scores the lead before anything else reads it.
+    pub model: Option<&'a WinModel>,
 }
 
 /// Routes a lead under a rule set. Never fails: a lead nobody can take is held, never dropped.
@@ -42,6 +45,14 @@ pub fn route(
         .collect();
 
     let mut view = LeadView::new(lead, &rules.catalogue);
+    // The model reads the lead as it arrived (its own tags, not those rules add), as it was
+    // trained; everything after may test the probability.
+    let win = request
+        .model
+        .map(|model| model.score(&view, lead.created_at.unwrap_or(request.now)));
+    if let Some(win) = &win {
+        view.win_probability = Some(win.probability);
+    }
     let tags_added = tags_to_add(rules, &view);
     let merged: Vec<String>;
     if !tags_added.is_empty() {
@@ -96,6 +107,7 @@ pub fn route(
         at: request.now,
         tags_added,
         score,
+        win,
         priority,
         rules: traces,
         attempts: router.attempts,

@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod import;
+mod model;
 mod simulate;
 
 use std::path::PathBuf;
@@ -42,6 +43,11 @@ enum Command {
     Import(import::ImportArgs),
     /// Replay history through a draft rule set (and roster changes) beside the active one.
     Simulate(Box<simulate::SimulateArgs>),
+    /// The learned conversion model: train, evaluate (also on a CSV), publish, list.
+    Model {
+        #[command(subcommand)]
+        command: model::ModelCommand,
+    },
     /// Rule-set commands.
     Rules {
         #[command(subcommand)]
@@ -173,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => return import::run(args).await,
         Command::Simulate(args) => return simulate::run(*args).await,
+        Command::Model { command } => return model::run(command).await,
         Command::Rules {
             command: RulesCommand::Check { file, store },
         } => {

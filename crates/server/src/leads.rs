@@ -247,6 +247,7 @@ impl LeadInput {
             attributes,
             tags: self.tags.clone(),
             score: self.score,
+            win_probability: None,
             priority: self.priority.as_deref().and_then(Priority::parse),
             status: LeadStatus::New,
             owner: None,
@@ -275,6 +276,7 @@ pub fn engine_lead(row: &LeadRow, catalogue: &FieldCatalogue) -> Result<Lead, Ap
     let mut lead = document.to_engine(catalogue, created_at)?;
     lead.status = LeadStatus::parse(&row.status).unwrap_or_default();
     lead.owner = row.owner_id.clone().map(RepId::new);
+    lead.win_probability = row.win_probability;
     Ok(lead)
 }
 

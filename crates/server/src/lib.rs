@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod leads;
+pub mod model;
 pub mod normalize;
 pub mod notify;
 pub mod ops;
@@ -201,6 +202,7 @@ struct Metrics {
         api::rule_sets::get_rule_set, api::rule_sets::publish_rule_set,
         api::simulations::create_simulation, api::simulations::list_simulations,
         api::simulations::get_simulation, api::simulations::cancel_simulation,
+        api::models::train_model, api::models::list_models, api::models::get_model, api::models::publish_model,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
         api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::assign_from_pool,
@@ -233,7 +235,7 @@ struct Metrics {
         api::accounts::LoginInput, api::accounts::PasswordChange, api::accounts::UserInput, api::accounts::UserPatch,
         api::accounts::PasswordReset, api::accounts::KeyInput,
         simulate::SimulationInput, simulate::PolicyInput, simulate::RosterChanges, simulate::FileInput,
-        simulate::history::FileFormat,
+        simulate::history::FileFormat, model::TrainRequest, model::TrainFile,
     )),
     modifiers(&BearerKey),
 )]
@@ -388,6 +390,17 @@ pub fn app(state: AppState) -> axum::Router {
         .route(
             "/simulations/{id}/cancel",
             post(api::simulations::cancel_simulation),
+        )
+        .route(
+            "/models",
+            get(api::models::list_models)
+                .post(api::models::train_model)
+                .layer(DefaultBodyLimit::max(api::models::BODY_LIMIT)),
+        )
+        .route("/models/{version}", get(api::models::get_model))
+        .route(
+            "/models/{version}/publish",
+            post(api::models::publish_model),
         )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

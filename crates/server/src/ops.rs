@@ -128,6 +128,10 @@ operations! {
     ListSimulations = "list_simulations": GET "/simulations",
     GetSimulation = "get_simulation": GET "/simulations/{id}",
     CancelSimulation = "cancel_simulation": POST "/simulations/{id}/cancel",
+    TrainModel = "train_model": POST "/models",
+    ListModels = "list_models": GET "/models",
+    GetModel = "get_model": GET "/models/{version}",
+    PublishModel = "publish_model": POST "/models/{version}/publish",
 }
 
 impl Operation {
@@ -209,6 +213,8 @@ impl Operation {
                             | CreateRuleSet
                             | ValidateRuleSet
                             | PublishRuleSet
+                            | TrainModel
+                            | PublishModel
                             | PatchRep
                             | PatchTeam
                             | SetRepStatus

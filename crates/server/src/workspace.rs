@@ -368,6 +368,8 @@ pub struct Workspace {
     pub sla_policy_ids: Vec<String>,
     pub rules: RuleSet,
     pub follow: FollowUpConfig,
+    /// The published conversion model, which scores every lead routed.
+    pub model: Option<engine::WinModel>,
 }
 
 impl Workspace {
@@ -379,7 +381,12 @@ impl Workspace {
         exclude: &[RepId],
         now: chrono::DateTime<chrono::Utc>,
     ) -> engine::Decision {
-        let request = engine::RouteRequest { lead, now, exclude };
+        let request = engine::RouteRequest {
+            lead,
+            now,
+            exclude,
+            model: self.model.as_ref(),
+        };
         engine::route(&self.rules, &self.roster, state, &request)
     }
 
@@ -390,6 +397,7 @@ impl Workspace {
         lead: &engine::Lead,
     ) -> engine::DecisionRecord {
         engine::DecisionRecord::new(decision, &self.rules, &self.roster, lead)
+            .with_win(decision, self.model.as_ref())
     }
 
     /// Routes a lead and makes its decision self-describing: what reroute, the sweep and the
@@ -417,6 +425,7 @@ pub struct ConfigRows {
     pub calendars: Vec<DocRow>,
     pub sla_policies: Vec<DocRow>,
     pub active: Option<RuleSetRow>,
+    pub model: Option<store::ModelRow>,
 }
 
 impl ConfigRows {
@@ -429,6 +438,7 @@ impl ConfigRows {
             calendars: store.list_settings(Setting::Calendars).await?,
             sla_policies: store.list_settings(Setting::SlaPolicies).await?,
             active: store.active_rule_set().await?,
+            model: store.active_model().await?,
         })
     }
 
@@ -441,6 +451,7 @@ impl ConfigRows {
             calendars: tx.list_settings(Setting::Calendars).await?,
             sla_policies: tx.list_settings(Setting::SlaPolicies).await?,
             active: tx.active_rule_set().await?,
+            model: tx.active_model().await?,
         })
     }
 }
@@ -456,8 +467,12 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
         calendars,
         sla_policies,
         active,
+        model,
     } = rows;
     let catalogue = catalogue_from_rows(fields);
+    let model = model
+        .as_ref()
+        .and_then(|row| compile_model(row, &catalogue));
     let pools_rows = pools;
     let pools: Vec<String> = pools.iter().map(|pool| pool.id.clone()).collect();
     let sla_policy_ids: Vec<String> = sla_policies.iter().map(|row| row.id.clone()).collect();
@@ -544,7 +559,23 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
         sla_policy_ids,
         rules,
         follow,
+        model,
     }
+}
+
+/// The active model against today's catalogue. One that cannot be read scores nothing (and
+/// says so in the log); fields removed since training are scored as missing.
+fn compile_model(row: &store::ModelRow, catalogue: &FieldCatalogue) -> Option<engine::WinModel> {
+    let spec: engine::ModelSpec = serde_json::from_str(row.spec.as_deref()?)
+        .map_err(|error| tracing::error!(version = row.version, %error, "the active model cannot be read; leads go unscored"))
+        .ok()?;
+    let model = engine::WinModel::compile(&spec, catalogue, row.version)
+        .map_err(|error| tracing::error!(version = row.version, %error, "the active model does not compile; leads go unscored"))
+        .ok()?;
+    if !model.dropped.is_empty() {
+        tracing::warn!(version = row.version, fields = ?model.dropped, "the active model scores without fields removed since it was trained");
+    }
+    Some(model)
 }
 
 /// With no rule set published every lead is held until one is.

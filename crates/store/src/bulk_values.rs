@@ -4,7 +4,7 @@
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(180) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy) ",
+            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability) ",
         );
         query.push_values(chunk, |mut values, row| {
             values
@@ -26,7 +26,8 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
                 .push_bind(row.updated_at)
                 .push_bind(row.assigned_at)
                 .push_bind(row.rule_id.clone())
-                .push_bind(row.sla_policy.clone());
+                .push_bind(row.sla_policy.clone())
+                .push_bind(row.win_probability);
         });
         query.build().execute(&mut *conn).await?;
     }

@@ -26,6 +26,7 @@ mod sqlite {
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
     include!("queries/simulations.rs");
+    include!("queries/models.rs");
     include!("bulk_values.rs");
 }
 
@@ -37,6 +38,7 @@ mod postgres {
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
     include!("queries/simulations.rs");
+    include!("queries/models.rs");
     include!("bulk_unnest.rs");
 }
 
@@ -412,6 +414,70 @@ impl Store {
         on_pool!(self, active_rule_set())
     }
 
+    /// Stores a model under the next version, which it returns.
+    pub async fn insert_model(&self, row: &ModelRow) -> sqlx::Result<i64> {
+        let mut attempt = 0;
+        loop {
+            match on_pool!(self, insert_model(row)) {
+                // Another instance took the version meanwhile: take the next.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() && attempt < 5 => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn get_model(&self, version: i64) -> sqlx::Result<Option<ModelRow>> {
+        on_pool!(self, get_model(version))
+    }
+
+    pub async fn list_models(&self, limit: i64) -> sqlx::Result<Vec<ModelRow>> {
+        on_pool!(self, list_models(limit))
+    }
+
+    pub async fn active_model(&self) -> sqlx::Result<Option<ModelRow>> {
+        on_pool!(self, active_model())
+    }
+
+    pub async fn finish_model(&self, row: &ModelRow) -> sqlx::Result<bool> {
+        on_pool!(self, finish_model(row))
+    }
+
+    /// Closed leads in arrival order, a page at a time.
+    pub async fn closed_leads(
+        &self,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<LeadRow>> {
+        on_pool!(self, closed_leads(after, limit))
+    }
+
+    /// Makes a model active with its audit row, in one transaction; the version it replaced.
+    pub async fn publish_model(
+        &self,
+        version: i64,
+        now: i64,
+        audit: impl FnOnce(Option<i64>) -> AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let previous = sqlite::publish_model(&mut tx, version, now).await?;
+                sqlite::insert_audit(&mut tx, &audit(previous)).await?;
+                tx.commit().await?;
+                Ok(previous)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let previous = postgres::publish_model(&mut tx, version, now).await?;
+                postgres::insert_audit(&mut tx, &audit(previous)).await?;
+                tx.commit().await?;
+                Ok(previous)
+            }
+        }
+    }
+
     pub async fn insert_rule_set(
         &self,
         name: Option<&str>,
@@ -678,6 +744,10 @@ impl RoutingTx {
 
     pub async fn active_rule_set(&mut self) -> sqlx::Result<Option<RuleSetRow>> {
         on_tx!(self, active_rule_set())
+    }
+
+    pub async fn active_model(&mut self) -> sqlx::Result<Option<ModelRow>> {
+        on_tx!(self, active_model())
     }
 
     pub async fn list_settings(&mut self, setting: Setting) -> sqlx::Result<Vec<DocRow>> {

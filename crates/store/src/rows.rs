@@ -140,6 +140,17 @@ pub struct LeadRow {
     pub closed_at: Option<i64>,
     pub amount: Option<f64>,
     pub lost_reason: Option<String>,
+    /// The active model's win probability when the lead was routed.
+    pub win_probability: Option<f64>,
+    /// The lead as it arrived, once a change rewrote `document` (`None`: `document` is it).
+    pub intake: Option<String>,
+}
+
+impl LeadRow {
+    /// The lead's document as it arrived: what the model learns from and replay routes.
+    pub fn intake_document(&self) -> &str {
+        self.intake.as_deref().unwrap_or(&self.document)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -485,4 +496,26 @@ pub struct SimulationRow {
     /// JSON, once done.
     pub report: Option<String>,
     pub error: Option<String>,
+}
+
+/// A trained conversion model (线索评分模型) or a training under way.
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct ModelRow {
+    pub version: i64,
+    /// `training`, `draft`, `active`, `retired` or `failed`.
+    pub status: String,
+    /// `workspace` or `file`.
+    pub source: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// JSON: what was asked.
+    pub request: String,
+    /// JSON `engine::ModelSpec`, once trained (left out of lists).
+    pub spec: Option<String>,
+    /// JSON `learn::Evaluation`, once trained.
+    pub evaluation: Option<String>,
+    /// JSON `{code, message}` when training failed.
+    pub error: Option<String>,
+    pub published_at: Option<i64>,
 }

@@ -156,7 +156,12 @@ impl World {
             &self.rules,
             &self.roster,
             &self.state,
-            &RouteRequest { lead, now, exclude },
+            &RouteRequest {
+                lead,
+                now,
+                exclude,
+                model: None,
+            },
         );
         self.state.apply(&self.roster, &decision.changes);
         decision

@@ -6,6 +6,7 @@ pub mod fields;
 pub mod follow_up;
 pub mod intake;
 pub mod leads;
+pub mod models;
 pub mod notifications;
 pub mod pool;
 pub mod reps;

@@ -316,6 +316,10 @@ pub(super) async fn update(
         if let Err(error) = document.to_engine(&cache.workspace.catalogue, now) {
             return Ok(Err(error));
         }
+        // The lead as it arrived stays readable for training and replay.
+        if row.intake.is_none() {
+            row.intake = Some(row.document.clone());
+        }
         row.document = serde_json::to_string(document)?;
         row.source = document.source.clone();
         row.phone = document.phone.clone();

@@ -766,6 +766,9 @@ fn place(row: &mut LeadRow, decision: &Decision, rules: &engine::RuleSet) {
     if decision.score.is_some() {
         row.score = decision.score;
     }
+    if let Some(win) = &decision.win {
+        row.win_probability = Some(win.probability);
+    }
     if let Some(priority) = decision.priority {
         row.priority = Some(priority.as_str().to_owned());
     }

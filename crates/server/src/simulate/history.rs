@@ -63,7 +63,7 @@ fn time(micros: i64) -> DateTime<Utc> {
 /// A stored lead as history. Its document is the lead as it arrived (tags from tagging rules
 /// are added again by each policy).
 pub fn from_row(line: u64, row: &LeadRow, catalogue: &engine::FieldCatalogue) -> Item {
-    let mut input: LeadInput = serde_json::from_str(&row.document).map_err(|_| BadRow {
+    let mut input: LeadInput = serde_json::from_str(row.intake_document()).map_err(|_| BadRow {
         line,
         code: "unreadable".into(),
         field: None,

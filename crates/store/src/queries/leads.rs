@@ -199,7 +199,7 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
              updated_at = $14, assigned_at = $15, first_response_at = $16, last_activity_at = $17,
              callback_at = $18, claimed_at = $19, protected_until = $20, hops = $21,
              previous_owners = $22, rule_id = $23, sla_policy = $24, last_pool = $25,
-             closed_at = $26, amount = $27, lost_reason = $28
+             closed_at = $26, amount = $27, lost_reason = $28, win_probability = $29, intake = $30
          WHERE id = $1",
     )
     .bind(row.id.clone())
@@ -230,6 +230,8 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
     .bind(row.closed_at)
     .bind(row.amount)
     .bind(row.lost_reason.clone())
+    .bind(row.win_probability)
+    .bind(row.intake.clone())
     .execute(conn)
     .await
     .map(drop)
