@@ -87,12 +87,12 @@ pub fn read_csv(content: &[u8], outcome: &str, drop: &[String]) -> Result<FileTa
             let mut distinct = std::collections::HashSet::new();
             let numeric = records.iter().all(|(record, _, _)| {
                 let cell = record.get(*at).unwrap_or("").trim();
-                if distinct.len() < 3 {
+                if distinct.len() < 3 && !cell.is_empty() {
                     distinct.insert(cell.to_owned());
                 }
                 cell.is_empty() || cell.parse::<f64>().is_ok_and(f64::is_finite)
             });
-            if numeric && distinct.iter().filter(|cell| !cell.is_empty()).count() > 2 {
+            if numeric && distinct.len() > 2 {
                 Kind::Number
             } else {
                 Kind::Category
