@@ -335,6 +335,10 @@ pub struct LeadView {
     /// With `lost`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_reason: Option<String>,
+    /// The active model's win probability (0–1) when the lead was routed; its factors are in
+    /// the decision's `record.win`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub win_probability: Option<f64>,
 }
 
 /// Where the lead's follow-up stands.
@@ -389,6 +393,7 @@ pub fn lead_view(row: &LeadRow) -> LeadView {
         },
         amount: row.amount,
         lost_reason: row.lost_reason.clone(),
+        win_probability: row.win_probability.map(|p| (p * 1e4).round() / 1e4),
     }
 }
 

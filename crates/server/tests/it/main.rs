@@ -9,6 +9,7 @@ mod console;
 mod follow_up;
 mod intake;
 mod notify;
+mod scoring;
 mod security;
 mod simulate;
 mod story;
