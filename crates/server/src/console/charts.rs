@@ -92,3 +92,55 @@ mod tests {
         assert_eq!(bars(&[], 1.0, true, "none"), "<p class=\"muted\">none</p>");
     }
 }
+
+/// A square plot of `points` (0–1 on both axes) as a line over the diagonal: the ROC curve.
+pub fn curve(points: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> String {
+    let (size, margin) = (220.0, 34.0);
+    let at = |x: f64, y: f64| (margin + x * size, margin / 2.0 + (1.0 - y) * size);
+    let path: Vec<String> = points
+        .iter()
+        .map(|(x, y)| {
+            let (px, py) = at(*x, *y);
+            format!("{px:.1},{py:.1}")
+        })
+        .collect();
+    let (x0, y0) = at(0.0, 0.0);
+    let (x1, y1) = at(1.0, 1.0);
+    let total = size + margin * 1.5;
+    format!(
+        "<svg role=\"img\" viewBox=\"0 0 {total} {total}\" width=\"{total}\" height=\"{total}\"><title>{}</title>\
+<rect x=\"{x0}\" y=\"{y1}\" width=\"{size}\" height=\"{size}\" fill=\"none\" stroke=\"#bbb\"/>\
+<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y1}\" stroke=\"#bbb\" stroke-dasharray=\"4 4\"/>\
+<polyline points=\"{}\" fill=\"none\" stroke=\"#2563eb\" stroke-width=\"2\"/>\
+<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\
+<text x=\"10\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" transform=\"rotate(-90 10 {})\">{}</text></svg>",
+        escape(title),
+        path.join(" "),
+        margin + size / 2.0,
+        total - 4.0,
+        escape(x_label),
+        margin / 2.0 + size / 2.0,
+        margin / 2.0 + size / 2.0,
+        escape(y_label),
+    )
+}
+
+/// Predicted against observed rates, one dot per bin, over the diagonal a calibrated model
+/// sits on.
+pub fn calibration(bins: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> String {
+    let dots: Vec<(f64, f64)> = bins.to_vec();
+    let mut svg = curve(&dots, title, x_label, y_label);
+    let (size, margin) = (220.0, 34.0);
+    let marks: String = bins
+        .iter()
+        .map(|(x, y)| {
+            format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#2563eb\"/>",
+                margin + x * size,
+                margin / 2.0 + (1.0 - y) * size
+            )
+        })
+        .collect();
+    svg.insert_str(svg.len() - "</svg>".len(), &marks);
+    svg
+}

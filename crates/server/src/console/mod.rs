@@ -9,6 +9,7 @@ mod charts;
 mod forms;
 pub mod i18n;
 mod logs;
+mod models;
 mod people;
 mod rules;
 mod simulate;
@@ -64,6 +65,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/rules", get(rules::versions))
         .route("/rules/edit", get(rules::edit).post(rules::submit))
         .route("/rules/{version}/publish", post(rules::rollback))
+        .route("/models", get(models::page))
+        .route("/models/train", post(models::train))
+        .route("/models/{version}/publish", post(models::publish))
         .route("/simulations", post(simulate::start))
         .route("/simulations/{id}", get(simulate::page))
         .route("/simulations/{id}/cancel", post(simulate::cancel))
@@ -797,6 +801,8 @@ struct LeadFacts {
     /// Custom fields with a value, by name; tags.
     attributes: Vec<(String, String)>,
     tags: String,
+    /// The model's win probability and why, as last routed.
+    win: String,
 }
 
 #[derive(Template)]
@@ -902,7 +908,18 @@ async fn lead_data(
         text: text(&row.source),
         details: String::new(),
     }];
+    let mut win = String::new();
     for decision in app.store.decisions_for(id).await? {
+        if win.is_empty()
+            && let Ok(record) = serde_json::from_str::<engine::DecisionRecord>(&decision.record)
+            && let Some(score) = &record.win
+        {
+            win = score.explain(if t.is_zh() {
+                engine::Language::Zh
+            } else {
+                engine::Language::En
+            });
+        }
         let explanation: Value = serde_json::from_str(&decision.explanation).unwrap_or_default();
         timeline.push(Entry {
             at: viewer.local(decision.created_at),
@@ -1010,6 +1027,7 @@ async fn lead_data(
                 })
                 .collect(),
             tags: view.document.tags.join(", "),
+            win,
         },
         timeline,
         can_follow_up: open && viewer.caller.role != Role::Rep

@@ -970,7 +970,7 @@ pub(super) async fn allowed_viewer(
 
 #[derive(Debug, Deserialize)]
 pub struct VersionQuery {
-    version: Option<i64>,
+    pub(super) version: Option<i64>,
     pub(super) notice: Option<String>,
 }
 

@@ -2092,3 +2092,87 @@ async fn a_draft_is_tried_on_history_from_the_versions_page_and_published_from_i
         "already active"
     );
 }
+
+#[tokio::test]
+async fn a_model_is_trained_read_and_published_from_the_console() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    app.round_robin_team(2, json!({})).await;
+    app.ok(
+        "/api/v1/fields",
+        &json!({"entity": "lead", "name": "plan", "type": "text"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    crate::scoring::closed_history(&app).await;
+    for (name, role, rep) in [("boss", "admin", None), ("rep0", "rep", Some("r00"))] {
+        app.ok(
+            "/api/v1/users",
+            &json!({"username": name, "role": role, "rep_id": rep, "password": "correct horse battery"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    // A rep cannot train through the console's form.
+    let (rep_cookie, rep_csrf) = sign_in(&app, "rep0").await;
+    submit(
+        &app,
+        "/models/train",
+        &rep_cookie,
+        &format!("csrf={rep_csrf}"),
+    )
+    .await;
+    let (_, list) = app.get("/api/v1/models").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let empty = visit(&app, "GET", "/models", &cookie, None, "zh-CN").await;
+    assert!(empty.html.contains("还没有模型"), "{}", empty.html);
+    let started = submit(&app, "/models/train", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(started.location.as_deref(), Some("/models?version=1"));
+    let mut page = visit(&app, "GET", "/models?version=1", &cookie, None, "zh-CN").await;
+    for _ in 0..200 {
+        if page.html.contains("id=\"model-auc\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        page = visit(&app, "GET", "/models?version=1", &cookie, None, "zh-CN").await;
+    }
+    for expected in [
+        "ROC 曲线",
+        "校准",
+        "来源=展会 · 提高成交概率",
+        "<svg",
+        "发布此模型",
+    ] {
+        assert!(page.html.contains(expected), "{expected}: {}", page.html);
+    }
+    let english = visit(&app, "GET", "/models?version=1", &cookie, None, "en").await;
+    assert!(
+        english.html.contains("source=展会 · raises the odds"),
+        "{}",
+        english.html
+    );
+    let published = submit(&app, "/models/1/publish", &cookie, &format!("csrf={csrf}")).await;
+    assert_eq!(
+        published.location.as_deref(),
+        Some("/models?version=1&notice=ok")
+    );
+    let (_, model) = app.get("/api/v1/models/1").await;
+    assert_eq!(model["status"], json!("active"));
+
+    // A lead's page says its probability and why.
+    let created = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"external_id": "new", "company": "新客户", "source": "展会", "attributes": {"plan": "pro"}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = created["lead"]["id"].as_str().expect("id");
+    let lead_page = visit(&app, "GET", &format!("/leads/{id}"), &cookie, None, "zh-CN").await;
+    assert!(
+        lead_page.html.contains("id=\"lead-win\">成交概率 "),
+        "{}",
+        lead_page.html
+    );
+}

@@ -46,27 +46,8 @@ fn history_lead(index: usize) -> (Value, bool) {
     (lead, won)
 }
 
-async fn a_model_learns_scores_and_explains(app: TestApp) {
-    app.round_robin_team(2, json!({})).await;
-    app.ok(
-        "/api/v1/fields",
-        &json!({"entity": "lead", "name": "plan", "type": "text"}),
-        StatusCode::CREATED,
-    )
-    .await;
-
-    // Nothing closed yet: refused, with what is missing.
-    let (status, refused) = app.post("/api/v1/models", &json!({})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
-    assert_eq!(refused["error"]["code"], json!("not_enough_outcomes"));
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .is_some_and(|message| message.contains("200 more closed")),
-        "{refused}"
-    );
-
-    // 240 leads, closed won or lost.
+/// 240 leads, closed won or lost after `history_lead`.
+pub async fn closed_history(app: &TestApp) {
     let history: Vec<(Value, bool)> = (0..240).map(history_lead).collect();
     for chunk in history.chunks(60) {
         let leads: Vec<Value> = chunk.iter().map(|(lead, _)| lead.clone()).collect();
@@ -89,6 +70,29 @@ async fn a_model_learns_scores_and_explains(app: TestApp) {
             assert_eq!(status, StatusCode::OK, "{closed}");
         }
     }
+}
+
+async fn a_model_learns_scores_and_explains(app: TestApp) {
+    app.round_robin_team(2, json!({})).await;
+    app.ok(
+        "/api/v1/fields",
+        &json!({"entity": "lead", "name": "plan", "type": "text"}),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    // Nothing closed yet: refused, with what is missing.
+    let (status, refused) = app.post("/api/v1/models", &json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], json!("not_enough_outcomes"));
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("200 more closed")),
+        "{refused}"
+    );
+
+    closed_history(&app).await;
     // A rep corrected one lead's source after the call: training still reads it as it arrived.
     let lead_zero = app.get("/api/v1/leads?limit=500").await.1["items"]
         .as_array()
