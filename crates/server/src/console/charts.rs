@@ -69,30 +69,6 @@ pub fn bars(rows: &[Bar], max: f64, percent: bool, empty: &str) -> String {
     svg
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_escaped_and_targets_marked() {
-        let svg = bars(
-            &[Bar {
-                label: "<script>".into(),
-                value: 0.5,
-                target: Some(0.25),
-            }],
-            1.0,
-            true,
-            "none",
-        );
-        assert!(svg.contains("&lt;script&gt;"));
-        assert!(!svg.contains("<script>"));
-        assert!(svg.contains("50%"));
-        assert!(svg.contains("<title>25%</title>"));
-        assert_eq!(bars(&[], 1.0, true, "none"), "<p class=\"muted\">none</p>");
-    }
-}
-
 /// A square plot of `points` (0–1 on both axes) as a line over the diagonal: the ROC curve.
 pub fn curve(points: &[(f64, f64)], title: &str, x_label: &str, y_label: &str) -> String {
     let (size, margin) = (220.0, 34.0);
@@ -143,4 +119,28 @@ pub fn calibration(bins: &[(f64, f64)], title: &str, x_label: &str, y_label: &st
         .collect();
     svg.insert_str(svg.len() - "</svg>".len(), &marks);
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_targets_marked() {
+        let svg = bars(
+            &[Bar {
+                label: "<script>".into(),
+                value: 0.5,
+                target: Some(0.25),
+            }],
+            1.0,
+            true,
+            "none",
+        );
+        assert!(svg.contains("&lt;script&gt;"));
+        assert!(!svg.contains("<script>"));
+        assert!(svg.contains("50%"));
+        assert!(svg.contains("<title>25%</title>"));
+        assert_eq!(bars(&[], 1.0, true, "none"), "<p class=\"muted\">none</p>");
+    }
 }
