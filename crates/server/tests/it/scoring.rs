@@ -27,11 +27,11 @@ async fn wait(app: &TestApp, version: i64) -> Value {
 /// A lead whose odds follow its source and plan: 展会 wins four times in five, 官网 one in
 /// five, and the `pro` plan adds to either.
 fn history_lead(index: usize) -> (Value, bool) {
-    let fair = index % 2 == 0;
-    let pro = index % 3 == 0;
+    let fair = index.is_multiple_of(2);
+    let pro = index.is_multiple_of(3);
     // A fixed pattern, not chance, so the test cannot flake.
     let won = match (fair, pro) {
-        (true, true) => index % 10 != 0,
+        (true, true) => !index.is_multiple_of(10),
         (true, false) => index % 5 != 1,
         (false, true) => index % 5 <= 1,
         (false, false) => index % 7 == 1,
@@ -294,7 +294,7 @@ async fn files_roles_and_bad_input(app: TestApp) {
     // A file to try the model on: trained, never publishable.
     let mut csv = String::from("channel,visits,Converted,id\n");
     for index in 0..300 {
-        let fair = index % 2 == 0;
+        let fair = index.is_multiple_of(2);
         let won = if fair { index % 5 != 0 } else { index % 5 == 0 };
         csv.push_str(&format!(
             "{},{},{},{index}\n",
