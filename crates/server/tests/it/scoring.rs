@@ -293,7 +293,7 @@ async fn a_model_learns_scores_and_explains(app: TestApp) {
 async fn files_roles_and_bad_input(app: TestApp) {
     // A file to try the model on: trained, never publishable.
     let mut csv = String::from("channel,visits,Converted,id\n");
-    for index in 0..300 {
+    for index in 0..300u32 {
         let fair = index.is_multiple_of(2);
         let won = if fair { index % 5 != 0 } else { index % 5 == 0 };
         csv.push_str(&format!(
