@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use criterion::{Criterion, criterion_group, criterion_main};
 use engine::hours::{TimeRange, WeeklyHours};
+use engine::model::{Encoding, FeatureSpec, Level, ModelSpec, WinModel};
 use engine::rep::{Caps, RepStats};
 use engine::state::Tally;
 use engine::{
@@ -197,6 +198,25 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
 
+    // The learned model: fifteen fields of forty levels each, as a large workspace's would be.
+    let model = WinModel::compile(&model_spec(), &catalogue_for_model(), 1).expect("model");
+    let rules =
+        compile(&rule_set(200, json!({"type": "round_robin"})), known, 1).expect("compiles");
+    let scored = RouteRequest {
+        model: Some(&model),
+        lead: &lead,
+        now: now(),
+        exclude: &[],
+    };
+    assert!(route(&rules, &roster, &state, &scored).win.is_some());
+    c.bench_function("model/score", |b| {
+        let view = engine::field::LeadView::new(&lead, &rules.catalogue);
+        b.iter(|| black_box(model.score(black_box(&view), now())))
+    });
+    c.bench_function("model/route_round_robin_scored", |b| {
+        b.iter(|| black_box(route(&rules, &roster, &state, black_box(&scored))))
+    });
+
     let rules = compile(&rule_set(200, json!({"type": "best_match"})), known, 1).expect("compiles");
     let request = RouteRequest {
         model: None,
@@ -216,6 +236,75 @@ fn benches(c: &mut Criterion) {
     c.bench_function("compile/1000_rules", |b| {
         b.iter(|| black_box(compile(&spec, known, 1).expect("compiles")))
     });
+}
+
+fn catalogue_for_model() -> engine::FieldCatalogue {
+    engine::FieldCatalogue::default()
+}
+
+fn model_spec() -> ModelSpec {
+    let category = |field: &str| FeatureSpec {
+        field: field.to_owned(),
+        encoding: Encoding::Category {
+            levels: (0..40)
+                .map(|index| Level {
+                    value: format!("{field}-{index}"),
+                    weight: f64::from(index) / 100.0 - 0.2,
+                })
+                .chain(["华东", "制造", "web", "上海"].map(|value| Level {
+                    value: value.to_owned(),
+                    weight: 0.3,
+                }))
+                .collect(),
+            other: -0.1,
+            missing: -0.2,
+        },
+    };
+    let number = |field: &str| FeatureSpec {
+        field: field.to_owned(),
+        encoding: Encoding::Number {
+            edges: (1..10).map(|index| f64::from(index) * 50.0).collect(),
+            weights: (0..10)
+                .map(|index| f64::from(index) / 20.0 - 0.25)
+                .collect(),
+            missing: 0.0,
+        },
+    };
+    let mut features: Vec<FeatureSpec> = [
+        "source",
+        "campaign",
+        "product",
+        "demand",
+        "country",
+        "province",
+        "city",
+        "region",
+        "industry",
+        "urgency",
+        "arrival_hour",
+        "arrival_weekday",
+    ]
+    .into_iter()
+    .map(category)
+    .collect();
+    features.push(number("company_size"));
+    features.push(number("budget"));
+    features.push(FeatureSpec {
+        field: "tags".to_owned(),
+        encoding: Encoding::Set {
+            levels: (0..40)
+                .map(|index| Level {
+                    value: format!("tag-{index}"),
+                    weight: 0.05,
+                })
+                .collect(),
+        },
+    });
+    ModelSpec {
+        intercept: -1.0,
+        time_zone: "Asia/Shanghai".to_owned(),
+        features,
+    }
 }
 
 criterion_group! {
