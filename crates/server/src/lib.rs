@@ -397,9 +397,9 @@ pub fn app(state: AppState) -> axum::Router {
                 .post(api::models::train_model)
                 .layer(DefaultBodyLimit::max(api::models::BODY_LIMIT)),
         )
-        .route("/models/{version}", get(api::models::get_model))
+        .route("/models/{id}", get(api::models::get_model))
         .route(
-            "/models/{version}/publish",
+            "/models/{id}/publish",
             post(api::models::publish_model),
         )
         .fallback(|| async {

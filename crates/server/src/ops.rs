@@ -130,8 +130,8 @@ operations! {
     CancelSimulation = "cancel_simulation": POST "/simulations/{id}/cancel",
     TrainModel = "train_model": POST "/models",
     ListModels = "list_models": GET "/models",
-    GetModel = "get_model": GET "/models/{version}",
-    PublishModel = "publish_model": POST "/models/{version}/publish",
+    GetModel = "get_model": GET "/models/{id}",
+    PublishModel = "publish_model": POST "/models/{id}/publish",
 }
 
 impl Operation {

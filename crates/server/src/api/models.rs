@@ -78,7 +78,7 @@ pub async fn list_models(
 }
 
 /// A model: its status, evaluation and (`model`) its weights.
-#[utoipa::path(get, path = "/api/v1/models/{version}", tag = "models", params(("version" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/models/{id}", tag = "models", params(("id" = i64, Path, description = "The model's version")),
     responses((status = 200, description = "The model"), (status = 404, description = "No such model")),
     security(("api_key" = [])))]
 pub async fn get_model(
@@ -97,7 +97,7 @@ pub async fn get_model(
 
 /// Publish a trained model: every lead routed from now on gets its `win_probability`.
 /// Publishing an earlier version is the rollback. Audited.
-#[utoipa::path(post, path = "/api/v1/models/{version}/publish", tag = "models", params(("version" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/models/{id}/publish", tag = "models", params(("id" = i64, Path, description = "The model's version")),
     responses((status = 200, description = "The model, active"), (status = 404, description = "No such model"),
         (status = 409, description = "`model_training`, `model_failed`, `not_publishable` (trained on a file)")),
     security(("api_key" = [])))]

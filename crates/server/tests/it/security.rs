@@ -577,14 +577,14 @@ async fn every_endpoint_answers_each_role_as_it_should() {
         ),
         (
             Method::GET,
-            "/models/{version}",
+            "/models/{id}",
             "999",
             None,
             [404, 404, 403, 403, 404, 401],
         ),
         (
             Method::POST,
-            "/models/{version}/publish",
+            "/models/{id}/publish",
             "999",
             None,
             [404, 404, 403, 403, 403, 401],
