@@ -398,10 +398,7 @@ pub fn app(state: AppState) -> axum::Router {
                 .layer(DefaultBodyLimit::max(api::models::BODY_LIMIT)),
         )
         .route("/models/{id}", get(api::models::get_model))
-        .route(
-            "/models/{id}/publish",
-            post(api::models::publish_model),
-        )
+        .route("/models/{id}/publish", post(api::models::publish_model))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

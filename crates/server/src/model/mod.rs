@@ -238,6 +238,27 @@ fn stored_request(request: &TrainRequest) -> String {
     value.to_string()
 }
 
+/// Stores a model as `training` under the next version.
+async fn insert_training(
+    store: &store::Store,
+    caller: &Caller,
+    request: &TrainRequest,
+    source: &str,
+) -> Result<ModelRow, ApiError> {
+    let at = now_micros();
+    let mut row = ModelRow {
+        status: "training".into(),
+        source: source.into(),
+        created_by: caller.actor(),
+        created_at: at,
+        updated_at: at,
+        request: stored_request(request),
+        ..ModelRow::default()
+    };
+    row.version = store.insert_model(&row).await?;
+    Ok(row)
+}
+
 /// One training at a time per instance.
 static TRAINING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
@@ -250,17 +271,7 @@ pub async fn start(
 ) -> Result<ModelRow, ApiError> {
     caller.may(Operation::TrainModel)?;
     let prepared = prepare(store, request).await?;
-    let at = now_micros();
-    let mut row = ModelRow {
-        status: "training".into(),
-        source: prepared.source.into(),
-        created_by: caller.actor(),
-        created_at: at,
-        updated_at: at,
-        request: stored_request(request),
-        ..ModelRow::default()
-    };
-    row.version = store.insert_model(&row).await?;
+    let row = insert_training(store, caller, request, prepared.source).await?;
     let (store, version) = (store.clone(), row.version);
     tokio::spawn(async move {
         let Ok(permit) = TRAINING.acquire().await else {
@@ -283,17 +294,7 @@ pub async fn train_now(
 ) -> Result<ModelRow, ApiError> {
     caller.may(Operation::TrainModel)?;
     let prepared = prepare(store, request).await?;
-    let at = now_micros();
-    let mut row = ModelRow {
-        status: "training".into(),
-        source: prepared.source.into(),
-        created_by: caller.actor(),
-        created_at: at,
-        updated_at: at,
-        request: stored_request(request),
-        ..ModelRow::default()
-    };
-    row.version = store.insert_model(&row).await?;
+    let row = insert_training(store, caller, request, prepared.source).await?;
     let result = tokio::task::spawn_blocking(move || train(&prepared))
         .await
         .unwrap_or_else(|error| Err(ApiError::internal(error)));
