@@ -96,46 +96,33 @@ fn fail(error: &ApiError) -> ExitCode {
 pub async fn run(command: ModelCommand) -> anyhow::Result<ExitCode> {
     match command {
         ModelCommand::Evaluate {
-            csv: Some(path),
+            csv,
             outcome,
             drop,
             options,
-            ..
-        } => {
-            let content = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let request = TrainRequest {
-                file: Some(TrainFile {
-                    content,
-                    outcome: outcome.context("--outcome names the CSV's outcome column")?,
-                    drop,
-                }),
-                split: options.split.clone(),
-                time_zone: Some(options.time_zone.clone()),
-            };
-            // A file needs no workspace: nothing is opened, nothing is written.
-            let prepared = match server::model::prepare_file(&request) {
-                Ok(prepared) => prepared,
-                Err(error) => return Ok(fail(&error)),
-            };
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || server::model::train(&prepared)).await? {
-                Ok(trained) => {
-                    print_evaluation(&trained.evaluation, options.json, started.elapsed());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(error) => Ok(fail(&error)),
-            }
-        }
-        ModelCommand::Evaluate {
-            csv: None,
-            options,
             store,
-            ..
         } => {
-            let store = Settings::from_store_args(&store)?.open_store().await?;
-            let request = request(&options);
-            let prepared = match server::model::prepare(&store, &request).await {
+            let prepared = match csv {
+                // A file needs no workspace: nothing is opened, nothing is written.
+                Some(path) => {
+                    let content = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let request = TrainRequest {
+                        file: Some(TrainFile {
+                            content,
+                            outcome: outcome.context("--outcome names the CSV's outcome column")?,
+                            drop,
+                        }),
+                        ..request(&options)
+                    };
+                    server::model::prepare_file(&request)
+                }
+                None => {
+                    let store = Settings::from_store_args(&store)?.open_store().await?;
+                    server::model::prepare(&store, &request(&options)).await
+                }
+            };
+            let prepared = match prepared {
                 Ok(prepared) => prepared,
                 Err(error) => return Ok(fail(&error)),
             };

@@ -98,3 +98,20 @@ impl ApiError {
         self
     }
 }
+
+/// A request as stored: a `file.content` is summarised by its length, never kept (it holds
+/// customers' data and may be megabytes).
+pub fn stored_request(request: &impl serde::Serialize) -> String {
+    let mut value = serde_json::to_value(request).unwrap_or(serde_json::Value::Null);
+    if let Some(file) = value
+        .get_mut("file")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        let bytes = file
+            .get("content")
+            .and_then(serde_json::Value::as_str)
+            .map_or(0, str::len);
+        file.insert("content".into(), format!("({bytes} bytes)").into());
+    }
+    value.to_string()
+}

@@ -225,19 +225,6 @@ fn now_micros() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-/// The request as stored: a file's content is summarised, not kept.
-fn stored_request(request: &TrainRequest) -> String {
-    let mut value = serde_json::to_value(request).unwrap_or(Value::Null);
-    if let Some(file) = value.get_mut("file").and_then(Value::as_object_mut) {
-        let bytes = file
-            .get("content")
-            .and_then(Value::as_str)
-            .map_or(0, str::len);
-        file.insert("content".into(), json!(format!("({bytes} bytes)")));
-    }
-    value.to_string()
-}
-
 /// Stores a model as `training` under the next version.
 async fn insert_training(
     store: &store::Store,
@@ -252,7 +239,7 @@ async fn insert_training(
         created_by: caller.actor(),
         created_at: at,
         updated_at: at,
-        request: stored_request(request),
+        request: crate::extract::stored_request(request),
         ..ModelRow::default()
     };
     row.version = store.insert_model(&row).await?;

@@ -25,19 +25,6 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// The request as stored: a file's content is summarised, not kept.
-fn stored_request(input: &SimulationInput) -> String {
-    let mut value = serde_json::to_value(input).unwrap_or(Value::Null);
-    if let Some(file) = value.get_mut("file").and_then(Value::as_object_mut) {
-        let bytes = file
-            .get("content")
-            .and_then(Value::as_str)
-            .map_or(0, str::len);
-        file.insert("content".into(), json!(format!("({bytes} bytes)")));
-    }
-    value.to_string()
-}
-
 /// Checks the caller and the simulation and starts it; the job as stored.
 pub async fn start(
     store: &store::Store,
@@ -53,7 +40,7 @@ pub async fn start(
         created_at: at,
         updated_at: at,
         status: "queued".into(),
-        request: stored_request(input),
+        request: crate::extract::stored_request(input),
         ..SimulationRow::default()
     };
     store.insert_simulation(&row).await?;
