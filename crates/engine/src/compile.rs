@@ -554,6 +554,7 @@ fn compile_strategy(spec: &StrategySpec, path: &str, errors: &mut Errors) -> Opt
                 response: spec.response.unwrap_or(defaults.response),
                 feedback: spec.feedback.unwrap_or(defaults.feedback),
                 load: spec.load.unwrap_or(defaults.load),
+                win_probability: spec.win_probability.unwrap_or(defaults.win_probability),
             };
             let all = [
                 resolved.matching,
@@ -562,6 +563,14 @@ fn compile_strategy(spec: &StrategySpec, path: &str, errors: &mut Errors) -> Opt
                 resolved.feedback,
                 resolved.load,
             ];
+            if !(resolved.win_probability.is_finite() && resolved.win_probability >= 0.0) {
+                errors.push(
+                    &format!("{path}.weights.win_probability"),
+                    "invalid_value",
+                    "a weight is a non-negative number".to_owned(),
+                );
+                return None;
+            }
             if all
                 .iter()
                 .any(|weight| !(weight.is_finite() && *weight >= 0.0))

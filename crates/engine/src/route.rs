@@ -550,6 +550,7 @@ impl Router<'_> {
                 clock: self.clock,
                 rotation_key: &candidates.rotation_key,
                 matching: &matching,
+                win_probability: self.view.win_probability,
             },
         );
         let winner = eligible[choice.winner].0;

@@ -225,6 +225,10 @@ pub struct BestMatchSpec {
     pub feedback: Option<f64>,
     #[serde(default)]
     pub load: Option<f64>,
+    /// The lead's learned win probability times the rep's relative conversion (default 0.3);
+    /// it counts only for leads a published model scored.
+    #[serde(default)]
+    pub win_probability: Option<f64>,
 }
 
 /// Adds tags to leads that match.

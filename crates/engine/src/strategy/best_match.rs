@@ -1,6 +1,8 @@
 //! Best match: a weighted score over how well the rep matches the lead's preferences, their
-//! smoothed conversion, response speed, feedback and current load. Ties go to the rep furthest
-//! below their fair share this month, then the one idle longest.
+//! smoothed conversion, response speed, feedback and current load — and, for a lead a published
+//! model scored, its win probability times the rep's conversion, so the leads most likely to
+//! close go to the reps who close most. Ties go to the rep furthest below their fair share this
+//! month, then the one idle longest.
 
 use super::performance::Statistics;
 use super::{BestMatchWeights, Choice, Pick, TieBreak, idle_key, rank};
@@ -19,19 +21,16 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
         .map(|(position, _)| input.rep_state(*position).open_leads)
         .max()
         .unwrap_or(0);
-    let dimensions = |position: usize| -> [(&'static str, f64, f64); 5] {
+    let dimensions = |position: usize| -> Vec<(&'static str, f64, f64)> {
         let open = input.rep_state(input.candidates[position].0).open_leads;
-        [
+        let conversion = if best_conversion > 0.0 {
+            statistics.conversion[position] / best_conversion
+        } else {
+            0.5
+        };
+        let mut dimensions = vec![
             ("matching", weights.matching, input.matching[position]),
-            (
-                "conversion",
-                weights.conversion,
-                if best_conversion > 0.0 {
-                    statistics.conversion[position] / best_conversion
-                } else {
-                    0.5
-                },
-            ),
+            ("conversion", weights.conversion, conversion),
             ("response", weights.response, statistics.response[position]),
             ("feedback", weights.feedback, statistics.feedback[position]),
             (
@@ -39,13 +38,20 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
                 weights.load,
                 1.0 - f64::from(open) / (f64::from(most_open) + 1.0),
             ),
-        ]
+        ];
+        if let Some(probability) = input.win_probability {
+            dimensions.push((
+                "win_probability",
+                weights.win_probability,
+                probability * conversion,
+            ));
+        }
+        dimensions
     };
-    let total_weight = (weights.matching
-        + weights.conversion
-        + weights.response
-        + weights.feedback
-        + weights.load)
+    let total_weight = dimensions(0)
+        .iter()
+        .map(|(_, weight, _)| weight)
+        .sum::<f64>()
         .max(f64::MIN_POSITIVE);
     let scores: Vec<f64> = (0..input.candidates.len())
         .map(|position| {

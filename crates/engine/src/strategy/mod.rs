@@ -121,6 +121,10 @@ pub struct BestMatchWeights {
     pub response: f64,
     pub feedback: f64,
     pub load: f64,
+    /// How strongly a promising lead is steered to the strongest converters: the dimension is
+    /// the lead's win probability times the rep's relative conversion, and counts only when a
+    /// published model scored the lead.
+    pub win_probability: f64,
 }
 
 impl Default for BestMatchWeights {
@@ -131,6 +135,7 @@ impl Default for BestMatchWeights {
             response: 0.15,
             feedback: 0.1,
             load: 0.15,
+            win_probability: 0.3,
         }
     }
 }
@@ -146,6 +151,8 @@ pub(crate) struct Pick<'a> {
     pub rotation_key: &'a str,
     /// For best match: per candidate, the share of preferences met (0..=1).
     pub matching: &'a [f64],
+    /// For best match: the lead's win probability, when a published model scored it.
+    pub win_probability: Option<f64>,
 }
 
 impl Pick<'_> {

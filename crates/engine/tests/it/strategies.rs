@@ -176,6 +176,62 @@ fn best_match_prefers_the_rep_who_covers_the_lead() {
 }
 
 #[test]
+fn best_match_sends_promising_leads_to_the_strongest_closer() {
+    let mut world = World::new(
+        vec![rep("a", "A"), rep("b", "B")],
+        vec![team("t", &["a", "b"])],
+        json!({"rules": [{"id": "all", "target": {"team": "t"}, "strategy": {"type": "best_match",
+            "weights": {"conversion": 0.1, "load": 0.3, "win_probability": 0.5}}}]}),
+    );
+    for (id, won) in [("a", 40), ("b", 10)] {
+        let rep = world
+            .state
+            .rep_mut(&world.roster, &RepId::new(id))
+            .expect("rep");
+        rep.stats = RepStats {
+            closed: 100,
+            won,
+            ..RepStats::default()
+        };
+    }
+    world
+        .state
+        .rep_mut(&world.roster, &RepId::new("a"))
+        .expect("a")
+        .open_leads = 10;
+    // A model with only an intercept gives every lead the same probability.
+    let catalogue = world.rules.catalogue.clone();
+    let model_with = |intercept: f64| {
+        let spec = engine::model::ModelSpec {
+            intercept,
+            time_zone: "Asia/Shanghai".into(),
+            features: Vec::new(),
+        };
+        engine::model::WinModel::compile(&spec, &catalogue, 1).expect("model")
+    };
+    // Unscored, the busy strong closer loses to the free weaker one on load; a lead likely to
+    // close (90%) goes to the strong closer, an unlikely one (10%) still to the free rep.
+    let unscored = world.route(&lead(), tuesday_morning());
+    assert_eq!(unscored.owner().map(RepId::as_str), Some("b"));
+    assert!(
+        !unscored.attempts[0].leading[0]
+            .parts
+            .iter()
+            .any(|(name, _)| *name == "win_probability")
+    );
+    world.close_leads_of("b", 1);
+    world.model = Some(model_with(2.2));
+    let promising = world.route(&lead(), tuesday_morning());
+    assert_eq!(promising.owner().map(RepId::as_str), Some("a"));
+    let parts = &promising.attempts[0].leading[0].parts;
+    assert!(parts.iter().any(|(name, value)| *name == "win_probability" && *value > 0.8));
+    world.close_leads_of("a", 1);
+    world.model = Some(model_with(-2.2));
+    let unlikely = world.route(&lead(), tuesday_morning());
+    assert_eq!(unlikely.owner().map(RepId::as_str), Some("b"));
+}
+
+#[test]
 fn best_match_breaks_ties_by_fair_share_then_idle_time() {
     let mut world = World::new(
         vec![rep("a", "A"), rep("b", "B")],

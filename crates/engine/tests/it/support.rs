@@ -127,6 +127,8 @@ pub struct World {
     pub roster: Roster,
     pub rules: RuleSet,
     pub state: RoutingState,
+    /// The published conversion model, when the test gives one.
+    pub model: Option<engine::model::WinModel>,
 }
 
 impl World {
@@ -138,6 +140,7 @@ impl World {
             roster,
             rules,
             state,
+            model: None,
         }
     }
 
@@ -160,7 +163,7 @@ impl World {
                 lead,
                 now,
                 exclude,
-                model: None,
+                model: self.model.as_ref(),
             },
         );
         self.state.apply(&self.roster, &decision.changes);
