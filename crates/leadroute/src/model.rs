@@ -52,6 +52,24 @@ pub enum ModelCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Show or set scheduled retraining (with no options: show it). The running service trains
+    /// when a run falls due.
+    Schedule {
+        /// How often to retrain: `7d`, `1d`, `12h`.
+        #[arg(long, conflicts_with = "off")]
+        every: Option<String>,
+        /// Retrain only on demand.
+        #[arg(long)]
+        off: bool,
+        /// Publish a scheduled model by itself when its holdout AUC reaches the minimum.
+        #[arg(long)]
+        auto_publish: bool,
+        /// The AUC a model needs to publish itself (default 0.75).
+        #[arg(long)]
+        minimum_auc: Option<f64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -203,7 +221,70 @@ pub async fn run(command: ModelCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ModelCommand::Schedule {
+            every,
+            off,
+            auto_publish,
+            minimum_auc,
+            store,
+        } => {
+            let store = Settings::from_store_args(&store)?.open_store().await?;
+            schedule(every, off, auto_publish, minimum_auc, &store).await
+        }
     }
+}
+
+async fn schedule(
+    every: Option<String>,
+    off: bool,
+    auto_publish: bool,
+    minimum_auc: Option<f64>,
+    store: &store::Store,
+) -> anyhow::Result<ExitCode> {
+    use server::model::schedule::{self, ScheduleDocument};
+    let row = if every.is_none() && !off {
+        match schedule::get(store, &operator()).await {
+            Ok(row) => row,
+            Err(error) => return Ok(fail(&error)),
+        }
+    } else {
+        let setting = ScheduleDocument {
+            every,
+            auto_publish,
+            minimum_auc,
+            time_zone: None,
+        };
+        match schedule::set(store, &operator(), &setting, chrono::Utc::now()).await {
+            Ok(row) => row,
+            Err(error) => return Ok(fail(&error)),
+        }
+    };
+    let view = schedule::view(&row);
+    match view["every"].as_str() {
+        None => println!("Retraining: only on demand (`leadroute model train`)."),
+        Some(every) => {
+            println!(
+                "Retraining every {every}; next at {}.",
+                view["next_at"].as_str().unwrap_or("-")
+            );
+            if view["auto_publish"] == true {
+                println!(
+                    "A new model publishes itself when its holdout AUC reaches {}.",
+                    view["minimum_auc"]
+                );
+            } else {
+                println!("A new model waits as a draft until someone publishes it.");
+            }
+        }
+    }
+    if !view["last_result"].is_null() {
+        println!(
+            "Last run ({}): {}",
+            view["last_at"].as_str().unwrap_or("-"),
+            view["last_result"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn request(options: &TrainArgs) -> TrainRequest {

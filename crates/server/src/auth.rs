@@ -83,12 +83,24 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Who acted, for decisions and the audit log: `user:<id>` or `key:<id>`.
+    /// Who acted, for decisions and the audit log: `user:<id>`, `key:<id>`, or `system`.
     pub fn actor(&self) -> String {
         match (&self.user_id, &self.key_id) {
             (Some(user), None) => format!("user:{user}"),
             (_, Some(key)) => format!("key:{key}"),
-            (None, None) => "anonymous".into(),
+            (None, None) => "system".into(),
+        }
+    }
+
+    /// The service itself, acting on a schedule it was given (scheduled retraining): an
+    /// administrator whose actor is `system`.
+    pub fn system() -> Caller {
+        Caller {
+            role: Role::Admin,
+            key_id: None,
+            user_id: None,
+            rep_id: None,
+            teams: Vec::new(),
         }
     }
 

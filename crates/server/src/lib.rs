@@ -68,6 +68,7 @@ impl AppState {
         tokio::spawn(sweeps(state.router.clone()));
         tokio::spawn(ticks(state.router.clone()));
         tokio::spawn(notifications(state.notifier.clone()));
+        tokio::spawn(model_schedule(state.store.clone()));
         state
     }
 
@@ -169,6 +170,18 @@ async fn notifications(notifier: notify::Notifier) {
     }
 }
 
+/// Looks once a minute for a scheduled model training that fell due (one instance takes it).
+async fn model_schedule(store: Store) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = model::schedule::run_due(&store, chrono::Utc::now()).await {
+            tracing::warn!(code = %error.code, "scheduled model training failed");
+        }
+    }
+}
+
 /// Checkpoints SQLite's write-ahead log every second, away from request handling.
 async fn checkpoints(store: Store) {
     if store.backend() != "sqlite" {
@@ -203,6 +216,7 @@ struct Metrics {
         api::simulations::create_simulation, api::simulations::list_simulations,
         api::simulations::get_simulation, api::simulations::cancel_simulation,
         api::models::train_model, api::models::list_models, api::models::get_model, api::models::publish_model,
+        api::models::get_model_schedule, api::models::set_model_schedule,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
         api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::assign_from_pool,
@@ -396,6 +410,10 @@ pub fn app(state: AppState) -> axum::Router {
             get(api::models::list_models)
                 .post(api::models::train_model)
                 .layer(DefaultBodyLimit::max(api::models::BODY_LIMIT)),
+        )
+        .route(
+            "/models/schedule",
+            get(api::models::get_model_schedule).put(api::models::set_model_schedule),
         )
         .route("/models/{id}", get(api::models::get_model))
         .route("/models/{id}/publish", post(api::models::publish_model))

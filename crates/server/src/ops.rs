@@ -132,6 +132,8 @@ operations! {
     ListModels = "list_models": GET "/models",
     GetModel = "get_model": GET "/models/{id}",
     PublishModel = "publish_model": POST "/models/{id}/publish",
+    GetModelSchedule = "get_model_schedule": GET "/models/schedule",
+    SetModelSchedule = "set_model_schedule": PUT "/models/schedule",
 }
 
 impl Operation {
@@ -215,6 +217,7 @@ impl Operation {
                             | PublishRuleSet
                             | TrainModel
                             | PublishModel
+                            | SetModelSchedule
                             | PatchRep
                             | PatchTeam
                             | SetRepStatus

@@ -444,6 +444,44 @@ impl Store {
         on_pool!(self, finish_model(row))
     }
 
+    /// The model's retraining schedule.
+    pub async fn model_schedule(&self) -> sqlx::Result<ModelScheduleRow> {
+        on_pool!(self, model_schedule())
+    }
+
+    /// Saves the schedule setting with its audit row, in one transaction.
+    pub async fn set_model_schedule(
+        &self,
+        row: &ModelScheduleRow,
+        audit: &AuditRow,
+    ) -> sqlx::Result<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                sqlite::set_model_schedule(&mut tx, row).await?;
+                sqlite::insert_audit(&mut tx, audit).await?;
+                tx.commit().await
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                postgres::set_model_schedule(&mut tx, row).await?;
+                postgres::insert_audit(&mut tx, audit).await?;
+                tx.commit().await
+            }
+        }
+    }
+
+    /// Takes the scheduled training due at `due`, moving the schedule on to `next`; whether
+    /// this caller got it.
+    pub async fn claim_model_schedule(&self, due: i64, next: i64, now: i64) -> sqlx::Result<bool> {
+        on_pool!(self, claim_model_schedule(due, next, now))
+    }
+
+    /// Records what the last scheduled training gave (JSON).
+    pub async fn record_model_schedule(&self, result: &str) -> sqlx::Result<()> {
+        on_pool!(self, record_model_schedule(result))
+    }
+
     /// Closed leads in arrival order, a page at a time.
     pub async fn closed_leads(
         &self,

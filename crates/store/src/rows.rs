@@ -519,3 +519,18 @@ pub struct ModelRow {
     pub error: Option<String>,
     pub published_at: Option<i64>,
 }
+
+/// The conversion model's retraining schedule and where it stands (one row).
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct ModelScheduleRow {
+    /// JSON: the setting as saved.
+    pub document: String,
+    /// When the next scheduled training is due; `None`: only on demand.
+    pub next_at: Option<i64>,
+    /// When the last scheduled training started.
+    pub last_at: Option<i64>,
+    /// JSON: what the last scheduled training gave.
+    pub last_result: Option<String>,
+    pub updated_by: Option<String>,
+    pub updated_at: i64,
+}

@@ -224,7 +224,11 @@ fn best_match_sends_promising_leads_to_the_strongest_closer() {
     let promising = world.route(&lead(), tuesday_morning());
     assert_eq!(promising.owner().map(RepId::as_str), Some("a"));
     let parts = &promising.attempts[0].leading[0].parts;
-    assert!(parts.iter().any(|(name, value)| *name == "win_probability" && *value > 0.8));
+    assert!(
+        parts
+            .iter()
+            .any(|(name, value)| *name == "win_probability" && *value > 0.8)
+    );
     world.close_leads_of("a", 1);
     world.model = Some(model_with(-2.2));
     let unlikely = world.route(&lead(), tuesday_morning());

@@ -369,3 +369,150 @@ async fn simulate_replays_history_and_files_from_the_command_line() {
         "{stderr}"
     );
 }
+
+/// `leadroute model`: a CSV evaluated without any workspace, bad columns named; the workspace's
+/// closed leads trained into a draft, published, listed, and retraining scheduled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_trains_evaluates_publishes_and_schedules_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let csv = dir.path().join("history.csv");
+    let mut text = String::from("channel,visits,Converted,id\n");
+    for index in 0..300u32 {
+        let fair = index.is_multiple_of(2);
+        let won = if fair { index % 5 != 0 } else { index % 5 == 0 };
+        text.push_str(&format!(
+            "{},{},{},{index}\n",
+            if fair { "展会" } else { "官网" },
+            index % 17,
+            u8::from(won)
+        ));
+    }
+    std::fs::write(&csv, text).expect("write");
+    let file_args = |outcome: &str| -> Vec<String> {
+        ["model", "evaluate", "--csv"]
+            .iter()
+            .map(|arg| (*arg).to_owned())
+            .chain([
+                csv.display().to_string(),
+                "--outcome".into(),
+                outcome.into(),
+                "--drop".into(),
+                "id".into(),
+            ])
+            .collect()
+    };
+    let output = run(&file_args("Converted"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Logistic regression on 300 closed leads") && stdout.contains("AUC 0."),
+        "{stdout}"
+    );
+    let output = run(&file_args("Won"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("unknown_column"), "{stderr}");
+
+    // A workspace with too little history is refused with what is missing; with enough, trained.
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    let with_store = |args: &[&str]| -> std::process::Output {
+        let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        args.extend(place.args());
+        run(&args)
+    };
+    let output = with_store(&["model", "train"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not_enough_outcomes") && stderr.contains("200 more closed"),
+        "{stderr}"
+    );
+    {
+        let server = Server::start(&place).await;
+        let client = Client::new(&server.base, &key);
+        client.setup_round_robin(2, serde_json::json!({})).await;
+        for chunk in 0..4 {
+            let leads: Vec<serde_json::Value> = (0..60)
+                .map(|offset| {
+                    let index = chunk * 60 + offset;
+                    serde_json::json!({"external_id": format!("h{index}"), "company": "ACME",
+                        "source": if index % 2 == 0 { "展会" } else { "官网" }})
+                })
+                .collect();
+            let (status, answer) = client
+                .post("/api/v1/leads/batch", &serde_json::json!({"leads": leads}))
+                .await
+                .expect("batch");
+            assert_eq!(status, 200, "{answer}");
+            for (offset, item) in answer["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .enumerate()
+            {
+                let index = chunk * 60 + offset;
+                let won = if index % 2 == 0 {
+                    index % 5 != 1
+                } else {
+                    index % 5 == 1
+                };
+                let body = if won {
+                    serde_json::json!({"status": "won", "amount": 100})
+                } else {
+                    serde_json::json!({"status": "lost", "lost_reason": "price"})
+                };
+                let id = item["lead"]["id"].as_str().expect("id");
+                let (status, closed) = client.patch(&format!("/api/v1/leads/{id}"), &body).await;
+                assert_eq!(status, 200, "{closed}");
+            }
+        }
+    }
+    let output = with_store(&["model", "train"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Logistic regression on 240 closed leads")
+            && stdout.contains("Model 1 is a draft"),
+        "{stdout}"
+    );
+    let output = with_store(&["model", "publish", "1"]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Model 1 is active."),
+        "{output:?}"
+    );
+    let output = with_store(&["model", "list"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.trim_start().starts_with("1  active") && line.contains("240")),
+        "{stdout}"
+    );
+    let output = with_store(&["model", "publish", "7"]);
+    assert!(!output.status.success());
+
+    let output = with_store(&[
+        "model",
+        "schedule",
+        "--every",
+        "7d",
+        "--auto-publish",
+        "--minimum-auc",
+        "0.8",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success()
+            && stdout.contains("Retraining every 7d")
+            && stdout.contains("reaches 0.8"),
+        "{stdout}"
+    );
+    let output = with_store(&["model", "schedule", "--every", "5m"]);
+    assert!(!output.status.success());
+    let output = with_store(&["model", "schedule"]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Retraining every 7d"),
+        "{output:?}"
+    );
+}

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Body;
+use crate::model::schedule::ScheduleDocument;
 use crate::model::{self, TrainRequest};
 use crate::ops::Operation;
 
@@ -109,4 +111,32 @@ pub async fn publish_model(
     let row = model::publish(&app.store, &caller, version).await?;
     app.router.sweep_soon();
     Ok(Json(model::view(&row, false)))
+}
+
+/// The retraining schedule: how often, whether a new model publishes itself and above which
+/// AUC, when the next run is due and what the last one gave.
+#[utoipa::path(get, path = "/api/v1/models/schedule", tag = "models",
+    responses((status = 200, description = "The schedule")), security(("api_key" = [])))]
+pub async fn get_model_schedule(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
+    let row = model::schedule::get(&app.store, &caller).await?;
+    Ok(Json(model::schedule::view(&row)))
+}
+
+/// Set the retraining schedule (`every`: `7d`; null for on demand only). With `auto_publish` a
+/// scheduled model whose holdout AUC reaches `minimum_auc` replaces the active one; otherwise
+/// it waits as a draft. Audited.
+#[utoipa::path(put, path = "/api/v1/models/schedule", tag = "models", request_body = ScheduleDocument,
+    responses((status = 200, description = "The schedule"), (status = 422, description = "`invalid_value`, `invalid_time_zone`")),
+    security(("api_key" = [])))]
+pub async fn set_model_schedule(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(setting): Body<ScheduleDocument>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::SetModelSchedule)?;
+    let row = model::schedule::set(&app.store, &caller, &setting, chrono::Utc::now()).await?;
+    Ok(Json(model::schedule::view(&row)))
 }

@@ -67,6 +67,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/rules/{version}/publish", post(rules::rollback))
         .route("/models", get(models::page))
         .route("/models/train", post(models::train))
+        .route("/models/schedule", post(models::schedule))
         .route("/models/{version}/publish", post(models::publish))
         .route("/simulations", post(simulate::start))
         .route("/simulations/{id}", get(simulate::page))

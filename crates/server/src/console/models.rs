@@ -49,14 +49,35 @@ struct Shown {
     fields: String,
 }
 
+/// The retraining schedule as the form shows it.
+struct ScheduleShown {
+    every: String,
+    auto_publish: bool,
+    minimum_auc: String,
+    next_run: String,
+    last_result: String,
+}
+
 #[derive(Template)]
 #[template(path = "models.html")]
 struct ModelsPage {
     frame: Frame,
     can_train: bool,
+    can_schedule: bool,
     versions: Vec<VersionRow>,
     shown: Option<Shown>,
+    schedule: Option<ScheduleShown>,
+    every_choices: Vec<(String, String)>,
 }
+
+/// The intervals the form offers (`every` values, the empty one for "only on demand").
+const EVERY_CHOICES: [(&str, &str); 5] = [
+    ("", "model_every_off"),
+    ("1d", "model_every_1d"),
+    ("7d", "model_every_7d"),
+    ("14d", "model_every_14d"),
+    ("30d", "model_every_30d"),
+];
 
 fn evaluation_of(row: &store::ModelRow) -> Option<Evaluation> {
     row.evaluation
@@ -241,6 +262,22 @@ pub async fn page(
         }
         shown
     });
+    let schedule = match model::schedule::get(&app.store, &viewer.caller).await {
+        Ok(row) => Some(schedule_shown(&viewer, &row)),
+        Err(_) => None,
+    };
+    let mut every_choices: Vec<(String, String)> = EVERY_CHOICES
+        .iter()
+        .map(|(value, word)| ((*value).to_owned(), t.t(word).to_owned()))
+        .collect();
+    // An interval set over the API that the list lacks is offered as it is, not lost on save.
+    if let Some(schedule) = &schedule
+        && !every_choices
+            .iter()
+            .any(|(value, _)| *value == schedule.every)
+    {
+        every_choices.push((schedule.every.clone(), schedule.every.clone()));
+    }
     render(ModelsPage {
         frame: viewer.frame(
             t.t("model_title"),
@@ -248,9 +285,81 @@ pub async fn page(
             notice_text(&t, query.notice.as_deref()),
         ),
         can_train: viewer.caller.may(Operation::TrainModel).is_ok(),
+        can_schedule: viewer.caller.may(Operation::SetModelSchedule).is_ok(),
         versions,
         shown,
+        schedule,
+        every_choices,
     })
+}
+
+fn schedule_shown(viewer: &super::Viewer, row: &store::ModelScheduleRow) -> ScheduleShown {
+    let t = viewer.t;
+    let view = model::schedule::view(row);
+    let last = &view["last_result"];
+    let last_result = if last.is_null() {
+        "—".to_owned()
+    } else if let Some(code) = last.pointer("/error/code").and_then(|code| code.as_str()) {
+        t.error(code).map_or_else(
+            || last["error"]["message"].as_str().unwrap_or(code).to_owned(),
+            str::to_owned,
+        )
+    } else {
+        let auc = last["auc"]
+            .as_f64()
+            .map_or(String::new(), |auc| format!(" · AUC {auc:.3}"));
+        let what = if last["published"] == true {
+            "model_result_published"
+        } else if last["reason"] == "below_minimum_auc" {
+            "model_result_below"
+        } else {
+            "model_result_draft"
+        };
+        format!("v{}{auc} · {}", last["version"], t.t(what))
+    };
+    ScheduleShown {
+        every: view["every"].as_str().unwrap_or_default().to_owned(),
+        auto_publish: view["auto_publish"] == true,
+        minimum_auc: view["minimum_auc"].to_string(),
+        next_run: row
+            .next_at
+            .map_or_else(|| t.t("model_every_off").to_owned(), |at| viewer.local(at)),
+        last_result,
+    }
+}
+
+/// "Scheduled retraining", as `PUT /api/v1/models/schedule`.
+pub async fn schedule(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (viewer, fields) = match posted(allowed_viewer(&app, &headers).await, &body) {
+        Ok(posted) => posted,
+        Err(response) => return *response,
+    };
+    let field = |name: &str| fields.get(name).map(|value| value.trim()).unwrap_or("");
+    let minimum_auc = match field("minimum_auc") {
+        "" => Ok(None),
+        text => text.parse::<f64>().map(Some).map_err(|_| {
+            ApiError::invalid(
+                "invalid_value",
+                "minimum_auc",
+                "the minimum AUC is a number",
+            )
+        }),
+    };
+    let outcome = match minimum_auc {
+        Ok(minimum_auc) => {
+            let setting = model::schedule::ScheduleDocument {
+                every: Some(field("every").to_owned()).filter(|every| !every.is_empty()),
+                auto_publish: field("auto_publish") == "on",
+                minimum_auc,
+                time_zone: None,
+            };
+            model::schedule::set(&app.store, &viewer.caller, &setting, chrono::Utc::now())
+                .await
+                .map(drop)
+        }
+        Err(error) => Err(error),
+    };
+    back("/models", outcome)
 }
 
 /// "Train now": on the workspace's closed leads, as `POST /api/v1/models`.

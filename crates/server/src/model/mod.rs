@@ -5,6 +5,7 @@
 //! every lead routed.
 
 pub mod file;
+pub mod schedule;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -273,7 +274,7 @@ pub async fn start(
     Ok(row)
 }
 
-/// Trains in the caller's task and stores the result: the CLI's way.
+/// Trains in the caller's task and stores the result: the CLI's and the schedule's way.
 pub async fn train_now(
     store: &store::Store,
     caller: &Caller,
@@ -282,9 +283,11 @@ pub async fn train_now(
     caller.may(Operation::TrainModel)?;
     let prepared = prepare(store, request).await?;
     let row = insert_training(store, caller, request, prepared.source).await?;
+    let permit = TRAINING.acquire().await.map_err(ApiError::internal)?;
     let result = tokio::task::spawn_blocking(move || train(&prepared))
         .await
         .unwrap_or_else(|error| Err(ApiError::internal(error)));
+    drop(permit);
     finish(store, row.version, result).await;
     store
         .get_model(row.version)

@@ -2160,6 +2160,50 @@ async fn a_model_is_trained_read_and_published_from_the_console() {
     let (_, model) = app.get("/api/v1/models/1").await;
     assert_eq!(model["status"], json!("active"));
 
+    // Scheduled retraining from the same page: weekly, publishing itself above 0.8.
+    let saved = submit(
+        &app,
+        "/models/schedule",
+        &cookie,
+        &format!("csrf={csrf}&every=7d&auto_publish=on&minimum_auc=0.8"),
+    )
+    .await;
+    assert_eq!(saved.location.as_deref(), Some("/models?notice=ok"));
+    let (_, schedule) = app.get("/api/v1/models/schedule").await;
+    assert_eq!(schedule["every"], json!("7d"));
+    assert_eq!(schedule["auto_publish"], json!(true));
+    assert_eq!(schedule["minimum_auc"], json!(0.8));
+    let page = visit(&app, "GET", "/models", &cookie, None, "zh-CN").await;
+    assert!(
+        page.html
+            .contains("<option value=\"7d\" selected>每周</option>"),
+        "{}",
+        page.html
+    );
+    let refused = submit(
+        &app,
+        "/models/schedule",
+        &cookie,
+        &format!("csrf={csrf}&every=7d&minimum_auc=0.2"),
+    )
+    .await;
+    assert_eq!(
+        refused.location.as_deref(),
+        Some("/models?notice=invalid_value%3Aminimum_auc")
+    );
+    // The rep's form is refused by the operation itself.
+    submit(
+        &app,
+        "/models/schedule",
+        &rep_cookie,
+        &format!("csrf={rep_csrf}&every=1d"),
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/models/schedule").await.1["every"],
+        json!("7d")
+    );
+
     // A lead's page says its probability and why.
     let created = app
         .ok(

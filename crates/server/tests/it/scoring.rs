@@ -387,6 +387,174 @@ async fn files_roles_and_bad_input(app: TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Scheduled retraining: the setting is checked and audited; a due run trains once however
+/// many instances look, publishes itself only with auto-publish on and an AUC above the
+/// minimum, and otherwise leaves a draft beside the active model.
+async fn retraining_runs_on_schedule_once(app: TestApp) {
+    let store = &app.state.store;
+    let key = app.key.clone();
+    let put = |body: Value| {
+        let key = key.clone();
+        let app = &app;
+        async move {
+            app.send(
+                Method::PUT,
+                "/api/v1/models/schedule",
+                Some(&body),
+                Some(&key),
+            )
+            .await
+        }
+    };
+    let (status, schedule) = app.get("/api/v1/models/schedule").await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    assert_eq!(schedule["every"], Value::Null);
+    assert_eq!(schedule["next_at"], Value::Null);
+    for (body, field) in [
+        (json!({"every": "10m"}), "every"),
+        (json!({"every": "weekly"}), "every"),
+        (json!({"every": "7d", "minimum_auc": 0.3}), "minimum_auc"),
+        (
+            json!({"every": "7d", "time_zone": "Mars/Olympus"}),
+            "time_zone",
+        ),
+    ] {
+        let (status, refused) = put(body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {refused}"
+        );
+        assert_eq!(refused["error"]["field"], json!(field), "{refused}");
+    }
+    let (status, refused) = put(json!({"every": "7d", "when": "sunday"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["error"]["code"], json!("unknown_field"));
+    assert_eq!(
+        app.get("/api/v1/models/schedule").await.1["every"],
+        Value::Null
+    );
+
+    // Not due yet: nothing happens; nothing to learn from yet: the run says why.
+    let now = chrono::Utc::now();
+    let (status, schedule) = put(json!({"every": "7d", "auto_publish": false})).await;
+    assert_eq!(status, StatusCode::OK, "{schedule}");
+    assert_eq!(schedule["minimum_auc"], json!(0.75));
+    let next: chrono::DateTime<chrono::Utc> = schedule["next_at"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("next_at");
+    assert!((next - now - chrono::Duration::days(7)).num_seconds().abs() < 60);
+    let run = |at| server::model::schedule::run_due(store, at);
+    assert_eq!(run(now).await.expect("run"), None);
+    let empty = run(now + chrono::Duration::days(8))
+        .await
+        .expect("run")
+        .expect("due");
+    assert_eq!(
+        empty["error"]["code"],
+        json!("not_enough_outcomes"),
+        "{empty}"
+    );
+    assert_eq!(
+        app.get("/api/v1/models/schedule").await.1["last_result"],
+        empty
+    );
+
+    // With history and auto-publish off: a draft, the active model untouched.
+    app.round_robin_team(2, json!({})).await;
+    app.ok(
+        "/api/v1/fields",
+        &json!({"entity": "lead", "name": "plan", "type": "text"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    closed_history(&app).await;
+    let later = now + chrono::Duration::days(16);
+    let draft = run(later).await.expect("run").expect("due");
+    assert_eq!(draft["status"], json!("draft"), "{draft}");
+    assert_eq!(draft["reason"], json!("auto_publish_off"));
+    let first = draft["version"].as_i64().expect("version");
+    assert_eq!(
+        app.get(&format!("/api/v1/models/{first}")).await.1["created_by"],
+        json!("system")
+    );
+    assert!(store.active_model().await.expect("active").is_none());
+
+    // A minimum above what the model reaches: still a draft, and the reason says so.
+    put(json!({"every": "1d", "auto_publish": true, "minimum_auc": 0.999})).await;
+    let later = later + chrono::Duration::days(2);
+    let below = run(later).await.expect("run").expect("due");
+    assert_eq!(below["reason"], json!("below_minimum_auc"), "{below}");
+    assert!(store.active_model().await.expect("active").is_none());
+
+    // Auto-publish with a reachable minimum; two instances look at once and one trains.
+    put(json!({"every": "1d", "auto_publish": true, "minimum_auc": 0.6})).await;
+    let later = later + chrono::Duration::days(2);
+    let (a, b) = tokio::join!(run(later), run(later));
+    let runs: Vec<Value> = [a, b]
+        .into_iter()
+        .filter_map(|run| run.expect("run"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["published"], json!(true), "{:?}", runs[0]);
+    let version = runs[0]["version"].as_i64().expect("version");
+    let active = store.active_model().await.expect("active").expect("one");
+    assert_eq!(active.version, version);
+    let audit = app.get("/api/v1/audit?limit=50").await.1;
+    assert!(
+        audit["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|item| {
+                item["action"] == json!("model.published") && item["actor"] == json!("system")
+            }) && items
+                .iter()
+                .any(|item| item["action"] == json!("model.schedule_set"))),
+        "{audit}"
+    );
+    // The next run is a day on, not a burst of the missed ones.
+    assert_eq!(run(later).await.expect("run"), None);
+    let schedule = app.get("/api/v1/models/schedule").await.1;
+    let next: chrono::DateTime<chrono::Utc> = schedule["next_at"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("next_at");
+    assert!(next > later && next <= later + chrono::Duration::days(1));
+
+    // A rep reads nothing here; a reporting key reads and cannot change it.
+    let reporting = app.key(Role::Reporting).await;
+    let (status, _) = app
+        .send(
+            Method::GET,
+            "/api/v1/models/schedule",
+            None,
+            Some(&reporting),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .send(
+            Method::PUT,
+            "/api/v1/models/schedule",
+            Some(&json!({"every": "1d"})),
+            Some(&reporting),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn retraining_runs_on_schedule_once_sqlite() {
+    retraining_runs_on_schedule_once(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn retraining_runs_on_schedule_once_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        retraining_runs_on_schedule_once(app).await;
+    }
+}
+
 #[tokio::test]
 async fn a_model_learns_scores_and_explains_sqlite() {
     a_model_learns_scores_and_explains(TestApp::sqlite().await).await;

@@ -591,6 +591,20 @@ async fn every_endpoint_answers_each_role_as_it_should() {
         ),
         (
             Method::GET,
+            "/models/schedule",
+            "",
+            None,
+            [200, 200, 403, 403, 200, 401],
+        ),
+        (
+            Method::PUT,
+            "/models/schedule",
+            "",
+            Some(json!({"every": "1m"})),
+            [422, 422, 403, 403, 403, 401],
+        ),
+        (
+            Method::GET,
             "/calendars",
             "",
             None,

@@ -107,3 +107,57 @@ pub(crate) async fn closed_leads(
     .fetch_all(conn)
     .await
 }
+
+pub(crate) async fn model_schedule(conn: &mut Conn) -> sqlx::Result<ModelScheduleRow> {
+    sqlx::query_as(
+        "SELECT document, next_at, last_at, last_result, updated_by, updated_at
+         FROM model_schedule WHERE id = 1",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+pub(crate) async fn set_model_schedule(
+    conn: &mut Conn,
+    row: &ModelScheduleRow,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE model_schedule SET document = $1, next_at = $2, updated_by = $3, updated_at = $4
+         WHERE id = 1",
+    )
+    .bind(row.document.clone())
+    .bind(row.next_at)
+    .bind(row.updated_by.clone())
+    .bind(row.updated_at)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Takes the scheduled run due at `due` by moving the schedule to `next`; whether this caller
+/// got it (another instance, or a changed setting, may have moved it first).
+pub(crate) async fn claim_model_schedule(
+    conn: &mut Conn,
+    due: i64,
+    next: i64,
+    now: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE model_schedule SET next_at = $2, last_at = $3, last_result = NULL
+         WHERE id = 1 AND next_at = $1",
+    )
+    .bind(due)
+    .bind(next)
+    .bind(now)
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected() == 1)
+}
+
+pub(crate) async fn record_model_schedule(conn: &mut Conn, result: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE model_schedule SET last_result = $1 WHERE id = 1")
+        .bind(result.to_owned())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
