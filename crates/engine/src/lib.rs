@@ -6,6 +6,7 @@
 //! to apply in the same transaction as the assignment. The server, the SLA clock and the
 //! simulator all call [`route`].
 
+pub mod batch;
 pub mod calendar;
 pub mod compile;
 pub mod condition;
