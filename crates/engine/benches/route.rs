@@ -189,6 +189,7 @@ fn benches(c: &mut Criterion) {
             lead: &lead,
             now: now(),
             exclude: &[],
+            keep_candidates: false,
         };
         let decision = route(&rules, &roster, &state, &request);
         assert!(decision.owner().is_some(), "{name}: {:?}", decision.outcome);
@@ -207,6 +208,7 @@ fn benches(c: &mut Criterion) {
         lead: &lead,
         now: now(),
         exclude: &[],
+        keep_candidates: false,
     };
     assert!(route(&rules, &roster, &state, &scored).win.is_some());
     c.bench_function("model/score", |b| {
@@ -223,6 +225,7 @@ fn benches(c: &mut Criterion) {
         lead: &lead,
         now: now(),
         exclude: &[],
+        keep_candidates: false,
     };
     let decision = route(&rules, &roster, &state, &request);
     c.bench_function("explain/record_and_text", |b| {

@@ -29,6 +29,26 @@ pub struct Decision {
     pub attempts: Vec<Attempt>,
     pub outcome: Outcome,
     pub changes: Vec<StateChange>,
+    /// Set when the lead was placed as part of an optimised batch.
+    pub batch: Option<BatchNote>,
+}
+
+/// How a lead fared in an optimised batch (批量最优分配).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNote {
+    /// The lead's expected value: win probability × expected amount, else its score, else 1.
+    pub value: f64,
+    /// The chosen rep's fit for the lead (0–1): relative conversion and preferences met.
+    pub fit: Option<f64>,
+    /// The leads the chosen rep could still take in this batch after this one.
+    pub remaining: Option<u32>,
+    /// The rep routing one lead at a time, in arrival order, would have chosen.
+    pub one_by_one: Option<RepId>,
+    /// The rep who fits the lead best, when the plan gave it to someone else (their room went
+    /// to leads that needed them more).
+    pub best_fit: Option<RepId>,
+    /// Why the batch did not place it: no eligible rep had room within caps and the band.
+    pub unplaced: bool,
 }
 
 impl Decision {
@@ -80,6 +100,19 @@ pub struct Attempt {
     pub leading: Vec<Scored>,
     pub tie_break: Option<TieBreak>,
     pub winner: Option<RepIndex>,
+    /// The reps who passed every check, with their weight and share of preferences met; kept
+    /// only when the request asks (batch planning).
+    pub candidates: Vec<Candidate>,
+}
+
+/// An eligible rep of a step, as batch planning reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    pub rep: RepIndex,
+    pub weight: f64,
+    /// The share of the rule's preferences (or of the lead's region, industry and product) the
+    /// rep meets, 0–1.
+    pub matching: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -14,6 +14,7 @@ use crate::eligibility::Exclusion;
 use crate::field::LeadView;
 use crate::lead::Lead;
 use crate::model::{WinModel, WinScore, field_label, value_label};
+use crate::rep::RepId;
 use crate::roster::{RepIndex, Roster};
 use crate::rule_set::{Fallback, RuleSet};
 use crate::value::ValueRef;
@@ -59,6 +60,100 @@ pub struct DecisionRecord {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rules_tried_omitted: usize,
     pub attempts: Vec<AttemptRecord>,
+    /// How the lead fared in an optimised batch, when it was part of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRecord>,
+}
+
+/// A lead's place in an optimised batch, as recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<f64>,
+    /// Leads the owner could still take in the batch after this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
+    /// The rep one-by-one routing in arrival order would have chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_by_one: Option<RepBrief>,
+    /// The best-fitting rep, when the plan chose someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_fit: Option<RepBrief>,
+    /// The batch had no room for it within caps and the fairness band.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unplaced: bool,
+}
+
+impl BatchRecord {
+    fn explain(&self, owner: Option<&RepBrief>, zh: bool) -> String {
+        let round = |number: f64| (number * 100.0).round() / 100.0;
+        let mut text = String::new();
+        if self.unplaced {
+            text.push_str(if zh {
+                "批量最优分配：在上限与公平区间内没有可接的销售，按常规路由处理。"
+            } else {
+                "Optimal batch: no eligible rep had room within caps and the fairness band, so it was routed as usual."
+            });
+            return text;
+        }
+        let value = round(self.value);
+        match (zh, self.fit) {
+            (true, Some(fit)) => {
+                let _ = write!(
+                    text,
+                    "批量最优分配：线索价值 {value}，匹配度 {}",
+                    round(fit)
+                );
+            }
+            (true, None) => {
+                let _ = write!(text, "批量最优分配：线索价值 {value}");
+            }
+            (false, Some(fit)) => {
+                let _ = write!(
+                    text,
+                    "Optimal batch: lead value {value}, fit {}",
+                    round(fit)
+                );
+            }
+            (false, None) => {
+                let _ = write!(text, "Optimal batch: lead value {value}");
+            }
+        }
+        if let (Some(owner), Some(remaining)) = (owner, self.remaining) {
+            if zh {
+                let _ = write!(text, "；{} 本批还可接 {remaining} 条", owner.name);
+            } else {
+                let _ = write!(
+                    text,
+                    "; {} can take {remaining} more in this batch",
+                    owner.name
+                );
+            }
+        }
+        if let Some(best) = &self.best_fit {
+            if zh {
+                let _ = write!(text, "；最匹配的 {} 的名额留给了更需要的线索", best.name);
+            } else {
+                let _ = write!(
+                    text,
+                    "; the best fit, {}, was kept for leads that needed them more",
+                    best.name
+                );
+            }
+        }
+        if let Some(other) = &self.one_by_one
+            && owner.is_none_or(|owner| owner.id != other.id)
+        {
+            if zh {
+                let _ = write!(text, "；逐条分配会给 {}", other.name);
+            } else {
+                let _ = write!(text, "; one by one it would have gone to {}", other.name);
+            }
+        }
+        text.push_str(if zh { "。" } else { "." });
+        text
+    }
 }
 
 /// A lead's win probability as recorded: the model's version and the factors that moved it
@@ -417,6 +512,17 @@ impl DecisionRecord {
             rules_tried_omitted,
             rules_tried,
             attempts,
+            batch: decision.batch.as_ref().map(|note| {
+                let by_id = |id: &RepId| roster.position(id).map(brief);
+                BatchRecord {
+                    value: note.value,
+                    fit: note.fit,
+                    remaining: note.remaining,
+                    one_by_one: note.one_by_one.as_ref().and_then(by_id),
+                    best_fit: note.best_fit.as_ref().and_then(by_id),
+                    unplaced: note.unplaced,
+                }
+            }),
         }
     }
 
@@ -681,6 +787,12 @@ impl DecisionRecord {
                 "Nobody can take it now; held until someone is eligible."
             }),
         }
+        if let Some(batch) = &self.batch {
+            if !zh {
+                text.push(' ');
+            }
+            text.push_str(&batch.explain(self.owner.as_ref(), zh));
+        }
         text.trim_end().to_owned()
     }
 }
@@ -848,6 +960,8 @@ fn strategy_label(code: &str, zh: bool) -> &'static str {
         ("fair_share", false) => "fair share",
         ("best_match", true) => "最佳匹配",
         ("best_match", false) => "best match",
+        ("optimal_batch", true) => "批量最优分配",
+        ("optimal_batch", false) => "optimal batch assignment",
         ("affinity", true) => "原负责人优先",
         ("affinity", false) => "owner affinity",
         (_, true) => "规则",

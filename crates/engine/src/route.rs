@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::decision::{Attempt, AttemptTarget, Decision, Outcome, RuleTrace, Step};
+use crate::decision::{Attempt, AttemptTarget, Candidate, Decision, Outcome, RuleTrace, Step};
 use crate::eligibility::{Bound, Exclusion, Gate};
 use crate::field::{LeadField, LeadView};
 use crate::hours::Period;
@@ -27,6 +27,8 @@ pub struct RouteRequest<'a> {
     pub exclude: &'a [RepId],
     /// The published conversion model, which scores the lead before anything else reads it.
     pub model: Option<&'a WinModel>,
+    /// Keep the deciding step's eligible candidates in its attempt (batch planning).
+    pub keep_candidates: bool,
 }
 
 /// Routes a lead under a rule set. Never fails: a lead nobody can take is held, never dropped.
@@ -72,6 +74,7 @@ pub fn route(
         now: request.now,
         view: &view,
         attempts: Vec::new(),
+        keep_candidates: request.keep_candidates,
     };
     let mut traces = Vec::new();
     let mut outcome = None;
@@ -113,6 +116,7 @@ pub fn route(
         attempts: router.attempts,
         outcome,
         changes,
+        batch: None,
     }
 }
 
@@ -161,6 +165,7 @@ struct Router<'a> {
     now: DateTime<Utc>,
     view: &'a LeadView<'a>,
     attempts: Vec<Attempt>,
+    keep_candidates: bool,
 }
 
 /// Who a step offers the lead to.
@@ -504,10 +509,23 @@ impl Router<'_> {
             leading: Vec::new(),
             tie_break: None,
             winner: None,
+            candidates: Vec::new(),
         };
         if eligible.is_empty() {
             self.attempts.push(attempt);
             return None;
+        }
+        if self.keep_candidates {
+            let matching = self.matching(&eligible, preferences);
+            attempt.candidates = eligible
+                .iter()
+                .zip(matching)
+                .map(|(&(rep, weight), matching)| Candidate {
+                    rep,
+                    weight,
+                    matching,
+                })
+                .collect();
         }
         if !preferences.is_empty() {
             // Preferences are dropped from the last one: a rep's tier is how many leading
@@ -642,6 +660,7 @@ fn empty_attempt(rule: Option<u32>, step: Step, target: AttemptTarget) -> Attemp
         leading: Vec::new(),
         tie_break: None,
         winner: None,
+        candidates: Vec::new(),
     }
 }
 

@@ -386,6 +386,7 @@ impl Workspace {
             now,
             exclude,
             model: self.model.as_ref(),
+            keep_candidates: false,
         };
         engine::route(&self.rules, &self.roster, state, &request)
     }

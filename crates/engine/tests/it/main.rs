@@ -1,5 +1,6 @@
 //! Engine integration tests: one binary, one module per feature.
 
+mod batch;
 mod compile_errors;
 mod conditions;
 mod docs;

@@ -248,7 +248,7 @@ proptest! {
         let now = at("2026-11-23T00:00:00Z") + Duration::minutes(minutes);
         world.route_many(&Lead::default(), now, 5);
         let lead = Lead::default();
-        let request = RouteRequest { lead: &lead, now, exclude: &[RepId::new("r0")], model: None };
+        let request = RouteRequest { lead: &lead, now, exclude: &[RepId::new("r0")], model: None, keep_candidates: false };
         let first = route(&world.rules, &world.roster, &world.state, &request);
         let second = route(&world.rules, &world.roster, &world.state.clone(), &request);
         prop_assert_eq!(first, second);

@@ -164,6 +164,7 @@ impl World {
                 now,
                 exclude,
                 model: self.model.as_ref(),
+                keep_candidates: false,
             },
         );
         self.state.apply(&self.roster, &decision.changes);
