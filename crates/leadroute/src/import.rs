@@ -1,6 +1,8 @@
 //! `leadroute import FILE.csv`: each row becomes a lead, validated and routed like an API lead,
 //! with errors reported by line. Re-running is safe: a row's external id comes from the id
 //! column, or from a hash of the row, so a second run finds duplicates, not new leads.
+//! `--mode optimal` places the whole file as one batch (批量最优分配): the plan's summary first,
+//! then, confirmed (or `--yes`), the same plan made against the workspace as it is then.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,11 +25,69 @@ pub struct ImportArgs {
     /// `attributes.x` maps to a custom field.
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     map: Vec<String>,
+    /// `arrival`: route row by row, in file order; `optimal`: place the file as one batch by
+    /// value × fit under caps and the fairness band, after showing the plan.
+    #[arg(long, default_value = "arrival")]
+    mode: String,
+    /// With `--mode optimal`: each rep within ± this share of their fair share (0.1), or
+    /// `none`.
+    #[arg(long)]
+    band: Option<String>,
+    /// With `--mode optimal`: apply the plan without asking.
+    #[arg(long)]
+    yes: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
 
+fn band_value(band: Option<&str>) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(match band {
+        None => None,
+        Some("none") => Some(serde_json::Value::from("none")),
+        Some(text) => Some(serde_json::Value::from(
+            text.parse::<f64>()
+                .ok()
+                .context("--band is a share from 0 to 1, or none")?,
+        )),
+    })
+}
+
+fn print_plan(plan: &serde_json::Value) {
+    println!(
+        "Plan: {} of {} leads placed by the optimiser ({} left to routing as usual; {} others routed as usual: known customers, pools).",
+        plan["placed"],
+        plan["optimised"],
+        plan["unplaced"],
+        plan["leads"].as_u64().unwrap_or(0) - plan["optimised"].as_u64().unwrap_or(0)
+    );
+    println!(
+        "Expected value {} against {} one by one in file order ({:.1}% better) and {} for the best-fit greedy.",
+        plan["objective"],
+        plan["one_by_one_objective"],
+        100.0 * plan["one_by_one_gap"].as_f64().unwrap_or(0.0),
+        plan["greedy_objective"]
+    );
+    if let Some(reps) = plan["reps"].as_array() {
+        for rep in reps {
+            println!(
+                "  {:<16} {:>5} leads  (band {}–{})",
+                rep["rep_id"].as_str().unwrap_or(""),
+                rep["leads"],
+                rep["lower"],
+                rep["upper"]
+                    .as_u64()
+                    .map_or("∞".to_owned(), |upper| upper.to_string())
+            );
+        }
+    }
+}
+
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let mode = server::batch::mode(
+        Some(args.mode.as_str()),
+        band_value(args.band.as_deref())?.as_ref(),
+    )
+    .map_err(|error| anyhow::anyhow!("{}: {}", error.field.unwrap_or_default(), error.message))?;
     let store = Settings::from_store_args(&args.store)?.open_store().await?;
     let state = AppState::new(store);
     let mut reader = csv::ReaderBuilder::new()
@@ -62,6 +122,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     );
     let (mut created, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
     let mut errors: Vec<String> = Vec::new();
+    let mut chunks: Vec<(Vec<LeadInput>, Vec<u64>)> = Vec::new();
     for chunk in records.chunks(500) {
         let mut batch = Vec::new();
         let mut lines = Vec::new();
@@ -95,14 +156,40 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        let results = state
+        chunks.push((batch, lines));
+    }
+    if let server::batch::Mode::Optimal(settings) = mode {
+        // The whole file is one batch.
+        let (batch, lines): (Vec<LeadInput>, Vec<u64>) = chunks
+            .drain(..)
+            .flat_map(|(batch, lines)| batch.into_iter().zip(lines))
+            .unzip();
+        let (_, summary) = state
             .router
-            .create(batch, "import")
+            .create_planned(batch.clone(), "import", settings, true)
             .await
             .map_err(|error| anyhow::anyhow!(error.message))?;
+        print_plan(&server::batch::summary_view(&summary));
+        if !args.yes && !confirmed()? {
+            println!("Nothing imported. Run again with --yes to apply the plan.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        chunks.push((batch, lines));
+    }
+    for (batch, lines) in chunks {
+        let size = batch.len() as u64;
+        let results = match mode {
+            server::batch::Mode::Arrival => state.router.create(batch, "import").await,
+            server::batch::Mode::Optimal(settings) => state
+                .router
+                .create_planned(batch, "import", settings, false)
+                .await
+                .map(|(results, _)| results),
+        }
+        .map_err(|error| anyhow::anyhow!(error.message))?;
         for (line, result) in lines.into_iter().zip(results) {
             match result {
-                Ok(Created::New { .. }) => created += 1,
+                Ok(Created::New { .. } | Created::Planned { .. }) => created += 1,
                 Ok(Created::Duplicate { .. }) => duplicates += 1,
                 Err(error) => {
                     failed += 1;
@@ -115,7 +202,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        progress.inc(chunk.len() as u64);
+        progress.inc(size);
     }
     progress.finish_and_clear();
     for error in &errors {
@@ -130,4 +217,17 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Asks on the terminal whether to apply the plan; no terminal, no.
+fn confirmed() -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    print!("Apply this plan? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod console;
 pub mod error;
 pub mod extract;

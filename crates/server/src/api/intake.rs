@@ -228,7 +228,9 @@ async fn accept(
         .pop()
         .ok_or_else(|| ApiError::internal("no result for a lead"))??;
     let (status, lead_id, duplicate) = match created {
-        Created::New { lead, .. } => (StatusCode::CREATED, lead.id, false),
+        Created::New { lead, .. } | Created::Planned { lead, .. } => {
+            (StatusCode::CREATED, lead.id, false)
+        }
         Created::Duplicate { lead } => (StatusCode::OK, lead.id, true),
     };
     log.outcome = if duplicate { "duplicate" } else { "accepted" }.into();

@@ -17,9 +17,7 @@ use crate::api::{Page, access, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse_checked};
-use crate::leads::{
-    DecisionView, LeadInput, LeadView, Listing, PlacedView, decision_view, lead_view,
-};
+use crate::leads::{DecisionView, LeadInput, LeadView, PlacedView, decision_view, lead_view};
 use crate::ops::Operation;
 use crate::routing::{Created, LeadOp, LeadPatch};
 
@@ -53,6 +51,11 @@ async fn placed(app: &AppState, created: Created) -> ApiResult<(StatusCode, Plac
                 duplicate: Some(true),
             },
         ),
+        Created::Planned { .. } => {
+            return Err(ApiError::internal(
+                "a dry run's answer where a lead was made",
+            ));
+        }
     })
 }
 
@@ -75,7 +78,7 @@ pub async fn create_lead(
         .ok_or_else(|| ApiError::internal("no result for a lead"))??;
     if let Some(receipt) = receipt(&app, &caller, &created).await? {
         let status = match created {
-            Created::New { .. } => StatusCode::CREATED,
+            Created::New { .. } | Created::Planned { .. } => StatusCode::CREATED,
             Created::Duplicate { .. } => StatusCode::OK,
         };
         return Ok((status, Json(receipt)));
@@ -94,6 +97,8 @@ async fn receipt(app: &AppState, caller: &Caller, created: &Created) -> ApiResul
     let (lead, duplicate) = match created {
         Created::New { lead, .. } => (lead, false),
         Created::Duplicate { lead } => (lead, true),
+        // A dry run is only for callers who may explain routing; nothing was made.
+        Created::Planned { .. } => return Ok(None),
     };
     let reads = match caller.role {
         _ if caller.may(Operation::GetLead).is_err() => false,
@@ -110,7 +115,7 @@ async fn receipt(app: &AppState, caller: &Caller, created: &Created) -> ApiResul
 #[derive(Debug, Serialize)]
 pub struct BatchItem {
     pub index: usize,
-    /// `created`, `duplicate` or `error`.
+    /// `created`, `duplicate`, `planned` (a dry run: what would be) or `error`.
     pub result: &'static str,
     /// The lead's id, alone, for callers who may not read the lead.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,18 +147,43 @@ pub struct BatchInput {
     /// Up to 1,000 leads, each as for `POST /api/v1/leads`.
     #[schema(value_type = Vec<LeadInput>)]
     pub leads: Vec<Box<serde_json::value::RawValue>>,
+    /// `arrival` (the default: one by one, in order) or `optimal` (批量最优分配: the batch
+    /// placed as a whole by value × fit under caps and the fairness band; see docs/batch.md).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// With `optimal`: each rep within ± this share of their fair share (default 0.1), or
+    /// `"none"` for caps only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub band: Option<Value>,
+    /// With `optimal`: return the plan and each lead's decision without writing anything
+    /// (needs the right to explain routing).
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
-/// Create up to 1,000 leads; each item succeeds or fails on its own.
+/// Create up to 1,000 leads; each item succeeds or fails on its own. With `mode: optimal` the
+/// batch is planned as a whole and the answer carries the `plan`.
 #[utoipa::path(post, path = "/api/v1/leads/batch", tag = "leads", request_body = BatchInput,
-    responses((status = 200, description = "`{items: [{index, result: created | duplicate | error, lead, decision, error}]}`")),
+    responses((status = 200, description = "`{items: [{index, result: created | duplicate | planned | error, lead, decision, error}], plan}`")),
     security(("api_key" = [])))]
 pub async fn create_batch(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(batch): Body<BatchInput>,
-) -> ApiResult<Json<Listing<BatchItem>>> {
+) -> ApiResult<Json<Value>> {
     caller.may(Operation::CreateLeads)?;
+    let mode = crate::batch::mode(batch.mode.as_deref(), batch.band.as_ref())?;
+    if batch.dry_run {
+        if mode == crate::batch::Mode::Arrival {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "dry_run",
+                "a dry run plans an optimal batch: set mode to optimal (POST /api/v1/route/explain explains one lead)",
+            ));
+        }
+        caller.may(Operation::ExplainRoute)?;
+    }
     if batch.leads.len() > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -185,10 +215,16 @@ pub async fn create_batch(
             Err(error) => items[index] = Some(BatchItem::error(index, &error)),
         }
     }
-    let results = if valid.is_empty() {
-        Vec::new()
-    } else {
-        app.router.create(valid, &caller.actor()).await?
+    let (results, plan) = match mode {
+        _ if valid.is_empty() => (Vec::new(), None),
+        crate::batch::Mode::Arrival => (app.router.create(valid, &caller.actor()).await?, None),
+        crate::batch::Mode::Optimal(settings) => {
+            let (results, summary) = app
+                .router
+                .create_planned(valid, &caller.actor(), settings, batch.dry_run)
+                .await?;
+            (results, Some(crate::batch::summary_view(&summary)))
+        }
     };
     for (index, result) in positions.into_iter().zip(results) {
         if let Ok(created) = &result
@@ -225,13 +261,25 @@ pub async fn create_batch(
                 decision: None,
                 error: None,
             },
+            Ok(Created::Planned { decision, .. }) => BatchItem {
+                index,
+                result: "planned",
+                id: None,
+                lead: None,
+                decision: Some(decision_view(&decision)),
+                error: None,
+            },
             Err(error) => BatchItem::error(index, &error),
         });
     }
-    Ok(Json(Listing {
-        items: items.into_iter().flatten().collect(),
-        next_cursor: None,
-    }))
+    let mut answer = json!({
+        "items": items.into_iter().flatten().collect::<Vec<_>>(),
+        "next_cursor": null,
+    });
+    if let Some(plan) = plan {
+        answer["plan"] = plan;
+    }
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

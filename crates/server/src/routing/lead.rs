@@ -57,10 +57,29 @@ pub(super) fn create(
         Ok(decided) => decided,
         Err(error) => return Ok(Err(error)),
     };
-    let record = cache.workspace.record(&decision, &lead);
-    let id = new_id();
+    Ok(Ok(commit_new(
+        cache,
+        writes,
+        known_external,
+        known,
+        input,
+        &lead,
+        &decision,
+        now,
+        actor,
+    )?))
+}
+
+/// The row a new lead is stored as, placed where its decision put it.
+fn new_row(
+    id: String,
+    input: &LeadInput,
+    decision: &Decision,
+    rules: &engine::RuleSet,
+    now: DateTime<Utc>,
+) -> anyhow::Result<LeadRow> {
     let mut row = LeadRow {
-        id: id.clone(),
+        id,
         external_id: input.external_id.clone(),
         document: serde_json::to_string(input)?,
         status: String::new(),
@@ -79,7 +98,27 @@ pub(super) fn create(
         previous_owners: "[]".into(),
         ..LeadRow::default()
     };
-    place(&mut row, &decision, &cache.workspace.rules);
+    place(&mut row, decision, rules);
+    Ok(row)
+}
+
+/// Stores a new lead with the decision made for it: intake's last step, one lead or a planned
+/// batch.
+#[allow(clippy::too_many_arguments)] // The worker's context, then the lead and its decision.
+fn commit_new(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    known_external: &mut HashMap<String, LeadRow>,
+    known: &mut KnownCustomers,
+    input: &LeadInput,
+    lead: &engine::Lead,
+    decision: &Decision,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> anyhow::Result<Created> {
+    let record = cache.workspace.record(decision, lead);
+    let id = new_id();
+    let mut row = new_row(id.clone(), input, decision, &cache.workspace.rules, now)?;
     if let Some(owner) = &row.owner_id {
         known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
     }
@@ -87,16 +126,116 @@ pub(super) fn create(
     follow_up::hand_over(cache, writes, &mut row, None, how, now);
     writes.note_owner(&row);
     apply(cache, writes, &decision.changes);
-    let decision_row = decision_row(&id, "route", actor, None, &decision, &record)?;
+    let decision_row = decision_row(&id, "route", actor, None, decision, &record)?;
     if let Some(external_id) = &row.external_id {
         known_external.insert(external_id.clone(), row.clone());
     }
     writes.new_leads.push(row.clone());
     writes.decisions.push(decision_row.clone());
-    Ok(Ok(Created::New {
+    Ok(Created::New {
         lead: row,
         decision: decision_row,
-    }))
+    })
+}
+
+/// Creates a batch of new leads planned as a whole (批量最优分配): each lead's eligibility is
+/// routing's, the placement the exact optimum of value × fit under caps and the band
+/// (`engine::batch`). Duplicates (known or repeated external ids) and invalid leads are answered
+/// as intake answers them. With `dry_run` nothing is written and each lead's answer is the
+/// decision it would get.
+#[allow(clippy::too_many_arguments)] // The worker's context, then the batch's fields.
+pub(super) fn create_planned(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    known_external: &mut HashMap<String, LeadRow>,
+    known: &mut KnownCustomers,
+    inputs: &[LeadInput],
+    settings: &engine::batch::Settings,
+    dry_run: bool,
+    actor: &str,
+) -> anyhow::Result<(Vec<Result<Created, ApiError>>, engine::batch::Summary)> {
+    let now = now();
+    let mut results: Vec<Option<Result<Created, ApiError>>> =
+        (0..inputs.len()).map(|_| None).collect();
+    let mut repeated = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut planned: Vec<(usize, engine::Lead)> = Vec::new();
+    for (index, input) in inputs.iter().enumerate() {
+        if let Some(external_id) = &input.external_id {
+            if let Some(existing) = known_external.get(external_id) {
+                results[index] = Some(Ok(Created::Duplicate {
+                    lead: existing.clone(),
+                }));
+                continue;
+            }
+            if !seen.insert(external_id.clone()) {
+                repeated.push((index, external_id.clone()));
+                continue;
+            }
+        }
+        match input.to_engine(&cache.workspace.catalogue, now) {
+            Ok(mut lead) => {
+                lead.known_owner = known
+                    .owner(input.phone.as_deref(), input.email.as_deref())
+                    .map(RepId::new);
+                planned.push((index, lead));
+            }
+            Err(error) => results[index] = Some(Err(error)),
+        }
+    }
+    let workspace = &cache.workspace;
+    let leads: Vec<&engine::Lead> = planned.iter().map(|(_, lead)| lead).collect();
+    let plan = engine::batch::plan(
+        &workspace.rules,
+        &workspace.roster,
+        &cache.state,
+        &leads,
+        now,
+        workspace.model.as_ref(),
+        settings,
+    );
+    for ((index, lead), decision) in planned.iter().zip(&plan.decisions) {
+        let input = &inputs[*index];
+        results[*index] = Some(Ok(if dry_run {
+            let record = cache.workspace.record(decision, lead);
+            let row = new_row(String::new(), input, decision, &cache.workspace.rules, now)?;
+            Created::Planned {
+                decision: decision_row(&row.id, "route", actor, None, decision, &record)?,
+                lead: row,
+            }
+        } else {
+            commit_new(
+                cache,
+                writes,
+                known_external,
+                known,
+                input,
+                lead,
+                decision,
+                now,
+                actor,
+            )?
+        }));
+    }
+    for (index, external_id) in repeated {
+        results[index] = Some(match known_external.get(&external_id) {
+            Some(existing) => Ok(Created::Duplicate {
+                lead: existing.clone(),
+            }),
+            None => Err(ApiError::conflict(
+                "duplicate_in_batch",
+                "the same external_id comes earlier in this batch",
+            )
+            .with_field("external_id")),
+        });
+    }
+    let results = results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| Err(ApiError::internal("a lead of the batch went unanswered")))
+        })
+        .collect();
+    Ok((results, plan.summary))
 }
 
 pub(super) async fn reroute(

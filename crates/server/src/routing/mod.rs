@@ -45,7 +45,15 @@ pub enum Created {
     Duplicate {
         lead: LeadRow,
     },
+    /// A dry run's answer: the lead as it would be stored (without an id) and its decision.
+    Planned {
+        lead: LeadRow,
+        decision: DecisionRow,
+    },
 }
+
+/// A batch planned as a whole: what became of each lead, and what the plan is worth.
+pub type Planned = (Vec<Result<Created, ApiError>>, engine::batch::Summary);
 
 /// What routing a lead now would do.
 #[derive(Debug)]
@@ -127,6 +135,14 @@ enum Job {
         audit: Option<&'static str>,
         reply: oneshot::Sender<Result<Changed, ApiError>>,
     },
+    /// Create leads planned as one batch (批量最优分配); with `dry_run`, write nothing.
+    Plan {
+        leads: Vec<LeadInput>,
+        actor: String,
+        settings: engine::batch::Settings,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Planned, ApiError>>,
+    },
     /// Route held leads again, most urgent first: someone may have become eligible.
     Sweep {
         reply: Option<oneshot::Sender<Result<usize, ApiError>>>,
@@ -153,7 +169,7 @@ enum Job {
 impl Job {
     fn size(&self) -> usize {
         match self {
-            Job::Create { leads, .. } => leads.len(),
+            Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.len(),
             Job::Tick { .. } => TICK_LIMIT as usize,
             _ => 1,
         }
@@ -213,6 +229,29 @@ impl Router {
             Job::Create {
                 leads,
                 actor: actor.to_owned(),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Creates leads planned as one batch: placed by value and fit under caps and the band
+    /// rather than in arrival order (see `engine::batch`). With `dry_run` nothing is written.
+    pub async fn create_planned(
+        &self,
+        leads: Vec<LeadInput>,
+        actor: &str,
+        settings: engine::batch::Settings,
+        dry_run: bool,
+    ) -> Result<Planned, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Job::Plan {
+                leads,
+                actor: actor.to_owned(),
+                settings,
+                dry_run,
                 reply,
             },
             answer,
@@ -367,6 +406,7 @@ impl Writes {
 #[allow(clippy::large_enum_variant)] // One per job, consumed at once.
 enum Answer {
     Create(Vec<Result<Created, ApiError>>),
+    Plan(Planned),
     Explain(Result<Explained, ApiError>),
     Change(Result<Changed, ApiError>),
     Count(usize),
@@ -386,6 +426,12 @@ fn reply(job: Job, answer: Option<Answer>) {
         Job::Change { reply, .. } => {
             let _ = reply.send(match answer {
                 Some(Answer::Change(result)) => result,
+                _ => Err(failed()),
+            });
+        }
+        Job::Plan { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Plan(planned)) => Ok(planned),
                 _ => Err(failed()),
             });
         }
@@ -530,7 +576,7 @@ impl Worker {
         let external_ids: Vec<String> = batch
             .iter()
             .flat_map(|job| match job {
-                Job::Create { leads, .. } => leads
+                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads
                     .iter()
                     .filter_map(|lead| lead.external_id.clone())
                     .collect(),
@@ -546,7 +592,7 @@ impl Worker {
         let contacts: Vec<(Option<String>, Option<String>)> = batch
             .iter()
             .flat_map(|job| match job {
-                Job::Create { leads, .. } => leads
+                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads
                     .iter()
                     .map(|lead| (lead.phone.clone(), lead.email.clone()))
                     .collect(),
@@ -571,6 +617,26 @@ impl Worker {
                         )?);
                     }
                     Answer::Create(results)
+                }
+                Job::Plan {
+                    leads,
+                    actor,
+                    settings,
+                    dry_run,
+                    ..
+                } => {
+                    let mut settings = *settings;
+                    settings.default_amount = mean_won_amount(cache);
+                    Answer::Plan(lead::create_planned(
+                        cache,
+                        &mut writes,
+                        &mut known_external,
+                        &mut known,
+                        leads,
+                        &settings,
+                        *dry_run,
+                        actor,
+                    )?)
                 }
                 Job::Change {
                     lead_id,
@@ -696,6 +762,22 @@ impl Worker {
             cache.routing_version = version;
         }
         Ok(answers)
+    }
+}
+
+/// The mean amount of a won lead, the expected amount of a lead without a budget (1 before
+/// anything was won).
+fn mean_won_amount(cache: &Cache) -> f64 {
+    let (amount, won) = cache
+        .rep_stats
+        .values()
+        .fold((0.0, 0i64), |(amount, won), row| {
+            (amount + row.amount, won + row.won)
+        });
+    if won > 0 && amount > 0.0 {
+        amount / won as f64
+    } else {
+        1.0
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod api;
 mod application;
+mod batch;
 mod browser;
 mod concurrency;
 mod console;
