@@ -53,7 +53,8 @@ fn band_error() -> ApiError {
 }
 
 fn round(number: f64) -> f64 {
-    (number * 1000.0).round() / 1000.0
+    // Plus zero: an empty sum is -0.0, which reads oddly.
+    (number * 1000.0).round() / 1000.0 + 0.0
 }
 
 /// The plan's summary: counts, the objective beside one-by-one routing and the arrival-order

@@ -220,7 +220,7 @@ struct Metrics {
         api::models::get_model_schedule, api::models::set_model_schedule,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
-        api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::assign_from_pool,
+        api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::distribute, api::pool::assign_from_pool,
         api::settings::calendars::list, api::settings::calendars::create, api::settings::calendars::get,
         api::settings::calendars::patch, api::settings::calendars::delete,
         api::settings::sla_policies::list, api::settings::sla_policies::create, api::settings::sla_policies::get,
@@ -299,6 +299,7 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/leads/{id}/release", post(pool::release))
         .route("/pool", get(pool::list_pool))
         .route("/pool/assign", post(pool::assign_from_pool))
+        .route("/pool/distribute", post(pool::distribute))
         .route("/events", get(follow_up::list_events))
         .route("/stats", get(follow_up::stats))
         .route("/session", get(accounts::current).delete(accounts::logout))

@@ -59,6 +59,7 @@ operations! {
     ReleaseLead = "release": POST "/leads/{id}/release",
     ListPool = "list_pool": GET "/pool",
     AssignFromPool = "assign_from_pool": POST "/pool/assign",
+    DistributePool = "distribute_pool": POST "/pool/distribute",
     ListEvents = "list_events": GET "/events",
     GetStats = "stats": GET "/stats",
     SignIn = "login": POST "/session",
@@ -209,6 +210,7 @@ impl Operation {
                             | ClaimLead
                             | ReleaseLead
                             | AssignFromPool
+                            | DistributePool
                             | ExplainRoute
                             | CreateSimulation
                             | CancelSimulation

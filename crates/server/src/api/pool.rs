@@ -248,3 +248,78 @@ pub async fn assign_from_pool(
     }
     Ok(Json(json!({"items": items})))
 }
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolDistributeInput {
+    /// Up to 500 leads waiting in pools.
+    pub lead_ids: Vec<String>,
+    /// The team whose reps share them; a manager names one of their own.
+    pub team_id: String,
+    /// Each rep within ± this share of their fair share (default 0.1), or `"none"`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub band: Option<Value>,
+    /// Return the plan without assigning anything.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Distribute pool leads across a team as one optimised batch (公海批量分配): by value and fit
+/// under each rep's caps and the fairness band, without naming reps. With `dry_run`, the plan
+/// only. One result per lead; a lead nobody has room for stays in the pool (`no_room`).
+#[utoipa::path(post, path = "/api/v1/pool/distribute", tag = "pool", request_body = PoolDistributeInput,
+    responses((status = 200, description = "`{items: [{lead_id, status, lead | decision | error}], plan}`"),
+        (status = 422, description = "`unknown_team`, `invalid_value`")), security(("api_key" = [])))]
+pub async fn distribute(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(input): Body<PoolDistributeInput>,
+) -> ApiResult<Json<Value>> {
+    caller.may(Operation::DistributePool)?;
+    if caller.role == Role::Manager && !caller.teams.contains(&input.team_id) {
+        return Err(forbidden("a manager distributes across their own teams"));
+    }
+    if input.lead_ids.is_empty() || input.lead_ids.len() > 500 {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "lead_ids",
+            "between 1 and 500 leads",
+        ));
+    }
+    let crate::batch::Mode::Optimal(settings) =
+        crate::batch::mode(Some("optimal"), input.band.as_ref())?
+    else {
+        return Err(ApiError::internal("an optimal mode expected"));
+    };
+    let (answers, summary) = app
+        .router
+        .distribute(
+            input.lead_ids,
+            &input.team_id,
+            &caller.actor(),
+            settings,
+            input.dry_run,
+        )
+        .await?;
+    let items: Vec<Value> = answers
+        .into_iter()
+        .map(|(lead_id, answer)| match answer {
+            Ok(crate::routing::Distributed::Assigned(changed)) => {
+                json!({"lead_id": lead_id, "status": 200, "lead": access::view(&caller, &changed.lead),
+                       "decision": changed.decision.as_ref().map(crate::leads::decision_view)})
+            }
+            Ok(crate::routing::Distributed::Planned(decision)) => {
+                json!({"lead_id": lead_id, "status": 200, "decision": crate::leads::decision_view(&decision)})
+            }
+            Err(error) => json!({
+                "lead_id": lead_id,
+                "status": error.status.as_u16(),
+                "error": error_body(&error),
+            }),
+        })
+        .collect();
+    Ok(Json(
+        json!({"items": items, "plan": crate::batch::summary_view(&summary)}),
+    ))
+}

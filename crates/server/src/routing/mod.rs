@@ -22,11 +22,13 @@ use crate::error::ApiError;
 use crate::leads::{LeadInput, engine_lead};
 use crate::workspace::{ConfigRows, Workspace, build_workspace};
 
+mod distribute;
 mod follow_up;
 mod lead;
 pub(crate) mod pool;
 mod tick;
 
+pub use distribute::{Distributed, Distribution};
 pub use follow_up::{ActivityInput, FeedbackInput};
 pub(crate) use lead::decide_new;
 pub use tick::TICK_LIMIT;
@@ -143,6 +145,15 @@ enum Job {
         dry_run: bool,
         reply: oneshot::Sender<Result<Planned, ApiError>>,
     },
+    /// Distribute pool leads across a team as one optimised batch.
+    Distribute {
+        lead_ids: Vec<String>,
+        team_id: String,
+        actor: String,
+        settings: engine::batch::Settings,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<Distribution, ApiError>>,
+    },
     /// Route held leads again, most urgent first: someone may have become eligible.
     Sweep {
         reply: Option<oneshot::Sender<Result<usize, ApiError>>>,
@@ -170,6 +181,7 @@ impl Job {
     fn size(&self) -> usize {
         match self {
             Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.len(),
+            Job::Distribute { lead_ids, .. } => lead_ids.len(),
             Job::Tick { .. } => TICK_LIMIT as usize,
             _ => 1,
         }
@@ -249,6 +261,31 @@ impl Router {
         self.ask(
             Job::Plan {
                 leads,
+                actor: actor.to_owned(),
+                settings,
+                dry_run,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Distributes pool leads across a team as one optimised batch (with `dry_run`, only the
+    /// plan). Each lead's answer in the order asked.
+    pub async fn distribute(
+        &self,
+        lead_ids: Vec<String>,
+        team_id: &str,
+        actor: &str,
+        settings: engine::batch::Settings,
+        dry_run: bool,
+    ) -> Result<Distribution, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Job::Distribute {
+                lead_ids,
+                team_id: team_id.to_owned(),
                 actor: actor.to_owned(),
                 settings,
                 dry_run,
@@ -407,6 +444,7 @@ impl Writes {
 enum Answer {
     Create(Vec<Result<Created, ApiError>>),
     Plan(Planned),
+    Distribute(Result<Distribution, ApiError>),
     Explain(Result<Explained, ApiError>),
     Change(Result<Changed, ApiError>),
     Count(usize),
@@ -432,6 +470,12 @@ fn reply(job: Job, answer: Option<Answer>) {
         Job::Plan { reply, .. } => {
             let _ = reply.send(match answer {
                 Some(Answer::Plan(planned)) => Ok(planned),
+                _ => Err(failed()),
+            });
+        }
+        Job::Distribute { reply, .. } => {
+            let _ = reply.send(match answer {
+                Some(Answer::Distribute(result)) => result,
                 _ => Err(failed()),
             });
         }
@@ -691,6 +735,30 @@ impl Worker {
                             record: workspace.record(&decision, &lead),
                             decision,
                         }),
+                    )
+                }
+                Job::Distribute {
+                    lead_ids,
+                    team_id,
+                    actor,
+                    settings,
+                    dry_run,
+                    ..
+                } => {
+                    let mut settings = *settings;
+                    settings.default_amount = mean_won_amount(cache);
+                    Answer::Distribute(
+                        distribute::distribute(
+                            &mut tx,
+                            cache,
+                            &mut writes,
+                            lead_ids,
+                            team_id,
+                            &settings,
+                            *dry_run,
+                            actor,
+                        )
+                        .await?,
                     )
                 }
                 Job::Sweep { .. } => Answer::Count(lead::sweep(&mut tx, cache, &mut writes).await?),

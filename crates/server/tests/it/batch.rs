@@ -228,6 +228,116 @@ async fn concurrent_batches_never_overfill(app: TestApp) {
     assert_eq!(stored.open_leads, 5, "{stored:?}");
 }
 
+/// A manager spreads twelve pool leads across their team without naming reps: the dry run
+/// assigns nothing; for real, each rep ends within the band, `east` gets the valuable 华东
+/// leads up to its cap, and what nobody has room for stays in the pool.
+async fn pool_leads_are_distributed_across_a_team(app: TestApp) {
+    workspace(&app).await;
+    // Everything to the pool first.
+    app.publish(json!({"rules": [{"id": "all", "target": {"pool": "public"}}]}))
+        .await;
+    let mut ids = Vec::new();
+    for index in 0..12 {
+        let (status, made) = app
+            .post(
+                "/api/v1/leads",
+                &json!({"company": "ACME", "region": if index % 2 == 0 { "华东" } else { "华北" },
+                        "score": index * 8}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        assert_eq!(made["lead"]["pool_id"], json!("public"));
+        ids.push(made["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    let mut asked = ids.clone();
+    asked.push("no-such-lead".into());
+    let (status, planned) = app
+        .post(
+            "/api/v1/pool/distribute",
+            &json!({"lead_ids": asked, "team_id": "t", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{planned}");
+    assert_eq!(planned["items"][12]["status"], json!(404), "{planned}");
+    let (_, pool) = app.get("/api/v1/pool").await;
+    assert_eq!(pool["items"].as_array().map(Vec::len), Some(12));
+
+    let (status, done) = app
+        .post(
+            "/api/v1/pool/distribute",
+            &json!({"lead_ids": ids, "team_id": "t", "band": 0.25}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let owners: Vec<Option<&str>> = done["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| item["lead"]["owner_id"].as_str())
+        .collect();
+    assert_eq!(
+        owners,
+        planned["items"].as_array().expect("items")[..12]
+            .iter()
+            .map(|item| item["decision"]["owner_id"].as_str())
+            .collect::<Vec<_>>()
+    );
+    // Twelve over three: four each ± a quarter is 3 to 5; `east` takes its cap of 3, the most
+    // valuable 华东 leads.
+    for rep in done["plan"]["reps"].as_array().expect("reps") {
+        let leads = rep["leads"].as_u64().expect("leads");
+        assert!((3..=5).contains(&leads), "{rep}");
+    }
+    let east_scores: Vec<f64> = done["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| item["lead"]["owner_id"] == json!("east"))
+        .filter_map(|item| item["lead"]["score"].as_f64())
+        .collect();
+    assert_eq!(east_scores, [48.0, 64.0, 80.0], "{}", done["plan"]);
+    let (_, audit) = app.get("/api/v1/audit?limit=50").await;
+    assert!(
+        audit["items"].as_array().is_some_and(|items| items
+            .iter()
+            .filter(|item| item["action"] == json!("lead.assigned_from_pool"))
+            .count()
+            == 12),
+        "{audit}"
+    );
+    // Again: nothing left in the pool to distribute.
+    let (_, again) = app
+        .post(
+            "/api/v1/pool/distribute",
+            &json!({"lead_ids": [ids[0]], "team_id": "t"}),
+        )
+        .await;
+    assert_eq!(
+        again["items"][0]["error"]["code"],
+        json!("not_in_pool"),
+        "{again}"
+    );
+    let (status, refused) = app
+        .post(
+            "/api/v1/pool/distribute",
+            &json!({"lead_ids": [ids[0]], "team_id": "nowhere"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+}
+
+#[tokio::test]
+async fn pool_leads_are_distributed_across_a_team_on_sqlite() {
+    pool_leads_are_distributed_across_a_team(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn pool_leads_are_distributed_across_a_team_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        pool_leads_are_distributed_across_a_team(app).await;
+    }
+}
+
 #[tokio::test]
 async fn a_backlog_is_placed_by_value_on_sqlite() {
     a_backlog_is_placed_by_value(TestApp::sqlite().await).await;

@@ -352,6 +352,13 @@ async fn every_endpoint_answers_each_role_as_it_should() {
             [422, 422, 403, 403, 403, 401],
         ),
         (
+            Method::POST,
+            "/pool/distribute",
+            "",
+            Some(json!({"lead_ids": [], "team_id": "t"})),
+            [422, 422, 403, 403, 403, 401],
+        ),
+        (
             Method::GET,
             "/events",
             "",
