@@ -6,6 +6,7 @@
 
 mod admin;
 mod charts;
+mod distribute;
 mod forms;
 pub mod i18n;
 mod logs;
@@ -49,6 +50,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/leads/{id}/status", post(change_lead_status))
         .route("/leads/{id}/claim", post(claim))
         .route("/pool/assign", post(assign_from_pool))
+        .route("/pool/distribute", post(distribute::preview))
+        .route("/pool/distribute/confirm", post(distribute::confirm))
         .route("/me", get(me_page))
         .route("/me/status", post(set_status))
         .route("/pool", get(pool_page))
@@ -1187,6 +1190,29 @@ async fn reps_in_reach(
     Ok(reps)
 }
 
+/// The teams a viewer may distribute pool leads across: all for an admin, their own for a
+/// manager.
+async fn teams_in_reach(
+    app: &AppState,
+    viewer: &Viewer,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut teams: Vec<(String, String)> = crate::workspace::ConfigRows::load(&app.store)
+        .await?
+        .teams
+        .iter()
+        .filter(|row| viewer.caller.role != Role::Manager || viewer.caller.teams.contains(&row.id))
+        .map(|row| {
+            let name = serde_json::from_str::<Value>(&row.document)
+                .ok()
+                .and_then(|document| document["name"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| row.id.clone());
+            (row.id.clone(), name)
+        })
+        .collect();
+    teams.sort();
+    Ok(teams)
+}
+
 /// A manager hands the ticked pool leads (`lead_<id>`) to one rep, with a reason.
 async fn assign_from_pool(
     State(app): State<AppState>,
@@ -1379,6 +1405,8 @@ struct PoolPage {
     can_claim: bool,
     /// For managers and admins: whom ticked leads can be assigned to.
     assignable: Vec<(String, String)>,
+    /// For managers and admins: the teams ticked leads can be distributed across.
+    teams: Vec<(String, String)>,
 }
 
 async fn pool_page(
@@ -1446,6 +1474,15 @@ async fn pool_page(
             can_claim: viewer.caller.role == Role::Rep,
             assignable: if matches!(viewer.caller.role, Role::Admin | Role::Manager) {
                 reps_in_reach(&app, &viewer, &names).await?
+            } else {
+                Vec::new()
+            },
+            teams: if viewer
+                .caller
+                .may(crate::ops::Operation::DistributePool)
+                .is_ok()
+            {
+                teams_in_reach(&app, &viewer).await?
             } else {
                 Vec::new()
             },

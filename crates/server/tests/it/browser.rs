@@ -532,3 +532,65 @@ async fn a_draft_is_tried_on_history_in_a_real_browser() {
     let (_, published) = app.get(&format!("/api/v1/rule-sets/{draft}")).await;
     assert_eq!(published["active"], true, "{published}");
 }
+
+/// The pool's "distribute optimally": tick leads, pick the team, read the plan, confirm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optimal_distribution_is_previewed_and_confirmed_in_a_real_browser() {
+    let Some(path) = chromedriver() else {
+        return;
+    };
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    app.round_robin_team(3, json!({"max_open": 2})).await;
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "boss", "role": "admin", "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"pool": "public"}}]}))
+        .await;
+    for index in 0..6 {
+        let mut body = lead(&format!("pool-{index}"));
+        body["name"] = json!(format!("展会客户{index}"));
+        body["score"] = json!(10 + index * 15);
+        app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app.app.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (_driver, client) = browser(&path).await;
+    sign_in(&client, &base, "boss").await;
+    until(&client, "h1", |h1| h1 == "看板").await;
+    client.goto(&format!("{base}/pool")).await.expect("pool");
+    until(&client, "#pool", |pool| pool.contains("展会客户5")).await;
+    let boxes = client
+        .find_all(Locator::Css("#pool input[type='checkbox']"))
+        .await
+        .expect("checkboxes");
+    assert_eq!(boxes.len(), 6);
+    for checkbox in boxes {
+        checkbox.click().await.expect("tick");
+    }
+    click(&client, "#distribute").await;
+    let summary = until(&client, "#distribute-summary", |text| !text.is_empty()).await;
+    assert!(summary.contains("最优方案期望价值"), "{summary}");
+    let plan = text(&client, "#distribute-plan").await;
+    assert_eq!(plan.matches("按批量最优分配分配给").count(), 6, "{plan}");
+    shot(&client, "pool-distribute-preview").await;
+    click(&client, "form[action='/pool/distribute/confirm'] button").await;
+    until(&client, "#toast, .notice, main", |_| true).await;
+    let (_, pool) = app.get("/api/v1/pool").await;
+    assert_eq!(pool["items"].as_array().map(Vec::len), Some(0), "{pool}");
+    let (_, leads) = app.get("/api/v1/leads?limit=10").await;
+    let mut owners: Vec<&str> = leads["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|lead| lead["owner_id"].as_str())
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["r00", "r00", "r01", "r01", "r02", "r02"]);
+}

@@ -1505,6 +1505,93 @@ async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
     assert!(!theirs.html.contains("pool-assign"), "{}", theirs.html);
 }
 
+/// "Distribute optimally": the manager ticks pool leads and picks their team; the console shows
+/// the plan and assigns only on confirmation.
+#[tokio::test]
+async fn a_manager_previews_and_confirms_an_optimal_distribution() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    for id in &ids[..3] {
+        let (status, answer) = app
+            .post(&format!("/api/v1/leads/{id}/release"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (cookie, csrf) = sign_in(&app, "mgr").await;
+    let pool = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
+    assert!(
+        pool.html.contains("批量最优分配（先预览）"),
+        "{}",
+        pool.html
+    );
+    let ticked = format!(
+        "csrf={csrf}&lead_{}=on&lead_{}=on&lead_{}=on&team_id=t&band=0.1&rep_id=",
+        ids[0], ids[1], ids[2]
+    );
+    let preview = submit(&app, "/pool/distribute", &cookie, &ticked).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.html);
+    for expected in [
+        "批量最优分配预览",
+        "id=\"distribute-plan\"",
+        "按批量最优分配分配给",
+        "<td>Rep 1</td><td>1</td><td>1–2</td>",
+        "确认分配",
+    ] {
+        assert!(
+            preview.html.contains(expected),
+            "{expected}: {}",
+            preview.html
+        );
+    }
+    // Nothing assigned by the preview.
+    let (_, pool) = app.get("/api/v1/pool").await;
+    assert_eq!(pool["items"].as_array().map(Vec::len), Some(3));
+    let english = visit(
+        &app,
+        "POST",
+        "/pool/distribute",
+        &cookie,
+        Some(&ticked),
+        "en",
+    )
+    .await;
+    assert!(
+        english.html.contains("Optimal distribution: preview"),
+        "{}",
+        english.html
+    );
+
+    let confirmed = submit(
+        &app,
+        "/pool/distribute/confirm",
+        &cookie,
+        &format!(
+            "csrf={csrf}&lead_{}=on&lead_{}=on&lead_{}=on&team_id=t&band=none",
+            ids[0], ids[1], ids[2]
+        ),
+    )
+    .await;
+    assert_eq!(confirmed.location.as_deref(), Some("/pool?notice=ok"));
+    let (_, pool) = app.get("/api/v1/pool").await;
+    assert_eq!(pool["items"].as_array().map(Vec::len), Some(0), "{pool}");
+    // A rep's post is refused by the operation itself; a team that is not the manager's too.
+    let (rep_cookie, rep_csrf) = sign_in(&app, "rep0").await;
+    let refused = submit(
+        &app,
+        "/pool/distribute/confirm",
+        &rep_cookie,
+        &format!("csrf={rep_csrf}&lead_{}=on&team_id=t", ids[0]),
+    )
+    .await;
+    assert_ne!(refused.location.as_deref(), Some("/pool?notice=ok"));
+}
+
 #[tokio::test]
 async fn a_rep_schedules_a_callback_and_closes_a_lead_from_its_page() {
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
