@@ -72,6 +72,114 @@ fn workload(leads: usize, reps: usize, team: usize, seed: u64) -> Problem {
     }
 }
 
+/// Splits one CSV line, honouring double quotes.
+fn fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for character in line.chars() {
+        match character {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            _ => fields.last_mut().expect("a field").push(character),
+        }
+    }
+    fields
+}
+
+/// The MarketStar SDR data (`../shared/data/marketstar_sdr_leads`): five SDRs, 32,567 worked
+/// leads and which converted. A rep's fit on a segment (lead source × industry) is their
+/// conversion there, shrunk toward their own rate (50 leads of prior), relative to the
+/// segment's; a lead's value is its segment's conversion times the mean opportunity amount.
+/// The batch is the newest `size` leads never worked (stage New), among the five, each
+/// within ±10% of an even share. `None` when the data is not there.
+fn marketstar(size: usize) -> Option<Problem> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/marketstar_sdr_leads");
+    let leads = std::fs::read_to_string(dir.join("Leads.csv")).ok()?;
+    let opportunities = std::fs::read_to_string(dir.join("Opportunities.csv")).ok()?;
+    let amounts: Vec<f64> = opportunities
+        .lines()
+        .skip(1)
+        .filter_map(|line| fields(line).get(5)?.parse().ok())
+        .collect();
+    let mean_amount = amounts.iter().sum::<f64>() / amounts.len().max(1) as f64;
+    let reps = ["1", "2", "3", "4", "5"];
+    let rows: Vec<Vec<String>> = leads
+        .lines()
+        .skip(1)
+        .map(fields)
+        .filter(|row| row.len() == 11)
+        .collect();
+    let segment = |row: &[String]| format!("{}|{}", row[9], row[2]);
+    let mut by_segment: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    let mut by_rep: std::collections::HashMap<(String, String), (f64, f64)> = Default::default();
+    let mut rep_rate: std::collections::HashMap<String, (f64, f64)> = Default::default();
+    for row in rows.iter().filter(|row| reps.contains(&row[7].as_str())) {
+        let won = if row[8].is_empty() { 0.0 } else { 1.0 };
+        let add = |entry: &mut (f64, f64)| {
+            entry.0 += won;
+            entry.1 += 1.0;
+        };
+        add(by_segment.entry(segment(row)).or_default());
+        add(by_rep.entry((row[7].clone(), segment(row))).or_default());
+        add(rep_rate.entry(row[7].clone()).or_default());
+    }
+    let overall = by_segment
+        .values()
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let overall = overall.0 / overall.1;
+    let mut fresh: Vec<&Vec<String>> = rows.iter().filter(|row| row[5] == "New").collect();
+    fresh.sort_by(|a, b| {
+        (&a[6], a[0].parse::<u64>().unwrap_or(0)).cmp(&(&b[6], b[0].parse().unwrap_or(0)))
+    });
+    let fresh = &fresh[fresh.len().saturating_sub(size)..];
+    let edges: Vec<Vec<(usize, i64)>> = fresh
+        .iter()
+        .map(|row| {
+            let key = segment(row);
+            let (won, seen) = by_segment.get(&key).copied().unwrap_or((0.0, 0.0));
+            let segment_rate = (won + 20.0 * overall) / (seen + 20.0);
+            reps.iter()
+                .enumerate()
+                .map(|(rep, id)| {
+                    let (rw, rn) = rep_rate[*id];
+                    let own = rw / rn;
+                    let (sw, sn) = by_rep
+                        .get(&(id.to_string(), key.clone()))
+                        .copied()
+                        .unwrap_or((0.0, 0.0));
+                    let rate = (sw + 50.0 * own * segment_rate / overall) / (sn + 50.0);
+                    // Expected amount from this rep: value (segment rate × amount) × fit.
+                    let worth = segment_rate * mean_amount * (rate / segment_rate);
+                    (rep, (worth * 1000.0).round() as i64)
+                })
+                .collect()
+        })
+        .collect();
+    let even = fresh.len() as f64 / reps.len() as f64;
+    let bounds = reps
+        .iter()
+        .map(|_| Bounds {
+            lower: (even * 0.9).floor() as u32,
+            upper: (even * 1.1).ceil() as u32,
+        })
+        .collect();
+    Some(Problem {
+        edges,
+        reps: bounds,
+    })
+}
+
+/// Round robin in arrival order, the usual SDR rotation: its total weight.
+fn round_robin(problem: &Problem) -> i64 {
+    problem
+        .edges
+        .iter()
+        .enumerate()
+        .map(|(lead, edges)| edges[lead % edges.len()].1)
+        .sum()
+}
+
 fn floor(problem: &Problem) -> i64 {
     problem
         .edges
@@ -111,12 +219,44 @@ fn benches(c: &mut Criterion) {
     }
 }
 
+fn realistic(c: &mut Criterion) {
+    for size in [1000, 10_000] {
+        let Some(problem) = marketstar(size) else {
+            println!("marketstar: ../shared/data/marketstar_sdr_leads is not here; skipped");
+            return;
+        };
+        let solution = solve(&problem);
+        let greedy = problem.greedy();
+        let rotation = round_robin(&problem);
+        let gap =
+            |other: i64| 100.0 * (solution.weight - other) as f64 / solution.weight.max(1) as f64;
+        println!(
+            "marketstar {size}x5: plan {} (lower bounds met {}), greedy {} (gap {:.2}%), round robin {} (gap {:.2}%), placed {} / {}",
+            solution.weight,
+            solution.lower_met,
+            greedy.weight,
+            gap(greedy.weight),
+            rotation,
+            gap(rotation),
+            solution
+                .assignment
+                .iter()
+                .filter(|rep| rep.is_some())
+                .count(),
+            problem.edges.len()
+        );
+        c.bench_function(&format!("batch/marketstar_{size}x5/optimal"), |b| {
+            b.iter(|| solve(black_box(&problem)))
+        });
+    }
+}
+
 criterion_group! {
     name = engine;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = benches
+    targets = benches, realistic
 }
 criterion_main!(engine);

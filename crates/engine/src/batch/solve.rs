@@ -13,7 +13,7 @@
 //! rep (node order), so the same batch gives the same plan.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// One rep's room in the batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -93,15 +93,6 @@ impl Problem {
     }
 }
 
-/// One way out of a rep (or the hold) in the residual graph: move the member `lead` to
-/// `to`, at `cost` (its weight here less its weight there), the cheapest such member.
-#[derive(Clone, Copy, Debug)]
-struct Move {
-    to: u32,
-    lead: u32,
-    cost: i64,
-}
-
 const UNSEEN: i64 = i64::MAX;
 const NONE: usize = usize::MAX;
 
@@ -118,10 +109,16 @@ struct Flow<'a> {
     /// Each lead's node (`NONE` before it is inserted) and the weight it earns there.
     at: Vec<usize>,
     earns: Vec<i64>,
-    members: Vec<Vec<u32>>,
-    /// Per rep and the hold: the cheapest move to each other node.
-    moves: Vec<Vec<Move>>,
-    scratch: Vec<Option<Move>>,
+    /// Leads at each rep and at the hold.
+    counts: Vec<u32>,
+    /// Per rep and the hold, per node a member could move to: the members' moves there,
+    /// cheapest first. Entries of leads that have left since are skipped when met (a lead's
+    /// move from a node always costs the same, so an entry is either current or stale).
+    moves: Vec<BTreeMap<u32, BinaryHeap<Reverse<(i64, u32)>>>>,
+    /// The cheapest current move to each node, `(to, cost, lead)`, read from `moves` again
+    /// only when the node's members changed (`dirty`): the search scans this compact list.
+    best: Vec<Vec<(u32, i64, u32)>>,
+    dirty: Vec<bool>,
     potential: Vec<i64>,
     distance: Vec<i64>,
     /// How each node was reached: from which node, moving which lead (`NONE` from the source).
@@ -138,7 +135,7 @@ impl Flow<'_> {
             return Some(0);
         }
         let bounds = self.problem.reps[node];
-        let count = self.members[node].len() as u32;
+        let count = self.counts[node];
         if count < bounds.lower {
             Some(-self.bonus)
         } else if count < bounds.upper {
@@ -160,34 +157,33 @@ impl Flow<'_> {
             .chain(to_hold)
     }
 
-    /// Rebuilds a node's cheapest moves from its members (ties to the earlier lead).
-    fn rebuild(&mut self, node: usize) {
-        let mut targets = Vec::new();
-        for index in 0..self.members[node].len() {
-            let lead = self.members[node][index] as usize;
-            let ways: Vec<(usize, i64)> = self.ways(lead, node).collect();
-            for (to, cost) in ways {
-                let better = match self.scratch[to] {
-                    None => {
-                        targets.push(to);
-                        true
-                    }
-                    Some(best) => (cost, lead as u32) < (best.cost, best.lead),
-                };
-                if better {
-                    self.scratch[to] = Some(Move {
-                        to: to as u32,
-                        lead: lead as u32,
-                        cost,
-                    });
+    /// Reads the node's cheapest moves again after its members changed.
+    fn refresh(&mut self, node: usize) {
+        let targets: Vec<u32> = self.moves[node].keys().copied().collect();
+        let mut best = Vec::with_capacity(targets.len());
+        for to in targets {
+            match self.cheapest(node, to) {
+                Some((cost, lead)) => best.push((to, cost, lead)),
+                None => {
+                    self.moves[node].remove(&to);
                 }
             }
         }
-        targets.sort_unstable();
-        self.moves[node] = targets
-            .into_iter()
-            .filter_map(|to| self.scratch[to].take())
-            .collect();
+        self.best[node] = best;
+        self.dirty[node] = false;
+    }
+
+    /// The cheapest current move from `node` to `to`: its cost and lead.
+    fn cheapest(&mut self, node: usize, to: u32) -> Option<(i64, u32)> {
+        let at = &self.at;
+        let heap = self.moves[node].get_mut(&to)?;
+        while let Some(Reverse((cost, lead))) = heap.peek().copied() {
+            if at[lead as usize] == node {
+                return Some((cost, lead));
+            }
+            heap.pop();
+        }
+        None
     }
 
     fn relax(
@@ -247,11 +243,14 @@ impl Flow<'_> {
                 let reduced = cost + self.potential[node] - self.potential[self.sink];
                 self.relax(&mut heap, node, self.sink, NONE, reduced);
             }
-            for index in 0..self.moves[node].len() {
-                let step = self.moves[node][index];
-                let to = step.to as usize;
-                let reduced = step.cost + self.potential[node] - self.potential[to];
-                self.relax(&mut heap, node, to, step.lead as usize, reduced);
+            if self.dirty[node] {
+                self.refresh(node);
+            }
+            for index in 0..self.best[node].len() {
+                let (to, cost, lead) = self.best[node][index];
+                let to = to as usize;
+                let reduced = cost + self.potential[node] - self.potential[to];
+                self.relax(&mut heap, node, to, lead as usize, reduced);
             }
         }
         let through = self.distance[self.sink];
@@ -262,24 +261,15 @@ impl Flow<'_> {
             self.potential[node] += self.distance[node] - through;
         }
         // Walk back from the sink, moving each lead on the path to the node after it.
-        let mut changed = Vec::new();
         let mut node = self.previous[self.sink].0;
         loop {
             let (from, moving) = self.previous[node];
-            if let Some(old) = self.leave(moving) {
-                changed.push(old);
-            }
+            self.leave(moving);
             self.enter(moving, node);
-            changed.push(node);
             if from == NONE {
                 break;
             }
             node = from;
-        }
-        changed.sort_unstable();
-        changed.dedup();
-        for node in changed {
-            self.rebuild(node);
         }
         for &node in &self.touched {
             self.distance[node] = UNSEEN;
@@ -288,16 +278,13 @@ impl Flow<'_> {
         self.touched.clear();
     }
 
-    fn leave(&mut self, lead: usize) -> Option<usize> {
+    fn leave(&mut self, lead: usize) {
         let node = self.at[lead];
         if node == NONE {
-            return None;
+            return;
         }
-        let list = &mut self.members[node];
-        if let Some(position) = list.iter().position(|member| *member as usize == lead) {
-            list.swap_remove(position);
-        }
-        Some(node)
+        self.counts[node] -= 1;
+        self.dirty[node] = true;
     }
 
     fn enter(&mut self, lead: usize, node: usize) {
@@ -310,7 +297,15 @@ impl Flow<'_> {
                 .find(|(rep, _)| *rep == node)
                 .map_or(0, |(_, weight)| *weight)
         };
-        self.members[node].push(lead as u32);
+        self.counts[node] += 1;
+        self.dirty[node] = true;
+        let ways: Vec<(usize, i64)> = self.ways(lead, node).collect();
+        for (to, cost) in ways {
+            self.moves[node]
+                .entry(to as u32)
+                .or_default()
+                .push(Reverse((cost, lead as u32)));
+        }
     }
 }
 
@@ -343,9 +338,10 @@ pub fn solve(problem: &Problem) -> Solution {
         bonus,
         at: vec![NONE; leads],
         earns: vec![0; leads],
-        members: vec![Vec::new(); reps + 1],
-        moves: vec![Vec::new(); reps + 1],
-        scratch: vec![None; nodes],
+        counts: vec![0; reps + 1],
+        moves: vec![BTreeMap::new(); reps + 1],
+        best: vec![Vec::new(); reps + 1],
+        dirty: vec![false; reps + 1],
         potential,
         distance: vec![UNSEEN; nodes],
         previous: vec![(NONE, NONE); nodes],
