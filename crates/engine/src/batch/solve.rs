@@ -93,6 +93,9 @@ impl Problem {
     }
 }
 
+/// The moves of a node's members to one other node, `(cost, lead)`, cheapest first.
+type Moves = BinaryHeap<Reverse<(i64, u32)>>;
+
 const UNSEEN: i64 = i64::MAX;
 const NONE: usize = usize::MAX;
 
@@ -114,7 +117,7 @@ struct Flow<'a> {
     /// Per rep and the hold, per node a member could move to: the members' moves there,
     /// cheapest first. Entries of leads that have left since are skipped when met (a lead's
     /// move from a node always costs the same, so an entry is either current or stale).
-    moves: Vec<BTreeMap<u32, BinaryHeap<Reverse<(i64, u32)>>>>,
+    moves: Vec<BTreeMap<u32, Moves>>,
     /// The cheapest current move to each node, `(to, cost, lead)`, read from `moves` again
     /// only when the node's members changed (`dirty`): the search scans this compact list.
     best: Vec<Vec<(u32, i64, u32)>>,
