@@ -334,6 +334,8 @@ pub struct TeamFollowUp {
     pub sla_policy: Option<String>,
     /// Whether a rep going on leave hands back leads they have not touched yet.
     pub hand_back_on_leave: bool,
+    /// Whether held leads are released, and handed-back leads rerouted, as one optimised batch.
+    pub optimal_batches: bool,
     pub overflow_pool: Option<String>,
     pub manager: Option<RepId>,
 }

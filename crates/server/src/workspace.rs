@@ -146,6 +146,10 @@ pub struct TeamDocument {
     /// not touched yet are routed to someone else.
     #[serde(default)]
     pub leave_policy: Option<String>,
+    /// `arrival` (default): held leads are released, and leads handed back on leave rerouted,
+    /// one at a time; `optimal`: as one optimised batch (批量最优分配) within ±10% shares.
+    #[serde(default)]
+    pub batch_policy: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -508,6 +512,7 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
                     calendar: document.calendar.clone(),
                     sla_policy: document.sla_policy.clone(),
                     hand_back_on_leave: document.leave_policy.as_deref() == Some("hand_back"),
+                    optimal_batches: document.batch_policy.as_deref() == Some("optimal"),
                     overflow_pool: match &document.overflow {
                         Some(OverflowDocument::Pool(pool)) => Some(pool.clone()),
                         _ => None,

@@ -219,6 +219,21 @@ pub fn plan(
     model: Option<&WinModel>,
     settings: &Settings,
 ) -> Plan {
+    plan_excluding(rules, roster, state, leads, now, model, settings, &[])
+}
+
+/// The same, keeping every lead away from `exclude` (a rep handing leads back on leave).
+#[allow(clippy::too_many_arguments)] // The routing inputs, then the batch's own.
+pub fn plan_excluding(
+    rules: &RuleSet,
+    roster: &Roster,
+    state: &RoutingState,
+    leads: &[&Lead],
+    now: DateTime<Utc>,
+    model: Option<&WinModel>,
+    settings: &Settings,
+    exclude: &[RepId],
+) -> Plan {
     // Routing's own view of each lead against the state before the batch.
     let first: Vec<Decision> = leads
         .iter()
@@ -230,7 +245,7 @@ pub fn plan(
                 &RouteRequest {
                     lead,
                     now,
-                    exclude: &[],
+                    exclude,
                     model,
                     keep_candidates: true,
                 },
@@ -256,7 +271,7 @@ pub fn plan(
                     &RouteRequest {
                         lead: leads[index],
                         now,
-                        exclude: &[],
+                        exclude,
                         model,
                         keep_candidates: false,
                     },
@@ -374,7 +389,7 @@ pub fn plan(
                 &RouteRequest {
                     lead: leads[lead.index],
                     now,
-                    exclude: &[],
+                    exclude,
                     model,
                     keep_candidates: false,
                 },
@@ -457,6 +472,7 @@ pub fn plan(
         .enumerate()
         .filter(|(position, _)| counts[*position] >= bounds[*position].upper)
         .map(|(_, rep)| roster.rep(*rep).id.clone())
+        .chain(exclude.iter().cloned())
         .collect();
     for position in &unplaced {
         let lead = &optimised[*position];

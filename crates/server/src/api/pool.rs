@@ -268,7 +268,7 @@ pub struct PoolDistributeInput {
 /// Distribute pool leads across a team as one optimised batch (公海批量分配): by value and fit
 /// under each rep's caps and the fairness band, without naming reps. With `dry_run`, the plan
 /// only. One result per lead; a lead nobody has room for stays in the pool (`no_room`).
-#[utoipa::path(post, path = "/api/v1/pool/distribute", tag = "pool", request_body = PoolDistributeInput,
+#[utoipa::path(post, path = "/api/v1/pool/distribute", operation_id = "distribute_pool", tag = "pool", request_body = PoolDistributeInput,
     responses((status = 200, description = "`{items: [{lead_id, status, lead | decision | error}], plan}`"),
         (status = 422, description = "`unknown_team`, `invalid_value`")), security(("api_key" = [])))]
 pub async fn distribute(

@@ -93,6 +93,15 @@ async fn save(
             "leave_policy is keep or hand_back",
         ));
     }
+    if let Some(policy) = &document.batch_policy
+        && !["arrival", "optimal"].contains(&policy.as_str())
+    {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "batch_policy",
+            "batch_policy is arrival (one at a time) or optimal (as one optimised batch)",
+        ));
+    }
     document.id = Some(id.clone());
     let mut row = TeamRow {
         id,

@@ -258,6 +258,7 @@ pub(super) struct TeamForm {
     pub(super) calendar: String,
     pub(super) sla_policy: String,
     pub(super) leave_policy: String,
+    pub(super) batch_policy: String,
 }
 
 impl TeamForm {
@@ -293,6 +294,7 @@ impl TeamForm {
             calendar: text(&team["calendar"]),
             sla_policy: text(&team["sla_policy"]),
             leave_policy: text(&team["leave_policy"]),
+            batch_policy: text(&team["batch_policy"]),
         }
     }
 
@@ -348,6 +350,7 @@ pub(super) fn team_document(fields: &Fields, reps: &[(String, String)]) -> Map<S
     document.insert("calendar".into(), fields.optional("calendar"));
     document.insert("sla_policy".into(), fields.optional("sla_policy"));
     document.insert("leave_policy".into(), fields.optional("leave_policy"));
+    document.insert("batch_policy".into(), fields.optional("batch_policy"));
     document
 }
 

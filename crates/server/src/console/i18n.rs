@@ -763,6 +763,21 @@ const WORDS: &[(&str, &str, &str)] = &[
         "leads not yet worked go to others",
     ),
     (
+        "batch_policy",
+        "积压线索（等待队列、休假交回）",
+        "Backlogs (hold queue, leave hand-back)",
+    ),
+    (
+        "batch_arrival",
+        "按到达顺序逐条分配",
+        "one at a time, in arrival order",
+    ),
+    (
+        "batch_optimal",
+        "整批最优分配（±10% 公平区间）",
+        "as one optimised batch (±10% fair shares)",
+    ),
+    (
         "custom_fields_help",
         "线索和销售可以带的额外字段。声明后，线索接入可以传入（attributes），规则可以按它判断。",
         "Extra fields leads and reps may carry. Once declared, intake accepts them (attributes) and rules can test them.",
@@ -968,7 +983,6 @@ const ERRORS: &[(&str, &str, &str)] = &[
         "团队里没有销售在上限和公平区间内还有余量，线索留在公海",
         "No rep of the team has room within caps and the band; the lead stays in the pool",
     ),
-    ("unknown_team", "没有这个团队", "No such team"),
     (
         "not_in_pool",
         "线索已不在公海（可能已被领取）",

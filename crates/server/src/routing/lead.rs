@@ -397,7 +397,15 @@ pub(super) async fn sweep(
     let mut released = 0;
     let held = tx.held_leads(SWEEP_LIMIT).await?;
     let known = known_customers(tx, &held.iter().map(contact_of).collect::<Vec<_>>()).await?;
-    for mut row in held {
+    let any_optimal = cache
+        .workspace
+        .follow
+        .teams
+        .values()
+        .any(|team| team.optimal_batches);
+    let mut batch = Vec::new();
+    let mut single = Vec::new();
+    for row in held {
         if writes
             .changed_leads
             .iter()
@@ -408,22 +416,162 @@ pub(super) async fn sweep(
         let Ok(lead) = stored_lead(&row, cache, &known) else {
             continue;
         };
-        let now = now();
-        let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now);
+        // Leads a team with the optimal batch policy would take are released together.
+        let optimal = any_optimal && {
+            let probe = cache.workspace.route(&cache.state, &lead, &[], now());
+            deciding_team(&probe).is_some_and(|team| optimal_team(cache, team))
+        };
+        if optimal {
+            batch.push((row, lead));
+        } else {
+            single.push((row, lead));
+        }
+    }
+    if !batch.is_empty() {
+        let leads: Vec<&engine::Lead> = batch.iter().map(|(_, lead)| lead).collect();
+        let workspace = &cache.workspace;
+        let plan = engine::batch::plan(
+            &workspace.rules,
+            &workspace.roster,
+            &cache.state,
+            &leads,
+            now(),
+            workspace.model.as_ref(),
+            &backlog_settings(cache),
+        );
+        for ((row, lead), decision) in batch.iter().zip(plan.decisions) {
+            if decision.outcome == Outcome::Held {
+                continue;
+            }
+            let record = cache.workspace.record(&decision, lead);
+            release_held(cache, writes, row.clone(), &decision, &record)?;
+            released += 1;
+        }
+    }
+    for (row, lead) in single {
+        let (decision, record) = cache.workspace.decide(&cache.state, &lead, &[], now());
         if decision.outcome == Outcome::Held {
             continue;
         }
+        release_held(cache, writes, row, &decision, &record)?;
+        released += 1;
+    }
+    Ok(released)
+}
+
+/// A held lead placed by the decision made for it now.
+fn release_held(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    mut row: LeadRow,
+    decision: &Decision,
+    record: &engine::DecisionRecord,
+) -> anyhow::Result<()> {
+    let now = now();
+    place(&mut row, decision, &cache.workspace.rules);
+    row.updated_at = now.timestamp_micros();
+    apply(cache, writes, &decision.changes);
+    let how = handover(&row);
+    follow_up::hand_over(cache, writes, &mut row, None, how, now);
+    let decision_row = decision_row(&row.id, "release", "system", None, decision, record)?;
+    remember(writes, &row);
+    writes.decisions.push(decision_row);
+    Ok(())
+}
+
+/// The team whose step decided the lead, if a team step did.
+fn deciding_team(decision: &Decision) -> Option<&str> {
+    decision
+        .attempts
+        .iter()
+        .rev()
+        .find(|attempt| attempt.winner.is_some())
+        .and_then(|attempt| match &attempt.target {
+            engine::decision::AttemptTarget::Teams(teams) => teams.first().map(String::as_str),
+            _ => None,
+        })
+}
+
+fn optimal_team(cache: &Cache, team: &str) -> bool {
+    cache
+        .workspace
+        .follow
+        .teams
+        .get(team)
+        .is_some_and(|team| team.optimal_batches)
+}
+
+/// How a team's backlog is planned: the default band, the workspace's mean won amount.
+fn backlog_settings(cache: &Cache) -> engine::batch::Settings {
+    engine::batch::Settings {
+        band: Some(crate::batch::DEFAULT_BAND),
+        default_amount: mean_won_amount(cache),
+    }
+}
+
+/// The leave hand-back as one optimised batch: the rep's untouched leads are released and
+/// placed together among everyone else eligible, within the band.
+async fn hand_back_together(
+    tx: &mut RoutingTx,
+    cache: &mut Cache,
+    writes: &mut Writes,
+    rep_id: &str,
+) -> anyhow::Result<usize> {
+    let rows: Vec<LeadRow> = tx
+        .untouched_leads(rep_id, HAND_BACK_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|row| {
+            !writes
+                .changed_leads
+                .iter()
+                .any(|changed| changed.id == row.id)
+        })
+        .collect();
+    let known = known_customers(tx, &rows.iter().map(contact_of).collect::<Vec<_>>()).await?;
+    let mut batch = Vec::new();
+    for row in rows {
+        if let Ok(lead) = stored_lead(&row, cache, &known) {
+            release(cache, writes, &row);
+            batch.push((row, lead));
+        }
+    }
+    let leads: Vec<&engine::Lead> = batch.iter().map(|(_, lead)| lead).collect();
+    let exclude = [RepId::new(rep_id)];
+    let workspace = &cache.workspace;
+    let plan = engine::batch::plan_excluding(
+        &workspace.rules,
+        &workspace.roster,
+        &cache.state,
+        &leads,
+        now(),
+        workspace.model.as_ref(),
+        &backlog_settings(cache),
+        &exclude,
+    );
+    let now = now();
+    let mut moved = 0;
+    for ((mut row, lead), decision) in batch.into_iter().zip(plan.decisions) {
+        let record = cache.workspace.record(&decision, &lead);
+        let previous = row.owner_id.clone();
         place(&mut row, &decision, &cache.workspace.rules);
         row.updated_at = now.timestamp_micros();
         apply(cache, writes, &decision.changes);
         let how = handover(&row);
-        follow_up::hand_over(cache, writes, &mut row, None, how, now);
-        let decision_row = decision_row(&row.id, "release", "system", None, &decision, &record)?;
+        follow_up::hand_over(cache, writes, &mut row, previous, how, now);
+        let decision_row = decision_row(
+            &row.id,
+            "hand_back",
+            "system",
+            Some("the owner went on leave".into()),
+            &decision,
+            &record,
+        )?;
         remember(writes, &row);
         writes.decisions.push(decision_row);
-        released += 1;
+        moved += 1;
     }
-    Ok(released)
+    Ok(moved)
 }
 
 /// Status moves along new → assigned → contacted → qualified → won / lost / invalid; a closed
@@ -669,6 +817,20 @@ pub(super) async fn hand_back(
     });
     if !hands_back {
         return Ok(0);
+    }
+    let optimal = cache.workspace.roster.teams().any(|team| {
+        team.members
+            .iter()
+            .any(|member| member.rep.as_str() == rep_id)
+            && cache
+                .workspace
+                .follow
+                .teams
+                .get(&team.id)
+                .is_some_and(|team| team.hand_back_on_leave && team.optimal_batches)
+    });
+    if optimal {
+        return hand_back_together(tx, cache, writes, rep_id).await;
     }
     let mut moved = 0;
     for row in tx.untouched_leads(rep_id, HAND_BACK_LIMIT).await? {

@@ -326,6 +326,130 @@ async fn pool_leads_are_distributed_across_a_team(app: TestApp) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
 }
 
+/// A team whose backlog policy is `optimal`: the overnight hold queue is released as one batch
+/// when its reps come back (the valuable 华东 leads to `east`, within its cap), and a rep going
+/// on leave hands back their untouched leads as one batch too.
+async fn backlogs_are_released_as_one_batch(app: TestApp) {
+    workspace(&app).await;
+    let (status, team) = app
+        .patch(
+            "/api/v1/teams/t",
+            &json!({"batch_policy": "optimal", "leave_policy": "hand_back"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{team}");
+    let (status, refused) = app
+        .patch("/api/v1/teams/t", &json!({"batch_policy": "best"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], json!("batch_policy"));
+    // Overnight: nobody is available, so the backlog waits in the hold queue.
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "strategy": {"type": "best_match"}}]}))
+        .await;
+    let key = app.key.clone();
+    for rep in ["east", "south", "north"] {
+        let (status, body) = app
+            .send(
+                Method::PUT,
+                &format!("/api/v1/reps/{rep}/status"),
+                Some(&json!({"status": "paused"})),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, made) = app
+        .post("/api/v1/leads/batch", &json!({"leads": backlog("night")}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert!(
+        made["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|item| item["lead"]["held"] == json!(true)),
+        "{made}"
+    );
+    // Morning: they come back and the queue is released together.
+    for rep in ["east", "south", "north"] {
+        app.send(
+            Method::PUT,
+            &format!("/api/v1/reps/{rep}/status"),
+            Some(&json!({"status": "active"})),
+            Some(&key),
+        )
+        .await;
+    }
+    app.state.router.sweep().await.expect("sweep");
+    let (_, leads) = app.get("/api/v1/leads?limit=10").await;
+    let items = leads["items"].as_array().expect("items");
+    let mut east: Vec<f64> = items
+        .iter()
+        .filter(|lead| lead["owner_id"] == json!("east"))
+        .filter_map(|lead| lead["score"].as_f64())
+        .collect();
+    east.sort_by(f64::total_cmp);
+    assert_eq!(east, [90.0, 90.0, 90.0], "{leads}");
+    let id = items[0]["id"].as_str().expect("id");
+    let (_, decisions) = app.get(&format!("/api/v1/leads/{id}/decisions")).await;
+    assert_eq!(
+        decisions["items"][0]["kind"],
+        json!("release"),
+        "{decisions}"
+    );
+    assert!(
+        decisions["items"][0]["record"]["batch"].is_object(),
+        "{decisions}"
+    );
+
+    // `south` goes on leave: their untouched leads are placed together among the others.
+    let south: Vec<String> = items
+        .iter()
+        .filter(|lead| lead["owner_id"] == json!("south"))
+        .filter_map(|lead| lead["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!south.is_empty(), "{leads}");
+    let (status, body) = app
+        .send(
+            Method::PUT,
+            "/api/v1/reps/south/status",
+            Some(&json!({"status": "on_leave", "leave": {"from": "2020-01-01", "until": "2099-12-31"}})),
+            Some(&key),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for id in &south {
+        let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+        assert_ne!(lead["owner_id"], json!("south"), "{lead}");
+        let (_, decisions) = app.get(&format!("/api/v1/leads/{id}/decisions")).await;
+        assert_eq!(
+            decisions["items"][0]["kind"],
+            json!("hand_back"),
+            "{decisions}"
+        );
+        assert!(
+            decisions["items"][0]["record"]["batch"].is_object(),
+            "{decisions}"
+        );
+    }
+    // `east` is at its cap for today, so none of them went there.
+    let (_, leads) = app.get("/api/v1/leads?limit=10&owner_id=east").await;
+    assert_eq!(leads["items"].as_array().map(Vec::len), Some(3), "{leads}");
+}
+
+#[tokio::test]
+async fn backlogs_are_released_as_one_batch_on_sqlite() {
+    backlogs_are_released_as_one_batch(TestApp::without_clock(Backend::Sqlite).await.expect("app"))
+        .await;
+}
+
+#[tokio::test]
+async fn backlogs_are_released_as_one_batch_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        backlogs_are_released_as_one_batch(app).await;
+    }
+}
+
 #[tokio::test]
 async fn pool_leads_are_distributed_across_a_team_on_sqlite() {
     pool_leads_are_distributed_across_a_team(TestApp::sqlite().await).await;
