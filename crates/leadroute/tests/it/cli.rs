@@ -516,3 +516,55 @@ async fn model_trains_evaluates_publishes_and_schedules_from_the_command_line() 
         "{output:?}"
     );
 }
+
+/// `leadroute import --mode optimal`: the plan first; nothing imported without confirmation;
+/// with `--yes` the file is placed as one batch, and a second run finds duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_plans_a_file_as_one_batch_before_applying() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    {
+        let server = Server::start(&place).await;
+        let client = Client::new(&server.base, &key);
+        client
+            .setup_round_robin(3, serde_json::json!({"max_per_day": 2}))
+            .await;
+    }
+    let csv = dir.path().join("show.csv");
+    let mut text = String::from("company,region,score,external_id\n");
+    for index in 0..8 {
+        text.push_str(&format!(
+            "展会客户{index},华东,{},card-{index}\n",
+            10 + index * 10
+        ));
+    }
+    std::fs::write(&csv, text).expect("write");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["import", "--mode", "optimal"]
+            .iter()
+            .map(|arg| (*arg).to_owned())
+            .chain([csv.display().to_string()])
+            .chain(extra.iter().map(|arg| (*arg).to_owned()))
+            .collect();
+        args.extend(place.args());
+        args
+    };
+    let output = run(&args(&[]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 6 of 8 leads placed by the optimiser")
+            && stdout.contains("Nothing imported"),
+        "{stdout}"
+    );
+    let output = run(&args(&["--yes"]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("8 created"), "{stdout}");
+    let output = run(&args(&["--yes"]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("0 created, 8 already imported"), "{stdout}");
+    let output = run(&args(&["--band", "wide"]));
+    assert!(!output.status.success());
+}
