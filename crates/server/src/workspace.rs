@@ -395,6 +395,27 @@ impl Workspace {
         engine::route(&self.rules, &self.roster, state, &request)
     }
 
+    /// Whether a team with the optimal batch policy decided the lead: its backlog (held
+    /// leads, leave hand-backs) is placed as one batch. The sweep and the replay both ask.
+    pub fn batched(&self, decision: &engine::Decision) -> bool {
+        decision
+            .attempts
+            .iter()
+            .rev()
+            .find(|attempt| attempt.winner.is_some())
+            .and_then(|attempt| match &attempt.target {
+                engine::decision::AttemptTarget::Teams(teams) => teams.first(),
+                _ => None,
+            })
+            .and_then(|team| self.follow.teams.get(team))
+            .is_some_and(|team| team.optimal_batches)
+    }
+
+    /// Whether any team places its backlog as one batch.
+    pub fn batches_backlogs(&self) -> bool {
+        self.follow.teams.values().any(|team| team.optimal_batches)
+    }
+
     /// A decision made self-describing, as it is stored and explained.
     pub fn record(
         &self,

@@ -397,12 +397,7 @@ pub(super) async fn sweep(
     let mut released = 0;
     let held = tx.held_leads(SWEEP_LIMIT).await?;
     let known = known_customers(tx, &held.iter().map(contact_of).collect::<Vec<_>>()).await?;
-    let any_optimal = cache
-        .workspace
-        .follow
-        .teams
-        .values()
-        .any(|team| team.optimal_batches);
+    let any_optimal = cache.workspace.batches_backlogs();
     let mut batch = Vec::new();
     let mut single = Vec::new();
     for row in held {
@@ -419,7 +414,7 @@ pub(super) async fn sweep(
         // Leads a team with the optimal batch policy would take are released together.
         let optimal = any_optimal && {
             let probe = cache.workspace.route(&cache.state, &lead, &[], now());
-            deciding_team(&probe).is_some_and(|team| optimal_team(cache, team))
+            cache.workspace.batched(&probe)
         };
         if optimal {
             batch.push((row, lead));
@@ -477,28 +472,6 @@ fn release_held(
     remember(writes, &row);
     writes.decisions.push(decision_row);
     Ok(())
-}
-
-/// The team whose step decided the lead, if a team step did.
-fn deciding_team(decision: &Decision) -> Option<&str> {
-    decision
-        .attempts
-        .iter()
-        .rev()
-        .find(|attempt| attempt.winner.is_some())
-        .and_then(|attempt| match &attempt.target {
-            engine::decision::AttemptTarget::Teams(teams) => teams.first().map(String::as_str),
-            _ => None,
-        })
-}
-
-fn optimal_team(cache: &Cache, team: &str) -> bool {
-    cache
-        .workspace
-        .follow
-        .teams
-        .get(team)
-        .is_some_and(|team| team.optimal_batches)
 }
 
 /// How a team's backlog is planned: the default band, the workspace's mean won amount.

@@ -223,6 +223,11 @@ impl Side {
         let mut kept = VecDeque::new();
         let mut tried = 0;
         let mut placed = false;
+        // Leads of teams that release their backlog as one batch, placed together first, as
+        // the service's sweep does.
+        let mut batch = Vec::new();
+        let mut after = Vec::new();
+        let batches = self.workspace.batches_backlogs();
         while let Some(held) = self.holds.pop_front() {
             if tried == SWEEP_LIMIT {
                 kept.push_back(held);
@@ -241,22 +246,68 @@ impl Side {
                 kept.push_back(held);
                 continue;
             }
+            if batches {
+                // The rest are routed one by one after the batch, as in the service.
+                if self.workspace.batched(&decision) {
+                    batch.push(held);
+                } else {
+                    after.push(held);
+                }
+                continue;
+            }
             placed = true;
-            let wait = (now - held.arrived_at).num_seconds().max(0);
-            self.tally
-                .waits
-                .push(u32::try_from(wait).unwrap_or(u32::MAX));
-            self.settle(
-                held.ordinal,
-                &held.lead,
-                &decision,
+            self.release_held(&held, &decision, now);
+        }
+        if !batch.is_empty() {
+            let leads: Vec<&engine::Lead> = batch.iter().map(|held| &held.lead).collect();
+            let plan = engine::batch::plan(
+                &self.workspace.rules,
+                &self.workspace.roster,
+                &self.state,
+                &leads,
                 now,
-                held.closed_at,
-                held.segment,
+                self.workspace.model.as_ref(),
+                &engine::batch::Settings {
+                    band: Some(crate::batch::DEFAULT_BAND),
+                    default_amount: 1.0,
+                },
             );
+            for (held, decision) in batch.into_iter().zip(plan.decisions) {
+                if decision.outcome == Outcome::Held {
+                    kept.push_back(held);
+                    continue;
+                }
+                placed = true;
+                self.release_held(&held, &decision, now);
+            }
+        }
+        for held in after {
+            let decision = self.workspace.route(&self.state, &held.lead, &[], now);
+            if decision.outcome == Outcome::Held {
+                kept.push_back(held);
+                continue;
+            }
+            placed = true;
+            self.release_held(&held, &decision, now);
         }
         self.holds = kept;
         self.stalled = (!placed).then(|| self.availability(now));
+    }
+
+    /// A held lead placed at a sweep: its wait counts, and it settles like an arrival.
+    fn release_held(&mut self, held: &Held, decision: &Decision, now: DateTime<Utc>) {
+        let wait = (now - held.arrived_at).num_seconds().max(0);
+        self.tally
+            .waits
+            .push(u32::try_from(wait).unwrap_or(u32::MAX));
+        self.settle(
+            held.ordinal,
+            &held.lead,
+            decision,
+            now,
+            held.closed_at,
+            held.segment,
+        );
     }
 
     /// Routes one arrival at its arrival time.

@@ -624,6 +624,77 @@ async fn idle_and_shadowed_rules_are_named(app: TestApp) {
     );
 }
 
+/// The replay compares a team's backlog released in arrival order (A) with the same team set to
+/// release it as one optimised batch (B): overnight leads wait for 09:00, and B gives the rep
+/// with the fitting region and a cap of three the three valuable leads instead of the first
+/// three.
+async fn a_backlog_released_optimally_is_compared_in_replay(app: TestApp) {
+    let hours = json!({"mon": ["09:00-18:00"], "tue": ["09:00-18:00"]});
+    for (id, region, daily) in [
+        ("east", "华东", Some(3)),
+        ("south", "华南", None),
+        ("north", "华北", None),
+    ] {
+        app.ok(
+            "/api/v1/reps",
+            &json!({"id": id, "name": id, "regions": [region], "caps": {"max_per_day": daily},
+                    "time_zone": "Asia/Shanghai", "working_hours": hours}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "t", "name": "T", "members": [{"rep_id": "east"}, {"rep_id": "south"}, {"rep_id": "north"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "strategy": {"type": "best_match"}}]}))
+        .await;
+    // Six 华东 leads overnight: three small, then three large.
+    let rows: Vec<Value> = (0..6)
+        .map(|index| {
+            json!({"external_id": format!("n{index}"), "company": "ACME", "region": "华东",
+                   "score": if index < 3 { 1 } else { 90 },
+                   "arrived_at": format!("2026-11-02T02:{:02}:00+08:00", index * 5)})
+        })
+        .collect();
+    let request = json!({
+        "b": {"roster": {"teams": {"t": {"batch_policy": "optimal"}}}},
+        "file": {"format": "jsonl", "content": jsonl(&rows)},
+        "availability": "configured",
+    });
+    let job = run(&app, &request).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let report = &job["report"];
+    for policy in [&report["a"], &report["b"]] {
+        assert_eq!(rep(policy, "east")["leads"], json!(3), "{policy}");
+    }
+    assert_eq!(report["moved"]["leads"], json!(6), "{}", report["moved"]);
+    let sample = report["moved"]["sample"].as_array().expect("sample");
+    for moved in sample {
+        let line = moved["line"].as_u64().expect("line");
+        let (a, b) = (&moved["a"]["rep_id"], &moved["b"]["rep_id"]);
+        if line <= 3 {
+            assert_eq!(*a, json!("east"), "{moved}");
+        } else {
+            assert_eq!(*b, json!("east"), "{moved}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_backlog_released_optimally_is_compared_in_replay_sqlite() {
+    a_backlog_released_optimally_is_compared_in_replay(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_backlog_released_optimally_is_compared_in_replay_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        a_backlog_released_optimally_is_compared_in_replay(app).await;
+    }
+}
+
 #[tokio::test]
 async fn idle_and_shadowed_rules_are_named_sqlite() {
     idle_and_shadowed_rules_are_named(TestApp::sqlite().await).await;
