@@ -25,7 +25,7 @@ use crate::hours::Period;
 use crate::lead::Lead;
 use crate::model::WinModel;
 use crate::rep::RepId;
-use crate::roster::{RepIndex, Roster};
+use crate::roster::{Clock, RepIndex, Roster};
 use crate::route::{RouteRequest, route};
 use crate::rule_set::RuleSet;
 use crate::state::{RoutingState, StateChange};
@@ -150,47 +150,39 @@ fn fit(conversion: f64, matching: f64) -> f64 {
     conversion * (0.5 + 0.5 * matching)
 }
 
-/// How many more leads the rep's caps allow at this moment (`None`: no cap).
-fn room(roster: &Roster, state: &RoutingState, now: DateTime<Utc>, rep: RepIndex) -> Option<u32> {
-    let clock = roster.clock(now);
+/// How many more leads the rep's caps allow at this moment (`None`: no cap), and how many they
+/// still need to meet their weekly and monthly floors (下限).
+fn room_and_floor(
+    roster: &Roster,
+    clock: &Clock,
+    state: &RoutingState,
+    rep: RepIndex,
+) -> (Option<u32>, u32) {
     let local = clock.local(roster, rep);
     let caps = &roster.hot[rep as usize].caps;
     let rep_state = state.rep(rep);
-    [
-        caps.max_open
-            .map(|cap| cap.saturating_sub(rep_state.open_leads)),
-        caps.max_per_day
-            .map(|cap| cap.saturating_sub(rep_state.count(Period::Day, local))),
-        caps.max_per_week
-            .map(|cap| cap.saturating_sub(rep_state.count(Period::Week, local))),
-        caps.max_per_month
-            .map(|cap| cap.saturating_sub(rep_state.count(Period::Month, local))),
+    let left = |cap: Option<u32>, taken: u32| cap.map(|cap| cap.saturating_sub(taken));
+    let room = [
+        left(caps.max_open, rep_state.open_leads),
+        left(caps.max_per_day, rep_state.count(Period::Day, local)),
+        left(caps.max_per_week, rep_state.count(Period::Week, local)),
+        left(caps.max_per_month, rep_state.count(Period::Month, local)),
     ]
     .into_iter()
     .flatten()
-    .min()
-}
-
-/// Leads the rep still needs to meet their weekly and monthly floors (下限).
-fn floor_deficit(roster: &Roster, state: &RoutingState, now: DateTime<Utc>, rep: RepIndex) -> u32 {
-    let clock = roster.clock(now);
-    let local = clock.local(roster, rep);
-    let caps = &roster.hot[rep as usize].caps;
-    let rep_state = state.rep(rep);
-    [
-        caps.min_per_week
-            .map(|floor| floor.saturating_sub(rep_state.count(Period::Week, local))),
-        caps.min_per_month
-            .map(|floor| floor.saturating_sub(rep_state.count(Period::Month, local))),
+    .min();
+    let floor = [
+        left(caps.min_per_week, rep_state.count(Period::Week, local)),
+        left(caps.min_per_month, rep_state.count(Period::Month, local)),
     ]
     .into_iter()
     .flatten()
     .max()
-    .unwrap_or(0)
+    .unwrap_or(0);
+    (room, floor)
 }
 
-fn assigned(roster: &Roster, rep: RepIndex, now: DateTime<Utc>) -> StateChange {
-    let clock = roster.clock(now);
+fn assigned(roster: &Roster, clock: &Clock, rep: RepIndex, now: DateTime<Utc>) -> StateChange {
     let local = clock.local(roster, rep);
     StateChange::Assigned {
         rep: roster.rep(rep).id.clone(),
@@ -311,14 +303,16 @@ pub fn plan_excluding(
             expected[node[&candidate.rep]] += share;
         }
     }
-    let rooms: Vec<Option<u32>> = reps
+    let clock = roster.clock(now);
+    let limits: Vec<(Option<u32>, u32)> = reps
         .iter()
-        .map(|rep| room(roster, &working, now, *rep))
+        .map(|rep| room_and_floor(roster, &clock, &working, *rep))
         .collect();
+    let rooms: Vec<Option<u32>> = limits.iter().map(|(room, _)| *room).collect();
     let bounds: Vec<Bounds> = reps
         .iter()
         .enumerate()
-        .map(|(position, rep)| {
+        .map(|(position, _)| {
             let room = rooms[position].unwrap_or(u32::MAX);
             let (band_lower, band_upper) = match settings.band {
                 Some(band) => (
@@ -328,9 +322,7 @@ pub fn plan_excluding(
                 None => (0, u32::MAX),
             };
             let upper = band_upper.min(room);
-            let lower = band_lower
-                .max(floor_deficit(roster, &working, now, *rep))
-                .min(upper);
+            let lower = band_lower.max(limits[position].1).min(upper);
             Bounds { lower, upper }
         })
         .collect();
@@ -441,7 +433,7 @@ pub fn plan_excluding(
         decision.outcome = Outcome::Assigned {
             rep: rep_id.clone(),
         };
-        decision.changes = vec![assigned(roster, rep, now)];
+        decision.changes = vec![assigned(roster, &clock, rep, now)];
         working.apply(roster, &decision.changes);
         let best = fits[position]
             .iter()

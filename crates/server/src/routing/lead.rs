@@ -423,17 +423,7 @@ pub(super) async fn sweep(
         }
     }
     if !batch.is_empty() {
-        let leads: Vec<&engine::Lead> = batch.iter().map(|(_, lead)| lead).collect();
-        let workspace = &cache.workspace;
-        let plan = engine::batch::plan(
-            &workspace.rules,
-            &workspace.roster,
-            &cache.state,
-            &leads,
-            now(),
-            workspace.model.as_ref(),
-            &backlog_settings(cache),
-        );
+        let plan = plan_backlog(cache, &batch, &[]);
         for ((row, lead), decision) in batch.iter().zip(plan.decisions) {
             if decision.outcome == Outcome::Held {
                 continue;
@@ -474,12 +464,27 @@ fn release_held(
     Ok(())
 }
 
-/// How a team's backlog is planned: the default band, the workspace's mean won amount.
-fn backlog_settings(cache: &Cache) -> engine::batch::Settings {
-    engine::batch::Settings {
-        band: Some(crate::batch::DEFAULT_BAND),
-        default_amount: mean_won_amount(cache),
-    }
+/// A team's backlog planned as one batch: the default band, the workspace's mean won amount.
+fn plan_backlog(
+    cache: &Cache,
+    backlog: &[(LeadRow, engine::Lead)],
+    exclude: &[RepId],
+) -> engine::batch::Plan {
+    let leads: Vec<&engine::Lead> = backlog.iter().map(|(_, lead)| lead).collect();
+    let workspace = &cache.workspace;
+    engine::batch::plan_excluding(
+        &workspace.rules,
+        &workspace.roster,
+        &cache.state,
+        &leads,
+        now(),
+        workspace.model.as_ref(),
+        &engine::batch::Settings {
+            band: Some(crate::batch::DEFAULT_BAND),
+            default_amount: mean_won_amount(cache),
+        },
+        exclude,
+    )
 }
 
 /// The leave hand-back as one optimised batch: the rep's untouched leads are released and
@@ -509,19 +514,7 @@ async fn hand_back_together(
             batch.push((row, lead));
         }
     }
-    let leads: Vec<&engine::Lead> = batch.iter().map(|(_, lead)| lead).collect();
-    let exclude = [RepId::new(rep_id)];
-    let workspace = &cache.workspace;
-    let plan = engine::batch::plan_excluding(
-        &workspace.rules,
-        &workspace.roster,
-        &cache.state,
-        &leads,
-        now(),
-        workspace.model.as_ref(),
-        &backlog_settings(cache),
-        &exclude,
-    );
+    let plan = plan_backlog(cache, &batch, &[RepId::new(rep_id)]);
     let now = now();
     let mut moved = 0;
     for ((mut row, lead), decision) in batch.into_iter().zip(plan.decisions) {
