@@ -154,3 +154,14 @@ impl Priority {
         }
     }
 }
+
+/// The customer segment statistics are kept by, from the company's size: `smb` (under 100),
+/// `mid_market` (under 1,000), `enterprise`, or `unknown`.
+pub fn size_segment(company_size: Option<f64>) -> &'static str {
+    match company_size {
+        None => "unknown",
+        Some(size) if size < 100.0 => "smb",
+        Some(size) if size < 1000.0 => "mid_market",
+        Some(_) => "enterprise",
+    }
+}

@@ -8,7 +8,8 @@
 //! customer's owner, a pool, the hold queue — keep that decision. The rest become a
 //! transportation problem ([`solve`]): a lead's value (win probability × expected amount where
 //! a model scored it, else its score, else 1) times each eligible rep's fit (their conversion
-//! relative to the best, and the share of preferences they meet), each rep's room the least
+//! on the lead's segment, shrunk toward their own rate, relative to the best, and the share of
+//! preferences they meet), each rep's room the least
 //! their caps leave, and with a fairness band each rep's count within ± the band of their
 //! share of the leads they are eligible for, floors (下限) first. A lead the plan cannot place
 //! is routed as usual against the state after the plan, away from reps whose band is full: to
@@ -123,27 +124,37 @@ pub fn lead_value(lead: &Lead, decision: &Decision, default_amount: f64) -> f64 
 /// Closed leads worth of prior pulling a rep's conversion toward the batch's mean.
 const PRIOR_LEADS: f64 = 10.0;
 
-/// Conversion per rep, smoothed toward the mean of `reps`, relative to the best of them.
-fn relative_conversion(state: &RoutingState, reps: &[RepIndex]) -> BTreeMap<RepIndex, f64> {
+/// Conversion per rep, smoothed toward the mean of `reps`.
+fn smoothed_conversion(state: &RoutingState, reps: &[RepIndex]) -> BTreeMap<RepIndex, f64> {
     let (won, closed) = reps.iter().fold((0.0, 0.0), |(won, closed), rep| {
         let stats = &state.rep(*rep).stats;
         (won + f64::from(stats.won), closed + f64::from(stats.closed))
     });
     let mean = if closed > 0.0 { won / closed } else { 0.0 };
-    let smoothed: Vec<(RepIndex, f64)> = reps
-        .iter()
+    reps.iter()
         .map(|rep| {
             let stats = &state.rep(*rep).stats;
             let rate = (f64::from(stats.won) + PRIOR_LEADS * mean)
                 / (f64::from(stats.closed) + PRIOR_LEADS);
             (*rep, rate)
         })
-        .collect();
-    let best = smoothed.iter().map(|(_, rate)| *rate).fold(0.0, f64::max);
-    smoothed
-        .into_iter()
-        .map(|(rep, rate)| (rep, if best > 0.0 { rate / best } else { 1.0 }))
         .collect()
+}
+
+/// A rep's conversion on a lead's segment: their record there, shrunk toward their overall
+/// (smoothed) rate by ten closed leads of prior.
+fn segment_conversion(
+    overall: f64,
+    history: Option<&SegmentHistory>,
+    rep: RepIndex,
+    segment: &str,
+) -> f64 {
+    match history.and_then(|history| history.get(&(rep, segment.to_owned()))) {
+        Some((won, closed)) => {
+            (f64::from(*won) + PRIOR_LEADS * overall) / (f64::from(*closed) + PRIOR_LEADS)
+        }
+        None => overall,
+    }
 }
 
 fn fit(conversion: f64, matching: f64) -> f64 {
@@ -200,32 +211,38 @@ struct Optimised {
     candidates: Vec<Candidate>,
 }
 
-/// Plans a batch: the decision for each lead, in the order given, and what the plan is worth
-/// beside one-by-one routing.
-pub fn plan(
-    rules: &RuleSet,
-    roster: &Roster,
-    state: &RoutingState,
-    leads: &[&Lead],
-    now: DateTime<Utc>,
-    model: Option<&WinModel>,
-    settings: &Settings,
-) -> Plan {
-    plan_excluding(rules, roster, state, leads, now, model, settings, &[])
+/// Each rep's record per customer segment (`lead::size_segment`): `(rep, segment) → (won,
+/// closed)`. The fit learns from it where it has history.
+pub type SegmentHistory = std::collections::HashMap<(RepIndex, String), (u32, u32)>;
+
+/// What a batch is planned against: routing's inputs, the settings, the reps no lead may go to
+/// (a rep handing leads back on leave) and each rep's record per segment.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub rules: &'a RuleSet,
+    pub roster: &'a Roster,
+    pub state: &'a RoutingState,
+    pub now: DateTime<Utc>,
+    pub model: Option<&'a WinModel>,
+    pub settings: Settings,
+    pub exclude: &'a [RepId],
+    pub history: Option<&'a SegmentHistory>,
 }
 
-/// The same, keeping every lead away from `exclude` (a rep handing leads back on leave).
-#[allow(clippy::too_many_arguments)] // The routing inputs, then the batch's own.
-pub fn plan_excluding(
-    rules: &RuleSet,
-    roster: &Roster,
-    state: &RoutingState,
-    leads: &[&Lead],
-    now: DateTime<Utc>,
-    model: Option<&WinModel>,
-    settings: &Settings,
-    exclude: &[RepId],
-) -> Plan {
+/// Plans a batch: the decision for each lead, in the order given, and what the plan is worth
+/// beside one-by-one routing.
+pub fn plan(batch: &Batch<'_>, leads: &[&Lead]) -> Plan {
+    let Batch {
+        rules,
+        roster,
+        state,
+        now,
+        model,
+        settings,
+        exclude,
+        history,
+    } = *batch;
+    let settings = &settings;
     // Routing's own view of each lead against the state before the batch.
     let first: Vec<Decision> = leads
         .iter()
@@ -286,7 +303,7 @@ pub fn plan_excluding(
         .enumerate()
         .map(|(node, rep)| (*rep, node))
         .collect();
-    let conversion = relative_conversion(&working, &reps);
+    let conversion = smoothed_conversion(&working, &reps);
     let mut expected = vec![0.0f64; reps.len()];
     for lead in &optimised {
         let total: f64 = lead
@@ -327,16 +344,37 @@ pub fn plan_excluding(
         })
         .collect();
 
-    // Weights: value × fit, in integers so that the optimum and its ties are exact.
-    let fits: Vec<Vec<(usize, f64)>> = optimised
+    // Each lead–rep conversion on the lead's segment, relative to the best of them all.
+    let rates: Vec<Vec<f64>> = optimised
         .iter()
         .map(|lead| {
+            let segment = crate::lead::size_segment(leads[lead.index].company_size);
             lead.candidates
                 .iter()
                 .map(|candidate| {
+                    segment_conversion(conversion[&candidate.rep], history, candidate.rep, segment)
+                })
+                .collect()
+        })
+        .collect();
+    let best_rate = rates.iter().flatten().copied().fold(0.0, f64::max);
+    // Weights: value × fit, in integers so that the optimum and its ties are exact.
+    let fits: Vec<Vec<(usize, f64)>> = optimised
+        .iter()
+        .zip(&rates)
+        .map(|(lead, rates)| {
+            lead.candidates
+                .iter()
+                .zip(rates)
+                .map(|(candidate, rate)| {
+                    let relative = if best_rate > 0.0 {
+                        rate / best_rate
+                    } else {
+                        1.0
+                    };
                     (
                         node[&candidate.rep],
-                        lead.value * fit(conversion[&candidate.rep], candidate.matching),
+                        lead.value * fit(relative, candidate.matching),
                     )
                 })
                 .collect()

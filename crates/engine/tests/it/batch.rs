@@ -3,13 +3,26 @@
 //! pooled leads keep routing's answer.
 
 use chrono::Duration;
-use engine::batch::{Settings, plan};
+use engine::batch::{Batch, Settings, plan};
 use engine::rep::{Caps, RepStats};
 use engine::{Lead, Outcome, RepId, RoutingState};
 use proptest::prelude::*;
 use serde_json::json;
 
 use crate::support::{World, rep, team, tuesday_morning};
+
+fn batch_of(world: &World, now: chrono::DateTime<chrono::Utc>, settings: Settings) -> Batch<'_> {
+    Batch {
+        rules: &world.rules,
+        roster: &world.roster,
+        state: &world.state,
+        now,
+        model: None,
+        settings,
+        exclude: &[],
+        history: None,
+    }
+}
 
 fn stats(world: &mut World, id: &str, won: u32) {
     world
@@ -63,15 +76,7 @@ fn a_batch_gives_the_strong_closer_the_valuable_leads() {
         band: None,
         default_amount: 1.0,
     };
-    let planned = plan(
-        &world.rules,
-        &world.roster,
-        &world.state,
-        &refs,
-        tuesday_morning(),
-        None,
-        &settings,
-    );
+    let planned = plan(&batch_of(&world, tuesday_morning(), settings), &refs);
     let owners: Vec<Option<&str>> = planned
         .decisions
         .iter()
@@ -127,18 +132,11 @@ fn the_band_keeps_shares_fair_and_the_rest_is_routed_as_usual() {
         .map(|index| lead_scored(f64::from(index + 1)))
         .collect();
     let refs: Vec<&Lead> = leads.iter().collect();
-    let planned = plan(
-        &world.rules,
-        &world.roster,
-        &world.state,
-        &refs,
-        tuesday_morning(),
-        None,
-        &Settings {
-            band: Some(0.1),
-            default_amount: 1.0,
-        },
-    );
+    let settings = Settings {
+        band: Some(0.1),
+        default_amount: 1.0,
+    };
+    let planned = plan(&batch_of(&world, tuesday_morning(), settings), &refs);
     let summary = &planned.summary;
     // Each is eligible for a third of thirty: 9 to 11 leads each, however much better `a` is.
     for rep in &summary.reps {
@@ -160,6 +158,46 @@ fn the_band_keeps_shares_fair_and_the_rest_is_routed_as_usual() {
         .collect();
     assert!(a_values.iter().all(|value| *value >= 20.0), "{a_values:?}");
     assert_eq!(summary.placed, 30);
+}
+
+/// Two reps who close as often overall, one at large companies, the other at small ones: with
+/// their records per segment, each gets the leads of the segment they close.
+#[test]
+fn the_fit_follows_each_reps_record_on_the_leads_segment() {
+    let mut world = World::new(
+        vec![rep("a", "A"), rep("b", "B")],
+        vec![team("t", &["a", "b"])],
+        json!({"rules": [{"id": "all", "target": {"team": "t"}}]}),
+    );
+    stats(&mut world, "a", 20);
+    stats(&mut world, "b", 20);
+    let position = |id: &str| world.roster.position(&RepId::new(id)).expect("rep");
+    let history: engine::batch::SegmentHistory = [
+        ((position("a"), "enterprise".to_owned()), (18, 40)),
+        ((position("a"), "smb".to_owned()), (2, 60)),
+        ((position("b"), "enterprise".to_owned()), (2, 40)),
+        ((position("b"), "smb".to_owned()), (18, 60)),
+    ]
+    .into_iter()
+    .collect();
+    let sized = |size: f64| Lead {
+        company_size: Some(size),
+        ..Lead::default()
+    };
+    let leads = [sized(20.0), sized(5000.0), sized(30.0), sized(8000.0)];
+    let refs: Vec<&Lead> = leads.iter().collect();
+    let mut batch = batch_of(&world, tuesday_morning(), Settings::default());
+    batch.history = Some(&history);
+    let owners: Vec<Option<String>> = plan(&batch, &refs)
+        .decisions
+        .iter()
+        .map(|decision| decision.owner().map(ToString::to_string))
+        .collect();
+    let expected: Vec<Option<String>> = ["b", "a", "b", "a"]
+        .iter()
+        .map(|id| Some((*id).to_owned()))
+        .collect();
+    assert_eq!(owners, expected);
 }
 
 #[test]
@@ -184,13 +222,8 @@ fn known_customers_and_pooled_leads_keep_routings_answer() {
     let leads = [returning, advert, lead_scored(5.0)];
     let refs: Vec<&Lead> = leads.iter().collect();
     let planned = plan(
-        &world.rules,
-        &world.roster,
-        &world.state,
+        &batch_of(&world, tuesday_morning(), Settings::default()),
         &refs,
-        tuesday_morning(),
-        None,
-        &Settings::default(),
     );
     assert_eq!(planned.decisions[0].owner().map(RepId::as_str), Some("b"));
     assert!(planned.decisions[0].batch.is_none());
@@ -241,8 +274,7 @@ proptest! {
         let leads: Vec<Lead> = scores.iter().map(|score| lead_scored(*score)).collect();
         let refs: Vec<&Lead> = leads.iter().collect();
         let now = tuesday_morning() + Duration::minutes(1);
-        let planned = plan(&world.rules, &world.roster, &world.state, &refs, now, None,
-            &Settings { band, default_amount: 1.0 });
+        let planned = plan(&batch_of(&world, now, Settings { band, default_amount: 1.0 }), &refs);
         prop_assert_eq!(planned.decisions.len(), leads.len());
         let mut state: RoutingState = world.state.clone();
         for decision in &planned.decisions {

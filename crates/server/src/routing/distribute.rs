@@ -107,15 +107,7 @@ pub(super) async fn distribute(
     }
     let now = now();
     let references: Vec<&engine::Lead> = leads.iter().collect();
-    let plan = engine::batch::plan(
-        &rules,
-        &cache.workspace.roster,
-        &cache.state,
-        &references,
-        now,
-        cache.workspace.model.as_ref(),
-        settings,
-    );
+    let plan = plan_batch(cache, &rules, &references, *settings, &[], now);
     for (((slot, mut row), lead), decision) in kept.into_iter().zip(&leads).zip(&plan.decisions) {
         let record = DecisionRecord::new(decision, &rules, &cache.workspace.roster, lead)
             .with_win(decision, cache.workspace.model.as_ref());

@@ -46,12 +46,7 @@ fn segment(row: &LeadRow) -> &'static str {
     let size = serde_json::from_str::<Value>(&row.document)
         .ok()
         .and_then(|document| document.get("company_size")?.as_f64());
-    match size {
-        None => "unknown",
-        Some(size) if size < 100.0 => "smb",
-        Some(size) if size < 1000.0 => "mid_market",
-        Some(_) => "enterprise",
-    }
+    engine::lead::size_segment(size)
 }
 
 impl Writes {
@@ -146,6 +141,11 @@ pub(super) fn count(
         ("source", row.source.clone()),
         ("rule", row.rule_id.clone()),
         ("segment", Some(segment(row).to_owned())),
+        // The rep's record on the segment: what an optimised batch's fit learns from.
+        (
+            "rep_segment",
+            rep.map(|rep| format!("{rep}/{}", segment(row))),
+        ),
     ];
     for (dimension, key) in keys {
         let Some(key) = key else { continue };
@@ -153,6 +153,19 @@ pub(super) fn count(
             .stats
             .entry((dimension.to_owned(), key.clone()))
             .or_default());
+        if dimension == "rep_segment" {
+            let mut delta = StatsDelta::default();
+            add(&mut delta);
+            let stats = cache
+                .segment_stats
+                .entry(key.clone())
+                .or_insert_with(|| StatsRow {
+                    dimension: dimension.into(),
+                    key: key.clone(),
+                    ..StatsRow::default()
+                });
+            add_delta(stats, &delta);
+        }
         if dimension == "rep" {
             let mut delta = StatsDelta::default();
             add(&mut delta);
@@ -164,15 +177,7 @@ pub(super) fn count(
                     key: key.clone(),
                     ..StatsRow::default()
                 });
-            stats.assigned += delta.assigned;
-            stats.responded += delta.responded;
-            stats.response_secs += delta.response_secs;
-            stats.won += delta.won;
-            stats.lost += delta.lost;
-            stats.invalid += delta.invalid;
-            stats.amount += delta.amount;
-            stats.feedback_count += delta.feedback_count;
-            stats.feedback_sum += delta.feedback_sum;
+            add_delta(stats, &delta);
             let engine_stats = rep_stats(stats);
             if let Some(state) = cache
                 .state
@@ -182,6 +187,18 @@ pub(super) fn count(
             }
         }
     }
+}
+
+fn add_delta(stats: &mut StatsRow, delta: &StatsDelta) {
+    stats.assigned += delta.assigned;
+    stats.responded += delta.responded;
+    stats.response_secs += delta.response_secs;
+    stats.won += delta.won;
+    stats.lost += delta.lost;
+    stats.invalid += delta.invalid;
+    stats.amount += delta.amount;
+    stats.feedback_count += delta.feedback_count;
+    stats.feedback_sum += delta.feedback_sum;
 }
 
 /// Sets the lead's clocks from its current state: the first-response ladder, callback,

@@ -183,17 +183,8 @@ pub(super) fn create_planned(
             Err(error) => results[index] = Some(Err(error)),
         }
     }
-    let workspace = &cache.workspace;
     let leads: Vec<&engine::Lead> = planned.iter().map(|(_, lead)| lead).collect();
-    let plan = engine::batch::plan(
-        &workspace.rules,
-        &workspace.roster,
-        &cache.state,
-        &leads,
-        now,
-        workspace.model.as_ref(),
-        settings,
-    );
+    let plan = plan_batch(cache, &cache.workspace.rules, &leads, *settings, &[], now);
     for ((index, lead), decision) in planned.iter().zip(&plan.decisions) {
         let input = &inputs[*index];
         results[*index] = Some(Ok(if dry_run {
@@ -471,19 +462,17 @@ fn plan_backlog(
     exclude: &[RepId],
 ) -> engine::batch::Plan {
     let leads: Vec<&engine::Lead> = backlog.iter().map(|(_, lead)| lead).collect();
-    let workspace = &cache.workspace;
-    engine::batch::plan_excluding(
-        &workspace.rules,
-        &workspace.roster,
-        &cache.state,
+    let settings = engine::batch::Settings {
+        band: Some(crate::batch::DEFAULT_BAND),
+        ..engine::batch::Settings::default()
+    };
+    plan_batch(
+        cache,
+        &cache.workspace.rules,
         &leads,
-        now(),
-        workspace.model.as_ref(),
-        &engine::batch::Settings {
-            band: Some(crate::batch::DEFAULT_BAND),
-            default_amount: mean_won_amount(cache),
-        },
+        settings,
         exclude,
+        now(),
     )
 }
 

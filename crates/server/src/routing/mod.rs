@@ -395,6 +395,8 @@ struct Cache {
     state: RoutingState,
     /// Outcome statistics per rep: the engine's performance inputs.
     rep_stats: HashMap<String, StatsRow>,
+    /// Outcome statistics per rep and segment (`rep/segment`): an optimised batch's fit.
+    segment_stats: HashMap<String, StatsRow>,
 }
 
 struct Worker {
@@ -597,12 +599,19 @@ impl Worker {
         for row in tx.load_rotations().await? {
             state.set_rotation(row.key.clone(), store::rotation_from_row(&row));
         }
+        let segment_stats = tx
+            .list_stats("rep_segment")
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
         self.cache = Some(Cache {
             config_version,
             routing_version,
             workspace,
             state,
             rep_stats,
+            segment_stats,
         });
         Ok(())
     }
@@ -668,20 +677,16 @@ impl Worker {
                     settings,
                     dry_run,
                     ..
-                } => {
-                    let mut settings = *settings;
-                    settings.default_amount = mean_won_amount(cache);
-                    Answer::Plan(lead::create_planned(
-                        cache,
-                        &mut writes,
-                        &mut known_external,
-                        &mut known,
-                        leads,
-                        &settings,
-                        *dry_run,
-                        actor,
-                    )?)
-                }
+                } => Answer::Plan(lead::create_planned(
+                    cache,
+                    &mut writes,
+                    &mut known_external,
+                    &mut known,
+                    leads,
+                    settings,
+                    *dry_run,
+                    actor,
+                )?),
                 Job::Change {
                     lead_id,
                     op,
@@ -744,23 +749,19 @@ impl Worker {
                     settings,
                     dry_run,
                     ..
-                } => {
-                    let mut settings = *settings;
-                    settings.default_amount = mean_won_amount(cache);
-                    Answer::Distribute(
-                        distribute::distribute(
-                            &mut tx,
-                            cache,
-                            &mut writes,
-                            lead_ids,
-                            team_id,
-                            &settings,
-                            *dry_run,
-                            actor,
-                        )
-                        .await?,
+                } => Answer::Distribute(
+                    distribute::distribute(
+                        &mut tx,
+                        cache,
+                        &mut writes,
+                        lead_ids,
+                        team_id,
+                        settings,
+                        *dry_run,
+                        actor,
                     )
-                }
+                    .await?,
+                ),
                 Job::Sweep { .. } => Answer::Count(lead::sweep(&mut tx, cache, &mut writes).await?),
                 Job::HandBack { rep_id, .. } => {
                     Answer::Count(lead::hand_back(&mut tx, cache, &mut writes, rep_id).await?)
@@ -831,6 +832,49 @@ impl Worker {
         }
         Ok(answers)
     }
+}
+
+/// Plans leads as one optimised batch against the cached state under `rules` (the active rule
+/// set, or a distribution's), with the workspace's model, each rep's record per segment and the
+/// mean won amount for leads without a budget.
+fn plan_batch(
+    cache: &Cache,
+    rules: &engine::RuleSet,
+    leads: &[&engine::Lead],
+    settings: engine::batch::Settings,
+    exclude: &[RepId],
+    now: DateTime<Utc>,
+) -> engine::batch::Plan {
+    let history = segment_history(cache);
+    let batch = engine::batch::Batch {
+        rules,
+        roster: &cache.workspace.roster,
+        state: &cache.state,
+        now,
+        model: cache.workspace.model.as_ref(),
+        settings: engine::batch::Settings {
+            default_amount: mean_won_amount(cache),
+            ..settings
+        },
+        exclude,
+        history: Some(&history),
+    };
+    engine::batch::plan(&batch, leads)
+}
+
+/// Each rep's record per segment, by roster position, as batch planning reads it.
+fn segment_history(cache: &Cache) -> engine::batch::SegmentHistory {
+    let roster = &cache.workspace.roster;
+    cache
+        .segment_stats
+        .values()
+        .filter_map(|row| {
+            let (rep, segment) = row.key.rsplit_once('/')?;
+            let position = roster.position(&RepId::new(rep))?;
+            let stats = follow_up::rep_stats(row);
+            Some(((position, segment.to_owned()), (stats.won, stats.closed)))
+        })
+        .collect()
 }
 
 /// The mean amount of a won lead, the expected amount of a lead without a budget (1 before

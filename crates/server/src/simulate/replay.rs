@@ -260,18 +260,21 @@ impl Side {
         }
         if !batch.is_empty() {
             let leads: Vec<&engine::Lead> = batch.iter().map(|held| &held.lead).collect();
-            let plan = engine::batch::plan(
-                &self.workspace.rules,
-                &self.workspace.roster,
-                &self.state,
-                &leads,
+            let planning = engine::batch::Batch {
+                rules: &self.workspace.rules,
+                roster: &self.workspace.roster,
+                state: &self.state,
                 now,
-                self.workspace.model.as_ref(),
-                &engine::batch::Settings {
+                model: self.workspace.model.as_ref(),
+                settings: engine::batch::Settings {
                     band: Some(crate::batch::DEFAULT_BAND),
                     default_amount: 1.0,
                 },
-            );
+                exclude: &[],
+                // The replay keeps no per-segment records: fit is the rep's overall rate.
+                history: None,
+            };
+            let plan = engine::batch::plan(&planning, &leads);
             for (held, decision) in batch.into_iter().zip(plan.decisions) {
                 if decision.outcome == Outcome::Held {
                     kept.push_back(held);

@@ -437,6 +437,73 @@ async fn backlogs_are_released_as_one_batch(app: TestApp) {
     assert_eq!(leads["items"].as_array().map(Vec::len), Some(3), "{leads}");
 }
 
+/// Closed leads teach the batch who closes which segment: `r00` wins at large companies and
+/// loses at small ones, `r01` the opposite; a batch then sends each its segment.
+async fn the_fit_learns_each_reps_segment(app: TestApp) {
+    app.round_robin_team(2, json!({})).await;
+    let leads: Vec<Value> = (0..40)
+        .map(|index| {
+            json!({"external_id": format!("s{index}"), "company": "ACME",
+                            "company_size": if index % 4 < 2 { 20 } else { 5000 }})
+        })
+        .collect();
+    let (_, made) = app
+        .post("/api/v1/leads/batch", &json!({"leads": leads}))
+        .await;
+    for item in made["items"].as_array().expect("items") {
+        let id = item["lead"]["id"].as_str().expect("id");
+        let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+        let big = lead["company_size"]
+            .as_f64()
+            .is_some_and(|size| size >= 1000.0);
+        let won = (lead["owner_id"] == json!("r00")) == big;
+        let body = if won {
+            json!({"status": "won", "amount": 1000})
+        } else {
+            json!({"status": "lost", "lost_reason": "price"})
+        };
+        let (status, closed) = app.patch(&format!("/api/v1/leads/{id}"), &body).await;
+        assert_eq!(status, StatusCode::OK, "{closed}");
+    }
+    // Both close half their leads overall; only the segments tell them apart.
+    let batch = json!({"mode": "optimal", "band": "none", "dry_run": true, "leads": [
+        {"external_id": "n0", "company": "ACME", "company_size": 10},
+        {"external_id": "n1", "company": "ACME", "company_size": 9000},
+        {"external_id": "n2", "company": "ACME", "company_size": 15},
+        {"external_id": "n3", "company": "ACME", "company_size": 7000},
+    ]});
+    // Room for two each, so the plan has to choose.
+    for rep in ["r00", "r01"] {
+        let (status, body) = app
+            .patch(
+                &format!("/api/v1/reps/{rep}"),
+                &json!({"caps": {"max_open": 2}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, planned) = app.post("/api/v1/leads/batch", &batch).await;
+    assert_eq!(status, StatusCode::OK, "{planned}");
+    assert_eq!(
+        owners(&planned),
+        ["r01", "r00", "r01", "r00"].map(|rep| Some(rep.to_owned())),
+        "{}",
+        planned["plan"]
+    );
+}
+
+#[tokio::test]
+async fn the_fit_learns_each_reps_segment_on_sqlite() {
+    the_fit_learns_each_reps_segment(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn the_fit_learns_each_reps_segment_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        the_fit_learns_each_reps_segment(app).await;
+    }
+}
+
 #[tokio::test]
 async fn backlogs_are_released_as_one_batch_on_sqlite() {
     backlogs_are_released_as_one_batch(TestApp::without_clock(Backend::Sqlite).await.expect("app"))
