@@ -169,16 +169,17 @@ struct Router<'a> {
 }
 
 /// Who a step offers the lead to.
-struct Candidates {
+struct Candidates<'r> {
     target: AttemptTarget,
-    reps: Vec<(RepIndex, f64)>,
+    /// A single team's members are borrowed from the roster, not copied per lead.
+    reps: std::borrow::Cow<'r, [(RepIndex, f64)]>,
     strategy: Strategy,
     hours: HoursPolicy,
     away_fallback: bool,
     rotation_key: String,
 }
 
-impl Router<'_> {
+impl<'a> Router<'a> {
     /// Tries a matched rule: affinity, target, then fallbacks. `None` means "next rule".
     fn try_rule(&mut self, position: u32, rule: &Rule) -> Option<Found> {
         if let Target::Pool(pool) = &rule.target {
@@ -310,14 +311,19 @@ impl Router<'_> {
         }
     }
 
-    fn known_owner(&self, rule: &Rule) -> Candidates {
+    fn known_owner(&self, rule: &Rule) -> Candidates<'a> {
         let owner = self.view.lead.known_owner.clone();
         let position = owner.as_ref().and_then(|owner| self.roster.position(owner));
         self.single(AttemptTarget::KnownOwner(owner), position, rule)
     }
 
     /// One named rep, or nobody when the name is unknown.
-    fn single(&self, target: AttemptTarget, position: Option<RepIndex>, rule: &Rule) -> Candidates {
+    fn single(
+        &self,
+        target: AttemptTarget,
+        position: Option<RepIndex>,
+        rule: &Rule,
+    ) -> Candidates<'a> {
         Candidates {
             target,
             reps: position
@@ -331,7 +337,7 @@ impl Router<'_> {
         }
     }
 
-    fn primary(&self, rule: &Rule) -> Candidates {
+    fn primary(&self, rule: &Rule) -> Candidates<'a> {
         match &rule.target {
             Target::Teams(teams) => self.teams(teams, Some(rule)),
             Target::Reps(reps) => self.named_reps(reps, Some(rule), None),
@@ -347,7 +353,7 @@ impl Router<'_> {
             // Pool targets are answered before candidates are built.
             Target::Pool(pool) => Candidates {
                 target: AttemptTarget::Pool(pool.clone()),
-                reps: Vec::new(),
+                reps: std::borrow::Cow::Borrowed(&[]),
                 strategy: Strategy::RoundRobin,
                 hours: HoursPolicy::InHours,
                 away_fallback: false,
@@ -357,10 +363,10 @@ impl Router<'_> {
     }
 
     /// Members of the teams, with each member's weight in the first team that lists them.
-    fn teams(&self, ids: &[String], rule: Option<&Rule>) -> Candidates {
+    fn teams(&self, ids: &[String], rule: Option<&Rule>) -> Candidates<'a> {
         let teams: Vec<_> = ids.iter().filter_map(|id| self.roster.team(id)).collect();
-        let mut reps: Vec<(RepIndex, f64)> = match teams.as_slice() {
-            [team] => team.members.clone(),
+        let reps = match teams.as_slice() {
+            [team] => std::borrow::Cow::Borrowed(team.members.as_slice()),
             _ => {
                 let mut all: Vec<(RepIndex, f64)> = teams
                     .iter()
@@ -368,10 +374,9 @@ impl Router<'_> {
                     .collect();
                 all.sort_by_key(|(position, _)| *position);
                 all.dedup_by_key(|(position, _)| *position);
-                all
+                std::borrow::Cow::Owned(all)
             }
         };
-        reps.shrink_to_fit();
         let first = teams.first().map(|team| &team.team);
         Candidates {
             target: AttemptTarget::Teams(ids.to_vec()),
@@ -394,7 +399,7 @@ impl Router<'_> {
         ids: &[RepId],
         rule: Option<&Rule>,
         fallback_of: Option<u32>,
-    ) -> Candidates {
+    ) -> Candidates<'a> {
         let mut reps: Vec<(RepIndex, f64)> = ids
             .iter()
             .filter_map(|id| self.roster.position(id))
@@ -405,7 +410,7 @@ impl Router<'_> {
         let rule_id = rule.map_or("default", |rule| rule.id.as_str());
         Candidates {
             target: AttemptTarget::Reps(ids.to_vec()),
-            reps,
+            reps: reps.into(),
             strategy: rule
                 .and_then(|rule| rule.strategy.clone())
                 .unwrap_or_default(),
@@ -418,7 +423,7 @@ impl Router<'_> {
         }
     }
 
-    fn attempt_plain(&mut self, step: Step, candidates: Candidates) -> Option<Found> {
+    fn attempt_plain(&mut self, step: Step, candidates: Candidates<'_>) -> Option<Found> {
         self.run(None, step, candidates, &[], &[])
     }
 
@@ -426,7 +431,7 @@ impl Router<'_> {
         &mut self,
         rule_position: Option<u32>,
         step: Step,
-        candidates: Candidates,
+        candidates: Candidates<'_>,
         rule: &Rule,
         requirements: &[Bound<'_>],
     ) -> Option<Found> {
@@ -446,7 +451,7 @@ impl Router<'_> {
         &mut self,
         rule: Option<u32>,
         step: Step,
-        candidates: Candidates,
+        candidates: Candidates<'_>,
         requirements: &[Bound<'_>],
         preferences: &[Bound<'_>],
     ) -> Option<Found> {
@@ -460,8 +465,8 @@ impl Router<'_> {
             requirements,
         };
         let mut eligible: Vec<(RepIndex, f64)> = Vec::with_capacity(candidates.reps.len());
-        let mut excluded: Vec<(RepIndex, Exclusion)> = Vec::new();
-        for &(position, weight) in &candidates.reps {
+        let mut excluded: Vec<(RepIndex, Exclusion)> = Vec::with_capacity(candidates.reps.len());
+        for &(position, weight) in candidates.reps.iter() {
             match gate.check(position) {
                 Ok(()) => eligible.push((position, weight)),
                 Err(reason) => excluded.push((position, reason)),
