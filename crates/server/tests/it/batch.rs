@@ -219,13 +219,26 @@ async fn concurrent_batches_never_overfill(app: TestApp) {
         .filter(|lead| lead["owner_id"] == json!("busy"))
         .count();
     assert_eq!(busy, 5, "{leads}");
-    // The stored state agrees with the leads.
+    // The stored state is what the leads say, for every rep and every count, as one-by-one
+    // routing leaves it.
     let states = app.state.store.load_rep_states().await.expect("states");
-    let stored = states
-        .iter()
-        .find(|row| row.rep_id == "busy")
-        .expect("busy");
-    assert_eq!(stored.open_leads, 5, "{stored:?}");
+    for rep in ["busy", "spare"] {
+        let owned = items
+            .iter()
+            .filter(|lead| lead["owner_id"] == json!(rep))
+            .count() as i64;
+        let stored = states.iter().find(|row| row.rep_id == rep).expect("state");
+        assert_eq!(
+            (
+                stored.open_leads,
+                stored.day_count,
+                stored.week_count,
+                stored.month_count
+            ),
+            (owned, owned, owned, owned),
+            "{stored:?}"
+        );
+    }
 }
 
 /// A manager spreads twelve pool leads across their team without naming reps: the dry run
