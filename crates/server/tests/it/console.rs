@@ -855,7 +855,7 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
     let saved = submit(&app, "/admin/teams", &cookie, &format!(
             "csrf={csrf}&id=t&action=save_form&name=Team&manager_id=r00&member_r00=on&weight_r00=2&weight_r01=\
              &strategy=fair_share&strategy_json={kept}&overflow=pool%3Apublic&hours_policy=any_time\
-             &calendar=&sla_policy=&leave_policy=hand_back"
+             &calendar=&sla_policy=&leave_policy=hand_back&batch_policy=optimal"
         ))
     .await;
     assert_eq!(
@@ -878,7 +878,15 @@ async fn a_team_is_edited_as_a_form_keeping_what_the_form_does_not_show() {
     assert_eq!(team["overflow"], json!({"pool": "public"}));
     assert_eq!(team["manager_id"], json!("r00"));
     assert_eq!(team["leave_policy"], json!("hand_back"));
+    assert_eq!(team["batch_policy"], json!("optimal"));
     assert_eq!(team["away_fallback"], json!(false));
+    let form = visit(&app, "GET", "/admin/teams?id=t", &cookie, None, "zh-CN").await;
+    assert!(
+        form.html
+            .contains("<option value=\"optimal\" selected>整批最优分配（±10% 公平区间）</option>"),
+        "{}",
+        form.html
+    );
     // Another strategy: the old one's settings go.
     submit(
         &app,
