@@ -32,6 +32,10 @@ pub struct SimulateArgs {
     /// Roster changes for A, as --changes.
     #[arg(long, value_name = "FILE")]
     changes_a: Option<PathBuf>,
+    /// How B places leads that arrived at the same instant (an import): `one_by_one` or
+    /// `optimal` (as one optimised batch).
+    #[arg(long, default_value = "one_by_one")]
+    arrivals: String,
     /// Replay the last this many days of the workspace's leads (default 30).
     #[arg(long, conflicts_with_all = ["from", "history"])]
     days: Option<u32>,
@@ -110,10 +114,12 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         a: Some(PolicyInput {
             rule_set: Some(rule_set(&args.a)?),
             roster: changes(args.changes_a.as_ref())?,
+            arrivals: None,
         }),
         b: PolicyInput {
             rule_set: Some(rule_set(&args.b)?),
             roster: changes(args.changes.as_ref())?,
+            arrivals: Some(args.arrivals.clone()),
         },
         days: args.days,
         from: args.from.clone(),

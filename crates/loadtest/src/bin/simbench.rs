@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
     let input = SimulationInput {
         b: PolicyInput {
             rule_set: Some(rules(1)),
-            roster: None,
+            ..PolicyInput::default()
         },
         ..SimulationInput::default()
     };

@@ -42,7 +42,7 @@ pub async fn start(State(app): State<AppState>, headers: HeaderMap, body: Bytes)
     let input = SimulationInput {
         b: PolicyInput {
             rule_set: Some(json!(version)),
-            roster: None,
+            ..PolicyInput::default()
         },
         days: Some(days),
         ..SimulationInput::default()

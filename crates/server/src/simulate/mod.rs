@@ -87,6 +87,10 @@ pub struct PolicyInput {
     pub rule_set: Option<Value>,
     #[serde(default)]
     pub roster: Option<RosterChanges>,
+    /// `one_by_one` (default): each lead routed as it arrives; `optimal`: leads arriving at the
+    /// same instant (an import) are placed as one optimised batch (docs/batch.md).
+    #[serde(default)]
+    pub arrivals: Option<String>,
 }
 
 /// Changes to the roster, as merge patches by id: an object changes a rep or team (a new id
@@ -123,6 +127,8 @@ pub struct SideConfig {
     spec: RuleSetSpec,
     /// Reps whose status the roster change sets: recorded availability leaves them alone.
     pinned: HashSet<String>,
+    /// Leads arriving at the same instant are placed as one optimised batch.
+    pub batch_arrivals: bool,
 }
 
 impl SideConfig {
@@ -321,6 +327,17 @@ async fn side(
     input: &PolicyInput,
     field: &str,
 ) -> Result<SideConfig, ApiError> {
+    let batch_arrivals = match input.arrivals.as_deref() {
+        None | Some("one_by_one") => false,
+        Some("optimal") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                format!("{field}.arrivals"),
+                "arrivals is one_by_one or optimal (leads arriving together placed as one batch)",
+            ));
+        }
+    };
     let rule_field = format!("{field}.rule_set");
     let (spec, version) = match input.rule_set.as_ref().unwrap_or(&json!("active")) {
         Value::String(text) if text == "active" => {
@@ -456,6 +473,7 @@ async fn side(
         rows,
         spec,
         pinned,
+        batch_arrivals,
     };
     config.build(&HashMap::new()).map_err(under(field))?;
     Ok(config)
@@ -845,7 +863,18 @@ fn policy_thread(
     for item in work {
         match item {
             Work::Batch(batch) => {
-                let routed = batch.iter().map(|arrival| side.arrive(arrival)).collect();
+                let mut routed = Vec::with_capacity(batch.len());
+                if side.batch_arrivals {
+                    // Leads that arrived at the same instant (an import) are placed together.
+                    for group in batch.chunk_by(|a, b| a.lead.arrived_at == b.lead.arrived_at) {
+                        match group {
+                            [arrival] => routed.push(side.arrive(arrival)),
+                            _ => routed.extend(side.arrive_together(group)),
+                        }
+                    }
+                } else {
+                    routed.extend(batch.iter().map(|arrival| side.arrive(arrival)));
+                }
                 // Let go of the batch first, so the reader can reuse its memory.
                 drop(batch);
                 if results.send(routed).is_err() {
@@ -1012,10 +1041,11 @@ pub fn run(
         let mut threads = Vec::new();
         let mut work = Vec::new();
         let mut results = Vec::new();
-        for workspace in &workspaces {
+        for (workspace, config) in workspaces.iter().zip([&prepared.a, &prepared.b]) {
             let (work_sender, work_receiver) = mpsc::sync_channel(2);
             let (result_sender, result_receiver) = mpsc::sync_channel(2);
-            let side = Side::new(workspace.clone(), prepared.zone);
+            let mut side = Side::new(workspace.clone(), prepared.zone);
+            side.batch_arrivals = config.batch_arrivals;
             threads.push(scope.spawn(move || policy_thread(side, work_receiver, result_sender)));
             work.push(work_sender);
             results.push(result_receiver);
@@ -1103,8 +1133,24 @@ pub fn run(
                 lead,
             });
             ordinal += 1;
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, policies.empty());
+            if batch.len() >= BATCH {
+                // Leads that arrived at the same instant stay in one batch (a policy may place
+                // them as one), up to ten batches' worth: the last instant's run waits for the
+                // next batch.
+                let last_at = batch[batch.len() - 1].lead.arrived_at;
+                let run = batch
+                    .iter()
+                    .rposition(|arrival| arrival.lead.arrived_at != last_at)
+                    .map_or(0, |before| before + 1);
+                if run == 0 && batch.len() < 10 * BATCH {
+                    continue;
+                }
+                let rest = if run == 0 {
+                    policies.empty()
+                } else {
+                    batch.split_off(run)
+                };
+                let full = std::mem::replace(&mut batch, rest);
                 policies.dispatch(full);
                 if policies.in_flight.len() > 1 {
                     policies.collect(&mut gathered, control);

@@ -16,6 +16,7 @@ use engine::hours::LocalNow;
 use engine::roster::RepIndex;
 use engine::{Decision, Outcome, RoutingState};
 
+use crate::error::ApiError;
 use crate::leads::LeadInput;
 use crate::workspace::Workspace;
 
@@ -118,6 +119,8 @@ pub struct Side {
     /// Per rule, whether the decision tried it (a buffer kept between leads).
     tried: Vec<bool>,
     pub tally: Tally,
+    /// Leads arriving at the same instant (an import) are placed as one optimised batch.
+    pub batch_arrivals: bool,
 }
 
 impl Side {
@@ -135,6 +138,7 @@ impl Side {
             zone,
             stalled: None,
             tried: Vec::new(),
+            batch_arrivals: false,
             tally: Tally {
                 leads: vec![0; reps],
                 cap_hits: vec![0; reps],
@@ -316,29 +320,87 @@ impl Side {
     /// Routes one arrival at its arrival time.
     pub fn arrive(&mut self, arrival: &Arrival) -> Routed {
         self.advance(arrival.lead.arrived_at);
-        let known_owner = self
-            .known_owner(&arrival.lead.input)
-            .map(|index| self.workspace.roster.rep(index).id.as_str().to_owned());
-        let ordinal = arrival.ordinal as usize;
-        if self.tally.owners.len() <= ordinal {
-            self.tally.owners.resize(ordinal + 1, INVALID);
-        }
-        let (lead, decision) = match crate::routing::decide_new(
+        let known_owner = self.known_owner_id(arrival);
+        self.make_room(arrival);
+        match crate::routing::decide_new(
             &self.workspace,
             &self.state,
             known_owner.as_deref(),
             &arrival.lead.input,
             arrival.lead.arrived_at,
         ) {
-            Ok(decided) => decided,
-            Err(error) => {
-                return Routed {
-                    owner: INVALID,
-                    routed: None,
-                    error: Some(Box::new(error)),
-                };
-            }
+            Ok((lead, decision)) => self.take(arrival, lead, decision),
+            Err(error) => refused(error),
+        }
+    }
+
+    /// Routes leads that arrived at the same instant (an import) as one optimised batch, as
+    /// `POST /leads/batch` with `mode: optimal` would; what each got, in order.
+    pub fn arrive_together(&mut self, group: &[Arrival]) -> Vec<Routed> {
+        let Some(first) = group.first() else {
+            return Vec::new();
         };
+        let now = first.lead.arrived_at;
+        self.advance(now);
+        let mut leads = Vec::with_capacity(group.len());
+        let mut refusals = Vec::new();
+        for arrival in group {
+            self.make_room(arrival);
+            let known_owner = self.known_owner_id(arrival);
+            match arrival.lead.input.to_engine(&self.workspace.catalogue, now) {
+                Ok(mut lead) => {
+                    lead.known_owner = known_owner.map(engine::RepId::new);
+                    leads.push(lead);
+                    refusals.push(None);
+                }
+                Err(error) => refusals.push(Some(error)),
+            }
+        }
+        let references: Vec<&engine::Lead> = leads.iter().collect();
+        let planning = engine::batch::Batch {
+            rules: &self.workspace.rules,
+            roster: &self.workspace.roster,
+            state: &self.state,
+            now,
+            model: self.workspace.model.as_ref(),
+            settings: engine::batch::Settings {
+                band: Some(crate::batch::DEFAULT_BAND),
+                default_amount: 1.0,
+            },
+            exclude: &[],
+            history: None,
+        };
+        let mut decisions = engine::batch::plan(&planning, &references)
+            .decisions
+            .into_iter()
+            .zip(leads);
+        group
+            .iter()
+            .zip(refusals)
+            .map(|(arrival, refusal)| match refusal {
+                Some(error) => refused(error),
+                None => match decisions.next() {
+                    Some((decision, lead)) => self.take(arrival, lead, decision),
+                    None => refused(ApiError::internal("a lead of the group went unplanned")),
+                },
+            })
+            .collect()
+    }
+
+    fn known_owner_id(&self, arrival: &Arrival) -> Option<String> {
+        self.known_owner(&arrival.lead.input)
+            .map(|index| self.workspace.roster.rep(index).id.as_str().to_owned())
+    }
+
+    fn make_room(&mut self, arrival: &Arrival) {
+        let ordinal = arrival.ordinal as usize;
+        if self.tally.owners.len() <= ordinal {
+            self.tally.owners.resize(ordinal + 1, INVALID);
+        }
+    }
+
+    /// Applies an arrival's decision: counts, owner, the hold queue.
+    fn take(&mut self, arrival: &Arrival, lead: engine::Lead, decision: Decision) -> Routed {
         self.count_rules(&lead, &decision, arrival.lead.arrived_at);
         let owner = self.settle(
             arrival.ordinal,
@@ -371,7 +433,17 @@ impl Side {
             error: None,
         }
     }
+}
 
+fn refused(error: ApiError) -> Routed {
+    Routed {
+        owner: INVALID,
+        routed: None,
+        error: Some(Box::new(error)),
+    }
+}
+
+impl Side {
     /// Which rules a lead's condition met: those tried say so in the decision; those after
     /// the one that decided are evaluated here until one lead matches them, so a rule an
     /// earlier one always pre-empts shows as shadowed rather than idle.

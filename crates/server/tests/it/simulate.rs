@@ -683,6 +683,80 @@ async fn a_backlog_released_optimally_is_compared_in_replay(app: TestApp) {
     }
 }
 
+/// The import case: six leads arrive at the same instant. A routes them one by one, B places
+/// them as one optimised batch, and the report shows the difference.
+async fn an_import_placed_optimally_is_compared_in_replay(app: TestApp) {
+    for (id, region, daily) in [
+        ("east", "华东", Some(3)),
+        ("south", "华南", None),
+        ("north", "华北", None),
+    ] {
+        app.ok(
+            "/api/v1/reps",
+            &json!({"id": id, "name": id, "regions": [region], "caps": {"max_per_day": daily}}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    app.ok(
+        "/api/v1/teams",
+        &json!({"id": "t", "name": "T", "hours_policy": "any_time",
+                "members": [{"rep_id": "east"}, {"rep_id": "south"}, {"rep_id": "north"}]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "strategy": {"type": "best_match"}}]}))
+        .await;
+    let rows: Vec<Value> = (0..6)
+        .map(|index| {
+            json!({"external_id": format!("i{index}"), "company": "ACME", "region": "华东",
+                   "score": if index < 3 { 1 } else { 90 },
+                   "arrived_at": "2026-11-02T10:00:00+08:00"})
+        })
+        .collect();
+    let file = json!({"format": "jsonl", "content": jsonl(&rows)});
+    let (status, refused) = app
+        .post(
+            "/api/v1/simulations",
+            &json!({"b": {"arrivals": "fast"}, "file": file}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], json!("b.arrivals"));
+    let job = run(
+        &app,
+        &json!({"b": {"arrivals": "optimal"}, "file": file, "availability": "configured"}),
+    )
+    .await;
+    assert_eq!(job["status"], "done", "{job}");
+    let report = &job["report"];
+    assert_eq!(report["moved"]["leads"], json!(6), "{}", report["moved"]);
+    for moved in report["moved"]["sample"].as_array().expect("sample") {
+        let line = moved["line"].as_u64().expect("line");
+        let east = if line <= 3 {
+            &moved["a"]["rep_id"]
+        } else {
+            &moved["b"]["rep_id"]
+        };
+        assert_eq!(*east, json!("east"), "{moved}");
+    }
+    // B's decisions say they were planned together.
+    let explained = report["moved"]["sample"][0]["b"].to_string();
+    assert!(explained.contains("批量最优分配"), "{explained}");
+}
+
+#[tokio::test]
+async fn an_import_placed_optimally_is_compared_in_replay_sqlite() {
+    an_import_placed_optimally_is_compared_in_replay(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn an_import_placed_optimally_is_compared_in_replay_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        an_import_placed_optimally_is_compared_in_replay(app).await;
+    }
+}
+
 #[tokio::test]
 async fn a_backlog_released_optimally_is_compared_in_replay_sqlite() {
     a_backlog_released_optimally_is_compared_in_replay(TestApp::sqlite().await).await;
