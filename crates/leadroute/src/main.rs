@@ -108,6 +108,41 @@ enum UsersCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Set a new password for a user (a forgotten admin password, say): their sessions end and
+    /// a lock-out is lifted. Without --password-stdin a password is generated and printed as
+    /// the last line, shown only once.
+    ResetPassword {
+        username: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// What to run for the first sign-in on a workspace without users: the exact command for this
+/// database (a PostgreSQL URL is not repeated: it may hold a password).
+fn first_admin_hint(settings: &Settings) -> String {
+    let place = match &settings.database_url {
+        Some(_) => "--database-url \"$LEADROUTE_DATABASE_URL\"".to_owned(),
+        None => format!("--data-dir {}", settings.data_dir.display()),
+    };
+    format!(
+        "No user can sign in to this workspace yet. Create the first admin (the password is the \
+         last line it prints):\n  leadroute users create --username admin --role admin {place}"
+    )
+}
+
+/// A password from standard input, or a generated one (and whether it was generated).
+fn new_password(from_stdin: bool) -> anyhow::Result<(String, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok((line.trim_end_matches(['\n', '\r']).to_owned(), false))
+    } else {
+        Ok((server::auth::random_hex(12), true))
+    }
 }
 
 fn main() -> ExitCode {
@@ -145,6 +180,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args)?;
             let store = settings.open_store().await?;
+            if store.list_users().await?.is_empty() {
+                println!("{}", first_admin_hint(&settings));
+            }
             serve(store, &settings).await?;
         }
         Command::Demo(args) => {
@@ -213,13 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = Settings::from_store_args(&store)?.open_store().await?;
             let role = Role::parse(&role).context("unknown role")?;
-            let (password, generated) = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                (line.trim_end_matches(['\n', '\r']).to_owned(), false)
-            } else {
-                (server::auth::random_hex(12), true)
-            };
+            let (password, generated) = new_password(password_stdin)?;
             let user = server::api::accounts::create_first_user(
                 &store,
                 username.trim(),
@@ -234,6 +266,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 role.as_str(),
                 user.username,
                 user.id
+            );
+            if generated {
+                println!("Password (shown once):");
+                println!("{password}");
+            }
+        }
+        Command::Users {
+            command:
+                UsersCommand::ResetPassword {
+                    username,
+                    password_stdin,
+                    store,
+                },
+        } => {
+            let store = Settings::from_store_args(&store)?.open_store().await?;
+            let user = store
+                .user_by_name(username.trim())
+                .await?
+                .with_context(|| format!("no user is named {:?}", username.trim()))?;
+            let (password, generated) = new_password(password_stdin)?;
+            let user = server::api::accounts::set_password(
+                &store,
+                &model::operator(),
+                user,
+                password.clone(),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("{}: {}", error.code, error.message))?;
+            println!(
+                "New password for {:?} ({}); their sessions ended.",
+                user.username, user.id
             );
             if generated {
                 println!("Password (shown once):");

@@ -86,8 +86,8 @@ pub struct TrainArgs {
     json: bool,
 }
 
-/// The command line acts as an administrator: whoever runs it holds the database.
-fn operator() -> Caller {
+/// The command line acts as an administrator (`user:cli`): whoever runs it holds the database.
+pub(crate) fn operator() -> Caller {
     Caller {
         role: Role::Admin,
         key_id: None,

@@ -115,6 +115,37 @@ fn migrate_and_keys_work_on_a_fresh_data_directory() {
 async fn the_first_admin_is_made_on_the_command_line_and_signs_in() {
     let dir = tempfile::tempdir().expect("dir");
     let place = Place::Dir(dir.path().to_path_buf());
+    // Serving a workspace nobody can sign in to says how to make the first admin.
+    let port = crate::support::free_port();
+    let mut child = std::process::Command::new(crate::support::BINARY)
+        .args([
+            "serve",
+            "--data-dir",
+            &dir.path().display().to_string(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("LEADROUTE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let lines = lines_of(&mut child);
+    let mut hint = String::new();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(30)) {
+        hint.push_str(&line);
+        if line.contains("users create") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        hint.contains(&format!(
+            "leadroute users create --username admin --role admin --data-dir {}",
+            dir.path().display()
+        )),
+        "{hint}"
+    );
     let mut args: Vec<String> = ["users", "create", "--username", "boss", "--role", "admin"]
         .map(str::to_owned)
         .to_vec();
@@ -137,13 +168,42 @@ async fn the_first_admin_is_made_on_the_command_line_and_signs_in() {
     let again = run(&args);
     assert!(!again.status.success());
 
+    // A forgotten password is reset on the command line; the old one stops working.
+    let mut reset: Vec<String> = ["users", "reset-password", "boss"]
+        .map(str::to_owned)
+        .to_vec();
+    reset.extend(place.args());
+    let output = run(&reset);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    let old = password;
+    let password = stdout
+        .lines()
+        .last()
+        .expect("password line")
+        .trim()
+        .to_owned();
+    assert_ne!(password, old);
+    let mut nobody: Vec<String> = ["users", "reset-password", "nobody"]
+        .map(str::to_owned)
+        .to_vec();
+    nobody.extend(place.args());
+    assert!(!run(&nobody).status.success());
+
     let server = Server::start(&place).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/session", server.base))
-        .json(&serde_json::json!({"username": "boss", "password": password}))
-        .send()
-        .await
-        .expect("sign in");
+    let sign_in = |password: String| {
+        let base = server.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/session"))
+                .json(&serde_json::json!({"username": "boss", "password": password}))
+                .send()
+                .await
+                .expect("sign in")
+        }
+    };
+    assert_eq!(sign_in(old).await.status().as_u16(), 401);
+    let response = sign_in(password).await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(
         response

@@ -581,25 +581,43 @@ pub async fn reset_password(
     Body(input): Body<PasswordReset>,
 ) -> ApiResult<StatusCode> {
     caller.may(Operation::ResetPassword)?;
-    let mut row = app
+    let row = app
         .store
         .get_user(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    check_password(&input.password, "password")?;
-    row.password_hash = hash_password(input.password).await?;
+    set_password(&app.store, &caller, row, input.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An administrator's password reset, over the API or `leadroute users reset-password`:
+/// checked, audited, the lock-out cleared and every session of the user ended.
+pub async fn set_password(
+    store: &store::Store,
+    caller: &Caller,
+    mut row: UserRow,
+    password: String,
+) -> ApiResult<UserRow> {
+    caller.may(Operation::ResetPassword)?;
+    check_password(&password, "password")?;
+    row.password_hash = hash_password(password).await?;
     row.updated_at = now_micros();
     let audit = audit_row(
-        &caller,
+        caller,
         "user.password_reset",
         "user",
         Some(&row.id),
         json!({}),
     );
-    write_user(&app, &mut row, &audit).await?;
-    app.store.reset_failed_logins(&row.id).await?;
-    app.store.delete_user_sessions(&row.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let write = Write::Replace {
+        version: row.version,
+    };
+    if !store.write_user(&mut row, write, &audit).await? {
+        return Err(busy());
+    }
+    store.reset_failed_logins(&row.id).await?;
+    store.delete_user_sessions(&row.id).await?;
+    Ok(row)
 }
 
 fn key_view(row: &ApiKeyRow) -> Value {
@@ -782,11 +800,12 @@ async fn write_user(app: &AppState, row: &mut UserRow, audit: &AuditRow) -> ApiR
     if app.store.write_user(row, write, audit).await? {
         Ok(())
     } else {
-        Err(ApiError::conflict(
-            "busy",
-            "the account changed at the same moment; try again",
-        ))
+        Err(busy())
     }
+}
+
+fn busy() -> ApiError {
+    ApiError::conflict("busy", "the account changed at the same moment; try again")
 }
 
 /// A username: 1 to 64 ASCII letters, digits, `.`, `_`, `-`, `@`, or Chinese characters. Other
