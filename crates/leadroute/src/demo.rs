@@ -92,7 +92,8 @@ pub struct Access {
     pub admin: Option<(String, String)>,
 }
 
-/// Seeds an empty workspace (with an admin user and a rep user), then returns a new admin key.
+/// Seeds an empty workspace (with an admin user and a rep user), or gives an existing demo's users
+/// fresh passwords, then returns a new admin key in place of the last run's.
 pub async fn prepare(state: &AppState) -> anyhow::Result<Access> {
     let store = &state.store;
     let mut admin = None;
@@ -118,8 +119,34 @@ pub async fn prepare(state: &AppState) -> anyhow::Result<Access> {
         .await
         .map_err(|error| anyhow::anyhow!(error.message))?;
         admin = Some(("admin".to_owned(), password));
+    } else {
+        // Run again on its workspace: nothing is seeded twice; the demo's users get a fresh
+        // password (their sessions end), printed like the first time.
+        let password = server::auth::random_hex(8);
+        for username in ["admin", "wang-fang"] {
+            if let Some(user) = store.user_by_name(username).await? {
+                server::api::accounts::set_password(
+                    store,
+                    &crate::model::operator(),
+                    user,
+                    password.clone(),
+                )
+                .await
+                .map_err(|error| anyhow::anyhow!(error.message))?;
+                if username == "admin" {
+                    admin = Some(("admin".to_owned(), password.clone()));
+                }
+            }
+        }
     }
-    let (key, row) = new_key("demo", Role::Admin, chrono::Utc::now().timestamp_micros());
+    // One demo key at a time: the previous run's are revoked.
+    let now = chrono::Utc::now().timestamp_micros();
+    for key in store.list_api_keys().await? {
+        if key.name == "demo" && key.revoked_at.is_none() {
+            store.revoke_api_key(&key.id, now).await?;
+        }
+    }
+    let (key, row) = new_key("demo", Role::Admin, now);
     store.insert_api_key(&row).await?;
     Ok(Access { key, admin })
 }

@@ -234,17 +234,15 @@ fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String
     receive
 }
 
-/// The README's first command: `leadroute demo` makes a workspace to look at and serves it —
-/// leads routed, some worked, some in the public pool, a web form, users to sign in as.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_serves_a_workspace_worth_looking_at() {
-    let dir = tempfile::tempdir().expect("dir");
+/// Runs `leadroute demo` on `data` and waits for it to serve: the server (killed when dropped),
+/// the key and the admin password it printed.
+async fn start_demo(data: &std::path::Path) -> (crate::support::Server, String, String) {
     let port = crate::support::free_port();
     let mut child = std::process::Command::new(crate::support::BINARY)
         .args([
             "demo",
             "--data-dir",
-            &dir.path().join("data").display().to_string(),
+            &data.display().to_string(),
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
@@ -253,8 +251,8 @@ async fn the_demo_serves_a_workspace_worth_looking_at() {
         .spawn()
         .expect("spawn demo");
     let lines = lines_of(&mut child);
-    // Killed when the test ends, however it ends.
-    let _server = crate::support::Server {
+    // Killed when dropped, however the test ends.
+    let server = crate::support::Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
@@ -275,19 +273,38 @@ async fn the_demo_serves_a_workspace_worth_looking_at() {
         .and_then(|rest| rest.split(' ').next())
         .expect("the admin's password")
         .to_owned();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = Client::new(&base, &key);
     let started = std::time::Instant::now();
-    while client
-        .http
-        .get(format!("{base}/healthz"))
-        .send()
+    while reqwest::get(format!("{}/healthz", server.base))
         .await
         .is_err()
     {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    (server, key, password)
+}
+
+async fn sign_in_status(base: &str, username: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("sign in")
+        .status()
+        .as_u16()
+}
+
+/// The README's first command: `leadroute demo` makes a workspace to look at and serves it —
+/// leads routed, some worked, some in the public pool, a web form, users to sign in as. Run
+/// again, it reuses the workspace, prints fresh sign-ins and rotates its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_workspace_worth_looking_at() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let (server, key, password) = start_demo(&data).await;
+    let base = server.base.clone();
+    let client = Client::new(&base, &key);
     let (status, leads) = client.get("/api/v1/leads?limit=500").await;
     assert_eq!(status, 200, "{leads}");
     let items = leads["items"].as_array().expect("items");
@@ -319,14 +336,45 @@ async fn the_demo_serves_a_workspace_worth_looking_at() {
     assert_eq!(form.status().as_u16(), 201);
     // Both printed users sign in.
     for username in ["admin", "wang-fang"] {
-        let signed = client
-            .http
-            .post(format!("{base}/api/v1/session"))
-            .json(&serde_json::json!({"username": username, "password": password}))
-            .send()
-            .await
-            .expect("sign in");
-        assert_eq!(signed.status().as_u16(), 200, "{username}");
+        assert_eq!(
+            sign_in_status(&base, username, &password).await,
+            200,
+            "{username}"
+        );
+    }
+    drop(server);
+
+    // Again on the same workspace: nothing seeded twice, the sign-ins printed again (new
+    // passwords), and the demo key rotated rather than piled up.
+    let (server, again, new_password) = start_demo(&data).await;
+    let base = server.base.clone();
+    assert_ne!(again, key);
+    assert_ne!(new_password, password);
+    let client = Client::new(&base, &again);
+    let (status, leads) = client.get("/api/v1/leads?limit=500").await;
+    assert_eq!(status, 200, "{leads}");
+    assert_eq!(leads["items"].as_array().map(Vec::len), Some(301));
+    let (status, _) = Client::new(&base, &key).get("/api/v1/leads?limit=1").await;
+    assert_eq!(status, 401, "the first run's key is revoked");
+    let (_, keys) = client.get("/api/v1/keys").await;
+    let live = keys["items"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|key| key["name"] == "demo" && key["revoked_at"].is_null())
+        .count();
+    assert_eq!(live, 1, "{keys}");
+    for username in ["admin", "wang-fang"] {
+        assert_eq!(
+            sign_in_status(&base, username, &new_password).await,
+            200,
+            "{username}"
+        );
+        assert_eq!(
+            sign_in_status(&base, username, &password).await,
+            401,
+            "{username}"
+        );
     }
 }
 
