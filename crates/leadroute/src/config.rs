@@ -74,12 +74,17 @@ impl Settings {
 
     /// Opens and migrates the store.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        let store = match &self.database_url {
-            Some(url) => Store::connect(url).await?,
-            None => Store::open_data_dir(&self.data_dir).await?,
-        };
+        let store = self.connect_store().await?;
         store.migrate().await.context("migrating the database")?;
         Ok(store)
+    }
+
+    /// The store without migrating it (to see what a migration would do).
+    pub async fn connect_store(&self) -> anyhow::Result<Store> {
+        match &self.database_url {
+            Some(url) => Store::connect(url).await,
+            None => Store::open_data_dir(&self.data_dir).await,
+        }
     }
 }
 

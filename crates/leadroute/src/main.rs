@@ -64,7 +64,13 @@ enum Command {
         command: UsersCommand,
     },
     /// Apply database migrations and exit.
-    Migrate(StoreArgs),
+    Migrate {
+        /// List the migrations that would run, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,8 +309,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{password}");
             }
         }
-        Command::Migrate(args) => {
-            let settings = Settings::from_store_args(&args)?;
+        Command::Migrate {
+            dry_run: true,
+            store,
+        } => {
+            let settings = Settings::from_store_args(&store)?;
+            let store = settings.connect_store().await?;
+            let pending = store.pending_migrations().await?;
+            if pending.is_empty() {
+                println!("The {} database is up to date.", store.backend());
+            }
+            for (version, description) in pending {
+                println!("would apply {version}: {description}");
+            }
+        }
+        Command::Migrate {
+            dry_run: false,
+            store,
+        } => {
+            let settings = Settings::from_store_args(&store)?;
             let store = settings.open_store().await?;
             println!("Migrated the {} database", store.backend());
         }

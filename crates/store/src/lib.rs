@@ -50,6 +50,9 @@ pub enum Store {
 }
 
 /// Runs one query function on whichever backend the store has, on a pooled connection.
+/// The schema's migrations, compiled in.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 macro_rules! on_pool {
     ($store:expr, $function:ident ( $($argument:expr),* )) => {
         match $store {
@@ -128,12 +131,56 @@ impl Store {
 
     /// Applies the migrations. Both backends run the same files, as they run the same SQL;
     /// a change that needs different SQL per backend would split the folder.
+    /// A database a newer Leadroute migrated is refused, with that reason.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        let known: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
+        if let Some(newer) = self
+            .applied_migrations()
+            .await?
+            .into_iter()
+            .find(|version| !known.contains(version))
+        {
+            anyhow::bail!(
+                "the database has migration {newer}, which this Leadroute does not know (it knows up \
+                 to {}): a newer release migrated it; run that release or newer",
+                known.iter().max().copied().unwrap_or(0)
+            );
+        }
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations").run(pool).await?,
-            Store::Postgres(pool) => sqlx::migrate!("./migrations").run(pool).await?,
+            Store::Sqlite(pool) => MIGRATOR.run(pool).await?,
+            Store::Postgres(pool) => MIGRATOR.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// The migrations `migrate` would apply, `(version, description)`, in order.
+    pub async fn pending_migrations(&self) -> anyhow::Result<Vec<(i64, String)>> {
+        let applied = self.applied_migrations().await?;
+        Ok(MIGRATOR
+            .iter()
+            .filter(|migration| !applied.contains(&migration.version))
+            .map(|migration| (migration.version, migration.description.to_string()))
+            .collect())
+    }
+
+    /// The versions applied so far (none on a database never migrated).
+    async fn applied_migrations(&self) -> anyhow::Result<Vec<i64>> {
+        const QUERY: &str = "SELECT version FROM _sqlx_migrations";
+        let found = match self {
+            Store::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_all(pool).await,
+        };
+        match found {
+            Ok(versions) => Ok(versions),
+            // No bookkeeping table yet: nothing applied.
+            Err(sqlx::Error::Database(error))
+                if error.message().contains("no such table")
+                    || error.code().as_deref() == Some("42P01") =>
+            {
+                Ok(Vec::new())
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Moves committed pages from SQLite's write-ahead log into the database file without

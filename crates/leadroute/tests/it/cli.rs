@@ -95,20 +95,57 @@ async fn rules_check_locates_errors_and_import_is_safe_to_rerun() {
     );
 }
 
-#[test]
-fn migrate_and_keys_work_on_a_fresh_data_directory() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_keys_work_on_a_fresh_data_directory() {
     let dir = tempfile::tempdir().expect("dir");
     let place = Place::Dir(dir.path().join("fresh"));
-    let mut args = vec!["migrate".to_owned()];
-    args.extend(place.args());
-    let output = run(&args);
+    let with_place = |args: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        args.extend(place.args());
+        args
+    };
+    // The dry run lists every migration on a fresh database and changes nothing.
+    let output = run(&with_place(&["migrate", "--dry-run"]));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.starts_with("would apply 1: initial"), "{stdout}");
+    let again = run(&with_place(&["migrate", "--dry-run"]));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+    let output = run(&with_place(&["migrate"]));
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let output = run(&with_place(&["migrate", "--dry-run"]));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("up to date"),
+        "{output:?}"
+    );
     let key = admin_key(&place);
     assert!(key.starts_with("lr_") && key.len() == 67, "{key}");
+
+    // A database a newer release migrated is refused, with the reason.
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("fresh/leadroute.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("database");
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .expect("a future migration");
+    pool.close().await;
+    let output = run(&with_place(&["migrate"]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("migration 99999") && stderr.contains("newer"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
