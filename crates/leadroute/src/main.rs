@@ -1,5 +1,6 @@
 //! The `leadroute` binary: thin glue that parses the command line and calls the library crates.
 
+mod backup;
 mod config;
 mod demo;
 mod import;
@@ -63,6 +64,10 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Copy the workspace to a file while it serves (SQLite; PostgreSQL through pg_dump).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory and bring its schema up to date.
+    Restore(backup::RestoreArgs),
     /// Apply database migrations and exit.
     Migrate {
         /// List the migrations that would run, and change nothing.
@@ -222,6 +227,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve_with(state, &settings).await?;
         }
         Command::Import(args) => return import::run(args).await,
+        Command::Backup(args) => return backup::backup(args).await,
+        Command::Restore(args) => return backup::restore(args).await,
         Command::Simulate(args) => return simulate::run(*args).await,
         Command::Model { command } => return model::run(command).await,
         Command::Rules {

@@ -153,6 +153,34 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of the SQLite database to `path` while it serves (`VACUUM
+    /// INTO`: one read transaction, so the copy holds exactly what was committed when it
+    /// began). PostgreSQL is backed up with its own tools.
+    pub async fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::query("VACUUM INTO ?")
+                    .bind(path.display().to_string())
+                    .execute(pool)
+                    .await
+                    .with_context(|| format!("writing the backup {}", path.display()))?;
+                Ok(())
+            }
+            Store::Postgres(_) => {
+                anyhow::bail!("a PostgreSQL workspace is backed up with pg_dump")
+            }
+        }
+    }
+
+    /// Whether the workspace holds any lead (a restore goes only into one that does not).
+    pub async fn has_leads(&self) -> anyhow::Result<bool> {
+        let filter = LeadFilter {
+            limit: 1,
+            ..LeadFilter::default()
+        };
+        Ok(!self.list_leads(&filter).await?.is_empty())
+    }
+
     /// The migrations `migrate` would apply, `(version, description)`, in order.
     pub async fn pending_migrations(&self) -> anyhow::Result<Vec<(i64, String)>> {
         let applied = self.applied_migrations().await?;

@@ -713,3 +713,89 @@ async fn import_plans_a_file_as_one_batch_before_applying() {
     let output = run(&args(&["--band", "wide"]));
     assert!(!output.status.success());
 }
+
+/// A backup taken while leads pour in holds every lead acknowledged before it began; restored
+/// into an empty directory it serves them all, and a restore into a workspace with leads is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_every_acknowledged_lead() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    let server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    client.setup_round_robin(3, serde_json::json!({})).await;
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (client, acknowledged, stop) = (
+            Client::new(&server.base, &key),
+            acknowledged.clone(),
+            stop.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut index = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let lead = serde_json::json!({"external_id": format!("w{writer}-{index}"), "company": "ACME"});
+                if let Ok((201, body)) = client.post("/api/v1/leads", &lead).await
+                    && let Some(id) = body["lead"]["id"].as_str()
+                {
+                    acknowledged.lock().expect("ids").push(id.to_owned());
+                }
+                index += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before: Vec<String> = acknowledged.lock().expect("ids").clone();
+    assert!(before.len() > 10, "the writers got going: {}", before.len());
+    let out = dir.path().join("backup.db");
+    let mut args = vec![
+        "backup".to_owned(),
+        "--out".to_owned(),
+        out.display().to_string(),
+    ];
+    args.extend(place.args());
+    let output = tokio::task::spawn_blocking(move || run(&args))
+        .await
+        .expect("backup");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    drop(server);
+
+    // Into the workspace it came from: refused, it has leads.
+    let restore = |place: &Place| {
+        let mut args = vec!["restore".to_owned(), out.display().to_string()];
+        args.extend(place.args());
+        run(&args)
+    };
+    let refused = restore(&place);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("has leads"),
+        "{refused:?}"
+    );
+    // Into an empty directory: every lead acknowledged before the backup began is there.
+    let fresh = Place::Dir(dir.path().join("restored"));
+    let output = restore(&fresh);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let server = Server::start(&fresh).await;
+    let client = Client::new(&server.base, &key);
+    for id in &before {
+        let (status, lead) = client.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(status, 200, "{id}: {lead}");
+    }
+}
