@@ -4,3 +4,4 @@
 mod cli;
 mod processes;
 mod support;
+mod upgrade;
