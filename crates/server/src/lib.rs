@@ -78,6 +78,8 @@ impl AppState {
     pub fn without_clock(store: Store) -> AppState {
         let router = routing::Router::start(store.clone());
         tokio::spawn(checkpoints(store.clone()));
+        let keys: Arc<auth::KeyCache> = Arc::default();
+        tokio::spawn(forget_revoked_keys(store.clone(), Arc::downgrade(&keys)));
         let public_url = std::env::var("LEADROUTE_PUBLIC_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
         let intake_rate = std::env::var("LEADROUTE_INTAKE_RATE")
@@ -99,7 +101,7 @@ impl AppState {
             sealer,
             store,
             router,
-            keys: Arc::default(),
+            keys,
             limits: Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0)),
             closing: tokio::sync::watch::Sender::new(false),
             metrics: Arc::default(),
@@ -180,6 +182,57 @@ async fn model_schedule(store: Store) {
         if let Err(error) = model::schedule::run_due(&store, chrono::Utc::now()).await {
             tracing::warn!(code = %error.code, "scheduled model training failed");
         }
+    }
+}
+
+/// Forgets verified keys whenever another instance revokes one (PostgreSQL `LISTEN`), so a
+/// revoked key stops everywhere at once, not when this instance's cache ages out. On SQLite
+/// there is no other instance to hear from.
+/// It ends (and lets its connection go) once the state it serves is gone.
+async fn forget_revoked_keys(store: Store, keys: std::sync::Weak<auth::KeyCache>) {
+    let forget = || match keys.upgrade() {
+        Some(keys) => {
+            keys.clear();
+            true
+        }
+        None => false,
+    };
+    loop {
+        match store.keys_listener().await {
+            Ok(None) => return,
+            Ok(Some(mut listener)) => {
+                // Whatever happened while the listener was not yet connected is unknown.
+                if !forget() {
+                    return;
+                }
+                loop {
+                    let heard =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), listener.next())
+                            .await;
+                    match heard {
+                        // Nothing for a while: still wanted?
+                        Err(_) if keys.strong_count() == 0 => return,
+                        Err(_) => continue,
+                        Ok(Ok(())) => {
+                            if !forget() {
+                                return;
+                            }
+                        }
+                        Ok(Err(_)) if store.is_closed() => return,
+                        Ok(Err(error)) => {
+                            tracing::warn!(error = %error, "listening for revoked keys");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(_) if store.is_closed() => return,
+            Err(error) => tracing::warn!(error = %error, "could not listen for revoked keys"),
+        }
+        if !forget() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

@@ -50,6 +50,20 @@ pub enum Store {
 }
 
 /// Runs one query function on whichever backend the store has, on a pooled connection.
+/// The PostgreSQL channel key revocations are announced on.
+const KEYS_CHANNEL: &str = "leadroute_keys";
+
+/// Notices that keys were revoked on some instance.
+#[derive(Debug)]
+pub struct KeysListener(sqlx::postgres::PgListener);
+
+impl KeysListener {
+    /// The next notice (or a reconnection, which may have missed some).
+    pub async fn next(&mut self) -> sqlx::Result<()> {
+        self.0.try_recv().await.map(drop)
+    }
+}
+
 /// The schema's migrations, compiled in.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -172,6 +186,30 @@ impl Store {
         }
     }
 
+    /// Tells every instance that keys were revoked, so each forgets the keys it verified
+    /// (PostgreSQL `NOTIFY`; one SQLite file has one instance, which forgets by itself).
+    pub async fn notify_keys_changed(&self) -> sqlx::Result<()> {
+        if let Store::Postgres(pool) = self {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(KEYS_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the next notice that keys were revoked anywhere; `None` on SQLite, where no
+    /// other instance can send one. A lost connection counts as a notice: what it missed is
+    /// unknown.
+    pub async fn keys_listener(&self) -> sqlx::Result<Option<KeysListener>> {
+        let Store::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(KEYS_CHANNEL).await?;
+        Ok(Some(KeysListener(listener)))
+    }
+
     /// Whether the workspace holds any lead (a restore goes only into one that does not).
     pub async fn has_leads(&self) -> anyhow::Result<bool> {
         let filter = LeadFilter {
@@ -241,6 +279,14 @@ impl Store {
         match self {
             Store::Sqlite(pool) => pool.close().await,
             Store::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Whether `close` was called: background tasks stop then.
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Store::Sqlite(pool) => pool.is_closed(),
+            Store::Postgres(pool) => pool.is_closed(),
         }
     }
 

@@ -554,10 +554,10 @@ pub async fn patch_user(
     .await?;
     if deactivating {
         // At once, on every instance: sessions are looked up per request; keys leave this
-        // instance's cache now and every other's within a second.
+        // instance's cache now and every other's when it hears the notice (PostgreSQL).
         app.store.delete_user_sessions(&row.id).await?;
         app.store.revoke_user_keys(&row.id, now_micros()).await?;
-        app.keys.clear();
+        forget_keys(app).await?;
         if let Some(rep) = &row.rep_id {
             crate::api::reps::deactivate(app, caller, rep).await?;
         }
@@ -726,7 +726,7 @@ pub async fn rotate_key(
         .ok_or_else(|| ApiError::internal("stored key has an unknown role"))?;
     let (key, row) = issue(&app, &caller, &old.name, role).await?;
     app.store.revoke_api_key(&old.id, now_micros()).await?;
-    app.keys.clear();
+    forget_keys(&app).await?;
     audit(
         &app,
         &caller,
@@ -753,7 +753,7 @@ pub async fn revoke_key(
     if !app.store.revoke_api_key(&id, now_micros()).await? {
         return Err(ApiError::not_found("key"));
     }
-    app.keys.clear();
+    forget_keys(&app).await?;
     audit(&app, &caller, "key.revoked", "key", Some(&id), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -802,6 +802,14 @@ async fn write_user(app: &AppState, row: &mut UserRow, audit: &AuditRow) -> ApiR
     } else {
         Err(busy())
     }
+}
+
+/// Keys were revoked: this instance forgets the keys it verified at once, and every other
+/// instance on the same PostgreSQL hears of it (`AppState` listens) and does the same.
+async fn forget_keys(app: &AppState) -> ApiResult<()> {
+    app.keys.clear();
+    app.store.notify_keys_changed().await?;
+    Ok(())
 }
 
 fn busy() -> ApiError {

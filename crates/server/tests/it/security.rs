@@ -1392,6 +1392,65 @@ async fn lock_out_holds_across_instances(app: TestApp) {
     );
 }
 
+/// A key revoked on one instance stops on the other at once, not when the other's cache of
+/// verified keys ages out (a second): PostgreSQL tells every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_stops_on_every_instance_at_once() {
+    let Some(app) = TestApp::new(Backend::Postgres).await else {
+        return;
+    };
+    let other = TestApp::with_state(
+        server::AppState::without_clock(app.state.store.clone()),
+        app.key.clone(),
+    );
+    let (status, made) = app
+        .post(
+            "/api/v1/keys",
+            &json!({"name": "pos terminal", "role": "reporting"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (key, id) = (
+        made["key"].as_str().expect("key").to_owned(),
+        made["id"].as_str().expect("id").to_owned(),
+    );
+    // Let the other instance's listener connect, then have it verify and cache the key.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let reads = |status: (StatusCode, serde_json::Value)| status.0;
+    assert_eq!(
+        reads(
+            other
+                .send(Method::GET, "/api/v1/leads", None, Some(&key))
+                .await
+        ),
+        StatusCode::OK
+    );
+    let (status, _) = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/keys/{id}"),
+            None,
+            Some(&app.key.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Well inside the cache's second: the other instance refuses it already.
+    let started = std::time::Instant::now();
+    loop {
+        let answer = other
+            .send(Method::GET, "/api/v1/leads", None, Some(&key))
+            .await;
+        if reads(answer) == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(400),
+            "the other instance still accepts the revoked key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn lock_out_holds_across_instances_on_sqlite() {
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
