@@ -3,6 +3,7 @@
 mod backup;
 mod config;
 mod demo;
+mod doctor;
 mod import;
 mod model;
 mod simulate;
@@ -68,6 +69,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty data directory and bring its schema up to date.
     Restore(backup::RestoreArgs),
+    /// Check an install: database, schema, clock, secret key, public URL, first admin, rules and
+    /// channels; exit 1 when something is broken.
+    Doctor(StoreArgs),
     /// Apply database migrations and exit.
     Migrate {
         /// List the migrations that would run, and change nothing.
@@ -228,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => return import::run(args).await,
         Command::Backup(args) => return backup::backup(args).await,
+        Command::Doctor(args) => return doctor::run(args).await,
         Command::Restore(args) => return backup::restore(args).await,
         Command::Simulate(args) => return simulate::run(*args).await,
         Command::Model { command } => return model::run(command).await,

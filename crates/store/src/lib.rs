@@ -147,6 +147,16 @@ impl Store {
     /// a change that needs different SQL per backend would split the folder.
     /// A database a newer Leadroute migrated is refused, with that reason.
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.migrate_check().await?;
+        match self {
+            Store::Sqlite(pool) => MIGRATOR.run(pool).await?,
+            Store::Postgres(pool) => MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Refuses a database a newer Leadroute migrated (it has migrations this code lacks).
+    pub async fn migrate_check(&self) -> anyhow::Result<()> {
         let known: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
         if let Some(newer) = self
             .applied_migrations()
@@ -159,10 +169,6 @@ impl Store {
                  to {}): a newer release migrated it; run that release or newer",
                 known.iter().max().copied().unwrap_or(0)
             );
-        }
-        match self {
-            Store::Sqlite(pool) => MIGRATOR.run(pool).await?,
-            Store::Postgres(pool) => MIGRATOR.run(pool).await?,
         }
         Ok(())
     }
@@ -208,6 +214,20 @@ impl Store {
         let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
         listener.listen(KEYS_CHANNEL).await?;
         Ok(Some(KeysListener(listener)))
+    }
+
+    /// The database's clock, microseconds since the epoch (PostgreSQL; `None` on SQLite, which
+    /// has the process's own clock).
+    pub async fn database_now(&self) -> sqlx::Result<Option<i64>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(pool) => sqlx::query_scalar(
+                "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
+            )
+            .fetch_one(pool)
+            .await
+            .map(Some),
+        }
     }
 
     /// Whether the workspace holds any lead (a restore goes only into one that does not).

@@ -799,3 +799,77 @@ async fn a_backup_under_load_restores_every_acknowledged_lead() {
         assert_eq!(status, 200, "{id}: {lead}");
     }
 }
+
+/// `leadroute doctor` names what is broken (exit 1) and what only needs a look (exit 0).
+#[test]
+fn doctor_checks_an_install() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let with_place = |args: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+        args.extend(place.args());
+        args
+    };
+    let doctor = |args: Vec<String>, public_url: Option<&str>| {
+        let mut command = std::process::Command::new(crate::support::BINARY);
+        command.args(args).env_remove("LEADROUTE_PUBLIC_URL");
+        if let Some(url) = public_url {
+            command.env("LEADROUTE_PUBLIC_URL", url);
+        }
+        let output = command.output().expect("doctor");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    // A data directory nobody migrated.
+    let (healthy, report) = doctor(with_place(&["doctor"]), None);
+    assert!(!healthy, "{report}");
+    assert!(
+        report.contains("✗ database: 12 migrations pending"),
+        "{report}"
+    );
+    // Migrated, but nobody can sign in.
+    assert!(run(&with_place(&["migrate"])).status.success());
+    let (healthy, report) = doctor(with_place(&["doctor"]), None);
+    assert!(!healthy, "{report}");
+    assert!(report.contains("✗ users: no active admin"), "{report}");
+    // With an admin: works, with things to look at.
+    assert!(
+        run(&with_place(&[
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--role",
+            "admin"
+        ]))
+        .status
+        .success()
+    );
+    let (healthy, report) = doctor(with_place(&["doctor"]), Some("https://leads.example.com"));
+    assert!(healthy, "{report}");
+    for line in [
+        "✓ database: sqlite schema up to date",
+        "✓ users: an active admin can sign in",
+        "! rules: none published yet",
+        "✓ public URL: https://leads.example.com",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    let (healthy, report) = doctor(with_place(&["doctor"]), Some("leads.example.com"));
+    assert!(!healthy && report.contains("✗ public URL"), "{report}");
+    // A database that is not there.
+    let (healthy, report) = doctor(
+        vec![
+            "doctor".into(),
+            "--database-url".into(),
+            "postgres://nobody@127.0.0.1:1/none".into(),
+        ],
+        None,
+    );
+    assert!(
+        !healthy && report.contains("✗ database: unreachable"),
+        "{report}"
+    );
+}
