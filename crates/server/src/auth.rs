@@ -336,7 +336,7 @@ pub async fn authenticate(
         None => return Err(forbidden("no operation answers this route")),
     }
     if let (Some(key), true) = (&caller.key_id, caller.role == Role::Integration)
-        && let Err(wait) = app.limits.take(key)
+        && let Err(wait) = app.limits.take(key).await
     {
         return Ok(too_many(
             "too many requests for this key; retry later",
@@ -357,12 +357,15 @@ pub fn too_many(message: &str, wait: u64) -> Response {
     response
 }
 
-/// Requests per second one integration key may make, and the burst it may save up.
+/// Requests per second one integration key (or public intake source) may make, and the burst
+/// it may save up. On PostgreSQL the buckets are rows every instance draws from, so two
+/// instances allow the rate once, not twice; on SQLite (one instance) they are in memory.
 #[derive(Debug)]
 pub struct RateLimits {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    shared: Option<store::Store>,
 }
 
 impl RateLimits {
@@ -371,11 +374,43 @@ impl RateLimits {
             per_second,
             burst,
             buckets: Mutex::default(),
+            shared: None,
         }
     }
 
-    /// Takes one request from the key's bucket, or says how many seconds to wait.
-    pub fn take(&self, key: &str) -> Result<(), u64> {
+    /// The same limits kept in the database (PostgreSQL), shared by every instance.
+    pub fn shared(mut self, store: store::Store) -> RateLimits {
+        if store.backend() == "postgres" {
+            self.shared = Some(store);
+        }
+        self
+    }
+
+    /// Takes one request from the key's bucket, or says how many seconds to wait. Should the
+    /// shared bucket be unreachable, this instance's own bucket decides.
+    pub async fn take(&self, key: &str) -> Result<(), u64> {
+        if let Some(store) = &self.shared {
+            let now = chrono::Utc::now().timestamp_micros();
+            match store
+                .take_token(key, self.per_second, self.burst, now)
+                .await
+            {
+                Ok(Some((true, _))) => return Ok(()),
+                Ok(Some((false, tokens))) => return Err(self.wait(tokens)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "shared rate limit unavailable; using this instance's")
+                }
+            }
+        }
+        self.take_here(key)
+    }
+
+    fn wait(&self, tokens: f64) -> u64 {
+        ((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64
+    }
+
+    fn take_here(&self, key: &str) -> Result<(), u64> {
         let mut buckets = self
             .buckets
             .lock()
@@ -389,7 +424,7 @@ impl RateLimits {
             *tokens -= 1.0;
             Ok(())
         } else {
-            Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
+            Err(self.wait(*tokens))
         }
     }
 }

@@ -79,6 +79,7 @@ impl AppState {
         let router = routing::Router::start(store.clone());
         tokio::spawn(checkpoints(store.clone()));
         let keys: Arc<auth::KeyCache> = Arc::default();
+
         tokio::spawn(forget_revoked_keys(store.clone(), Arc::downgrade(&keys)));
         let public_url = std::env::var("LEADROUTE_PUBLIC_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned());
@@ -94,6 +95,8 @@ impl AppState {
                 std::time::Duration::from_secs(10),
                 std::time::Duration::from_secs,
             );
+        let limits =
+            Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0).shared(store.clone()));
         let sealer = Arc::new(secrets::Sealer::from_env());
         AppState {
             notifier: notify::Notifier::new(store.clone(), public_url, sealer.clone())
@@ -102,7 +105,7 @@ impl AppState {
             store,
             router,
             keys,
-            limits: Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0)),
+            limits,
             closing: tokio::sync::watch::Sender::new(false),
             metrics: Arc::default(),
         }

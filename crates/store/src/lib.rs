@@ -230,6 +230,40 @@ impl Store {
         }
     }
 
+    /// Takes one request from a shared token bucket (PostgreSQL): refilled at `per_second` up
+    /// to `burst`, in one atomic statement, so every instance draws from the same bucket.
+    /// Whether a token was taken, and the tokens left. `None` on SQLite, whose one instance
+    /// keeps its buckets in memory.
+    pub async fn take_token(
+        &self,
+        key: &str,
+        per_second: f64,
+        burst: f64,
+        now: i64,
+    ) -> sqlx::Result<Option<(bool, f64)>> {
+        let Store::Postgres(pool) = self else {
+            return Ok(None);
+        };
+        let (granted, tokens): (bool, f64) = sqlx::query_as(
+            "INSERT INTO rate_buckets AS bucket (key, tokens, at, granted)
+             VALUES ($1, $2 - 1, $3, TRUE)
+             ON CONFLICT (key) DO UPDATE SET
+               granted = LEAST($2, bucket.tokens + ($3 - bucket.at) / 1000000.0 * $4) >= 1,
+               tokens = LEAST($2, bucket.tokens + ($3 - bucket.at) / 1000000.0 * $4)
+                        - CASE WHEN LEAST($2, bucket.tokens + ($3 - bucket.at) / 1000000.0 * $4)
+                                    >= 1 THEN 1 ELSE 0 END,
+               at = $3
+             RETURNING bucket.granted, bucket.tokens",
+        )
+        .bind(key)
+        .bind(burst)
+        .bind(now)
+        .bind(per_second)
+        .fetch_one(pool)
+        .await?;
+        Ok(Some((granted, tokens)))
+    }
+
     /// Whether the workspace holds any lead (a restore goes only into one that does not).
     pub async fn has_leads(&self) -> anyhow::Result<bool> {
         let filter = LeadFilter {

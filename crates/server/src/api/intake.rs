@@ -132,7 +132,7 @@ pub async fn receive(
     };
     // The route needs no key, so each source has the rate an integration key has: a flood at
     // a public form's address is refused before it is read, logged or routed.
-    if let Err(wait) = app.limits.take(&format!("source:{source_id}")) {
+    if let Err(wait) = app.limits.take(&format!("source:{source_id}")).await {
         return crate::auth::too_many("too many deliveries for this source; retry later", wait);
     }
     let Ok(source) = serde_json::from_str::<IntakeSourceDocument>(&row.document) else {

@@ -1496,6 +1496,49 @@ async fn integration_keys_are_rate_limited_with_retry_after() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// On PostgreSQL an integration key's rate is shared by every instance: two instances with a
+/// burst of four each let about four requests through between them, not eight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_rate_holds_across_instances() {
+    let Some(app) = TestApp::without_clock(Backend::Postgres).await else {
+        return;
+    };
+    let store = app.state.store.clone();
+    let limited = |mut state: server::AppState| {
+        state.limits =
+            std::sync::Arc::new(server::auth::RateLimits::new(0.5, 4.0).shared(store.clone()));
+        TestApp::with_state(state, app.key.clone())
+    };
+    let first = limited(app.state.clone());
+    let second = limited(server::AppState::without_clock(store.clone()));
+    let key = app.key(Role::Integration).await;
+    let (mut accepted, mut refused) = (0, 0);
+    for index in 0..12 {
+        let instance = if index % 2 == 0 { &first } else { &second };
+        let (status, _, headers) = call(
+            instance,
+            Method::POST,
+            "/api/v1/leads",
+            Some(&json!({"phone": "12"})),
+            Some(&key),
+            None,
+            false,
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+            assert!(headers.contains_key("retry-after"));
+        } else {
+            accepted += 1;
+        }
+    }
+    assert!(
+        accepted <= 5,
+        "{accepted} let through; one bucket allows about 4"
+    );
+    assert_eq!(accepted + refused, 12);
+}
+
 #[tokio::test]
 async fn a_public_intake_address_is_rate_limited_per_source() {
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
