@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod intake;
 pub mod leads;
+pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod notify;
@@ -23,7 +24,6 @@ pub mod text;
 pub mod workspace;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -58,7 +58,7 @@ pub struct AppState {
     /// Becomes `true` when the service is shutting down: long-lived answers (event streams)
     /// end, so the server can finish.
     pub closing: tokio::sync::watch::Sender<bool>,
-    metrics: Arc<Metrics>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -251,11 +251,6 @@ async fn checkpoints(store: Store) {
             tracing::warn!(error = %format!("{error:#}"), "checkpoint failed");
         }
     }
-}
-
-#[derive(Debug, Default)]
-struct Metrics {
-    responses: [AtomicU64; 5],
 }
 
 #[derive(OpenApi)]
@@ -509,14 +504,11 @@ async fn ready(State(app): State<AppState>) -> Response {
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
-    let mut text = String::from("# TYPE leadroute_http_responses_total counter\n");
-    for (index, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-        let count = app.metrics.responses[index].load(Ordering::Relaxed);
-        text.push_str(&format!(
-            "leadroute_http_responses_total{{class=\"{class}\"}} {count}\n"
-        ));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::render(&app).await,
+    )
+        .into_response()
 }
 
 /// The edge of every request, in one layer (each layer costs every request): refuses addresses
@@ -535,12 +527,9 @@ async fn edge(State(app): State<AppState>, request: Request, next: Next) -> Resp
     );
     let clean = text::clean_address(uri.path()) && uri.query().is_none_or(text::clean_address);
     let method = request.method().clone();
-    let route = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned())
-    });
+    // The pattern, not the path: ids and queries never reach metrics or logs.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("-", MatchedPath::as_str);
     let mut response = if !clean {
         text::bad_address().into_response()
     } else {
@@ -561,11 +550,9 @@ async fn edge(State(app): State<AppState>, request: Request, next: Next) -> Resp
             response
         }
     };
-    let class = (response.status().as_u16() / 100).clamp(1, 5) as usize - 1;
-    app.metrics.responses[class].fetch_add(1, Ordering::Relaxed);
-    if let Some(route) = route {
-        tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    }
+    app.metrics
+        .count_response(route, response.status().as_u16());
+    tracing::debug!(%method, %route, status = response.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     secure(response.headers_mut(), api, docs);
     response
 }

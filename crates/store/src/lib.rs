@@ -470,6 +470,24 @@ impl Store {
         on_pool!(self, next_due())
     }
 
+    /// Queue sizes for `/metrics`.
+    pub async fn workload(&self, now: i64) -> sqlx::Result<Workload> {
+        on_pool!(self, workload(now))
+    }
+
+    /// Dead deliveries per channel, for `/metrics`.
+    pub async fn dead_letters(&self) -> sqlx::Result<Vec<(String, i64)>> {
+        on_pool!(self, dead_letters())
+    }
+
+    /// The connection pool: connections open and idle.
+    pub fn pool_state(&self) -> (u32, usize) {
+        match self {
+            Store::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Store::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
     /// The outbox: events in the order they were written.
     pub async fn list_outbox(&self, filter: &EventFilter) -> sqlx::Result<Vec<OutboxRow>> {
         on_pool!(self, list_outbox(filter))

@@ -534,3 +534,12 @@ pub struct ModelScheduleRow {
     pub updated_by: Option<String>,
     pub updated_at: i64,
 }
+
+/// Queue sizes `/metrics` reports, read at each scrape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Workload {
+    pub held: i64,
+    pub pooled: i64,
+    pub timers_due: i64,
+    pub deliveries_pending: i64,
+}

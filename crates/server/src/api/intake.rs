@@ -176,6 +176,14 @@ pub async fn receive(
     if let Err(error) = app.store.insert_intake_log(&log).await {
         tracing::warn!(source = %source_id, error = %error, "could not log an intake delivery");
     }
+    app.metrics.count_intake(
+        &format!("intake:{source_id}"),
+        match (result.is_ok(), log.outcome.as_str()) {
+            (true, "duplicate") => "duplicate",
+            (true, _) => "created",
+            (false, _) => "rejected",
+        },
+    );
     match result {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -71,11 +71,19 @@ pub async fn create_lead(
     Body(input): Body<LeadInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.may(Operation::CreateLead)?;
-    let lead = input.normalised()?;
+    let lead = match input.normalised() {
+        Ok(lead) => lead,
+        Err(error) => {
+            app.metrics.count_intake("api", "rejected");
+            return Err(error);
+        }
+    };
     let mut results = app.router.create(vec![lead], &caller.actor()).await?;
     let created = results
         .pop()
-        .ok_or_else(|| ApiError::internal("no result for a lead"))??;
+        .ok_or_else(|| ApiError::internal("no result for a lead"))?;
+    app.metrics.count_created("api", &created);
+    let created = created?;
     if let Some(receipt) = receipt(&app, &caller, &created).await? {
         let status = match created {
             Created::New { .. } | Created::Planned { .. } => StatusCode::CREATED,
@@ -226,6 +234,15 @@ pub async fn create_batch(
             (results, Some(crate::batch::summary_view(&summary)))
         }
     };
+    if !batch.dry_run {
+        // Items answered already were refused before routing (they did not parse).
+        for _ in items.iter().flatten() {
+            app.metrics.count_intake("batch", "rejected");
+        }
+        for result in &results {
+            app.metrics.count_created("batch", result);
+        }
+    }
     for (index, result) in positions.into_iter().zip(results) {
         if let Ok(created) = &result
             && let Some(receipt) = receipt(&app, &caller, created).await?

@@ -384,7 +384,9 @@ impl Router {
             Err(error) => return Err(error.into()),
         }
         let (reply, answer) = oneshot::channel();
-        self.ask(Job::Tick { now, reply }, answer).await
+        let fired = self.ask(Job::Tick { now, reply }, answer).await?;
+        crate::metrics::TIMERS_FIRED.fetch_add(fired as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(fired)
     }
 }
 
@@ -830,6 +832,7 @@ impl Worker {
         if let Some(version) = version {
             cache.routing_version = version;
         }
+        crate::metrics::ROUTING_TRANSACTIONS.observe(started.elapsed());
         Ok(answers)
     }
 }

@@ -5,7 +5,7 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use server::auth::Role;
 
-use crate::support::{TestApp, lead};
+use crate::support::{Backend, TestApp, lead};
 
 /// Posts a body and checks the status, error code and field.
 async fn check(
@@ -870,4 +870,72 @@ async fn the_served_openapi_document_is_a_valid_contract() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `/metrics` says what an operator watches: answers by route and status, intake by source and
+/// outcome, routing latency, timers fired, the hold queue, the pools, timers due, deliveries
+/// waiting and the connection pool — by route pattern, never a lead's id.
+async fn metrics_describe_the_service(app: TestApp) {
+    app.round_robin_team(1, json!({"max_open": 1})).await;
+    let lead = json!({"external_id": "m1", "company": "ACME"});
+    app.ok("/api/v1/leads", &lead, StatusCode::CREATED).await;
+    app.ok("/api/v1/leads", &lead, StatusCode::OK).await;
+    let (status, _) = app.post("/api/v1/leads", &json!({"phone": "12"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The only rep is full: the next one goes to the pool.
+    let pooled = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"company": "Second"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(pooled["lead"]["pool_id"], json!("public"), "{pooled}");
+    let id = pooled["lead"]["id"].as_str().expect("id");
+    app.get(&format!("/api/v1/leads/{id}")).await;
+    app.state
+        .router
+        .tick(chrono::Utc::now() + chrono::Duration::days(30))
+        .await
+        .expect("tick");
+    let (status, text) = app.send(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().expect("text").to_owned();
+    for line in [
+        "leadroute_http_requests_total{route=\"/api/v1/leads\",status=\"201\"} 2",
+        "leadroute_http_requests_total{route=\"/api/v1/leads/{id}\",status=\"200\"} 1",
+        "leadroute_intake_leads_total{source=\"api\",outcome=\"created\"} 2",
+        "leadroute_intake_leads_total{source=\"api\",outcome=\"duplicate\"} 1",
+        "leadroute_intake_leads_total{source=\"api\",outcome=\"rejected\"} 1",
+        "leadroute_hold_queue_leads 0",
+        "# TYPE leadroute_routing_transaction_seconds histogram",
+        "leadroute_outbox_pending ",
+        "leadroute_timers_due ",
+        "leadroute_timers_fired_total ",
+        "leadroute_db_connections{state=\"open\"} ",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    let gauge = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {text}"))
+    };
+    // The second lead waits in the pool (the first may have joined it when its timers fired).
+    assert!(gauge("leadroute_pool_leads") >= 1, "{text}");
+    assert!(gauge("leadroute_timers_fired_total") >= 1, "{text}");
+    assert!(!text.contains(id), "a lead's id in metrics: {text}");
+}
+
+#[tokio::test]
+async fn metrics_describe_the_service_on_sqlite() {
+    metrics_describe_the_service(TestApp::without_clock(Backend::Sqlite).await.expect("app")).await;
+}
+
+#[tokio::test]
+async fn metrics_describe_the_service_on_postgres() {
+    if let Some(app) = TestApp::without_clock(Backend::Postgres).await {
+        metrics_describe_the_service(app).await;
+    }
 }

@@ -328,3 +328,27 @@ pub(crate) async fn feedback_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result
         .fetch_all(conn)
         .await
 }
+
+/// What `/metrics` reads at each scrape: leads held, leads waiting in pools, timers due at
+/// `now`, deliveries waiting to be sent.
+pub(crate) async fn workload(conn: &mut Conn, now: i64) -> sqlx::Result<Workload> {
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM leads WHERE held) AS held,
+                (SELECT COUNT(*) FROM leads WHERE pool_id IS NOT NULL AND owner_id IS NULL) AS pooled,
+                (SELECT COUNT(*) FROM timers WHERE due_at <= $1) AS timers_due,
+                (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS deliveries_pending",
+    )
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Deliveries given up on, per channel.
+pub(crate) async fn dead_letters(conn: &mut Conn) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT channel_id, COUNT(*) FROM deliveries WHERE status = 'dead' GROUP BY channel_id
+         ORDER BY channel_id",
+    )
+    .fetch_all(conn)
+    .await
+}
