@@ -264,21 +264,7 @@ impl Side {
         }
         if !batch.is_empty() {
             let leads: Vec<&engine::Lead> = batch.iter().map(|held| &held.lead).collect();
-            let planning = engine::batch::Batch {
-                rules: &self.workspace.rules,
-                roster: &self.workspace.roster,
-                state: &self.state,
-                now,
-                model: self.workspace.model.as_ref(),
-                settings: engine::batch::Settings {
-                    band: Some(crate::batch::DEFAULT_BAND),
-                    default_amount: 1.0,
-                },
-                exclude: &[],
-                // The replay keeps no per-segment records: fit is the rep's overall rate.
-                history: None,
-            };
-            let plan = engine::batch::plan(&planning, &leads);
+            let plan = self.plan(&leads, now);
             for (held, decision) in batch.into_iter().zip(plan.decisions) {
                 if decision.outcome == Outcome::Held {
                     kept.push_back(held);
@@ -357,6 +343,24 @@ impl Side {
             }
         }
         let references: Vec<&engine::Lead> = leads.iter().collect();
+        let mut decisions = self.plan(&references, now).decisions.into_iter().zip(leads);
+        group
+            .iter()
+            .zip(refusals)
+            .map(|(arrival, refusal)| match refusal {
+                Some(error) => refused(error),
+                None => match decisions.next() {
+                    Some((decision, lead)) => self.take(arrival, lead, decision),
+                    None => refused(ApiError::internal("a lead of the group went unplanned")),
+                },
+            })
+            .collect()
+    }
+
+    /// Leads placed as one optimised batch against this side's state, with the service's
+    /// default band. The replay keeps no per-segment records (fit is each rep's overall rate)
+    /// nor amounts (an expected amount of 1).
+    fn plan(&self, leads: &[&engine::Lead], now: DateTime<Utc>) -> engine::batch::Plan {
         let planning = engine::batch::Batch {
             rules: &self.workspace.rules,
             roster: &self.workspace.roster,
@@ -370,21 +374,7 @@ impl Side {
             exclude: &[],
             history: None,
         };
-        let mut decisions = engine::batch::plan(&planning, &references)
-            .decisions
-            .into_iter()
-            .zip(leads);
-        group
-            .iter()
-            .zip(refusals)
-            .map(|(arrival, refusal)| match refusal {
-                Some(error) => refused(error),
-                None => match decisions.next() {
-                    Some((decision, lead)) => self.take(arrival, lead, decision),
-                    None => refused(ApiError::internal("a lead of the group went unplanned")),
-                },
-            })
-            .collect()
+        engine::batch::plan(&planning, leads)
     }
 
     fn known_owner_id(&self, arrival: &Arrival) -> Option<String> {
