@@ -926,6 +926,19 @@ async fn metrics_describe_the_service(app: TestApp) {
     assert!(gauge("leadroute_pool_leads") >= 1, "{text}");
     assert!(gauge("leadroute_timers_fired_total") >= 1, "{text}");
     assert!(!text.contains(id), "a lead's id in metrics: {text}");
+    // The alert rules and the dashboard in deploy/ use only series this exposes.
+    for file in [
+        include_str!("../../../../deploy/prometheus-alerts.yml"),
+        include_str!("../../../../deploy/grafana-dashboard.json"),
+    ] {
+        let names = file
+            .split(|character: char| !(character.is_ascii_alphanumeric() || character == '_'))
+            .filter(|word| word.starts_with("leadroute_"));
+        for name in names {
+            let series = name.trim_end_matches("_bucket");
+            assert!(text.contains(series), "{series} is not exposed: {text}");
+        }
+    }
 }
 
 #[tokio::test]
