@@ -605,3 +605,81 @@ async fn sigterm_ends_the_service_gracefully_and_slow_clients_are_cut_off() {
         "colour codes in a log file: {text}"
     );
 }
+
+/// Two `serve` processes on one PostgreSQL: a key revoked through one stops on the other at
+/// once, and an integration key's rate is one budget between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_key_revocation_and_rate_limits() {
+    let Some(place) = fresh_postgres().await else {
+        return;
+    };
+    let key = admin_key(&place);
+    let env = [("LEADROUTE_INTAKE_RATE", "1")];
+    let first = Server::start_with(&place, &env).await;
+    let second = Server::start_with(&place, &env).await;
+    let admin = Client::new(&first.base, &key);
+    let (status, made) = admin
+        .post(
+            "/api/v1/keys",
+            &json!({"name": "reader", "role": "reporting"}),
+        )
+        .await
+        .expect("key");
+    assert_eq!(status, 201, "{made}");
+    let reader = made["key"].as_str().expect("key").to_owned();
+    let id = made["id"].as_str().expect("id").to_owned();
+    // The second process verifies (and caches) the key, then the first revokes it.
+    let (status, _) = Client::new(&second.base, &reader)
+        .get("/api/v1/leads")
+        .await;
+    assert_eq!(status, 200);
+    let revoked = admin
+        .http
+        .delete(format!("{}/api/v1/keys/{id}", first.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status().as_u16(), 204);
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _) = Client::new(&second.base, &reader)
+            .get("/api/v1/leads")
+            .await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(400),
+            "the second process still accepts the revoked key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    // One a second with a burst of two, between both processes.
+    let (status, made) = admin
+        .post(
+            "/api/v1/keys",
+            &json!({"name": "form", "role": "integration"}),
+        )
+        .await
+        .expect("key");
+    assert_eq!(status, 201, "{made}");
+    let integration = made["key"].as_str().expect("key").to_owned();
+    let mut accepted = 0;
+    for index in 0..8 {
+        let base = if index % 2 == 0 {
+            &first.base
+        } else {
+            &second.base
+        };
+        let (status, _) = Client::new(base, &integration)
+            .post("/api/v1/leads", &json!({"phone": "12"}))
+            .await
+            .expect("post");
+        if status != 429 {
+            accepted += 1;
+        }
+    }
+    assert!(accepted <= 3, "{accepted} got through a budget of about 2");
+}
