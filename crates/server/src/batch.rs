@@ -16,11 +16,12 @@ pub enum Mode {
     Optimal(engine::batch::Settings),
 }
 
-/// The band a batch keeps unless asked otherwise: each rep within ±10% of their share.
-pub const DEFAULT_BAND: f64 = 0.1;
+pub use engine::batch::DEFAULT_BAND;
 
-/// Reads `mode` (`arrival` | `optimal`) and `band` (a share 0–1, or `"none"`).
+/// Reads `mode` (`arrival` | `optimal`) and `band` (a share 0–1, or `"none"`; only with
+/// `optimal`, where it means something).
 pub fn mode(mode: Option<&str>, band: Option<&Value>) -> Result<Mode, ApiError> {
+    let explicit_band = band.is_some_and(|band| !band.is_null());
     let band = match band {
         None | Some(Value::Null) => Some(DEFAULT_BAND),
         Some(Value::String(text)) if text == "none" => None,
@@ -31,6 +32,11 @@ pub fn mode(mode: Option<&str>, band: Option<&Value>) -> Result<Mode, ApiError> 
         Some(_) => return Err(band_error()),
     };
     match mode {
+        None | Some("arrival") if explicit_band => Err(ApiError::invalid(
+            "invalid_value",
+            "band",
+            "a band applies to an optimal batch: set mode to optimal",
+        )),
         None | Some("arrival") => Ok(Mode::Arrival),
         Some("optimal") => Ok(Mode::Optimal(engine::batch::Settings {
             band,

@@ -44,10 +44,13 @@ pub struct Settings {
     pub default_amount: f64,
 }
 
+/// The band a batch keeps unless asked otherwise: each rep within ±10% of their share.
+pub const DEFAULT_BAND: f64 = 0.1;
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            band: Some(0.1),
+            band: Some(DEFAULT_BAND),
             default_amount: 1.0,
         }
     }

@@ -140,6 +140,7 @@ async fn a_backlog_is_placed_by_value(app: TestApp) {
             "band",
         ),
         (json!({"leads": backlog("x"), "dry_run": true}), "dry_run"),
+        (json!({"leads": backlog("x"), "band": 0.2}), "band"),
     ] {
         let (status, refused) = app.post("/api/v1/leads/batch", &request).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
