@@ -43,6 +43,10 @@ pub struct Lead {
     /// The owner of the known customer this lead matched (phone, email or company), which
     /// owner affinity prefers.
     pub known_owner: Option<RepId>,
+    /// The known owner is tried first under whichever rule matches, even a rule without owner
+    /// affinity or one that sends leads to a pool: the workspace's duplicate policy found this
+    /// customer's lead with that owner.
+    pub owner_affinity: bool,
     pub created_at: Option<DateTime<Utc>>,
 }
 

@@ -182,6 +182,15 @@ struct Candidates<'r> {
 impl<'a> Router<'a> {
     /// Tries a matched rule: affinity, target, then fallbacks. `None` means "next rule".
     fn try_rule(&mut self, position: u32, rule: &Rule) -> Option<Found> {
+        let pooling = matches!(rule.target, Target::Pool(_));
+        let affinity = self.view.lead.owner_affinity || (rule.owner_affinity && !pooling);
+        if affinity && rule.target != Target::ExistingOwner {
+            let candidates = self.known_owner(rule);
+            if let Some(found) = self.attempt(Some(position), Step::Affinity, candidates, rule, &[])
+            {
+                return Some(found);
+            }
+        }
         if let Target::Pool(pool) = &rule.target {
             self.attempts.push(empty_attempt(
                 Some(position),
@@ -195,13 +204,6 @@ impl<'a> Router<'a> {
             .iter()
             .map(|condition| Bound::new(condition, self.view, self.roster))
             .collect();
-        if rule.owner_affinity && rule.target != Target::ExistingOwner {
-            let candidates = self.known_owner(rule);
-            if let Some(found) = self.attempt(Some(position), Step::Affinity, candidates, rule, &[])
-            {
-                return Some(found);
-            }
-        }
         let candidates = self.primary(rule);
         if let Some(found) = self.attempt(
             Some(position),

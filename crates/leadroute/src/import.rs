@@ -121,6 +121,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut created, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
+    let mut attached = 0usize;
     let mut errors: Vec<String> = Vec::new();
     let mut chunks: Vec<(Vec<LeadInput>, Vec<u64>)> = Vec::new();
     for chunk in records.chunks(500) {
@@ -191,6 +192,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             match result {
                 Ok(Created::New { .. } | Created::Planned { .. }) => created += 1,
                 Ok(Created::Duplicate { .. }) => duplicates += 1,
+                Ok(Created::Attached { .. }) => attached += 1,
                 Err(error) => {
                     failed += 1;
                     errors.push(format!(
@@ -209,8 +211,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}: {error}", args.file.display());
     }
     println!(
-        "{}: {created} created, {duplicates} already imported, {failed} rejected",
-        args.file.display()
+        "{}: {created} created, {duplicates} already imported, {failed} rejected{}",
+        args.file.display(),
+        if attached > 0 {
+            format!(", {attached} attached to a known customer's lead (查重)")
+        } else {
+            String::new()
+        }
     );
     Ok(if failed == 0 {
         ExitCode::SUCCESS

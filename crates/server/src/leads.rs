@@ -252,6 +252,7 @@ impl LeadInput {
             status: LeadStatus::New,
             owner: None,
             known_owner: None,
+            owner_affinity: false,
             created_at: Some(created_at),
         })
     }
@@ -441,6 +442,9 @@ pub struct PlacedView {
     pub decision: Option<DecisionView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// The customer's stored lead, when the duplicate policy recognised them (查重).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<crate::routing::Matched>,
 }
 
 /// A page of a list.

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod batch;
 pub mod console;
+pub mod customer;
 pub mod error;
 pub mod extract;
 pub mod intake;
@@ -70,6 +71,16 @@ impl AppState {
         tokio::spawn(ticks(state.router.clone()));
         tokio::spawn(notifications(state.notifier.clone()));
         tokio::spawn(model_schedule(state.store.clone()));
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            match customer::index_stored_leads(&store).await {
+                Ok(0) => {}
+                Ok(leads) => tracing::info!(leads, "indexed stored leads for duplicate checking"),
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "indexing stored leads for duplicate checking failed; it resumes at the next start")
+                }
+            }
+        });
         state
     }
 
@@ -269,6 +280,8 @@ async fn checkpoints(store: Store) {
         api::simulations::get_simulation, api::simulations::cancel_simulation,
         api::models::train_model, api::models::list_models, api::models::get_model, api::models::publish_model,
         api::models::get_model_schedule, api::models::set_model_schedule,
+        api::duplicates::get_duplicate_policy, api::duplicates::set_duplicate_policy,
+        api::duplicates::list_duplicates, api::duplicates::dismiss_duplicate, api::duplicates::merge_leads,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
         api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::distribute, api::pool::assign_from_pool,
@@ -291,6 +304,8 @@ async fn checkpoints(store: Store) {
     ),
     components(schemas(
         leads::LeadInput, api::leads::BatchInput, api::leads::AssignInput, api::leads::ExplainInput,
+        customer::DuplicatePolicyDocument, customer::KeyKind, customer::OnMatch, api::duplicates::MergeInput,
+        routing::Matched, routing::MatchAction,
         workspace::RepDocument, workspace::CapsDocument, workspace::LeaveDocument, api::reps::StatusInput,
         workspace::TeamDocument, workspace::MemberDocument, workspace::OverflowDocument, api::fields::NewField,
         routing::ActivityInput, routing::FeedbackInput, api::pool::ClaimInput, api::pool::ReleaseInput,
@@ -468,6 +483,16 @@ pub fn app(state: AppState) -> axum::Router {
             "/models/schedule",
             get(api::models::get_model_schedule).put(api::models::set_model_schedule),
         )
+        .route(
+            "/settings/duplicates",
+            get(api::duplicates::get_duplicate_policy).put(api::duplicates::set_duplicate_policy),
+        )
+        .route("/duplicates", get(api::duplicates::list_duplicates))
+        .route(
+            "/duplicates/{id}/dismiss",
+            post(api::duplicates::dismiss_duplicate),
+        )
+        .route("/leads/{id}/merge", post(api::duplicates::merge_leads))
         .route("/models/{id}", get(api::models::get_model))
         .route("/models/{id}/publish", post(api::models::publish_model))
         .fallback(|| async {

@@ -56,6 +56,7 @@ impl Metrics {
             source,
             match result {
                 Ok(crate::routing::Created::Duplicate { .. }) => "duplicate",
+                Ok(crate::routing::Created::Attached { .. }) => "attached",
                 Ok(_) => "created",
                 Err(_) => "rejected",
             },

@@ -79,6 +79,13 @@ const REGIONS: &[(&str, &[&str])] = &[
     ("港澳台", &["香港", "澳门", "台湾"]),
 ];
 
+/// Every province, municipality and region name, without its suffix.
+pub fn provinces() -> impl Iterator<Item = &'static str> {
+    REGIONS
+        .iter()
+        .flat_map(|(_, provinces)| provinces.iter().copied())
+}
+
 /// `广东省` → `广东`, `广西壮族自治区` → `广西`, `上海市` → `上海`.
 pub fn province(raw: &str) -> String {
     let trimmed = raw.trim();

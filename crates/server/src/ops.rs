@@ -135,6 +135,11 @@ operations! {
     PublishModel = "publish_model": POST "/models/{id}/publish",
     GetModelSchedule = "get_model_schedule": GET "/models/schedule",
     SetModelSchedule = "set_model_schedule": PUT "/models/schedule",
+    GetDuplicatePolicy = "get_duplicate_policy": GET "/settings/duplicates",
+    SetDuplicatePolicy = "set_duplicate_policy": PUT "/settings/duplicates",
+    ListDuplicates = "list_duplicates": GET "/duplicates",
+    DismissDuplicate = "dismiss_duplicate": POST "/duplicates/{id}/dismiss",
+    MergeLeads = "merge_leads": POST "/leads/{id}/merge",
 }
 
 impl Operation {
@@ -220,6 +225,8 @@ impl Operation {
                             | TrainModel
                             | PublishModel
                             | SetModelSchedule
+                            | DismissDuplicate
+                            | MergeLeads
                             | PatchRep
                             | PatchTeam
                             | SetRepStatus

@@ -374,6 +374,8 @@ pub struct Workspace {
     pub follow: FollowUpConfig,
     /// The published conversion model, which scores every lead routed.
     pub model: Option<engine::WinModel>,
+    /// Which keys recognise a returning customer and what a match does (查重 / 撞单).
+    pub duplicates: crate::customer::DuplicatePolicy,
 }
 
 impl Workspace {
@@ -452,6 +454,8 @@ pub struct ConfigRows {
     pub sla_policies: Vec<DocRow>,
     pub active: Option<RuleSetRow>,
     pub model: Option<store::ModelRow>,
+    /// The duplicate policy document (查重), if one was saved.
+    pub duplicates: Option<String>,
 }
 
 impl ConfigRows {
@@ -465,6 +469,10 @@ impl ConfigRows {
             sla_policies: store.list_settings(Setting::SlaPolicies).await?,
             active: store.active_rule_set().await?,
             model: store.active_model().await?,
+            duplicates: store
+                .workspace_setting(crate::customer::POLICY_SETTING)
+                .await?
+                .map(|row| row.document),
         })
     }
 
@@ -478,6 +486,10 @@ impl ConfigRows {
             sla_policies: tx.list_settings(Setting::SlaPolicies).await?,
             active: tx.active_rule_set().await?,
             model: tx.active_model().await?,
+            duplicates: tx
+                .workspace_setting(crate::customer::POLICY_SETTING)
+                .await?
+                .map(|row| row.document),
         })
     }
 }
@@ -494,6 +506,7 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
         sla_policies,
         active,
         model,
+        duplicates,
     } = rows;
     let catalogue = catalogue_from_rows(fields);
     let model = model
@@ -587,6 +600,7 @@ pub fn build_workspace(rows: &ConfigRows) -> Workspace {
         rules,
         follow,
         model,
+        duplicates: crate::customer::policy_from(duplicates.as_deref()),
     }
 }
 

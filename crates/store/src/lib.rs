@@ -906,6 +906,73 @@ impl Store {
         on_pool!(self, find_api_key(hash))
     }
 
+    pub async fn workspace_setting(&self, name: &str) -> sqlx::Result<Option<WorkspaceSettingRow>> {
+        on_pool!(self, workspace_setting(name))
+    }
+
+    /// Writes a workspace setting if its stored version is still `expected` (0: none stored),
+    /// with its audit row, and moves the configuration version; the new version, or `None`
+    /// when another write came first.
+    pub async fn write_workspace_setting(
+        &self,
+        row: &WorkspaceSettingRow,
+        expected: i64,
+        audit: &AuditRow,
+    ) -> sqlx::Result<Option<i64>> {
+        on_pool!(self, write_workspace_setting(row, expected, audit))
+    }
+
+    /// Stores an internal marker (no audit, the configuration does not move).
+    pub async fn put_workspace_setting(&self, row: &WorkspaceSettingRow) -> sqlx::Result<()> {
+        on_pool!(self, put_workspace_setting(row))
+    }
+
+    /// Leads after `after` in id order.
+    pub async fn leads_after(&self, after: &str, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
+        on_pool!(self, leads_after(after, limit))
+    }
+
+    pub async fn insert_customer_keys(&self, rows: &[CustomerKeyRow]) -> sqlx::Result<()> {
+        on_pool!(self, insert_customer_keys(rows))
+    }
+
+    /// Leads recorded under any of these keys, newest first, at most `limit` rows.
+    pub async fn leads_by_customer_keys(
+        &self,
+        keys: &[(String, String)],
+        limit: i64,
+    ) -> sqlx::Result<Vec<CustomerKeyRow>> {
+        on_pool!(self, leads_by_customer_keys(keys, limit))
+    }
+
+    pub async fn leads_by_ids(&self, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+        on_pool!(self, leads_by_ids(ids))
+    }
+
+    pub async fn list_duplicate_pairs(
+        &self,
+        status: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> sqlx::Result<Vec<DuplicatePairRow>> {
+        on_pool!(self, list_duplicate_pairs(status, after, limit))
+    }
+
+    pub async fn get_duplicate_pair(&self, id: &str) -> sqlx::Result<Option<DuplicatePairRow>> {
+        on_pool!(self, get_duplicate_pair(id))
+    }
+
+    /// Dismisses an open pair with its audit row; whether it was still open.
+    pub async fn dismiss_duplicate_pair(
+        &self,
+        id: &str,
+        by: &str,
+        at: i64,
+        audit: &AuditRow,
+    ) -> sqlx::Result<bool> {
+        on_pool!(self, dismiss_duplicate_pair(id, by, at, audit))
+    }
+
     pub async fn get_lead(&self, id: &str) -> sqlx::Result<Option<LeadRow>> {
         on_pool!(self, get_lead(id))
     }
@@ -1057,6 +1124,57 @@ impl RoutingTx {
 
     pub async fn load_rotations(&mut self) -> sqlx::Result<Vec<RotationRow>> {
         on_tx!(self, load_rotations())
+    }
+
+    pub async fn workspace_setting(
+        &mut self,
+        name: &str,
+    ) -> sqlx::Result<Option<WorkspaceSettingRow>> {
+        on_tx!(self, workspace_setting(name))
+    }
+
+    pub async fn insert_customer_keys(&mut self, rows: &[CustomerKeyRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_customer_keys(rows))
+    }
+
+    /// Leads recorded under any of these keys, newest first, at most `limit` rows.
+    pub async fn leads_by_customer_keys(
+        &mut self,
+        keys: &[(String, String)],
+        limit: i64,
+    ) -> sqlx::Result<Vec<CustomerKeyRow>> {
+        on_tx!(self, leads_by_customer_keys(keys, limit))
+    }
+
+    pub async fn insert_duplicate_pairs(&mut self, rows: &[DuplicatePairRow]) -> sqlx::Result<()> {
+        on_tx!(self, insert_duplicate_pairs(rows))
+    }
+
+    pub async fn get_duplicate_pair(&mut self, id: &str) -> sqlx::Result<Option<DuplicatePairRow>> {
+        on_tx!(self, get_duplicate_pair(id))
+    }
+
+    /// Closes an open pair as `merged` or `dismissed`; whether it was still open.
+    pub async fn resolve_duplicate_pair(
+        &mut self,
+        id: &str,
+        status: &str,
+        by: &str,
+        at: i64,
+    ) -> sqlx::Result<bool> {
+        on_tx!(self, resolve_duplicate_pair(id, status, by, at))
+    }
+
+    /// Moves a merged lead's activities and feedback to the lead it was merged into and closes
+    /// the open pairs between the two.
+    pub async fn move_lead_history(
+        &mut self,
+        from: &str,
+        to: &str,
+        by: &str,
+        at: i64,
+    ) -> sqlx::Result<()> {
+        on_tx!(self, move_lead_history(from, to, by, at))
     }
 
     pub async fn get_lead(&mut self, id: &str) -> sqlx::Result<Option<LeadRow>> {

@@ -144,6 +144,8 @@ pub struct LeadRow {
     pub win_probability: Option<f64>,
     /// The lead as it arrived, once a change rewrote `document` (`None`: `document` is it).
     pub intake: Option<String>,
+    /// Set when a manager merged this lead into another (it is closed then).
+    pub merged_into: Option<String>,
 }
 
 impl LeadRow {
@@ -244,6 +246,44 @@ pub struct ActivityRow {
     /// Set on the owner's first activity after an assignment.
     pub response_secs: Option<i64>,
     pub created_at: i64,
+    /// What an arrival attached to the lead brought (`inquiry`): its source and fields, JSON.
+    pub detail: Option<String>,
+}
+
+/// A key a customer is recognised by (`phone`, `email`, `wechat`, `company`, `company_name`)
+/// and the lead it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct CustomerKeyRow {
+    pub kind: String,
+    pub value: String,
+    pub lead_id: String,
+    pub created_at: i64,
+}
+
+/// An arrival flagged as a possible duplicate of an existing lead.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct DuplicatePairRow {
+    pub id: String,
+    /// The later arrival.
+    pub lead_id: String,
+    /// The lead it matched.
+    pub other_id: String,
+    pub key_kind: String,
+    /// `open`, `merged` or `dismissed`.
+    pub status: String,
+    pub created_at: i64,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+}
+
+/// A workspace-wide settings document that exists once.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct WorkspaceSettingRow {
+    pub name: String,
+    pub document: String,
+    pub version: i64,
+    pub updated_by: Option<String>,
+    pub updated_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]

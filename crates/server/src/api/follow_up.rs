@@ -20,8 +20,37 @@ use crate::leads::time;
 use crate::ops::Operation;
 use crate::routing::{ActivityInput, FeedbackInput, LeadOp};
 
+/// What an arrival attached to a lead brought (`inquiry`): the key that recognised the
+/// customer, its source and campaign, and the names of the fields it carried — not their
+/// values, which may be contact details.
+fn arrival_view(detail: Option<&str>) -> Value {
+    let Some(detail) = detail.and_then(|text| serde_json::from_str::<Value>(text).ok()) else {
+        return Value::Null;
+    };
+    let arrival = &detail["arrival"];
+    let fields: Vec<&String> = arrival
+        .as_object()
+        .map(|object| {
+            object
+                .iter()
+                .filter(|(_, value)| {
+                    !value.is_null() && *value != &json!([]) && *value != &json!({})
+                })
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "key": detail["key"],
+        "source": arrival["source"],
+        "campaign": arrival["campaign"],
+        "fields": fields,
+    })
+}
+
 fn activity_view(row: &ActivityRow) -> Value {
     json!({
+        "arrival": arrival_view(row.detail.as_deref()),
         "id": row.id,
         "lead_id": row.lead_id,
         "rep_id": row.rep_id,

@@ -235,13 +235,15 @@ async fn accept(
     let created = results
         .pop()
         .ok_or_else(|| ApiError::internal("no result for a lead"))??;
-    let (status, lead_id, duplicate) = match created {
+    let (status, lead_id, outcome) = match created {
         Created::New { lead, .. } | Created::Planned { lead, .. } => {
-            (StatusCode::CREATED, lead.id, false)
+            (StatusCode::CREATED, lead.id, "accepted")
         }
-        Created::Duplicate { lead } => (StatusCode::OK, lead.id, true),
+        Created::Duplicate { lead } => (StatusCode::OK, lead.id, "duplicate"),
+        Created::Attached { lead, .. } => (StatusCode::OK, lead.id, "attached"),
     };
-    log.outcome = if duplicate { "duplicate" } else { "accepted" }.into();
+    let duplicate = outcome != "accepted";
+    log.outcome = outcome.into();
     log.lead_id = Some(lead_id.clone());
     if let (true, Some(url)) = (is_form, &source.redirect_to) {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, url.clone())]).into_response());

@@ -35,12 +35,17 @@ async fn latest_decision(app: &AppState, lead_id: &str) -> ApiResult<Option<Deci
 
 async fn placed(app: &AppState, created: Created) -> ApiResult<(StatusCode, PlacedView)> {
     Ok(match created {
-        Created::New { lead, decision } => (
+        Created::New {
+            lead,
+            decision,
+            matched,
+        } => (
             StatusCode::CREATED,
             PlacedView {
                 lead: lead_view(&lead),
                 decision: Some(decision_view(&decision)),
                 duplicate: Some(false),
+                matched,
             },
         ),
         Created::Duplicate { lead } => (
@@ -49,6 +54,16 @@ async fn placed(app: &AppState, created: Created) -> ApiResult<(StatusCode, Plac
                 decision: latest_decision(app, &lead.id).await?,
                 lead: lead_view(&lead),
                 duplicate: Some(true),
+                matched: None,
+            },
+        ),
+        Created::Attached { lead, matched } => (
+            StatusCode::OK,
+            PlacedView {
+                decision: latest_decision(app, &lead.id).await?,
+                lead: lead_view(&lead),
+                duplicate: Some(true),
+                matched: Some(matched),
             },
         ),
         Created::Planned { .. } => {
@@ -87,7 +102,7 @@ pub async fn create_lead(
     if let Some(receipt) = receipt(&app, &caller, &created).await? {
         let status = match created {
             Created::New { .. } | Created::Planned { .. } => StatusCode::CREATED,
-            Created::Duplicate { .. } => StatusCode::OK,
+            Created::Duplicate { .. } | Created::Attached { .. } => StatusCode::OK,
         };
         return Ok((status, Json(receipt)));
     }
@@ -104,7 +119,7 @@ pub async fn create_lead(
 async fn receipt(app: &AppState, caller: &Caller, created: &Created) -> ApiResult<Option<Value>> {
     let (lead, duplicate) = match created {
         Created::New { lead, .. } => (lead, false),
-        Created::Duplicate { lead } => (lead, true),
+        Created::Duplicate { lead } | Created::Attached { lead, .. } => (lead, true),
         // A dry run is only for callers who may explain routing; nothing was made.
         Created::Planned { .. } => return Ok(None),
     };
@@ -116,15 +131,27 @@ async fn receipt(app: &AppState, caller: &Caller, created: &Created) -> ApiResul
         }
         _ => true,
     };
-    Ok((!reads).then(|| json!({"id": lead.id, "duplicate": duplicate})))
+    let matched = match created {
+        Created::New { matched, .. } => matched.clone(),
+        Created::Attached { matched, .. } => Some(matched.clone()),
+        _ => None,
+    };
+    Ok((!reads).then(|| match matched {
+        Some(matched) => json!({"id": lead.id, "duplicate": duplicate, "match": matched}),
+        None => json!({"id": lead.id, "duplicate": duplicate}),
+    }))
 }
 
 /// One item of a batch's answer.
 #[derive(Debug, Serialize)]
 pub struct BatchItem {
     pub index: usize,
-    /// `created`, `duplicate`, `planned` (a dry run: what would be) or `error`.
+    /// `created`, `duplicate` (a known external id), `attached` (a known customer's open lead
+    /// took the arrival as a touch), `planned` (a dry run: what would be) or `error`.
     pub result: &'static str,
+    /// The customer's stored lead, when the duplicate policy recognised them.
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matched: Option<crate::routing::Matched>,
     /// The lead's id, alone, for callers who may not read the lead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -137,14 +164,22 @@ pub struct BatchItem {
 }
 
 impl BatchItem {
-    fn error(index: usize, error: &ApiError) -> BatchItem {
+    fn new(index: usize) -> BatchItem {
         BatchItem {
             index,
             result: "error",
+            matched: None,
             id: None,
             lead: None,
             decision: None,
+            error: None,
+        }
+    }
+
+    fn error(index: usize, error: &ApiError) -> BatchItem {
+        BatchItem {
             error: Some(error_body(error)),
+            ..BatchItem::new(index)
         }
     }
 }
@@ -249,42 +284,48 @@ pub async fn create_batch(
         {
             items[index] = Some(BatchItem {
                 index,
-                result: if receipt["duplicate"] == json!(true) {
-                    "duplicate"
-                } else {
-                    "created"
+                result: match created {
+                    Created::Attached { .. } => "attached",
+                    Created::Duplicate { .. } => "duplicate",
+                    _ => "created",
+                },
+                matched: match created {
+                    Created::New { matched, .. } => matched.clone(),
+                    Created::Attached { matched, .. } => Some(matched.clone()),
+                    _ => None,
                 },
                 id: receipt["id"].as_str().map(str::to_owned),
-                lead: None,
-                decision: None,
-                error: None,
+                ..BatchItem::new(index)
             });
             continue;
         }
         items[index] = Some(match result {
-            Ok(Created::New { lead, decision }) => BatchItem {
-                index,
+            Ok(Created::New {
+                lead,
+                decision,
+                matched,
+            }) => BatchItem {
                 result: "created",
-                id: None,
                 lead: Some(lead_view(&lead)),
                 decision: Some(decision_view(&decision)),
-                error: None,
+                matched,
+                ..BatchItem::new(index)
             },
             Ok(Created::Duplicate { lead }) => BatchItem {
-                index,
                 result: "duplicate",
-                id: None,
                 lead: Some(lead_view(&lead)),
-                decision: None,
-                error: None,
+                ..BatchItem::new(index)
+            },
+            Ok(Created::Attached { lead, matched }) => BatchItem {
+                result: "attached",
+                lead: Some(lead_view(&lead)),
+                matched: Some(matched),
+                ..BatchItem::new(index)
             },
             Ok(Created::Planned { decision, .. }) => BatchItem {
-                index,
                 result: "planned",
-                id: None,
-                lead: None,
                 decision: Some(decision_view(&decision)),
-                error: None,
+                ..BatchItem::new(index)
             },
             Err(error) => BatchItem::error(index, &error),
         });
@@ -475,6 +516,10 @@ pub struct AssignInput {
     pub rep_id: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Assign even though another rep holds this customer (撞单, refused with
+    /// `customer_held` otherwise); needs a reason.
+    #[serde(default)]
+    pub override_collision: bool,
 }
 
 /// Assign the lead to a rep by hand. The rep must be active and under their caps.
@@ -503,6 +548,7 @@ pub async fn assign_lead(
                 rep_id: input.rep_id,
                 reason: input.reason,
                 from_pool: false,
+                override_collision: input.override_collision,
             },
             &caller.actor(),
             Some("lead.assigned_by_hand"),
@@ -556,12 +602,20 @@ pub async fn explain(
         ),
         None => None,
     };
-    let crate::routing::Explained { decision, record } =
-        app.router.explain(lead_input, rule_set).await??;
-    Ok(Json(json!({"decision": {
+    let crate::routing::Explained {
+        decision,
+        record,
+        matched,
+    } = app.router.explain(lead_input, rule_set).await??;
+    let mut answer = json!({"decision": {
         "outcome": decision.outcome.code(),
         "owner_id": decision.owner().map(ToString::to_string),
         "explanation": {"en": record.explain(engine::Language::En), "zh": record.explain(engine::Language::Zh)},
         "record": record,
-    }})))
+    }});
+    // Intake would recognise the customer: say which lead, and what it would do.
+    if let Some(matched) = matched {
+        answer["match"] = json!(matched);
+    }
+    Ok(Json(answer))
 }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod duplicates;
 pub mod fields;
 pub mod follow_up;
 pub mod intake;

@@ -197,6 +197,9 @@ pub struct PoolAssignInput {
     pub rep_id: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Assign even where another rep holds the customer (撞单); needs a reason.
+    #[serde(default)]
+    pub override_collision: bool,
 }
 
 /// A manager assigns leads from the pool to a rep, one result per lead; the rep's caps apply.
@@ -230,6 +233,7 @@ pub async fn assign_from_pool(
                     rep_id: input.rep_id.clone(),
                     reason: input.reason.clone(),
                     from_pool: true,
+                    override_collision: input.override_collision,
                 },
                 &caller.actor(),
                 Some("lead.assigned_from_pool"),

@@ -1153,6 +1153,7 @@ async fn reassign(
                 .get("reason")
                 .cloned()
                 .filter(|reason| !reason.trim().is_empty()),
+            override_collision: fields.contains_key("override_collision"),
         };
         let outcome = crate::api::leads::assign_lead(
             State(handle),
@@ -1246,6 +1247,7 @@ async fn assign_from_pool(
                     .get("reason")
                     .cloned()
                     .filter(|reason| !reason.is_empty()),
+                override_collision: fields.contains_key("override_collision"),
             }),
         )
         .await;

@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 
 /// The events a channel may subscribe to.
-pub const EVENTS: [&str; 12] = [
+pub const EVENTS: [&str; 13] = [
     "lead.assigned",
+    "lead.inquired",
     "lead.reassigned",
     "lead.reclaimed",
     "lead.sla_reminder",

@@ -461,6 +461,7 @@ fn render(facts: &Facts<'_>, english: bool) -> Message {
     let (en, zh) = match kind {
         "lead.assigned" => ("New lead for", "新线索分配给"),
         "lead.reassigned" => ("Lead reassigned to", "线索转给"),
+        "lead.inquired" => ("Customer asked again, owner", "客户再次咨询，负责人"),
         "lead.reclaimed" => ("Lead reclaimed, now with", "线索已收回，转给"),
         "lead.sla_reminder" => ("Please follow up:", "请尽快跟进："),
         "lead.sla_escalated" => ("Not followed up in time:", "超时未跟进："),

@@ -547,6 +547,7 @@ pub(super) async fn activity(
         next_follow_up_at: callback.map(micros),
         response_secs,
         created_at: micros(at),
+        detail: None,
     };
     writes.activities.push(activity.clone());
     Ok(Ok(Changed {

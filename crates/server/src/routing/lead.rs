@@ -7,10 +7,60 @@ use chrono::{DateTime, Utc};
 use engine::{Decision, LeadStatus, RepId, RoutingState};
 use store::{DecisionRow, LeadRow, RoutingTx};
 
+use super::duplicates::{self, Customers, MatchAction, Matched, Verdict};
 use super::*;
 use crate::error::ApiError;
 use crate::leads::LeadInput;
 use crate::workspace::Workspace;
+
+/// Who a new lead's known customer says should be offered it first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Affinity {
+    pub owner: String,
+    /// Under whichever rule matches (the duplicate policy found the customer's lead), not only
+    /// under rules with owner affinity.
+    pub always: bool,
+}
+
+impl Affinity {
+    /// The owner of the customer's latest owned lead, for rules with owner affinity.
+    pub(crate) fn known(owner: Option<&str>) -> Option<Affinity> {
+        owner.map(|owner| Affinity {
+            owner: owner.to_owned(),
+            always: false,
+        })
+    }
+}
+
+/// What the duplicate policy's verdict means for routing a new lead: the owner to offer it to,
+/// and the match to report. (`Attach` reaches here only in a dry run, which routes what
+/// intake would attach, to its owner.)
+pub(super) fn affinity(
+    verdict: Verdict,
+    known_owner: Option<String>,
+) -> (Option<Affinity>, Option<Matched>) {
+    let forced = |owner: Option<String>| {
+        owner.map(|owner| Affinity {
+            owner,
+            always: true,
+        })
+    };
+    match verdict {
+        Verdict::New => (Affinity::known(known_owner.as_deref()), None),
+        Verdict::Attach { lead, key } => (
+            forced(lead.owner_id.clone()),
+            Some(Matched {
+                lead_id: lead.id,
+                key,
+                action: MatchAction::Attached,
+            }),
+        ),
+        Verdict::Route { owner, matched, .. } => (
+            forced(owner).or_else(|| Affinity::known(known_owner.as_deref())),
+            Some(matched),
+        ),
+    }
+}
 
 /// Routes a new lead: the one function intake, the dry run and the simulator's replay share.
 /// The lead's customer, if known, brings its owner (owner affinity). The decision's record is
@@ -18,21 +68,28 @@ use crate::workspace::Workspace;
 pub(crate) fn decide_new(
     workspace: &Workspace,
     state: &RoutingState,
-    known_owner: Option<&str>,
+    affinity: Option<&Affinity>,
     input: &LeadInput,
     now: DateTime<Utc>,
 ) -> Result<(engine::Lead, Decision), ApiError> {
     let mut lead = input.to_engine(&workspace.catalogue, now)?;
-    lead.known_owner = known_owner.map(RepId::new);
+    if let Some(affinity) = affinity {
+        lead.known_owner = Some(RepId::new(affinity.owner.clone()));
+        lead.owner_affinity = affinity.always;
+    }
     let decision = workspace.route(state, &lead, &[], now);
     Ok((lead, decision))
 }
 
+/// A new arrival: a known external id answers with its lead; a known customer is attached,
+/// routed to its owner or flagged as the duplicate policy says; anything else is routed.
+#[allow(clippy::too_many_arguments)] // The worker's context, then the arrival.
 pub(super) fn create(
     cache: &mut Cache,
     writes: &mut Writes,
     known_external: &mut HashMap<String, LeadRow>,
     known: &mut KnownCustomers,
+    customers: &mut Customers,
     input: &LeadInput,
     actor: &str,
 ) -> anyhow::Result<Result<Created, ApiError>> {
@@ -46,11 +103,23 @@ pub(super) fn create(
         }));
     }
     let now = now();
+    let keys = crate::customer::keys(input);
+    let verdict = customers.verdict(&cache.workspace.duplicates, &keys, now);
+    if let Verdict::Attach { lead, key } = verdict {
+        let (lead, matched) = duplicates::attach(
+            cache, writes, customers, lead, input, &keys, key, actor, now,
+        )?;
+        if let Some(external_id) = &input.external_id {
+            known_external.insert(external_id.clone(), lead.clone());
+        }
+        return Ok(Ok(Created::Attached { lead, matched }));
+    }
     let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+    let (affinity, matched) = affinity(verdict, known_owner);
     let (lead, decision) = match decide_new(
         &cache.workspace,
         &cache.state,
-        known_owner.as_deref(),
+        affinity.as_ref(),
         input,
         now,
     ) {
@@ -62,9 +131,11 @@ pub(super) fn create(
         writes,
         known_external,
         known,
+        customers,
         input,
         &lead,
         &decision,
+        matched,
         now,
         actor,
     )?))
@@ -110,9 +181,11 @@ fn commit_new(
     writes: &mut Writes,
     known_external: &mut HashMap<String, LeadRow>,
     known: &mut KnownCustomers,
+    customers: &mut Customers,
     input: &LeadInput,
     lead: &engine::Lead,
     decision: &Decision,
+    matched: Option<Matched>,
     now: DateTime<Utc>,
     actor: &str,
 ) -> anyhow::Result<Created> {
@@ -130,11 +203,19 @@ fn commit_new(
     if let Some(external_id) = &row.external_id {
         known_external.insert(external_id.clone(), row.clone());
     }
+    duplicates::note_new(
+        writes,
+        customers,
+        &row,
+        &crate::customer::keys(input),
+        matched.as_ref(),
+    );
     writes.new_leads.push(row.clone());
     writes.decisions.push(decision_row.clone());
     Ok(Created::New {
         lead: row,
         decision: decision_row,
+        matched,
     })
 }
 
@@ -149,17 +230,23 @@ pub(super) fn create_planned(
     writes: &mut Writes,
     known_external: &mut HashMap<String, LeadRow>,
     known: &mut KnownCustomers,
+    customers: &mut Customers,
     inputs: &[LeadInput],
     settings: &engine::batch::Settings,
     dry_run: bool,
     actor: &str,
 ) -> anyhow::Result<(Vec<Result<Created, ApiError>>, engine::batch::Summary)> {
     let now = now();
+    let policy = cache.workspace.duplicates.clone();
     let mut results: Vec<Option<Result<Created, ApiError>>> =
         (0..inputs.len()).map(|_| None).collect();
     let mut repeated = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut planned: Vec<(usize, engine::Lead)> = Vec::new();
+    // A customer twice in the batch: the later arrivals wait for the first's lead, then go
+    // through intake one by one.
+    let mut customers_seen = std::collections::HashSet::new();
+    let mut later = Vec::new();
+    let mut planned: Vec<(usize, engine::Lead, Option<Matched>)> = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
         if let Some(external_id) = &input.external_id {
             if let Some(existing) = known_external.get(external_id) {
@@ -173,19 +260,53 @@ pub(super) fn create_planned(
                 continue;
             }
         }
+        let keys = crate::customer::keys(input);
+        if policy.enabled() {
+            let checked: Vec<_> = keys
+                .iter()
+                .filter(|(kind, _)| policy.keys.contains(kind))
+                .collect();
+            if checked.iter().any(|key| customers_seen.contains(*key)) {
+                later.push(index);
+                continue;
+            }
+            customers_seen.extend(checked.into_iter().cloned());
+        }
+        let verdict = customers.verdict(&policy, &keys, now);
+        if let Verdict::Attach { lead, key } = verdict {
+            results[index] = Some(Ok(if dry_run {
+                Created::Attached {
+                    matched: Matched {
+                        lead_id: lead.id.clone(),
+                        key,
+                        action: MatchAction::Attached,
+                    },
+                    lead,
+                }
+            } else {
+                let (lead, matched) = duplicates::attach(
+                    cache, writes, customers, lead, input, &keys, key, actor, now,
+                )?;
+                Created::Attached { lead, matched }
+            }));
+            continue;
+        }
+        let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+        let (affinity, matched) = affinity(verdict, known_owner);
         match input.to_engine(&cache.workspace.catalogue, now) {
             Ok(mut lead) => {
-                lead.known_owner = known
-                    .owner(input.phone.as_deref(), input.email.as_deref())
-                    .map(RepId::new);
-                planned.push((index, lead));
+                if let Some(affinity) = affinity {
+                    lead.known_owner = Some(RepId::new(affinity.owner));
+                    lead.owner_affinity = affinity.always;
+                }
+                planned.push((index, lead, matched));
             }
             Err(error) => results[index] = Some(Err(error)),
         }
     }
-    let leads: Vec<&engine::Lead> = planned.iter().map(|(_, lead)| lead).collect();
+    let leads: Vec<&engine::Lead> = planned.iter().map(|(_, lead, _)| lead).collect();
     let plan = plan_batch(cache, &cache.workspace.rules, &leads, *settings, &[], now);
-    for ((index, lead), decision) in planned.iter().zip(&plan.decisions) {
+    for ((index, lead, matched), decision) in planned.iter().zip(&plan.decisions) {
         let input = &inputs[*index];
         results[*index] = Some(Ok(if dry_run {
             let record = cache.workspace.record(decision, lead);
@@ -200,13 +321,48 @@ pub(super) fn create_planned(
                 writes,
                 known_external,
                 known,
+                customers,
                 input,
                 lead,
                 decision,
+                matched.clone(),
                 now,
                 actor,
             )?
         }));
+    }
+    for index in later {
+        let input = &inputs[index];
+        results[index] = Some(if dry_run {
+            let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+            decide_new(
+                &cache.workspace,
+                &cache.state,
+                Affinity::known(known_owner.as_deref()).as_ref(),
+                input,
+                now,
+            )
+            .and_then(|(lead, decision)| {
+                let record = cache.workspace.record(&decision, &lead);
+                let row = new_row(String::new(), input, &decision, &cache.workspace.rules, now)
+                    .map_err(ApiError::internal)?;
+                Ok(Created::Planned {
+                    decision: decision_row(&row.id, "route", actor, None, &decision, &record)
+                        .map_err(ApiError::internal)?,
+                    lead: row,
+                })
+            })
+        } else {
+            create(
+                cache,
+                writes,
+                known_external,
+                known,
+                customers,
+                input,
+                actor,
+            )?
+        });
     }
     for (index, external_id) in repeated {
         results[index] = Some(match known_external.get(&external_id) {
@@ -274,7 +430,7 @@ pub(super) async fn assign(
     lead_id: &str,
     rep_id: &str,
     reason: Option<String>,
-    from_pool: bool,
+    (from_pool, override_collision): (bool, bool),
     actor: &str,
 ) -> anyhow::Result<Result<Changed, ApiError>> {
     let mut row = match movable_lead(tx, writes, lead_id).await? {
@@ -295,6 +451,23 @@ pub(super) async fn assign(
     }
     let rep = RepId::new(rep_id);
     let now = now();
+    let collided = match duplicates::holder(tx, cache, writes, &row, rep_id, now).await? {
+        None => None,
+        Some(holder) if override_collision => {
+            if reason
+                .as_deref()
+                .is_none_or(|reason| reason.trim().is_empty())
+            {
+                return Ok(Err(ApiError::invalid(
+                    "reason_required",
+                    "reason",
+                    "overriding a collision (撞单) needs a reason",
+                )));
+            }
+            Some(holder)
+        }
+        Some(holder) => return Ok(Err(duplicates::collision(cache, &holder))),
+    };
     let changes = match engine::assign_manually(&cache.workspace.roster, &cache.state, &rep, now) {
         Ok(changes) => changes,
         Err(engine::route::ManualError::UnknownRep(_)) => {
@@ -356,6 +529,10 @@ pub(super) async fn assign(
         "previous_owner": previous,
         "manual": true,
         "reason": reason,
+        "collision_override": collided.as_ref().map(|holder| serde_json::json!({
+            "lead_id": holder.id,
+            "owner_id": holder.owner_id,
+        })),
     });
     let decision_row = DecisionRow {
         id: new_id(),
@@ -570,6 +747,11 @@ pub(super) async fn update(
         row.priority = document.priority.clone().or(row.priority.clone());
         row.tags =
             serde_json::to_string(&merged_tags(&serde_json::to_string(&document.tags)?, &[]))?;
+        // A new phone or email is the customer's too (查重).
+        let keys = crate::customer::keys(document);
+        writes
+            .customer_keys
+            .extend(duplicates::key_rows(&row.id, &keys, now.timestamp_micros()));
     }
     if let Some(status) = patch.status {
         let from = LeadStatus::parse(&row.status).unwrap_or_default();
@@ -713,6 +895,7 @@ pub(super) async fn change(
             rep_id,
             reason,
             from_pool,
+            override_collision,
         } => {
             assign(
                 tx,
@@ -721,12 +904,29 @@ pub(super) async fn change(
                 lead_id,
                 rep_id,
                 reason.clone(),
-                *from_pool,
+                (*from_pool, *override_collision),
                 actor,
             )
             .await
         }
         LeadOp::Update(patch) => update(tx, cache, writes, lead_id, patch).await,
+        LeadOp::Merge {
+            other_id,
+            fields,
+            pair_id,
+        } => {
+            duplicates::merge(
+                tx,
+                cache,
+                writes,
+                lead_id,
+                other_id,
+                fields,
+                pair_id.as_deref(),
+                actor,
+            )
+            .await
+        }
         LeadOp::Activity(input) => {
             follow_up::activity(tx, cache, writes, lead_id, input, actor).await
         }

@@ -23,14 +23,16 @@ use crate::leads::{LeadInput, engine_lead};
 use crate::workspace::{ConfigRows, Workspace, build_workspace};
 
 mod distribute;
+mod duplicates;
 mod follow_up;
 mod lead;
 pub(crate) mod pool;
 mod tick;
 
 pub use distribute::{Distributed, Distribution};
+pub use duplicates::{MatchAction, Matched};
 pub use follow_up::{ActivityInput, FeedbackInput};
-pub(crate) use lead::decide_new;
+pub(crate) use lead::{Affinity, decide_new};
 pub use tick::TICK_LIMIT;
 
 /// Leads handled in one transaction at most.
@@ -43,10 +45,13 @@ pub enum Created {
     New {
         lead: LeadRow,
         decision: DecisionRow,
+        /// The customer's stored lead, when the duplicate policy recognised them.
+        matched: Option<Matched>,
     },
-    Duplicate {
-        lead: LeadRow,
-    },
+    /// The external id is known: nothing was done.
+    Duplicate { lead: LeadRow },
+    /// The customer has an open lead: the arrival was attached to it as a touch.
+    Attached { lead: LeadRow, matched: Matched },
     /// A dry run's answer: the lead as it would be stored (without an id) and its decision.
     Planned {
         lead: LeadRow,
@@ -62,6 +67,9 @@ pub type Planned = (Vec<Result<Created, ApiError>>, engine::batch::Summary);
 pub struct Explained {
     pub decision: Decision,
     pub record: DecisionRecord,
+    /// The customer's stored lead, when the duplicate policy recognises them; with
+    /// `attached`, intake would attach the lead instead of routing it.
+    pub matched: Option<Matched>,
 }
 
 /// A lead after a change, with what the change recorded.
@@ -106,6 +114,8 @@ pub enum LeadOp {
         rep_id: String,
         reason: Option<String>,
         from_pool: bool,
+        /// Assign even though another rep holds the customer (撞单); needs a reason.
+        override_collision: bool,
     },
     Update(LeadPatch),
     Activity(ActivityInput),
@@ -113,6 +123,14 @@ pub enum LeadOp {
     /// A rep claims the lead from its pool.
     Claim {
         rep_id: String,
+    },
+    /// Merge another lead of the same customer into this one (查重): `fields` names the
+    /// document fields taken from the other lead; the other is closed, pointing here, its
+    /// activities and feedback move here. With `pair_id`, the flagged pair is resolved.
+    Merge {
+        other_id: String,
+        fields: Vec<String>,
+        pair_id: Option<String>,
     },
     /// The owner gives the lead back to a pool.
     Release {
@@ -429,6 +447,10 @@ struct Writes {
     activities: Vec<ActivityRow>,
     feedback: Vec<FeedbackRow>,
     audits: Vec<store::AuditRow>,
+    /// Keys new leads (and touches) are recognised by.
+    customer_keys: Vec<store::CustomerKeyRow>,
+    /// Arrivals flagged as possible duplicates.
+    duplicate_pairs: Vec<store::DuplicatePairRow>,
 }
 
 impl Writes {
@@ -656,6 +678,16 @@ impl Worker {
             })
             .collect();
         let mut known = known_customers(&mut tx, &contacts).await?;
+        let mut customers = duplicates::Customers::load(
+            &mut tx,
+            &cache.workspace.duplicates,
+            batch.iter().flat_map(|job| match job {
+                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.iter().collect(),
+                Job::Explain { lead, .. } => vec![lead],
+                _ => Vec::new(),
+            }),
+        )
+        .await?;
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let answer = match job {
@@ -667,6 +699,7 @@ impl Worker {
                             &mut writes,
                             &mut known_external,
                             &mut known,
+                            &mut customers,
                             input,
                             actor,
                         )?);
@@ -684,6 +717,7 @@ impl Worker {
                     &mut writes,
                     &mut known_external,
                     &mut known,
+                    &mut customers,
                     leads,
                     settings,
                     *dry_run,
@@ -729,19 +763,21 @@ impl Worker {
                         None => None,
                     };
                     let workspace = draft.as_ref().unwrap_or(&cache.workspace);
+                    let now = now();
                     let known_owner = known.owner(lead.phone.as_deref(), lead.email.as_deref());
+                    let verdict = customers.verdict(
+                        &cache.workspace.duplicates,
+                        &crate::customer::keys(lead),
+                        now,
+                    );
+                    let (affinity, matched) = lead::affinity(verdict, known_owner);
                     Answer::Explain(
-                        lead::decide_new(
-                            workspace,
-                            &cache.state,
-                            known_owner.as_deref(),
-                            lead,
-                            now(),
-                        )
-                        .map(|(lead, decision)| Explained {
-                            record: workspace.record(&decision, &lead),
-                            decision,
-                        }),
+                        lead::decide_new(workspace, &cache.state, affinity.as_ref(), lead, now)
+                            .map(|(lead, decision)| Explained {
+                                record: workspace.record(&decision, &lead),
+                                decision,
+                                matched,
+                            }),
                     )
                 }
                 Job::Distribute {
@@ -812,6 +848,8 @@ impl Worker {
             })
             .collect();
         tx.upsert_contacts(&contacts).await?;
+        tx.insert_customer_keys(&writes.customer_keys).await?;
+        tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
         let changed_state = !state_rows.is_empty() || !rotation_rows.is_empty();
         let version = if changed_state {
             Some(tx.bump_routing().await?)

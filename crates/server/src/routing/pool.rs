@@ -136,6 +136,9 @@ pub(super) async fn claim(
         claims_today: claims_today(tx, cache, writes, &rep, now).await?,
         blocked_until: pending_block.or(stored_block).map(instant),
     };
+    if let Some(holder) = super::duplicates::holder(tx, cache, writes, &row, rep_id, now).await? {
+        return Ok(Err(super::duplicates::collision(cache, &holder)));
+    }
     let rules = rules_of(cache, &pool);
     let changes = match engine::pool::claim(
         &rules,

@@ -311,7 +311,7 @@ impl Side {
         match crate::routing::decide_new(
             &self.workspace,
             &self.state,
-            known_owner.as_deref(),
+            crate::routing::Affinity::known(known_owner.as_deref()).as_ref(),
             &arrival.lead.input,
             arrival.lead.arrived_at,
         ) {

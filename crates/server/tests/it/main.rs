@@ -7,6 +7,7 @@ mod batch;
 mod browser;
 mod concurrency;
 mod console;
+mod duplicates;
 mod follow_up;
 mod intake;
 mod notify;

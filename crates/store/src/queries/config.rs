@@ -446,3 +446,75 @@ pub(crate) async fn publish_rule_set(
         .await?;
     Ok(previous)
 }
+
+pub(crate) async fn workspace_setting(
+    conn: &mut Conn,
+    name: &str,
+) -> sqlx::Result<Option<WorkspaceSettingRow>> {
+    sqlx::query_as("SELECT * FROM workspace_settings WHERE name = $1")
+        .bind(name.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Writes a workspace setting if its stored version is still `expected` (0: not stored yet),
+/// with its audit row; the new version, or `None` when another write came first.
+pub(crate) async fn write_workspace_setting(
+    conn: &mut Conn,
+    row: &WorkspaceSettingRow,
+    expected: i64,
+    audit: &AuditRow,
+) -> sqlx::Result<Option<i64>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let version: Option<i64> = if expected == 0 {
+        sqlx::query_scalar(
+            "INSERT INTO workspace_settings (name, document, version, updated_by, updated_at)
+             VALUES ($1, $2, 1, $3, $4) ON CONFLICT DO NOTHING RETURNING version",
+        )
+        .bind(row.name.clone())
+        .bind(row.document.clone())
+        .bind(row.updated_by.clone())
+        .bind(row.updated_at)
+        .fetch_optional(&mut *tx)
+        .await?
+    } else {
+        sqlx::query_scalar(
+            "UPDATE workspace_settings SET document = $2, version = version + 1, updated_by = $3,
+                 updated_at = $4
+             WHERE name = $1 AND version = $5 RETURNING version",
+        )
+        .bind(row.name.clone())
+        .bind(row.document.clone())
+        .bind(row.updated_by.clone())
+        .bind(row.updated_at)
+        .bind(expected)
+        .fetch_optional(&mut *tx)
+        .await?
+    };
+    if version.is_some() {
+        bump_config(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// Stores an internal workspace marker (no audit, no configuration change).
+pub(crate) async fn put_workspace_setting(
+    conn: &mut Conn,
+    row: &WorkspaceSettingRow,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO workspace_settings (name, document, version, updated_by, updated_at)
+         VALUES ($1, $2, 1, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET document = excluded.document,
+             version = workspace_settings.version + 1, updated_at = excluded.updated_at",
+    )
+    .bind(row.name.clone())
+    .bind(row.document.clone())
+    .bind(row.updated_by.clone())
+    .bind(row.updated_at)
+    .execute(conn)
+    .await
+    .map(drop)
+}

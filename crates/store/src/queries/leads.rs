@@ -199,7 +199,8 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
              updated_at = $14, assigned_at = $15, first_response_at = $16, last_activity_at = $17,
              callback_at = $18, claimed_at = $19, protected_until = $20, hops = $21,
              previous_owners = $22, rule_id = $23, sla_policy = $24, last_pool = $25,
-             closed_at = $26, amount = $27, lost_reason = $28, win_probability = $29, intake = $30
+             closed_at = $26, amount = $27, lost_reason = $28, win_probability = $29, intake = $30,
+             merged_into = $31
          WHERE id = $1",
     )
     .bind(row.id.clone())
@@ -232,6 +233,7 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
     .bind(row.lost_reason.clone())
     .bind(row.win_probability)
     .bind(row.intake.clone())
+    .bind(row.merged_into.clone())
     .execute(conn)
     .await
     .map(drop)
@@ -276,8 +278,8 @@ pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Resul
 
 pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(row.id.clone())
     .bind(row.lead_id.clone())
@@ -289,6 +291,7 @@ pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx:
     .bind(row.next_follow_up_at)
     .bind(row.response_secs)
     .bind(row.created_at)
+    .bind(row.detail.clone())
     .execute(conn)
     .await
     .map(drop)
@@ -351,4 +354,192 @@ pub(crate) async fn dead_letters(conn: &mut Conn) -> sqlx::Result<Vec<(String, i
     )
     .fetch_all(conn)
     .await
+}
+
+/// Records the keys new leads are recognised by (`CustomerKeyRow`); a key already recorded for
+/// the lead is left as it is.
+pub(crate) async fn insert_customer_keys(
+    conn: &mut Conn,
+    rows: &[CustomerKeyRow],
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO customer_keys (kind, value, lead_id, created_at) ");
+        query.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.kind.clone())
+                .push_bind(row.value.clone())
+                .push_bind(row.lead_id.clone())
+                .push_bind(row.created_at);
+        });
+        query.push(" ON CONFLICT DO NOTHING");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The leads recorded under any of these `(kind, value)` keys, newest first, at most `limit`.
+pub(crate) async fn leads_by_customer_keys(
+    conn: &mut Conn,
+    keys: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<Vec<CustomerKeyRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (kind, value) in keys {
+        by_kind.entry(kind).or_default().push(value);
+    }
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT kind, value, lead_id, created_at FROM customer_keys WHERE ");
+    for (index, (kind, values)) in by_kind.iter().enumerate() {
+        if index > 0 {
+            query.push(" OR ");
+        }
+        query
+            .push("(kind = ")
+            .push_bind(kind.to_string())
+            .push(" AND value IN (");
+        let mut separated = query.separated(", ");
+        for value in values {
+            separated.push_bind(value.to_string());
+        }
+        query.push("))");
+    }
+    query
+        .push(" ORDER BY created_at DESC LIMIT ")
+        .push_bind(limit);
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// Leads after `after` in id order, for indexing leads stored before customer keys existed.
+pub(crate) async fn leads_after(
+    conn: &mut Conn,
+    after: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<LeadRow>> {
+    sqlx::query_as("SELECT * FROM leads WHERE id > $1 ORDER BY id LIMIT $2")
+        .bind(after.to_owned())
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+pub(crate) async fn insert_duplicate_pairs(
+    conn: &mut Conn,
+    rows: &[DuplicatePairRow],
+) -> sqlx::Result<()> {
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO duplicate_pairs (id, lead_id, other_id, key_kind, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(row.id.clone())
+        .bind(row.lead_id.clone())
+        .bind(row.other_id.clone())
+        .bind(row.key_kind.clone())
+        .bind(row.status.clone())
+        .bind(row.created_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Pairs in a status, by id (creation order), after the cursor.
+pub(crate) async fn list_duplicate_pairs(
+    conn: &mut Conn,
+    status: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<DuplicatePairRow>> {
+    sqlx::query_as(
+        "SELECT * FROM duplicate_pairs WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(status.to_owned())
+    .bind(after.unwrap_or("").to_owned())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+pub(crate) async fn get_duplicate_pair(
+    conn: &mut Conn,
+    id: &str,
+) -> sqlx::Result<Option<DuplicatePairRow>> {
+    sqlx::query_as("SELECT * FROM duplicate_pairs WHERE id = $1")
+        .bind(id.to_owned())
+        .fetch_optional(conn)
+        .await
+}
+
+/// Closes an open pair as `merged` or `dismissed`; whether it was still open.
+pub(crate) async fn resolve_duplicate_pair(
+    conn: &mut Conn,
+    id: &str,
+    status: &str,
+    by: &str,
+    at: i64,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE duplicate_pairs SET status = $2, resolved_by = $3, resolved_at = $4
+         WHERE id = $1 AND status = 'open'",
+    )
+    .bind(id.to_owned())
+    .bind(status.to_owned())
+    .bind(by.to_owned())
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Moves a merged lead's activities and feedback to the lead it was merged into, and closes
+/// every other open pair between the two.
+pub(crate) async fn move_lead_history(
+    conn: &mut Conn,
+    from: &str,
+    to: &str,
+    by: &str,
+    at: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE activities SET lead_id = $2 WHERE lead_id = $1")
+        .bind(from.to_owned())
+        .bind(to.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE feedback SET lead_id = $2 WHERE lead_id = $1")
+        .bind(from.to_owned())
+        .bind(to.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE duplicate_pairs SET status = 'merged', resolved_by = $3, resolved_at = $4
+         WHERE status = 'open' AND ((lead_id = $1 AND other_id = $2) OR (lead_id = $2 AND other_id = $1))",
+    )
+    .bind(from.to_owned())
+    .bind(to.to_owned())
+    .bind(by.to_owned())
+    .bind(at)
+    .execute(&mut *conn)
+    .await
+    .map(drop)
+}
+
+/// Dismisses an open pair with its audit row; whether it was still open.
+pub(crate) async fn dismiss_duplicate_pair(
+    conn: &mut Conn,
+    id: &str,
+    by: &str,
+    at: i64,
+    audit: &AuditRow,
+) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let dismissed = resolve_duplicate_pair(&mut tx, id, "dismissed", by, at).await?;
+    if dismissed {
+        insert_audit(&mut tx, audit).await?;
+    }
+    tx.commit().await?;
+    Ok(dismissed)
 }
