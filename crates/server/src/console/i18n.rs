@@ -807,6 +807,81 @@ const WORDS: &[(&str, &str, &str)] = &[
         "全部设置（JSON，null 清除字段）",
         "All settings (JSON; null clears a field)",
     ),
+    ("inquiry", "客户再次咨询", "Customer asked again"),
+    ("dup_short", "查重", "Duplicates"),
+    ("dup_title", "查重与撞单", "Duplicates and collisions"),
+    (
+        "dup_help",
+        "同一客户再次进线时按下面的规则处理；标记为疑似重复的线索在这里合并或忽略。",
+        "A customer who arrives again is handled by the policy below; leads flagged as possible duplicates are merged or dismissed here.",
+    ),
+    ("dup_policy", "查重规则", "Duplicate policy"),
+    (
+        "dup_keys",
+        "按以下信息识别同一客户",
+        "Recognise a customer by",
+    ),
+    (
+        "dup_on_match",
+        "客户已有未关闭线索时",
+        "When the customer has an open lead",
+    ),
+    (
+        "dup_attach",
+        "并入原线索（客户再次咨询），不新建",
+        "Attach to it (customer asked again), no new lead",
+    ),
+    (
+        "dup_route_to_owner",
+        "新建线索，优先交给原负责人",
+        "New lead, offered to the same owner first",
+    ),
+    (
+        "dup_flag",
+        "新建线索，标记疑似重复待处理",
+        "New lead, flagged for review",
+    ),
+    (
+        "dup_off",
+        "未开启：只按外部 ID 去重",
+        "Off: only an identical external id is a duplicate",
+    ),
+    (
+        "dup_window",
+        "已关闭线索在此期限内回访仍归原负责人",
+        "A closed lead's owner keeps a returning customer for",
+    ),
+    (
+        "dup_restart_sla",
+        "并入时重新开始首次响应计时",
+        "Restart the first-response clock on attach",
+    ),
+    (
+        "dup_protect",
+        "撞单保护：他人跟进中的客户不可改派或领取",
+        "Collision protection: a customer another rep holds cannot be reassigned or claimed",
+    ),
+    ("dup_pairs", "疑似重复", "Possible duplicates"),
+    (
+        "dup_none",
+        "没有待处理的疑似重复线索。",
+        "No possible duplicates to review.",
+    ),
+    ("dup_matched_by", "匹配依据：", "Matched by"),
+    ("dup_keep", "原线索（保留）", "Earlier lead (kept)"),
+    ("dup_later", "后到线索（并入）", "Later lead (merged in)"),
+    (
+        "dup_merge_help",
+        "勾选要采用后到线索的字段；后到线索关闭并指向原线索，跟进记录一并转入。",
+        "Tick the fields to take from the later lead; it is closed, pointing at the earlier one, and its follow-ups move over.",
+    ),
+    ("dup_merge", "合并", "Merge"),
+    ("dup_dismiss", "不是同一客户", "Not the same customer"),
+    (
+        "dup_override",
+        "撞单时仍然改派（需填写原因）",
+        "Reassign even if another rep holds the customer (reason required)",
+    ),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's
@@ -879,6 +954,7 @@ const STATES: &[(&str, &str, &str)] = &[
     ("manual", "手动改派", "assigned by hand"),
     ("hand_back", "休假交回", "handed back (leave)"),
     ("claim", "公海领取", "claimed from the pool"),
+    ("merge", "合并线索", "merged"),
     ("pool", "从公海分配", "assigned from the pool"),
     ("reclaim", "超时收回改派", "reclaimed (SLA)"),
     ("draft", "草稿", "draft"),
@@ -892,6 +968,26 @@ const STATES: &[(&str, &str, &str)] = &[
 /// What an API error code means, for the notice a form shows after it failed: `(code, Chinese,
 /// English)`. A code not listed here is shown as it is.
 const ERRORS: &[(&str, &str, &str)] = &[
+    (
+        "customer_held",
+        "该客户正由其他销售跟进（撞单），不能改派或领取；经理可填写原因后强制改派",
+        "Another rep holds this customer; a manager may override with a reason",
+    ),
+    (
+        "reason_required",
+        "强制改派需要填写原因",
+        "Overriding a collision needs a reason",
+    ),
+    (
+        "already_merged",
+        "其中一条线索已被合并",
+        "One of the leads was merged already",
+    ),
+    (
+        "pair_resolved",
+        "这对线索已处理过",
+        "This pair was resolved already",
+    ),
     (
         "account_locked",
         "登录失败次数过多，账号暂时锁定",

@@ -7,6 +7,7 @@
 mod admin;
 mod charts;
 mod distribute;
+mod duplicates;
 mod forms;
 pub mod i18n;
 mod logs;
@@ -68,6 +69,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/rules", get(rules::versions))
         .route("/rules/edit", get(rules::edit).post(rules::submit))
         .route("/rules/{version}/publish", post(rules::rollback))
+        .route("/duplicates", get(duplicates::page))
+        .route("/duplicates/policy", post(duplicates::set_policy))
+        .route("/duplicates/{id}/merge", post(duplicates::merge))
+        .route("/duplicates/{id}/dismiss", post(duplicates::dismiss))
         .route("/models", get(models::page))
         .route("/models/train", post(models::train))
         .route("/models/schedule", post(models::schedule))

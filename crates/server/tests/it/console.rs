@@ -2315,3 +2315,130 @@ async fn a_model_is_trained_read_and_published_from_the_console() {
         lead_page.html
     );
 }
+
+#[tokio::test]
+async fn duplicates_are_set_up_reviewed_and_merged_in_the_console() {
+    let app = TestApp::sqlite().await;
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let (rep_cookie, rep_csrf) = sign_in(&app, "rep0").await;
+    // The policy form: phone and company, flag.
+    let saved = submit(
+        &app,
+        "/duplicates/policy",
+        &cookie,
+        &format!(
+            "csrf={csrf}&key_phone=on&key_company=on&on_match=flag&window=30d&protect_holders=on"
+        ),
+    )
+    .await;
+    assert_eq!(saved.location.as_deref(), Some("/duplicates?notice=ok"));
+    let (_, policy) = app.get("/api/v1/settings/duplicates").await;
+    assert_eq!(policy["keys"], json!(["phone", "company"]), "{policy}");
+    assert_eq!(policy["on_match"], "flag");
+    let refused = submit(
+        &app,
+        "/duplicates/policy",
+        &cookie,
+        &format!("csrf={csrf}&key_phone=on&on_match=flag&window=soon"),
+    )
+    .await;
+    assert_eq!(
+        refused.location.as_deref(),
+        Some("/duplicates?notice=invalid_value%3Awindow")
+    );
+    // A rep's post changes nothing.
+    submit(
+        &app,
+        "/duplicates/policy",
+        &rep_cookie,
+        &format!("csrf={rep_csrf}&on_match=attach"),
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/settings/duplicates").await.1["on_match"],
+        "flag"
+    );
+    // The setup's leads share one phone: a new arrival with it is flagged against the newest.
+    let flagged = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"name": "客户新", "phone": "13800138000", "email": "new@example.com"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(flagged["match"]["action"], "flagged", "{flagged}");
+    let page = visit(&app, "GET", "/duplicates", &cookie, None, "zh-CN").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html
+            .contains("手机号 、公司名称 → 新建线索，标记疑似重复待处理")
+            || page
+                .html
+                .contains("手机号、公司名称 → 新建线索，标记疑似重复待处理"),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("name=\"take_email\""), "{}", page.html);
+    let pair = page
+        .html
+        .split("data-pair=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a pair on the page")
+        .to_owned();
+    let english = visit(&app, "GET", "/duplicates", &cookie, None, "en").await;
+    assert!(
+        english.html.contains("Possible duplicates"),
+        "{}",
+        english.html
+    );
+    // A rep sees no such page and cannot merge.
+    let rep_page = visit(&app, "GET", "/duplicates", &rep_cookie, None, "zh-CN").await;
+    assert_eq!(rep_page.status, StatusCode::FORBIDDEN);
+    submit(
+        &app,
+        &format!("/duplicates/{pair}/merge"),
+        &rep_cookie,
+        &format!("csrf={rep_csrf}&take_email=on"),
+    )
+    .await;
+    let (_, open) = app.get("/api/v1/duplicates").await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(1));
+    let merged = submit(
+        &app,
+        &format!("/duplicates/{pair}/merge"),
+        &cookie,
+        &format!("csrf={csrf}&take_email=on"),
+    )
+    .await;
+    assert_eq!(merged.location.as_deref(), Some("/duplicates?notice=ok"));
+    let (_, open) = app.get("/api/v1/duplicates").await;
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(0), "{open}");
+    let (_, done) = app.get("/api/v1/duplicates?status=merged").await;
+    let kept = done["items"][0]["other"]["id"].as_str().expect("kept");
+    let (_, lead) = app.get(&format!("/api/v1/leads/{kept}")).await;
+    assert_eq!(lead["email"], "new@example.com", "{lead}");
+    // The merged lead's page says so in words.
+    let lead_page = visit(
+        &app,
+        "GET",
+        &format!("/leads/{kept}"),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(lead_page.html.contains("合并线索"), "{}", lead_page.html);
+    let again = submit(
+        &app,
+        &format!("/duplicates/{pair}/dismiss"),
+        &cookie,
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some("/duplicates?notice=pair_resolved")
+    );
+}
