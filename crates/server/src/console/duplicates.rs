@@ -85,17 +85,14 @@ fn on_match_word(on_match: OnMatch) -> &'static str {
 
 fn policy_shown(t: &Tr, view: &Value) -> PolicyShown {
     let zh = t.is_zh();
-    let document: DuplicatePolicyDocument =
-        serde_json::from_value(view.clone()).unwrap_or_else(|_| {
-            // The view adds `enabled`, `version`…: read the document's own fields.
-            let mut document = view.clone();
-            if let Some(object) = document.as_object_mut() {
-                for extra in ["enabled", "version", "updated_at", "updated_by"] {
-                    object.remove(extra);
-                }
-            }
-            serde_json::from_value(document).unwrap_or_default()
-        });
+    // The view adds `enabled`, `version` and who saved it to the document's own fields.
+    let mut document = view.clone();
+    if let Some(object) = document.as_object_mut() {
+        for extra in ["enabled", "version", "updated_at", "updated_by"] {
+            object.remove(extra);
+        }
+    }
+    let document: DuplicatePolicyDocument = serde_json::from_value(document).unwrap_or_default();
     let keys = [
         KeyKind::Phone,
         KeyKind::Email,
