@@ -3,6 +3,9 @@
 //! ("北京市" → 华北), and is authenticated either by a public token (plain web forms) or by a
 //! signature over the delivery (webhooks in the style of 简道云). Platform retries carry the same
 //! delivery id; it becomes the lead's external id, so a retry is a duplicate, never a new lead.
+//! A source may start from a platform's preset (`presets`), which fills in all of this.
+
+pub mod presets;
 
 use std::collections::BTreeMap;
 
@@ -16,7 +19,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 
 /// How a source proves a delivery is its own.
-pub const AUTH_KINDS: [&str; 3] = ["token", "jdy", "hmac_sha256"];
+pub const AUTH_KINDS: [&str; 5] = ["token", "jdy", "hmac_sha256", "meta", "google_key"];
 
 /// Deliveries signed longer ago than this are refused as stale (replays).
 pub const MAX_AGE_SECS: i64 = 300;
@@ -28,20 +31,39 @@ pub struct IntakeSourceDocument {
     #[serde(default)]
     pub id: Option<String>,
     pub name: String,
+    /// A platform's preset: `web_form`, `jiandaoyun`, `meta_lead_ads` or `google_ads`. It sets
+    /// `auth` and the mapping; a mapping given too overrides it field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// `token`: a public token in the URL (`?token=`), for plain web forms; `jdy`: 简道云-style
     /// signature (`X-JDY-Signature` = sha1 of `nonce:body:secret:timestamp`, `nonce` and
     /// `timestamp` in the query, delivery id in `X-JDY-DeliverId`); `hmac_sha256`:
     /// `X-Signature` = hex HMAC-SHA256 of `timestamp + "." + body` keyed with the secret,
-    /// `X-Timestamp`, delivery id in `X-Delivery-Id`.
+    /// `X-Timestamp`, delivery id in `X-Delivery-Id`; `meta`: `X-Hub-Signature-256` keyed
+    /// with the app secret; `google_key`: the form's key in the body. Set by a preset.
+    #[serde(default)]
     pub auth: String,
     /// The public token for `token`; generated when left out. Shown: it is in the form's URL.
     #[serde(default)]
     pub token: Option<String>,
-    /// The signing secret for `jdy` and `hmac_sha256`. Never returned after it is set.
+    /// The signing secret for `jdy` and `hmac_sha256`, Meta's app secret, Google's key. Never
+    /// returned after it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Meta: the verify token typed into the app's webhook settings, answered in the
+    /// subscription handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_token: Option<String>,
+    /// Meta: the page access token the leads are read with. Never returned after it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// Meta: the Graph API's address with its version; `https://graph.facebook.com/v21.0` when
+    /// left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_url: Option<String>,
     /// Lead field → where its value is: a JSON path such as `$.data.phone` or `data.items[0].name`
-    /// in a JSON body, a field name in a form post.
+    /// in a JSON body, a field name in a form post; `a|b` takes the first present.
+    #[serde(default)]
     pub mapping: BTreeMap<String, String>,
     /// Value maps per lead field, applied after the mapping: `{"region": {"北京市": "华北"}}`.
     #[serde(default)]
@@ -60,12 +82,83 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 }
 
 impl IntakeSourceDocument {
+    /// The source's preset, if it names a known one.
+    pub fn preset(&self) -> Option<presets::Preset> {
+        presets::Preset::parse(self.preset.as_deref()?)
+    }
+
+    /// Fills what the preset gives (auth, mapping, the lead's source) where the document is
+    /// silent; a token for a token source.
+    pub fn prepare(&mut self) {
+        if let Some(preset) = self.preset() {
+            if self.auth.is_empty() {
+                preset.auth().clone_into(&mut self.auth);
+            }
+            for (field, path) in preset.mapping() {
+                self.mapping.entry(field).or_insert(path);
+            }
+            self.defaults
+                .entry("source")
+                .or_insert_with(|| Value::String(preset.label().to_owned()));
+        }
+        if self.auth == "token" && self.token.as_deref().is_none_or(str::is_empty) {
+            self.token = Some(crate::auth::random_hex(16));
+        }
+    }
+
     pub fn check(&self) -> Result<(), ApiError> {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "a source needs a name"));
         }
+        let preset = match self.preset.as_deref() {
+            Some(name) => Some(presets::Preset::parse(name).ok_or_else(|| {
+                invalid(
+                    "preset",
+                    format!("preset is one of {}", presets::NAMES.join(", ")),
+                )
+            })?),
+            None => None,
+        };
+        if let Some(preset) = preset
+            && self.auth != preset.auth()
+        {
+            return Err(invalid(
+                "auth",
+                format!(
+                    "the {} preset authenticates by {}",
+                    preset.label(),
+                    preset.auth()
+                ),
+            ));
+        }
         if !AUTH_KINDS.contains(&self.auth.as_str()) {
-            return Err(invalid("auth", "auth is token, jdy or hmac_sha256"));
+            return Err(invalid(
+                "auth",
+                "auth is token, jdy, hmac_sha256, meta or google_key",
+            ));
+        }
+        if self.auth == "meta" {
+            for (field, value, what) in [
+                (
+                    "verify_token",
+                    &self.verify_token,
+                    "the verify token typed into Meta's webhook settings",
+                ),
+                (
+                    "access_token",
+                    &self.access_token,
+                    "the page access token leads are read with",
+                ),
+            ] {
+                if value.as_deref().is_none_or(|value| value.trim().is_empty()) {
+                    return Err(ApiError::invalid("missing_field", field, what));
+                }
+            }
+            if let Some(url) = &self.graph_url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(invalid("graph_url", "expected an http or https address"));
+            }
         }
         if self.auth != "token" && self.secret.as_deref().is_none_or(str::is_empty) {
             return Err(ApiError::invalid(
@@ -86,7 +179,7 @@ impl IntakeSourceDocument {
                     format!("{field:?} is not a lead field"),
                 ));
             }
-            if path.trim().is_empty() || parse_path(path).is_none() {
+            if path.trim().is_empty() || path.split('|').any(|path| parse_path(path).is_none()) {
                 return Err(invalid(
                     &format!("mapping.{field}"),
                     "expected a path such as $.data.phone or a form field name",
@@ -145,15 +238,18 @@ fn parse_path(path: &str) -> Option<Vec<Step>> {
     (!steps.is_empty()).then_some(steps)
 }
 
+/// The value at a path; with alternatives (`a|b`), the first present and not null.
 fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut current = value;
-    for step in parse_path(path)? {
-        current = match step {
-            Step::Key(key) => current.get(&key)?,
-            Step::Index(index) => current.get(index)?,
-        };
-    }
-    Some(current)
+    path.split('|').find_map(|path| {
+        let mut current = value;
+        for step in parse_path(path)? {
+            current = match step {
+                Step::Key(key) => current.get(&key)?,
+                Step::Index(index) => current.get(index)?,
+            };
+        }
+        (!current.is_null()).then_some(current)
+    })
 }
 
 /// Builds the lead document from an incoming body: JSON by path, or form fields by name.
@@ -183,6 +279,13 @@ pub fn map_lead(
                 .and_then(|text| text.trim().parse::<f64>().ok())
         {
             value = serde_json::json!(number);
+        }
+        // Platforms send ids as numbers (Google's `campaign_id`); text fields take them as text.
+        if value.is_number()
+            && !field.starts_with("attributes.")
+            && !matches!(field.as_str(), "company_size" | "budget" | "score")
+        {
+            value = Value::String(value.to_string());
         }
         if field == "tags"
             && let Some(text) = value.as_str()

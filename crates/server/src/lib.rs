@@ -296,7 +296,7 @@ async fn checkpoints(store: Store) {
         api::notifications::test_channel, api::notifications::list_deliveries, api::notifications::retry_delivery,
         api::settings::intake_sources::list, api::settings::intake_sources::create, api::settings::intake_sources::get,
         api::settings::intake_sources::patch, api::settings::intake_sources::delete,
-        api::intake::receive, api::intake::source_log,
+        api::intake::receive, api::intake::verify, api::intake::source_log,
         api::accounts::login, api::accounts::current, api::accounts::logout, api::accounts::change_password,
         api::accounts::list_users, api::accounts::create_user, api::accounts::get_user, api::accounts::patch_user,
         api::accounts::reset_password, api::accounts::list_keys, api::accounts::create_key, api::accounts::rotate_key,
@@ -504,7 +504,10 @@ pub fn app(state: AppState) -> axum::Router {
         ))
         // Intake sources authenticate each delivery by their own token or signature; signing
         // in is how a session starts.
-        .route("/intake/{source}", post(intake::receive))
+        .route(
+            "/intake/{source}",
+            post(intake::receive).get(intake::verify),
+        )
         .route("/session", post(accounts::login));
     axum::Router::new()
         .nest("/api/v1", v1)

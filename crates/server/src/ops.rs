@@ -106,6 +106,7 @@ operations! {
     DeleteIntakeSource = "delete_intake_source": DELETE "/intake-sources/{id}",
     IntakeSourceLog = "source_log": GET "/intake-sources/{id}/log",
     ReceiveIntake = "receive": POST "/intake/{source}",
+    VerifyIntake = "verify": GET "/intake/{source}",
     ListReps = "list_reps": GET "/reps",
     CreateRep = "create_rep": POST "/reps",
     GetRep = "get_rep": GET "/reps/{id}",
@@ -146,7 +147,10 @@ impl Operation {
     /// Operations that authenticate on their own (a password, an intake source's token or
     /// signature) and so take no caller.
     pub fn public(self) -> bool {
-        matches!(self, Operation::SignIn | Operation::ReceiveIntake)
+        matches!(
+            self,
+            Operation::SignIn | Operation::ReceiveIntake | Operation::VerifyIntake
+        )
     }
 
     fn reads(self) -> bool {

@@ -16,6 +16,7 @@ use crate::api::Page;
 use crate::auth::Caller;
 use crate::auth::same;
 use crate::error::{ApiError, ApiResult};
+use crate::intake::presets::{self, Delivery, Record};
 use crate::intake::{
     IntakeSourceDocument, MAX_AGE_SECS, form_body, hmac_signature, jdy_signature, map_lead,
 };
@@ -90,6 +91,28 @@ fn authenticate(
             fresh(timestamp)?;
             Ok(header_text(headers, "x-jdy-deliverid").map(str::to_owned))
         }
+        "meta" => {
+            let given = header_text(headers, "x-hub-signature-256").unwrap_or_default();
+            if !same(given, &presets::meta_signature(secret, body.as_bytes())) {
+                return Err(unauthorized(
+                    "bad_signature",
+                    "the signature does not match",
+                ));
+            }
+            // No timestamp is signed: Meta retries a notification for up to 36 hours with the
+            // same body, and each lead's id makes a replay a duplicate, never a new lead.
+            Ok(None)
+        }
+        "google_key" => {
+            let given = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|body| body.get("google_key")?.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if secret.is_empty() || !same(&given, secret) {
+                return Err(unauthorized("bad_key", "the google_key does not match"));
+            }
+            Ok(None)
+        }
         _ => {
             let timestamp = header_text(headers, "x-timestamp").unwrap_or_default();
             let given = header_text(headers, "x-signature").unwrap_or_default();
@@ -147,12 +170,9 @@ pub async fn receive(
         lead_id: None,
         received_at: now.timestamp_micros(),
     };
-    let result = match source
-        .secret
-        .as_deref()
-        .map(|secret| app.sealer.open(secret))
-    {
-        Some(Err(reason)) => {
+    let mut more = Vec::new();
+    let result = match open_secrets(&app, source) {
+        Err(reason) => {
             tracing::error!(source = %source_id, %reason, "an intake source's secret cannot be read");
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -160,10 +180,11 @@ pub async fn receive(
                 "this source's secret cannot be read on the server; the admin must set it again",
             ))
         }
-        opened => {
-            let mut source = source;
-            source.secret = opened.and_then(Result::ok);
-            accept(&app, &source, &source_id, &query, &headers, &body, &mut log).await
+        Ok(source) => {
+            accept(
+                &app, &source, &source_id, &query, &headers, &body, &mut log, &mut more,
+            )
+            .await
         }
     };
     if let Err(error) = &result {
@@ -173,23 +194,76 @@ pub async fn receive(
             None => error.code.clone(),
         });
     }
-    if let Err(error) = app.store.insert_intake_log(&log).await {
-        tracing::warn!(source = %source_id, error = %error, "could not log an intake delivery");
+    for log in std::iter::once(&log).chain(&more) {
+        if let Err(error) = app.store.insert_intake_log(log).await {
+            tracing::warn!(source = %source_id, error = %error, "could not log an intake delivery");
+        }
+        app.metrics.count_intake(
+            &format!("intake:{source_id}"),
+            match (result.is_ok(), log.outcome.as_str()) {
+                (true, "accepted") => "created",
+                (true, "ignored") => "ignored",
+                (true, _) => "duplicate",
+                (false, _) => "rejected",
+            },
+        );
     }
-    app.metrics.count_intake(
-        &format!("intake:{source_id}"),
-        match (result.is_ok(), log.outcome.as_str()) {
-            (true, "duplicate") => "duplicate",
-            (true, _) => "created",
-            (false, _) => "rejected",
-        },
-    );
     match result {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
+/// The source with its secrets opened, or why one cannot be.
+fn open_secrets(
+    app: &AppState,
+    mut source: IntakeSourceDocument,
+) -> Result<IntakeSourceDocument, String> {
+    for secret in [&mut source.secret, &mut source.access_token] {
+        if let Some(sealed) = secret.take() {
+            *secret = Some(app.sealer.open(&sealed)?);
+        }
+    }
+    Ok(source)
+}
+
+/// The leads one delivery holds, as the source's platform sends them.
+async fn records(
+    app: &AppState,
+    source: &IntakeSourceDocument,
+    body: Value,
+    delivery: Option<String>,
+) -> ApiResult<Delivery> {
+    match source.auth.as_str() {
+        "google_key" => presets::google(&body),
+        "jdy" => Ok(presets::jiandaoyun(&body, delivery)),
+        "meta" => {
+            let mut records = Vec::new();
+            for (leadgen_id, change) in presets::meta_leads(&body)? {
+                let record = presets::meta_lead(
+                    app.notifier.http(),
+                    source.graph_url.as_deref().unwrap_or(presets::GRAPH_URL),
+                    source.access_token.as_deref().unwrap_or_default(),
+                    source.secret.as_deref().unwrap_or_default(),
+                    &leadgen_id,
+                    &change,
+                )
+                .await?;
+                records.push(Record {
+                    delivery_id: Some(leadgen_id),
+                    body: record,
+                });
+            }
+            Ok(Delivery::Leads(records))
+        }
+        _ => Ok(Delivery::Leads(vec![Record {
+            delivery_id: delivery,
+            body,
+        }])),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn accept(
     app: &AppState,
     source: &IntakeSourceDocument,
@@ -198,6 +272,7 @@ async fn accept(
     headers: &HeaderMap,
     bytes: &Bytes,
     log: &mut IntakeLogRow,
+    more: &mut Vec<IntakeLogRow>,
 ) -> ApiResult<Response> {
     let is_form = header_text(headers, header::CONTENT_TYPE.as_str())
         .is_some_and(|kind| kind.starts_with("application/x-www-form-urlencoded"));
@@ -218,41 +293,151 @@ async fn accept(
         None => serde_json::from_str(text)
             .map_err(|_| ApiError::bad_request("malformed_json", "the body is not JSON"))?,
     };
-    let mut lead = map_lead(source, &body)?;
-    if let (Some(delivery), false) = (&delivery, lead.contains_key("external_id")) {
-        lead.insert(
-            "external_id".into(),
-            json!(format!("{source_id}:{delivery}")),
-        );
-    }
-    let input: LeadInput =
-        crate::extract::parse(&serde_json::to_vec(&lead).map_err(ApiError::internal)?)?;
-    let input = input.normalised()?;
-    let mut results = app
-        .router
-        .create(vec![input], &format!("intake:{source_id}"))
-        .await?;
-    let created = results
-        .pop()
-        .ok_or_else(|| ApiError::internal("no result for a lead"))??;
-    let (status, lead_id, outcome) = match created {
-        Created::New { lead, .. } | Created::Planned { lead, .. } => {
-            (StatusCode::CREATED, lead.id, "accepted")
+    let google = source.auth == "google_key";
+    let records = match records(app, source, body, delivery).await? {
+        Delivery::Ignored(reason) => {
+            log.outcome = "ignored".into();
+            log.reason = Some(reason.into());
+            let answer = if google {
+                json!({})
+            } else {
+                json!({"ignored": reason})
+            };
+            return Ok((StatusCode::OK, Json(answer)).into_response());
         }
-        Created::Duplicate { lead } => (StatusCode::OK, lead.id, "duplicate"),
-        Created::Attached { lead, .. } => (StatusCode::OK, lead.id, "attached"),
+        Delivery::Leads(records) => records,
     };
-    let duplicate = outcome != "accepted";
-    log.outcome = outcome.into();
-    log.lead_id = Some(lead_id.clone());
+    if records.is_empty() {
+        log.outcome = "ignored".into();
+        log.reason = Some("no_lead".into());
+        return Ok((StatusCode::OK, Json(json!({"ignored": "no_lead"}))).into_response());
+    }
+    // A preset maps a platform's extras (form id, ad id, job title) to attributes; those the
+    // workspace has not declared as lead fields are left out rather than refusing the lead.
+    let declared: Option<HashMap<String, String>> = match source.preset() {
+        Some(_) => Some(
+            app.store
+                .list_custom_fields()
+                .await?
+                .into_iter()
+                .filter(|field| field.entity == "lead")
+                .map(|field| (field.name, field.field_type))
+                .collect(),
+        ),
+        None => None,
+    };
+    let mut inputs = Vec::with_capacity(records.len());
+    for record in &records {
+        let mut lead = map_lead(source, &record.body)?;
+        if let (Some(declared), Some(Value::Object(attributes))) =
+            (&declared, lead.get_mut("attributes"))
+        {
+            attributes.retain(|name, _| declared.contains_key(name));
+            // Ids come as numbers; a text field takes them as text.
+            for (name, value) in attributes.iter_mut() {
+                if value.is_number() && declared.get(name).is_some_and(|kind| kind == "text") {
+                    *value = Value::String(value.to_string());
+                }
+            }
+            if attributes.is_empty() {
+                lead.remove("attributes");
+            }
+        }
+        if let (Some(delivery), false) = (&record.delivery_id, lead.contains_key("external_id")) {
+            lead.insert(
+                "external_id".into(),
+                json!(format!("{source_id}:{delivery}")),
+            );
+        }
+        let input: LeadInput =
+            crate::extract::parse(&serde_json::to_vec(&lead).map_err(ApiError::internal)?)?;
+        inputs.push(input.normalised()?);
+    }
+    let results = app
+        .router
+        .create(inputs, &format!("intake:{source_id}"))
+        .await?;
+    let mut answers = Vec::with_capacity(results.len());
+    let mut status = StatusCode::OK;
+    for (index, (result, record)) in results.into_iter().zip(&records).enumerate() {
+        let (lead_id, outcome) = match result? {
+            Created::New { lead, .. } | Created::Planned { lead, .. } => {
+                status = StatusCode::CREATED;
+                (lead.id, "accepted")
+            }
+            Created::Duplicate { lead } => (lead.id, "duplicate"),
+            Created::Attached { lead, .. } => (lead.id, "attached"),
+        };
+        let row = if index == 0 {
+            &mut *log
+        } else {
+            more.push(IntakeLogRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                ..log.clone()
+            });
+            more.last_mut()
+                .unwrap_or_else(|| unreachable!("just pushed"))
+        };
+        row.delivery_id.clone_from(&record.delivery_id);
+        row.outcome = outcome.into();
+        row.lead_id = Some(lead_id.clone());
+        answers.push(json!({"lead_id": lead_id, "duplicate": outcome != "accepted"}));
+    }
     if let (true, Some(url)) = (is_form, &source.redirect_to) {
         return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, url.clone())]).into_response());
     }
-    Ok((
-        status,
-        Json(json!({"lead_id": lead_id, "duplicate": duplicate})),
+    // Google wants 200 with an empty object; a Meta notification may name several leads.
+    let answer = match (google, answers.len()) {
+        (true, _) => json!({}),
+        (false, 1) => answers.swap_remove(0),
+        (false, _) => json!({"leads": answers}),
+    };
+    Ok((if google { StatusCode::OK } else { status }, Json(answer)).into_response())
+}
+
+/// Meta's subscription handshake: `GET` with `hub.mode=subscribe`, `hub.verify_token` and
+/// `hub.challenge`; the challenge is answered as it came when the token is the source's.
+#[utoipa::path(get, path = "/api/v1/intake/{source}", tag = "intake", params(("source" = String, Path)),
+    responses((status = 200, description = "The `hub.challenge`, as text"), (status = 403, description = "The verify token does not match"),
+              (status = 404, description = "No such source, or it has no handshake")))]
+pub async fn verify(
+    State(app): State<AppState>,
+    Path(source_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let source = match app
+        .store
+        .get_setting(Setting::IntakeSources, &source_id)
+        .await
+    {
+        Ok(Some(row)) => serde_json::from_str::<IntakeSourceDocument>(&row.document).ok(),
+        Ok(None) => None,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let Some(source) = source.filter(|source| source.auth == "meta") else {
+        return ApiError::not_found("intake source with a subscription handshake").into_response();
+    };
+    if let Err(wait) = app.limits.take(&format!("source:{source_id}")).await {
+        return crate::auth::too_many("too many requests for this source; retry later", wait);
+    }
+    let given = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let expected = source.verify_token.as_deref().unwrap_or_default();
+    if given("hub.mode") != "subscribe"
+        || expected.is_empty()
+        || !same(given("hub.verify_token"), expected)
+    {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "bad_verify_token",
+            "the verify token does not match",
+        )
+        .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        given("hub.challenge").to_owned(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// What a source's deliveries became, newest first: accepted, duplicate, or rejected with the
