@@ -123,13 +123,27 @@ pub async fn seal_stored(store: &store::Store, sealer: &Sealer) -> Result<usize,
             let Ok(mut document) = serde_json::from_str::<serde_json::Value>(&row.document) else {
                 continue;
             };
-            let Some(secret) = document["secret"].as_str() else {
-                continue;
+            let mut changed = false;
+            // Channels' second credential is `token`; an intake source's `token` is public
+            // (it is in the form's address), its second secret `access_token`.
+            let fields: &[&str] = if setting == store::Setting::Channels {
+                &["secret", "token"]
+            } else {
+                &["secret", "access_token"]
             };
-            if Sealer::is_sealed(secret) || secret.is_empty() {
+            for field in fields {
+                let Some(secret) = document[*field].as_str() else {
+                    continue;
+                };
+                if Sealer::is_sealed(secret) || secret.is_empty() {
+                    continue;
+                }
+                document[*field] = serde_json::Value::String(sealer.seal(secret));
+                changed = true;
+            }
+            if !changed {
                 continue;
             }
-            document["secret"] = serde_json::Value::String(sealer.seal(secret));
             row.document = document.to_string();
             store.upsert_setting(setting, &row).await?;
             sealed += 1;

@@ -85,6 +85,10 @@ pub struct ContactDocument {
     /// `zh` (default) or `en`.
     #[serde(default)]
     pub locale: Option<String>,
+    /// The rep's user id in each CRM a connector writes to: `{"salesforce": "005…",
+    /// "hubspot": "…", "fxiaoke": "FSUID_…", "jiandaoyun": "…"}`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub crm: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

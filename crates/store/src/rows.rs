@@ -380,6 +380,17 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// What the receiving platform answered (a CRM's record id or error), when it says more
+    /// than its status.
+    pub answer: Option<String>,
+}
+
+/// A channel whose credentials the platform refused: its deliveries wait until it is changed.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ChannelAttentionRow {
+    pub channel_id: String,
+    pub reason: String,
+    pub since: i64,
 }
 
 /// Filters for the delivery log.

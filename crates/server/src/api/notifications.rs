@@ -25,7 +25,7 @@ pub struct TestQuery {
 
 /// Send a test message to the channel now; the answer says whether the platform took it.
 #[utoipa::path(post, path = "/api/v1/channels/{id}/test", tag = "channels", params(("id" = String, Path), TestQuery),
-    responses((status = 200, description = "`{ok: true}`"), (status = 502, description = "The platform refused or could not be reached: `error` says why")),
+    responses((status = 200, description = "`{ok: true, answer}`: a CRM connector says what it checked"), (status = 502, description = "The platform refused or could not be reached: `error` says why")),
     security(("api_key" = [])))]
 pub async fn test_channel(
     State(app): State<AppState>,
@@ -48,7 +48,7 @@ pub async fn test_channel(
         .map(|list| list.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     match app.notifier.test(&channel, &to).await {
-        Ok(()) => Ok(Json(json!({"ok": true}))),
+        Ok(answer) => Ok(Json(json!({"ok": true, "answer": answer}))),
         Err(message) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "channel_failed",
@@ -67,6 +67,7 @@ fn delivery_view(row: &DeliveryRow) -> Value {
         "attempts": row.attempts,
         "next_attempt_at": (row.status == "pending").then(|| time(row.next_attempt_at)),
         "last_error": row.last_error,
+        "answer": row.answer,
         "created_at": time(row.created_at),
         "sent_at": row.sent_at.map(time),
     })

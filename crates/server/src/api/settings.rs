@@ -55,9 +55,9 @@ pub trait SettingKind: DeserializeOwned + Serialize + Send + 'static {
     fn redact(_view: &mut Value) {}
     /// Fills what the server generates (tokens) before the document is checked and saved.
     fn prepare(&mut self) {}
-    /// The secret sealed before the document is stored, if the kind has one.
-    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
-        None
+    /// The secrets sealed before the document is stored, if the kind has any.
+    fn secrets_mut(&mut self) -> Vec<&mut Option<String>> {
+        Vec::new()
     }
 }
 
@@ -230,21 +230,25 @@ impl SettingKind for ChannelDocument {
     }
 
     fn redact(view: &mut Value) {
-        hide_secret(view);
+        hide_secrets(view, &["secret", "token"]);
     }
 
-    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
-        Some(&mut self.secret)
+    fn secrets_mut(&mut self) -> Vec<&mut Option<String>> {
+        vec![&mut self.secret, &mut self.token]
     }
 }
 
-/// Hides a `secret` field, saying only whether one is set.
-fn hide_secret(view: &mut Value) {
+/// Hides the secret fields, saying only whether each is set (`secret_set`, ...).
+fn hide_secrets(view: &mut Value, fields: &[&str]) {
     if let Some(object) = view.as_object_mut() {
-        let set = object
-            .remove("secret")
-            .is_some_and(|secret| secret.as_str().is_some_and(|secret| !secret.is_empty()));
-        object.insert("secret_set".into(), json!(set));
+        for field in fields {
+            let set = object
+                .remove(*field)
+                .is_some_and(|secret| secret.as_str().is_some_and(|secret| !secret.is_empty()));
+            if set || *field == "secret" {
+                object.insert(format!("{field}_set"), json!(set));
+            }
+        }
     }
 }
 
@@ -277,17 +281,15 @@ impl SettingKind for IntakeSourceDocument {
     }
 
     fn redact(view: &mut Value) {
-        hide_secret(view);
+        hide_secrets(view, &["secret", "access_token"]);
     }
 
     fn prepare(&mut self) {
-        if self.auth == "token" && self.token.as_deref().is_none_or(str::is_empty) {
-            self.token = Some(crate::auth::random_hex(16));
-        }
+        IntakeSourceDocument::prepare(self);
     }
 
-    fn secret_mut(&mut self) -> Option<&mut Option<String>> {
-        Some(&mut self.secret)
+    fn secrets_mut(&mut self) -> Vec<&mut Option<String>> {
+        vec![&mut self.secret, &mut self.access_token]
     }
 }
 
@@ -331,7 +333,7 @@ async fn save<T: SettingKind>(
     let rows = ConfigRows::load(&app.store).await?;
     document.prepare();
     document.check(&id, &rows)?;
-    if let Some(Some(secret)) = document.secret_mut() {
+    for secret in document.secrets_mut().into_iter().flatten() {
         *secret = app.sealer.seal(secret);
     }
     *document.id_mut() = Some(id.clone());
@@ -360,9 +362,9 @@ pub async fn list<T: SettingKind>(
     caller.may(T::OPERATIONS.list)?;
     let rows = app.store.list_settings(T::SETTING).await?;
     let (rows, next_cursor) = page_by_id(rows, &page, |row| &row.id)?;
-    Ok(Json(
-        json!({"items": rows.iter().map(view::<T>).collect::<Vec<_>>(), "next_cursor": next_cursor}),
-    ))
+    let mut items: Vec<Value> = rows.iter().map(view::<T>).collect();
+    attention::<T>(&app, &mut items).await?;
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
 pub async fn create<T: SettingKind>(
@@ -410,7 +412,28 @@ pub async fn get<T: SettingKind>(
         .get_setting(T::SETTING, &id)
         .await?
         .ok_or_else(not_found::<T>)?;
-    Ok((etag(row.version), Json(view::<T>(&row))))
+    let mut items = vec![view::<T>(&row)];
+    attention::<T>(&app, &mut items).await?;
+    Ok((etag(row.version), Json(items.swap_remove(0))))
+}
+
+/// Channels say whether their platform refused their credentials: `needs_attention` with the
+/// reason and since when.
+async fn attention<T: SettingKind>(app: &AppState, items: &mut [Value]) -> ApiResult<()> {
+    if T::SETTING != Setting::Channels {
+        return Ok(());
+    }
+    let marks = app.store.channel_attention().await?;
+    for item in items {
+        let mark = marks
+            .iter()
+            .find(|mark| item["id"].as_str() == Some(mark.channel_id.as_str()));
+        item["needs_attention"] = match mark {
+            Some(mark) => json!({"reason": mark.reason, "since": crate::leads::time(mark.since)}),
+            None => Value::Null,
+        };
+    }
+    Ok(())
 }
 
 pub async fn patch<T: SettingKind>(
@@ -448,6 +471,11 @@ pub async fn patch<T: SettingKind>(
         save(app, id.clone(), document, row.created_at, write, audit).await
     })
     .await?;
+    if T::SETTING == Setting::Channels {
+        // Changed credentials get another chance at once: the deliveries waiting on them are
+        // due now.
+        app.store.clear_channel_attention(id, now_micros()).await?;
+    }
     Ok((etag(row.version), Json(view::<T>(&row))))
 }
 

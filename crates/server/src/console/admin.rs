@@ -366,10 +366,14 @@ pub async fn page(
         let items = all
             .iter()
             .map(|item| {
-                (
-                    item["id"].as_str().unwrap_or_default().to_owned(),
-                    item["name"].as_str().unwrap_or_default().to_owned(),
-                )
+                let name = item["name"].as_str().unwrap_or_default();
+                // A channel whose platform refused its credentials says so in the list.
+                let name = if item["needs_attention"].is_object() {
+                    format!("⚠ {name}")
+                } else {
+                    name.to_owned()
+                };
+                (item["id"].as_str().unwrap_or_default().to_owned(), name)
             })
             .collect();
         // A manager creates nothing here: without a choice, the first of theirs is open.

@@ -449,6 +449,14 @@ pub(super) struct ChannelForm {
     pub(super) sms_template: String,
     pub(super) sms_app_id: String,
     pub(super) sms_region: String,
+    pub(super) app_id: String,
+    pub(super) agent_id: String,
+    pub(super) id_type: String,
+    pub(super) token_set: bool,
+    /// The CRM settings as JSON, for connectors.
+    pub(super) crm: String,
+    /// Why the platform refused the credentials, when it did.
+    pub(super) attention: String,
 }
 
 impl ChannelForm {
@@ -482,6 +490,16 @@ impl ChannelForm {
             sms_template: text(&sms["template"]),
             sms_app_id: text(&sms["app_id"]),
             sms_region: text(&sms["region"]),
+            app_id: text(&channel["app_id"]),
+            agent_id: text(&channel["agent_id"]),
+            id_type: text(&channel["id_type"]),
+            token_set: channel["token_set"] == Value::Bool(true),
+            crm: if channel["crm"].is_object() {
+                serde_json::to_string_pretty(&channel["crm"]).unwrap_or_default()
+            } else {
+                String::new()
+            },
+            attention: text(&channel["needs_attention"]["reason"]),
         }
     }
 
@@ -519,6 +537,23 @@ pub(super) fn channel_document(fields: &Fields, teams: &[(String, String)]) -> M
     if !secret.is_empty() {
         document.insert("secret".into(), Value::String(secret));
     }
+    let token = fields.get("token");
+    if !token.is_empty() {
+        document.insert("token".into(), Value::String(token));
+    }
+    for field in ["app_id", "agent_id", "id_type"] {
+        document.insert(field.into(), fields.optional(field));
+    }
+    let crm = fields.get("crm");
+    document.insert(
+        "crm".into(),
+        if crm.trim().is_empty() {
+            Value::Null
+        } else {
+            // Not JSON: sent as text, so the API names the field that is wrong.
+            serde_json::from_str(&crm).unwrap_or(Value::String(crm))
+        },
+    );
     document.insert(
         "events".into(),
         ticked(
@@ -596,8 +631,12 @@ pub(super) fn channel_document(fields: &Fields, teams: &[(String, String)]) -> M
 #[derive(Debug, Default)]
 pub(super) struct SourceForm {
     pub(super) name: String,
+    pub(super) preset: String,
     pub(super) auth: String,
     pub(super) secret_set: bool,
+    pub(super) verify_token: String,
+    pub(super) access_token_set: bool,
+    pub(super) graph_url: String,
     pub(super) redirect_to: String,
     /// `(lead field, path, default, value map lines)`.
     pub(super) rows: Vec<(String, String, String, String)>,
@@ -659,8 +698,12 @@ impl SourceForm {
         };
         SourceForm {
             name: text(&source["name"]),
+            preset: text(&source["preset"]),
             auth: text(&source["auth"]),
             secret_set: source["secret_set"] == Value::Bool(true),
+            verify_token: text(&source["verify_token"]),
+            access_token_set: source["access_token_set"] == Value::Bool(true),
+            graph_url: text(&source["graph_url"]),
             redirect_to: text(&source["redirect_to"]),
             rows,
             address,
@@ -713,11 +756,23 @@ pub(super) fn source_document(fields: &Fields) -> Map<String, Value> {
     }
     let mut document = Map::new();
     document.insert("name".into(), Value::String(fields.get("name")));
-    document.insert("auth".into(), Value::String(fields.get("auth")));
-    let secret = fields.get("secret");
-    if !secret.is_empty() {
-        document.insert("secret".into(), Value::String(secret));
+    // A preset decides how deliveries are checked.
+    let preset = fields.optional("preset");
+    let auth = if preset.is_null() {
+        fields.get("auth")
+    } else {
+        String::new()
+    };
+    document.insert("preset".into(), preset);
+    document.insert("auth".into(), Value::String(auth));
+    for field in ["secret", "access_token"] {
+        let secret = fields.get(field);
+        if !secret.is_empty() {
+            document.insert(field.into(), Value::String(secret));
+        }
     }
+    document.insert("verify_token".into(), fields.optional("verify_token"));
+    document.insert("graph_url".into(), fields.optional("graph_url"));
     document.insert("mapping".into(), Value::Object(mapping));
     document.insert("defaults".into(), Value::Object(defaults));
     document.insert("values".into(), Value::Object(values));

@@ -882,6 +882,95 @@ const WORDS: &[(&str, &str, &str)] = &[
         "撞单时仍然改派（需填写原因）",
         "Reassign even if another rep holds the customer (reason required)",
     ),
+    (
+        "wecom_app",
+        "企业微信应用消息（单发）",
+        "WeCom app message (to the rep)",
+    ),
+    (
+        "dingtalk_work",
+        "钉钉工作通知（单发）",
+        "DingTalk work notice (to the rep)",
+    ),
+    (
+        "feishu_app",
+        "飞书应用消息（单发）",
+        "Feishu app message (to the rep)",
+    ),
+    (
+        "salesforce",
+        "Salesforce（回写 CRM）",
+        "Salesforce (CRM write-back)",
+    ),
+    ("hubspot", "HubSpot（回写 CRM）", "HubSpot (CRM write-back)"),
+    (
+        "fxiaoke",
+        "纷享销客（回写 CRM）",
+        "纷享销客 (CRM write-back)",
+    ),
+    (
+        "jiandaoyun",
+        "简道云（回写数据）",
+        "简道云 (record write-back)",
+    ),
+    (
+        "channel.needs_attention",
+        "连接需要处理",
+        "Connection needs attention",
+    ),
+    (
+        "channel_app",
+        "应用与 CRM 连接",
+        "Application and CRM connection",
+    ),
+    (
+        "channel_app_id",
+        "应用 ID（企业ID / AppKey / App ID / Consumer Key / appId）",
+        "App id (corp id / AppKey / App ID / consumer key / appId)",
+    ),
+    ("channel_agent_id", "AgentId", "AgentId"),
+    ("channel_id_type", "飞书用户 ID 类型", "Feishu user id type"),
+    (
+        "channel_token",
+        "第二凭证（纷享销客永久授权码）",
+        "Second credential (纷享销客 permanent code)",
+    ),
+    (
+        "channel_crm",
+        "CRM 设置（JSON：object、external_id_field、fields…）",
+        "CRM settings (JSON: object, external_id_field, fields…)",
+    ),
+    (
+        "needs_attention",
+        "需要处理：平台拒绝了凭证，待发送的消息在等待",
+        "Needs attention: the platform refused the credentials; deliveries are waiting",
+    ),
+    ("intake_preset", "平台预设", "Platform preset"),
+    ("preset_none", "自定义", "Custom"),
+    ("web_form", "网站表单", "Website form"),
+    (
+        "meta_lead_ads",
+        "Meta 线索广告（Facebook / Instagram）",
+        "Meta Lead Ads (Facebook / Instagram)",
+    ),
+    ("google_ads", "Google Ads 线索表单", "Google Ads lead form"),
+    (
+        "auth_meta",
+        "Meta 签名（X-Hub-Signature-256）",
+        "Meta signature (X-Hub-Signature-256)",
+    ),
+    (
+        "auth_google",
+        "Google 密钥（google_key）",
+        "Google key (google_key)",
+    ),
+    ("verify_token", "验证令牌（Verify Token）", "Verify token"),
+    (
+        "access_token",
+        "主页访问令牌（Page Access Token）",
+        "Page access token",
+    ),
+    ("graph_url", "Graph API 地址", "Graph API address"),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 
 /// The events a channel may subscribe to.
-pub const EVENTS: [&str; 13] = [
+pub const EVENTS: [&str; 14] = [
     "lead.assigned",
     "lead.inquired",
     "lead.reassigned",
@@ -25,10 +25,13 @@ pub const EVENTS: [&str; 13] = [
     "lead.follow_up_due",
     "lead.recycle_warning",
     "channel.test",
+    "channel.needs_attention",
 ];
 
-/// The kinds of channel.
-pub const KINDS: [&str; 8] = [
+/// The kinds of channel: group robots and webhooks, email and SMS, each platform's application
+/// messages to one person (`wecom_app`, `dingtalk_work`, `feishu_app`), and the CRM connectors
+/// (`crate::notify::crm`).
+pub const KINDS: [&str; 15] = [
     "webhook",
     "wecom",
     "dingtalk",
@@ -37,7 +40,17 @@ pub const KINDS: [&str; 8] = [
     "email",
     "aliyun_sms",
     "tencent_sms",
+    "wecom_app",
+    "dingtalk_work",
+    "feishu_app",
+    "salesforce",
+    "hubspot",
+    "fxiaoke",
+    "jiandaoyun",
 ];
+
+/// Application messages to one person, through the platform's access token.
+pub const APP_KINDS: [&str; 3] = ["wecom_app", "dingtalk_work", "feishu_app"];
 
 /// A channel as the API reads and writes it. The secret is write-only: views never show it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -46,13 +59,29 @@ pub struct ChannelDocument {
     #[serde(default)]
     pub id: Option<String>,
     pub name: String,
-    /// `webhook`, `wecom`, `dingtalk`, `feishu`, `slack`, `email`, `aliyun_sms` or
-    /// `tencent_sms`.
+    /// One of `KINDS`.
     pub kind: String,
-    /// The endpoint: your webhook, or the robot's webhook address with its key or token. Not
-    /// for `email`.
+    /// The endpoint: your webhook, or the robot's webhook address with its key or token. For
+    /// application messages and CRM connectors, the platform's API address (its public one when
+    /// left out). Not for `email`.
     #[serde(default)]
     pub url: Option<String>,
+    /// `wecom_app`: the corp id; `dingtalk_work`: the AppKey; `feishu_app`: the App ID;
+    /// `salesforce`: the connected app's consumer key; `fxiaoke`: the appId.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// `wecom_app` and `dingtalk_work`: the application's AgentId.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `feishu_app`: which id the reps' `feishu_user_id` is, `user_id` (default) or `open_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_type: Option<String>,
+    /// A second credential: 纷享销客's permanent code. Never returned after it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// For CRM connectors: where and how leads are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<super::crm::CrmDocument>,
     /// For `email`: the SMTP server to send through.
     #[serde(default)]
     pub smtp: Option<SmtpDocument>,
@@ -60,7 +89,10 @@ pub struct ChannelDocument {
     #[serde(default)]
     pub sms: Option<super::sms::SmsDocument>,
     /// Signing secret: HMAC key for `webhook`, the robot's signing secret for `dingtalk` and
-    /// `feishu`; the SMTP password for `email`. Never returned after it is set.
+    /// `feishu`; the SMTP password for `email`; the application's secret for `wecom_app`,
+    /// `dingtalk_work`, `feishu_app`, `salesforce` (consumer secret) and `fxiaoke` (appSecret);
+    /// the private-app token for `hubspot` and the API key for `jiandaoyun`. Never returned
+    /// after it is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// Events to send; every lead event when empty.
@@ -173,6 +205,8 @@ impl ChannelDocument {
             smtp.from.parse::<lettre::message::Mailbox>().map_err(|_| {
                 invalid("smtp.from", "expected an address such as leads@example.com")
             })?;
+        } else if APP_KINDS.contains(&self.kind.as_str()) || super::crm::is_crm(&self.kind) {
+            self.check_api()?;
         } else {
             let text = self.url.as_deref().ok_or_else(|| {
                 ApiError::invalid("missing_field", "url", "the channel needs its address")
@@ -221,6 +255,50 @@ impl ChannelDocument {
         Ok(())
     }
 
+    /// The credentials an application channel or CRM connector needs, and its address.
+    fn check_api(&self) -> Result<(), ApiError> {
+        let required = |field: &str, value: &Option<String>, what: &str| {
+            if value.as_deref().is_none_or(|value| value.trim().is_empty()) {
+                return Err(ApiError::invalid("missing_field", field, what.to_owned()));
+            }
+            Ok(())
+        };
+        match self.kind.as_str() {
+            "wecom_app" => {
+                required("app_id", &self.app_id, "the corp id (企业ID)")?;
+                required("agent_id", &self.agent_id, "the application's AgentId")?;
+            }
+            "dingtalk_work" => {
+                required("app_id", &self.app_id, "the application's AppKey")?;
+                required("agent_id", &self.agent_id, "the application's AgentId")?;
+            }
+            "feishu_app" => {
+                required("app_id", &self.app_id, "the App ID")?;
+                if !matches!(self.id_type.as_deref(), None | Some("user_id" | "open_id")) {
+                    return Err(invalid("id_type", "id_type is user_id or open_id"));
+                }
+            }
+            "salesforce" => required("app_id", &self.app_id, "the connected app's consumer key")?,
+            "fxiaoke" => {
+                required("app_id", &self.app_id, "the appId")?;
+                required("token", &self.token, "the permanent code (永久授权码)")?;
+            }
+            _ => {}
+        }
+        required("secret", &self.secret, "the application's secret or token")?;
+        if super::crm::is_crm(&self.kind) {
+            super::crm::check(self)?;
+        }
+        if let Some(text) = &self.url {
+            let url = reqwest::Url::parse(text)
+                .map_err(|_| invalid("url", "expected an http or https address"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(invalid("url", "expected an http or https address"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn enabled(&self) -> bool {
         self.enabled.unwrap_or(true)
     }
@@ -228,7 +306,11 @@ impl ChannelDocument {
     /// Whether an event of a lead in `team` goes to this channel.
     pub fn wants(&self, event: &str, team: Option<&str>) -> bool {
         let event_ok = if self.events.is_empty() {
-            event.starts_with("lead.")
+            if super::crm::is_crm(&self.kind) {
+                super::crm::EVENTS.contains(&event)
+            } else {
+                event.starts_with("lead.")
+            }
         } else {
             self.events.iter().any(|wanted| wanted == event)
         };
@@ -256,6 +338,12 @@ impl ChannelDocument {
             "slack" => vec![(1, 1)],
             // Per account; the clouds also cap messages per number per hour and day.
             "aliyun_sms" | "tencent_sms" => vec![(1, 10)],
+            // Application messages: WeCom takes 30 a minute for one member; Feishu 50 a second
+            // and 1,000 a minute per app; DingTalk's work notices are capped per user per day.
+            "wecom_app" => vec![(60, 30)],
+            "feishu_app" => vec![(1, 50), (60, 1000)],
+            "dingtalk_work" => vec![(1, 20)],
+            kind if super::crm::is_crm(kind) => super::crm::rate_limits(kind),
             _ => self
                 .per_minute
                 .map(|limit| vec![(60, i64::from(limit))])
@@ -273,7 +361,7 @@ pub struct Message {
 }
 
 impl Message {
-    fn markdown(&self) -> String {
+    pub(super) fn markdown(&self) -> String {
         let mut text = format!("**{}**\n", self.title);
         for line in &self.lines {
             text.push_str(&format!("> {line}\n"));
@@ -284,7 +372,7 @@ impl Message {
         text
     }
 
-    fn plain(&self) -> String {
+    pub(super) fn plain(&self) -> String {
         let mut text = self.title.clone();
         for line in &self.lines {
             text.push('\n');
@@ -299,7 +387,7 @@ impl Message {
 }
 
 /// Cuts text to at most `max` bytes on a character boundary.
-fn truncate(text: &str, max: usize) -> String {
+pub(super) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
@@ -350,19 +438,18 @@ pub fn feishu_sign(secret: &str, timestamp: i64) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
-/// Why a send failed, and whether the platform asked to wait.
+/// Why a send failed, whether the platform asked to wait, and whether it refused the
+/// channel's credentials (then an admin must change them; deliveries wait meanwhile).
 #[derive(Debug)]
 pub struct SendError {
     pub message: String,
     pub rate_limited: bool,
+    pub refused: bool,
+    /// What the platform answered, for the delivery log.
+    pub answer: Option<String>,
 }
 
-fn failed(message: impl Into<String>) -> SendError {
-    SendError {
-        message: message.into(),
-        rate_limited: false,
-    }
-}
+use super::apps::failed;
 
 /// Someone an event is for, and how to reach them.
 #[derive(Clone, Debug, Default)]
@@ -385,6 +472,10 @@ pub struct Outgoing<'a> {
     pub now: i64,
     /// Who the event is for: mentioned in group robots, mailed by email channels.
     pub recipients: &'a [Recipient],
+    /// The lead, whole, for CRM connectors (never for messages: they show a summary).
+    pub lead: Option<&'a store::LeadRow>,
+    /// The lead's owner, for the CRM's user id.
+    pub owner: Option<&'a Recipient>,
 }
 
 /// The recipients' ids on a platform, where known.
@@ -398,15 +489,35 @@ fn ids(
         .collect()
 }
 
-/// Sends one message to the channel as its platform documents it.
+/// Sends one message to the channel as its platform documents it; a CRM's answer comes back.
 pub async fn send(
+    client: &reqwest::Client,
+    tokens: &super::apps::Tokens,
+    channel: &ChannelDocument,
+    outgoing: &Outgoing<'_>,
+) -> Result<Option<String>, SendError> {
+    if let Some(reason) = &channel.unreadable {
+        return Err(failed(reason.clone()));
+    }
+    if super::crm::is_crm(&channel.kind) {
+        return super::crm::send(client, tokens, channel, outgoing)
+            .await
+            .map(Some);
+    }
+    if APP_KINDS.contains(&channel.kind.as_str()) {
+        return super::apps::send(client, tokens, channel, outgoing)
+            .await
+            .map(|()| None);
+    }
+    send_message(client, channel, outgoing).await.map(|()| None)
+}
+
+/// Group robots, webhooks, email and SMS.
+async fn send_message(
     client: &reqwest::Client,
     channel: &ChannelDocument,
     outgoing: &Outgoing<'_>,
 ) -> Result<(), SendError> {
-    if let Some(reason) = &channel.unreadable {
-        return Err(failed(reason.clone()));
-    }
     if channel.kind == "email" {
         return email(channel, outgoing).await;
     }
@@ -542,6 +653,8 @@ pub async fn send(
     match code {
         Some(0) => Ok(()),
         Some(code) => Err(SendError {
+            refused: false,
+            answer: None,
             message: format!(
                 "{} answered error {code}: {}",
                 channel.kind,
@@ -667,7 +780,7 @@ async fn email(channel: &ChannelDocument, outgoing: &Outgoing<'_>) -> Result<(),
 }
 
 /// The error of a request, without the URL (robot URLs carry their key).
-fn describe(error: &reqwest::Error) -> String {
+pub(super) fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connect() {
@@ -686,6 +799,8 @@ async fn check_status(response: reqwest::Response) -> Result<String, SendError> 
     Err(SendError {
         message: format!("HTTP {}", status.as_u16()),
         rate_limited: status.as_u16() == 429,
+        refused: false,
+        answer: None,
     })
 }
 

@@ -4,7 +4,9 @@
 //! hold across instances, and a delivery id receivers de-duplicate on. `run(now)` does one
 //! round; the service calls it every second.
 
+pub mod apps;
 pub mod channel;
+pub mod crm;
 pub mod sms;
 
 use std::collections::HashMap;
@@ -24,6 +26,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The first retry waits this long, each next one twice as long, up to `BACKOFF_MAX_SECS`.
 const BACKOFF_FIRST_SECS: i64 = 10;
 const BACKOFF_MAX_SECS: i64 = 3600;
+/// A channel needing attention tries its waiting deliveries again this often, in case the
+/// platform let the credentials in again without a change here.
+const ATTENTION_RETRY_SECS: i64 = 3600;
 
 fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
@@ -56,6 +61,8 @@ pub struct Notifier {
     timeout: Duration,
     /// Opens the channels' sealed secrets.
     sealer: std::sync::Arc<crate::secrets::Sealer>,
+    /// Access tokens of application channels and CRM connectors.
+    tokens: std::sync::Arc<apps::Tokens>,
 }
 
 /// What one round did.
@@ -83,6 +90,7 @@ impl Notifier {
             public_url: public_url.trim_end_matches('/').to_owned(),
             timeout: TIMEOUT,
             sealer,
+            tokens: std::sync::Arc::default(),
         }
     }
 
@@ -94,16 +102,22 @@ impl Notifier {
     /// A stored channel ready to send: its secret opened, or why it cannot be (then every
     /// send fails with that reason, visible in the delivery log).
     pub fn readable(&self, mut channel: ChannelDocument) -> ChannelDocument {
-        if let Some(secret) = &channel.secret {
-            match self.sealer.open(secret) {
-                Ok(plain) => channel.secret = Some(plain),
-                Err(reason) => {
-                    channel.secret = None;
-                    channel.unreadable = Some(reason);
+        let mut unreadable = None;
+        for secret in [&mut channel.secret, &mut channel.token] {
+            if let Some(sealed) = secret.take() {
+                match self.sealer.open(&sealed) {
+                    Ok(plain) => *secret = Some(plain),
+                    Err(reason) => unreadable = Some(reason),
                 }
             }
         }
+        channel.unreadable = unreadable;
         channel
+    }
+
+    /// The HTTP client sends go through (no redirects, the send timeout).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The console's address.
@@ -268,6 +282,9 @@ impl Notifier {
             .iter()
             .filter_map(|id| reps.get(id).cloned())
             .collect();
+        let owner = lead
+            .as_ref()
+            .and_then(|lead| reps.get(lead.owner_id.as_deref()?));
         let outgoing = Outgoing {
             delivery_id: &delivery.id,
             event: &delivery.event,
@@ -276,18 +293,32 @@ impl Notifier {
             data: &data,
             now: now.timestamp(),
             recipients: &recipients,
+            lead: lead.as_ref(),
+            owner,
         };
         delivery.attempts += 1;
-        let result = channel::send(&self.client, &channel, &outgoing).await;
+        let result = channel::send(&self.client, &self.tokens, &channel, &outgoing).await;
         let attempt = match result {
-            Ok(()) => {
+            Ok(answer) => {
                 delivery.status = "sent".into();
                 delivery.sent_at = Some(micros(now));
                 delivery.last_error = None;
+                delivery.answer = answer;
                 Attempt::Sent
+            }
+            Err(error) if error.refused => {
+                // The credentials are refused: the delivery waits for an admin, without using
+                // up its attempts, and the channel says it needs attention (once).
+                delivery.attempts -= 1;
+                delivery.last_error = Some(error.message.clone());
+                delivery.next_attempt_at = micros(now) + ATTENTION_RETRY_SECS * 1_000_000;
+                self.needs_attention(&delivery.channel_id, &error.message, now)
+                    .await?;
+                Attempt::Failed
             }
             Err(error) => {
                 delivery.last_error = Some(error.message);
+                delivery.answer = error.answer;
                 if delivery.attempts >= channel.max_attempts() {
                     delivery.status = "dead".into();
                 } else {
@@ -303,6 +334,35 @@ impl Notifier {
         };
         self.store.finish_delivery(&delivery).await?;
         Ok(attempt)
+    }
+
+    /// Marks the channel as needing attention and tells the other channels (event
+    /// `channel.needs_attention`), unless it already is marked.
+    async fn needs_attention(
+        &self,
+        channel_id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        let row = store::ChannelAttentionRow {
+            channel_id: channel_id.to_owned(),
+            reason: reason.chars().take(300).collect(),
+            since: micros(now),
+        };
+        let event = OutboxRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            event: "channel.needs_attention".into(),
+            lead_id: None,
+            rep_id: None,
+            recipients: "[]".into(),
+            payload: json!({"channel_id": channel_id, "reason": row.reason}).to_string(),
+            created_at: micros(now),
+            status: "pending".into(),
+        };
+        if self.store.set_channel_attention(&row, &event).await? {
+            tracing::warn!(channel = %channel_id, "a channel's credentials were refused; its deliveries wait");
+        }
+        Ok(())
     }
 
     /// Every rep as a possible recipient: name and contact details.
@@ -331,7 +391,12 @@ impl Notifier {
 
     /// Sends a test message to a channel at once, outside the outbox; says what went wrong.
     /// For an email channel, `to` names the reps to mail.
-    pub async fn test(&self, channel: &ChannelDocument, to: &[String]) -> Result<(), String> {
+    /// Says what the platform answered, when it says more than yes (a CRM connector's check).
+    pub async fn test(
+        &self,
+        channel: &ChannelDocument,
+        to: &[String],
+    ) -> Result<Option<String>, String> {
         let message = |english: bool| Message {
             title: if english {
                 "Leadroute test message".into()
@@ -358,8 +423,16 @@ impl Notifier {
             data: &data,
             now: Utc::now().timestamp(),
             recipients: &recipients,
+            lead: None,
+            owner: None,
         };
-        channel::send(&self.client, channel, &outgoing)
+        if crm::is_crm(&channel.kind) {
+            return crm::test(&self.client, &self.tokens, channel)
+                .await
+                .map(Some)
+                .map_err(|error| error.message);
+        }
+        channel::send(&self.client, &self.tokens, channel, &outgoing)
             .await
             .map_err(|error| error.message)
     }
@@ -401,6 +474,7 @@ fn plan(
             last_error: None,
             created_at: micros(now),
             sent_at: None,
+            answer: None,
         })
         .collect()
 }

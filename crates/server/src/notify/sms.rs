@@ -106,12 +106,7 @@ pub fn tencent_authorization(
     )
 }
 
-fn failed(message: impl Into<String>) -> SendError {
-    SendError {
-        message: message.into(),
-        rate_limited: false,
-    }
-}
+use super::apps::failed;
 
 /// The short lead summary an SMS carries.
 fn short(message: &Message) -> String {
@@ -186,8 +181,8 @@ pub async fn send(
         return match answer["Code"].as_str() {
             Some("OK") => Ok(()),
             Some(code) => Err(SendError {
-                message: format!("Alibaba Cloud SMS answered {code}"),
                 rate_limited: code.contains("LIMIT_CONTROL"),
+                ..failed(format!("Alibaba Cloud SMS answered {code}"))
             }),
             None => Err(failed("Alibaba Cloud SMS answered without a code")),
         };
@@ -236,8 +231,8 @@ pub async fn send(
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     if let Some(code) = answer["Response"]["Error"]["Code"].as_str() {
         return Err(SendError {
-            message: format!("Tencent Cloud SMS answered {code}"),
             rate_limited: code.contains("LimitExceeded"),
+            ..failed(format!("Tencent Cloud SMS answered {code}"))
         });
     }
     let statuses = answer["Response"]["SendStatusSet"]

@@ -1081,6 +1081,93 @@ async fn a_channel_is_edited_as_a_form_with_its_secret_write_only() {
     .await;
     let back = bad.location.expect("back");
     assert!(back.contains("kind"), "{back}");
+    // A CRM connector: its app id, second credential and CRM settings from their fields.
+    let crm = submit(
+        &app,
+        "/admin/channels",
+        &cookie,
+        &format!(
+            "csrf={csrf}&id=&action=save_form&new_id=fx&name=FX&kind=fxiaoke&enabled=on&url=\
+             &app_id=FSAID_1&secret=app-secret&token=perm-code&crm={}",
+            url::form_urlencoded::byte_serialize(br#"{"operator": "FSUID_ADMIN"}"#)
+                .collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(
+        crm.location.as_deref(),
+        Some("/admin/channels?id=fx&notice=ok")
+    );
+    let (_, fx) = app.get("/api/v1/channels/fx").await;
+    assert_eq!(fx["crm"]["operator"], json!("FSUID_ADMIN"), "{fx}");
+    assert_eq!(
+        (fx["token_set"].clone(), fx.get("token")),
+        (json!(true), None)
+    );
+    let shown = visit(&app, "GET", "/admin/channels?id=fx", &cookie, None, "en").await;
+    assert!(
+        !shown.html.contains("perm-code")
+            && shown.html.contains("纷享销客 (CRM write-back)")
+            && shown.html.contains("FSUID_ADMIN"),
+        "{}",
+        shown.html
+    );
+    // Without the operator the connector is refused at its field.
+    let bad = submit(
+        &app,
+        "/admin/channels",
+        &cookie,
+        &format!("csrf={csrf}&id=fx&action=save_form&name=FX&kind=fxiaoke&app_id=FSAID_1&crm="),
+    )
+    .await;
+    let back = bad.location.expect("back");
+    assert!(back.contains("crm.operator"), "{back}");
+}
+
+#[tokio::test]
+async fn an_intake_source_is_made_from_a_preset_in_the_console() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    setup(&app).await;
+    let (cookie, csrf) = sign_in(&app, "boss").await;
+    let form = visit(&app, "GET", "/admin/intake-sources", &cookie, None, "zh-CN").await;
+    assert!(form.html.contains("Meta 线索广告"), "{}", form.html);
+    let created = submit(
+        &app,
+        "/admin/intake-sources",
+        &cookie,
+        &format!(
+            "csrf={csrf}&id=&action=save_form&new_id=gads&name=Google&auth=token&preset=google_ads\
+             &secret=the-key&rows=0"
+        ),
+    )
+    .await;
+    assert_eq!(
+        created.location.as_deref(),
+        Some("/admin/intake-sources?id=gads&notice=ok")
+    );
+    let (_, source) = app.get("/api/v1/intake-sources/gads").await;
+    assert_eq!(source["auth"], json!("google_key"), "{source}");
+    assert_eq!(
+        source["mapping"]["name"],
+        json!("columns.FULL_NAME|columns.FIRST_NAME")
+    );
+    let shown = visit(
+        &app,
+        "GET",
+        "/admin/intake-sources?id=gads",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(
+        shown
+            .html
+            .contains("columns.PHONE_NUMBER|columns.WORK_PHONE")
+            && !shown.html.contains("the-key"),
+        "{}",
+        shown.html
+    );
 }
 
 #[tokio::test]

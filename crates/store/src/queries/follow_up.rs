@@ -296,7 +296,7 @@ pub(crate) async fn mark_dispatched(conn: &mut Conn, ids: &[String]) -> sqlx::Re
 pub(crate) async fn insert_deliveries(conn: &mut Conn, rows: &[DeliveryRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(500) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO deliveries (id, event_id, channel_id, event, status, attempts, next_attempt_at, locked_until, last_error, created_at, sent_at) ",
+            "INSERT INTO deliveries (id, event_id, channel_id, event, status, attempts, next_attempt_at, locked_until, last_error, created_at, sent_at, answer) ",
         );
         query.push_values(chunk, |mut values, row| {
             values
@@ -310,7 +310,8 @@ pub(crate) async fn insert_deliveries(conn: &mut Conn, rows: &[DeliveryRow]) -> 
                 .push_bind(row.locked_until)
                 .push_bind(row.last_error.clone())
                 .push_bind(row.created_at)
-                .push_bind(row.sent_at);
+                .push_bind(row.sent_at)
+                .push_bind(row.answer.clone());
         });
         query.build().execute(&mut *conn).await?;
     }
@@ -350,7 +351,7 @@ pub(crate) async fn claim_deliveries(
 pub(crate) async fn finish_delivery(conn: &mut Conn, row: &DeliveryRow) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE deliveries SET status = $2, attempts = $3, next_attempt_at = $4, locked_until = NULL,
-             last_error = $5, sent_at = $6
+             last_error = $5, sent_at = $6, answer = $7
          WHERE id = $1",
     )
     .bind(row.id.clone())
@@ -359,9 +360,67 @@ pub(crate) async fn finish_delivery(conn: &mut Conn, row: &DeliveryRow) -> sqlx:
     .bind(row.next_attempt_at)
     .bind(row.last_error.clone())
     .bind(row.sent_at)
+    .bind(row.answer.clone())
     .execute(conn)
     .await
     .map(drop)
+}
+
+/// Marks a channel as needing attention, with the event that says so, unless it already is;
+/// true when this call marked it.
+pub(crate) async fn set_channel_attention(
+    conn: &mut Conn,
+    row: &ChannelAttentionRow,
+    event: &OutboxRow,
+) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let marked = sqlx::query(
+        "INSERT INTO channel_attention (channel_id, reason, since) VALUES ($1, $2, $3)
+         ON CONFLICT (channel_id) DO NOTHING",
+    )
+    .bind(row.channel_id.clone())
+    .bind(row.reason.clone())
+    .bind(row.since)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if marked {
+        insert_outbox(&mut tx, std::slice::from_ref(event)).await?;
+    }
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// Clears a channel's attention mark and makes its waiting deliveries due at `now`.
+pub(crate) async fn clear_channel_attention(
+    conn: &mut Conn,
+    channel_id: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let cleared = sqlx::query("DELETE FROM channel_attention WHERE channel_id = $1")
+        .bind(channel_id.to_owned())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if cleared > 0 {
+        sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = $2
+             WHERE channel_id = $1 AND status = 'pending' AND next_attempt_at > $2",
+        )
+        .bind(channel_id.to_owned())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+pub(crate) async fn channel_attention(conn: &mut Conn) -> sqlx::Result<Vec<ChannelAttentionRow>> {
+    sqlx::query_as("SELECT * FROM channel_attention ORDER BY channel_id")
+        .fetch_all(conn)
+        .await
 }
 
 pub(crate) async fn get_delivery(conn: &mut Conn, id: &str) -> sqlx::Result<Option<DeliveryRow>> {
