@@ -3,6 +3,9 @@
 //! column, or from a hash of the row, so a second run finds duplicates, not new leads.
 //! `--mode optimal` places the whole file as one batch (批量最优分配): the plan's summary first,
 //! then, confirmed (or `--yes`), the same plan made against the workspace as it is then.
+//! `--mode migrate` moves a CRM's leads in as they are: each row's owner (a rep's id, email or
+//! name), status, created time and last follow-up are kept, nothing is routed, and unknown
+//! owners are reported by line.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +29,9 @@ pub struct ImportArgs {
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     map: Vec<String>,
     /// `arrival`: route row by row, in file order; `optimal`: place the file as one batch by
-    /// value × fit under caps and the fairness band, after showing the plan.
+    /// value × fit under caps and the fairness band, after showing the plan; `migrate`: keep
+    /// each row's owner, status, created time and last follow-up (columns `owner` / 负责人,
+    /// `status` / 状态, `created_at` / 创建时间, `last_follow_up_at` / 最后跟进时间), unrouted.
     #[arg(long, default_value = "arrival")]
     mode: String,
     /// With `--mode optimal`: each rep within ± this share of their fair share (0.1), or
@@ -123,33 +128,55 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let (mut created, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
     let mut attached = 0usize;
     let mut errors: Vec<String> = Vec::new();
+    let migrating = mode == server::batch::Mode::Migrate;
+    let owners = server::batch::Owners::new(&state.store.list_reps().await?);
     let mut chunks: Vec<(Vec<LeadInput>, Vec<u64>)> = Vec::new();
+    let mut kept_rows: Vec<Vec<server::routing::Kept>> = Vec::new();
     for chunk in records.chunks(500) {
         let mut batch = Vec::new();
         let mut lines = Vec::new();
+        let mut kept = Vec::new();
         for (line, record) in chunk {
+            let described = |error: server::error::ApiError| {
+                format!(
+                    "{} ({}): {}",
+                    error.field.unwrap_or_default(),
+                    error.code,
+                    error.message
+                )
+            };
             let parsed = record
                 .as_ref()
                 .map_err(|error| error.to_string())
                 .and_then(|record| {
-                    let bytes =
-                        serde_json::to_vec(&server::table::row_to_json(record, &columns, &numbers))
-                            .map_err(|error| error.to_string())?;
+                    let serde_json::Value::Object(mut document) =
+                        server::table::row_to_json(record, &columns, &numbers)
+                    else {
+                        return Err("not a row".to_owned());
+                    };
+                    let keeps = if migrating {
+                        Some(
+                            server::batch::kept(&mut document, &owners, server::batch::EXPORT_ZONE)
+                                .map_err(described)?,
+                        )
+                    } else {
+                        // Only a migration reads these columns.
+                        for field in server::batch::MIGRATION_FIELDS {
+                            document.remove(field);
+                        }
+                        None
+                    };
+                    let bytes = serde_json::to_vec(&document).map_err(|error| error.to_string())?;
                     server::extract::parse::<LeadInput>(&bytes)
                         .and_then(|lead| lead.normalised())
-                        .map_err(|error| {
-                            format!(
-                                "{} ({}): {}",
-                                error.field.unwrap_or_default(),
-                                error.code,
-                                error.message
-                            )
-                        })
+                        .map(|lead| (lead, keeps))
+                        .map_err(described)
                 });
             match parsed {
-                Ok(lead) => {
+                Ok((lead, keeps)) => {
                     batch.push(lead);
                     lines.push(*line);
+                    kept.extend(keeps);
                 }
                 Err(message) => {
                     failed += 1;
@@ -158,6 +185,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             }
         }
         chunks.push((batch, lines));
+        kept_rows.push(kept);
     }
     if let server::batch::Mode::Optimal(settings) = mode {
         // The whole file is one batch.
@@ -177,10 +205,15 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
         chunks.push((batch, lines));
     }
+    let mut kept_rows = kept_rows.into_iter();
     for (batch, lines) in chunks {
         let size = batch.len() as u64;
         let results = match mode {
             server::batch::Mode::Arrival => state.router.create(batch, "import").await,
+            server::batch::Mode::Migrate => {
+                let kept = kept_rows.next().unwrap_or_default();
+                state.router.migrate(batch, kept, "import").await
+            }
             server::batch::Mode::Optimal(settings) => state
                 .router
                 .create_planned(batch, "import", settings, false)
@@ -211,8 +244,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}: {error}", args.file.display());
     }
     println!(
-        "{}: {created} created, {duplicates} already imported, {failed} rejected{}",
+        "{}: {created} {}, {duplicates} already imported, {failed} rejected{}",
         args.file.display(),
+        if migrating {
+            "moved in with their owners (not routed)"
+        } else {
+            "created"
+        },
         if attached > 0 {
             format!(", {attached} attached to a known customer's lead (查重)")
         } else {

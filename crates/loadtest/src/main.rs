@@ -41,6 +41,10 @@ struct Args {
     /// the server most of the CPU) or `reqwest` (this process). Defaults to wrk when installed.
     #[arg(long)]
     client: Option<String>,
+    /// Turn duplicate checking (查重) on for phone, email and company before measuring: every
+    /// lead is then looked up by its customer keys.
+    #[arg(long)]
+    duplicates: bool,
 }
 
 /// Runs wrk for `seconds` with `connections`, optionally with a Lua script, and reads its
@@ -110,10 +114,17 @@ fn wrk(
     })
 }
 
-/// wrk scripts sending unique leads, one per request or a hundred.
+/// Scripts made so far: each numbers its phones from its own block, so no two measurements
+/// send the same customer (with duplicate checking on, a repeated phone is a touch on the
+/// earlier lead, not a new one).
+static SCRIPTS: AtomicU64 = AtomicU64::new(0);
+
+/// wrk scripts sending unique leads (unique external ids and phones), one per request or a
+/// hundred.
 fn wrk_script(key: &str, batch: bool) -> String {
     let prefix = uuid::Uuid::now_v7().simple().to_string();
-    let lead = r#"string.format('{"external_id":"wrk-%s-%d","name":"压测客户","phone":"138%08d","province":"江苏省","industry":"制造","source":"巨量引擎","budget":200000}', prefix, counter, counter % 100000000)"#;
+    let block = (SCRIPTS.fetch_add(1, Ordering::Relaxed) % 40) * 2_500_000;
+    let lead = r#"string.format('{"external_id":"wrk-%s-%d","name":"压测客户","phone":"138%08d","province":"江苏省","industry":"制造","source":"巨量引擎","budget":200000}', prefix, counter, (block + counter) % 100000000)"#;
     let (path, body) = if batch {
         (
             "/api/v1/leads/batch",
@@ -128,7 +139,7 @@ fn wrk_script(key: &str, batch: bool) -> String {
         )
     };
     format!(
-        "counter = 0\nprefix = \"{prefix}\"\nrequest = function()\n  {body}\n  return wrk.format(\"POST\", \"{path}\", {{[\"Content-Type\"]=\"application/json\", [\"Authorization\"]=\"Bearer {key}\"}}, body)\nend\n"
+        "counter = 0\nblock = {block}\nprefix = \"{prefix}\"\nrequest = function()\n  {body}\n  return wrk.format(\"POST\", \"{path}\", {{[\"Content-Type\"]=\"application/json\", [\"Authorization\"]=\"Bearer {key}\"}}, body)\nend\n"
     )
 }
 
@@ -165,7 +176,7 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 fn lead() -> String {
     let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     format!(
-        r#"{{"external_id":"load-{n}","name":"压测客户","phone":"138{:08}","province":"江苏省","industry":"制造","source":"巨量引擎","budget":200000}}"#,
+        r#"{{"external_id":"load-{n}","name":"压测客户","phone":"139{:08}","province":"江苏省","industry":"制造","source":"巨量引擎","budget":200000}}"#,
         n % 100_000_000
     )
 }
@@ -355,7 +366,12 @@ async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result
     Ok(rows_written as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn setup(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+async fn setup(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    duplicates: bool,
+) -> anyhow::Result<()> {
     let post = |path: &str, body: Value| {
         client
             .post(format!("{base}{path}"))
@@ -386,6 +402,15 @@ async fn setup(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Resul
     )
     .await?
     .error_for_status()?;
+    if duplicates {
+        client
+            .put(format!("{base}/api/v1/settings/duplicates"))
+            .bearer_auth(key)
+            .json(&json!({"keys": ["phone", "email", "company"], "on_match": "attach"}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
     Ok(())
 }
 
@@ -430,7 +455,11 @@ async fn main() -> anyhow::Result<()> {
         .arg("serve")
         .args(&place)
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("LEADROUTE_LOG", "warn")
+        // Quiet unless asked: `LEADROUTE_LOG=server::routing=debug` shows each routing batch.
+        .env(
+            "LEADROUTE_LOG",
+            std::env::var("LEADROUTE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
@@ -445,7 +474,7 @@ async fn main() -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    setup(&client, &base, &key)
+    setup(&client, &base, &key, args.duplicates)
         .await
         .context("setting up the workspace")?;
 
@@ -545,12 +574,17 @@ async fn main() -> anyhow::Result<()> {
         median(raw),
     );
     println!(
-        "backend: {}, client: {}, {} connections, {} s per measurement, median of {} runs\n",
+        "backend: {}, client: {}, {} connections, {} s per measurement, median of {} runs{}\n",
         store.backend(),
         if use_wrk { "wrk" } else { "reqwest" },
         args.clients,
         args.seconds,
-        args.runs
+        args.runs,
+        if args.duplicates {
+            ", duplicate checking on (phone, email, company)"
+        } else {
+            ""
+        }
     );
     println!("| measurement | per second | p50 ms | p99 ms | ratio to floor |");
     println!("|---|---:|---:|---:|---|");

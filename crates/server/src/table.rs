@@ -23,8 +23,12 @@ pub fn custom_columns(fields: &[store::CustomFieldRow]) -> (Vec<String>, Vec<Str
 
 pub const NUMBER_FIELDS: &[&str] = &["company_size", "budget", "score"];
 /// Built-in lead fields a column may map to.
+/// Built-in lead fields, and what a migrated lead keeps (`import --mode migrate` reads those;
+/// other imports leave them out).
 fn is_field(name: &str) -> bool {
-    name != "attributes" && crate::leads::INPUT_FIELDS.contains(&name)
+    name != "attributes"
+        && (crate::leads::INPUT_FIELDS.contains(&name)
+            || crate::batch::MIGRATION_FIELDS.contains(&name))
 }
 const ALIASES: &[(&str, &str)] = &[
     ("姓名", "name"),
@@ -51,6 +55,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("预算", "budget"),
     ("紧急程度", "urgency"),
     ("标签", "tags"),
+    ("负责人", "owner"),
+    ("所有人", "owner"),
+    ("状态", "status"),
+    ("创建时间", "created_at"),
+    ("最后跟进时间", "last_follow_up_at"),
 ];
 
 /// Which field each column fills: `--map` first, then a built-in field's name, then a declared
@@ -79,6 +88,7 @@ pub fn mapping(
                 .or_else(|| {
                     crate::leads::INPUT_FIELDS
                         .iter()
+                        .chain(&crate::batch::MIGRATION_FIELDS)
                         .find(|field| is_field(field) && field.eq_ignore_ascii_case(header))
                         .map(|field| (*field).to_owned())
                 })

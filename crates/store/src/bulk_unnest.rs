@@ -8,10 +8,10 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
     }
     let column = |get: fn(&LeadRow) -> Option<String>| rows.iter().map(get).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability)
+        "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability, first_response_at, last_activity_at, closed_at)
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
                               $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], $14::text[], $15::int8[], $16::int8[],
-                              $17::int8[], $18::text[], $19::text[], $20::float8[])",
+                              $17::int8[], $18::text[], $19::text[], $20::float8[], $21::int8[], $22::int8[], $23::int8[])",
     )
     .bind(column(|row| Some(row.id.clone())))
     .bind(column(|row| row.external_id.clone()))
@@ -33,6 +33,10 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
     .bind(column(|row| row.rule_id.clone()))
     .bind(column(|row| row.sla_policy.clone()))
     .bind(rows.iter().map(|row| row.win_probability).collect::<Vec<_>>())
+    // Set only for leads moved in from another CRM with their own history.
+    .bind(rows.iter().map(|row| row.first_response_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.last_activity_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.closed_at).collect::<Vec<_>>())
     .execute(conn)
     .await
     .map(drop)

@@ -4,7 +4,7 @@
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(180) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability) ",
+            "INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability, first_response_at, last_activity_at, closed_at) ",
         );
         query.push_values(chunk, |mut values, row| {
             values
@@ -27,7 +27,11 @@ pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Res
                 .push_bind(row.assigned_at)
                 .push_bind(row.rule_id.clone())
                 .push_bind(row.sla_policy.clone())
-                .push_bind(row.win_probability);
+                .push_bind(row.win_probability)
+                // Set only for leads moved in from another CRM with their own history.
+                .push_bind(row.first_response_at)
+                .push_bind(row.last_activity_at)
+                .push_bind(row.closed_at);
         });
         query.build().execute(&mut *conn).await?;
     }

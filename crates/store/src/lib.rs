@@ -541,6 +541,25 @@ impl Store {
         on_pool!(self, finish_delivery(row))
     }
 
+    /// Marks a channel as needing attention and queues the event that says so, unless it is
+    /// already marked; true when this call marked it.
+    pub async fn set_channel_attention(
+        &self,
+        row: &ChannelAttentionRow,
+        event: &OutboxRow,
+    ) -> sqlx::Result<bool> {
+        on_pool!(self, set_channel_attention(row, event))
+    }
+
+    /// Clears the mark and makes the channel's waiting deliveries due at `now`.
+    pub async fn clear_channel_attention(&self, channel_id: &str, now: i64) -> sqlx::Result<()> {
+        on_pool!(self, clear_channel_attention(channel_id, now))
+    }
+
+    pub async fn channel_attention(&self) -> sqlx::Result<Vec<ChannelAttentionRow>> {
+        on_pool!(self, channel_attention())
+    }
+
     pub async fn get_delivery(&self, id: &str) -> sqlx::Result<Option<DeliveryRow>> {
         on_pool!(self, get_delivery(id))
     }
@@ -1187,12 +1206,16 @@ impl RoutingTx {
 
     /// Known customers among these phones and emails: `(kind, value, owner_id)` with kind
     /// `phone` or `email`.
-    pub async fn owners_by_contact(
+    /// The owners of these phones and emails and the leads recorded under these customer
+    /// keys (newest first, at most `limit`), in one statement.
+    pub async fn recognise(
         &mut self,
         phones: &[String],
         emails: &[String],
-    ) -> sqlx::Result<Vec<(String, String, String)>> {
-        on_tx!(self, owners_by_contact(phones, emails))
+        keys: &[(String, String)],
+        limit: i64,
+    ) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
+        on_tx!(self, recognise(phones, emails, keys, limit))
     }
 
     /// Records the owners of contacts: `(kind, value, owner_id, at)`.

@@ -714,6 +714,122 @@ async fn import_plans_a_file_as_one_batch_before_applying() {
     assert!(!output.status.success());
 }
 
+/// `leadroute import --mode migrate`: a CRM's export comes in with its owners (by id, email
+/// or name), statuses and times, unrouted even past the owners' caps; unknown owners are
+/// reported by line; a second run finds duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_migrates_a_crm_export_with_its_owners() {
+    let dir = tempfile::tempdir().expect("dir");
+    let place = Place::Dir(dir.path().join("data"));
+    let key = admin_key(&place);
+    {
+        let server = Server::start(&place).await;
+        let client = Client::new(&server.base, &key);
+        client
+            .setup_round_robin(2, serde_json::json!({"max_open": 1}))
+            .await;
+        let (status, body) = client
+            .patch(
+                "/api/v1/reps/r01",
+                &serde_json::json!({"contact": {"email": "Li.Na@example.com"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let csv = dir.path().join("crm.csv");
+    std::fs::write(
+        &csv,
+        "线索编号,公司,负责人,状态,创建时间,最后跟进时间\n\
+         crm-1,甲公司,r00,跟进中,2026-10-01 09:00,2026-11-20 15:30\n\
+         crm-2,乙公司,li.na@example.com,已分配,2026-11-01,\n\
+         crm-3,丙公司,Rep 0,赢单,2026-09-01 10:00,2026-10-15 10:00\n\
+         crm-4,丁公司,王五,跟进中,2026-11-02,\n\
+         crm-5,戊公司,r00,已分配,明天,\n",
+    )
+    .expect("write");
+    let args = || -> Vec<String> {
+        let mut args: Vec<String> = [
+            "import",
+            "--mode",
+            "migrate",
+            "--map",
+            "线索编号=external_id",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .chain([csv.display().to_string()])
+        .collect();
+        args.extend(place.args());
+        args
+    };
+    let output = run(&args());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "two rows are refused");
+    assert!(
+        stdout
+            .contains("3 moved in with their owners (not routed), 0 already imported, 2 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 5: owner (unknown_owner)") && stderr.contains("line 6: created_at"),
+        "{stderr}"
+    );
+    let server = Server::start(&place).await;
+    let client = Client::new(&server.base, &key);
+    let (_, leads) = client.get("/api/v1/leads?limit=10").await;
+    let items = leads["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3, "{leads}");
+    let by_company = |company: &str| {
+        items
+            .iter()
+            .find(|lead| lead["company"] == company)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let first = by_company("甲公司");
+    assert_eq!(first["owner_id"], "r00");
+    assert_eq!(first["status"], "contacted");
+    assert_eq!(first["created_at"], "2026-10-01T01:00:00.000Z", "{first}");
+    assert_eq!(
+        first["follow_up"]["last_activity_at"],
+        "2026-11-20T07:30:00.000Z"
+    );
+    // Clocks run from the lead's own times: 乙公司 came in a month ago and was never followed
+    // up, so the first tick reclaims it from r01 as the SLA policy says.
+    let second = by_company("乙公司");
+    assert_eq!(
+        second["follow_up"]["previous_owners"],
+        serde_json::json!(["r01"]),
+        "{second}"
+    );
+    assert_eq!(second["pool_id"], "public");
+    assert_eq!(by_company("丙公司")["status"], "won");
+    let id = first["id"].as_str().expect("id");
+    let (_, decisions) = client.get(&format!("/api/v1/leads/{id}/decisions")).await;
+    let decision = &decisions["items"][0];
+    assert_eq!(decision["kind"], "import", "{decisions}");
+    assert!(
+        decision["explanation"]["zh"]
+            .as_str()
+            .is_some_and(|text| text.contains("从原系统迁入")),
+        "{decision}"
+    );
+    let (_, events) = client.get("/api/v1/events?event=lead.assigned").await;
+    assert_eq!(
+        events["items"].as_array().map(Vec::len),
+        Some(0),
+        "no one is told of old leads"
+    );
+    drop(server);
+    let output = run(&args());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("0 moved in with their owners (not routed), 3 already imported"),
+        "{stdout}"
+    );
+}
+
 /// A backup taken while leads pour in holds every lead acknowledged before it began; restored
 /// into an empty directory it serves them all, and a restore into a workspace with leads is
 /// refused.

@@ -190,8 +190,11 @@ pub struct BatchInput {
     /// Up to 1,000 leads, each as for `POST /api/v1/leads`.
     #[schema(value_type = Vec<LeadInput>)]
     pub leads: Vec<Box<serde_json::value::RawValue>>,
-    /// `arrival` (the default: one by one, in order) or `optimal` (批量最优分配: the batch
-    /// placed as a whole by value × fit under caps and the fairness band; see docs/batch.md).
+    /// `arrival` (the default: one by one, in order), `optimal` (批量最优分配: the batch
+    /// placed as a whole by value × fit under caps and the fairness band; see docs/batch.md)
+    /// or `migrate` (moving in from another CRM: each item also names its `owner` — a rep's
+    /// id, email or name — `status`, `created_at` and `last_follow_up_at`, and is stored as it
+    /// is, unrouted; admins and managers only; see docs/integrations.md).
     #[serde(default)]
     pub mode: Option<String>,
     /// With `optimal`: each rep within ± this share of their fair share (default 0.1), or
@@ -235,32 +238,66 @@ pub async fn create_batch(
         )
         .with_field("leads"));
     }
+    // A migration sets owners by hand, as a manager's assignment does.
+    let owners = match mode {
+        crate::batch::Mode::Migrate => {
+            caller.may(Operation::AssignLead)?;
+            Some(crate::batch::Owners::new(&app.store.list_reps().await?))
+        }
+        _ => None,
+    };
     let mut items: Vec<Option<BatchItem>> = (0..batch.leads.len()).map(|_| None).collect();
     let mut valid = Vec::new();
+    let mut kept = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.leads.iter().enumerate() {
         // The body's text was checked as a whole when it was parsed.
-        let parsed = parse_checked::<LeadInput>(raw.get().as_bytes())
-            .and_then(|lead| lead.normalised())
-            .map_err(|error| {
-                // Name the item in the field path: `leads[3].phone`.
-                let field = match &error.field {
-                    Some(field) => format!("leads[{index}].{field}"),
-                    None => format!("leads[{index}]"),
-                };
-                error.with_field(field)
-            });
+        let parsed = match &owners {
+            None => parse_checked::<LeadInput>(raw.get().as_bytes()),
+            Some(owners) => serde_json::from_str::<serde_json::Map<String, Value>>(raw.get())
+                .map_err(|_| ApiError::invalid("invalid_value", "", "expected a lead object"))
+                .and_then(|mut document| {
+                    kept.push(crate::batch::kept(
+                        &mut document,
+                        owners,
+                        crate::batch::EXPORT_ZONE,
+                    )?);
+                    parse_checked::<LeadInput>(
+                        &serde_json::to_vec(&document).map_err(ApiError::internal)?,
+                    )
+                    .inspect_err(|_| {
+                        kept.pop();
+                    })
+                }),
+        };
+        let parsed = parsed.and_then(|lead| lead.normalised()).map_err(|error| {
+            // Name the item in the field path: `leads[3].phone`.
+            let field = match &error.field {
+                Some(field) => format!("leads[{index}].{field}"),
+                None => format!("leads[{index}]"),
+            };
+            error.with_field(field)
+        });
         match parsed {
             Ok(lead) => {
                 valid.push(lead);
                 positions.push(index);
             }
-            Err(error) => items[index] = Some(BatchItem::error(index, &error)),
+            Err(error) => {
+                if owners.is_some() && kept.len() > valid.len() {
+                    kept.pop();
+                }
+                items[index] = Some(BatchItem::error(index, &error));
+            }
         }
     }
     let (results, plan) = match mode {
         _ if valid.is_empty() => (Vec::new(), None),
         crate::batch::Mode::Arrival => (app.router.create(valid, &caller.actor()).await?, None),
+        crate::batch::Mode::Migrate => (
+            app.router.migrate(valid, kept, &caller.actor()).await?,
+            None,
+        ),
         crate::batch::Mode::Optimal(settings) => {
             let (results, summary) = app
                 .router

@@ -71,14 +71,13 @@ pub(super) struct Customers {
 
 impl Customers {
     /// Looks up every key of these arrivals once. Nothing is read when checking is off.
-    pub(super) async fn load<'a>(
-        tx: &mut RoutingTx,
+    /// The keys of these arrivals the policy matches on, to look up (none when it is off).
+    pub(super) fn keys<'a>(
         policy: &DuplicatePolicy,
         inputs: impl Iterator<Item = &'a LeadInput>,
-    ) -> anyhow::Result<Customers> {
-        let mut customers = Customers::default();
+    ) -> Vec<(String, String)> {
         if !policy.enabled() {
-            return Ok(customers);
+            return Vec::new();
         }
         let mut keys: Vec<(String, String)> = inputs
             .flat_map(customer::keys)
@@ -87,10 +86,22 @@ impl Customers {
             .collect();
         keys.sort();
         keys.dedup();
-        if keys.is_empty() {
+        keys
+    }
+
+    /// At most this many recorded leads are read per transaction.
+    pub(super) const LOOKUP_LIMIT: i64 = LOOKUP_LIMIT;
+
+    /// The customers known by the rows recorded under the arrivals' keys (`keys`, read with
+    /// the contacts in one statement), with their leads.
+    pub(super) async fn load(
+        tx: &mut RoutingTx,
+        rows: Vec<store::CustomerKeyRow>,
+    ) -> anyhow::Result<Customers> {
+        let mut customers = Customers::default();
+        if rows.is_empty() {
             return Ok(customers);
         }
-        let rows = tx.leads_by_customer_keys(&keys, LOOKUP_LIMIT).await?;
         let mut ids: Vec<String> = rows.iter().map(|row| row.lead_id.clone()).collect();
         ids.sort();
         ids.dedup();

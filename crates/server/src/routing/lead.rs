@@ -141,6 +141,138 @@ pub(super) fn create(
     )?))
 }
 
+/// A lead moving in from another CRM (`import --mode migrate`): stored as it is there — its
+/// owner, status, created time and last follow-up — without routing, with a decision of kind
+/// `import` saying so. Open leads count against the owner's 保有量 (not the period counts:
+/// they were not assigned today) and their clocks run from their own times, so a lead untouched
+/// for longer than the policy allows is reminded, escalated or reclaimed at the next tick.
+#[allow(clippy::too_many_arguments)] // The worker's context, then the row.
+pub(super) fn migrate(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    known_external: &mut HashMap<String, LeadRow>,
+    known: &mut KnownCustomers,
+    customers: &mut Customers,
+    input: &LeadInput,
+    kept: &Kept,
+    actor: &str,
+) -> anyhow::Result<Result<Created, ApiError>> {
+    if let Some(existing) = input
+        .external_id
+        .as_ref()
+        .and_then(|id| known_external.get(id))
+    {
+        return Ok(Ok(Created::Duplicate {
+            lead: existing.clone(),
+        }));
+    }
+    let now = now();
+    let roster = &cache.workspace.roster;
+    let Some(position) = roster.position_of(&kept.owner_id) else {
+        return Ok(Err(ApiError::invalid(
+            "unknown_rep",
+            "owner",
+            "no rep has that id",
+        )));
+    };
+    if kept.status == LeadStatus::New {
+        return Ok(Err(ApiError::invalid(
+            "invalid_value",
+            "status",
+            "a migrated lead has an owner: its status is assigned, contacted, qualified, won, lost or invalid",
+        )));
+    }
+    let follow_up = kept.last_follow_up.filter(|at| *at >= kept.created_at);
+    if kept.created_at > now || follow_up.is_some_and(|at| at > now) {
+        return Ok(Err(ApiError::invalid(
+            "invalid_value",
+            "created_at",
+            "a migrated lead's times are not in the future",
+        )));
+    }
+    let owner_name = roster.rep(position).name.clone();
+    let owner = RepId::new(kept.owner_id.clone());
+    let team_id = roster
+        .teams()
+        .find(|team| team.members.iter().any(|member| member.rep == owner))
+        .map(|team| team.id.clone());
+    let open = kept.status.is_open();
+    let id = new_id();
+    let mut row = LeadRow {
+        id: id.clone(),
+        external_id: input.external_id.clone(),
+        document: serde_json::to_string(input)?,
+        status: kept.status.as_str().to_owned(),
+        owner_id: Some(kept.owner_id.clone()),
+        team_id,
+        source: input.source.clone(),
+        phone: input.phone.clone(),
+        email: input.email.clone(),
+        tags: serde_json::to_string(&input.tags)?,
+        score: input.score,
+        priority: input.priority.clone(),
+        created_at: kept.created_at.timestamp_micros(),
+        updated_at: now.timestamp_micros(),
+        assigned_at: Some(kept.created_at.timestamp_micros()),
+        first_response_at: follow_up.map(|at| at.timestamp_micros()),
+        last_activity_at: follow_up.map(|at| at.timestamp_micros()),
+        closed_at: (!open).then(|| follow_up.unwrap_or(kept.created_at).timestamp_micros()),
+        previous_owners: "[]".into(),
+        ..LeadRow::default()
+    };
+    if open {
+        row.sla_policy = cache
+            .workspace
+            .follow
+            .clocks(None, row.team_id.as_deref())
+            .map(|clocks| clocks.policy_id);
+        apply(
+            cache,
+            writes,
+            &[StateChange::Claimed { rep: owner.clone() }],
+        );
+    }
+    follow_up::replan(cache, writes, &row, now);
+    known.remember(row.phone.as_deref(), row.email.as_deref(), &kept.owner_id);
+    writes.note_owner(&row);
+    duplicates::note_new(writes, customers, &row, &crate::customer::keys(input), None);
+    let last = follow_up.map(|at| crate::leads::time(at.timestamp_micros()));
+    let record = serde_json::json!({
+        "outcome": "imported",
+        "owner": {"id": kept.owner_id, "name": owner_name},
+        "status": kept.status.as_str(),
+        "created_at": crate::leads::time(kept.created_at.timestamp_micros()),
+        "last_follow_up_at": last,
+    });
+    let decision = DecisionRow {
+        id: new_id(),
+        lead_id: id,
+        kind: "import".into(),
+        actor: actor.to_owned(),
+        reason: None,
+        rule_set_version: None,
+        outcome: "assigned".into(),
+        owner_id: Some(kept.owner_id.clone()),
+        record: record.to_string(),
+        created_at: now.timestamp_micros(),
+        explanation: serde_json::json!({
+            "en": format!("Moved in from the previous system with its owner {owner_name}; not routed"),
+            "zh": format!("从原系统迁入，保留原负责人 {owner_name}，未重新分配"),
+        })
+        .to_string(),
+    };
+    if let Some(external_id) = &row.external_id {
+        known_external.insert(external_id.clone(), row.clone());
+    }
+    writes.new_leads.push(row.clone());
+    writes.decisions.push(decision.clone());
+    Ok(Ok(Created::New {
+        lead: row,
+        decision,
+        matched: None,
+    }))
+}
+
 /// The row a new lead is stored as, placed where its decision put it.
 fn new_row(
     id: String,

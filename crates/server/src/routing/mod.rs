@@ -139,10 +139,22 @@ pub enum LeadOp {
     },
 }
 
+/// What a lead moving in from another CRM keeps (`import --mode migrate`): its owner (a rep
+/// id), status, created time and last follow-up.
+#[derive(Clone, Debug)]
+pub struct Kept {
+    pub owner_id: String,
+    pub status: LeadStatus,
+    pub created_at: DateTime<Utc>,
+    pub last_follow_up: Option<DateTime<Utc>>,
+}
+
 #[allow(clippy::large_enum_variant)] // One per request, moved through a channel.
 enum Job {
     Create {
         leads: Vec<LeadInput>,
+        /// For a migration, what each lead keeps; routed afresh otherwise.
+        kept: Option<Vec<Kept>>,
         actor: String,
         reply: oneshot::Sender<Result<Vec<Result<Created, ApiError>>, ApiError>>,
     },
@@ -258,6 +270,31 @@ impl Router {
         self.ask(
             Job::Create {
                 leads,
+                kept: None,
+                actor: actor.to_owned(),
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Stores leads moving in from another CRM as they are there, without routing (see
+    /// `lead::migrate`); each lead's answer in order. `kept` pairs with `leads`.
+    pub async fn migrate(
+        &self,
+        leads: Vec<LeadInput>,
+        kept: Vec<Kept>,
+        actor: &str,
+    ) -> Result<Vec<Result<Created, ApiError>>, ApiError> {
+        if leads.len() != kept.len() {
+            return Err(ApiError::internal("each migrated lead needs what it keeps"));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Job::Create {
+                leads,
+                kept: Some(kept),
                 actor: actor.to_owned(),
                 reply,
             },
@@ -677,32 +714,49 @@ impl Worker {
                 _ => Vec::new(),
             })
             .collect();
-        let mut known = known_customers(&mut tx, &contacts).await?;
-        let mut customers = duplicates::Customers::load(
-            &mut tx,
+        let looked_up = started.elapsed();
+        let keys = duplicates::Customers::keys(
             &cache.workspace.duplicates,
             batch.iter().flat_map(|job| match job {
                 Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.iter().collect(),
                 Job::Explain { lead, .. } => vec![lead],
                 _ => Vec::new(),
             }),
-        )
-        .await?;
+        );
+        // Owners by contact (affinity) and the duplicate policy's keys in one round trip.
+        let (mut known, recorded) = recognise_customers(&mut tx, &contacts, &keys).await?;
+        let mut customers = duplicates::Customers::load(&mut tx, recorded).await?;
+        // How long recognising customers took: owners by contact, and the duplicate policy's keys.
+        let customers_us = (started.elapsed() - looked_up).as_micros() as u64;
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let answer = match job {
-                Job::Create { leads, actor, .. } => {
+                Job::Create {
+                    leads, kept, actor, ..
+                } => {
                     let mut results = Vec::with_capacity(leads.len());
-                    for input in leads {
-                        results.push(lead::create(
-                            cache,
-                            &mut writes,
-                            &mut known_external,
-                            &mut known,
-                            &mut customers,
-                            input,
-                            actor,
-                        )?);
+                    for (index, input) in leads.iter().enumerate() {
+                        results.push(match kept.as_ref().and_then(|kept| kept.get(index)) {
+                            Some(kept) => lead::migrate(
+                                cache,
+                                &mut writes,
+                                &mut known_external,
+                                &mut known,
+                                &mut customers,
+                                input,
+                                kept,
+                                actor,
+                            )?,
+                            None => lead::create(
+                                cache,
+                                &mut writes,
+                                &mut known_external,
+                                &mut known,
+                                &mut customers,
+                                input,
+                                actor,
+                            )?,
+                        });
                     }
                     Answer::Create(results)
                 }
@@ -862,6 +916,7 @@ impl Worker {
             jobs = batch.len(),
             leads = writes.new_leads.len(),
             lock_and_load_us = locked.as_micros() as u64,
+            customers_us,
             route_us = (routed - locked).as_micros() as u64,
             write_us = (written - routed).as_micros() as u64,
             commit_us = (started.elapsed() - written).as_micros() as u64,
@@ -1072,6 +1127,16 @@ async fn known_customers(
     tx: &mut RoutingTx,
     contacts: &[(Option<String>, Option<String>)],
 ) -> anyhow::Result<KnownCustomers> {
+    Ok(recognise_customers(tx, contacts, &[]).await?.0)
+}
+
+/// Owners of known customers by phone and email, and (with `keys`, the duplicate policy's)
+/// the leads recorded under those keys, read together.
+async fn recognise_customers(
+    tx: &mut RoutingTx,
+    contacts: &[(Option<String>, Option<String>)],
+    keys: &[(String, String)],
+) -> anyhow::Result<(KnownCustomers, Vec<store::CustomerKeyRow>)> {
     let phones: Vec<String> = contacts
         .iter()
         .filter_map(|(phone, _)| phone.clone())
@@ -1081,16 +1146,16 @@ async fn known_customers(
         .filter_map(|(_, email)| email.clone())
         .collect();
     let mut known = KnownCustomers::default();
-    if phones.is_empty() && emails.is_empty() {
-        return Ok(known);
-    }
-    for (kind, value, owner) in tx.owners_by_contact(&phones, &emails).await? {
+    let (owners, recorded) = tx
+        .recognise(&phones, &emails, keys, duplicates::Customers::LOOKUP_LIMIT)
+        .await?;
+    for (kind, value, owner) in owners {
         match kind.as_str() {
             "phone" => known.remember(Some(&value), None, &owner),
             _ => known.remember(None, Some(&value), &owner),
         }
     }
-    Ok(known)
+    Ok((known, recorded))
 }
 
 /// A stored lead's phone and email (normalised at intake), to look its customer up.

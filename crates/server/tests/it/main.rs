@@ -10,6 +10,7 @@ mod console;
 mod duplicates;
 mod follow_up;
 mod intake;
+mod integrations;
 mod notify;
 mod scoring;
 mod security;

@@ -288,3 +288,8 @@ impl TestApp {
         self.raw(request).await
     }
 }
+
+/// A time as the API shows it.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> String {
+    server::leads::time(at.timestamp_micros())
+}
