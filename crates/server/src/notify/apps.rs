@@ -92,7 +92,8 @@ pub(super) fn refused(message: impl Into<String>) -> SendError {
     }
 }
 
-fn base(channel: &ChannelDocument, public: &str) -> String {
+/// The platform's API address: the channel's, or the public one.
+pub(super) fn base(channel: &ChannelDocument, public: &str) -> String {
     channel
         .url
         .as_deref()
@@ -338,11 +339,7 @@ pub async fn send(
                         ..failed(format!(
                             "{} answered HTTP {status}, error {code}: {}",
                             channel.kind,
-                            answer
-                                .get("errmsg")
-                                .or_else(|| answer.get("msg"))
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
+                            super::channel::error_text(&answer)
                         ))
                     });
                 }

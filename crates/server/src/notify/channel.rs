@@ -658,17 +658,22 @@ async fn send_message(
             message: format!(
                 "{} answered error {code}: {}",
                 channel.kind,
-                answer
-                    .get("errmsg")
-                    .or_else(|| answer.get("msg"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
+                error_text(&answer)
             ),
             // WeCom 45009, DingTalk 130101, Feishu 11232: too many messages.
             rate_limited: matches!(code, 45009 | 130101 | 11232 | 9499),
         }),
         None => Err(failed(format!("{} answered without a code", channel.kind))),
     }
+}
+
+/// The message of a Chinese platform's error answer (`errmsg` or `msg`).
+pub(super) fn error_text(answer: &Value) -> &str {
+    answer
+        .get("errmsg")
+        .or_else(|| answer.get("msg"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn escape_html(text: &str) -> String {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::apps::{Tokens, failed, json_of, refused};
+use super::apps::{Tokens, base, failed, json_of, refused};
 use super::channel::{ChannelDocument, Outgoing, SendError};
 use crate::error::ApiError;
 
@@ -275,15 +275,6 @@ fn answered(kind: &str, status: u16, answer: &Value) -> SendError {
         rate_limited: limit,
         ..failed(message)
     }
-}
-
-fn base(channel: &ChannelDocument, public: &str) -> String {
-    channel
-        .url
-        .as_deref()
-        .unwrap_or(public)
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 /// Writes the event's lead to the CRM; `Ok` carries the CRM's answer for the delivery log.

@@ -351,47 +351,7 @@ pub(crate) async fn leads_by_customer_keys(
     keys: &[(String, String)],
     limit: i64,
 ) -> sqlx::Result<Vec<CustomerKeyRow>> {
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for (kind, value) in keys {
-        by_kind.entry(kind).or_default().push(value);
-    }
-    let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT kind, value, lead_id, created_at FROM customer_keys WHERE ");
-    for (index, (kind, values)) in by_kind.iter().enumerate() {
-        if index > 0 {
-            query.push(" OR ");
-        }
-        query
-            .push("(kind = ")
-            .push_bind(kind.to_string())
-            .push(" AND value IN (");
-        // On SQLite the list is padded to a power of two (repeating its last value, which
-        // changes nothing) so a few statement shapes serve every batch from the statement
-        // cache instead of preparing a new one each time.
-        let padded = if IS_POSTGRES {
-            values.len()
-        } else {
-            values.len().next_power_of_two()
-        };
-        let mut separated = query.separated(", ");
-        for index in 0..padded {
-            separated.push_bind(values[index.min(values.len() - 1)].to_string());
-        }
-        query.push("))");
-    }
-    query
-        .push(" ORDER BY created_at DESC LIMIT ")
-        .push_bind(limit);
-    // Planned for each call on PostgreSQL: a cached generic plan, made while the table was
-    // small, scans it whole once it is large (seen under load: 0.05 ms became 5 ms).
-    query
-        .build_query_as()
-        .persistent(!IS_POSTGRES)
-        .fetch_all(conn)
-        .await
+    Ok(recognise(conn, &[], &[], keys, limit).await?.1)
 }
 
 /// What the routing worker knows of the customers arriving in one transaction, in one round
