@@ -129,7 +129,11 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let mut attached = 0usize;
     let mut errors: Vec<String> = Vec::new();
     let migrating = mode == server::batch::Mode::Migrate;
-    let owners = server::batch::Owners::new(&state.store.list_reps().await?);
+    let owners = if migrating {
+        server::batch::Owners::new(&state.store.list_reps().await?)
+    } else {
+        server::batch::Owners::default()
+    };
     let mut chunks: Vec<(Vec<LeadInput>, Vec<u64>)> = Vec::new();
     let mut kept_rows: Vec<Vec<server::routing::Kept>> = Vec::new();
     for chunk in records.chunks(500) {
@@ -154,22 +158,19 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
                     else {
                         return Err("not a row".to_owned());
                     };
-                    let keeps = if migrating {
-                        Some(
-                            server::batch::kept(&mut document, &owners, server::batch::EXPORT_ZONE)
-                                .map_err(described)?,
-                        )
-                    } else {
-                        // Only a migration reads these columns.
-                        for field in server::batch::MIGRATION_FIELDS {
-                            document.remove(field);
-                        }
-                        None
-                    };
+                    if migrating {
+                        return server::batch::migrated(document, &owners)
+                            .map(|(lead, keeps)| (lead, Some(keeps)))
+                            .map_err(described);
+                    }
+                    // Only a migration reads these columns.
+                    for field in server::batch::MIGRATION_FIELDS {
+                        document.remove(field);
+                    }
                     let bytes = serde_json::to_vec(&document).map_err(|error| error.to_string())?;
                     server::extract::parse::<LeadInput>(&bytes)
                         .and_then(|lead| lead.normalised())
-                        .map(|lead| (lead, keeps))
+                        .map(|lead| (lead, None))
                         .map_err(described)
                 });
             match parsed {

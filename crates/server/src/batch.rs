@@ -173,12 +173,21 @@ fn exported_status(text: &str) -> Result<LeadStatus, ApiError> {
     })
 }
 
-/// Takes the migration fields out of a lead document: what the lead keeps.
-pub fn kept(
-    document: &mut serde_json::Map<String, Value>,
+/// A migrated lead from its document (an API item, a CSV row): what it keeps is taken out,
+/// then the rest is checked and normalised as any lead is.
+pub fn migrated(
+    mut document: serde_json::Map<String, Value>,
     owners: &Owners,
-    zone: chrono_tz::Tz,
-) -> Result<Kept, ApiError> {
+) -> Result<(crate::leads::LeadInput, Kept), ApiError> {
+    let kept = kept(&mut document, owners)?;
+    let bytes = serde_json::to_vec(&document).map_err(ApiError::internal)?;
+    let lead = crate::extract::parse::<crate::leads::LeadInput>(&bytes)?.normalised()?;
+    Ok((lead, kept))
+}
+
+/// Takes the migration fields out of a lead document: what the lead keeps.
+fn kept(document: &mut serde_json::Map<String, Value>, owners: &Owners) -> Result<Kept, ApiError> {
+    let zone = EXPORT_ZONE;
     let mut text = |field: &str| -> Result<Option<String>, ApiError> {
         match document.remove(field) {
             None | Some(Value::Null) => Ok(None),

@@ -251,43 +251,29 @@ pub async fn create_batch(
     let mut kept = Vec::new();
     let mut positions = Vec::new();
     for (index, raw) in batch.leads.iter().enumerate() {
-        // The body's text was checked as a whole when it was parsed.
         let parsed = match &owners {
-            None => parse_checked::<LeadInput>(raw.get().as_bytes()),
+            // The body's text was checked as a whole when it was parsed.
+            None => parse_checked::<LeadInput>(raw.get().as_bytes())
+                .and_then(|lead| lead.normalised())
+                .map(|lead| (lead, None)),
             Some(owners) => serde_json::from_str::<serde_json::Map<String, Value>>(raw.get())
                 .map_err(|_| ApiError::invalid("invalid_value", "", "expected a lead object"))
-                .and_then(|mut document| {
-                    kept.push(crate::batch::kept(
-                        &mut document,
-                        owners,
-                        crate::batch::EXPORT_ZONE,
-                    )?);
-                    parse_checked::<LeadInput>(
-                        &serde_json::to_vec(&document).map_err(ApiError::internal)?,
-                    )
-                    .inspect_err(|_| {
-                        kept.pop();
-                    })
-                }),
+                .and_then(|document| crate::batch::migrated(document, owners))
+                .map(|(lead, keeps)| (lead, Some(keeps))),
         };
-        let parsed = parsed.and_then(|lead| lead.normalised()).map_err(|error| {
-            // Name the item in the field path: `leads[3].phone`.
-            let field = match &error.field {
-                Some(field) => format!("leads[{index}].{field}"),
-                None => format!("leads[{index}]"),
-            };
-            error.with_field(field)
-        });
         match parsed {
-            Ok(lead) => {
+            Ok((lead, keeps)) => {
                 valid.push(lead);
+                kept.extend(keeps);
                 positions.push(index);
             }
             Err(error) => {
-                if owners.is_some() && kept.len() > valid.len() {
-                    kept.pop();
-                }
-                items[index] = Some(BatchItem::error(index, &error));
+                // Name the item in the field path: `leads[3].phone`.
+                let field = match &error.field {
+                    Some(field) if !field.is_empty() => format!("leads[{index}].{field}"),
+                    _ => format!("leads[{index}]"),
+                };
+                items[index] = Some(BatchItem::error(index, &error.with_field(field)));
             }
         }
     }

@@ -21,7 +21,7 @@ use crate::leads::LeadInput;
 
 /// Keys looked up per transaction at most; a customer with more leads than this is matched
 /// on the newest.
-const LOOKUP_LIMIT: i64 = 2000;
+pub(super) const LOOKUP_LIMIT: i64 = 2000;
 
 /// What intake did because the customer was known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -88,9 +88,6 @@ impl Customers {
         keys.dedup();
         keys
     }
-
-    /// At most this many recorded leads are read per transaction.
-    pub(super) const LOOKUP_LIMIT: i64 = LOOKUP_LIMIT;
 
     /// The customers known by the rows recorded under the arrivals' keys (`keys`, read with
     /// the contacts in one statement), with their leads.

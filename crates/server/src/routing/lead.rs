@@ -81,8 +81,9 @@ pub(crate) fn decide_new(
     Ok((lead, decision))
 }
 
-/// A new arrival: a known external id answers with its lead; a known customer is attached,
-/// routed to its owner or flagged as the duplicate policy says; anything else is routed.
+/// A new arrival (its external id not known: the worker answers those): a known customer is
+/// attached, routed to its owner or flagged as the duplicate policy says; anything else is
+/// routed.
 #[allow(clippy::too_many_arguments)] // The worker's context, then the arrival.
 pub(super) fn create(
     cache: &mut Cache,
@@ -93,15 +94,6 @@ pub(super) fn create(
     input: &LeadInput,
     actor: &str,
 ) -> anyhow::Result<Result<Created, ApiError>> {
-    if let Some(existing) = input
-        .external_id
-        .as_ref()
-        .and_then(|id| known_external.get(id))
-    {
-        return Ok(Ok(Created::Duplicate {
-            lead: existing.clone(),
-        }));
-    }
     let now = now();
     let keys = crate::customer::keys(input);
     let verdict = customers.verdict(&cache.workspace.duplicates, &keys, now);
@@ -157,15 +149,6 @@ pub(super) fn migrate(
     kept: &Kept,
     actor: &str,
 ) -> anyhow::Result<Result<Created, ApiError>> {
-    if let Some(existing) = input
-        .external_id
-        .as_ref()
-        .and_then(|id| known_external.get(id))
-    {
-        return Ok(Ok(Created::Duplicate {
-            lead: existing.clone(),
-        }));
-    }
     let now = now();
     let roster = &cache.workspace.roster;
     let Some(position) = roster.position_of(&kept.owner_id) else {

@@ -736,6 +736,17 @@ impl Worker {
                 } => {
                     let mut results = Vec::with_capacity(leads.len());
                     for (index, input) in leads.iter().enumerate() {
+                        // A known external id answers with its lead, however it came in.
+                        if let Some(existing) = input
+                            .external_id
+                            .as_ref()
+                            .and_then(|id| known_external.get(id))
+                        {
+                            results.push(Ok(Created::Duplicate {
+                                lead: existing.clone(),
+                            }));
+                            continue;
+                        }
                         results.push(match kept.as_ref().and_then(|kept| kept.get(index)) {
                             Some(kept) => lead::migrate(
                                 cache,
@@ -1147,7 +1158,7 @@ async fn recognise_customers(
         .collect();
     let mut known = KnownCustomers::default();
     let (owners, recorded) = tx
-        .recognise(&phones, &emails, keys, duplicates::Customers::LOOKUP_LIMIT)
+        .recognise(&phones, &emails, keys, duplicates::LOOKUP_LIMIT)
         .await?;
     for (kind, value, owner) in owners {
         match kind.as_str() {
