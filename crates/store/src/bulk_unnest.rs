@@ -1,5 +1,6 @@
-// Bulk inserts for PostgreSQL: one statement that unnests arrays, so the server parses and
-// plans the same text whatever the batch size. Included beside `queries/`.
+// Statements whose best form is PostgreSQL's own: bulk inserts and lookups that unnest arrays,
+// so the server parses and plans the same text whatever the batch size. Included beside
+// `queries/`; `bulk_values.rs` is SQLite's.
 
 /// Inserts leads, any number in one statement.
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
@@ -67,4 +68,56 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
     .execute(conn)
     .await
     .map(drop)
+}
+
+/// What the routing worker knows of the customers arriving in one transaction, in one round
+/// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
+/// duplicate policy, the leads recorded under these customer keys, newest first, at most
+/// `limit`.
+///
+/// One prepared statement serves every batch. Each key is looked up on its own (`LATERAL`,
+/// in primary-key order with a limit; the limit also keeps the planner from turning the
+/// subquery into a join), so the only sensible plan is a probe of the primary key per key: the generic plan PostgreSQL caches while the tables are nearly empty stays right
+/// as they grow, with or without ANALYZE. (The `IN` lists this replaced had to be planned for
+/// every call: a cached plan made on small tables scanned them whole once they were large.)
+/// Within one key the newest leads come first by id (ids are time-ordered), so a key with more
+/// than `limit` leads is matched on its newest.
+pub(crate) async fn recognise(
+    conn: &mut Conn,
+    phones: &[String],
+    emails: &[String],
+    keys: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
+    if phones.is_empty() && emails.is_empty() && keys.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let contact_kinds: Vec<&str> = (phones.iter().map(|_| "phone"))
+        .chain(emails.iter().map(|_| "email"))
+        .collect();
+    let contact_values: Vec<&str> = phones.iter().chain(emails).map(String::as_str).collect();
+    let key_kinds: Vec<&str> = keys.iter().map(|(kind, _)| kind.as_str()).collect();
+    let key_values: Vec<&str> = keys.iter().map(|(_, value)| value.as_str()).collect();
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT 'contact', wanted.kind, wanted.value, found.owner_id, CAST(0 AS BIGINT)
+         FROM UNNEST($1::text[], $2::text[]) AS wanted (kind, value)
+         CROSS JOIN LATERAL (SELECT owner_id FROM contacts
+             WHERE contacts.kind = wanted.kind AND contacts.value = wanted.value LIMIT 1) AS found
+         UNION ALL
+         SELECT * FROM (
+             SELECT 'key', wanted.kind, wanted.value, found.lead_id, found.created_at
+             FROM UNNEST($3::text[], $4::text[]) AS wanted (kind, value)
+             CROSS JOIN LATERAL (SELECT lead_id, created_at FROM customer_keys
+                 WHERE customer_keys.kind = wanted.kind AND customer_keys.value = wanted.value
+                 ORDER BY kind DESC, value DESC, lead_id DESC LIMIT $5) AS found
+             ORDER BY found.created_at DESC LIMIT $5) AS recorded",
+    )
+    .bind(contact_kinds)
+    .bind(contact_values)
+    .bind(key_kinds)
+    .bind(key_values)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(recognised(rows))
 }

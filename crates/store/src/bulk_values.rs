@@ -1,4 +1,5 @@
-// Bulk inserts as multi-row VALUES statements, for SQLite. Included beside `queries/`.
+// Statements whose best form is SQLite's own: bulk inserts as multi-row VALUES statements, and
+// lookups by lists of values. Included beside `queries/`; `bulk_unnest.rs` is PostgreSQL's.
 
 /// Inserts leads with multi-row statements, a few hundred rows at a time.
 pub(crate) async fn insert_leads(conn: &mut Conn, rows: &[LeadRow]) -> sqlx::Result<()> {
@@ -60,4 +61,75 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// What the routing worker knows of the customers arriving in one transaction, in one round
+/// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
+/// duplicate policy, the leads recorded under these customer keys, newest first, at most
+/// `limit`.
+pub(crate) async fn recognise(
+    conn: &mut Conn,
+    phones: &[String],
+    emails: &[String],
+    keys: &[(String, String)],
+    limit: i64,
+) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
+    let contacts = !(phones.is_empty() && emails.is_empty());
+    if !contacts && keys.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut query: QueryBuilder<Db> = QueryBuilder::new("");
+    let any_list = |query: &mut QueryBuilder<Db>, lists: &[(&str, Vec<&str>)]| {
+        for (index, (kind, values)) in lists.iter().enumerate() {
+            if index > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(kind = ")
+                .push_bind(kind.to_string())
+                .push(" AND value IN (");
+            // Each list is padded to a power of two (repeating its last value, which changes
+            // nothing) so a few statement shapes serve every batch from the statement cache.
+            let padded = values.len().next_power_of_two();
+            let mut separated = query.separated(", ");
+            for index in 0..padded {
+                separated.push_bind(values[index.min(values.len() - 1)].to_string());
+            }
+            query.push("))");
+        }
+    };
+    if contacts {
+        query.push(
+            "SELECT 'contact' AS source, kind, value, owner_id AS id, CAST(0 AS BIGINT) AS created_at \
+             FROM contacts WHERE ",
+        );
+        let lists: Vec<(&str, Vec<&str>)> = [("phone", phones), ("email", emails)]
+            .into_iter()
+            .filter(|(_, values)| !values.is_empty())
+            .map(|(kind, values)| (kind, values.iter().map(String::as_str).collect()))
+            .collect();
+        any_list(&mut query, &lists);
+    }
+    if !keys.is_empty() {
+        if contacts {
+            query.push(" UNION ALL ");
+        }
+        query.push(
+            "SELECT * FROM (SELECT 'key' AS source, kind, value, lead_id AS id, created_at \
+             FROM customer_keys WHERE ",
+        );
+        let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (kind, value) in keys {
+            by_kind.entry(kind).or_default().push(value);
+        }
+        let lists: Vec<(&str, Vec<&str>)> = by_kind.into_iter().collect();
+        any_list(&mut query, &lists);
+        query
+            .push(" ORDER BY created_at DESC LIMIT ")
+            .push_bind(limit)
+            .push(") AS recorded");
+    }
+    let rows: Vec<(String, String, String, String, i64)> =
+        query.build_query_as().fetch_all(conn).await?;
+    Ok(recognised(rows))
 }

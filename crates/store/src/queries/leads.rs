@@ -354,83 +354,11 @@ pub(crate) async fn leads_by_customer_keys(
     Ok(recognise(conn, &[], &[], keys, limit).await?.1)
 }
 
-/// What the routing worker knows of the customers arriving in one transaction, in one round
-/// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
-/// duplicate policy, the leads recorded under these customer keys, newest first, at most
-/// `limit`.
-pub(crate) async fn recognise(
-    conn: &mut Conn,
-    phones: &[String],
-    emails: &[String],
-    keys: &[(String, String)],
-    limit: i64,
-) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
-    let contacts = !(phones.is_empty() && emails.is_empty());
-    if !contacts && keys.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut query: QueryBuilder<Db> = QueryBuilder::new("");
-    let any_list = |query: &mut QueryBuilder<Db>, lists: &[(&str, Vec<&str>)]| {
-        for (index, (kind, values)) in lists.iter().enumerate() {
-            if index > 0 {
-                query.push(" OR ");
-            }
-            query
-                .push("(kind = ")
-                .push_bind(kind.to_string())
-                .push(" AND value IN (");
-            // On SQLite each list is padded to a power of two (repeating its last value, which
-            // changes nothing) so a few statement shapes serve every batch from the cache.
-            let padded = if IS_POSTGRES {
-                values.len()
-            } else {
-                values.len().next_power_of_two()
-            };
-            let mut separated = query.separated(", ");
-            for index in 0..padded {
-                separated.push_bind(values[index.min(values.len() - 1)].to_string());
-            }
-            query.push("))");
-        }
-    };
-    if contacts {
-        query.push(
-            "SELECT 'contact' AS source, kind, value, owner_id AS id, CAST(0 AS BIGINT) AS created_at \
-             FROM contacts WHERE ",
-        );
-        let lists: Vec<(&str, Vec<&str>)> = [("phone", phones), ("email", emails)]
-            .into_iter()
-            .filter(|(_, values)| !values.is_empty())
-            .map(|(kind, values)| (kind, values.iter().map(String::as_str).collect()))
-            .collect();
-        any_list(&mut query, &lists);
-    }
-    if !keys.is_empty() {
-        if contacts {
-            query.push(" UNION ALL ");
-        }
-        query.push(
-            "SELECT * FROM (SELECT 'key' AS source, kind, value, lead_id AS id, created_at \
-             FROM customer_keys WHERE ",
-        );
-        let mut by_kind: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for (kind, value) in keys {
-            by_kind.entry(kind).or_default().push(value);
-        }
-        let lists: Vec<(&str, Vec<&str>)> = by_kind.into_iter().collect();
-        any_list(&mut query, &lists);
-        query
-            .push(" ORDER BY created_at DESC LIMIT ")
-            .push_bind(limit)
-            .push(") AS recorded");
-    }
-    // Planned for each call on PostgreSQL: a generic plan cached while the tables were small
-    // scans them whole once they are large (seen under load: 0.05 ms became 5 ms).
-    let rows: Vec<(String, String, String, String, i64)> = query
-        .build_query_as()
-        .persistent(!IS_POSTGRES)
-        .fetch_all(conn)
-        .await?;
+/// Splits the rows of `recognise` (in `bulk_values.rs` / `bulk_unnest.rs`: each backend has
+/// its own best statement) into contact owners and recorded customer keys.
+fn recognised(
+    rows: Vec<(String, String, String, String, i64)>,
+) -> (Vec<(String, String, String)>, Vec<CustomerKeyRow>) {
     let mut owners = Vec::new();
     let mut recorded = Vec::new();
     for (source, kind, value, id, created_at) in rows {
@@ -445,7 +373,7 @@ pub(crate) async fn recognise(
             });
         }
     }
-    Ok((owners, recorded))
+    (owners, recorded)
 }
 
 /// Leads after `after` in id order, for indexing leads stored before customer keys existed.
