@@ -483,7 +483,7 @@ fn compile_test(
         );
         return None;
     };
-    let mut invalid = |expected: &str| {
+    let invalid = |errors: &mut Errors, expected: &str| {
         errors.push(
             &value_path,
             "invalid_value",
@@ -495,51 +495,74 @@ fn compile_test(
         );
         None
     };
-    let test = match (field_type, op) {
-        (FieldType::Text, Op::Equals | Op::NotEquals) => Test::TextEquals(text(value)?),
-        (FieldType::Text, Op::In | Op::NotIn) => Test::TextIn(texts(value)?),
-        (FieldType::Text, Op::Contains | Op::NotContains) => Test::TextContains(text(value)?),
-        (FieldType::Text, Op::ContainsAny) => Test::TextContainsAny(texts(value)?),
-        (FieldType::Text, Op::StartsWith) => Test::StartsWith(text(value)?),
-        (FieldType::Text, Op::EndsWith) => Test::EndsWith(text(value)?),
+    // Each arm reads the value as its test needs it; a value of another type (the text "一千"
+    // for a number) is refused with what was expected, never dropped with its condition.
+    let (test, expected) = match (field_type, op) {
+        (FieldType::Text, Op::Equals | Op::NotEquals) => {
+            (text(value).map(Test::TextEquals), "a text")
+        }
+        (FieldType::Text, Op::In | Op::NotIn) => {
+            (texts(value).map(Test::TextIn), "a list of texts")
+        }
+        (FieldType::Text, Op::Contains | Op::NotContains) => {
+            (text(value).map(Test::TextContains), "a text")
+        }
+        (FieldType::Text, Op::ContainsAny) => {
+            (texts(value).map(Test::TextContainsAny), "a list of texts")
+        }
+        (FieldType::Text, Op::StartsWith) => (text(value).map(Test::StartsWith), "a text"),
+        (FieldType::Text, Op::EndsWith) => (text(value).map(Test::EndsWith), "a text"),
         (FieldType::Text, Op::Matches) => {
             let Some(pattern) = text(value) else {
-                return invalid("a text");
+                return invalid(errors, "a text");
             };
             return compile_regex(&pattern, &value_path, errors).map(Test::Matches);
         }
-        (FieldType::List, Op::Contains | Op::NotContains) => Test::ListContains(text(value)?),
-        (FieldType::List, Op::ContainsAny) => Test::ListContainsAny(texts(value)?),
-        (FieldType::Number, Op::Equals | Op::NotEquals) => Test::NumberEquals(number(value)?),
-        (FieldType::Number, Op::In | Op::NotIn) => Test::NumberIn(
-            value
-                .as_array()?
-                .iter()
-                .map(number)
-                .collect::<Option<Vec<_>>>()?,
+        (FieldType::List, Op::Contains | Op::NotContains) => {
+            (text(value).map(Test::ListContains), "a text")
+        }
+        (FieldType::List, Op::ContainsAny) => {
+            (texts(value).map(Test::ListContainsAny), "a list of texts")
+        }
+        (FieldType::Number, Op::Equals | Op::NotEquals) => {
+            (number(value).map(Test::NumberEquals), "a number")
+        }
+        (FieldType::Number, Op::In | Op::NotIn) => {
+            (numbers(value).map(Test::NumberIn), "a list of numbers")
+        }
+        (FieldType::Number, Op::Gt | Op::Gte | Op::Lt | Op::Lte) => (
+            number(value)
+                .and_then(|bound| Some(Test::NumberCompare(Comparison::from_op(op)?, bound))),
+            "a number",
         ),
-        (FieldType::Number, Op::Gt | Op::Gte | Op::Lt | Op::Lte) => {
-            Test::NumberCompare(Comparison::from_op(op)?, number(value)?)
-        }
-        (FieldType::Number, Op::Between) => {
-            let (low, high) = pair(value, number)?;
-            if low > high {
-                return invalid("[low, high] with low ≤ high");
+        (FieldType::Number, Op::Between) => match pair(value, number) {
+            Some((low, high)) if low > high => {
+                return invalid(errors, "[low, high] with low ≤ high");
             }
-            Test::NumberBetween(low, high)
+            pair => (
+                pair.map(|(low, high)| Test::NumberBetween(low, high)),
+                "[low, high], two numbers",
+            ),
+        },
+        (FieldType::Time, Op::Equals | Op::NotEquals) => {
+            (time(value).map(Test::TimeEquals), "an RFC 3339 time")
         }
-        (FieldType::Time, Op::Equals | Op::NotEquals) => Test::TimeEquals(time(value)?),
-        (FieldType::Time, Op::Gt | Op::Gte | Op::Lt | Op::Lte) => {
-            Test::TimeCompare(Comparison::from_op(op)?, time(value)?)
-        }
-        (FieldType::Time, Op::Between) => {
-            let (low, high) = pair(value, time)?;
-            if low > high {
-                return invalid("[from, to] with from ≤ to");
+        (FieldType::Time, Op::Gt | Op::Gte | Op::Lt | Op::Lte) => (
+            time(value).and_then(|bound| Some(Test::TimeCompare(Comparison::from_op(op)?, bound))),
+            "an RFC 3339 time",
+        ),
+        (FieldType::Time, Op::Between) => match pair(value, time) {
+            Some((low, high)) if low > high => {
+                return invalid(errors, "[from, to] with from ≤ to");
             }
-            Test::TimeBetween(low, high)
+            pair => (
+                pair.map(|(low, high)| Test::TimeBetween(low, high)),
+                "[from, to], two RFC 3339 times",
+            ),
+        },
+        (FieldType::Bool, Op::Equals | Op::NotEquals) => {
+            (value.as_bool().map(Test::BoolEquals), "true or false")
         }
-        (FieldType::Bool, Op::Equals | Op::NotEquals) => Test::BoolEquals(value.as_bool()?),
         _ => {
             errors.push(
                 &format!("{path}.op"),
@@ -553,7 +576,7 @@ fn compile_test(
             return None;
         }
     };
-    Some(test)
+    test.or_else(|| invalid(errors, expected))
 }
 
 fn compile_regex(pattern: &str, path: &str, errors: &mut Errors) -> Option<Regex> {
@@ -592,6 +615,10 @@ fn texts(value: &serde_json::Value) -> Option<Vec<String>> {
 
 fn number(value: &serde_json::Value) -> Option<f64> {
     value.as_f64().filter(|number| number.is_finite())
+}
+
+fn numbers(value: &serde_json::Value) -> Option<Vec<f64>> {
+    value.as_array()?.iter().map(number).collect()
 }
 
 fn time(value: &serde_json::Value) -> Option<DateTime<Utc>> {

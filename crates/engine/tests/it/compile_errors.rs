@@ -66,6 +66,31 @@ fn operators_values_and_types_are_checked_against_the_catalogue() {
 }
 
 #[test]
+fn values_of_the_wrong_type_are_refused_not_dropped() {
+    // Each of these once compiled with its condition silently left out, so the rule matched
+    // more than it said.
+    assert_eq!(
+        errors(json!({
+            "rules": [{"id": "a", "target": {"team": "east"}, "when": {"all": [
+                {"field": "budget", "op": "gte", "value": "一千"},
+                {"field": "budget", "op": "in", "value": [1, "两"]},
+                {"field": "created_at", "op": "gte", "value": "yesterday"},
+                {"field": "tags", "op": "contains", "value": 5},
+                {"field": "company_size", "op": "between", "value": [1]}
+            ]}}]
+        })),
+        [
+            "[invalid_value] rules[0].when.all[0].value (rule a): gte on a number field needs a number",
+            "[invalid_value] rules[0].when.all[1].value (rule a): in on a number field needs a list of numbers",
+            "[invalid_value] rules[0].when.all[2].value (rule a): gte on a time field needs an RFC 3339 time",
+            "[invalid_value] rules[0].when.all[3].value (rule a): contains on a list field needs a text",
+            "[invalid_value] rules[0].when.all[4].value (rule a): between on a number field needs [low, high], two numbers",
+        ]
+        .join("\n")
+    );
+}
+
+#[test]
 fn a_valid_document_compiles() {
     assert_eq!(
         errors(json!({
