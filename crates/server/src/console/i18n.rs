@@ -971,6 +971,31 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Page access token",
     ),
     ("graph_url", "Graph API 地址", "Graph API address"),
+    // A rule set in words (rule summaries and the changes against the active version).
+    ("not", "非", "not"),
+    ("lead_s", "线索的", "the lead's"),
+    ("every_lead", "所有线索", "Every lead"),
+    ("existing_owner", "原负责人", "the customer's owner"),
+    ("owner_field", "字段指定的负责人", "the rep named by"),
+    ("yes", "是", "yes"),
+    ("no", "否", "no"),
+    ("requires_short", "必须满足", "Requirements"),
+    ("prefers_short", "优先", "Preferences"),
+    ("window_short", "生效时间", "Applies"),
+    ("fallback_short", "无人可分配时", "When nobody can take it"),
+    ("fb_default_short", "默认去向", "Default steps"),
+    ("sla_policy", "SLA 策略", "SLA policy"),
+    ("position", "顺序", "Order"),
+    ("other", "其他", "Other"),
+    ("rule_added", "新增", "Added"),
+    ("rule_removed", "删除", "Removed"),
+    ("rule_changed", "修改", "Changed"),
+    ("change_note", "变更说明", "Change note"),
+    (
+        "confirm_publish",
+        "我确认：发布后新线索立即按这些规则分配",
+        "I confirm: new leads are routed by these rules as soon as they are published",
+    ),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's

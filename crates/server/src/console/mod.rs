@@ -13,6 +13,7 @@ pub mod i18n;
 mod logs;
 mod models;
 mod people;
+mod rule_changes;
 mod rules;
 mod simulate;
 

@@ -17,6 +17,7 @@ use engine::{CompileError, RuleSetSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::rule_changes::{self, Change, Names};
 use super::{Frame, Viewer, back, notice_text, posted, render, viewer};
 use crate::AppState;
 use crate::auth::Role;
@@ -438,6 +439,9 @@ struct Draft {
     /// than one row each — as JSON.
     advanced: String,
     sample: String,
+    /// The saved draft version the editor was opened on: publishing it unchanged publishes
+    /// that version instead of saving a copy of it.
+    based_on: Option<i64>,
 }
 
 /// A tagging or scoring rule as a line of the form: one condition row and what it adds.
@@ -524,6 +528,7 @@ impl Draft {
             sample: serde_json::to_string_pretty(&json!({"name": "王总", "province": "浙江省", "industry": "制造", "company_size": 500}))
                 .unwrap_or_default(),
             numbers: Vec::new(),
+            based_on: None,
         }
     }
 
@@ -625,6 +630,7 @@ impl Draft {
             tiers: field(fields, "tiers"),
             advanced: field(fields, "advanced"),
             sample: field(fields, "sample"),
+            based_on: field(fields, "based_on").parse().ok(),
             numbers: Vec::new(),
         }
     }
@@ -893,60 +899,6 @@ impl Draft {
     }
 }
 
-/// One line of a diff.
-#[derive(Debug)]
-pub struct DiffLine {
-    pub sign: char,
-    pub text: String,
-}
-
-/// A line diff by longest common subsequence (rule sets are small).
-fn diff(old: &str, new: &str) -> Vec<DiffLine> {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    if a.len() * b.len() > 4_000_000 {
-        return vec![DiffLine {
-            sign: '!',
-            text: "too large to compare".into(),
-        }];
-    }
-    let mut table = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            table[i][j] = if a[i] == b[j] {
-                table[i + 1][j + 1] + 1
-            } else {
-                table[i + 1][j].max(table[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut lines = Vec::new();
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            lines.push(DiffLine {
-                sign: ' ',
-                text: a[i].to_owned(),
-            });
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || table[i + 1][j] >= table[i][j + 1]) {
-            lines.push(DiffLine {
-                sign: '-',
-                text: a[i].to_owned(),
-            });
-            i += 1;
-        } else {
-            lines.push(DiffLine {
-                sign: '+',
-                text: b[j].to_owned(),
-            });
-            j += 1;
-        }
-    }
-    lines
-}
-
 #[derive(Template)]
 #[template(path = "rules.html")]
 struct RulesPage {
@@ -1040,7 +992,10 @@ struct EditorPage {
     weekdays: Vec<&'static str>,
     errors: Vec<String>,
     valid: bool,
-    diff: Vec<DiffLine>,
+    /// Each rule in a line, in the draft's order (empty while the draft does not read).
+    summaries: Vec<String>,
+    /// What the draft changes against the active version, rule by rule.
+    changes: Vec<Change>,
     dry_run: String,
 }
 
@@ -1049,11 +1004,13 @@ async fn editor(
     viewer: &Viewer,
     mut draft: Draft,
     notice: String,
+    refused: String,
     dry_run: String,
 ) -> Response {
     let mut errors = Vec::new();
     let mut valid = false;
-    let mut diff_lines = Vec::new();
+    let mut summaries = Vec::new();
+    let mut changes = Vec::new();
     match draft.to_spec() {
         Err(message) => errors.push(message),
         Ok(spec) => {
@@ -1065,22 +1022,22 @@ async fn editor(
                 }
                 Err(error) => errors.push(error.message),
             }
+            // Names for the summaries and the changes: teams, pools and reps by id.
+            let names = names(app).await;
+            summaries = spec
+                .rules
+                .iter()
+                .map(|rule| rule_changes::summary(rule, &viewer.t, &names))
+                .collect();
             let active = app
                 .store
                 .active_rule_set()
                 .await
                 .ok()
                 .flatten()
-                .and_then(|row| serde_json::from_str::<Value>(&row.document).ok())
-                .map(|value| serde_json::to_string_pretty(&value).unwrap_or_default())
+                .and_then(|row| RuleSetSpec::from_json(&row.document).ok())
                 .unwrap_or_default();
-            let mine = serde_json::to_value(&spec)
-                .map(|value| serde_json::to_string_pretty(&value).unwrap_or_default())
-                .unwrap_or_default();
-            diff_lines = diff(&active, &mine)
-                .into_iter()
-                .filter(|line| line.sign != ' ')
-                .collect();
+            changes = rule_changes::changes(&active, &spec, &viewer.t, &names);
         }
     }
     let teams = app.store.list_teams().await.unwrap_or_default();
@@ -1137,6 +1094,10 @@ async fn editor(
         .into_iter()
         .map(|row| row.id)
         .collect();
+    // A refused save or publish comes first, as an error.
+    if !refused.is_empty() {
+        errors.insert(0, refused);
+    }
     render(EditorPage {
         frame: viewer.frame(viewer.t.t("rules"), "rules", notice),
         draft,
@@ -1150,9 +1111,36 @@ async fn editor(
         weekdays: vec!["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
         errors,
         valid,
-        diff: diff_lines,
+        summaries,
+        changes,
         dry_run,
     })
+}
+
+/// Display names of teams, pools and reps by id.
+async fn names(app: &AppState) -> Names {
+    let pairs = |rows: Vec<(String, String)>| rows.into_iter().collect();
+    Names {
+        teams: pairs(
+            (app.store.list_teams().await.unwrap_or_default())
+                .into_iter()
+                .map(|row| (row.id, row.name))
+                .collect(),
+        ),
+        pools: pairs(
+            (app.store.list_settings(store::Setting::Pools).await)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|row| (row.id, row.name))
+                .collect(),
+        ),
+        reps: pairs(
+            (app.store.list_reps().await.unwrap_or_default())
+                .into_iter()
+                .map(|row| (row.id, row.name))
+                .collect(),
+        ),
+    }
 }
 
 async fn compile(app: &AppState, spec: &RuleSetSpec) -> Result<Vec<CompileError>, ApiError> {
@@ -1181,21 +1169,18 @@ pub async fn edit(
     let row = match query.version {
         Some(version) => app.store.get_rule_set(version).await,
         None => app.store.active_rule_set().await,
-    };
-    let spec = row
-        .ok()
-        .flatten()
+    }
+    .ok()
+    .flatten();
+    let spec = (row.as_ref())
         .and_then(|row| RuleSetSpec::from_json(&row.document).ok())
         .unwrap_or_default();
+    let mut draft = Draft::from_spec(&spec);
+    draft.based_on = row
+        .filter(|row| row.status == "draft")
+        .map(|row| row.version);
     let notice = notice_text(&viewer.t, query.notice.as_deref());
-    editor(
-        &app,
-        &viewer,
-        Draft::from_spec(&spec),
-        notice,
-        String::new(),
-    )
-    .await
+    editor(&app, &viewer, draft, notice, String::new(), String::new()).await
 }
 
 /// Every button of the editor posts here: edit the draft, check it, dry-run it, save or
@@ -1218,7 +1203,7 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     // A row inside a group has a third index.
     let third = parts.next().and_then(index);
     let mut dry_run = String::new();
-    let mut notice = String::new();
+    let mut refused = String::new();
     match (verb, first, second) {
         ("add_rule", _, _) => draft.rules.push(RuleForm {
             id: format!("rule-{}", draft.rules.len() + 1),
@@ -1303,15 +1288,21 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         ("remove_rule", Some(i), _) if i < draft.rules.len() => {
             draft.rules.remove(i);
         }
+        ("remove_tag", Some(k), _) if k < draft.tags.len() => {
+            draft.tags.remove(k);
+        }
+        ("remove_score", Some(k), _) if k < draft.scores.len() => {
+            draft.scores.remove(k);
+        }
         ("up", Some(i), _) if i > 0 && i < draft.rules.len() => draft.rules.swap(i, i - 1),
         ("down", Some(i), _) if i + 1 < draft.rules.len() => draft.rules.swap(i, i + 1),
         ("dry_run", _, _) => dry_run = run_sample(&app, &viewer, &draft).await,
         ("save" | "publish", _, _) => {
             let publish = verb == "publish";
             if publish && !fields.contains_key("confirm") {
-                notice = viewer.t.t("confirm_needed").to_owned();
+                refused = viewer.t.t("confirm_needed").to_owned();
             } else if let Ok(spec) = draft.to_spec() {
-                match save(&app, &viewer, &spec, publish).await {
+                match save(&app, &viewer, &spec, draft.based_on, publish).await {
                     Ok(version) => {
                         let mut response = Redirect::to("/rules?notice=ok").into_response();
                         // The version saved, for scripts and tests.
@@ -1320,22 +1311,45 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
                         }
                         return response;
                     }
-                    Err(error) => notice = format!("{}: {}", viewer.t.t("error"), error.message),
+                    Err(error) => refused = format!("{}: {}", viewer.t.t("error"), error.message),
                 }
             }
         }
         _ => {}
     }
-    editor(&app, &viewer, draft, notice, dry_run).await
+    editor(&app, &viewer, draft, String::new(), refused, dry_run).await
 }
 
-/// Saves the draft through the API (compiled again there); publishes it when asked.
+/// Saves the draft through the API (compiled again there); publishes it when asked. A draft
+/// published as it was saved (`based_on`, unchanged) is published itself, so no copy of it is
+/// left behind as a draft.
 async fn save(
     app: &AppState,
     viewer: &Viewer,
     spec: &RuleSetSpec,
+    based_on: Option<i64>,
     publish: bool,
 ) -> Result<i64, ApiError> {
+    if let Some(version) = based_on {
+        let saved = app.store.get_rule_set(version).await?;
+        let unchanged = saved.is_some_and(|row| {
+            row.status == "draft"
+                && RuleSetSpec::from_json(&row.document).is_ok_and(|stored| {
+                    rule_changes::changes(&stored, spec, &viewer.t, &Names::default()).is_empty()
+                })
+        });
+        if unchanged {
+            if publish {
+                crate::api::rule_sets::publish_rule_set(
+                    State(app.clone()),
+                    Extension(viewer.caller.clone()),
+                    Path(version),
+                )
+                .await?;
+            }
+            return Ok(version);
+        }
+    }
     let document = serde_json::to_value(spec).map_err(ApiError::internal)?;
     let response = crate::api::rule_sets::create_rule_set(
         State(app.clone()),
@@ -1513,12 +1527,5 @@ mod tests {
         changed.rules[1].strategy = "round_robin".into();
         let back = serde_json::to_value(changed.to_spec().expect("spec")).expect("json");
         assert_eq!(back["rules"][1]["strategy"], json!({"type": "round_robin"}));
-    }
-
-    #[test]
-    fn a_diff_shows_what_changed() {
-        let lines = diff("a\nb\nc", "a\nx\nc");
-        let signs: String = lines.iter().map(|line| line.sign).collect();
-        assert_eq!(signs, " -+ ");
     }
 }

@@ -333,6 +333,8 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         editor.html
     );
     assert!(editor.html.contains("规则有效"));
+    // The active version against itself: nothing changed, however the form writes it.
+    assert!(editor.html.contains("id=\"no-changes\""), "{}", editor.html);
     // Add a rule: it arrives with one empty row.
     let base = format!(
         "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0&r0_rest=%7B%22fallback%22%3A%5B%7B%22pool%22%3A%22public%22%7D%5D%7D"
@@ -363,6 +365,20 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         checked.html
     );
     assert!(!checked.html.contains("规则有效"));
+    // A number field given words: refused at the row, not dropped from the rule.
+    let words = format!(
+        "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=budget&r0_c0_op=gte&r0_c0_value=%E4%B8%80%E5%8D%83&r0_q_count=0\
+         &r1_id=all&r1_target=team%3At&r1_c_count=0&r1_q_count=0&action=check"
+    );
+    let checked = submit(&app, "/rules/edit", &cookie, &words).await;
+    let row = checked.html.split("r0_c0_value").nth(1).unwrap_or_default();
+    let row = row.split("</div>").next().unwrap_or_default();
+    assert!(
+        row.contains("class=\"error\"") && row.contains("needs a number"),
+        "{}",
+        checked.html
+    );
+    assert!(!checked.html.contains("规则有效"));
     // The fixed row dry-runs, shows its diff, and publishes with confirmation.
     let good = format!(
         "csrf={csrf}&rules=2&r0_id=north&r0_name=%E5%8D%8E%E5%8C%97&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=region&r0_c0_op=equals&r0_c0_value=%E5%8D%8E%E5%8C%97&r0_strategy=least_loaded&r0_q_count=0\
@@ -379,8 +395,19 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     assert!(dry.html.contains("id=\"dry-run\""), "{}", dry.html);
     assert!(dry.html.contains("命中规则「华北」"), "{}", dry.html);
     assert!(
-        dry.html.contains("class=\"add\""),
-        "the diff shows the new rule"
+        dry.html.contains("class=\"add\"") && dry.html.contains("新增 · 华北"),
+        "the changes show the new rule by name: {}",
+        dry.html
+    );
+    // Each rule reads as one line: its condition, its target, its strategy.
+    let summary = dry
+        .html
+        .split("class=\"summary\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        summary.starts_with("华北 → ") && summary.contains(" · 最少负载</p>"),
+        "{summary}"
     );
     let unconfirmed = submit(
         &app,
@@ -390,12 +417,27 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     )
     .await;
     assert_eq!(unconfirmed.status, StatusCode::OK);
-    assert!(unconfirmed.html.contains("请先勾选确认"));
+    assert!(
+        unconfirmed
+            .html
+            .contains("class=\"error\" role=\"alert\">请先勾选确认"),
+        "the refusal is an error, not a success notice"
+    );
+    // Saved as a draft, opened again and published unchanged: the draft itself becomes the
+    // active version, and no copy of it is left behind.
+    let saved = submit(&app, "/rules/edit", &cookie, &format!("{good}&action=save")).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    let reopened = visit(&app, "GET", "/rules/edit?version=2", &cookie, None, "zh-CN").await;
+    assert!(
+        reopened.html.contains("name=\"based_on\" value=\"2\""),
+        "{}",
+        reopened.html
+    );
     let published = submit(
         &app,
         "/rules/edit",
         &cookie,
-        &format!("{good}&action=publish&confirm=on"),
+        &format!("{good}&based_on=2&action=publish&confirm=on"),
     )
     .await;
     assert_eq!(
@@ -413,6 +455,11 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         .cloned()
         .expect("active");
     assert_eq!(active["version"], json!(2));
+    assert_eq!(
+        sets["items"].as_array().map(Vec::len),
+        Some(2),
+        "no leftover draft: {sets}"
+    );
     // Roll back to version 1 from the versions page.
     let versions = visit(&app, "GET", "/rules", &cookie, None, "zh-CN").await;
     assert!(versions.html.contains("回滚到此版本"));
