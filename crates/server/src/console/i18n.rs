@@ -1243,6 +1243,34 @@ const ERRORS: &[(&str, &str, &str)] = &[
     ("unknown_pool", "没有这个公海", "No such pool"),
     ("unknown_rep", "没有这个销售", "No such rep"),
     ("unknown_team", "没有这个团队", "No such team"),
+    // Rule-set checks, shown at the row or rule they concern.
+    (
+        "target_missing",
+        "请选择分配给哪个团队或公海",
+        "Choose a team or pool to assign to",
+    ),
+    (
+        "invalid_condition",
+        "条件不完整",
+        "The condition is incomplete",
+    ),
+    (
+        "operator_not_for_type",
+        "这个运算符不适用于该字段",
+        "That operator does not apply to this field",
+    ),
+    (
+        "invalid_regex",
+        "正则表达式有误",
+        "The pattern is not a valid regex",
+    ),
+    ("unknown_operator", "未知的运算符", "Unknown operator"),
+    ("duplicate_id", "规则 ID 重复", "Two rules share an id"),
+    (
+        "rep_field_not_allowed",
+        "销售字段只能用在“必须满足”和“优先”里",
+        "Rep fields belong in requirements and preferences",
+    ),
     (
         "not_enough_outcomes",
         "已关闭的线索不够：至少需要 200 条，成交、输单各 40 条",

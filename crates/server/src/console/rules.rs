@@ -829,10 +829,23 @@ impl Draft {
     }
 
     /// Places compile errors at the rule and row they concern.
-    fn place(&mut self, errors: &[CompileError]) -> Vec<String> {
+    /// Puts each compile error at the row or rule it concerns, as the catalogue's sentence for
+    /// its code in the viewer's language followed by the precise message.
+    fn place(&mut self, errors: &[CompileError], t: &super::i18n::Tr) -> Vec<String> {
         let mut general = Vec::new();
         for error in errors {
-            let text = format!("{} ({})", error.message, error.code);
+            // A rule without a target yet (a new one) is asked for one, not told about a team
+            // with an empty id.
+            let code = if error.code == "unknown_team" && error.message.contains("\"\"") {
+                "target_missing"
+            } else {
+                error.code
+            };
+            let text = match t.error(code) {
+                Some(sentence) if code == "target_missing" => sentence.to_owned(),
+                Some(sentence) => format!("{sentence}: {}", error.message),
+                None => format!("{} ({})", error.message, error.code),
+            };
             let index = error
                 .path
                 .strip_prefix("rules[")
@@ -1018,7 +1031,7 @@ async fn editor(
             match compiled {
                 Ok(found) => {
                     valid = found.is_empty();
-                    errors = draft.place(&found);
+                    errors = draft.place(&found, &viewer.t);
                 }
                 Err(error) => errors.push(error.message),
             }
@@ -1050,11 +1063,15 @@ async fn editor(
         .into_iter()
         .map(|row| (format!("team:{}", row.id), row.name))
         .collect();
+    // A pool is marked as one unless its name already says so ("公海", "华东公海").
+    let pool_word = viewer.t.t("pool");
     targets.extend(pools.into_iter().map(|row| {
-        (
-            format!("pool:{}", row.id),
-            format!("{} ({})", row.name, viewer.t.t("pool")),
-        )
+        let label = if row.name.to_lowercase().contains(&pool_word.to_lowercase()) {
+            row.name
+        } else {
+            format!("{} ({pool_word})", row.name)
+        };
+        (format!("pool:{}", row.id), label)
     }));
     let custom = app.store.list_custom_fields().await.unwrap_or_default();
     let mut fields: Vec<String> = engine::field::LEAD_FIELDS

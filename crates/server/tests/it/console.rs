@@ -351,6 +351,12 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         "{}",
         added.html
     );
+    // The new rule is asked for a target in the viewer's language, not told of a team "".
+    assert!(
+        added.html.contains("请选择分配给哪个团队或公海") && !added.html.contains("unknown_team"),
+        "{}",
+        added.html
+    );
     // A row that cannot hold: `gt` on a text field. The message stands at that row.
     let bad = format!(
         "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=region&r0_c0_op=gt&r0_c0_value=5&r0_q_count=0\
