@@ -417,9 +417,10 @@ async fn setup(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The measurement's own database (or data directory), removed when it is done.
+    let name = format!("leadroute_load_{}", uuid::Uuid::now_v7().simple());
     let (store, place) = match &args.database_url {
         Some(admin) => {
-            let name = format!("leadroute_load_{}", uuid::Uuid::now_v7().simple());
             let url = store::create_postgres_database(admin, &name).await?;
             (
                 Store::connect(&url).await?,
@@ -616,5 +617,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = server.kill().await;
     store.close().await;
+    match &args.database_url {
+        Some(admin) => store::drop_postgres_database(admin, &name).await?,
+        None => {
+            let _ = std::fs::remove_dir_all(&place[1]);
+        }
+    }
     Ok(())
 }

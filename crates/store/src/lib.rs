@@ -1297,3 +1297,17 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Re
         .map_or(admin_url, |(base, _)| base);
     Ok(format!("{base}/{name}"))
 }
+
+/// Drops a database made by `create_postgres_database` (a measurement's, when it is done).
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(admin_url)?;
+    let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+    let statement = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        name.replace('"', "")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await?;
+    Ok(())
+}
