@@ -14,7 +14,9 @@ use crate::hours::{TimeRange, parse_time_zone, parse_weekday};
 use crate::lead::Priority;
 use crate::rep::RepId;
 use crate::roster::Roster;
-use crate::rule_set::{Fallback, Rule, RuleSet, ScoreRule, Scoring, TagRule, Target, Window};
+use crate::rule_set::{
+    Fallback, Rule, RuleIndex, RuleSet, ScoreRule, Scoring, TagRule, Target, Window,
+};
 use crate::spec::{
     CatchUpSpec, ConditionSpec, FallbackSpec, PerformanceSpec, RuleSetSpec, RuleSpec, StrategySpec,
     TargetSpec, WindowSpec,
@@ -202,6 +204,7 @@ pub fn compile(
         version,
         name: spec.name.clone(),
         catalogue: known.catalogue.clone(),
+        index: RuleIndex::new(&rules),
         rules,
         tagging,
         scoring,

@@ -234,6 +234,26 @@ impl Condition {
         self.eval(lead).is_ok()
     }
 
+    /// The row that decides first whether this condition can hold, when it asks for one of a
+    /// few texts: the condition itself, or the first row of its `all`, being `field equals x`
+    /// or `field in [x, y]`. A lead whose field holds none of them fails at that row, which is
+    /// the node `eval` would name, so a rule index can skip the evaluation.
+    pub(crate) fn gate(&self) -> Option<(LeadField, NodeId, &[String])> {
+        let leaf = match &self.root {
+            Node::Leaf(..) => &self.root,
+            Node::All(children) => children.first()?,
+            _ => return None,
+        };
+        match leaf {
+            Node::Leaf(id, leaf) if !leaf.negate => match &leaf.test {
+                Test::TextEquals(value) => Some((leaf.field, *id, std::slice::from_ref(value))),
+                Test::TextIn(values) => Some((leaf.field, *id, values.as_slice())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The path (`all[1].any[0]`) and description of a node.
     pub fn node(&self, id: NodeId) -> Option<(&str, &NodeInfo)> {
         self.nodes

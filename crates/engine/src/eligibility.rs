@@ -158,16 +158,22 @@ impl<'a> Bound<'a> {
         Bound { condition, value }
     }
 
-    /// Whether the rep meets the condition.
-    #[inline]
+    /// Whether the rep meets the condition. The common cases (no lead value to compare, or an
+    /// interned list field answered by a bitset) are a bit test inlined into the caller's loop
+    /// over a thousand reps; the rest reads the rep's value.
+    #[inline(always)]
     pub fn holds(&self, roster: &Roster, rep: RepIndex, catalogue: &FieldCatalogue) -> bool {
+        match &self.value {
+            BoundValue::Skip => true,
+            BoundValue::Reps(bits) => bit(bits, rep),
+            _ => self.holds_by_value(roster, rep, catalogue),
+        }
+    }
+
+    #[inline(never)]
+    fn holds_by_value(&self, roster: &Roster, rep: RepIndex, catalogue: &FieldCatalogue) -> bool {
         let op = self.condition.op;
         let field = self.condition.field;
-        match &self.value {
-            BoundValue::Skip => return true,
-            BoundValue::Reps(bits) => return bit(bits, rep),
-            _ => {}
-        }
         let value = rep_value(roster.rep(rep), field, catalogue);
         let present = match value {
             None => false,

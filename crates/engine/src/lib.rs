@@ -38,7 +38,7 @@ pub use model::{ModelSpec, WinModel, WinScore};
 pub use rep::{Rep, RepId, RepStatus};
 pub use roster::Roster;
 pub use route::{RouteRequest, assign_manually, route};
-pub use rule_set::RuleSet;
+pub use rule_set::{RuleIndex, RuleSet};
 pub use spec::RuleSetSpec;
 pub use state::{RepState, RoutingState, StateChange};
 pub use strategy::Strategy;

@@ -104,6 +104,8 @@ pub struct Roster {
     index: HashMap<String, RepIndex>,
     pub(crate) zones: Vec<Tz>,
     pub(crate) hot: Vec<Hot>,
+    /// Whether any rep has a weekly or monthly floor (下限), so routing looks for reps below it.
+    pub(crate) has_floors: bool,
     schedules: Vec<WeeklyHours>,
     /// Distinct (schedule, zone) pairs.
     clocks: Vec<(u32, u16)>,
@@ -171,6 +173,8 @@ impl Roster {
                     clock
                 }
             };
+            roster.has_floors |=
+                rep.caps.min_per_week.is_some() || rep.caps.min_per_month.is_some();
             roster.hot.push(Hot {
                 status: rep.status,
                 zone,

@@ -76,8 +76,10 @@ pub fn route(
         attempts: Vec::new(),
         keep_candidates: request.keep_candidates,
     };
-    let mut traces = Vec::new();
+    let mut traces = Vec::with_capacity(rules.rules.len());
     let mut outcome = None;
+    // The rules this lead's text fields leave in play; the others fail at their gate.
+    let open = rules.index.open(&view);
     for (position, rule) in rules.rules.iter().enumerate() {
         let position = position as u32;
         if rule
@@ -86,6 +88,13 @@ pub fn route(
             .is_some_and(|window| !window.contains(request.now))
         {
             traces.push(RuleTrace::OutsideWindow { rule: position });
+            continue;
+        }
+        if let Some(node) = rules.index.closed(&open, position) {
+            traces.push(RuleTrace::NotMatched {
+                rule: position,
+                node,
+            });
             continue;
         }
         if let Some(Err(node)) = rule.when.as_ref().map(|when| when.eval(&view)) {
@@ -553,14 +562,16 @@ impl<'a> Router<'a> {
             eligible.retain(|_| tier.next().unwrap_or(0) >= best);
             attempt.preferences = Some((best as u16, preferences.len() as u16));
         }
-        let below_floor: Vec<bool> = eligible
-            .iter()
-            .map(|(position, _)| gate.below_floor(*position))
-            .collect();
-        if below_floor.contains(&true) && below_floor.contains(&false) {
-            let mut below = below_floor.into_iter();
-            eligible.retain(|_| below.next().unwrap_or(false));
-            attempt.floor = true;
+        // Reps below a weekly or monthly floor (下限) go first, when only some are.
+        if self.roster.has_floors {
+            let below = eligible
+                .iter()
+                .filter(|(position, _)| gate.below_floor(*position))
+                .count();
+            if below > 0 && below < eligible.len() {
+                eligible.retain(|(position, _)| gate.below_floor(*position));
+                attempt.floor = true;
+            }
         }
         let matching = match candidates.strategy {
             Strategy::BestMatch(_) => self.matching(&eligible, preferences),

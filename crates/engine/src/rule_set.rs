@@ -1,15 +1,18 @@
 //! The compiled rule set (分配规则): validated rules, tagging and scoring, ready to route.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::condition::{Condition, RepCondition};
-use crate::field::{FieldCatalogue, LeadField};
+use crate::condition::{Condition, NodeId, RepCondition};
+use crate::field::{FieldCatalogue, LeadField, LeadView};
 use crate::hours::{LocalNow, TimeRange};
 use crate::lead::Priority;
 use crate::rep::RepId;
 use crate::strategy::Strategy;
 use crate::team::HoursPolicy;
+use crate::value::ValueRef;
 
 /// A validated rule set. Published versions never change; `version` is the store's number.
 #[derive(Clone, Debug)]
@@ -22,6 +25,76 @@ pub struct RuleSet {
     pub scoring: Option<Scoring>,
     /// Steps for a lead that no rule matched.
     pub default: Vec<Fallback>,
+    /// Which rules a lead's text fields leave in play (built by `compile`; the default index
+    /// skips nothing).
+    pub index: RuleIndex,
+}
+
+/// An index from a lead's text field values to the rules that can match them, so routing does
+/// not evaluate the rules a lead cannot match (199 of 200 regional rules for one region). A
+/// rule is indexed by its condition's gate (`Condition::gate`); the others are always
+/// evaluated. Skipping a gated rule records the gate's row as the failing node, as evaluating
+/// it would.
+#[derive(Clone, Debug, Default)]
+pub struct RuleIndex {
+    /// Per rule position: the field slot and node of its gate.
+    gates: Vec<Option<(u16, NodeId)>>,
+    /// Per gated field: the rules each value lets through.
+    fields: Vec<(LeadField, HashMap<String, Vec<u32>>)>,
+}
+
+impl RuleIndex {
+    pub fn new(rules: &[Rule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for (position, rule) in rules.iter().enumerate() {
+            let gate = rule.when.as_ref().and_then(Condition::gate);
+            let Some((field, node, values)) = gate else {
+                index.gates.push(None);
+                continue;
+            };
+            let slot = match index.fields.iter().position(|(known, _)| *known == field) {
+                Some(slot) => slot,
+                None => {
+                    index.fields.push((field, HashMap::new()));
+                    index.fields.len() - 1
+                }
+            };
+            for value in values {
+                let list = index.fields[slot].1.entry(value.clone()).or_default();
+                if list.last() != Some(&(position as u32)) {
+                    list.push(position as u32);
+                }
+            }
+            index.gates.push(Some((slot as u16, node)));
+        }
+        index
+    }
+
+    /// The rules whose gate this lead passes, as a bitset over rule positions.
+    pub(crate) fn open(&self, lead: &LeadView<'_>) -> Vec<u64> {
+        let mut open = vec![0u64; self.gates.len().div_ceil(64)];
+        for (field, values) in &self.fields {
+            if let Some(ValueRef::Text(text)) = lead.get(*field)
+                && let Some(rules) = values.get(text)
+            {
+                for &rule in rules {
+                    open[rule as usize / 64] |= 1 << (rule % 64);
+                }
+            }
+        }
+        open
+    }
+
+    /// The gate's node when the rule at `position` is gated and `open` does not let it
+    /// through: the rule cannot match.
+    #[inline]
+    pub(crate) fn closed(&self, open: &[u64], position: u32) -> Option<NodeId> {
+        let (_, node) = self.gates.get(position as usize).copied().flatten()?;
+        let through = open
+            .get(position as usize / 64)
+            .is_some_and(|word| word >> (position % 64) & 1 == 1);
+        (!through).then_some(node)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -633,5 +633,6 @@ fn empty_rules(catalogue: &FieldCatalogue) -> RuleSet {
         tagging: Vec::new(),
         scoring: None,
         default: Vec::new(),
+        index: engine::RuleIndex::default(),
     }
 }

@@ -253,4 +253,53 @@ proptest! {
         let second = route(&world.rules, &world.roster, &world.state.clone(), &request);
         prop_assert_eq!(first, second);
     }
+
+    #[test]
+    fn the_rule_index_skips_only_rules_that_cannot_match(
+        shapes in prop::collection::vec((0usize..6, 0usize..4, 0usize..3), 1..12),
+        region in 0usize..4,
+        industry in 0usize..3,
+    ) {
+        const REGIONS: [&str; 3] = ["华东", "华南", "华北"];
+        const INDUSTRIES: [&str; 2] = ["制造", "零售"];
+        // Gated rows (equals, in, the first row of an all) and rules the index cannot gate.
+        let rules: Vec<serde_json::Value> = shapes
+            .iter()
+            .enumerate()
+            .map(|(index, (shape, r, i))| {
+                let r = REGIONS[r % 3];
+                let i = INDUSTRIES[i % 2];
+                let when = match shape {
+                    0 => json!({"field": "region", "op": "equals", "value": r}),
+                    1 => json!({"field": "region", "op": "in", "value": [r, "华北"]}),
+                    2 => json!({"all": [{"field": "region", "op": "equals", "value": r},
+                                        {"field": "industry", "op": "equals", "value": i}]}),
+                    3 => json!({"all": [{"field": "industry", "op": "in", "value": [i]},
+                                        {"field": "region", "op": "not_equals", "value": r}]}),
+                    4 => json!({"any": [{"field": "region", "op": "equals", "value": r},
+                                        {"field": "industry", "op": "equals", "value": i}]}),
+                    _ => json!({"field": "region", "op": "not_equals", "value": r}),
+                };
+                json!({"id": format!("r{index}"), "when": when, "target": {"team": "t"},
+                       "fallback": ["next_rule"]})
+            })
+            .collect();
+        let world = World::new(
+            vec![rep("r0", "王芳")],
+            vec![team("t", &["r0"])],
+            json!({"rules": rules, "default": [{"pool": "公海"}]}),
+        );
+        let lead = Lead {
+            region: [None, Some("华东"), Some("华南"), Some("华北")][region].map(str::to_owned),
+            industry: [None, Some("制造"), Some("零售")][industry].map(str::to_owned),
+            ..Lead::default()
+        };
+        let now = at("2026-11-23T02:00:00Z");
+        let request = RouteRequest { lead: &lead, now, exclude: &[], model: None, keep_candidates: false };
+        let indexed = route(&world.rules, &world.roster, &world.state, &request);
+        let mut unindexed = world.rules.clone();
+        unindexed.index = engine::RuleIndex::default();
+        let evaluated = route(&unindexed, &world.roster, &world.state, &request);
+        prop_assert_eq!(indexed, evaluated);
+    }
 }
