@@ -463,6 +463,12 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("valid", "规则有效", "The rules are valid"),
     ("dry_run", "试运行", "Dry run"),
     ("sample", "样例线索（JSON）", "Sample lead (JSON)"),
+    (
+        "sample_lead",
+        "或选一条已有线索",
+        "Or pick an existing lead",
+    ),
+    ("dry_run_lead", "用这条线索试运行", "Dry run on this lead"),
     ("save_draft", "保存草稿", "Save draft"),
     ("publish", "发布", "Publish"),
     (

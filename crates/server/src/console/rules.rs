@@ -1010,6 +1010,8 @@ struct EditorPage {
     /// What the draft changes against the active version, rule by rule.
     changes: Vec<Change>,
     dry_run: String,
+    /// Recent leads to dry-run the draft on: `(id, label)`.
+    recent: Vec<(String, String)>,
 }
 
 async fn editor(
@@ -1130,6 +1132,7 @@ async fn editor(
         valid,
         summaries,
         changes,
+        recent: recent_leads(app, viewer).await,
         dry_run,
     })
 }
@@ -1314,6 +1317,21 @@ pub async fn submit(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         ("up", Some(i), _) if i > 0 && i < draft.rules.len() => draft.rules.swap(i, i - 1),
         ("down", Some(i), _) if i + 1 < draft.rules.len() => draft.rules.swap(i, i + 1),
         ("dry_run", _, _) => dry_run = run_sample(&app, &viewer, &draft).await,
+        // The same dry run on a stored lead: its document becomes the sample.
+        ("dry_run_lead", _, _) => {
+            match sample_of(&app, &viewer, field(&fields, "sample_lead").trim()).await {
+                Ok(sample) => {
+                    draft.sample = sample;
+                    dry_run = run_sample(&app, &viewer, &draft).await;
+                }
+                Err(error) => {
+                    refused = viewer.t.error(&error.code).map_or_else(
+                        || format!("{}: {}", viewer.t.t("error"), error.message),
+                        str::to_owned,
+                    )
+                }
+            }
+        }
         ("save" | "publish", _, _) => {
             let publish = verb == "publish";
             if publish && !fields.contains_key("confirm") {
@@ -1399,6 +1417,49 @@ async fn save(
         .await?;
     }
     Ok(version)
+}
+
+/// A stored lead the viewer may see, as a sample document (without its external id, which
+/// would only say it is already here).
+async fn sample_of(app: &AppState, viewer: &Viewer, id: &str) -> Result<String, ApiError> {
+    viewer.caller.may(crate::ops::Operation::ExplainRoute)?;
+    let row = crate::api::access::lead(app, &viewer.caller, id).await?;
+    let mut document: Value = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
+    if let Some(object) = document.as_object_mut() {
+        object.remove("external_id");
+    }
+    serde_json::to_string_pretty(&document).map_err(ApiError::internal)
+}
+
+/// The newest leads the viewer sees, to pick one for a dry run: `(id, label)`.
+async fn recent_leads(app: &AppState, viewer: &Viewer) -> Vec<(String, String)> {
+    let mut filter = store::LeadFilter {
+        limit: 20,
+        ..store::LeadFilter::default()
+    };
+    if crate::api::access::scope(app, &viewer.caller, &mut filter)
+        .await
+        .is_err()
+    {
+        return Vec::new();
+    }
+    app.store
+        .list_leads(&filter)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| {
+            let document: Value = serde_json::from_str(&row.document).unwrap_or_default();
+            let text = |key: &str| document[key].as_str().unwrap_or("").to_owned();
+            let who = [text("name"), text("company")]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let label = format!("{who} · {}", viewer.local(row.created_at));
+            (row.id, label)
+        })
+        .collect()
 }
 
 /// Routes the sample lead under the draft, storing nothing: the decision's explanation.

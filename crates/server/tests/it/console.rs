@@ -400,6 +400,55 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     .await;
     assert!(dry.html.contains("id=\"dry-run\""), "{}", dry.html);
     assert!(dry.html.contains("命中规则「华北」"), "{}", dry.html);
+    // The same dry run on a stored lead, picked from the list of recent ones.
+    let stored = app
+        .ok(
+            "/api/v1/leads",
+            &json!({"name": "赵总", "region": "华北"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    let stored_id = stored["lead"]["id"].as_str().expect("id").to_owned();
+    let listed = submit(
+        &app,
+        "/rules/edit",
+        &cookie,
+        &format!("{good}&action=check"),
+    )
+    .await;
+    assert!(
+        listed
+            .html
+            .contains(&format!("<option value=\"{stored_id}\">赵总 · ")),
+        "{}",
+        listed.html
+    );
+    let on_lead = submit(
+        &app,
+        "/rules/edit",
+        &cookie,
+        &format!("{good}&action=dry_run_lead&sample_lead={stored_id}"),
+    )
+    .await;
+    assert!(
+        on_lead.html.contains("命中规则「华北」") && on_lead.html.contains("赵总"),
+        "{}",
+        on_lead.html
+    );
+    let unknown = submit(
+        &app,
+        "/rules/edit",
+        &cookie,
+        &format!("{good}&action=dry_run_lead&sample_lead=nope"),
+    )
+    .await;
+    assert!(
+        unknown
+            .html
+            .contains("class=\"error\" role=\"alert\">没有找到"),
+        "{}",
+        unknown.html
+    );
     assert!(
         dry.html.contains("class=\"add\"") && dry.html.contains("新增 · 华北"),
         "the changes show the new rule by name: {}",
