@@ -231,7 +231,7 @@ pub(crate) struct Gate<'a> {
 impl Gate<'_> {
     #[inline(always)]
     pub fn check(&self, index: RepIndex) -> Result<(), Exclusion> {
-        if self.exclude.contains(&index) {
+        if !self.exclude.is_empty() && self.exclude.contains(&index) {
             return Err(Exclusion::Excluded);
         }
         for (index_of, requirement) in self.requirements.iter().enumerate() {

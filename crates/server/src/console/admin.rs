@@ -308,6 +308,8 @@ async fn delete(app: &AppState, viewer: &Viewer, kind: &str, id: String) -> ApiR
 #[template(path = "admin.html")]
 struct AdminPage {
     frame: Frame,
+    /// On the reps tab: every rep with status, teams and load.
+    roster: Vec<RosterLine>,
     kinds: Vec<(&'static str, &'static str)>,
     kind: String,
     items: Vec<(String, String)>,
@@ -347,6 +349,70 @@ pub struct AdminQuery {
 }
 
 /// The list of one kind and its editor (a new document, or `?id=` an existing one).
+/// One line of the rep list: who, status, teams, and the load against the caps.
+pub struct RosterLine {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub teams: String,
+    /// Open leads (保有量) and the holding cap, if any.
+    pub open: i64,
+    pub max_open: String,
+    pub max_per_day: String,
+}
+
+/// The reps on the page with their teams and open leads.
+async fn roster_rows(
+    app: &AppState,
+    viewer: &Viewer,
+    reps: &[Value],
+) -> ApiResult<Vec<RosterLine>> {
+    let teams = app.store.list_teams().await?;
+    // Open leads as routing keeps them (保有量), not a count over every lead.
+    let open: std::collections::HashMap<String, i64> = (app.store.load_rep_states().await?)
+        .into_iter()
+        .map(|state| (state.rep_id, state.open_leads))
+        .collect();
+    let cap = |rep: &Value, key: &str| {
+        rep["caps"][key]
+            .as_u64()
+            .map_or_else(|| "—".to_owned(), |cap| cap.to_string())
+    };
+    let mut lines: Vec<RosterLine> = reps
+        .iter()
+        .map(|rep| {
+            let id = rep["id"].as_str().unwrap_or_default().to_owned();
+            let member_of: Vec<String> = teams
+                .iter()
+                .filter(|team| {
+                    serde_json::from_str::<Value>(&team.document).is_ok_and(|document| {
+                        document["members"].as_array().is_some_and(|members| {
+                            members
+                                .iter()
+                                .any(|member| member["rep_id"].as_str() == Some(id.as_str()))
+                        })
+                    })
+                })
+                .map(|team| team.name.clone())
+                .collect();
+            RosterLine {
+                name: rep["name"].as_str().unwrap_or_default().to_owned(),
+                status: viewer
+                    .t
+                    .t(rep["status"].as_str().unwrap_or("active"))
+                    .to_owned(),
+                teams: member_of.join(if viewer.t.is_zh() { "、" } else { ", " }),
+                open: open.get(&id).copied().unwrap_or(0),
+                max_open: cap(rep, "max_open"),
+                max_per_day: cap(rep, "max_per_day"),
+                id,
+            }
+        })
+        .collect();
+    lines.sort_by(|left, right| left.name.cmp(&right.name));
+    Ok(lines)
+}
+
 pub async fn page(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -389,7 +455,13 @@ pub async fn page(
             all.iter()
                 .find(|item| item["id"].as_str() == Some(id.as_str()))
         });
-        let rep = found.filter(|_| name == "reps").map(RepForm::from_view);
+        // Reps have a form for a new one too; the JSON document stays the advanced way.
+        let rep = (name == "reps").then(|| RepForm::from_view(found.unwrap_or(&Value::Null)));
+        let roster = if name == "reps" {
+            roster_rows(&app, &viewer, &all).await?
+        } else {
+            Vec::new()
+        };
         let blank = Value::Null;
         let shown = found.unwrap_or(&blank);
         let calendar = (name == "calendars").then(|| CalendarForm::from_view(shown));
@@ -440,8 +512,10 @@ pub async fn page(
             None => (String::new(), example.to_owned()),
         };
         Ok(AdminPage {
+            roster,
+            // Each tab has its own title: "销售 · 管理".
             frame: viewer.frame(
-                viewer.t.t("admin"),
+                &format!("{} · {}", viewer.t.t(title), viewer.t.t("admin")),
                 "admin",
                 notice_text(&viewer.t, query.notice.as_deref()),
             ),
@@ -499,7 +573,17 @@ pub async fn submit(
     match fields.get("action").map(String::as_str) {
         Some("save_rep") => {
             let Some(id) = id else {
-                return back(&page, Ok(()));
+                // A new rep from the form: its id from the form, unset keys left out.
+                let mut document = rep_patch(&Fields(&fields));
+                document.insert(
+                    "id".into(),
+                    Value::String(fields.get("new_id").cloned().unwrap_or_default()),
+                );
+                document.retain(|_, value| !value.is_null());
+                return match save_document(&app, &viewer, "reps", None, document).await {
+                    Ok(saved) => back(&format!("{page}?id={saved}"), Ok(())),
+                    Err(error) => back(&page, Err(error)),
+                };
             };
             let outcome = crate::api::reps::patch_rep(
                 State(app.clone()),

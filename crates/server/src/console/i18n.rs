@@ -997,6 +997,9 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("rule_removed", "删除", "Removed"),
     ("rule_changed", "修改", "Changed"),
     ("change_note", "变更说明", "Change note"),
+    ("open_load", "在跟进 / 保有量上限", "Open / holding cap"),
+    ("cap_per_day", "每日上限", "Daily cap"),
+    ("choose", "请选择", "Choose"),
     (
         "confirm_publish",
         "我确认：发布后新线索立即按这些规则分配",

@@ -1184,6 +1184,12 @@ async fn reps_in_reach(
         Role::Manager => Some(access::members(app, &viewer.caller.teams).await?),
         _ => None,
     };
+    // A rep who cannot take leads now (paused, on leave, inactive) is marked, not hidden: a
+    // manager may still hand them one on purpose.
+    let statuses: HashMap<String, String> = (app.store.list_reps().await?)
+        .into_iter()
+        .map(|row| (row.id, row.status))
+        .collect();
     let mut reps: Vec<(String, String)> = names
         .iter()
         .filter(|(id, _)| {
@@ -1191,7 +1197,13 @@ async fn reps_in_reach(
                 .as_ref()
                 .is_none_or(|members| members.contains(id))
         })
-        .map(|(id, name)| (id.clone(), name.clone()))
+        .map(|(id, name)| {
+            let label = match statuses.get(id).map(String::as_str) {
+                Some("active") | None => name.clone(),
+                Some(status) => format!("{name}（{}）", viewer.t.t(status)),
+            };
+            (id.clone(), label)
+        })
         .collect();
     reps.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(reps)
@@ -1456,6 +1468,12 @@ async fn pool_page(
             }
         }
         let t = viewer.t;
+        // Pools by name (公海), with the claims left today.
+        let pool_names: HashMap<String, String> =
+            (app.store.list_settings(store::Setting::Pools).await?)
+                .into_iter()
+                .map(|row| (row.id, row.name))
+                .collect();
         let allowance = listed["allowance"]["pools"]
             .as_array()
             .map(|pools| {
@@ -1465,7 +1483,9 @@ async fn pool_page(
                         let remaining = pool["remaining"]
                             .as_i64()
                             .map_or_else(|| t.t("unlimited").to_owned(), |n| n.to_string());
-                        format!("{} {remaining}", pool["pool_id"].as_str().unwrap_or(""))
+                        let id = pool["pool_id"].as_str().unwrap_or("");
+                        let name = pool_names.get(id).map_or(id, String::as_str);
+                        format!("{name} {remaining}")
                     })
                     .collect::<Vec<_>>()
                     .join(" · ")

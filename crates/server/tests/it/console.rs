@@ -190,6 +190,31 @@ async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
         timeline.html
     );
     assert!(timeline.html.contains("改派"), "an admin may reassign");
+    // The reassignment picker has no default, and a rep who cannot take leads now is marked.
+    let (status, _) = app
+        .patch("/api/v1/reps/r01", &json!({"status": "paused"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let timeline = visit(
+        &app,
+        "GET",
+        &format!("/leads/{}", ids[0]),
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    let picker = timeline
+        .html
+        .split("name=\"rep_id\"")
+        .nth(1)
+        .unwrap_or_default();
+    let picker = picker.split("</select>").next().unwrap_or_default();
+    assert!(
+        picker.contains("<option value=\"\" selected disabled>请选择</option>"),
+        "{picker}"
+    );
+    assert!(picker.contains("（暂停）"), "{picker}");
 }
 
 #[tokio::test]
@@ -249,6 +274,21 @@ async fn a_rep_works_their_leads_and_the_pool_in_the_console() {
         "{}",
         pool.html
     );
+    // With a daily claim limit set, the allowance names the pool, not its id.
+    let (status, _) = app
+        .patch(
+            "/api/v1/pools/public",
+            &json!({"name": "公海", "claims_per_day": 5}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let limited = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
+    let allowance = limited
+        .html
+        .split("id=\"allowance\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(allowance.starts_with("公海 5<"), "{}", limited.html);
     assert!(
         !pool.html.contains("13800138000"),
         "no contact details in the pool"
@@ -545,6 +585,39 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         "{}",
         reps.html
     );
+    // The tab has its own title; the rep list shows status, team and load against the cap.
+    assert!(
+        reps.html.contains("<title>销售 · 管理 · Leadroute</title>"),
+        "{}",
+        reps.html
+    );
+    let roster = reps.html.split("id=\"roster\"").nth(1).unwrap_or_default();
+    let roster = roster.split("</table>").next().unwrap_or_default();
+    assert!(
+        roster.contains("<td>接单中</td>"),
+        "a status word: {roster}"
+    );
+    assert!(
+        !roster.contains(">active<"),
+        "the status is a word, not a code: {roster}"
+    );
+    // A new rep from the form, without writing JSON.
+    let made = submit(
+        &app,
+        "/admin/reps",
+        &cookie,
+        &format!("csrf={csrf}&id=&action=save_rep&new_id=r08&name=%E6%96%B0%E5%90%8C%E4%BA%8B&status=active&weight=1&cap_max_open=20"),
+    )
+    .await;
+    assert_eq!(
+        made.location.as_deref(),
+        Some("/admin/reps?id=r08&notice=ok"),
+        "{}",
+        made.html
+    );
+    let (_, made) = app.get("/api/v1/reps/r08").await;
+    assert_eq!(made["name"], json!("新同事"));
+    assert_eq!(made["caps"]["max_open"], json!(20));
     let encode =
         |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     // A new rep from the editor, then their caps changed.
