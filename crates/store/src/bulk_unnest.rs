@@ -77,11 +77,12 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
 ///
 /// One prepared statement serves every batch. Each key is looked up on its own (`LATERAL`,
 /// in primary-key order with a limit; the limit also keeps the planner from turning the
-/// subquery into a join), so the only sensible plan is a probe of the primary key per key: the generic plan PostgreSQL caches while the tables are nearly empty stays right
-/// as they grow, with or without ANALYZE. (The `IN` lists this replaced had to be planned for
-/// every call: a cached plan made on small tables scanned them whole once they were large.)
-/// Within one key the newest leads come first by id (ids are time-ordered), so a key with more
-/// than `limit` leads is matched on its newest.
+/// subquery into a join), so the only sensible plan is a probe of the primary key per key:
+/// the generic plan PostgreSQL caches while the tables are nearly empty stays right as they
+/// grow, with or without ANALYZE. (The `IN` lists this replaced had to be planned for every
+/// call: a cached plan made on small tables scanned them whole once they were large.) Within
+/// one key the newest leads come first by id (ids are time-ordered), so a key with more than
+/// `limit` leads is matched on its newest.
 pub(crate) async fn recognise(
     conn: &mut Conn,
     phones: &[String],

@@ -1000,6 +1000,13 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("open_load", "在跟进 / 保有量上限", "Open / holding cap"),
     ("cap_per_day", "每日上限", "Daily cap"),
     ("choose", "请选择", "Choose"),
+    // Activity outcomes (codes the API documents; others show as they are).
+    ("reached", "已接通", "Reached"),
+    ("no_answer", "未接听", "No answer"),
+    ("interested", "有意向", "Interested"),
+    ("not_interested", "无意向", "Not interested"),
+    ("wrong_number", "号码错误", "Wrong number"),
+    ("callback", "约定回电", "Call back"),
     (
         "confirm_publish",
         "我确认：发布后新线索立即按这些规则分配",
@@ -1347,6 +1354,15 @@ impl Tr {
                 Lang::Zh => zh,
                 Lang::En => en,
             })
+    }
+
+    /// A code of a known list (an event, an activity outcome) in the page's language; a code
+    /// the catalogue does not know (a team's own outcome) as it is.
+    pub fn word<'a>(&self, code: &'a str) -> &'a str {
+        match self.t(code) {
+            "?" => code,
+            word => word,
+        }
     }
 
     /// The name of a field or operator in the page's language; custom names as they are.

@@ -957,7 +957,7 @@ async fn lead_data(
             text: format!(
                 "{} {} {}",
                 name_of(&activity.rep_id),
-                activity.outcome.clone().unwrap_or_default(),
+                t.word(activity.outcome.as_deref().unwrap_or_default()),
                 activity.note.clone().unwrap_or_default()
             ),
             details: String::new(),
@@ -977,7 +977,7 @@ async fn lead_data(
             at: viewer.local(event.created_at),
             sort: event.created_at,
             kind: "event",
-            label: format!("{} · {}", t.t("event"), event.event),
+            label: format!("{} · {}", t.t("event"), t.word(&event.event)),
             text: serde_json::from_str::<Vec<String>>(&event.recipients)
                 .unwrap_or_default()
                 .iter()

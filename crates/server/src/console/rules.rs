@@ -1365,26 +1365,43 @@ async fn save(
     based_on: Option<i64>,
     publish: bool,
 ) -> Result<i64, ApiError> {
-    if let Some(version) = based_on {
-        let saved = app.store.get_rule_set(version).await?;
-        let unchanged = saved.is_some_and(|row| {
-            row.status == "draft"
-                && RuleSetSpec::from_json(&row.document).is_ok_and(|stored| {
-                    rule_changes::changes(&stored, spec, &viewer.t, &Names::default()).is_empty()
-                })
-        });
-        if unchanged {
-            if publish {
-                crate::api::rule_sets::publish_rule_set(
-                    State(app.clone()),
-                    Extension(viewer.caller.clone()),
-                    Path(version),
-                )
-                .await?;
-            }
-            return Ok(version);
-        }
+    let unchanged_draft = match based_on {
+        Some(version) => app
+            .store
+            .get_rule_set(version)
+            .await?
+            .filter(|row| {
+                row.status == "draft"
+                    && RuleSetSpec::from_json(&row.document).is_ok_and(|stored| {
+                        rule_changes::changes(&stored, spec, &viewer.t, &Names::default())
+                            .is_empty()
+                    })
+            })
+            .map(|row| row.version),
+        None => None,
+    };
+    let version = match unchanged_draft {
+        Some(version) => version,
+        None => create_draft(app, viewer, spec).await?,
+    };
+    if publish {
+        crate::api::rule_sets::publish_rule_set(
+            State(app.clone()),
+            Extension(viewer.caller.clone()),
+            Path(version),
+        )
+        .await?;
     }
+    Ok(version)
+}
+
+/// Saves the draft as a new version through the API; its number from the API's answer (not
+/// "the newest": someone else may have saved a draft at the same moment).
+async fn create_draft(
+    app: &AppState,
+    viewer: &Viewer,
+    spec: &RuleSetSpec,
+) -> Result<i64, ApiError> {
     let document = serde_json::to_value(spec).map_err(ApiError::internal)?;
     let response = crate::api::rule_sets::create_rule_set(
         State(app.clone()),
@@ -1399,24 +1416,13 @@ async fn save(
             "the rule set does not compile",
         ));
     }
-    // The version this save made, from the API's answer (not "the newest": someone else may
-    // have saved a draft at the same moment).
     let body = axum::body::to_bytes(response.into_body(), crate::BODY_LIMIT)
         .await
         .map_err(ApiError::internal)?;
-    let version = serde_json::from_slice::<Value>(&body)
+    serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|answer| answer["version"].as_i64())
-        .ok_or_else(|| ApiError::internal("the draft's version is missing"))?;
-    if publish {
-        crate::api::rule_sets::publish_rule_set(
-            State(app.clone()),
-            Extension(viewer.caller.clone()),
-            Path(version),
-        )
-        .await?;
-    }
-    Ok(version)
+        .ok_or_else(|| ApiError::internal("the draft's version is missing"))
 }
 
 /// A stored lead the viewer may see, as a sample document (without its external id, which

@@ -181,7 +181,11 @@ async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
         timeline.html.contains("命中规则"),
         "the decision's explanation"
     );
-    assert!(timeline.html.contains("lead.assigned"), "the events");
+    assert!(
+        timeline.html.contains("事件 · 新线索分配") && !timeline.html.contains("lead.assigned"),
+        "the events, in words: {}",
+        timeline.html
+    );
     assert!(
         timeline.html.contains("id=\"coming\"")
             && timeline.html.contains("首次响应时效 · 提醒负责人")
