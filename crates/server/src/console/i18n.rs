@@ -1000,6 +1000,19 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("open_load", "在跟进 / 保有量上限", "Open / holding cap"),
     ("cap_per_day", "每日上限", "Daily cap"),
     ("choose", "请选择", "Choose"),
+    ("precise", "完整说明", "Full explanation"),
+    // Why reps were passed over, as decision sentences name them.
+    ("holding_cap", "已达保有量上限", "holding cap reached"),
+    ("daily_cap", "已达每日上限", "daily cap reached"),
+    ("weekly_cap", "已达每周上限", "weekly cap reached"),
+    ("monthly_cap", "已达每月上限", "monthly cap reached"),
+    ("outside_hours", "不在班", "off shift"),
+    ("requirement", "不满足必须条件", "requirement not met"),
+    (
+        "excluded",
+        "被排除（如原负责人）",
+        "excluded (e.g. a previous owner)",
+    ),
     // Activity outcomes (codes the API documents; others show as they are).
     ("reached", "已接通", "Reached"),
     ("no_answer", "未接听", "No answer"),

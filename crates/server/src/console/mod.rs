@@ -6,6 +6,7 @@
 
 mod admin;
 mod charts;
+mod decision_words;
 mod distribute;
 mod duplicates;
 mod forms;
@@ -919,9 +920,15 @@ async fn lead_data(
         details: String::new(),
     }];
     let mut win = String::new();
+    let pools: HashMap<String, String> = (app.store.list_settings(store::Setting::Pools).await?)
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect();
+    let pool_name = |id: &str| pools.get(id).cloned().unwrap_or_else(|| id.to_owned());
     for decision in app.store.decisions_for(id).await? {
+        let record = serde_json::from_str::<engine::DecisionRecord>(&decision.record).ok();
         if win.is_empty()
-            && let Ok(record) = serde_json::from_str::<engine::DecisionRecord>(&decision.record)
+            && let Some(record) = &record
             && let Some(score) = &record.win
         {
             win = score.explain(if t.is_zh() {
@@ -936,11 +943,17 @@ async fn lead_data(
             sort: decision.created_at,
             kind: "decision",
             label: format!("{} · {}", t.t("decision"), t.state(&decision.kind)),
-            text: format!(
-                "→ {} {}",
-                name_of(&decision.owner_id),
-                decision.reason.clone().unwrap_or_default()
-            ),
+            // Routed decisions read as a sentence; manual ones name the rep and the reason.
+            text: match (&record, decision.kind.as_str()) {
+                (Some(record), kind) if !matches!(kind, "manual" | "import" | "claim") => {
+                    decision_words::sentence(record, &t, &pool_name)
+                }
+                _ => format!(
+                    "→ {} {}",
+                    name_of(&decision.owner_id),
+                    decision.reason.clone().unwrap_or_default()
+                ),
+            },
             details: explanation
                 .get(language)
                 .and_then(Value::as_str)

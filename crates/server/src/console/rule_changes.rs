@@ -76,7 +76,11 @@ fn rule_json(rule: &RuleSpec) -> Value {
 /// A value as a person reads it: texts bare, whole numbers without `.0`, lists joined.
 fn plain(value: &Value, t: &Tr) -> String {
     match value {
-        Value::String(text) => t.label(text).to_owned(),
+        // A known code (a priority, a status) in words; other texts (华东) as they are.
+        Value::String(text) => match t.state(text) {
+            same if same == text => t.label(text).to_owned(),
+            word => word.to_owned(),
+        },
         Value::Number(number) => match number.as_f64() {
             Some(float) if float.fract() == 0.0 && float.abs() < 1e15 => {
                 format!("{}", float as i64)
@@ -431,6 +435,11 @@ mod tests {
             serde_json::from_value(json!({"id": "rest", "target": {"pool": "public"}}))
                 .expect("rule");
         assert_eq!(summary(&rest, &en, &names()), "Every lead → 公海");
+        let vip: RuleSpec = serde_json::from_value(json!({"id": "vip",
+            "when": {"field": "priority", "op": "equals", "value": "urgent"},
+            "target": {"team": "east"}}))
+        .expect("rule");
+        assert_eq!(summary(&vip, &zh, &names()), "紧急 → 华东销售组");
     }
 
     #[test]

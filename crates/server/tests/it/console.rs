@@ -181,6 +181,21 @@ async fn an_admin_signs_in_and_reads_the_dashboard_and_a_timeline() {
         timeline.html.contains("命中规则"),
         "the decision's explanation"
     );
+    // The decision reads as one sentence, the engine's full text one click away.
+    let sentence = timeline
+        .html
+        .split("命中规则「all」，")
+        .nth(1)
+        .unwrap_or_default();
+    let sentence = sentence.split('<').next().unwrap_or_default();
+    assert!(
+        sentence.contains(" 位销售中 ")
+            && sentence.contains("位可接")
+            && sentence.contains("分给 "),
+        "{}",
+        timeline.html
+    );
+    assert!(timeline.html.contains("<summary>完整说明</summary>"));
     assert!(
         timeline.html.contains("事件 · 新线索分配") && !timeline.html.contains("lead.assigned"),
         "the events, in words: {}",
