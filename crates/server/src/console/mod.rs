@@ -1028,7 +1028,8 @@ async fn lead_data(
             source: text(&row.source),
             status: row.status.clone(),
             owner: name_of(&row.owner_id),
-            priority: text(&row.priority),
+            // A lead no tier raised is of normal priority, not of none.
+            priority: row.priority.clone().unwrap_or_else(|| "normal".to_owned()),
             attributes: view
                 .document
                 .attributes

@@ -394,6 +394,88 @@ pub fn changes(old: &RuleSetSpec, new: &RuleSetSpec, t: &Tr, names: &Names) -> V
     out
 }
 
+/// Rules that can never route a lead, with why, by position: a rule after one that takes every
+/// lead and never passes it on (no condition, no window, no `next_rule` step), or a rule whose
+/// `all` asks one field for values no lead can have at once (`region = 华东` and
+/// `region = 华南`).
+pub fn never_matching(spec: &RuleSetSpec, t: &Tr) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut catch_all: Option<&RuleSpec> = None;
+    for (index, rule) in spec.rules.iter().enumerate() {
+        if let Some(earlier) = catch_all {
+            let name = earlier.name.as_deref().unwrap_or(&earlier.id);
+            out.push((
+                index,
+                if t.is_zh() {
+                    format!("永远不会用到：规则「{name}」接收所有线索，且不会转到下一条规则")
+                } else {
+                    format!("Never reached: rule “{name}” takes every lead and never passes one on")
+                },
+            ));
+            continue;
+        }
+        if let Some(field) = rule.when.as_ref().and_then(contradiction) {
+            out.push((
+                index,
+                if t.is_zh() {
+                    format!(
+                        "永远不会命中：条件要求「{}」同时取不同的值",
+                        t.label(&field)
+                    )
+                } else {
+                    format!(
+                        "Never matches: the condition asks {} for different values at once",
+                        t.label(&field)
+                    )
+                },
+            ));
+        }
+        if rule.when.is_none()
+            && rule.window.is_none()
+            && !rule
+                .fallback
+                .contains(&engine::spec::FallbackSpec::NextRule)
+        {
+            catch_all = Some(rule);
+        }
+    }
+    out
+}
+
+/// The field an `all` asks for values no lead can have at once, if any: its `equals` and `in`
+/// rows on that field have no value in common.
+fn contradiction(when: &engine::spec::ConditionSpec) -> Option<String> {
+    let value = normalised(&serde_json::to_value(when).ok()?);
+    let rows = value.get("all")?.as_array()?;
+    let mut allowed: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for row in rows {
+        let (Some(field), Some(op), Some(operand)) = (
+            row.get("field").and_then(Value::as_str),
+            row.get("op").and_then(Value::as_str),
+            row.get("value"),
+        ) else {
+            continue;
+        };
+        let values: Vec<&Value> = match op {
+            "equals" => vec![operand],
+            "in" => operand.as_array()?.iter().collect(),
+            _ => continue,
+        };
+        match allowed.get_mut(field) {
+            None => {
+                allowed.insert(field, values);
+            }
+            Some(kept) => {
+                kept.retain(|value| values.contains(value));
+                if kept.is_empty() {
+                    return Some(field.to_owned());
+                }
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +582,35 @@ mod tests {
                     subject: "rest".into(),
                     details: vec!["所有线索 → 公海".into()],
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_that_can_never_route_are_found() {
+        let zh = Tr { lang: Lang::Zh };
+        let spec = spec(json!({"rules": [
+            {"id": "both", "when": {"all": [
+                {"field": "region", "op": "equals", "value": "华东"},
+                {"field": "region", "op": "in", "value": ["华南", "西南"]}]},
+             "target": {"team": "east"}},
+            {"id": "fine", "when": {"all": [
+                {"field": "region", "op": "in", "value": ["华东", "华南"]},
+                {"field": "region", "op": "equals", "value": "华南"}]},
+             "target": {"team": "east"}},
+            {"id": "passes_on", "target": {"team": "east"}, "fallback": ["next_rule"]},
+            {"id": "all", "name": "兜底", "target": {"team": "east"}},
+            {"id": "late", "target": {"pool": "public"}}
+        ]}));
+        let found = never_matching(&spec, &zh);
+        assert_eq!(
+            found,
+            vec![
+                (0, "永远不会命中：条件要求「区域」同时取不同的值".to_owned()),
+                (
+                    4,
+                    "永远不会用到：规则「兜底」接收所有线索，且不会转到下一条规则".to_owned()
+                ),
             ]
         );
     }

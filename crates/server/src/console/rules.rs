@@ -1007,6 +1007,8 @@ struct EditorPage {
     valid: bool,
     /// Each rule in a line, in the draft's order (empty while the draft does not read).
     summaries: Vec<String>,
+    /// Per rule: why it can never route a lead (shadowed, contradictory), or empty.
+    warnings: Vec<String>,
     /// What the draft changes against the active version, rule by rule.
     changes: Vec<Change>,
     dry_run: String,
@@ -1025,6 +1027,7 @@ async fn editor(
     let mut errors = Vec::new();
     let mut valid = false;
     let mut summaries = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
     let mut changes = Vec::new();
     match draft.to_spec() {
         Err(message) => errors.push(message),
@@ -1044,6 +1047,10 @@ async fn editor(
                 .iter()
                 .map(|rule| rule_changes::summary(rule, &viewer.t, &names))
                 .collect();
+            warnings = vec![String::new(); spec.rules.len()];
+            for (index, warning) in rule_changes::never_matching(&spec, &viewer.t) {
+                warnings[index] = warning;
+            }
             let active = app
                 .store
                 .active_rule_set()
@@ -1131,6 +1138,7 @@ async fn editor(
         errors,
         valid,
         summaries,
+        warnings,
         changes,
         recent: recent_leads(app, viewer).await,
         dry_run,

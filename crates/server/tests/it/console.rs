@@ -430,6 +430,22 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         checked.html
     );
     assert!(!checked.html.contains("规则有效"));
+    // A rule after a catch-all is flagged as never reached, at that rule.
+    let shadowed = format!(
+        "csrf={csrf}&rules=2&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0\
+         &r1_id=north&r1_target=team%3At&r1_group=all&r1_c_count=1&r1_c0_field=region&r1_c0_op=equals&r1_c0_value=%E5%8D%8E%E5%8C%97&r1_q_count=0&action=check"
+    );
+    let checked = submit(&app, "/rules/edit", &cookie, &shadowed).await;
+    let second = checked
+        .html
+        .split("id=\"rule-1\"")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        second.contains("class=\"warning\"") && second.contains("永远不会用到：规则「all」"),
+        "{}",
+        checked.html
+    );
     // A number field given words: refused at the row, not dropped from the rule.
     let words = format!(
         "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=budget&r0_c0_op=gte&r0_c0_value=%E4%B8%80%E5%8D%83&r0_q_count=0\
