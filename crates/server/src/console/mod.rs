@@ -647,6 +647,8 @@ struct LeadLine {
     owner: String,
     created: String,
     due: String,
+    /// For tap-to-call; empty where the viewer may not see the lead's contact details.
+    phone: String,
 }
 
 fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
@@ -667,6 +669,7 @@ fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) 
             .unwrap_or_default(),
         created: viewer.local(row.created_at),
         due: String::new(),
+        phone: text(&view.document.phone),
     }
 }
 

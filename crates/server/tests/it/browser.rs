@@ -448,6 +448,28 @@ async fn the_console_works_in_a_real_browser() {
     client.goto(&format!("{base}/me")).await.expect("me");
     until(&client, "h1", |h1| h1 == "My leads").await;
     shot(&client, "rep-workspace-phone-en").await;
+    // On a phone: the leads come first with a number to tap, and no page is wider than the
+    // screen.
+    let call = client
+        .find(Locator::Css("#my-leads a.tel"))
+        .await
+        .expect("a tap-to-call link");
+    let href = call.attr("href").await.expect("href").unwrap_or_default();
+    assert!(href.starts_with("tel:+86"), "{href}");
+    for page in ["/me", "/pool", "/leads"] {
+        client.goto(&format!("{base}{page}")).await.expect("page");
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .expect("widths");
+        assert!(
+            overflow.as_i64().is_some_and(|extra| extra <= 0),
+            "{page} is {overflow} px wider than a 390 px screen"
+        );
+    }
     client.close().await.expect("close");
 }
 
