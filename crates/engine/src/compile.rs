@@ -78,6 +78,9 @@ impl Errors {
     }
 }
 
+/// A version's change note is a sentence or two.
+const MAX_NOTE: usize = 500;
+
 /// Compiles a document. `version` is the number the store gives the rule set.
 pub fn compile(
     spec: &RuleSetSpec,
@@ -92,6 +95,17 @@ pub fn compile(
             format!("a rule set has at most {MAX_RULES} rules"),
         );
         return Err(errors.list);
+    }
+    if spec
+        .note
+        .as_ref()
+        .is_some_and(|note| note.chars().count() > MAX_NOTE)
+    {
+        errors.push(
+            "note",
+            "too_long",
+            format!("a version's note has at most {MAX_NOTE} characters"),
+        );
     }
     let mut ids = HashSet::new();
     let mut rules = Vec::with_capacity(spec.rules.len());

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub struct RuleSetSpec {
     #[serde(default)]
     pub name: Option<String>,
+    /// Why this version was made ("华东加两名新人"), shown beside it in the version list. Not
+    /// part of what routes: two versions that differ only here route the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
     #[serde(default)]

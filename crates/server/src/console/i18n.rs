@@ -1000,6 +1000,9 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("open_load", "在跟进 / 保有量上限", "Open / holding cap"),
     ("cap_per_day", "每日上限", "Daily cap"),
     ("choose", "请选择", "Choose"),
+    ("actor_cli", "命令行", "command line"),
+    ("actor_system", "系统", "system"),
+    ("published_by", "发布人", "Published by"),
     ("precise", "完整说明", "Full explanation"),
     // Why reps were passed over, as decision sentences name them.
     ("holding_cap", "已达保有量上限", "holding cap reached"),

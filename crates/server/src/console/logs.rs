@@ -139,6 +139,7 @@ pub async fn audit(
         Err(error) => return ApiError::from(error).into_response(),
     };
     let older = crate::api::cut(&mut rows, PAGE as i64, |row| &row.id);
+    let actors = super::actor_names(&app).await;
     render(AuditPage {
         frame: viewer.frame(viewer.t.t("audit"), "admin", String::new()),
         rows: rows
@@ -153,7 +154,13 @@ pub async fn audit(
                 } else {
                     row.detail
                 };
-                (viewer.local(row.at), row.actor, row.action, on, detail)
+                (
+                    viewer.local(row.at),
+                    super::actor_name(&actors, &row.actor, &viewer.t),
+                    row.action,
+                    on,
+                    detail,
+                )
             })
             .collect(),
         older,

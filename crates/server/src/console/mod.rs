@@ -673,6 +673,33 @@ fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) 
     }
 }
 
+/// People and keys as the audit log names them (`user:<id>`, `key:<id>`), by display name.
+async fn actor_names(app: &AppState) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for user in app.store.list_users().await.unwrap_or_default() {
+        let name = if user.display_name.is_empty() {
+            user.username
+        } else {
+            user.display_name
+        };
+        names.insert(format!("user:{}", user.id), name);
+    }
+    for key in app.store.list_api_keys().await.unwrap_or_default() {
+        names.insert(format!("key:{}", key.id), key.name);
+    }
+    names
+}
+
+/// An actor in words: a person's or key's name, the command line, or the code as it is.
+fn actor_name(names: &HashMap<String, String>, actor: &str, t: &i18n::Tr) -> String {
+    match (names.get(actor), actor) {
+        (Some(name), _) => name.clone(),
+        (None, "cli") => t.t("actor_cli").to_owned(),
+        (None, "system") => t.t("actor_system").to_owned(),
+        _ => actor.to_owned(),
+    }
+}
+
 async fn rep_names(app: &AppState) -> Result<HashMap<String, String>, ApiError> {
     Ok(app
         .store

@@ -366,8 +366,10 @@ pub fn changes(old: &RuleSetSpec, new: &RuleSetSpec, t: &Tr, names: &Names) -> V
     // The other parts, each as a whole.
     let whole = |spec: &RuleSetSpec| {
         let mut value = normalised(&serde_json::to_value(spec).unwrap_or_default());
+        // Rules are compared one by one above; the note says why, it is not a change.
         if let Some(object) = value.as_object_mut() {
             object.remove("rules");
+            object.remove("note");
         }
         value
     };

@@ -439,6 +439,8 @@ struct Draft {
     /// than one row each — as JSON.
     advanced: String,
     sample: String,
+    /// Why this version: the change note saved with it (each version has its own).
+    note: String,
     /// The saved draft version the editor was opened on: publishing it unchanged publishes
     /// that version instead of saving a copy of it.
     based_on: Option<i64>,
@@ -528,6 +530,7 @@ impl Draft {
             sample: serde_json::to_string_pretty(&json!({"name": "王总", "province": "浙江省", "industry": "制造", "company_size": 500}))
                 .unwrap_or_default(),
             numbers: Vec::new(),
+            note: String::new(),
             based_on: None,
         }
     }
@@ -631,6 +634,7 @@ impl Draft {
             advanced: field(fields, "advanced"),
             sample: field(fields, "sample"),
             based_on: field(fields, "based_on").parse().ok(),
+            note: field(fields, "note"),
             numbers: Vec::new(),
         }
     }
@@ -824,11 +828,13 @@ impl Draft {
             if !self.name.trim().is_empty() {
                 object.insert("name".into(), json!(self.name.trim()));
             }
+            if !self.note.trim().is_empty() {
+                object.insert("note".into(), json!(self.note.trim()));
+            }
         }
         serde_json::from_value(document).map_err(|error| error.to_string())
     }
 
-    /// Places compile errors at the rule and row they concern.
     /// Puts each compile error at the row or rule it concerns, as the catalogue's sentence for
     /// its code in the viewer's language followed by the precise message.
     fn place(&mut self, errors: &[CompileError], t: &super::i18n::Tr) -> Vec<String> {
@@ -912,11 +918,23 @@ impl Draft {
     }
 }
 
+/// A line of the version list.
+pub struct VersionLine {
+    pub version: i64,
+    pub name: String,
+    pub status: String,
+    pub at: String,
+    /// The change note saved with it.
+    pub note: String,
+    /// Who last published it, when it was.
+    pub by: String,
+}
+
 #[derive(Template)]
 #[template(path = "rules.html")]
 struct RulesPage {
     frame: Frame,
-    versions: Vec<(i64, String, String, String)>,
+    versions: Vec<VersionLine>,
     /// Recent simulations: id, status, when.
     simulations: Vec<(String, String, String)>,
 }
@@ -953,6 +971,20 @@ pub async fn versions(
         Ok(rows) => rows,
         Err(error) => return ApiError::from(error).into_response(),
     };
+    // Who published each version, from the audit log (the newest publication first).
+    let actors = super::actor_names(&app).await;
+    let mut publishers: HashMap<i64, String> = HashMap::new();
+    for row in app.store.list_audit(None, 1000).await.unwrap_or_default() {
+        if matches!(
+            row.action.as_str(),
+            "rule_set.published" | "rule_set.rolled_back"
+        ) && let Some(version) = row.target_id.and_then(|id| id.parse().ok())
+        {
+            publishers
+                .entry(version)
+                .or_insert_with(|| super::actor_name(&actors, &row.actor, &viewer.t));
+        }
+    }
     let simulations = app
         .store
         .list_simulations(10)
@@ -977,13 +1009,16 @@ pub async fn versions(
         ),
         versions: rows
             .into_iter()
-            .map(|row| {
-                (
-                    row.version,
-                    row.name.unwrap_or_default(),
-                    row.status,
-                    viewer.local(row.published_at.unwrap_or(row.created_at)),
-                )
+            .map(|row| VersionLine {
+                note: RuleSetSpec::from_json(&row.document)
+                    .ok()
+                    .and_then(|spec| spec.note)
+                    .unwrap_or_default(),
+                by: publishers.get(&row.version).cloned().unwrap_or_default(),
+                version: row.version,
+                name: row.name.unwrap_or_default(),
+                status: row.status,
+                at: viewer.local(row.published_at.unwrap_or(row.created_at)),
             })
             .collect(),
     })
@@ -1381,8 +1416,10 @@ async fn save(
             .filter(|row| {
                 row.status == "draft"
                     && RuleSetSpec::from_json(&row.document).is_ok_and(|stored| {
-                        rule_changes::changes(&stored, spec, &viewer.t, &Names::default())
-                            .is_empty()
+                        // A new note is a new version; no note keeps the draft's.
+                        (spec.note.is_none() || spec.note == stored.note)
+                            && rule_changes::changes(&stored, spec, &viewer.t, &Names::default())
+                                .is_empty()
                     })
             })
             .map(|row| row.version),

@@ -555,7 +555,13 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
     );
     // Saved as a draft, opened again and published unchanged: the draft itself becomes the
     // active version, and no copy of it is left behind.
-    let saved = submit(&app, "/rules/edit", &cookie, &format!("{good}&action=save")).await;
+    let saved = submit(
+        &app,
+        "/rules/edit",
+        &cookie,
+        &format!("{good}&action=save&note=%E5%8D%8E%E5%8C%97%E5%8D%95%E7%8B%AC%E5%88%86%E9%85%8D"),
+    )
+    .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
     let reopened = visit(&app, "GET", "/rules/edit?version=2", &cookie, None, "zh-CN").await;
     assert!(
@@ -590,8 +596,23 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         Some(2),
         "no leftover draft: {sets}"
     );
-    // Roll back to version 1 from the versions page.
+    // Roll back to version 1 from the versions page, which shows each version's note and
+    // who published it, by name.
     let versions = visit(&app, "GET", "/rules", &cookie, None, "zh-CN").await;
+    assert!(
+        versions
+            .html
+            .contains("<td class=\"note\">华北单独分配</td>"),
+        "{}",
+        versions.html
+    );
+    let by = versions
+        .html
+        .split("<td class=\"by\">")
+        .nth(1)
+        .unwrap_or_default();
+    let by = by.split('<').next().unwrap_or_default();
+    assert!(!by.is_empty() && !by.contains("user:"), "{}", versions.html);
     assert!(versions.html.contains("回滚到此版本"));
     let rolled = submit(
         &app,
