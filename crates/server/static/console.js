@@ -18,6 +18,30 @@
   var stream = document.body.getAttribute("data-stream");
   if (!stream || !window.EventSource) { return; }
   var toast = document.getElementById("toast");
+  // The lead by name, as a link to it (text only: never markup from the stream).
+  function show(data) {
+    if (!toast) { return; }
+    toast.textContent = "";
+    var label = data.text || data.event;
+    if (data.url && data.url.indexOf("/leads/") === 0) {
+      var link = document.createElement("a");
+      link.href = data.url;
+      link.textContent = label;
+      toast.appendChild(link);
+    } else {
+      toast.textContent = label;
+    }
+    toast.className = "shown";
+    setTimeout(function () { toast.className = ""; }, 8000);
+  }
+  // A notice shown just before the list refreshed itself stays up after the refresh.
+  try {
+    var kept = window.sessionStorage.getItem("notice");
+    if (kept) {
+      window.sessionStorage.removeItem("notice");
+      show(JSON.parse(kept));
+    }
+  } catch (error) { /* storage off: the notice just goes with the refresh */ }
   var source = new EventSource(stream);
   // Let go of the stream when the page goes away (also into the back-forward cache): browsers
   // allow only a few connections per site, and a kept stream would stall the next page.
@@ -25,12 +49,11 @@
   source.addEventListener("lead", function (message) {
     var data = {};
     try { data = JSON.parse(message.data); } catch (error) { return; }
-    if (toast) {
-      toast.textContent = data.text || data.event;
-      toast.className = "shown";
-      setTimeout(function () { toast.className = ""; }, 5000);
-    }
-    if (document.getElementById("my-leads") || document.getElementById("pool")) {
+    show(data);
+    // Lists the lead may have joined refresh themselves.
+    if (document.getElementById("my-leads") || document.getElementById("pool") ||
+        document.getElementById("lead-list")) {
+      try { window.sessionStorage.setItem("notice", JSON.stringify(data)); } catch (error) { /* ignored */ }
       setTimeout(function () { window.location.reload(); }, 1200);
     }
   });

@@ -1583,9 +1583,11 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let who = viewer.caller.rep_id.clone();
     let everyone = viewer.caller.role == Role::Admin;
     let zh = viewer.t.is_zh();
+    let caller = viewer.caller.clone();
     let state = (app, start);
     let events = futures_util::stream::unfold(state, move |(app, after)| {
         let who = who.clone();
+        let caller = caller.clone();
         let session = session.clone();
         let mut closing = closing.clone();
         async move {
@@ -1632,8 +1634,31 @@ async fn stream(State(app): State<AppState>, headers: HeaderMap) -> Response {
                 (_, true) => "线索提醒",
                 (_, false) => "Lead reminder",
             };
-            let data =
-                serde_json::json!({"event": row.event, "lead_id": row.lead_id, "text": text});
+            // The notice names the lead and links to it, when the viewer may see it.
+            let seen = match &row.lead_id {
+                Some(id) => access::lead(&app, &caller, id).await.ok(),
+                None => None,
+            };
+            let (text, url) = match seen {
+                Some(lead) => {
+                    let document = access::view(&caller, &lead).document;
+                    let who = [document.name, document.company]
+                        .into_iter()
+                        .flatten()
+                        .filter(|part| !part.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" · ");
+                    let text = if who.is_empty() {
+                        text.to_owned()
+                    } else {
+                        format!("{text}{}{who}", if zh { "：" } else { ": " })
+                    };
+                    (text, Some(format!("/leads/{}", lead.id)))
+                }
+                None => (text.to_owned(), None),
+            };
+            let data = serde_json::json!({"event": row.event, "lead_id": row.lead_id,
+                "text": text, "url": url});
             Some((
                 Event::default().event("lead").data(data.to_string()),
                 (app, last),

@@ -419,8 +419,37 @@ async fn the_console_works_in_a_real_browser() {
         body["name"] = json!(format!("实时客户{index}"));
         app.ok("/api/v1/leads", &body, StatusCode::CREATED).await;
     }
-    until(&client, "#toast", |toast| toast.contains("新线索")).await;
+    // The notice names the lead and links to it.
+    until(&client, "#toast", |toast| {
+        toast.contains("新线索：实时客户")
+    })
+    .await;
+    // Read in the page, retried: the list refreshes itself under the notice, which stays.
+    let mut href = serde_json::Value::Null;
+    for _ in 0..50 {
+        href = client
+            .execute(
+                "var a = document.querySelector('#toast a'); return a ? a.getAttribute('href') : null",
+                vec![],
+            )
+            .await
+            .unwrap_or(serde_json::Value::Null);
+        if href.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        href.as_str()
+            .is_some_and(|href| href.starts_with("/leads/")),
+        "the notice links to the lead: {href}"
+    );
     until(&client, "#my-leads", |work| work.contains("实时客户")).await;
+    // The refreshed list still shows the notice.
+    until(&client, "#toast", |toast| {
+        toast.contains("新线索：实时客户")
+    })
+    .await;
     client.goto(&format!("{base}/pool")).await.expect("pool");
     assert!(text(&client, "#pool").await.contains("浏览器客户1"));
     shot(&client, "pool").await;
