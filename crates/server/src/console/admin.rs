@@ -378,22 +378,25 @@ async fn roster_rows(
             .as_u64()
             .map_or_else(|| "—".to_owned(), |cap| cap.to_string())
     };
+    // Each team's members read once, not once per rep.
+    let memberships: Vec<(String, std::collections::HashSet<String>)> = teams
+        .iter()
+        .map(|team| {
+            let document: Value = serde_json::from_str(&team.document).unwrap_or_default();
+            let members = (document["members"].as_array().into_iter().flatten())
+                .filter_map(|member| member["rep_id"].as_str().map(str::to_owned))
+                .collect();
+            (team.name.clone(), members)
+        })
+        .collect();
     let mut lines: Vec<RosterLine> = reps
         .iter()
         .map(|rep| {
             let id = rep["id"].as_str().unwrap_or_default().to_owned();
-            let member_of: Vec<String> = teams
+            let member_of: Vec<String> = memberships
                 .iter()
-                .filter(|team| {
-                    serde_json::from_str::<Value>(&team.document).is_ok_and(|document| {
-                        document["members"].as_array().is_some_and(|members| {
-                            members
-                                .iter()
-                                .any(|member| member["rep_id"].as_str() == Some(id.as_str()))
-                        })
-                    })
-                })
-                .map(|team| team.name.clone())
+                .filter(|(_, members)| members.contains(&id))
+                .map(|(name, _)| name.clone())
                 .collect();
             RosterLine {
                 name: rep["name"].as_str().unwrap_or_default().to_owned(),

@@ -657,6 +657,10 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
         !roster.contains(">active<"),
         "the status is a word, not a code: {roster}"
     );
+    assert!(
+        roster.contains("<td>Team</td>") && roster.contains(" / "),
+        "each rep's team and load against the cap: {roster}"
+    );
     // A new rep from the form, without writing JSON.
     let made = submit(
         &app,
