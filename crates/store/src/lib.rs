@@ -913,6 +913,15 @@ impl Store {
         on_pool!(self, insert_audit(row))
     }
 
+    /// Who did `actions` to objects of `kind`, newest first: `(target id, actor)`.
+    pub async fn audit_actors(
+        &self,
+        kind: &str,
+        actions: &[&str],
+    ) -> sqlx::Result<Vec<(String, String)>> {
+        on_pool!(self, audit_actors(kind, actions))
+    }
+
     pub async fn list_audit(
         &self,
         before_id: Option<&str>,

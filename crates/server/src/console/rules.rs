@@ -971,18 +971,19 @@ pub async fn versions(
         Ok(rows) => rows,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    // Who published each version, from the audit log (the newest publication first).
+    // Who last published each version, from the audit log (newest first).
     let actors = super::actor_names(&app).await;
     let mut publishers: HashMap<i64, String> = HashMap::new();
-    for row in app.store.list_audit(None, 1000).await.unwrap_or_default() {
-        if matches!(
-            row.action.as_str(),
-            "rule_set.published" | "rule_set.rolled_back"
-        ) && let Some(version) = row.target_id.and_then(|id| id.parse().ok())
-        {
+    let published = app
+        .store
+        .audit_actors("rule_set", &["rule_set.published", "rule_set.rolled_back"])
+        .await
+        .unwrap_or_default();
+    for (version, actor) in published {
+        if let Ok(version) = version.parse() {
             publishers
                 .entry(version)
-                .or_insert_with(|| super::actor_name(&actors, &row.actor, &viewer.t));
+                .or_insert_with(|| super::actor_name(&actors, &actor, &viewer.t));
         }
     }
     let simulations = app
@@ -1059,6 +1060,12 @@ async fn editor(
     refused: String,
     dry_run: String,
 ) -> Response {
+    let teams = app.store.list_teams().await.unwrap_or_default();
+    let pools = app
+        .store
+        .list_settings(store::Setting::Pools)
+        .await
+        .unwrap_or_default();
     let mut errors = Vec::new();
     let mut valid = false;
     let mut summaries = Vec::new();
@@ -1076,7 +1083,18 @@ async fn editor(
                 Err(error) => errors.push(error.message),
             }
             // Names for the summaries and the changes: teams, pools and reps by id.
-            let names = names(app).await;
+            let names = Names {
+                teams: (teams.iter())
+                    .map(|row| (row.id.clone(), row.name.clone()))
+                    .collect(),
+                pools: (pools.iter())
+                    .map(|row| (row.id.clone(), row.name.clone()))
+                    .collect(),
+                reps: (app.store.list_reps().await.unwrap_or_default())
+                    .into_iter()
+                    .map(|row| (row.id, row.name))
+                    .collect(),
+            };
             summaries = spec
                 .rules
                 .iter()
@@ -1097,12 +1115,6 @@ async fn editor(
             changes = rule_changes::changes(&active, &spec, &viewer.t, &names);
         }
     }
-    let teams = app.store.list_teams().await.unwrap_or_default();
-    let pools = app
-        .store
-        .list_settings(store::Setting::Pools)
-        .await
-        .unwrap_or_default();
     let mut targets: Vec<(String, String)> = teams
         .into_iter()
         .map(|row| (format!("team:{}", row.id), row.name))
@@ -1178,32 +1190,6 @@ async fn editor(
         recent: recent_leads(app, viewer).await,
         dry_run,
     })
-}
-
-/// Display names of teams, pools and reps by id.
-async fn names(app: &AppState) -> Names {
-    let pairs = |rows: Vec<(String, String)>| rows.into_iter().collect();
-    Names {
-        teams: pairs(
-            (app.store.list_teams().await.unwrap_or_default())
-                .into_iter()
-                .map(|row| (row.id, row.name))
-                .collect(),
-        ),
-        pools: pairs(
-            (app.store.list_settings(store::Setting::Pools).await)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|row| (row.id, row.name))
-                .collect(),
-        ),
-        reps: pairs(
-            (app.store.list_reps().await.unwrap_or_default())
-                .into_iter()
-                .map(|row| (row.id, row.name))
-                .collect(),
-        ),
-    }
 }
 
 async fn compile(app: &AppState, spec: &RuleSetSpec) -> Result<Vec<CompileError>, ApiError> {

@@ -267,6 +267,24 @@ pub(crate) async fn list_audit(
     query.build_query_as().fetch_all(conn).await
 }
 
+/// Who did `actions` to objects of `kind`, newest first: `(target id, actor)`.
+pub(crate) async fn audit_actors(
+    conn: &mut Conn,
+    kind: &str,
+    actions: &[&str],
+) -> sqlx::Result<Vec<(String, String)>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(
+        "SELECT target_id, actor FROM audit_log WHERE target_id IS NOT NULL AND target_kind = ",
+    );
+    query.push_bind(kind.to_owned()).push(" AND action IN (");
+    let mut separated = query.separated(", ");
+    for action in actions {
+        separated.push_bind((*action).to_owned());
+    }
+    query.push(") ORDER BY id DESC");
+    query.build_query_as().fetch_all(conn).await
+}
+
 pub(crate) async fn find_api_key(conn: &mut Conn, hash: &str) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as("SELECT * FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
         .bind(hash.to_owned())
