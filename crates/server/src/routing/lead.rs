@@ -81,32 +81,50 @@ pub(crate) fn decide_new(
     Ok((lead, decision))
 }
 
+/// What one routing transaction knows of the customers arriving in it, growing as each arrival
+/// is stored: leads by external id, owners by phone and email (owner affinity), and the
+/// duplicate policy's customers.
+pub(super) struct Arrivals {
+    pub(super) external: HashMap<String, LeadRow>,
+    pub(super) contacts: KnownCustomers,
+    pub(super) customers: Customers,
+}
+
 /// A new arrival (its external id not known: the worker answers those): a known customer is
 /// attached, routed to its owner or flagged as the duplicate policy says; anything else is
 /// routed.
-#[allow(clippy::too_many_arguments)] // The worker's context, then the arrival.
 pub(super) fn create(
     cache: &mut Cache,
     writes: &mut Writes,
-    known_external: &mut HashMap<String, LeadRow>,
-    known: &mut KnownCustomers,
-    customers: &mut Customers,
+    arrivals: &mut Arrivals,
     input: &LeadInput,
     actor: &str,
 ) -> anyhow::Result<Result<Created, ApiError>> {
     let now = now();
     let keys = crate::customer::keys(input);
-    let verdict = customers.verdict(&cache.workspace.duplicates, &keys, now);
+    let verdict = arrivals
+        .customers
+        .verdict(&cache.workspace.duplicates, &keys, now);
     if let Verdict::Attach { lead, key } = verdict {
         let (lead, matched) = duplicates::attach(
-            cache, writes, customers, lead, input, &keys, key, actor, now,
+            cache,
+            writes,
+            &mut arrivals.customers,
+            lead,
+            input,
+            &keys,
+            key,
+            actor,
+            now,
         )?;
         if let Some(external_id) = &input.external_id {
-            known_external.insert(external_id.clone(), lead.clone());
+            arrivals.external.insert(external_id.clone(), lead.clone());
         }
         return Ok(Ok(Created::Attached { lead, matched }));
     }
-    let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+    let known_owner = arrivals
+        .contacts
+        .owner(input.phone.as_deref(), input.email.as_deref());
     let (affinity, matched) = affinity(verdict, known_owner);
     let (lead, decision) = match decide_new(
         &cache.workspace,
@@ -119,17 +137,7 @@ pub(super) fn create(
         Err(error) => return Ok(Err(error)),
     };
     Ok(Ok(commit_new(
-        cache,
-        writes,
-        known_external,
-        known,
-        customers,
-        input,
-        &lead,
-        &decision,
-        matched,
-        now,
-        actor,
+        cache, writes, arrivals, input, &lead, &decision, matched, now, actor,
     )?))
 }
 
@@ -138,13 +146,10 @@ pub(super) fn create(
 /// `import` saying so. Open leads count against the owner's 保有量 (not the period counts:
 /// they were not assigned today) and their clocks run from their own times, so a lead untouched
 /// for longer than the policy allows is reminded, escalated or reclaimed at the next tick.
-#[allow(clippy::too_many_arguments)] // The worker's context, then the row.
 pub(super) fn migrate(
     cache: &mut Cache,
     writes: &mut Writes,
-    known_external: &mut HashMap<String, LeadRow>,
-    known: &mut KnownCustomers,
-    customers: &mut Customers,
+    arrivals: &mut Arrivals,
     input: &LeadInput,
     kept: &Kept,
     actor: &str,
@@ -216,9 +221,17 @@ pub(super) fn migrate(
         );
     }
     follow_up::replan(cache, writes, &row, now);
-    known.remember(row.phone.as_deref(), row.email.as_deref(), &kept.owner_id);
+    arrivals
+        .contacts
+        .remember(row.phone.as_deref(), row.email.as_deref(), &kept.owner_id);
     writes.note_owner(&row);
-    duplicates::note_new(writes, customers, &row, &crate::customer::keys(input), None);
+    duplicates::note_new(
+        writes,
+        &mut arrivals.customers,
+        &row,
+        &crate::customer::keys(input),
+        None,
+    );
     let last = follow_up.map(|at| crate::leads::time(at.timestamp_micros()));
     let record = serde_json::json!({
         "outcome": "imported",
@@ -245,7 +258,7 @@ pub(super) fn migrate(
         .to_string(),
     };
     if let Some(external_id) = &row.external_id {
-        known_external.insert(external_id.clone(), row.clone());
+        arrivals.external.insert(external_id.clone(), row.clone());
     }
     writes.new_leads.push(row.clone());
     writes.decisions.push(decision.clone());
@@ -294,9 +307,7 @@ fn new_row(
 fn commit_new(
     cache: &mut Cache,
     writes: &mut Writes,
-    known_external: &mut HashMap<String, LeadRow>,
-    known: &mut KnownCustomers,
-    customers: &mut Customers,
+    arrivals: &mut Arrivals,
     input: &LeadInput,
     lead: &engine::Lead,
     decision: &Decision,
@@ -308,7 +319,9 @@ fn commit_new(
     let id = new_id();
     let mut row = new_row(id.clone(), input, decision, &cache.workspace.rules, now)?;
     if let Some(owner) = &row.owner_id {
-        known.remember(row.phone.as_deref(), row.email.as_deref(), owner);
+        arrivals
+            .contacts
+            .remember(row.phone.as_deref(), row.email.as_deref(), owner);
     }
     let how = handover(&row);
     follow_up::hand_over(cache, writes, &mut row, None, how, now);
@@ -316,11 +329,11 @@ fn commit_new(
     apply(cache, writes, &decision.changes);
     let decision_row = decision_row(&id, "route", actor, None, decision, &record)?;
     if let Some(external_id) = &row.external_id {
-        known_external.insert(external_id.clone(), row.clone());
+        arrivals.external.insert(external_id.clone(), row.clone());
     }
     duplicates::note_new(
         writes,
-        customers,
+        &mut arrivals.customers,
         &row,
         &crate::customer::keys(input),
         matched.as_ref(),
@@ -339,13 +352,10 @@ fn commit_new(
 /// (`engine::batch`). Duplicates (known or repeated external ids) and invalid leads are answered
 /// as intake answers them. With `dry_run` nothing is written and each lead's answer is the
 /// decision it would get.
-#[allow(clippy::too_many_arguments)] // The worker's context, then the batch's fields.
 pub(super) fn create_planned(
     cache: &mut Cache,
     writes: &mut Writes,
-    known_external: &mut HashMap<String, LeadRow>,
-    known: &mut KnownCustomers,
-    customers: &mut Customers,
+    arrivals: &mut Arrivals,
     inputs: &[LeadInput],
     settings: &engine::batch::Settings,
     dry_run: bool,
@@ -364,7 +374,7 @@ pub(super) fn create_planned(
     let mut planned: Vec<(usize, engine::Lead, Option<Matched>)> = Vec::new();
     for (index, input) in inputs.iter().enumerate() {
         if let Some(external_id) = &input.external_id {
-            if let Some(existing) = known_external.get(external_id) {
+            if let Some(existing) = arrivals.external.get(external_id) {
                 results[index] = Some(Ok(Created::Duplicate {
                     lead: existing.clone(),
                 }));
@@ -387,7 +397,7 @@ pub(super) fn create_planned(
             }
             customers_seen.extend(checked.into_iter().cloned());
         }
-        let verdict = customers.verdict(&policy, &keys, now);
+        let verdict = arrivals.customers.verdict(&policy, &keys, now);
         if let Verdict::Attach { lead, key } = verdict {
             results[index] = Some(Ok(if dry_run {
                 Created::Attached {
@@ -400,13 +410,23 @@ pub(super) fn create_planned(
                 }
             } else {
                 let (lead, matched) = duplicates::attach(
-                    cache, writes, customers, lead, input, &keys, key, actor, now,
+                    cache,
+                    writes,
+                    &mut arrivals.customers,
+                    lead,
+                    input,
+                    &keys,
+                    key,
+                    actor,
+                    now,
                 )?;
                 Created::Attached { lead, matched }
             }));
             continue;
         }
-        let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+        let known_owner = arrivals
+            .contacts
+            .owner(input.phone.as_deref(), input.email.as_deref());
         let (affinity, matched) = affinity(verdict, known_owner);
         match input.to_engine(&cache.workspace.catalogue, now) {
             Ok(mut lead) => {
@@ -434,9 +454,7 @@ pub(super) fn create_planned(
             commit_new(
                 cache,
                 writes,
-                known_external,
-                known,
-                customers,
+                arrivals,
                 input,
                 lead,
                 decision,
@@ -449,7 +467,9 @@ pub(super) fn create_planned(
     for index in later {
         let input = &inputs[index];
         results[index] = Some(if dry_run {
-            let known_owner = known.owner(input.phone.as_deref(), input.email.as_deref());
+            let known_owner = arrivals
+                .contacts
+                .owner(input.phone.as_deref(), input.email.as_deref());
             decide_new(
                 &cache.workspace,
                 &cache.state,
@@ -468,19 +488,11 @@ pub(super) fn create_planned(
                 })
             })
         } else {
-            create(
-                cache,
-                writes,
-                known_external,
-                known,
-                customers,
-                input,
-                actor,
-            )?
+            create(cache, writes, arrivals, input, actor)?
         });
     }
     for (index, external_id) in repeated {
-        results[index] = Some(match known_external.get(&external_id) {
+        results[index] = Some(match arrivals.external.get(&external_id) {
             Some(existing) => Ok(Created::Duplicate {
                 lead: existing.clone(),
             }),

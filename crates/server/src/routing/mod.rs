@@ -697,7 +697,7 @@ impl Worker {
                 _ => Vec::new(),
             })
             .collect();
-        let mut known_external: HashMap<String, LeadRow> = tx
+        let known_external: HashMap<String, LeadRow> = tx
             .leads_by_external_ids(&external_ids)
             .await?
             .into_iter()
@@ -724,8 +724,12 @@ impl Worker {
             }),
         );
         // Owners by contact (affinity) and the duplicate policy's keys in one round trip.
-        let (mut known, recorded) = recognise_customers(&mut tx, &contacts, &keys).await?;
-        let mut customers = duplicates::Customers::load(&mut tx, recorded).await?;
+        let (contacts, recorded) = recognise_customers(&mut tx, &contacts, &keys).await?;
+        let mut arrivals = lead::Arrivals {
+            external: known_external,
+            contacts,
+            customers: duplicates::Customers::load(&mut tx, recorded).await?,
+        };
         // How long recognising customers took: owners by contact, and the duplicate policy's keys.
         let customers_us = (started.elapsed() - looked_up).as_micros() as u64;
         let mut answers = Vec::with_capacity(batch.len());
@@ -740,7 +744,7 @@ impl Worker {
                         if let Some(existing) = input
                             .external_id
                             .as_ref()
-                            .and_then(|id| known_external.get(id))
+                            .and_then(|id| arrivals.external.get(id))
                         {
                             results.push(Ok(Created::Duplicate {
                                 lead: existing.clone(),
@@ -751,22 +755,12 @@ impl Worker {
                             Some(kept) => lead::migrate(
                                 cache,
                                 &mut writes,
-                                &mut known_external,
-                                &mut known,
-                                &mut customers,
+                                &mut arrivals,
                                 input,
                                 kept,
                                 actor,
                             )?,
-                            None => lead::create(
-                                cache,
-                                &mut writes,
-                                &mut known_external,
-                                &mut known,
-                                &mut customers,
-                                input,
-                                actor,
-                            )?,
+                            None => lead::create(cache, &mut writes, &mut arrivals, input, actor)?,
                         });
                     }
                     Answer::Create(results)
@@ -780,9 +774,7 @@ impl Worker {
                 } => Answer::Plan(lead::create_planned(
                     cache,
                     &mut writes,
-                    &mut known_external,
-                    &mut known,
-                    &mut customers,
+                    &mut arrivals,
                     leads,
                     settings,
                     *dry_run,
@@ -829,8 +821,9 @@ impl Worker {
                     };
                     let workspace = draft.as_ref().unwrap_or(&cache.workspace);
                     let now = now();
-                    let known_owner = known.owner(lead.phone.as_deref(), lead.email.as_deref());
-                    let verdict = customers.verdict(
+                    let known_owner =
+                        (arrivals.contacts).owner(lead.phone.as_deref(), lead.email.as_deref());
+                    let verdict = arrivals.customers.verdict(
                         &cache.workspace.duplicates,
                         &crate::customer::keys(lead),
                         now,
