@@ -1461,10 +1461,9 @@ async fn create_draft(
 async fn sample_of(app: &AppState, viewer: &Viewer, id: &str) -> Result<String, ApiError> {
     viewer.caller.may(crate::ops::Operation::ExplainRoute)?;
     let row = crate::api::access::lead(app, &viewer.caller, id).await?;
-    let mut document: Value = serde_json::from_str(&row.document).map_err(ApiError::internal)?;
-    if let Some(object) = document.as_object_mut() {
-        object.remove("external_id");
-    }
+    // As the API shows it to this viewer (contact details only where they may see them).
+    let mut document = crate::api::access::view(&viewer.caller, &row).document;
+    document.external_id = None;
     serde_json::to_string_pretty(&document).map_err(ApiError::internal)
 }
 
