@@ -8,7 +8,7 @@ use serde_json::json;
 use server::AppState;
 use server::auth::{Role, new_key};
 use server::leads::LeadInput;
-use server::routing::{ActivityInput, Created, FeedbackInput, LeadOp, LeadPatch};
+use server::routing::{ActivityInput, Clock, FeedbackInput, LeadOp, LeadPatch, Router};
 use store::{DocRow, RepRow, Setting, TeamRow};
 
 const REPS: &[(&str, &str, &str, &[&str], u8)] = &[
@@ -310,13 +310,310 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
             },
         )
         .await?;
-    let version = store
-        .insert_rule_set(Some("演示规则"), &rules.to_string(), now)
-        .await?;
-    store.publish_rule_set(version, now, |_| None).await?;
+    // The month began under rules without the VIP rule; halfway through, the manager added
+    // it (the dashboard compares the two versions).
+    let mut first = rules.clone();
+    if let Some(list) = first["rules"].as_array_mut() {
+        list.retain(|rule| rule["id"] != "vip");
+    }
+    first["note"] = json!("按区域分给华东、华南和全国销售组");
+    let mut rules = rules;
+    rules["note"] = json!("新增 VIP 规则：紧急线索交给大客户组，15 分钟内响应");
 
-    let mut dice = Dice(20261126);
-    let mut leads = Vec::new();
+    // The defaults carry Chinese names in the Chinese demo.
+    for (setting, id, name, document) in [
+        (
+            Setting::SlaPolicies,
+            "default",
+            "标准响应",
+            json!({"id": "default", "name": "标准响应", "steps": [
+                {"after": "1h", "action": "remind"}, {"after": "24h", "action": "escalate"},
+                {"after": "48h", "action": "reclaim"}], "hop_limit": 3}),
+        ),
+        (
+            Setting::Calendars,
+            "default",
+            "工作时间",
+            json!({"id": "default", "name": "工作时间", "time_zone": "Asia/Shanghai", "hours": {
+                "mon": ["09:00-18:00"], "tue": ["09:00-18:00"], "wed": ["09:00-18:00"],
+                "thu": ["09:00-18:00"], "fri": ["09:00-18:00"]}}),
+        ),
+    ] {
+        store
+            .upsert_setting(
+                setting,
+                &DocRow {
+                    id: id.into(),
+                    name: name.into(),
+                    document: document.to_string(),
+                    created_at: 0,
+                    updated_at: now,
+                    version: 1,
+                },
+            )
+            .await?;
+    }
+    history(state, &mut Dice(20261126), [first, rules]).await?;
+    // A web form posting leads with its public token.
+    let form = json!({"id": "site-form", "name": "官网表单", "auth": "token", "token": "demo-form-token",
+        "mapping": {"name": "姓名", "phone": "手机", "company": "公司", "province": "省份", "industry": "行业"},
+        "defaults": {"source": "官网"}});
+    store
+        .upsert_setting(
+            Setting::IntakeSources,
+            &DocRow {
+                id: "site-form".into(),
+                name: "官网表单".into(),
+                document: form.to_string(),
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// What the demo does next to one lead, at a planned time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    /// A new lead comes in (its index in the generated list).
+    Arrive(usize),
+    /// The owner the lead had when it was planned follows up (a first response or a later
+    /// touch); nothing when someone else owns it by then.
+    Touch {
+        lead: String,
+        owner: String,
+    },
+    Qualify {
+        lead: String,
+        owner: String,
+    },
+    Close {
+        lead: String,
+        owner: String,
+        won: bool,
+    },
+    /// The owner gives the lead back to the public pool.
+    Release {
+        lead: String,
+        owner: String,
+    },
+    /// A rep takes a lead from the public pool.
+    Claim {
+        lead: String,
+        rep: usize,
+    },
+    /// The manager publishes the next rule set.
+    Publish(usize),
+}
+
+/// The steps to come, soonest first (ties in the order planned).
+#[derive(Default)]
+struct Plan {
+    steps: std::collections::BinaryHeap<std::cmp::Reverse<(i64, u64, Step)>>,
+    planned: u64,
+    /// The `(lead, owner)` pairs already given a plan.
+    owners: std::collections::HashSet<(String, String)>,
+}
+
+impl Plan {
+    fn push(&mut self, when: i64, step: Step) {
+        self.planned += 1;
+        self.steps
+            .push(std::cmp::Reverse((when, self.planned, step)));
+    }
+
+    fn next_time(&self) -> Option<i64> {
+        self.steps
+            .peek()
+            .map(|std::cmp::Reverse((when, _, _))| *when)
+    }
+
+    fn pop(&mut self) -> Option<(i64, Step)> {
+        self.steps
+            .pop()
+            .map(|std::cmp::Reverse((when, _, step))| (when, step))
+    }
+}
+
+/// Micros in a minute, an hour, a day.
+const MINUTE: i64 = 60_000_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+/// Shanghai is UTC+8 all year.
+const SHANGHAI: i64 = 8 * HOUR;
+
+/// Moves `at` into a working day's 09:00–20:00 in Shanghai (reps answer in the evening too,
+/// not at night), keeping the minutes past the hour so times do not all line up.
+fn in_working_hours(at: i64, dice: &mut Dice) -> i64 {
+    let local = at + SHANGHAI;
+    let hour = local.rem_euclid(DAY) / HOUR;
+    let day_start = local - local.rem_euclid(DAY);
+    let moved = if hour < 9 {
+        day_start + 9 * HOUR + dice.next(90) as i64 * MINUTE
+    } else if hour >= 20 {
+        day_start + DAY + 9 * HOUR + dice.next(90) as i64 * MINUTE
+    } else {
+        local
+    };
+    moved - SHANGHAI
+}
+
+/// Each rep's habit: 1 answers fast and rarely lets a lead wait, 3 is slow.
+fn habit(owner: &str) -> i64 {
+    REPS.iter()
+        .position(|rep| rep.0 == owner)
+        .map_or(2, |index| 1 + (index as i64 * 7) % 3)
+}
+
+/// Plans what the owner of each lead that got a new owner since the last look will do: answer
+/// after minutes or hours (or not, leaving it to the SLA clock), then qualify, close, give it
+/// back or keep following up, days later.
+async fn plan_owners(
+    store: &store::Store,
+    plan: &mut Plan,
+    now: i64,
+    dice: &mut Dice,
+) -> anyhow::Result<()> {
+    let leads = store
+        .list_leads(&store::LeadFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?;
+    for lead in leads {
+        let (Some(owner), Some(assigned)) = (lead.owner_id.clone(), lead.assigned_at) else {
+            continue;
+        };
+        if lead.first_response_at.is_some() || !plan.owners.insert((lead.id.clone(), owner.clone()))
+        {
+            continue;
+        }
+        let habit = habit(&owner);
+        // Some leads wait for the clock: one in twelve for a fast rep, one in six for a slow one.
+        if dice.next(24) < 2 * habit as usize {
+            continue;
+        }
+        let delay = match dice.next(20) {
+            0..=9 => (1 + dice.next(10) as i64) * MINUTE * habit,
+            10..=15 => (10 + dice.next(30) as i64) * MINUTE * habit,
+            16..=18 => (1 + dice.next(4) as i64) * HOUR,
+            _ => (20 + dice.next(10) as i64) * HOUR,
+        };
+        let touch = in_working_hours(assigned.max(now) + delay, dice);
+        let (lead, owner) = (lead.id, owner);
+        plan.push(
+            touch,
+            Step::Touch {
+                lead: lead.clone(),
+                owner: owner.clone(),
+            },
+        );
+        let later = |days: usize, dice: &mut Dice| {
+            let at = touch + (1 + dice.next(days)) as i64 * DAY + dice.next(8) as i64 * HOUR;
+            in_working_hours(at, dice)
+        };
+        match dice.next(20) {
+            0 | 1 => plan.push(later(3, dice), Step::Release { lead, owner }),
+            2..=8 => {
+                let qualified = later(4, dice);
+                plan.push(
+                    qualified,
+                    Step::Qualify {
+                        lead: lead.clone(),
+                        owner: owner.clone(),
+                    },
+                );
+                if dice.next(3) < 2 {
+                    let closed =
+                        in_working_hours(qualified + (3 + dice.next(10)) as i64 * DAY, dice);
+                    let won = dice.next(5) < 3;
+                    plan.push(closed, Step::Close { lead, owner, won });
+                }
+            }
+            9 | 10 => {
+                let lost = later(5, dice);
+                plan.push(
+                    lost,
+                    Step::Close {
+                        lead,
+                        owner,
+                        won: false,
+                    },
+                );
+            }
+            _ => {
+                // Worked on: more touches, some leads then left untouched for days.
+                for _ in 0..dice.next(4) {
+                    let again = later(6, dice);
+                    plan.push(
+                        again,
+                        Step::Touch {
+                            lead: lead.clone(),
+                            owner: owner.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A month of history, replayed through a routing worker whose clock the demo moves: 300 leads
+/// arrive over the last 30 days, mostly in office hours; each owner answers after minutes or
+/// hours, some not at all until the SLA clock reminds, escalates and reclaims; some leads go back
+/// to the public pool and are claimed again; deals close days later, some with feedback. Every
+/// figure on the dashboard comes out of what the worker and its clocks really did.
+async fn history(
+    state: &AppState,
+    dice: &mut Dice,
+    rule_sets: [serde_json::Value; 2],
+) -> anyhow::Result<()> {
+    let store = &state.store;
+    let real_now = chrono::Utc::now().timestamp_micros();
+    let local_today = (real_now + SHANGHAI) - (real_now + SHANGHAI).rem_euclid(DAY);
+    let start = local_today - 30 * DAY - SHANGHAI;
+    let at = |micros: i64| chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    let clock = Clock::manual(at(start));
+    let router = Router::start_with_clock(store.clone(), clock.clone());
+    let failed = |error: server::error::ApiError| anyhow::anyhow!(error.message);
+    let change = |id: &str, op: LeadOp| {
+        let router = router.clone();
+        let id = id.to_owned();
+        async move { router.change(&id, op, "demo").await }
+    };
+
+    let mut inputs = Vec::new();
+    let mut plan = Plan::default();
+    plan.push(start, Step::Publish(0));
+    plan.push(start + 15 * DAY + 10 * HOUR, Step::Publish(1));
+    // Arrivals by day: weekdays busier than weekends, the month busier towards its end.
+    let weights: Vec<f64> = (0..30)
+        .map(|day| {
+            let date = chrono::DateTime::from_timestamp_micros(start + SHANGHAI + day * DAY + HOUR)
+                .unwrap_or_default()
+                .date_naive();
+            let weekend = matches!(
+                chrono::Datelike::weekday(&date),
+                chrono::Weekday::Sat | chrono::Weekday::Sun
+            );
+            (if weekend { 0.35 } else { 1.0 }) * (0.8 + day as f64 / 60.0)
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let day_of = |index: usize| {
+        let at = (index as f64 + 0.5) / 300.0 * total;
+        let mut sum = 0.0;
+        for (day, weight) in weights.iter().enumerate() {
+            sum += weight;
+            if at < sum {
+                return day as i64;
+            }
+        }
+        29
+    };
     for index in 0..300 {
         let province = dice.pick(PROVINCES);
         let repeat = index > 20 && dice.next(10) == 0;
@@ -341,103 +638,133 @@ async fn seed(state: &AppState) -> anyhow::Result<()> {
             "urgency": urgency,
         });
         let input: LeadInput = serde_json::from_value(lead)?;
-        leads.push(
-            input
-                .normalised()
-                .map_err(|error| anyhow::anyhow!(error.message))?,
-        );
+        inputs.push(input.normalised().map_err(failed)?);
+        // Mostly in office hours, some in the evening.
+        let day = day_of(index);
+        let hour = if dice.next(5) == 0 {
+            18 + dice.next(5) as i64
+        } else {
+            9 + dice.next(9) as i64
+        };
+        let when = local_today - 30 * DAY + day * DAY + hour * HOUR + dice.next(60) as i64 * MINUTE
+            - SHANGHAI;
+        plan.push(when.min(real_now - MINUTE), Step::Arrive(index));
     }
-    let mut owned = Vec::new();
-    for chunk in leads.chunks(100) {
-        let results = state
-            .router
-            .create(chunk.to_vec(), "demo")
-            .await
-            .map_err(|error| anyhow::anyhow!(error.message))?;
-        for result in results {
-            if let Ok(Created::New { lead, .. }) = result
-                && lead.owner_id.is_some()
-            {
-                owned.push(lead.id);
-            }
-        }
-    }
-    follow_up(state, &owned, &mut dice).await?;
-    // A web form posting leads with its public token.
-    let form = json!({"id": "site-form", "name": "官网表单", "auth": "token", "token": "demo-form-token",
-        "mapping": {"name": "姓名", "phone": "手机", "company": "公司", "province": "省份", "industry": "行业"},
-        "defaults": {"source": "官网"}});
-    store
-        .upsert_setting(
-            Setting::IntakeSources,
-            &DocRow {
-                id: "site-form".into(),
-                name: "官网表单".into(),
-                document: form.to_string(),
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            },
-        )
-        .await?;
-    Ok(())
-}
 
-/// Some history to look at: first responses on most assigned leads, a few won and lost, some
-/// customer feedback, a few leads given back to the public pool.
-async fn follow_up(state: &AppState, owned: &[String], dice: &mut Dice) -> anyhow::Result<()> {
-    let change = |id: &str, op: LeadOp| {
-        let router = state.router.clone();
-        let id = id.to_owned();
-        async move {
-            router
-                .change(&id, op, "demo")
-                .await
-                .map_err(|error| anyhow::anyhow!(error.message))
+    let mut next_tick = start + HOUR;
+    loop {
+        let next_step = plan.next_time().unwrap_or(real_now).min(real_now);
+        // The clocks run every hour up to the next step: reminders, escalations, reclaims, the
+        // hold queue's sweep; then owners of leads that moved get a plan.
+        if next_tick <= next_step {
+            clock.set(at(next_tick));
+            while router.tick(at(next_tick)).await.map_err(failed)? > 0 {}
+            router.sweep().await.map_err(failed)?;
+            plan_owners(store, &mut plan, next_tick, dice).await?;
+            next_tick += HOUR;
+            continue;
         }
-    };
-    for (index, id) in owned.iter().enumerate() {
-        if index % 12 == 5 {
-            // Given back to the public pool (公海) for reps to claim.
-            let reason = ["联系不上", "客户要求换人", "不在负责区域"][dice.next(3)];
-            change(
-                id,
-                LeadOp::Release {
+        let Some((when, step)) = plan.pop() else {
+            break;
+        };
+        if when >= real_now {
+            continue;
+        }
+        clock.set(at(when));
+        // A step on a lead that moved on meanwhile (reclaimed, closed) is skipped: the demo
+        // does only what a rep could still do then.
+        let still_owns = |lead: &Option<store::LeadRow>, owner: &str| {
+            lead.as_ref().is_some_and(|lead| {
+                lead.owner_id.as_deref() == Some(owner)
+                    && !matches!(lead.status.as_str(), "won" | "lost" | "invalid")
+            })
+        };
+        match step {
+            Step::Arrive(index) => {
+                router
+                    .create(vec![inputs[index].clone()], "demo")
+                    .await
+                    .map_err(failed)?;
+                plan_owners(store, &mut plan, when, dice).await?;
+            }
+            Step::Touch { lead, owner } => {
+                if still_owns(&store.get_lead(&lead).await?, &owner) {
+                    let kind = ["call", "wechat", "call", "visit", "call"][dice.next(5)];
+                    let outcome = ["reached", "no_answer", "interested", "reached"][dice.next(4)];
+                    let activity: ActivityInput = serde_json::from_value(json!({
+                        "kind": kind, "outcome": outcome, "note": "演示跟进记录"}))?;
+                    change(&lead, LeadOp::Activity(activity)).await.ok();
+                }
+            }
+            Step::Qualify { lead, owner } => {
+                if still_owns(&store.get_lead(&lead).await?, &owner) {
+                    let patch = LeadPatch {
+                        status: Some(LeadStatus::Qualified),
+                        ..LeadPatch::default()
+                    };
+                    change(&lead, LeadOp::Update(patch)).await.ok();
+                }
+            }
+            Step::Close { lead, owner, won } => {
+                if !still_owns(&store.get_lead(&lead).await?, &owner) {
+                    continue;
+                }
+                let patch = if won {
+                    LeadPatch {
+                        status: Some(LeadStatus::Won),
+                        amount: Some([80_000.0, 150_000.0, 268_000.0, 420_000.0][dice.next(4)]),
+                        ..LeadPatch::default()
+                    }
+                } else {
+                    LeadPatch {
+                        status: Some(LeadStatus::Lost),
+                        lost_reason: Some(
+                            ["预算不足", "选择了竞品", "暂无需求"][dice.next(3)].to_owned(),
+                        ),
+                        ..LeadPatch::default()
+                    }
+                };
+                if change(&lead, LeadOp::Update(patch)).await.is_ok() && won {
+                    let (kind, score) = if dice.next(2) == 0 {
+                        ("nps", 5 + dice.next(6))
+                    } else {
+                        ("csat", 3 + dice.next(3))
+                    };
+                    let feedback: FeedbackInput =
+                        serde_json::from_value(json!({"kind": kind, "score": score}))?;
+                    change(&lead, LeadOp::Feedback(feedback)).await.ok();
+                }
+            }
+            Step::Release { lead, owner } => {
+                if !still_owns(&store.get_lead(&lead).await?, &owner) {
+                    continue;
+                }
+                let reason = ["联系不上", "客户要求换人", "不在负责区域"][dice.next(3)];
+                let op = LeadOp::Release {
                     reason: Some(reason.to_owned()),
                     pool_id: None,
-                },
-            )
-            .await?;
-            continue;
-        }
-        if index % 3 == 2 {
-            // Left for the SLA clock.
-            continue;
-        }
-        let kind = ["call", "wechat", "call", "visit"][dice.next(4)];
-        let outcome = ["reached", "no_answer", "interested", "reached"][dice.next(4)];
-        let activity: ActivityInput = serde_json::from_value(json!({
-            "kind": kind, "outcome": outcome, "note": "演示跟进记录"}))?;
-        change(id, LeadOp::Activity(activity)).await?;
-        let patch = match index % 10 {
-            0 => LeadPatch {
-                status: Some(LeadStatus::Won),
-                amount: Some([80_000.0, 150_000.0, 420_000.0][dice.next(3)]),
-                ..LeadPatch::default()
-            },
-            3 => LeadPatch {
-                status: Some(LeadStatus::Lost),
-                lost_reason: Some(["预算不足", "选择了竞品", "暂无需求"][dice.next(3)].to_owned()),
-                ..LeadPatch::default()
-            },
-            _ => continue,
-        };
-        let won = patch.status == Some(LeadStatus::Won);
-        change(id, LeadOp::Update(patch)).await?;
-        if won {
-            let feedback: FeedbackInput =
-                serde_json::from_value(json!({"kind": "nps", "score": 6 + dice.next(5)}))?;
-            change(id, LeadOp::Feedback(feedback)).await?;
+                };
+                // Half are claimed again within a day or so; the rest wait in the pool.
+                if change(&lead, op).await.is_ok() && dice.next(2) == 0 {
+                    let claim = in_working_hours(when + (2 + dice.next(30)) as i64 * HOUR, dice);
+                    let rep = dice.next(REPS.len());
+                    plan.push(claim, Step::Claim { lead, rep });
+                }
+            }
+            Step::Publish(index) => {
+                let document = &rule_sets[index];
+                let name = document["name"].as_str().map(str::to_owned);
+                let version = store
+                    .insert_rule_set(name.as_deref(), &document.to_string(), when)
+                    .await?;
+                store.publish_rule_set(version, when, |_| None).await?;
+            }
+            Step::Claim { lead, rep } => {
+                let op = LeadOp::Claim {
+                    rep_id: REPS[rep].0.to_owned(),
+                };
+                change(&lead, op).await.ok();
+            }
         }
     }
     Ok(())

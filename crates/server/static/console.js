@@ -58,3 +58,39 @@
     }
   });
 })();
+(function () {
+  "use strict";
+  // The lead list: the columns a person chose stay chosen (per user, in this browser), and
+  // "tick this page" ticks every row; "select all matching" leaves the row ticks to the server.
+  var table = document.getElementById("lead-list");
+  if (!table) { return; }
+  var key = "leadroute.columns." + (table.getAttribute("data-user") || "");
+  var hidden = [];
+  try { hidden = JSON.parse(window.localStorage.getItem(key) || "[]"); } catch (error) { hidden = []; }
+  function apply() {
+    var cells = table.querySelectorAll("[data-column]");
+    for (var i = 0; i < cells.length; i++) {
+      var shown = hidden.indexOf(cells[i].getAttribute("data-column")) < 0;
+      cells[i].classList.toggle("col-hidden", !shown);
+    }
+  }
+  var boxes = document.querySelectorAll("#column-chooser input[data-column]");
+  for (var i = 0; i < boxes.length; i++) {
+    boxes[i].checked = hidden.indexOf(boxes[i].getAttribute("data-column")) < 0;
+    boxes[i].addEventListener("change", function (event) {
+      var column = event.target.getAttribute("data-column");
+      hidden = hidden.filter(function (name) { return name !== column; });
+      if (!event.target.checked) { hidden.push(column); }
+      try { window.localStorage.setItem(key, JSON.stringify(hidden)); } catch (error) { /* ignored */ }
+      apply();
+    });
+  }
+  apply();
+  var page = document.getElementById("tick-page");
+  if (page) {
+    page.addEventListener("change", function () {
+      var rows = table.querySelectorAll("tbody input[type=checkbox]");
+      for (var j = 0; j < rows.length; j++) { rows[j].checked = page.checked; }
+    });
+  }
+})();

@@ -25,6 +25,7 @@ mod sqlite {
     include!("queries/accounts.rs");
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
+    include!("queries/dashboard.rs");
     include!("queries/simulations.rs");
     include!("queries/models.rs");
     include!("bulk_values.rs");
@@ -37,6 +38,7 @@ mod postgres {
     include!("queries/accounts.rs");
     include!("queries/leads.rs");
     include!("queries/follow_up.rs");
+    include!("queries/dashboard.rs");
     include!("queries/simulations.rs");
     include!("queries/models.rs");
     include!("bulk_unnest.rs");
@@ -600,14 +602,14 @@ impl Store {
         on_pool!(self, intake_log(source_id, before_id, limit))
     }
 
-    /// The dashboard's figures for leads created in `[from, to)`, of one team when given.
-    pub async fn dashboard(
-        &self,
-        from: i64,
-        to: i64,
-        team: Option<&str>,
-    ) -> sqlx::Result<Dashboard> {
-        on_pool!(self, dashboard(from, to, team))
+    /// The dashboard's figures for the leads of a window.
+    pub async fn dashboard(&self, window: &DashboardWindow) -> sqlx::Result<Dashboard> {
+        on_pool!(self, dashboard(window))
+    }
+
+    /// A period's headline figures (leads in, SLA, conversion, mean first response).
+    pub async fn period_figures(&self, window: &DashboardWindow) -> sqlx::Result<PeriodFigures> {
+        on_pool!(self, period_figures(window))
     }
 
     pub async fn list_stats(&self, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
@@ -1003,6 +1005,11 @@ impl Store {
 
     pub async fn get_lead(&self, id: &str) -> sqlx::Result<Option<LeadRow>> {
         on_pool!(self, get_lead(id))
+    }
+
+    /// How many leads a filter matches.
+    pub async fn count_leads(&self, filter: &LeadFilter) -> sqlx::Result<i64> {
+        on_pool!(self, count_leads(filter))
     }
 
     pub async fn list_leads(&self, filter: &LeadFilter) -> sqlx::Result<Vec<LeadRow>> {

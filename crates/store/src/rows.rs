@@ -70,6 +70,14 @@ pub enum Setting {
 }
 
 impl Setting {
+    pub const ALL: [Setting; 5] = [
+        Setting::Calendars,
+        Setting::SlaPolicies,
+        Setting::Pools,
+        Setting::Channels,
+        Setting::IntakeSources,
+    ];
+
     /// The singular name, for logs and the audit trail.
     pub fn name(self) -> &'static str {
         match self {
@@ -212,6 +220,7 @@ pub struct ApiKeyRow {
 
 /// Filters for listing leads; all optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LeadFilter {
     pub owner_id: Option<String>,
     pub team_id: Option<String>,
@@ -225,11 +234,76 @@ pub struct LeadFilter {
     pub pools: Option<Vec<String>>,
     /// Only leads waiting in the hold queue (nobody could take them yet).
     pub held: bool,
+    pub priority: Option<String>,
+    /// Only leads someone still works on (new, assigned, contacted, qualified).
+    pub open: bool,
+    /// Only leads overdue at this time (a callback passed, or the SLA clock ran out unanswered).
+    pub overdue_at: Option<i64>,
+    /// Only open leads nobody touched since this time.
+    pub idle_before: Option<i64>,
+    /// Only leads whose first response came late under some owner.
+    pub sla_missed: bool,
+    /// Only leads someone answered.
+    pub responded: bool,
+    /// Only leads with an owner.
+    pub owned: bool,
+    /// Only leads this rep was given at some point (routed, claimed, reclaimed to, by hand).
+    pub handled_by: Option<String>,
+    /// Only leads closed in `[from, to)`.
+    pub closed_from: Option<i64>,
+    pub closed_to: Option<i64>,
     /// What a manager sees: leads of these teams, owned by these reps, or owned by nobody.
     pub visible: Option<(Vec<String>, Vec<String>)>,
-    /// Leads with ids below this one (ids sort by creation time).
+    /// Leads with ids below this one (ids sort by creation time); only in the newest-first
+    /// order.
     pub before_id: Option<String>,
     pub limit: i64,
+    pub order: LeadOrder,
+    /// Rows skipped, for the orders other than newest first.
+    pub offset: i64,
+}
+
+/// How a lead list is sorted; ties newest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadOrder {
+    #[default]
+    Newest,
+    Oldest,
+    Status,
+    Owner,
+    Source,
+    Priority,
+    /// Longest untouched first.
+    LastActivity,
+}
+
+impl LeadOrder {
+    /// The order a list's `sort` parameter names (`created`, `-created`, `status`, …).
+    pub fn parse(text: &str) -> Option<LeadOrder> {
+        Some(match text {
+            "created" | "" => LeadOrder::Newest,
+            "-created" => LeadOrder::Oldest,
+            "status" => LeadOrder::Status,
+            "owner" => LeadOrder::Owner,
+            "source" => LeadOrder::Source,
+            "priority" => LeadOrder::Priority,
+            "last_activity" => LeadOrder::LastActivity,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            LeadOrder::Newest => "created",
+            LeadOrder::Oldest => "-created",
+            LeadOrder::Status => "status",
+            LeadOrder::Owner => "owner",
+            LeadOrder::Source => "source",
+            LeadOrder::Priority => "priority",
+            LeadOrder::LastActivity => "last_activity",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
@@ -480,6 +554,22 @@ impl AuditRow {
     }
 }
 
+/// What the dashboard asks about: the leads created in `[from, to)`, of one team when given.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DashboardWindow {
+    pub from: i64,
+    pub to: i64,
+    pub team: Option<String>,
+    /// Only the leads this rep owns now (a scorecard).
+    pub owner: Option<String>,
+    /// The viewer's zone east of UTC, in microseconds: days start at its midnight.
+    pub day_offset: i64,
+    /// For what is open or overdue now.
+    pub now: i64,
+    /// Open leads untouched since before this count as untouched.
+    pub idle_before: i64,
+}
+
 /// The dashboard's figures for the leads created in a window, aggregated by the database.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dashboard {
@@ -493,8 +583,12 @@ pub struct Dashboard {
     /// Of those, how many had a first-response rung fire or were reclaimed.
     pub missed: i64,
     pub reclaims: i64,
-    /// Seconds from assignment to first response, ascending.
-    pub responses: Vec<i64>,
+    /// Leads in per day, days since the epoch in the viewer's zone, ascending.
+    pub days: Vec<DayCount>,
+    /// First responses, quickest first.
+    pub responses: Vec<Response>,
+    /// Leads by status, with those someone answered.
+    pub funnel: Vec<StatusCount>,
     /// Closed leads (won or lost) by source and by rule.
     pub by_source: Vec<Conversion>,
     pub by_rule: Vec<Conversion>,
@@ -502,6 +596,81 @@ pub struct Dashboard {
     pub by_owner: Vec<OwnerFigures>,
     /// Deals won in the window (closed then, whenever they came in), by owner.
     pub leaderboard: Vec<OwnerFigures>,
+    /// By rep: the window's leads they were given at some point (routed, claimed, reclaimed to
+    /// them, by hand), and those whose SLA clock ran out while they held them.
+    pub handled: Vec<KeyCount>,
+    pub missed_by: Vec<KeyCount>,
+    /// Follow-ups logged on the window's leads, by the rep who made them.
+    pub activities: Vec<KeyCount>,
+    /// Feedback recorded in the window, by rep and kind.
+    pub feedback: Vec<FeedbackFigures>,
+    /// Each rep's open leads now.
+    pub open: Vec<OpenFigures>,
+}
+
+/// A period's headline figures (a rule-set version's time as the active one).
+#[derive(Clone, Debug, Default, PartialEq, sqlx::FromRow)]
+pub struct PeriodFigures {
+    pub leads_in: i64,
+    pub clocked: i64,
+    pub missed: i64,
+    pub won: i64,
+    pub closed: i64,
+    /// Mean seconds to the first response.
+    pub avg_response: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DayCount {
+    pub day: i64,
+    pub count: i64,
+}
+
+/// A count for one key (a rep).
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct KeyCount {
+    pub key: String,
+    pub count: i64,
+}
+
+/// One first response: the owner who answered, the day the lead came in, and how long it took.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct Response {
+    pub owner_id: Option<String>,
+    pub day: i64,
+    pub secs: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct StatusCount {
+    pub status: String,
+    pub leads: i64,
+    /// Of those, answered by someone at some point.
+    pub responded: i64,
+}
+
+/// Customer feedback of one kind (`nps` 0–10, `csat` 1–5) about one rep's leads.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct FeedbackFigures {
+    pub rep_id: Option<String>,
+    pub kind: String,
+    pub answers: i64,
+    /// The scores summed.
+    pub total: i64,
+    /// NPS 9–10 and 0–6.
+    pub promoters: i64,
+    pub detractors: i64,
+}
+
+/// One rep's open leads now.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct OpenFigures {
+    pub owner_id: String,
+    pub open: i64,
+    pub overdue: i64,
+    pub untouched: i64,
+    /// Days since each was last touched (or assigned), summed.
+    pub idle_days: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]

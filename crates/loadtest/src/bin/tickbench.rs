@@ -214,7 +214,15 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..args.runs {
         let started = Instant::now();
         let figures = store
-            .dashboard(micros - month, micros + 1, Some("t"))
+            .dashboard(&store::DashboardWindow {
+                from: micros - month,
+                to: micros + 1,
+                team: Some("t".into()),
+                owner: None,
+                day_offset: 8 * 3_600_000_000,
+                now: micros,
+                idle_before: micros - 3 * day,
+            })
             .await?;
         board.push(started.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(

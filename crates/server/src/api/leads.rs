@@ -438,7 +438,7 @@ pub async fn list_leads(
         held: query.held == Some(true),
         before_id: query.cursor.clone(),
         limit: limit + 1,
-        visible: None,
+        ..LeadFilter::default()
     };
     access::scope(&app, &caller, &mut filter).await?;
     let mut rows = app.store.list_leads(&filter).await?;
@@ -533,7 +533,7 @@ pub async fn lead_decisions(
     ))
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignInput {
     pub rep_id: String,

@@ -9,7 +9,7 @@ pub struct Bar {
     pub target: Option<f64>,
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

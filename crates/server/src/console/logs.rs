@@ -140,29 +140,129 @@ pub async fn audit(
     };
     let older = crate::api::cut(&mut rows, PAGE as i64, |row| &row.id);
     let actors = super::actor_names(&app).await;
+    let targets = target_names(&app).await;
+    let t = viewer.t;
     render(AuditPage {
-        frame: viewer.frame(viewer.t.t("audit"), "admin", String::new()),
+        frame: viewer.frame(t.t("audit"), "admin", String::new()),
         rows: rows
             .into_iter()
             .map(|row| {
-                let on = match row.target_id {
-                    Some(id) => format!("{} {id}", row.target_kind),
-                    None => row.target_kind,
-                };
-                let detail = if row.detail == "{}" {
-                    String::new()
-                } else {
-                    row.detail
+                let on = match &row.target_id {
+                    Some(id) => format!(
+                        "{} {}",
+                        kind_word(&t, &row.target_kind),
+                        target_name(&targets, &row.target_kind, id)
+                    ),
+                    None => kind_word(&t, &row.target_kind),
                 };
                 (
                     viewer.local(row.at),
-                    super::actor_name(&actors, &row.actor, &viewer.t),
-                    row.action,
+                    super::actor_name(&actors, &row.actor, &t),
+                    action_words(&t, &row.action),
                     on,
-                    detail,
+                    detail_words(&t, &row.detail),
                 )
             })
             .collect(),
         older,
     })
+}
+
+/// A kind of object in words (`rule_set` → 分配规则); an unknown kind as it is.
+fn kind_word(t: &super::i18n::Tr, kind: &str) -> String {
+    match t.t(&format!("kind_{kind}")) {
+        "?" => kind.to_owned(),
+        word => word.to_owned(),
+    }
+}
+
+/// An audit action (`rule_set.rolled_back`) in words: 分配规则 · 回滚.
+fn action_words(t: &super::i18n::Tr, action: &str) -> String {
+    let (kind, verb) = action.rsplit_once('.').unwrap_or(("", action));
+    let verb = match t.t(&format!("verb_{verb}")) {
+        "?" => verb.to_owned(),
+        word => word.to_owned(),
+    };
+    if kind.is_empty() {
+        verb
+    } else {
+        format!("{} · {verb}", kind_word(t, kind))
+    }
+}
+
+/// Names of the objects audit lines point at: `(kind, id)` → name.
+async fn target_names(app: &AppState) -> std::collections::HashMap<(String, String), String> {
+    let mut names = std::collections::HashMap::new();
+    for rep in app.store.list_reps().await.unwrap_or_default() {
+        names.insert(("rep".to_owned(), rep.id), rep.name);
+    }
+    for team in app.store.list_teams().await.unwrap_or_default() {
+        names.insert(("team".to_owned(), team.id), team.name);
+    }
+    for user in app.store.list_users().await.unwrap_or_default() {
+        let name = if user.display_name.is_empty() {
+            user.username
+        } else {
+            user.display_name
+        };
+        names.insert(("user".to_owned(), user.id), name);
+    }
+    for key in app.store.list_api_keys().await.unwrap_or_default() {
+        names.insert(("key".to_owned(), key.id), key.name);
+    }
+    for setting in store::Setting::ALL {
+        for row in app.store.list_settings(setting).await.unwrap_or_default() {
+            names.insert((setting.name().to_owned(), row.id), row.name);
+        }
+    }
+    names
+}
+
+fn target_name(
+    names: &std::collections::HashMap<(String, String), String>,
+    kind: &str,
+    id: &str,
+) -> String {
+    match (names.get(&(kind.to_owned(), id.to_owned())), kind) {
+        (Some(name), _) => name.clone(),
+        (None, "rule_set" | "model") => format!("v{id}"),
+        _ => id.to_owned(),
+    }
+}
+
+/// An audit line's detail (a JSON object) as `name: value` pairs with field names in words;
+/// versions as `v3`.
+fn detail_words(t: &super::i18n::Tr, detail: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(detail)
+    else {
+        return String::new();
+    };
+    fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                serde_json::Value::String(text) => t.state(text).to_owned(),
+                serde_json::Value::Number(number)
+                    if ["version", "previous"].contains(&name.as_str()) =>
+                {
+                    format!("v{number}")
+                }
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        serde_json::Value::String(text) => t.label(text).to_owned(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("、"),
+                other => other.to_string(),
+            };
+            let name = match t.t(&format!("detail_{name}")) {
+                "?" => t.label(name).to_owned(),
+                word => word.to_owned(),
+            };
+            format!("{name}: {value}")
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }

@@ -6,11 +6,13 @@
 
 mod admin;
 mod charts;
+mod dashboard;
 mod decision_words;
 mod distribute;
 mod duplicates;
 mod forms;
 pub mod i18n;
+mod lead_list;
 mod logs;
 mod models;
 mod people;
@@ -42,11 +44,14 @@ use i18n::{Lang, Tr};
 /// The console's routes.
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
-        .route("/", get(dashboard))
+        .route("/", get(dashboard::dashboard))
+        .route("/dashboard/export", get(dashboard::export))
+        .route("/reps/{id}/scorecard", get(dashboard::scorecard))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
         .route("/lang/{code}", get(set_language))
-        .route("/leads", get(leads_page))
+        .route("/leads", get(lead_list::page))
+        .route("/leads/bulk-assign", post(lead_list::bulk_assign))
         .route("/leads/{id}", get(lead_page))
         .route("/leads/{id}/activities", post(log_activity))
         .route("/leads/{id}/assign", post(reassign))
@@ -404,237 +409,6 @@ async fn set_language(Path(code): Path<String>, headers: HeaderMap) -> Response 
     response
 }
 
-#[derive(Debug, Deserialize)]
-struct DashboardQuery {
-    days: Option<i64>,
-    team: Option<String>,
-}
-
-/// The dashboard's numbers.
-#[derive(Debug, Default)]
-struct Numbers {
-    leads_in: i64,
-    assigned: i64,
-    held: i64,
-    pooled: i64,
-    p50: String,
-    p90: String,
-    sla_met: String,
-    reclaims: i64,
-}
-
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-struct DashboardPage {
-    frame: Frame,
-    days: i64,
-    team: String,
-    teams: Vec<(String, String)>,
-    numbers: Numbers,
-    by_source: String,
-    by_rule: String,
-    fairness: String,
-    leaderboard: Vec<(String, i64, String)>,
-}
-
-fn duration_text(t: &Tr, seconds: i64) -> String {
-    let zh = t.is_zh();
-    if seconds < 60 {
-        format!("{seconds}{}", if zh { " 秒" } else { " s" })
-    } else if seconds < 3600 {
-        format!("{}{}", seconds / 60, if zh { " 分钟" } else { " min" })
-    } else if seconds < 86_400 {
-        format!(
-            "{:.1}{}",
-            seconds as f64 / 3600.0,
-            if zh { " 小时" } else { " h" }
-        )
-    } else {
-        format!(
-            "{:.1}{}",
-            seconds as f64 / 86_400.0,
-            if zh { " 天" } else { " d" }
-        )
-    }
-}
-
-fn percentile(sorted: &[i64], fraction: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted.get(index).copied()
-}
-
-async fn dashboard(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<DashboardQuery>,
-) -> Response {
-    let viewer = match viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    if viewer.caller.role == Role::Rep {
-        return Redirect::to("/me").into_response();
-    }
-    match dashboard_page(&app, &viewer, query).await {
-        Ok(page) => render(page),
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn dashboard_page(
-    app: &AppState,
-    viewer: &Viewer,
-    query: DashboardQuery,
-) -> Result<DashboardPage, ApiError> {
-    let t = viewer.t;
-    let days = if query.days == Some(30) { 30 } else { 7 };
-    let mut teams: Vec<(String, String)> = app
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|row| (row.id, row.name))
-        .collect();
-    if viewer.caller.role == Role::Manager {
-        teams.retain(|(id, _)| viewer.caller.teams.contains(id));
-    }
-    let team = query
-        .team
-        .filter(|team| teams.iter().any(|(id, _)| id == team))
-        .or_else(|| {
-            (viewer.caller.role == Role::Manager)
-                .then(|| teams.first().map(|(id, _)| id.clone()))
-                .flatten()
-        })
-        .unwrap_or_default();
-    let now = chrono::Utc::now();
-    let from = (now - chrono::Duration::days(days)).timestamp_micros();
-    let figures = app
-        .store
-        .dashboard(
-            from,
-            now.timestamp_micros(),
-            (!team.is_empty()).then_some(team.as_str()),
-        )
-        .await?;
-    let reps = app.store.list_reps().await?;
-    let names: HashMap<String, String> = reps
-        .iter()
-        .map(|row| (row.id.clone(), row.name.clone()))
-        .collect();
-    let responses = &figures.responses;
-    let dash = || "–".to_owned();
-    let numbers = Numbers {
-        leads_in: figures.leads_in,
-        assigned: figures.assigned,
-        held: figures.held,
-        pooled: figures.pooled,
-        p50: percentile(responses, 0.5).map_or_else(dash, |s| duration_text(&t, s)),
-        p90: percentile(responses, 0.9).map_or_else(dash, |s| duration_text(&t, s)),
-        sla_met: if figures.clocked == 0 {
-            dash()
-        } else {
-            format!(
-                "{:.0}%",
-                (figures.clocked - figures.missed) as f64 * 100.0 / figures.clocked as f64
-            )
-        },
-        reclaims: figures.reclaims,
-    };
-    // Conversion: won among closed won or lost, by source and by rule.
-    let conversion = |groups: &[store::Conversion]| {
-        let rows: Vec<charts::Bar> = groups
-            .iter()
-            .map(|group| charts::Bar {
-                label: format!("{} ({}/{})", group.name, group.won, group.closed),
-                value: group.won as f64 / group.closed.max(1) as f64,
-                target: None,
-            })
-            .collect();
-        charts::bars(&rows, 1.0, true, t.t("no_data"))
-    };
-    let by_source = conversion(&figures.by_source);
-    let by_rule = conversion(&figures.by_rule);
-    // Fairness: each rep's share of assigned leads against their weight's share.
-    let members: Vec<String> = if team.is_empty() {
-        reps.iter().map(|row| row.id.clone()).collect()
-    } else {
-        access::members(app, std::slice::from_ref(&team)).await?
-    };
-    let weights: Vec<(String, f64)> = reps
-        .iter()
-        .filter(|row| members.contains(&row.id) && row.status == "active")
-        .map(|row| {
-            let weight = serde_json::from_str::<Value>(&row.document)
-                .ok()
-                .and_then(|document| document.get("weight")?.as_f64())
-                .unwrap_or(1.0);
-            (row.id.clone(), weight)
-        })
-        .collect();
-    let total_weight: f64 = weights.iter().map(|(_, weight)| weight).sum();
-    let counts: HashMap<&str, i64> = figures
-        .by_owner
-        .iter()
-        .map(|owner| (owner.owner_id.as_str(), owner.assigned))
-        .collect();
-    let assigned_total: i64 = counts.values().sum();
-    let fairness_rows: Vec<charts::Bar> = weights
-        .iter()
-        .map(|(id, weight)| {
-            let count = counts.get(id.as_str()).copied().unwrap_or(0);
-            charts::Bar {
-                label: format!("{} ({count})", names.get(id).unwrap_or(id)),
-                value: if assigned_total == 0 {
-                    0.0
-                } else {
-                    count as f64 / assigned_total as f64
-                },
-                target: (total_weight > 0.0).then(|| weight / total_weight),
-            }
-        })
-        .collect();
-    let most = fairness_rows
-        .iter()
-        .map(|row| row.value.max(row.target.unwrap_or(0.0)))
-        .fold(0.0_f64, f64::max)
-        .max(0.01);
-    let fairness = charts::bars(&fairness_rows, most, true, t.t("no_data"));
-    let mut leaderboard: Vec<(String, i64, f64)> = figures
-        .leaderboard
-        .iter()
-        .map(|owner| {
-            (
-                names
-                    .get(&owner.owner_id)
-                    .cloned()
-                    .unwrap_or_else(|| owner.owner_id.clone()),
-                owner.won,
-                owner.amount,
-            )
-        })
-        .collect();
-    leaderboard.sort_by(|a, b| b.2.total_cmp(&a.2).then(b.1.cmp(&a.1)));
-    leaderboard.truncate(10);
-    Ok(DashboardPage {
-        frame: viewer.frame(t.t("dashboard"), "dashboard", String::new()),
-        days,
-        team,
-        teams,
-        numbers,
-        by_source,
-        by_rule,
-        fairness,
-        leaderboard: leaderboard
-            .into_iter()
-            .map(|(name, won, amount)| (name, won, format!("{amount:.0}")))
-            .collect(),
-    })
-}
-
 /// A lead as lists show it.
 #[derive(Debug)]
 struct LeadLine {
@@ -649,6 +423,12 @@ struct LeadLine {
     due: String,
     /// For tap-to-call; empty where the viewer may not see the lead's contact details.
     phone: String,
+    /// A priority code (`urgent`, `high`, `normal`, `low`).
+    priority: String,
+    /// When it was last followed up (or assigned), in the viewer's zone.
+    last_touch: String,
+    /// A callback passed, or the SLA clock ran out unanswered (set by lists that asked).
+    overdue: bool,
 }
 
 fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
@@ -670,6 +450,13 @@ fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) 
         created: viewer.local(row.created_at),
         due: String::new(),
         phone: text(&view.document.phone),
+        priority: row.priority.clone().unwrap_or_else(|| "normal".to_owned()),
+        last_touch: row
+            .last_activity_at
+            .or(row.assigned_at)
+            .map(|at| viewer.local(at))
+            .unwrap_or_default(),
+        overdue: false,
     }
 }
 
@@ -694,7 +481,7 @@ async fn actor_names(app: &AppState) -> HashMap<String, String> {
 fn actor_name(names: &HashMap<String, String>, actor: &str, t: &i18n::Tr) -> String {
     match (names.get(actor), actor) {
         (Some(name), _) => name.clone(),
-        (None, "cli") => t.t("actor_cli").to_owned(),
+        (None, "cli" | "user:cli") => t.t("actor_cli").to_owned(),
         (None, "system") => t.t("actor_system").to_owned(),
         _ => actor.to_owned(),
     }
@@ -708,112 +495,6 @@ async fn rep_names(app: &AppState) -> Result<HashMap<String, String>, ApiError> 
         .into_iter()
         .map(|row| (row.id, row.name))
         .collect())
-}
-
-#[derive(Debug, Deserialize)]
-struct LeadsQuery {
-    q: Option<String>,
-    status: Option<String>,
-    owner: Option<String>,
-    source: Option<String>,
-    /// `1`: only the hold queue.
-    held: Option<String>,
-    cursor: Option<String>,
-    notice: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "leads.html")]
-struct LeadsPage {
-    frame: Frame,
-    /// Only the hold queue.
-    held: bool,
-    q: String,
-    status: String,
-    statuses: Vec<&'static str>,
-    rows: Vec<LeadLine>,
-    next: String,
-    owner: String,
-    owners: Vec<(String, String)>,
-    source: String,
-}
-
-async fn leads_page(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<LeadsQuery>,
-) -> Response {
-    let viewer = match viewer(&app, &headers).await {
-        Ok(viewer) => viewer,
-        Err(response) => return response,
-    };
-    let result: Result<LeadsPage, ApiError> = async {
-        let q = query.q.clone().unwrap_or_default();
-        let status = query.status.clone().unwrap_or_default();
-        let owner = query.owner.clone().unwrap_or_default();
-        let source = query.source.clone().unwrap_or_default();
-        let held = query.held.as_deref() == Some("1");
-        let mut filter = LeadFilter {
-            held,
-            owner_id: (!owner.is_empty()).then(|| owner.clone()),
-            source: (!source.trim().is_empty()).then(|| source.trim().to_owned()),
-            q: (!q.trim().is_empty()).then(|| q.trim().to_owned()),
-            status: engine::LeadStatus::parse(&status).map(|_| status.clone()),
-            before_id: query.cursor.clone(),
-            limit: 51,
-            ..LeadFilter::default()
-        };
-        access::scope(&app, &viewer.caller, &mut filter).await?;
-        let mut rows = app.store.list_leads(&filter).await?;
-        let more = rows.len() > 50;
-        rows.truncate(50);
-        let names = rep_names(&app).await?;
-        let next = match (more, rows.last()) {
-            (true, Some(last)) => format!(
-                "/leads?q={}&status={}&owner={}&source={}&held={}&cursor={}",
-                url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>(),
-                status,
-                url::form_urlencoded::byte_serialize(owner.as_bytes()).collect::<String>(),
-                url::form_urlencoded::byte_serialize(source.as_bytes()).collect::<String>(),
-                if held { "1" } else { "" },
-                last.id
-            ),
-            _ => String::new(),
-        };
-        Ok(LeadsPage {
-            frame: viewer.frame(
-                viewer.t.t("leads"),
-                "leads",
-                notice_text(&viewer.t, query.notice.as_deref()),
-            ),
-            q,
-            status,
-            held,
-            statuses: vec![
-                "new",
-                "assigned",
-                "contacted",
-                "qualified",
-                "won",
-                "lost",
-                "invalid",
-            ],
-            rows: rows.iter().map(|row| line(&viewer, row, &names)).collect(),
-            next,
-            owner,
-            owners: {
-                let mut owners: Vec<(String, String)> = names.into_iter().collect();
-                owners.sort_by(|a, b| a.1.cmp(&b.1));
-                owners
-            },
-            source,
-        })
-    }
-    .await;
-    match result {
-        Ok(page) => render(page),
-        Err(error) => error.into_response(),
-    }
 }
 
 /// One line of a lead's timeline.

@@ -239,16 +239,56 @@ fn worker_gone() -> ApiError {
     )
 }
 
+/// The time the worker stamps on what it writes: the wall clock, or one set by hand (the demo
+/// replays a month of history through the real worker, moving its clock as it goes).
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<std::sync::Arc<std::sync::atomic::AtomicI64>>);
+
+impl Clock {
+    /// A clock that reads `at` until it is set again.
+    pub fn manual(at: DateTime<Utc>) -> Clock {
+        Clock(Some(std::sync::Arc::new(
+            std::sync::atomic::AtomicI64::new(at.timestamp_micros()),
+        )))
+    }
+
+    /// Moves a manual clock to `at`; a wall clock stays as it is.
+    pub fn set(&self, at: DateTime<Utc>) {
+        if let Some(micros) = &self.0 {
+            micros.store(at.timestamp_micros(), std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Now, to the microsecond the store keeps.
+    pub fn now(&self) -> DateTime<Utc> {
+        let micros = match &self.0 {
+            Some(micros) => micros.load(std::sync::atomic::Ordering::SeqCst),
+            None => Utc::now().timestamp_micros(),
+        };
+        DateTime::from_timestamp_micros(micros).unwrap_or_else(Utc::now)
+    }
+}
+
+tokio::task_local! {
+    /// The worker task's clock, read by [`now`].
+    static CLOCK: Clock;
+}
+
 impl Router {
     /// Starts the worker on the current runtime.
     pub fn start(store: Store) -> Router {
+        Router::start_with_clock(store, Clock::default())
+    }
+
+    /// Starts the worker with its own clock.
+    pub fn start_with_clock(store: Store, clock: Clock) -> Router {
         let (jobs, receiver) = mpsc::channel(4096);
         let worker = Worker {
             store: store.clone(),
             jobs: receiver,
             cache: None,
         };
-        tokio::spawn(worker.run());
+        tokio::spawn(CLOCK.scope(clock, worker.run()));
         Router { jobs, store }
     }
 
@@ -993,9 +1033,11 @@ fn mean_won_amount(cache: &Cache) -> f64 {
     }
 }
 
+/// The worker's clock (see [`Clock`]); the wall clock outside the worker task.
 fn now() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    CLOCK
+        .try_with(Clock::now)
+        .unwrap_or_else(|_| Clock::default().now())
 }
 
 fn new_id() -> String {

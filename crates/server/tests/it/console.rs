@@ -1672,11 +1672,99 @@ async fn dashboard_counts(backend: Backend) {
     assert_ne!(number(html, "p50"), "–", "lead 0 was answered");
     assert!(html.contains("官网 (1/2)"), "conversion by source: {html}");
     assert!(html.contains("all (1/2)"), "conversion by rule");
-    assert!(html.contains("<td>1</td><td>1200</td>"), "the leaderboard");
+    // Won in the window: lead 0 and the old deal, with their amounts in yuan.
+    assert_eq!(number(html, "won"), "2");
+    assert_eq!(number(html, "won-amount"), "¥6,200");
+    // The funnel: four in, one answered, one won, one lost.
+    let funnel = html
+        .split("id=\"table-funnel\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_default();
+    for stage in ["Leads in", "Contacted", "Qualified", "Won", "lost"] {
+        assert!(funnel.contains(stage), "{stage}: {funnel}");
+    }
+    // Each rep's row: the old deal's owner with it won and its amount.
+    let reps = html
+        .split("id=\"table-reps\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_default();
+    let rep_one = reps
+        .split("<tr>")
+        .find(|row| row.contains(">Rep 1<"))
+        .unwrap_or_default();
+    assert!(rep_one.contains("¥5,000"), "{rep_one}");
+    // Every count that links to leads names as many as the list it links to shows.
+    for card in ["leads-in", "assigned", "overdue", "untouched", "won"] {
+        let link = html
+            .split(&format!("<b id=\"{card}\">"))
+            .next()
+            .and_then(|before| before.rsplit("href=\"").next())
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
+        assert!(link.starts_with("/leads?"), "{card}: {link}");
+        let list = visit(&app, "GET", &link, &cookie, None, "en").await;
+        let total = list
+            .html
+            .split("id=\"lead-total\">")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(total, number(html, card), "{card} links to {link}");
+    }
+    // The tables export with the same rows, as CSV and as an Excel workbook.
+    let csv = visit(
+        &app,
+        "GET",
+        "/dashboard/export?table=reps&format=csv&days=7",
+        &cookie,
+        None,
+        "en",
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
     assert!(
-        html.contains("<td>Rep 1</td><td>1</td><td>5000</td>"),
-        "won this week, though it came in long ago: {html}"
+        csv.html.contains("Rep 1") && csv.html.contains(",5000,"),
+        "{}",
+        csv.html
     );
+    let xlsx = visit(
+        &app,
+        "GET",
+        "/dashboard/export?table=funnel&format=xlsx&days=7",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert_eq!(xlsx.status, StatusCode::OK);
+    assert!(xlsx.html.starts_with("PK"), "a workbook is a zip file");
+    let wrong = visit(
+        &app,
+        "GET",
+        "/dashboard/export?table=secrets&format=csv",
+        &cookie,
+        None,
+        "en",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A rep's scorecard: their own figures.
+    let card = visit(
+        &app,
+        "GET",
+        "/reps/r01/scorecard?days=7",
+        &cookie,
+        None,
+        "en",
+    )
+    .await;
+    assert_eq!(card.status, StatusCode::OK);
+    assert!(card.html.contains("¥5,000"), "{}", card.html);
 }
 
 #[tokio::test]
@@ -1769,13 +1857,14 @@ async fn an_admin_sees_deliveries_receipts_and_the_audit_log_and_retries_a_dead_
         "{}",
         source.html
     );
-    // The audit log: who created the channel.
+    // The audit log: who created the channel, in words, the channel by its name.
     let audit = visit(&app, "GET", "/admin/audit", &cookie, None, "en").await;
     assert!(
-        audit.html.contains("<code>channel.created</code>") && audit.html.contains("channel hook"),
+        audit.html.contains("channel · created") && audit.html.contains("channel Hook"),
         "{}",
         audit.html
     );
+    assert!(!audit.html.contains("channel.created"), "{}", audit.html);
 }
 
 #[tokio::test]

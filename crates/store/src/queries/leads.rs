@@ -9,7 +9,50 @@ pub(crate) async fn get_lead(conn: &mut Conn, id: &str) -> sqlx::Result<Option<L
 }
 
 pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Result<Vec<LeadRow>> {
-    let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE 1 = 1");
+    let mut query = filtered_leads("SELECT * FROM leads l WHERE 1 = 1", filter);
+    if filter.order == LeadOrder::Newest
+        && let Some(before) = &filter.before_id
+    {
+        query.push(" AND id < ").push_bind(before.clone());
+    }
+    // Priorities by weight, not by name; unset sorts as normal.
+    let by = match filter.order {
+        LeadOrder::Newest => "id DESC",
+        LeadOrder::Oldest => "id ASC",
+        LeadOrder::Status => {
+            "CASE status WHEN 'new' THEN 0 WHEN 'assigned' THEN 1 WHEN 'contacted' THEN 2
+             WHEN 'qualified' THEN 3 WHEN 'won' THEN 4 WHEN 'lost' THEN 5 ELSE 6 END, id DESC"
+        }
+        LeadOrder::Owner => "owner_id IS NULL, owner_id, id DESC",
+        LeadOrder::Source => "source IS NULL, source, id DESC",
+        LeadOrder::Priority => {
+            "CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'low' THEN 3
+             ELSE 2 END, id DESC"
+        }
+        LeadOrder::LastActivity => {
+            "COALESCE(last_activity_at, assigned_at, created_at) ASC, id DESC"
+        }
+    };
+    query
+        .push(format!(" ORDER BY {by} LIMIT "))
+        .push_bind(filter.limit);
+    if filter.order != LeadOrder::Newest && filter.offset > 0 {
+        query.push(" OFFSET ").push_bind(filter.offset);
+    }
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// How many leads a filter matches (its order, cursor and limit aside).
+pub(crate) async fn count_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Result<i64> {
+    filtered_leads("SELECT COUNT(*) FROM leads l WHERE 1 = 1", filter)
+        .build_query_scalar()
+        .fetch_one(conn)
+        .await
+}
+
+/// `head` with the filter's conditions.
+fn filtered_leads(head: &str, filter: &LeadFilter) -> QueryBuilder<Db> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
     if let Some(owner) = &filter.owner_id {
         query.push(" AND owner_id = ").push_bind(owner.clone());
     }
@@ -59,6 +102,42 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
     if filter.held {
         query.push(" AND held = TRUE");
     }
+    if let Some(priority) = &filter.priority {
+        query.push(" AND priority = ").push_bind(priority.clone());
+    }
+    if filter.open {
+        query.push(format!(" AND status IN {OPEN_STATUSES}"));
+    }
+    if let Some(now) = filter.overdue_at {
+        query.push(" AND");
+        push_overdue(&mut query, now);
+    }
+    if let Some(before) = filter.idle_before {
+        query.push(" AND");
+        push_idle(&mut query, before);
+    }
+    if filter.sla_missed {
+        query.push(" AND assigned_at IS NOT NULL AND");
+        push_sla_missed(&mut query);
+    }
+    if filter.responded {
+        query.push(" AND (first_response_at IS NOT NULL OR last_activity_at IS NOT NULL)");
+    }
+    if filter.owned {
+        query.push(" AND owner_id IS NOT NULL");
+    }
+    if let Some(rep) = &filter.handled_by {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM decisions d WHERE d.lead_id = l.id AND d.owner_id = ")
+            .push_bind(rep.clone())
+            .push(")");
+    }
+    if let Some(from) = filter.closed_from {
+        query.push(" AND closed_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.closed_to {
+        query.push(" AND closed_at < ").push_bind(to);
+    }
     if let Some(pools) = &filter.pools {
         query.push(" AND owner_id IS NULL AND pool_id IN (");
         let mut separated = query.separated(", ");
@@ -68,13 +147,7 @@ pub(crate) async fn list_leads(conn: &mut Conn, filter: &LeadFilter) -> sqlx::Re
         }
         query.push(")");
     }
-    if let Some(before) = &filter.before_id {
-        query.push(" AND id < ").push_bind(before.clone());
-    }
     query
-        .push(" ORDER BY id DESC LIMIT ")
-        .push_bind(filter.limit);
-    query.build_query_as().fetch_all(conn).await
 }
 
 fn escape_like(text: &str) -> String {

@@ -1,0 +1,319 @@
+// The dashboard's figures, aggregated by the database rather than by reading every lead: a
+// busy workspace's month is millions of rows (included per backend, as `config.rs`).
+
+/// The statuses of a lead someone still works on.
+const OPEN_STATUSES: &str = "('new', 'assigned', 'contacted', 'qualified')";
+
+/// The events that say a lead's first-response clock ran out under its owner.
+const SLA_EVENTS: &str = "('lead.sla_reminder', 'lead.sla_escalated')";
+
+/// An open, owned lead is overdue when its promised callback has passed, or when its SLA clock
+/// reminded or escalated since it was assigned and nobody has answered yet.
+fn push_overdue(query: &mut QueryBuilder<Db>, now: i64) {
+    query.push(format!(
+        " (l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES} AND (l.callback_at < "
+    ));
+    query.push_bind(now);
+    query.push(format!(
+        " OR (l.first_response_at IS NULL AND EXISTS (SELECT 1 FROM outbox o
+             WHERE o.lead_id = l.id AND o.event IN {SLA_EVENTS} AND o.created_at >= l.assigned_at))))"
+    ));
+}
+
+/// An open, owned lead nobody has touched (nor been assigned) since `before`.
+fn push_idle(query: &mut QueryBuilder<Db>, before: i64) {
+    query.push(format!(
+        " (l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES}
+             AND COALESCE(l.last_activity_at, l.assigned_at, l.created_at) < "
+    ));
+    query.push_bind(before);
+    query.push(")");
+}
+
+/// A lead whose first response came late under some owner: a rung fired, or it was reclaimed.
+fn push_sla_missed(query: &mut QueryBuilder<Db>) {
+    query.push(
+        " EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
+             AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed'))",
+    );
+}
+
+/// `SELECT …` over the leads created in the window, of its team: `head` ends where the window's
+/// conditions go (after `WHERE` or `AND`), `tail` follows them.
+fn window_query(head: &str, window: &DashboardWindow, tail: &str) -> QueryBuilder<Db> {
+    column_window(head, "l.created_at", window, tail)
+}
+
+/// The same over another time column (`l.closed_at`: the deals closed in the window).
+fn column_window(
+    head: &str,
+    column: &str,
+    window: &DashboardWindow,
+    tail: &str,
+) -> QueryBuilder<Db> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
+    query.push(format!(" {column} >= ")).push_bind(window.from);
+    query.push(format!(" AND {column} < ")).push_bind(window.to);
+    if let Some(team) = &window.team {
+        query.push(" AND l.team_id = ").push_bind(team.clone());
+    }
+    if let Some(owner) = &window.owner {
+        query.push(" AND l.owner_id = ").push_bind(owner.clone());
+    }
+    query.push(" ");
+    query.push(tail);
+    query
+}
+
+/// The day a lead came in, in the viewer's zone, as days since the epoch.
+fn day_expression(window: &DashboardWindow) -> String {
+    format!(
+        "CAST((l.created_at + {}) / 86400000000 AS BIGINT)",
+        window.day_offset
+    )
+}
+
+pub(crate) async fn dashboard(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+) -> sqlx::Result<Dashboard> {
+    let totals: DashboardTotals = window_query(
+        "SELECT COUNT(*) AS leads_in,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS assigned,
+             COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
+             COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
+             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked
+         FROM leads l WHERE",
+        window,
+        "",
+    )
+    .build_query_as()
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut missed = window_query(
+        "SELECT COUNT(*) FROM leads l WHERE l.assigned_at IS NOT NULL AND",
+        window,
+        "AND",
+    );
+    push_sla_missed(&mut missed);
+    let missed: i64 = missed.build_query_scalar().fetch_one(&mut *conn).await?;
+    let reclaims: i64 = window_query(
+        "SELECT COUNT(*) FROM decisions d JOIN leads l ON l.id = d.lead_id
+         WHERE d.kind = 'reclaim' AND",
+        window,
+        "",
+    )
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
+    .await?;
+    let days: Vec<DayCount> = window_query(
+        &format!(
+            "SELECT {} AS day, COUNT(*) AS count FROM leads l WHERE",
+            day_expression(window)
+        ),
+        window,
+        "GROUP BY 1 ORDER BY 1",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut responses: Vec<Response> = window_query(
+        &format!(
+            "SELECT l.owner_id AS owner_id, {} AS day,
+                 CAST((l.first_response_at - l.assigned_at) / 1000000 AS BIGINT) AS secs
+             FROM leads l
+             WHERE l.first_response_at IS NOT NULL AND l.assigned_at IS NOT NULL
+                 AND l.first_response_at >= l.assigned_at AND",
+            day_expression(window)
+        ),
+        window,
+        "",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    responses.sort_unstable_by_key(|response| response.secs);
+    let funnel: Vec<StatusCount> = window_query(
+        "SELECT l.status AS status, COUNT(*) AS leads,
+             COALESCE(SUM(CASE WHEN l.first_response_at IS NOT NULL OR l.last_activity_at IS NOT NULL
+                 THEN 1 ELSE 0 END), 0) AS responded
+         FROM leads l WHERE",
+        window,
+        "GROUP BY l.status",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let conversion = |column: &str| {
+        format!(
+            "SELECT l.{column} AS name,
+                 COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+                 COUNT(*) AS closed
+             FROM leads l WHERE l.status IN ('won', 'lost') AND l.{column} IS NOT NULL AND"
+        )
+    };
+    let mut by = Vec::with_capacity(2);
+    for column in ["source", "rule_id"] {
+        by.push(
+            window_query(
+                &conversion(column),
+                window,
+                &format!("GROUP BY l.{column} ORDER BY l.{column}"),
+            )
+            .build_query_as::<Conversion>()
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+    let by_rule = by.pop().unwrap_or_default();
+    let by_source = by.pop().unwrap_or_default();
+    // The leaderboard counts the deals won in the window, whenever their leads came in.
+    let leaderboard: Vec<OwnerFigures> = column_window(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
+             CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
+        "l.closed_at",
+        window,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_owner: Vec<OwnerFigures> = window_query(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned,
+             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+             CAST(COALESCE(SUM(CASE WHEN l.status = 'won' THEN COALESCE(l.amount, 0) ELSE 0 END), 0)
+                 AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.owner_id IS NOT NULL AND",
+        window,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    // Each rep's share of the clock: the window's leads they were given (by routing, a claim,
+    // a reclaim or by hand), and those whose clock ran out under them.
+    let handled: Vec<KeyCount> = window_query(
+        "SELECT d.owner_id AS key, COUNT(DISTINCT d.lead_id) AS count
+         FROM decisions d JOIN leads l ON l.id = d.lead_id WHERE d.owner_id IS NOT NULL AND",
+        window,
+        "GROUP BY d.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let missed_by: Vec<KeyCount> = window_query(
+        &format!(
+            "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
+             FROM outbox o JOIN leads l ON l.id = o.lead_id
+             WHERE o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL AND"
+        ),
+        window,
+        "GROUP BY o.rep_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let activities: Vec<KeyCount> = window_query(
+        "SELECT a.rep_id AS key, COUNT(*) AS count
+         FROM activities a JOIN leads l ON l.id = a.lead_id
+         WHERE a.rep_id IS NOT NULL AND a.kind <> 'inquiry' AND",
+        window,
+        "GROUP BY a.rep_id",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    // Feedback recorded in the window, for whichever lead it is about.
+    let feedback: Vec<FeedbackFigures> = column_window(
+        "SELECT COALESCE(f.rep_id, l.owner_id) AS rep_id, f.kind AS kind, COUNT(*) AS answers,
+             CAST(COALESCE(SUM(f.score), 0) AS BIGINT) AS total,
+             COALESCE(SUM(CASE WHEN f.score >= 9 THEN 1 ELSE 0 END), 0) AS promoters,
+             COALESCE(SUM(CASE WHEN f.score <= 6 THEN 1 ELSE 0 END), 0) AS detractors
+         FROM feedback f JOIN leads l ON l.id = f.lead_id WHERE",
+        "f.created_at",
+        window,
+        "GROUP BY COALESCE(f.rep_id, l.owner_id), f.kind",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let open = open_figures(conn, window).await?;
+    Ok(Dashboard {
+        leads_in: totals.leads_in,
+        assigned: totals.assigned,
+        held: totals.held,
+        pooled: totals.pooled,
+        clocked: totals.clocked,
+        missed,
+        reclaims,
+        days,
+        responses,
+        funnel,
+        by_source,
+        by_rule,
+        by_owner,
+        leaderboard,
+        handled,
+        missed_by,
+        activities,
+        feedback,
+        open,
+    })
+}
+
+/// Each rep's open leads now, whenever they came in: how many, overdue, untouched since
+/// `idle_before`, and the days since each was last touched, summed.
+async fn open_figures(conn: &mut Conn, window: &DashboardWindow) -> sqlx::Result<Vec<OpenFigures>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(
+        "SELECT l.owner_id AS owner_id, COUNT(*) AS open, COALESCE(SUM(CASE WHEN",
+    );
+    push_overdue(&mut query, window.now);
+    query.push(" THEN 1 ELSE 0 END), 0) AS overdue, COALESCE(SUM(CASE WHEN");
+    push_idle(&mut query, window.idle_before);
+    query.push(" THEN 1 ELSE 0 END), 0) AS untouched, CAST(COALESCE(SUM(");
+    query.push_bind(window.now);
+    query.push(
+        " - COALESCE(l.last_activity_at, l.assigned_at, l.created_at)), 0) AS DOUBLE PRECISION)
+             / 86400000000.0 AS idle_days
+         FROM leads l WHERE l.owner_id IS NOT NULL",
+    );
+    query.push(format!(" AND l.status IN {OPEN_STATUSES}"));
+    if let Some(team) = &window.team {
+        query.push(" AND l.team_id = ").push_bind(team.clone());
+    }
+    if let Some(owner) = &window.owner {
+        query.push(" AND l.owner_id = ").push_bind(owner.clone());
+    }
+    query.push(" GROUP BY l.owner_id");
+    query.build_query_as().fetch_all(conn).await
+}
+
+/// A period's headline figures in one pass: leads in, first-response clocks run and missed,
+/// deals won and closed, the mean first response.
+pub(crate) async fn period_figures(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+) -> sqlx::Result<PeriodFigures> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(
+        "SELECT COUNT(*) AS leads_in,
+             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked,
+             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL AND",
+    );
+    push_sla_missed(&mut query);
+    query.push(
+        " THEN 1 ELSE 0 END), 0) AS missed,
+             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+             COALESCE(SUM(CASE WHEN l.status IN ('won', 'lost') THEN 1 ELSE 0 END), 0) AS closed,
+             AVG(CASE WHEN l.first_response_at >= l.assigned_at
+                 THEN CAST(l.first_response_at - l.assigned_at AS DOUBLE PRECISION) / 1000000.0 END)
+                 AS avg_response
+         FROM leads l WHERE l.created_at >= ",
+    );
+    query.push_bind(window.from);
+    query.push(" AND l.created_at < ").push_bind(window.to);
+    if let Some(team) = &window.team {
+        query.push(" AND l.team_id = ").push_bind(team.clone());
+    }
+    query.build_query_as().fetch_one(conn).await
+}
