@@ -94,3 +94,20 @@
     });
   }
 })();
+(function () {
+  "use strict";
+  // "Copy WeChat": the id to the clipboard, to paste into WeChat's search.
+  var buttons = document.querySelectorAll("button.copy[data-copy]");
+  for (var i = 0; i < buttons.length; i++) {
+    buttons[i].addEventListener("click", function (event) {
+      var button = event.currentTarget;
+      var text = button.getAttribute("data-copy");
+      function done() { button.textContent = button.getAttribute("data-done") + " ✓"; }
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, function () { window.prompt("", text); });
+      } else {
+        window.prompt("", text);
+      }
+    });
+  }
+})();

@@ -425,6 +425,21 @@ pub async fn list_users(
     ))
 }
 
+/// The name a user goes by when none was given: their rep's name (王芳), else the username.
+async fn default_display_name(
+    store: &store::Store,
+    username: &str,
+    rep_id: Option<&str>,
+) -> ApiResult<String> {
+    if let Some(rep) = rep_id
+        && let Some(row) = store.get_rep(rep).await?
+        && !row.name.trim().is_empty()
+    {
+        return Ok(row.name);
+    }
+    Ok(username.to_owned())
+}
+
 /// Create a user.
 #[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = UserInput,
     responses((status = 201, description = "The user"), (status = 409, description = "The username is taken")), security(("api_key" = [])))]
@@ -448,12 +463,13 @@ pub async fn create_user(
     let role = check_user(&app, &input.role, input.rep_id.as_deref(), &input.teams).await?;
     check_password(&input.password, "password")?;
     let now = now_micros();
+    let display_name = match input.display_name.clone() {
+        Some(name) => name,
+        None => default_display_name(&app.store, &username, input.rep_id.as_deref()).await?,
+    };
     let mut row = UserRow {
         id: id.clone(),
-        display_name: input
-            .display_name
-            .clone()
-            .unwrap_or_else(|| username.clone()),
+        display_name,
         username,
         role: role.as_str().to_owned(),
         rep_id: input.rep_id.clone(),
@@ -852,10 +868,11 @@ pub async fn create_first_user(
         ));
     }
     let now = now_micros();
+    let display_name = default_display_name(store, username, rep_id.as_deref()).await?;
     let mut row = UserRow {
         id: format!("user_{}", uuid::Uuid::now_v7().simple()),
         username: username.to_owned(),
-        display_name: username.to_owned(),
+        display_name,
         role: role.as_str().to_owned(),
         rep_id,
         teams: "[]".into(),

@@ -1250,6 +1250,55 @@ const WORDS: &[(&str, &str, &str)] = &[
         "修改查重策略",
         "duplicate policy set",
     ),
+    ("display_name", "显示名", "Display name"),
+    ("role_rep", "销售", "Rep"),
+    ("role_manager", "销售经理", "Manager"),
+    ("role_admin", "管理员", "Admin"),
+    ("role_reporting", "只读报表", "Reporting"),
+    ("role_integration", "系统集成", "Integration"),
+    ("none", "无", "None"),
+    ("key_prefix", "密钥前缀", "Key prefix"),
+    ("deactivated", "已停用", "Deactivated"),
+    ("detail_role", "角色", "role"),
+    ("detail_rep_id", "销售", "rep"),
+    ("detail_previous", "原版本", "previous"),
+    ("detail_version", "新版本", "version"),
+    ("detail_because", "原因", "because"),
+    ("detail_teams", "团队", "teams"),
+    ("pool_why_released", "负责人释放", "released by the owner"),
+    (
+        "pool_why_sla_pool",
+        "未及时首次跟进，超时收回",
+        "no first response in time",
+    ),
+    (
+        "pool_why_hop_limit",
+        "多次转派仍无人跟进",
+        "reassigned too often without a response",
+    ),
+    (
+        "pool_why_no_follow_up",
+        "长期未跟进，自动回收",
+        "no follow-up for too long",
+    ),
+    (
+        "pool_why_not_touched",
+        "领取后未及时跟进",
+        "claimed but not followed up in time",
+    ),
+    (
+        "pool_why_protection_ended",
+        "保护期已到",
+        "the protection period ended",
+    ),
+    (
+        "pool_why_route",
+        "按规则进入公海（无可分配的销售）",
+        "routed to the pool (nobody could take it)",
+    ),
+    ("in_pool_since", "进入公海于", "in the pool since"),
+    ("copy_wechat", "复制微信", "Copy WeChat"),
+    ("copied", "已复制", "Copied"),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's
@@ -1327,6 +1376,11 @@ const STATES: &[(&str, &str, &str)] = &[
     ("reclaim", "超时收回改派", "reclaimed (SLA)"),
     ("draft", "草稿", "draft"),
     ("retired", "已停用（可回滚）", "retired"),
+    ("admin", "管理员", "admin"),
+    ("manager", "销售经理", "manager"),
+    ("rep", "销售", "rep"),
+    ("reporting", "只读报表", "reporting"),
+    ("integration", "系统集成", "integration"),
     ("low", "低", "low"),
     ("normal", "普通", "normal"),
     ("high", "高", "high"),
@@ -1678,6 +1732,43 @@ mod tests {
             WORDS
                 .iter()
                 .all(|(_, zh, en)| !zh.is_empty() && !en.is_empty())
+        );
+    }
+
+    /// Every key a template or the console's code asks for by name is in the catalogue (a
+    /// missing one would show as "?").
+    #[test]
+    fn every_key_the_console_asks_for_is_in_the_catalogue() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut sources = Vec::new();
+        for dir in ["templates", "src/console"] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("dir") {
+                let path = entry.expect("entry").path();
+                if path.ends_with("i18n.rs") {
+                    continue;
+                }
+                sources.push((path.clone(), std::fs::read_to_string(&path).expect("read")));
+            }
+        }
+        let mut missing = Vec::new();
+        for (path, text) in &sources {
+            // `t.t("key")`, `frame.t.t("key")`, `viewer.t.t("key")`: a literal key.
+            for piece in text.split(".t(\"").skip(1) {
+                let Some(key) = piece.split('"').next() else {
+                    continue;
+                };
+                let literal = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if literal && !WORDS.iter().any(|(name, _, _)| *name == key) {
+                    missing.push(format!("{}: {key}", path.display()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys missing from the catalogue: {missing:#?}"
         );
     }
 

@@ -239,8 +239,15 @@ fn detail_words(t: &super::i18n::Tr, detail: &str) -> String {
     };
     fields
         .iter()
+        .filter(|(_, value)| !value.is_null())
         .map(|(name, value)| {
             let value = match value {
+                // A changed part of a document: which of its fields, by name.
+                serde_json::Value::Object(inner) => inner
+                    .keys()
+                    .map(|key| t.label(key).to_owned())
+                    .collect::<Vec<_>>()
+                    .join("、"),
                 serde_json::Value::String(text) => t.state(text).to_owned(),
                 serde_json::Value::Number(number)
                     if ["version", "previous"].contains(&name.as_str()) =>

@@ -90,6 +90,67 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/stream", get(stream))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
+        .route("/manifest.webmanifest", get(manifest))
+        .route("/favicon.ico", get(icon_svg))
+        .route("/static/icon.svg", get(icon_svg))
+        .route(
+            "/static/icon-192.png",
+            get(|| icon_png(include_bytes!("../../static/icon-192.png"))),
+        )
+        .route(
+            "/static/icon-512.png",
+            get(|| icon_png(include_bytes!("../../static/icon-512.png"))),
+        )
+}
+
+/// The web-app manifest, so a rep can put the console on a phone's home screen; it opens on
+/// their own leads.
+async fn manifest(headers: HeaderMap) -> Response {
+    let t = Tr {
+        lang: Lang::from_headers(&headers),
+    };
+    let body = serde_json::json!({
+        "name": t.t("app"),
+        "short_name": "Leadroute",
+        "lang": t.lang(),
+        "start_url": "/me",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#f6f8fa",
+        "theme_color": "#1f6feb",
+        "icons": [
+            {"src": "/static/icon-192.png", "sizes": "192x192", "type": "image/png"},
+            {"src": "/static/icon-512.png", "sizes": "512x512", "type": "image/png"},
+            {"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml"}
+        ]
+    });
+    (
+        [(header::CONTENT_TYPE, "application/manifest+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn icon_svg() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/icon.svg"),
+    )
+        .into_response()
+}
+
+async fn icon_png(bytes: &'static [u8]) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
@@ -423,12 +484,17 @@ struct LeadLine {
     due: String,
     /// For tap-to-call; empty where the viewer may not see the lead's contact details.
     phone: String,
+    /// For copying into WeChat; empty where the viewer may not see it.
+    wechat: String,
     /// A priority code (`urgent`, `high`, `normal`, `low`).
     priority: String,
     /// When it was last followed up (or assigned), in the viewer's zone.
     last_touch: String,
     /// A callback passed, or the SLA clock ran out unanswered (set by lists that asked).
     overdue: bool,
+    /// In a pool: why it is there, and since when (set by the pool page).
+    why: String,
+    since: String,
 }
 
 fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) -> LeadLine {
@@ -450,6 +516,7 @@ fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) 
         created: viewer.local(row.created_at),
         due: String::new(),
         phone: text(&view.document.phone),
+        wechat: text(&view.document.wechat),
         priority: row.priority.clone().unwrap_or_else(|| "normal".to_owned()),
         last_touch: row
             .last_activity_at
@@ -457,6 +524,23 @@ fn line(viewer: &Viewer, row: &store::LeadRow, names: &HashMap<String, String>) 
             .map(|at| viewer.local(at))
             .unwrap_or_default(),
         overdue: false,
+        why: String::new(),
+        since: String::new(),
+    }
+}
+
+/// Why a lead waits in a pool, from the decision that put it there, in words.
+fn pool_reason(t: &Tr, decision: &store::DecisionRow) -> String {
+    let reason = decision.reason.clone().unwrap_or_default();
+    match decision.kind.as_str() {
+        "pool" => match t.t(&format!("pool_why_{reason}")) {
+            "?" if reason.is_empty() => t.t("pool_why_released").to_owned(),
+            // A reason the owner wrote when they gave it back.
+            "?" => format!("{}：{reason}", t.t("pool_why_released")),
+            words => words.to_owned(),
+        },
+        "reclaim" => t.t("pool_why_sla_pool").to_owned(),
+        _ => t.t("pool_why_route").to_owned(),
     }
 }
 
@@ -1107,6 +1191,20 @@ async fn me_page(
                 ..LeadFilter::default()
             })
             .await?;
+        // Overdue ones, by the dashboard's definition, come first and say so.
+        let overdue: std::collections::HashSet<String> = app
+            .store
+            .list_leads(&LeadFilter {
+                owner_id: Some(rep_id.clone()),
+                open: true,
+                overdue_at: Some(chrono::Utc::now().timestamp_micros()),
+                limit: 200,
+                ..LeadFilter::default()
+            })
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
         let names = rep_names(&app).await?;
         let mut leads: Vec<(i64, LeadLine)> = Vec::new();
         for row in rows.iter().filter(|row| {
@@ -1120,7 +1218,13 @@ async fn me_page(
                 .map(|timer| timer.due_at);
             let mut item = line(&viewer, row, &names);
             item.due = next.map(|due| viewer.local(due)).unwrap_or_default();
-            leads.push((next.unwrap_or(i64::MAX), item));
+            item.overdue = overdue.contains(&row.id);
+            let first = if item.overdue {
+                i64::MIN
+            } else {
+                next.unwrap_or(i64::MAX)
+            };
+            leads.push((first, item));
         }
         // What is due first comes first.
         leads.sort_by_key(|(due, _)| *due);
@@ -1187,12 +1291,18 @@ async fn pool_page(
             .unwrap_or_default();
         let names = rep_names(&app).await?;
         let mut leads = Vec::new();
+        let t = viewer.t;
         for id in ids {
             if let Some(row) = app.store.get_lead(&id).await? {
-                leads.push(line(&viewer, &row, &names));
+                let mut item = line(&viewer, &row, &names);
+                // The latest decision is the one that left it here.
+                if let Some(decision) = app.store.decisions_for(&id).await?.first() {
+                    item.why = pool_reason(&t, decision);
+                    item.since = viewer.local(decision.created_at);
+                }
+                leads.push(item);
             }
         }
-        let t = viewer.t;
         // Pools by name (公海), with the claims left today.
         let pool_names: HashMap<String, String> =
             (app.store.list_settings(store::Setting::Pools).await?)

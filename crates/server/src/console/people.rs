@@ -16,13 +16,48 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::Body;
 
+/// A user as the accounts page shows them.
+struct UserLine {
+    id: String,
+    username: String,
+    display_name: String,
+    role: String,
+    /// The rep's name, the teams' names.
+    rep: String,
+    teams: String,
+    active: bool,
+    created: String,
+}
+
+/// An API key as the accounts page shows it.
+struct KeyLine {
+    id: String,
+    name: String,
+    role: String,
+    prefix: String,
+    created: String,
+    revoked: String,
+}
+
 #[derive(Template)]
 #[template(path = "accounts.html")]
 struct AccountsPage {
     frame: Frame,
-    users: Vec<Value>,
-    keys: Vec<Value>,
+    users: Vec<UserLine>,
+    keys: Vec<KeyLine>,
     new_key: String,
+    /// For the new-user form: reps and teams by name.
+    reps: Vec<(String, String)>,
+    teams: Vec<(String, String)>,
+}
+
+/// An API time (RFC 3339) in the viewer's zone.
+fn local_time(viewer: &Viewer, value: &Value) -> String {
+    value
+        .as_str()
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+        .map(|at| viewer.local(at.timestamp_micros()))
+        .unwrap_or_default()
 }
 
 /// Users and API keys.
@@ -53,15 +88,77 @@ async fn accounts_page(
             crate::api::accounts::list_keys(State(app.clone()), Extension(viewer.caller.clone()))
                 .await?
                 .0;
+        let t = viewer.t;
+        let mut reps: Vec<(String, String)> = app
+            .store
+            .list_reps()
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row.name))
+            .collect();
+        reps.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut teams: Vec<(String, String)> = app
+            .store
+            .list_teams()
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row.name))
+            .collect();
+        teams.sort_by(|a, b| a.1.cmp(&b.1));
+        let name_of = |list: &[(String, String)], id: &str| {
+            list.iter()
+                .find(|(key, _)| key == id)
+                .map_or_else(|| id.to_owned(), |(_, name)| name.clone())
+        };
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let users = users["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|user| UserLine {
+                id: text(&user["id"]),
+                username: text(&user["username"]),
+                display_name: text(&user["display_name"]),
+                role: t.t(&format!("role_{}", text(&user["role"]))).to_owned(),
+                rep: user["rep_id"]
+                    .as_str()
+                    .map(|rep| name_of(&reps, rep))
+                    .unwrap_or_default(),
+                teams: user["teams"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|team| name_of(&teams, team))
+                    .collect::<Vec<_>>()
+                    .join("、"),
+                active: user["active"].as_bool().unwrap_or(false),
+                created: local_time(viewer, &user["created_at"]),
+            })
+            .collect();
+        let keys = keys["items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|key| KeyLine {
+                id: text(&key["id"]),
+                name: text(&key["name"]),
+                role: t.t(&format!("role_{}", text(&key["role"]))).to_owned(),
+                prefix: text(&key["prefix"]),
+                created: local_time(viewer, &key["created_at"]),
+                revoked: local_time(viewer, &key["revoked_at"]),
+            })
+            .collect();
         Ok(AccountsPage {
-            frame: viewer.frame(
-                viewer.t.t("accounts"),
-                "admin",
-                notice_text(&viewer.t, notice),
-            ),
-            users: users["items"].as_array().cloned().unwrap_or_default(),
-            keys: keys["items"].as_array().cloned().unwrap_or_default(),
+            frame: viewer.frame(t.t("accounts"), "admin", notice_text(&t, notice)),
+            users,
+            keys,
             new_key,
+            reps,
+            teams,
         })
     }
     .await;
@@ -92,11 +189,18 @@ pub async fn accounts_submit(
                 display_name: Some(get("display_name")).filter(|name| !name.is_empty()),
                 role: get("role"),
                 rep_id: Some(get("rep_id")).filter(|rep| !rep.is_empty()),
-                teams: get("teams")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|team| !team.is_empty())
+                // Ticked teams (`team_<id>`), or a comma-separated list.
+                teams: fields
+                    .keys()
+                    .filter_map(|key| key.strip_prefix("team_"))
                     .map(str::to_owned)
+                    .chain(
+                        get("teams")
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|team| !team.is_empty())
+                            .map(str::to_owned),
+                    )
                     .collect(),
                 password: get("password"),
             };

@@ -2853,3 +2853,137 @@ async fn duplicates_are_set_up_reviewed_and_merged_in_the_console() {
         Some("/duplicates?notice=pair_resolved")
     );
 }
+
+/// A page's visible text: tags, scripts and attribute values gone.
+fn visible_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        text.push(' ');
+        let tag = &rest[start..];
+        let skip_to = if tag.starts_with("<script") {
+            tag.find("</script>").map(|end| end + "</script>".len())
+        } else {
+            tag.find('>').map(|end| end + 1)
+        };
+        rest = &tag[skip_to.unwrap_or(tag.len())..];
+    }
+    text.push_str(rest);
+    text.replace("&#34;", "\"").replace("&amp;", "&")
+}
+
+/// Codes of known lists a person should never read on a Chinese page: statuses, priorities,
+/// outcomes, events, audit actions, roles.
+const RAW_CODES: &[&str] = &[
+    "assigned",
+    "contacted",
+    "qualified",
+    "won",
+    "lost",
+    "invalid",
+    "urgent",
+    "high",
+    "normal",
+    "reached",
+    "no_answer",
+    "interested",
+    "manager",
+    "admin",
+    "reclaim",
+    "sla_reminder",
+];
+
+/// Whether `text` has `code` as a whole word (not inside another word or an id).
+fn has_word(text: &str, code: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    text.match_indices(code).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + code.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+/// The catalogue check on rendered pages: in Chinese, no page a manager or a rep opens shows
+/// a raw code from a known list, a dotted event or audit code, or the "?" of a missing word.
+#[tokio::test]
+async fn no_page_shows_a_raw_code() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    // History to show: a follow-up with an outcome, a win, a loss, a release to the pool, the
+    // SLA ladder reminding and reclaiming, a rule set published, a channel set up.
+    let (_, zero) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    let owner = zero["owner_id"].as_str().expect("owner").to_owned();
+    app.ok(
+        &format!("/api/v1/leads/{}/activities", ids[0]),
+        &json!({"kind": "call", "outcome": "reached", "rep_id": owner}),
+        StatusCode::CREATED,
+    )
+    .await;
+    for (id, change) in [
+        (&ids[0], json!({"status": "won", "amount": 1200})),
+        (&ids[1], json!({"status": "lost", "lost_reason": "budget"})),
+    ] {
+        let (status, answer) = app.patch(&format!("/api/v1/leads/{id}"), &change).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (status, answer) = app
+        .post(&format!("/api/v1/leads/{}/release", ids[2]), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.state
+        .router
+        .tick(chrono::Utc::now() + chrono::Duration::days(3))
+        .await
+        .expect("tick");
+    app.ok(
+        "/api/v1/channels",
+        &json!({"id": "hook", "name": "钩子", "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+                "secret": "s3cret-s3cret-s3cret", "events": ["lead.assigned"]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (admin, _) = sign_in(&app, "boss").await;
+    let (rep, _) = sign_in(&app, "rep0").await;
+    let lead = format!("/leads/{}", ids[3]);
+    let won = format!("/leads/{}", ids[0]);
+    let pages: Vec<(&str, &str)> = vec![
+        (&admin, "/?days=7"),
+        (&admin, "/?days=30"),
+        (&admin, "/leads"),
+        (&admin, "/leads?sort=status"),
+        (&admin, &lead),
+        (&admin, &won),
+        (&admin, "/pool"),
+        (&admin, "/rules"),
+        (&admin, "/rules/edit"),
+        (&admin, "/admin/reps"),
+        (&admin, "/admin/teams"),
+        (&admin, "/admin/audit"),
+        (&admin, "/admin/accounts"),
+        (&admin, "/reps/r00/scorecard"),
+        (&rep, "/me"),
+        (&rep, "/pool"),
+        (&rep, "/reps/r00/scorecard"),
+    ];
+    let mut found = Vec::new();
+    for (cookie, path) in pages {
+        let page = visit(&app, "GET", path, cookie, None, "zh-CN").await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        if page.html.contains(">?<") {
+            found.push(format!("{path}: a missing word (?)"));
+        }
+        let text = visible_text(&page.html);
+        for code in RAW_CODES {
+            if has_word(&text, code) {
+                found.push(format!("{path}: {code}"));
+            }
+        }
+        for prefix in ["lead.", "rule_set.", "user.", "channel.", "rep.", "team."] {
+            if text.contains(prefix) {
+                found.push(format!("{path}: {prefix}…"));
+            }
+        }
+    }
+    assert!(found.is_empty(), "raw codes on Chinese pages: {found:#?}");
+}
