@@ -16,6 +16,7 @@ pub mod model;
 pub mod normalize;
 pub mod notify;
 pub mod ops;
+pub mod reports;
 pub mod routing;
 pub mod secrets;
 pub mod settings;
@@ -71,6 +72,7 @@ impl AppState {
         tokio::spawn(ticks(state.router.clone()));
         tokio::spawn(notifications(state.notifier.clone()));
         tokio::spawn(model_schedule(state.store.clone()));
+        tokio::spawn(digests(state.clone()));
         let store = state.store.clone();
         tokio::spawn(async move {
             match customer::index_stored_leads(&store).await {
@@ -188,6 +190,21 @@ async fn notifications(notifier: notify::Notifier) {
 }
 
 /// Looks once a minute for a scheduled model training that fell due (one instance takes it).
+/// Writes the team digests when their time comes (checked every half minute).
+async fn digests(state: AppState) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(30));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if *state.closing.borrow() {
+            return;
+        }
+        if let Err(error) = notify::digest::run_due(&state, chrono::Utc::now()).await {
+            tracing::warn!(code = %error.code, "the team digest failed");
+        }
+    }
+}
+
 async fn model_schedule(store: Store) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

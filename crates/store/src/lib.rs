@@ -602,6 +602,18 @@ impl Store {
         on_pool!(self, intake_log(source_id, before_id, limit))
     }
 
+    /// Records the digest a channel gets at `slot` with its outbox events; false (and nothing
+    /// written) when it was already sent.
+    pub async fn record_digest(
+        &self,
+        channel_id: &str,
+        slot: i64,
+        now: i64,
+        events: &[OutboxRow],
+    ) -> sqlx::Result<bool> {
+        on_pool!(self, record_digest(channel_id, slot, now, events))
+    }
+
     /// The dashboard's figures for the leads of a window.
     pub async fn dashboard(&self, window: &DashboardWindow) -> sqlx::Result<Dashboard> {
         on_pool!(self, dashboard(window))

@@ -457,6 +457,10 @@ pub(super) struct ChannelForm {
     pub(super) crm: String,
     /// Why the platform refused the credentials, when it did.
     pub(super) attention: String,
+    /// The team digest: `day`, `week` or empty (off), its time and weekday.
+    pub(super) digest_every: String,
+    pub(super) digest_at: String,
+    pub(super) digest_weekday: String,
 }
 
 impl ChannelForm {
@@ -500,6 +504,9 @@ impl ChannelForm {
                 String::new()
             },
             attention: text(&channel["needs_attention"]["reason"]),
+            digest_every: text(&channel["digest"]["every"]),
+            digest_at: text(&channel["digest"]["at"]),
+            digest_weekday: text(&channel["digest"]["weekday"]),
         }
     }
 
@@ -574,6 +581,21 @@ pub(super) fn channel_document(fields: &Fields, teams: &[(String, String)]) -> M
     );
     document.insert("max_attempts".into(), fields.number("max_attempts"));
     document.insert("per_minute".into(), fields.number("per_minute"));
+    let every = fields.get("digest_every");
+    document.insert(
+        "digest".into(),
+        if every.is_empty() {
+            Value::Null
+        } else {
+            let mut digest = Map::new();
+            digest.insert("every".into(), Value::String(every.clone()));
+            digest.insert("at".into(), Value::String(fields.get("digest_at")));
+            if every == "week" {
+                digest.insert("weekday".into(), fields.optional("digest_weekday"));
+            }
+            Value::Object(digest)
+        },
+    );
     let section = |keys: &[(&str, &str)], number: &[&str]| -> Value {
         let object: Map<String, Value> = keys
             .iter()

@@ -1299,6 +1299,57 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("in_pool_since", "进入公海于", "in the pool since"),
     ("copy_wechat", "复制微信", "Copy WeChat"),
     ("copied", "已复制", "Copied"),
+    ("team.digest", "团队日报 / 周报", "Team digest"),
+    (
+        "digest_daily",
+        "📊 {team} · 日报 {date}",
+        "📊 {team} · daily digest {date}",
+    ),
+    (
+        "digest_weekly",
+        "📊 {team} · 周报（截至 {date}）",
+        "📊 {team} · weekly digest (to {date})",
+    ),
+    (
+        "digest_totals",
+        "新进线索 {in} · 已分配 {assigned} · 首次响应中位数 {p50} · SLA 达成率 {sla}",
+        "Leads in {in} · assigned {assigned} · first response p50 {p50} · SLA met {sla}",
+    ),
+    (
+        "digest_won",
+        "赢单 {won} · {amount}",
+        "Won {won} · {amount}",
+    ),
+    ("digest_board", "🏆 赢单榜：", "🏆 Leaderboard: "),
+    (
+        "digest_winner",
+        "{place}. {name} {won} 单 {amount}",
+        "{place}. {name} {won} won {amount}",
+    ),
+    ("digest_no_wins", "🏆 本期暂无赢单", "🏆 No deals won yet"),
+    (
+        "digest_quickest",
+        "⚡ 响应最快：",
+        "⚡ Quickest to respond: ",
+    ),
+    ("digest_overdue", "⚠️ 当前逾期：", "⚠️ Overdue now: "),
+    (
+        "digest_none_overdue",
+        "✅ 当前没有逾期线索",
+        "✅ Nothing overdue",
+    ),
+    ("digest", "团队日报 / 周报", "Team digest"),
+    ("digest_every", "发送频率", "Every"),
+    ("digest_off", "不发送", "Off"),
+    ("digest_day", "每天", "Day"),
+    ("digest_week", "每周", "Week"),
+    ("digest_at", "发送时间", "At"),
+    ("digest_weekday", "星期", "Weekday"),
+    (
+        "digest_means",
+        "按时把团队的进线、首次响应、SLA、赢单榜和逾期线索发到这个群（所选团队各一份；未选团队时每个团队一份）",
+        "Sends each team's leads in, first response, SLA, leaderboard and overdue leads to this chat on schedule (one per ticked team; every team when none is ticked)",
+    ),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's

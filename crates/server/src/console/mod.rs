@@ -6,7 +6,7 @@
 
 mod admin;
 mod charts;
-mod dashboard;
+pub(crate) mod dashboard;
 mod decision_words;
 mod distribute;
 mod duplicates;

@@ -28,6 +28,9 @@ pub const EVENTS: [&str; 14] = [
     "channel.needs_attention",
 ];
 
+/// The kinds a team digest can go to: group chats, webhooks and email.
+pub const DIGEST_KINDS: [&str; 6] = ["webhook", "wecom", "dingtalk", "feishu", "slack", "email"];
+
 /// The kinds of channel: group robots and webhooks, email and SMS, each platform's application
 /// messages to one person (`wecom_app`, `dingtalk_work`, `feishu_app`), and the CRM connectors
 /// (`crate::notify::crm`).
@@ -113,10 +116,60 @@ pub struct ChannelDocument {
     /// Default true.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// A scheduled summary of each of the channel's teams (every team when `teams` is empty):
+    /// leaderboard, first response, overdue leads by rep (公开透明).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestDocument>,
     /// Why the stored secret could not be opened (sealed under another key, or no key set):
     /// sends fail with this rather than sign with nothing. Never stored.
     #[serde(skip)]
     pub unreadable: Option<String>,
+}
+
+/// When a channel gets its team digest, in the workspace's time zone (the default calendar's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DigestDocument {
+    /// `day` (the day so far) or `week` (the last seven days).
+    pub every: String,
+    /// `HH:MM`, e.g. `18:00`.
+    pub at: String,
+    /// For `week`: `mon` … `sun`; Monday when left out.
+    #[serde(default)]
+    pub weekday: Option<String>,
+}
+
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl DigestDocument {
+    fn check(&self) -> Result<(), ApiError> {
+        if !["day", "week"].contains(&self.every.as_str()) {
+            return Err(invalid("digest.every", "every is day or week"));
+        }
+        self.time()?;
+        if let Some(day) = &self.weekday
+            && !WEEKDAYS.contains(&day.as_str())
+        {
+            return Err(invalid("digest.weekday", "weekday is mon, tue, … or sun"));
+        }
+        Ok(())
+    }
+
+    /// The time of day it goes out.
+    pub fn time(&self) -> Result<chrono::NaiveTime, ApiError> {
+        chrono::NaiveTime::parse_from_str(self.at.trim(), "%H:%M")
+            .map_err(|_| invalid("digest.at", "a time of day such as 18:00"))
+    }
+
+    /// The day of the week a weekly digest goes out.
+    pub fn weekday(&self) -> chrono::Weekday {
+        let index = self
+            .weekday
+            .as_deref()
+            .and_then(|day| WEEKDAYS.iter().position(|name| *name == day))
+            .unwrap_or(0);
+        chrono::Weekday::try_from(index as u8).unwrap_or(chrono::Weekday::Mon)
+    }
 }
 
 /// An SMTP server. The password is the channel's `secret`.
@@ -238,6 +291,15 @@ impl ChannelDocument {
             && !["zh", "en"].contains(&language.as_str())
         {
             return Err(invalid("language", "language is zh or en"));
+        }
+        if let Some(digest) = &self.digest {
+            if !DIGEST_KINDS.contains(&self.kind.as_str()) {
+                return Err(invalid(
+                    "digest",
+                    "a digest goes to a group chat, a webhook or email",
+                ));
+            }
+            digest.check()?;
         }
         if self
             .max_attempts

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod channel;
 pub mod crm;
+pub mod digest;
 pub mod sms;
 
 use std::collections::HashMap;
@@ -450,13 +451,15 @@ fn plan(
     event: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Vec<DeliveryRow> {
-    let team = serde_json::from_str::<Value>(&event.payload)
-        .ok()
-        .and_then(|payload| payload.get("team_id")?.as_str().map(str::to_owned));
+    let payload = serde_json::from_str::<Value>(&event.payload).unwrap_or(Value::Null);
+    let team = payload.get("team_id").and_then(Value::as_str);
+    // An event made for one channel (its team digest) goes to that channel alone.
+    let only = payload.get("channel_id").and_then(Value::as_str);
     let mut ids: Vec<&String> = channels
         .iter()
-        .filter(|(_, (channel, created_at))| {
-            event.created_at >= *created_at && channel.wants(&event.event, team.as_deref())
+        .filter(|(id, (channel, created_at))| match only {
+            Some(only) => id.as_str() == only && channel.enabled(),
+            None => event.created_at >= *created_at && channel.wants(&event.event, team),
         })
         .map(|(id, _)| id)
         .collect();
@@ -526,6 +529,21 @@ fn render(facts: &Facts<'_>, english: bool) -> Message {
     let payload = event
         .and_then(|event| serde_json::from_str::<Value>(&event.payload).ok())
         .unwrap_or(Value::Null);
+    // A digest was written in both languages when it was made.
+    if kind == "team.digest" {
+        let written = &payload[if english { "en" } else { "zh" }];
+        return Message {
+            title: written["title"].as_str().unwrap_or_default().to_owned(),
+            lines: written["lines"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|line| line.as_str().map(str::to_owned))
+                .collect(),
+            link: written["link"].as_str().map(str::to_owned),
+        };
+    }
     let text = |name: &str| payload.get(name).and_then(Value::as_str).map(str::to_owned);
     let name_of = |id: Option<String>| {
         id.map(|id| names.get(&id).cloned().unwrap_or(id))

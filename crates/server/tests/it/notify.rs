@@ -991,3 +991,135 @@ async fn secrets_are_sealed_at_rest_on_sqlite() {
 async fn secrets_are_sealed_at_rest_on_postgres() {
     secrets_are_sealed_at_rest(Backend::Postgres).await;
 }
+
+/// The team digest: at its time, the team's group chat gets the day's figures — leads in, first
+/// response, the leaderboard, who has overdue leads — once, however often the clock looks, and
+/// no other channel gets it.
+async fn a_team_digest_reaches_its_group_chat(app: TestApp) {
+    let (base, seen) = platforms().await;
+    team(&app).await;
+    // The WeCom group of team t, daily at 00:00 in the workspace's zone: due at any time today.
+    channel(
+        &app,
+        &json!({"id": "team-chat", "name": "销售群", "kind": "wecom", "teams": ["t"],
+                "url": format!("{base}/cgi-bin/webhook/send?key=k1"),
+                "events": ["lead.won"], "digest": {"every": "day", "at": "00:00"}}),
+    )
+    .await;
+    // Another channel that wants every lead event but no digest.
+    channel(
+        &app,
+        &json!({"id": "other", "name": "Slack", "kind": "slack", "language": "en",
+                "url": format!("{base}/services/T0/B0/x"), "events": ["channel.test"]}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for index in 0..3 {
+        let created = app
+            .ok(
+                "/api/v1/leads",
+                &lead(&format!("digest-{index}")),
+                StatusCode::CREATED,
+            )
+            .await;
+        ids.push(created["lead"]["id"].as_str().expect("id").to_owned());
+    }
+    let (_, zero) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    let owner = zero["owner_id"].as_str().expect("owner").to_owned();
+    app.ok(
+        &format!("/api/v1/leads/{}/activities", ids[0]),
+        &json!({"kind": "call", "outcome": "reached", "rep_id": owner}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (status, answer) = app
+        .patch(
+            &format!("/api/v1/leads/{}", ids[0]),
+            &json!({"status": "won", "amount": 268000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let now = Utc::now();
+    let written = server::notify::digest::run_due(&app.state, now)
+        .await
+        .expect("digest");
+    assert_eq!(written, 1, "one channel has a digest due");
+    // Looked at again (this instance or another): nothing more.
+    let again = server::notify::digest::run_due(&app.state, now + Duration::seconds(30))
+        .await
+        .expect("digest");
+    assert_eq!(again, 0, "a digest goes out once");
+    run(&app, now + Duration::seconds(31)).await;
+    let digests: Vec<String> = seen
+        .of("wecom")
+        .iter()
+        .map(|(body, check)| {
+            assert!(check.is_ok(), "{check:?}");
+            body["markdown"]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|content| content.contains("日报"))
+        .collect();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    let digest = &digests[0];
+    let winner = app.get(&format!("/api/v1/reps/{owner}")).await.1["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    for expected in [
+        "新进线索 3",
+        "赢单 1 · ¥268,000",
+        &format!("1. {winner} 1 单 ¥268,000"),
+        "首次响应中位数",
+        "/?team=t&days=7",
+    ] {
+        assert!(digest.contains(expected), "{expected:?} in {digest}");
+    }
+    assert!(
+        seen.of("slack").is_empty(),
+        "the digest is for its own channel only"
+    );
+    let (_, sent) = app.get("/api/v1/deliveries?channel_id=team-chat").await;
+    assert!(
+        sent["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|delivery| delivery["event"] == "team.digest" && delivery["status"] == "sent"),
+        "{sent}"
+    );
+    // A digest for a kind that cannot carry it is refused with the field named.
+    let (status, refused) = app
+        .post(
+            "/api/v1/channels",
+            &json!({"id": "crm", "name": "CRM", "kind": "hubspot", "secret": "x",
+                    "digest": {"every": "day", "at": "18:00"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, refused) = app
+        .post(
+            "/api/v1/channels",
+            &json!({"id": "late", "name": "群", "kind": "wecom", "url": format!("{base}/x"),
+                    "digest": {"every": "day", "at": "25:99"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "digest.at");
+}
+
+#[tokio::test]
+async fn a_team_digest_reaches_its_group_chat_on_sqlite() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    a_team_digest_reaches_its_group_chat(app).await;
+}
+
+#[tokio::test]
+async fn a_team_digest_reaches_its_group_chat_on_postgres() {
+    let Some(app) = TestApp::without_clock(Backend::Postgres).await else {
+        return;
+    };
+    a_team_digest_reaches_its_group_chat(app).await;
+}

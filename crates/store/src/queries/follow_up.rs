@@ -392,6 +392,34 @@ pub(crate) async fn set_channel_attention(
     Ok(marked)
 }
 
+/// Records the digest a channel gets at `slot` with its events, in one transaction; false when
+/// it was already sent (by this or another instance), and then nothing is written.
+pub(crate) async fn record_digest(
+    conn: &mut Conn,
+    channel_id: &str,
+    slot: i64,
+    now: i64,
+    events: &[OutboxRow],
+) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let fresh = sqlx::query(
+        "INSERT INTO digest_runs (channel_id, slot, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (channel_id, slot) DO NOTHING",
+    )
+    .bind(channel_id.to_owned())
+    .bind(slot)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if fresh {
+        insert_outbox(&mut tx, events).await?;
+    }
+    tx.commit().await?;
+    Ok(fresh)
+}
+
 /// Clears a channel's attention mark and makes its waiting deliveries due at `now`.
 pub(crate) async fn clear_channel_attention(
     conn: &mut Conn,
