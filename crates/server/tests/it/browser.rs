@@ -361,6 +361,66 @@ async fn the_console_works_in_a_real_browser() {
     client.goto(&format!("{base}/")).await.expect("dashboard");
     assert_eq!(text(&client, "#leads-in").await, "4");
     shot(&client, "dashboard").await;
+    // Every count is a link to the leads behind it: the list says how many it holds.
+    click(&client, "a.card[href^='/leads?from=']").await;
+    until(&client, "#lead-total", |total| total == "共 4 条").await;
+    shot(&client, "dashboard-drill-down").await;
+    // An export downloads as a real workbook (a zip), from the browser's own session.
+    client.goto(&format!("{base}/")).await.expect("dashboard");
+    let workbook = client
+        .execute_async(
+            "var done = arguments[0];
+             var link = document.querySelector('#table-reps a[href*=\"format=xlsx\"]');
+             fetch(link.getAttribute('href')).then(function (r) {
+               return r.arrayBuffer().then(function (bytes) {
+                 var head = new Uint8Array(bytes.slice(0, 2));
+                 done([r.status, r.headers.get('content-type'), String.fromCharCode(head[0], head[1])]);
+               });
+             });",
+            vec![],
+        )
+        .await
+        .expect("export");
+    assert_eq!(
+        workbook,
+        json!([
+            200,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "PK"
+        ]),
+    );
+    // A rep's name in the table opens their scorecard.
+    click(&client, "#table-reps tbody a[href^='/reps/']").await;
+    until(&client, "h1", |h1| h1.starts_with("个人数据")).await;
+    shot(&client, "scorecard").await;
+    // A manager's pages on a phone: none wider than the screen.
+    client.set_window_size(390, 844).await.expect("resize");
+    for page in [
+        "/",
+        "/leads",
+        "/pool",
+        "/rules",
+        "/admin/reps",
+        "/admin/audit",
+        "/admin/accounts",
+        "/reps/r00/scorecard",
+    ] {
+        client.goto(&format!("{base}{page}")).await.expect("page");
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .expect("widths");
+        assert!(
+            overflow.as_i64().is_some_and(|extra| extra <= 0),
+            "{page} is {overflow} px wider than a phone's screen"
+        );
+    }
+    client.goto(&format!("{base}/")).await.expect("dashboard");
+    shot(&client, "dashboard-phone").await;
+    client.set_window_size(1280, 900).await.expect("resize");
     client
         .goto(&format!("{base}/leads/{north_id}"))
         .await
