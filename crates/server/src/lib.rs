@@ -301,6 +301,7 @@ async fn checkpoints(store: Store) {
         api::duplicates::list_duplicates, api::duplicates::dismiss_duplicate, api::duplicates::merge_leads,
         api::follow_up::log_activity, api::follow_up::list_activities, api::follow_up::record_feedback,
         api::follow_up::list_feedback, api::follow_up::list_timers, api::follow_up::list_events, api::follow_up::stats,
+        api::reports::dashboard, api::reports::scorecard,
         api::pool::list_pool, api::pool::claim, api::pool::release, api::pool::distribute, api::pool::assign_from_pool,
         api::settings::calendars::list, api::settings::calendars::create, api::settings::calendars::get,
         api::settings::calendars::patch, api::settings::calendars::delete,
@@ -385,6 +386,8 @@ pub fn app(state: AppState) -> axum::Router {
         .route("/pool/distribute", post(pool::distribute))
         .route("/events", get(follow_up::list_events))
         .route("/stats", get(follow_up::stats))
+        .route("/reports/dashboard", get(api::reports::dashboard))
+        .route("/reports/reps/{id}", get(api::reports::scorecard))
         .route("/session", get(accounts::current).delete(accounts::logout))
         .route(
             "/session/password",

@@ -62,6 +62,8 @@ operations! {
     DistributePool = "distribute_pool": POST "/pool/distribute",
     ListEvents = "list_events": GET "/events",
     GetStats = "stats": GET "/stats",
+    GetDashboard = "dashboard": GET "/reports/dashboard",
+    GetScorecard = "scorecard": GET "/reports/reps/{id}",
     SignIn = "login": POST "/session",
     GetSession = "current": GET "/session",
     SignOut = "logout": DELETE "/session",
@@ -253,6 +255,7 @@ impl Operation {
                             | ReleaseLead
                             | GetRep
                             | SetRepStatus
+                            | GetScorecard
                     )
             }
         }

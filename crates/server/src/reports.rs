@@ -9,7 +9,10 @@ use chrono::{Offset, TimeZone};
 use store::DashboardWindow;
 
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::api::access;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::ops::Operation;
 
 /// Open leads nobody touched for this many days count as untouched.
 pub const UNTOUCHED_DAYS: i64 = 3;
@@ -296,4 +299,180 @@ pub async fn figures(
         csat: csat(&feedback),
         window,
     })
+}
+
+/// The teams whose figures the caller may read, by name: every team for admins and reporting,
+/// a manager's own.
+pub async fn teams_in_reach(app: &AppState, caller: &Caller) -> ApiResult<Vec<(String, String)>> {
+    let mut teams: Vec<(String, String)> = app
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row.name))
+        .collect();
+    teams.sort_by(|a, b| a.1.cmp(&b.1));
+    if caller.role == Role::Manager {
+        teams.retain(|(id, _)| caller.teams.contains(id));
+    }
+    Ok(teams)
+}
+
+/// The workspace's zone, where days start: the default calendar's, else Shanghai.
+pub async fn workspace_zone(app: &AppState) -> chrono_tz::Tz {
+    if let Ok(Some(row)) = app
+        .store
+        .get_setting(store::Setting::Calendars, "default")
+        .await
+        && let Some(zone) = serde_json::from_str::<serde_json::Value>(&row.document)
+            .ok()
+            .and_then(|document| document.get("time_zone")?.as_str().map(str::to_owned))
+            .and_then(|zone| engine::hours::parse_time_zone(&zone).ok())
+    {
+        return zone;
+    }
+    chrono_tz::Asia::Shanghai
+}
+
+/// The figures as the API gives them: durations in seconds, shares from 0 to 1, amounts as
+/// numbers, days as dates in the workspace's zone.
+pub fn view(figures: &Figures) -> serde_json::Value {
+    use serde_json::json;
+    let reps: Vec<serde_json::Value> = figures
+        .reps
+        .iter()
+        .map(|rep| {
+            json!({
+                "rep_id": rep.id,
+                "name": rep.name,
+                "away": rep.away,
+                "leads": rep.handled,
+                "owned": rep.owned,
+                "open": rep.open,
+                "overdue": rep.overdue,
+                "untouched": rep.untouched,
+                "days_since_follow_up": rep.idle_days,
+                "first_response_p50_secs": rep.p50,
+                "first_response_p90_secs": rep.p90,
+                "sla_met": rep.sla_met,
+                "follow_ups_per_lead": rep.depth,
+                "won": rep.won_closed,
+                "amount": rep.amount_closed,
+                "nps": rep.nps,
+                "csat": rep.csat,
+            })
+        })
+        .collect();
+    let conversion = |groups: &[store::Conversion]| -> Vec<serde_json::Value> {
+        groups
+            .iter()
+            .map(|group| json!({"name": group.name, "won": group.won, "closed": group.closed}))
+            .collect()
+    };
+    json!({
+        "from": crate::leads::time(figures.window.from),
+        "to": crate::leads::time(figures.window.to),
+        "team_id": figures.window.team,
+        "days": figures.days,
+        "leads_in": figures.leads_in,
+        "assigned": figures.assigned,
+        "held": figures.held,
+        "pooled": figures.pooled,
+        "first_response_p50_secs": figures.p50,
+        "first_response_p90_secs": figures.p90,
+        "sla_met": figures.sla_met,
+        "reclaims": figures.reclaims,
+        "overdue": figures.overdue,
+        "untouched": figures.untouched,
+        "won": figures.won,
+        "amount": figures.amount,
+        "nps": figures.nps,
+        "csat": figures.csat,
+        "funnel": {
+            "in": figures.funnel[0],
+            "contacted": figures.funnel[1],
+            "qualified": figures.funnel[2],
+            "won": figures.funnel[3],
+            "lost": figures.funnel[4],
+        },
+        "trend": figures.trend.iter().map(|day| json!({
+            "date": day.date.to_string(),
+            "leads_in": day.leads,
+            "first_response_p50_secs": day.p50,
+        })).collect::<Vec<_>>(),
+        "reps": reps,
+        "conversion_by_source": conversion(&figures.by_source),
+        "conversion_by_rule": conversion(&figures.by_rule),
+    })
+}
+
+/// The dashboard's figures over the last `days` days for the caller: one team (a manager's
+/// first when none is named, never one outside their reach) or the whole workspace. The one
+/// home of this read, for the API and the console alike.
+pub async fn team_figures(
+    app: &AppState,
+    caller: &Caller,
+    days: i64,
+    team: Option<String>,
+    zone: chrono_tz::Tz,
+) -> ApiResult<Figures> {
+    caller.may(Operation::GetDashboard)?;
+    let teams = teams_in_reach(app, caller).await?;
+    let team = match team.filter(|team| !team.is_empty()) {
+        Some(team) if teams.iter().any(|(id, _)| *id == team) => Some(team),
+        Some(_) => return Err(ApiError::not_found("team")),
+        // A manager reads their teams, never the whole workspace.
+        None if caller.role == Role::Manager => match teams.first() {
+            Some((id, _)) => Some(id.clone()),
+            None => return Err(ApiError::not_found("team")),
+        },
+        None => None,
+    };
+    let members = match &team {
+        Some(team) => Some(access::members(app, std::slice::from_ref(team)).await?),
+        None => None,
+    };
+    let window = window(days, team, chrono::Utc::now(), zone);
+    figures(app, window, days, members.as_deref()).await
+}
+
+/// One rep's figures over the last `days` days (their scorecard): for the rep themselves, their
+/// teams' managers, admins and reporting.
+pub async fn rep_figures(
+    app: &AppState,
+    caller: &Caller,
+    rep_id: &str,
+    days: i64,
+    zone: chrono_tz::Tz,
+) -> ApiResult<(store::RepRow, Figures)> {
+    caller.may(Operation::GetScorecard)?;
+    if caller.role != Role::Reporting {
+        access::rep_in_reach(app, caller, rep_id).await?;
+    }
+    let Some(rep) = app.store.get_rep(rep_id).await? else {
+        return Err(ApiError::not_found("rep"));
+    };
+    let mut window = window(days, None, chrono::Utc::now(), zone);
+    window.owner = Some(rep.id.clone());
+    let figures = figures(app, window, days, Some(std::slice::from_ref(&rep.id))).await?;
+    Ok((rep, figures))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_starts_at_the_viewers_midnight() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let window = window(7, None, now, chrono_tz::Asia::Shanghai);
+        // 10:00 in Shanghai on the 30th: the window starts at midnight there on the 24th.
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T00:00:00+08:00")
+            .expect("time")
+            .timestamp_micros();
+        assert_eq!(window.from, start);
+        assert_eq!(window.day_offset, 8 * 3_600_000_000);
+    }
 }

@@ -10,6 +10,7 @@ pub mod leads;
 pub mod models;
 pub mod notifications;
 pub mod pool;
+pub mod reports;
 pub mod reps;
 pub mod rule_sets;
 pub mod settings;

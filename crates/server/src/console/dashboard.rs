@@ -15,12 +15,11 @@ use store::DashboardWindow;
 use super::i18n::Tr;
 use super::{Frame, Viewer, charts, render, viewer};
 use crate::AppState;
-use crate::api::access;
 use crate::auth::Role;
 use crate::error::ApiError;
 
 pub(crate) use crate::reports::UNTOUCHED_DAYS;
-use crate::reports::{DAY_MICROS, DayFigures, Figures, figures, percent, window};
+use crate::reports::{DAY_MICROS, DayFigures, Figures, percent};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DashboardQuery {
@@ -679,35 +678,8 @@ struct DashboardPage {
     query: String,
 }
 
-/// Who may read a window's figures: admins everything, managers their teams; the team
-/// asked for, checked.
-async fn scope(
-    app: &AppState,
-    viewer: &Viewer,
-    team: Option<String>,
-) -> Result<(String, Vec<(String, String)>), ApiError> {
-    let mut teams: Vec<(String, String)> = app
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|row| (row.id, row.name))
-        .collect();
-    teams.sort_by(|a, b| a.1.cmp(&b.1));
-    if viewer.caller.role == Role::Manager {
-        teams.retain(|(id, _)| viewer.caller.teams.contains(id));
-    }
-    let team = team
-        .filter(|team| teams.iter().any(|(id, _)| id == team))
-        .or_else(|| {
-            (viewer.caller.role == Role::Manager)
-                .then(|| teams.first().map(|(id, _)| id.clone()))
-                .flatten()
-        })
-        .unwrap_or_default();
-    Ok((team, teams))
-}
-
+/// The dashboard's figures for the viewer (through `reports::team_figures`, the one home of
+/// this read and its authority), the team shown and the teams they may pick.
 async fn team_figures(
     app: &AppState,
     viewer: &Viewer,
@@ -717,19 +689,11 @@ async fn team_figures(
         .days
         .filter(|days| PERIODS.contains(days))
         .unwrap_or(7);
-    let (team, teams) = scope(app, viewer, query.team.clone()).await?;
-    let window = window(
-        days,
-        (!team.is_empty()).then(|| team.clone()),
-        chrono::Utc::now(),
-        viewer.zone,
-    );
-    let members = if team.is_empty() {
-        None
-    } else {
-        Some(access::members(app, std::slice::from_ref(&team)).await?)
-    };
-    let figures = figures(app, window, days, members.as_deref()).await?;
+    let figures =
+        crate::reports::team_figures(app, &viewer.caller, days, query.team.clone(), viewer.zone)
+            .await?;
+    let teams = crate::reports::teams_in_reach(app, &viewer.caller).await?;
+    let team = figures.window.team.clone().unwrap_or_default();
     Ok((figures, team, teams))
 }
 
@@ -1064,21 +1028,13 @@ pub(super) async fn scorecard(
         Err(response) => return response,
     };
     let result: Result<ScorecardPage, ApiError> = async {
-        let Some(rep) = app.store.get_rep(&id).await? else {
-            return Err(ApiError::not_found("rep"));
-        };
-        if viewer.caller.role != Role::Reporting {
-            access::rep_in_reach(&app, &viewer.caller, &rep.id).await?;
-        }
         let t = viewer.t;
         let days = query
             .days
             .filter(|days| PERIODS.contains(days))
             .unwrap_or(30);
-        let mut window = window(days, None, chrono::Utc::now(), viewer.zone);
-        window.owner = Some(rep.id.clone());
-        let members = vec![rep.id.clone()];
-        let figures = figures(&app, window, days, Some(&members)).await?;
+        let (rep, figures) =
+            crate::reports::rep_figures(&app, &viewer.caller, &id, days, viewer.zone).await?;
         let me = figures.reps.first().cloned().unwrap_or_default();
         let w = &figures.window;
         let owner = owner_param(&rep.id);
@@ -1219,19 +1175,5 @@ mod tests {
         assert!(csv.contains(",12"), "{csv}");
         let xlsx = table.xlsx().expect("xlsx");
         assert!(xlsx.starts_with(b"PK"), "an xlsx file is a zip");
-    }
-
-    #[test]
-    fn a_window_starts_at_the_viewers_midnight() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
-            .expect("time")
-            .with_timezone(&chrono::Utc);
-        let window = window(7, None, now, chrono_tz::Asia::Shanghai);
-        // 10:00 in Shanghai on the 30th: the window starts at midnight there on the 24th.
-        let start = chrono::DateTime::parse_from_rfc3339("2026-11-24T00:00:00+08:00")
-            .expect("time")
-            .timestamp_micros();
-        assert_eq!(window.from, start);
-        assert_eq!(window.day_offset, 8 * 3_600_000_000);
     }
 }

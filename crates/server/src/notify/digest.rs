@@ -7,7 +7,7 @@
 //! it goes out once however many instances run.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use store::{OutboxRow, Setting};
 
 use super::channel::{ChannelDocument, DigestDocument};
@@ -43,19 +43,6 @@ pub fn last_slot(digest: &DigestDocument, now: DateTime<Utc>, zone: chrono_tz::T
     Some(slot.timestamp_micros())
 }
 
-/// The workspace's zone: the default calendar's, else Shanghai.
-async fn workspace_zone(app: &AppState) -> chrono_tz::Tz {
-    if let Ok(Some(row)) = app.store.get_setting(Setting::Calendars, "default").await
-        && let Some(zone) = serde_json::from_str::<Value>(&row.document)
-            .ok()
-            .and_then(|document| document.get("time_zone")?.as_str().map(str::to_owned))
-            .and_then(|zone| engine::hours::parse_time_zone(&zone).ok())
-    {
-        return zone;
-    }
-    chrono_tz::Asia::Shanghai
-}
-
 /// Writes the digests due at `now` that nobody has sent yet; returns how many channels got one.
 pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
     let channels: Vec<(String, ChannelDocument)> = app
@@ -71,7 +58,7 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
     if channels.is_empty() {
         return Ok(0);
     }
-    let zone = workspace_zone(app).await;
+    let zone = reports::workspace_zone(app).await;
     let teams = app.store.list_teams().await?;
     let mut sent = 0;
     for (id, channel) in channels {

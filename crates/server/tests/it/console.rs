@@ -1753,6 +1753,20 @@ async fn dashboard_counts(backend: Backend) {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The same figures over the API, for BI tools: numbers, not words.
+    let (status, report) = app.get("/api/v1/reports/dashboard?days=7").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["leads_in"], 4);
+    assert_eq!(report["won"], 2);
+    assert_eq!(report["amount"], 6200.0);
+    assert_eq!(report["funnel"]["lost"], 1);
+    assert_eq!(report["trend"].as_array().map(Vec::len), Some(7));
+    let (status, refused) = app.get("/api/v1/reports/dashboard?days=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["field"], "days");
+    let (status, scorecard) = app.get("/api/v1/reports/reps/r01?days=7").await;
+    assert_eq!(status, StatusCode::OK, "{scorecard}");
+    assert_eq!(scorecard["reps"][0]["amount"], 5000.0);
     // A rep's scorecard: their own figures.
     let card = visit(
         &app,

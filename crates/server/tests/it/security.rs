@@ -374,6 +374,27 @@ async fn every_endpoint_answers_each_role_as_it_should() {
         ),
         (
             Method::GET,
+            "/reports/dashboard",
+            "",
+            None,
+            [200, 200, 403, 403, 200, 401],
+        ),
+        (
+            Method::GET,
+            "/reports/reps/{id}",
+            "r00",
+            None,
+            [200, 200, 200, 403, 200, 401],
+        ),
+        (
+            Method::GET,
+            "/reports/reps/{id}",
+            "r02",
+            None,
+            [200, 404, 404, 403, 200, 401],
+        ),
+        (
+            Method::GET,
             "/reps",
             "",
             None,
