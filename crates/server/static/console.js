@@ -111,3 +111,15 @@
     });
   }
 })();
+(function () {
+  "use strict";
+  // The rule editor: a condition's value box offers the known values of the field chosen.
+  var selects = document.querySelectorAll("select[name$='_field']");
+  for (var i = 0; i < selects.length; i++) {
+    selects[i].addEventListener("change", function (event) {
+      var select = event.target;
+      var box = select.form && select.form.elements[select.name.replace(/_field$/, "_value")];
+      if (box && box.setAttribute) { box.setAttribute("list", "values-" + select.value); }
+    });
+  }
+})();

@@ -1350,6 +1350,7 @@ const WORDS: &[(&str, &str, &str)] = &[
         "按时把团队的进线、首次响应、SLA、赢单榜和逾期线索发到这个群（所选团队各一份；未选团队时每个团队一份）",
         "Sends each team's leads in, first response, SLA, leaderboard and overdue leads to this chat on schedule (one per ticked team; every team when none is ticked)",
     ),
+    ("tier_from", "得分达到", "Score from"),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's

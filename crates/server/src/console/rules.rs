@@ -482,6 +482,30 @@ impl Line {
     }
 }
 
+/// Score tiers the editor shows as rows.
+const TIER_ROWS: usize = 3;
+
+impl Draft {
+    /// The tiers as rows of `(minimum score, priority)`, padded with empty rows to
+    /// [`TIER_ROWS`].
+    fn tier_rows(&self) -> Vec<(String, String)> {
+        let mut rows: Vec<(String, String)> = self
+            .tiers
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|tier| !tier.is_empty())
+            .map(|tier| match tier.split_once(' ') {
+                Some((score, priority)) => (score.trim().to_owned(), priority.trim().to_owned()),
+                None => (tier.to_owned(), String::new()),
+            })
+            .collect();
+        while rows.len() < TIER_ROWS {
+            rows.push((String::new(), String::new()));
+        }
+        rows
+    }
+}
+
 fn field(fields: &HashMap<String, String>, key: &str) -> String {
     fields.get(key).cloned().unwrap_or_default()
 }
@@ -630,7 +654,18 @@ impl Draft {
             tags: lines("t"),
             scores: lines("s"),
             base: field(fields, "base"),
-            tiers: field(fields, "tiers"),
+            // Tier rows (a score and a priority each), or the one-line form `80 urgent, 60 high`.
+            tiers: match field(fields, "tier_count").parse::<usize>() {
+                Ok(count) => (0..count.min(TIER_ROWS))
+                    .filter_map(|n| {
+                        let score = field(fields, &format!("tier{n}_score"));
+                        let priority = field(fields, &format!("tier{n}_priority"));
+                        (!score.trim().is_empty()).then(|| format!("{} {priority}", score.trim()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Err(_) => field(fields, "tiers"),
+            },
             advanced: field(fields, "advanced"),
             sample: field(fields, "sample"),
             based_on: field(fields, "based_on").parse().ok(),
@@ -1050,6 +1085,84 @@ struct EditorPage {
     dry_run: String,
     /// Recent leads to dry-run the draft on: `(id, label)`.
     recent: Vec<(String, String)>,
+    /// Known values of a field, offered beside its value box: `(field, [(value, label)])`.
+    value_lists: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// The values a condition on a field is usually written with, labelled: priorities and
+/// statuses by their words, and the regions, industries, sources and tags this workspace uses.
+async fn value_lists(
+    app: &AppState,
+    t: &super::i18n::Tr,
+    draft: &Draft,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let coded = |codes: &[&str]| -> Vec<(String, String)> {
+        codes
+            .iter()
+            .map(|code| ((*code).to_owned(), t.state(code).to_owned()))
+            .collect()
+    };
+    let plain = |mut values: Vec<String>| -> Vec<(String, String)> {
+        values.sort();
+        values.dedup();
+        values.retain(|value| !value.is_empty());
+        values
+            .into_iter()
+            .map(|value| (value.clone(), value))
+            .collect()
+    };
+    let reps = app.store.list_reps().await.unwrap_or_default();
+    let (mut regions, mut industries) = (Vec::new(), Vec::new());
+    for rep in &reps {
+        let document: crate::workspace::RepDocument =
+            serde_json::from_str(&rep.document).unwrap_or_default();
+        regions.extend(document.regions);
+        industries.extend(document.industries);
+    }
+    regions.extend(
+        ["华东", "华南", "华北", "华中", "西南", "西北", "东北"]
+            .iter()
+            .map(|region| (*region).to_owned()),
+    );
+    let sources: Vec<String> = app
+        .store
+        .list_stats("source")
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| row.key)
+        .collect();
+    let tags: Vec<String> = draft
+        .tags
+        .iter()
+        .flat_map(|line| {
+            line.adds
+                .split([',', '，'])
+                .map(|tag| tag.trim().to_owned())
+        })
+        .collect();
+    vec![
+        (
+            "priority".to_owned(),
+            coded(&["urgent", "high", "normal", "low"]),
+        ),
+        (
+            "status".to_owned(),
+            coded(&[
+                "new",
+                "assigned",
+                "contacted",
+                "qualified",
+                "won",
+                "lost",
+                "invalid",
+            ]),
+        ),
+        ("region".to_owned(), plain(regions)),
+        ("industry".to_owned(), plain(industries)),
+        ("source".to_owned(), plain(sources)),
+        ("tags".to_owned(), plain(tags)),
+    ]
 }
 
 async fn editor(
@@ -1173,7 +1286,6 @@ async fn editor(
     }
     render(EditorPage {
         frame: viewer.frame(viewer.t.t("rules"), "rules", notice),
-        draft,
         fields,
         rep_fields,
         ops: OPS.to_vec(),
@@ -1188,7 +1300,9 @@ async fn editor(
         warnings,
         changes,
         recent: recent_leads(app, viewer).await,
+        value_lists: value_lists(app, &viewer.t, &draft).await,
         dry_run,
+        draft,
     })
 }
 

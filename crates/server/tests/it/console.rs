@@ -446,6 +446,40 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         "{}",
         checked.html
     );
+    // Known values come with their words (a priority by its label), and score tiers are rows
+    // of a number and a priority; words in a tier's score are refused.
+    assert!(
+        editor.html.contains("<datalist id=\"values-priority\">")
+            && editor.html.contains("value=\"urgent\" label=\"紧急\""),
+        "{}",
+        editor.html
+    );
+    let tiers = format!(
+        "csrf={csrf}&rules=1&r0_id=all&r0_target=team%3At&r0_c_count=0&r0_q_count=0\
+         &tier_count=3&tier0_score=80&tier0_priority=urgent&tier1_score=60&tier1_priority=high&tier2_score=&tier2_priority=normal&action=check"
+    );
+    let checked = submit(&app, "/rules/edit", &cookie, &tiers).await;
+    assert!(checked.html.contains("规则有效"), "{}", checked.html);
+    let second_tier = checked
+        .html
+        .split("name=\"tier1_priority\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .unwrap_or_default();
+    assert!(
+        checked.html.contains("name=\"tier0_score\" value=\"80\"")
+            && second_tier.contains("value=\"high\" selected"),
+        "{}",
+        checked.html
+    );
+    let checked = submit(
+        &app,
+        "/rules/edit",
+        &cookie,
+        &tiers.replace("tier1_score=60", "tier1_score=%E5%85%AD%E5%8D%81"),
+    )
+    .await;
+    assert!(!checked.html.contains("规则有效"), "{}", checked.html);
     // A number field given words: refused at the row, not dropped from the rule.
     let words = format!(
         "csrf={csrf}&rules=2&r0_id=north&r0_target=team%3At&r0_group=all&r0_c_count=1&r0_c0_field=budget&r0_c0_op=gte&r0_c0_value=%E4%B8%80%E5%8D%83&r0_q_count=0\
