@@ -154,6 +154,9 @@ pub struct LeadRow {
     pub intake: Option<String>,
     /// Set when a manager merged this lead into another (it is closed then).
     pub merged_into: Option<String>,
+    /// When the SLA clock last reminded or escalated about it (missed and overdue are read
+    /// from this and `hops`).
+    pub sla_missed_at: Option<i64>,
 }
 
 impl LeadRow {
@@ -673,13 +676,29 @@ pub struct OpenFigures {
     pub idle_days: f64,
 }
 
+/// The window's leads of one owner, status and day, counted (the dashboard's main pass).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct DashboardTotals {
-    pub leads_in: i64,
-    pub assigned: i64,
+pub(crate) struct WindowGroup {
+    pub owner_id: Option<String>,
+    pub status: String,
+    pub day: i64,
+    pub leads: i64,
     pub held: i64,
     pub pooled: i64,
     pub clocked: i64,
+    pub missed: i64,
+    pub reclaims: i64,
+    pub responded: i64,
+    pub amount: f64,
+}
+
+/// Closed leads of one source and rule.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub(crate) struct ClosedGroup {
+    pub source: Option<String>,
+    pub rule_id: Option<String>,
+    pub won: i64,
+    pub closed: i64,
 }
 
 /// Won among closed, for one source or rule.

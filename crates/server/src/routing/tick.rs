@@ -59,6 +59,13 @@ pub(super) async fn tick(
     Ok(fired)
 }
 
+/// Marks the lead's first response as late under its owner: the dashboard's missed and overdue
+/// counts read this.
+fn missed(writes: &mut Writes, row: &mut LeadRow, now: DateTime<Utc>) {
+    row.sla_missed_at = Some(now.timestamp_micros());
+    remember(writes, row);
+}
+
 /// Does what one timer asks, if it still applies: the lead is open and has the owner the timer
 /// was set for.
 fn fire(
@@ -100,15 +107,19 @@ fn fire(
             let payload = json!({"step": step + 1, "due_at": due, "sla_policy": row.sla_policy});
             match action {
                 SlaAction::Remind => {
-                    writes.event("lead.sla_reminder", row, &[owner.as_deref()], payload, now)
+                    writes.event("lead.sla_reminder", row, &[owner.as_deref()], payload, now);
+                    missed(writes, row, now);
                 }
-                SlaAction::Escalate => writes.event(
-                    "lead.sla_escalated",
-                    row,
-                    &[owner.as_deref(), manager.as_deref()],
-                    payload,
-                    now,
-                ),
+                SlaAction::Escalate => {
+                    writes.event(
+                        "lead.sla_escalated",
+                        row,
+                        &[owner.as_deref(), manager.as_deref()],
+                        payload,
+                        now,
+                    );
+                    missed(writes, row, now);
+                }
                 SlaAction::Reclaim => {
                     let hop_limit = policy.map_or(0, |policy| policy.hop_limit);
                     reclaim(cache, writes, row, i64::from(hop_limit), now)

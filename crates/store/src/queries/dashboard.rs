@@ -4,7 +4,8 @@
 /// The statuses of a lead someone still works on.
 const OPEN_STATUSES: &str = "('new', 'assigned', 'contacted', 'qualified')";
 
-/// The events that say a lead's first-response clock ran out under its owner.
+/// The events that say a lead's first-response clock ran out under its owner (per rep, from the
+/// outbox: `sla_missed_at` says only when, not under whom).
 const SLA_EVENTS: &str = "('lead.sla_reminder', 'lead.sla_escalated')";
 
 /// An open, owned lead is overdue when its promised callback has passed, or when its SLA clock
@@ -14,10 +15,7 @@ fn push_overdue(query: &mut QueryBuilder<Db>, now: i64) {
         " (l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES} AND (l.callback_at < "
     ));
     query.push_bind(now);
-    query.push(format!(
-        " OR (l.first_response_at IS NULL AND EXISTS (SELECT 1 FROM outbox o
-             WHERE o.lead_id = l.id AND o.event IN {SLA_EVENTS} AND o.created_at >= l.assigned_at))))"
-    ));
+    query.push(" OR (l.first_response_at IS NULL AND l.sla_missed_at >= l.assigned_at)))");
 }
 
 /// An open, owned lead nobody has touched (nor been assigned) since `before`.
@@ -31,11 +29,10 @@ fn push_idle(query: &mut QueryBuilder<Db>, before: i64) {
 }
 
 /// A lead whose first response came late under some owner: a rung fired, or it was reclaimed.
+const SLA_MISSED: &str = "(l.sla_missed_at IS NOT NULL OR l.hops > 0)";
+
 fn push_sla_missed(query: &mut QueryBuilder<Db>) {
-    query.push(
-        " EXISTS (SELECT 1 FROM outbox o WHERE o.lead_id = l.id
-             AND o.event IN ('lead.sla_reminder', 'lead.sla_escalated', 'lead.reclaimed'))",
-    );
+    query.push(format!(" {SLA_MISSED}"));
 }
 
 /// `SELECT …` over the leads created in the window, of its team: `head` ends where the window's
@@ -77,46 +74,75 @@ pub(crate) async fn dashboard(
     conn: &mut Conn,
     window: &DashboardWindow,
 ) -> sqlx::Result<Dashboard> {
-    let totals: DashboardTotals = window_query(
-        "SELECT COUNT(*) AS leads_in,
-             COALESCE(SUM(CASE WHEN l.owner_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS assigned,
-             COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
-             COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
-             COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked
-         FROM leads l WHERE",
-        window,
-        "",
-    )
-    .build_query_as()
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut missed = window_query(
-        "SELECT COUNT(*) FROM leads l WHERE l.assigned_at IS NOT NULL AND",
-        window,
-        "AND",
-    );
-    push_sla_missed(&mut missed);
-    let missed: i64 = missed.build_query_scalar().fetch_one(&mut *conn).await?;
-    let reclaims: i64 = window_query(
-        "SELECT COUNT(*) FROM decisions d JOIN leads l ON l.id = d.lead_id
-         WHERE d.kind = 'reclaim' AND",
-        window,
-        "",
-    )
-    .build_query_scalar()
-    .fetch_one(&mut *conn)
-    .await?;
-    let days: Vec<DayCount> = window_query(
+    // One pass over the window's leads, grouped by owner, status and day: the totals, the days,
+    // the funnel and each owner's share and wins all come out of it.
+    let groups: Vec<WindowGroup> = window_query(
         &format!(
-            "SELECT {} AS day, COUNT(*) AS count FROM leads l WHERE",
-            day_expression(window)
+            "SELECT l.owner_id AS owner_id, l.status AS status, {} AS day, COUNT(*) AS leads,
+                 COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
+                 COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
+                 COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked,
+                 COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL AND {SLA_MISSED} THEN 1 ELSE 0 END), 0)
+                     AS missed,
+                 CAST(COALESCE(SUM(l.hops), 0) AS BIGINT) AS reclaims,
+                 COALESCE(SUM(CASE WHEN l.first_response_at IS NOT NULL OR l.last_activity_at IS NOT NULL
+                     THEN 1 ELSE 0 END), 0) AS responded,
+                 CAST(COALESCE(SUM(CASE WHEN l.status = 'won' THEN COALESCE(l.amount, 0) ELSE 0 END), 0)
+                     AS DOUBLE PRECISION) AS amount
+             FROM leads l WHERE",
+            day_expression(window),
         ),
         window,
-        "GROUP BY 1 ORDER BY 1",
+        "GROUP BY l.owner_id, l.status, 3",
     )
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
+    let mut figures = Dashboard::default();
+    let mut days: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
+    let mut funnel: std::collections::BTreeMap<String, (i64, i64)> =
+        std::collections::BTreeMap::new();
+    let mut owners: std::collections::BTreeMap<String, OwnerFigures> =
+        std::collections::BTreeMap::new();
+    for group in &groups {
+        figures.leads_in += group.leads;
+        figures.held += group.held;
+        figures.pooled += group.pooled;
+        figures.clocked += group.clocked;
+        figures.missed += group.missed;
+        figures.reclaims += group.reclaims;
+        *days.entry(group.day).or_default() += group.leads;
+        let stage = funnel.entry(group.status.clone()).or_default();
+        stage.0 += group.leads;
+        stage.1 += group.responded;
+        if let Some(owner) = &group.owner_id {
+            figures.assigned += group.leads;
+            let row = owners.entry(owner.clone()).or_insert_with(|| OwnerFigures {
+                owner_id: owner.clone(),
+                assigned: 0,
+                won: 0,
+                amount: 0.0,
+            });
+            row.assigned += group.leads;
+            if group.status == "won" {
+                row.won += group.leads;
+                row.amount += group.amount;
+            }
+        }
+    }
+    figures.days = days
+        .into_iter()
+        .map(|(day, count)| DayCount { day, count })
+        .collect();
+    figures.funnel = funnel
+        .into_iter()
+        .map(|(status, (leads, responded))| StatusCount {
+            status,
+            leads,
+            responded,
+        })
+        .collect();
+    figures.by_owner = owners.into_values().collect();
     let mut responses: Vec<Response> = window_query(
         &format!(
             "SELECT l.owner_id AS owner_id, {} AS day,
@@ -133,42 +159,37 @@ pub(crate) async fn dashboard(
     .fetch_all(&mut *conn)
     .await?;
     responses.sort_unstable_by_key(|response| response.secs);
-    let funnel: Vec<StatusCount> = window_query(
-        "SELECT l.status AS status, COUNT(*) AS leads,
-             COALESCE(SUM(CASE WHEN l.first_response_at IS NOT NULL OR l.last_activity_at IS NOT NULL
-                 THEN 1 ELSE 0 END), 0) AS responded
-         FROM leads l WHERE",
+    figures.responses = responses;
+    // Conversion by source and by rule in one pass over the closed leads.
+    let closed: Vec<ClosedGroup> = window_query(
+        "SELECT l.source AS source, l.rule_id AS rule_id,
+             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
+             COUNT(*) AS closed
+         FROM leads l WHERE l.status IN ('won', 'lost') AND",
         window,
-        "GROUP BY l.status",
+        "GROUP BY l.source, l.rule_id",
     )
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
-    let conversion = |column: &str| {
-        format!(
-            "SELECT l.{column} AS name,
-                 COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
-                 COUNT(*) AS closed
-             FROM leads l WHERE l.status IN ('won', 'lost') AND l.{column} IS NOT NULL AND"
-        )
+    let conversion = |key: fn(&ClosedGroup) -> &Option<String>| {
+        let mut by: std::collections::BTreeMap<String, (i64, i64)> =
+            std::collections::BTreeMap::new();
+        for group in &closed {
+            if let Some(name) = key(group) {
+                let entry = by.entry(name.clone()).or_default();
+                entry.0 += group.won;
+                entry.1 += group.closed;
+            }
+        }
+        by.into_iter()
+            .map(|(name, (won, closed))| Conversion { name, won, closed })
+            .collect::<Vec<_>>()
     };
-    let mut by = Vec::with_capacity(2);
-    for column in ["source", "rule_id"] {
-        by.push(
-            window_query(
-                &conversion(column),
-                window,
-                &format!("GROUP BY l.{column} ORDER BY l.{column}"),
-            )
-            .build_query_as::<Conversion>()
-            .fetch_all(&mut *conn)
-            .await?,
-        );
-    }
-    let by_rule = by.pop().unwrap_or_default();
-    let by_source = by.pop().unwrap_or_default();
+    figures.by_source = conversion(|group| &group.source);
+    figures.by_rule = conversion(|group| &group.rule_id);
     // The leaderboard counts the deals won in the window, whenever their leads came in.
-    let leaderboard: Vec<OwnerFigures> = column_window(
+    figures.leaderboard = column_window(
         "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
              CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
          FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
@@ -179,23 +200,12 @@ pub(crate) async fn dashboard(
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
-    let by_owner: Vec<OwnerFigures> = window_query(
-        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned,
-             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
-             CAST(COALESCE(SUM(CASE WHEN l.status = 'won' THEN COALESCE(l.amount, 0) ELSE 0 END), 0)
-                 AS DOUBLE PRECISION) AS amount
-         FROM leads l WHERE l.owner_id IS NOT NULL AND",
-        window,
-        "GROUP BY l.owner_id",
-    )
-    .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
     // Each rep's share of the clock: the window's leads they were given (by routing, a claim,
     // a reclaim or by hand), and those whose clock ran out under them.
     let handled: Vec<KeyCount> = window_query(
         "SELECT d.owner_id AS key, COUNT(DISTINCT d.lead_id) AS count
-         FROM decisions d JOIN leads l ON l.id = d.lead_id WHERE d.owner_id IS NOT NULL AND",
+         FROM decisions d JOIN leads l ON l.id = d.lead_id
+         WHERE d.owner_id IS NOT NULL AND d.kind <> 'pool' AND",
         window,
         "GROUP BY d.owner_id",
     )
@@ -238,28 +248,12 @@ pub(crate) async fn dashboard(
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
-    let open = open_figures(conn, window).await?;
-    Ok(Dashboard {
-        leads_in: totals.leads_in,
-        assigned: totals.assigned,
-        held: totals.held,
-        pooled: totals.pooled,
-        clocked: totals.clocked,
-        missed,
-        reclaims,
-        days,
-        responses,
-        funnel,
-        by_source,
-        by_rule,
-        by_owner,
-        leaderboard,
-        handled,
-        missed_by,
-        activities,
-        feedback,
-        open,
-    })
+    figures.open = open_figures(conn, window).await?;
+    figures.handled = handled;
+    figures.missed_by = missed_by;
+    figures.activities = activities;
+    figures.feedback = feedback;
+    Ok(figures)
 }
 
 /// Each rep's open leads now, whenever they came in: how many, overdue, untouched since

@@ -240,7 +240,7 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
              callback_at = $18, claimed_at = $19, protected_until = $20, hops = $21,
              previous_owners = $22, rule_id = $23, sla_policy = $24, last_pool = $25,
              closed_at = $26, amount = $27, lost_reason = $28, win_probability = $29, intake = $30,
-             merged_into = $31
+             merged_into = $31, sla_missed_at = $32
          WHERE id = $1",
     )
     .bind(row.id.clone())
@@ -274,6 +274,7 @@ pub(crate) async fn update_lead(conn: &mut Conn, row: &LeadRow) -> sqlx::Result<
     .bind(row.win_probability)
     .bind(row.intake.clone())
     .bind(row.merged_into.clone())
+    .bind(row.sla_missed_at)
     .execute(conn)
     .await
     .map(drop)
