@@ -189,15 +189,28 @@ pub(crate) fn duration_text(t: &Tr, seconds: i64) -> String {
     }
 }
 
+/// `&team=…` for a window of one team.
+fn team_param(window: &DashboardWindow) -> String {
+    window
+        .team
+        .as_ref()
+        .map(|team| {
+            format!(
+                "&team={}",
+                url::form_urlencoded::byte_serialize(team.as_bytes()).collect::<String>()
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// Links to the lead list behind a figure: the window's leads, narrowed by `extra`.
 fn leads_link(window: &DashboardWindow, extra: &str) -> String {
-    let mut link = format!("/leads?from={}&to={}", window.from, window.to);
-    if let Some(team) = &window.team {
-        link.push_str(&format!(
-            "&team={}",
-            url::form_urlencoded::byte_serialize(team.as_bytes()).collect::<String>()
-        ));
-    }
+    let mut link = format!(
+        "/leads?from={}&to={}{}",
+        window.from,
+        window.to,
+        team_param(window)
+    );
     if !extra.is_empty() {
         link.push('&');
         link.push_str(extra);
@@ -207,13 +220,7 @@ fn leads_link(window: &DashboardWindow, extra: &str) -> String {
 
 /// Links to what is open now (whenever it came in).
 fn open_link(window: &DashboardWindow, extra: &str) -> String {
-    let mut link = String::from("/leads?open=1");
-    if let Some(team) = &window.team {
-        link.push_str(&format!(
-            "&team={}",
-            url::form_urlencoded::byte_serialize(team.as_bytes()).collect::<String>()
-        ));
-    }
+    let mut link = format!("/leads?open=1{}", team_param(window));
     link.push('&');
     link.push_str(extra);
     link
@@ -755,6 +762,13 @@ async fn dashboard_page(
     let card = |id: &'static str, label: &str, value: String, link: String, means: &str| {
         (id, label.to_owned(), value, link, t.t(means).to_owned())
     };
+    // The deals closed in the window, whenever they came in.
+    let won_link = format!(
+        "/leads?status=won&closed_from={}&closed_to={}{}",
+        w.from,
+        w.to,
+        team_param(w)
+    );
     let cards = vec![
         card(
             "leads-in",
@@ -832,36 +846,14 @@ async fn dashboard_page(
             "won",
             t.t("won"),
             figures.won.to_string(),
-            format!(
-                "/leads?status=won&closed_from={}&closed_to={}{}",
-                w.from,
-                w.to,
-                w.team
-                    .as_ref()
-                    .map(|team| format!(
-                        "&team={}",
-                        url::form_urlencoded::byte_serialize(team.as_bytes()).collect::<String>()
-                    ))
-                    .unwrap_or_default()
-            ),
+            won_link.clone(),
             "won_amount_means",
         ),
         card(
             "won-amount",
             t.t("won_amount"),
             money(figures.amount),
-            format!(
-                "/leads?status=won&closed_from={}&closed_to={}{}",
-                w.from,
-                w.to,
-                w.team
-                    .as_ref()
-                    .map(|team| format!(
-                        "&team={}",
-                        url::form_urlencoded::byte_serialize(team.as_bytes()).collect::<String>()
-                    ))
-                    .unwrap_or_default()
-            ),
+            won_link.clone(),
             "won_amount_means",
         ),
         card(

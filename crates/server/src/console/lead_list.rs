@@ -304,17 +304,7 @@ async fn list_page(
             (*key, heading, href, mark)
         })
         .collect();
-    let mut teams: Vec<(String, String)> = app
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|row| (row.id, row.name))
-        .collect();
-    if viewer.caller.role == Role::Manager {
-        teams.retain(|(id, _)| viewer.caller.teams.contains(id));
-    }
-    teams.sort_by(|a, b| a.1.cmp(&b.1));
+    let teams = crate::reports::teams_in_reach(app, &viewer.caller).await?;
     let chips = chips(viewer, &query, &names);
     let mut lines: Vec<LeadLine> = rows.iter().map(|row| line(viewer, row, &names)).collect();
     for line in &mut lines {
@@ -329,15 +319,9 @@ async fn list_page(
         held: filter.held,
         q: given(&query.q).unwrap_or_default(),
         status: filter.status.clone().unwrap_or_default(),
-        statuses: vec![
-            "new",
-            "assigned",
-            "contacted",
-            "qualified",
-            "won",
-            "lost",
-            "invalid",
-        ],
+        statuses: engine::LeadStatus::ALL
+            .map(engine::LeadStatus::as_str)
+            .to_vec(),
         rows: lines,
         total,
         next,

@@ -97,14 +97,7 @@ async fn accounts_page(
             .map(|row| (row.id, row.name))
             .collect();
         reps.sort_by(|a, b| a.1.cmp(&b.1));
-        let mut teams: Vec<(String, String)> = app
-            .store
-            .list_teams()
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row.name))
-            .collect();
-        teams.sort_by(|a, b| a.1.cmp(&b.1));
+        let teams = crate::reports::teams_in_reach(app, &viewer.caller).await?;
         let name_of = |list: &[(String, String)], id: &str| {
             list.iter()
                 .find(|(key, _)| key == id)

@@ -1148,15 +1148,7 @@ async fn value_lists(
         ),
         (
             "status".to_owned(),
-            coded(&[
-                "new",
-                "assigned",
-                "contacted",
-                "qualified",
-                "won",
-                "lost",
-                "invalid",
-            ]),
+            coded(&engine::LeadStatus::ALL.map(engine::LeadStatus::as_str)),
         ),
         ("region".to_owned(), plain(regions)),
         ("industry".to_owned(), plain(industries)),
