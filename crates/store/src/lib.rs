@@ -1129,6 +1129,11 @@ impl RoutingTx {
         on_tx!(self, delete_timers(ids))
     }
 
+    /// Notes that the SLA clock reminded or escalated about these leads at `at`.
+    pub async fn mark_sla_missed(&mut self, ids: &[String], at: i64) -> sqlx::Result<()> {
+        on_tx!(self, mark_sla_missed(ids, at))
+    }
+
     pub async fn insert_timers(&mut self, rows: &[TimerRow]) -> sqlx::Result<()> {
         on_tx!(self, insert_timers(rows))
     }

@@ -517,6 +517,9 @@ struct Writes {
     timers: Vec<TimerRow>,
     /// Timers that fired.
     fired: Vec<String>,
+    /// Leads the SLA clock reminded or escalated about, and when: written after the changed
+    /// leads, in one narrow statement per batch.
+    sla_missed: BTreeMap<i64, Vec<String>>,
     outbox: Vec<OutboxRow>,
     stats: BTreeMap<(String, String), StatsDelta>,
     /// `(lead, rep) → until`.
@@ -912,6 +915,9 @@ impl Worker {
         tx.insert_leads(&writes.new_leads).await?;
         for row in &writes.changed_leads {
             tx.update_lead(row).await?;
+        }
+        for (at, ids) in &writes.sla_missed {
+            tx.mark_sla_missed(ids, *at).await?;
         }
         tx.insert_decisions(&writes.decisions).await?;
         tx.insert_audit(&writes.audits).await?;

@@ -62,8 +62,14 @@ pub(super) async fn tick(
 /// Marks the lead's first response as late under its owner: the dashboard's missed and overdue
 /// counts read this.
 fn missed(writes: &mut Writes, row: &mut LeadRow, now: DateTime<Utc>) {
-    row.sla_missed_at = Some(now.timestamp_micros());
-    remember(writes, row);
+    let at = now.timestamp_micros();
+    // On the row too, so a later change in this transaction writes it back as it is.
+    row.sla_missed_at = Some(at);
+    writes
+        .sla_missed
+        .entry(at)
+        .or_default()
+        .push(row.id.clone());
 }
 
 /// Does what one timer asks, if it still applies: the lead is open and has the owner the timer

@@ -3035,3 +3035,54 @@ async fn no_page_shows_a_raw_code() {
     }
     assert!(found.is_empty(), "raw codes on Chinese pages: {found:#?}");
 }
+
+/// Overdue, as the dashboard, the lead list and the rep's list count it: the SLA clock reminded
+/// and nobody has answered since the lead was assigned. An answer clears it.
+#[tokio::test]
+async fn a_reminded_unanswered_lead_is_overdue_until_someone_answers() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    let (cookie, _) = sign_in(&app, "boss").await;
+    let overdue = |html: &str| {
+        html.split("<b id=\"overdue\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
+    assert_eq!(overdue(&page.html), "0", "nothing reminded yet");
+    // Thirty hours on: the default policy has reminded (1 h) and escalated (24 h), and not yet
+    // reclaimed (48 h of business hours).
+    app.state
+        .router
+        .tick(chrono::Utc::now() + chrono::Duration::hours(30))
+        .await
+        .expect("tick");
+    let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
+    let before: i64 = overdue(&page.html).parse().expect("a count");
+    assert!(before >= 1, "reminded leads are overdue: {}", page.html);
+    let list = visit(&app, "GET", "/leads?open=1&overdue=1", &cookie, None, "en").await;
+    assert!(
+        list.html.contains(&format!("{before} in all")),
+        "{}",
+        list.html
+    );
+    assert!(list.html.contains("badge overdue"), "{}", list.html);
+    // The owner of one of them answers: one fewer.
+    let listed = ids
+        .iter()
+        .find(|id| list.html.contains(id.as_str()))
+        .expect("an overdue lead in the list")
+        .clone();
+    let (_, lead) = app.get(&format!("/api/v1/leads/{listed}")).await;
+    let owner = lead["owner_id"].as_str().expect("owner").to_owned();
+    app.ok(
+        &format!("/api/v1/leads/{listed}/activities"),
+        &json!({"kind": "call", "outcome": "reached", "rep_id": owner}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
+    assert_eq!(overdue(&page.html), (before - 1).to_string());
+}

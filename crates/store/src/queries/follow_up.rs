@@ -30,6 +30,22 @@ pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Resu
     delete_where_in(conn, "timers", "id", ids).await
 }
 
+/// Notes that the SLA clock reminded or escalated about these leads at `at`: one narrow
+/// statement per few hundred leads, not a rewrite of each.
+pub(crate) async fn mark_sla_missed(conn: &mut Conn, ids: &[String], at: i64) -> sqlx::Result<()> {
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("UPDATE leads SET sla_missed_at = ");
+        query.push_bind(at).push(" WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
     for chunk in rows.chunks(500) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
