@@ -755,7 +755,7 @@ async fn history(
                 let document = &rule_sets[index];
                 let name = document["name"].as_str().map(str::to_owned);
                 let version = store
-                    .insert_rule_set(name.as_deref(), &document.to_string(), when)
+                    .insert_rule_set(name.as_deref(), &document.to_string(), when, Some("cli"))
                     .await?;
                 store.publish_rule_set(version, when, |_| None).await?;
             }

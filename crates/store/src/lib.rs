@@ -742,13 +742,15 @@ impl Store {
         }
     }
 
+    /// Saves a draft under the next version, with who saved it; returns the version.
     pub async fn insert_rule_set(
         &self,
         name: Option<&str>,
         document: &str,
         now: i64,
+        created_by: Option<&str>,
     ) -> sqlx::Result<i64> {
-        on_pool!(self, insert_rule_set(name, document, now))
+        on_pool!(self, insert_rule_set(name, document, now, created_by))
     }
 
     /// Makes a version the active one and retires the one before, whose version is returned;

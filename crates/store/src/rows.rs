@@ -34,6 +34,8 @@ pub struct RuleSetRow {
     pub status: String,
     pub created_at: i64,
     pub published_at: Option<i64>,
+    /// Who saved it, as the audit log names actors.
+    pub created_by: Option<String>,
 }
 
 /// A settings document: a calendar, an SLA policy or a pool.

@@ -161,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     store.migrate().await?;
     workspace(&store).await?;
     let version = store
-        .insert_rule_set(None, &rules(0).to_string(), 0)
+        .insert_rule_set(None, &rules(0).to_string(), 0, None)
         .await?;
     store.publish_rule_set(version, 0, |_| None).await?;
     // A one-row file prepares the simulation; the generated history is what replays.

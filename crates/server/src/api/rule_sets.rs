@@ -98,6 +98,7 @@ fn view(row: &RuleSetRow, with_document: bool) -> Value {
         "active": row.status == "published",
         "created_at": time(row.created_at),
         "published_at": row.published_at.map(time),
+        "created_by": row.created_by,
     });
     if with_document {
         view["document"] = serde_json::from_str(&row.document).unwrap_or(Value::Null);
@@ -137,7 +138,12 @@ pub async fn create_rule_set(
     let text = serde_json::to_string(&spec).map_err(ApiError::internal)?;
     let version = app
         .store
-        .insert_rule_set(spec.name.as_deref(), &text, now_micros())
+        .insert_rule_set(
+            spec.name.as_deref(),
+            &text,
+            now_micros(),
+            Some(&caller.actor()),
+        )
         .await?;
     let row = app
         .store

@@ -1351,6 +1351,7 @@ const WORDS: &[(&str, &str, &str)] = &[
         "Sends each team's leads in, first response, SLA, leaderboard and overdue leads to this chat on schedule (one per ticked team; every team when none is ticked)",
     ),
     ("tier_from", "得分达到", "Score from"),
+    ("author", "作者", "Author"),
 ];
 
 /// Names of lead and rep fields and of condition operators, for the condition builder's

@@ -963,6 +963,8 @@ pub struct VersionLine {
     pub note: String,
     /// Who last published it, when it was.
     pub by: String,
+    /// Who saved it.
+    pub author: String,
 }
 
 #[derive(Template)]
@@ -1051,6 +1053,11 @@ pub async fn versions(
                     .and_then(|spec| spec.note)
                     .unwrap_or_default(),
                 by: publishers.get(&row.version).cloned().unwrap_or_default(),
+                author: row
+                    .created_by
+                    .as_deref()
+                    .map(|actor| super::actor_name(&actors, actor, &viewer.t))
+                    .unwrap_or_default(),
                 version: row.version,
                 name: row.name.unwrap_or_default(),
                 status: row.status,
@@ -1624,6 +1631,7 @@ async fn run_sample(app: &AppState, viewer: &Viewer, draft: &Draft) -> String {
             status: "draft".into(),
             created_at: 0,
             published_at: None,
+            created_by: None,
         };
         // The same routing as the API's dry run and a real post: the worker's state.
         let crate::routing::Explained { record, .. } =

@@ -647,6 +647,14 @@ async fn the_rule_editor_checks_at_the_row_dry_runs_diffs_publishes_and_rolls_ba
         .unwrap_or_default();
     let by = by.split('<').next().unwrap_or_default();
     assert!(!by.is_empty() && !by.contains("user:"), "{}", versions.html);
+    // The newest version was saved in the editor by the signed-in admin: named as its author.
+    let author = versions
+        .html
+        .split("<td class=\"author\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_default();
+    assert_eq!(author, "boss", "{}", versions.html);
     assert!(versions.html.contains("回滚到此版本"));
     let rolled = submit(
         &app,

@@ -408,15 +408,17 @@ pub(crate) async fn insert_rule_set(
     name: Option<&str>,
     document: &str,
     now: i64,
+    created_by: Option<&str>,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO rule_sets (version, name, document, status, created_at)
-         SELECT COALESCE(MAX(version), 0) + 1, $1, $2, 'draft', $3 FROM rule_sets
+        "INSERT INTO rule_sets (version, name, document, status, created_at, created_by)
+         SELECT COALESCE(MAX(version), 0) + 1, $1, $2, 'draft', $3, $4 FROM rule_sets
          RETURNING version",
     )
     .bind(name.map(str::to_owned))
     .bind(document.to_owned())
     .bind(now)
+    .bind(created_by.map(str::to_owned))
     .fetch_one(conn)
     .await
 }
