@@ -365,6 +365,15 @@ async fn the_console_works_in_a_real_browser() {
     click(&client, "a.card[href^='/leads?from=']").await;
     until(&client, "#lead-total", |total| total == "共 4 条").await;
     shot(&client, "dashboard-drill-down").await;
+    // On a wide screen a list is a table (cards are for phones only).
+    let display = client
+        .execute(
+            "return getComputedStyle(document.getElementById('lead-list')).display",
+            vec![],
+        )
+        .await
+        .expect("style");
+    assert_eq!(display, json!("table"));
     // An export downloads as a real workbook (a zip), from the browser's own session.
     client.goto(&format!("{base}/")).await.expect("dashboard");
     let workbook = client
