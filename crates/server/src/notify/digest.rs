@@ -102,7 +102,7 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
                 rep_id: None,
                 recipients: "[]".into(),
                 payload: json!({
-                    "channel_id": id,
+                    "for_channel": id,
                     "team_id": team.id,
                     "every": digest.every,
                     "from": crate::leads::time(figures.window.from),

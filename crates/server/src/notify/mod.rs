@@ -453,8 +453,10 @@ fn plan(
 ) -> Vec<DeliveryRow> {
     let payload = serde_json::from_str::<Value>(&event.payload).unwrap_or(Value::Null);
     let team = payload.get("team_id").and_then(Value::as_str);
-    // An event made for one channel (its team digest) goes to that channel alone.
-    let only = payload.get("channel_id").and_then(Value::as_str);
+    // An event made for one channel (its team digest) goes to that channel alone. (A
+    // `channel_id` in a payload names what the event is about, as in
+    // `channel.needs_attention`, not where it goes.)
+    let only = payload.get("for_channel").and_then(Value::as_str);
     let mut ids: Vec<&String> = channels
         .iter()
         .filter(|(id, (channel, created_at))| match only {
