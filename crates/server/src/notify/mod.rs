@@ -188,13 +188,20 @@ impl Notifier {
             .store
             .claim_deliveries(micros(now), micros(now) + self.lease_micros(), ROUND)
             .await?;
+        // Rules by name, for messages that say which rule routed a lead.
+        let rules = if due.is_empty() {
+            std::sync::Arc::default()
+        } else {
+            std::sync::Arc::new(self.rule_names().await)
+        };
         let mut tasks = tokio::task::JoinSet::new();
         for delivery in due {
             let notifier = self.clone();
             let channel = channels
                 .get(&delivery.channel_id)
                 .map(|(channel, _)| channel.clone());
-            tasks.spawn(async move { notifier.attempt(delivery, channel, now).await });
+            let rules = rules.clone();
+            tasks.spawn(async move { notifier.attempt(delivery, channel, &rules, now).await });
         }
         while let Some(outcome) = tasks.join_next().await {
             match outcome {
@@ -208,10 +215,34 @@ impl Notifier {
         Ok(round)
     }
 
+    /// The active rule set's rules: id → name (the id where a rule has no name).
+    async fn rule_names(&self) -> HashMap<String, String> {
+        let Ok(Some(row)) = self.store.active_rule_set().await else {
+            return HashMap::new();
+        };
+        let document: Value = serde_json::from_str(&row.document).unwrap_or(Value::Null);
+        document["rules"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|rule| {
+                let id = rule["id"].as_str()?.to_owned();
+                let name = rule["name"]
+                    .as_str()
+                    .filter(|name| !name.is_empty())
+                    .unwrap_or(&id)
+                    .to_owned();
+                Some((id, name))
+            })
+            .collect()
+    }
+
     async fn attempt(
         &self,
         mut delivery: DeliveryRow,
         channel: Option<ChannelDocument>,
+        rules: &HashMap<String, String>,
         now: DateTime<Utc>,
     ) -> Result<Attempt, ApiError> {
         let Some(channel) = channel.filter(ChannelDocument::enabled) else {
@@ -252,6 +283,7 @@ impl Notifier {
             explanation: None,
             next_due: None,
             public_url: &self.public_url,
+            rules,
         };
         if let (Some(lead), true) = (
             lead.as_ref(),
@@ -521,6 +553,8 @@ struct Facts<'a> {
     /// When the lead's next clock runs out.
     next_due: Option<String>,
     public_url: &'a str,
+    /// The active rules by name.
+    rules: &'a HashMap<String, String>,
 }
 
 fn render(facts: &Facts<'_>, english: bool) -> Message {
@@ -599,11 +633,19 @@ fn render(facts: &Facts<'_>, english: bool) -> Message {
         if !parts.is_empty() {
             lines.push(parts.join(" · "));
         }
-        if let Some(priority) = &lead.priority {
+        // A priority in words (紧急, not `urgent`); normal goes without saying.
+        if let Some(priority) = lead.priority.as_deref().filter(|p| *p != "normal") {
+            let t = crate::console::i18n::Tr {
+                lang: if english {
+                    crate::console::i18n::Lang::En
+                } else {
+                    crate::console::i18n::Lang::Zh
+                },
+            };
             lines.push(if english {
-                format!("Priority: {priority}")
+                format!("Priority: {}", t.state(priority))
             } else {
-                format!("优先级：{priority}")
+                format!("优先级：{}", t.state(priority))
             });
         }
     }
@@ -633,8 +675,9 @@ fn render(facts: &Facts<'_>, english: bool) -> Message {
         });
     }
     if let Some(rule) = text("rule_id") {
+        let rule = facts.rules.get(&rule).cloned().unwrap_or(rule);
         lines.push(if english {
-            format!("Routed by rule {rule}")
+            format!("Routed by rule “{rule}”")
         } else {
             format!("分配规则：{rule}")
         });
@@ -649,6 +692,44 @@ fn render(facts: &Facts<'_>, english: bool) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_names_the_rule_and_the_priority_in_words() {
+        let event = OutboxRow {
+            id: "e".into(),
+            event: "lead.assigned".into(),
+            lead_id: Some("l".into()),
+            rep_id: Some("r".into()),
+            recipients: "[]".into(),
+            payload: json!({"owner_id": "r", "rule_id": "east"}).to_string(),
+            created_at: 0,
+            status: "pending".into(),
+        };
+        let lead = LeadRow {
+            id: "l".into(),
+            document: r#"{"name":"王总","company":"苏州精工"}"#.into(),
+            priority: Some("urgent".into()),
+            ..LeadRow::default()
+        };
+        let names = HashMap::from([("r".to_owned(), "王芳".to_owned())]);
+        let rules = HashMap::from([("east".to_owned(), "华东线索".to_owned())]);
+        let facts = Facts {
+            event: Some(&event),
+            lead: Some(&lead),
+            names: &names,
+            explanation: None,
+            next_due: None,
+            public_url: "http://127.0.0.1:8080",
+            rules: &rules,
+        };
+        let zh = render(&facts, false).plain();
+        assert!(zh.contains("新线索分配给王芳"), "{zh}");
+        assert!(zh.contains("优先级：紧急"), "{zh}");
+        assert!(zh.contains("分配规则：华东线索"), "{zh}");
+        assert!(!zh.contains("urgent") && !zh.contains("east"), "{zh}");
+        let en = render(&facts, true).plain();
+        assert!(en.contains("Routed by rule “华东线索”"), "{en}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {
