@@ -849,6 +849,21 @@ async fn an_admin_edits_settings_users_and_keys_in_the_console() {
     // Users and keys: a key is shown once, then revoked.
     let user = submit(&app, "/admin/accounts", &cookie, &format!("csrf={csrf}&action=create_user&username=mgr&role=manager&teams=t&password=long+enough+password")).await;
     assert_eq!(user.location.as_deref(), Some("/admin/accounts?notice=ok"));
+    // The form ticks teams by name; the manager gets the ticked team.
+    let ticked = submit(&app, "/admin/accounts", &cookie, &format!("csrf={csrf}&action=create_user&username=mgr2&role=manager&team_t=on&password=long+enough+password")).await;
+    assert_eq!(
+        ticked.location.as_deref(),
+        Some("/admin/accounts?notice=ok")
+    );
+    let (_, users) = app.get("/api/v1/users").await;
+    let mgr2 = users["items"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|user| user["username"] == "mgr2")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(mgr2["teams"], json!(["t"]), "{users}");
     let key = submit(
         &app,
         "/admin/accounts",
