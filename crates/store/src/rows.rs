@@ -601,8 +601,8 @@ pub struct Dashboard {
     pub by_owner: Vec<OwnerFigures>,
     /// Deals won in the window (closed then, whenever they came in), by owner.
     pub leaderboard: Vec<OwnerFigures>,
-    /// By rep: the window's leads they were given at some point (routed, claimed, reclaimed to
-    /// them, by hand), and those whose SLA clock ran out while they held them.
+    /// By rep: the window's leads they were given at some point (they own it now or are among
+    /// its earlier owners), and those whose SLA clock ran out while they held them.
     pub handled: Vec<KeyCount>,
     pub missed_by: Vec<KeyCount>,
     /// Follow-ups logged on the window's leads, by the rep who made them.
@@ -684,6 +684,8 @@ pub(crate) struct WindowGroup {
     pub owner_id: Option<String>,
     pub status: String,
     pub day: i64,
+    pub source: Option<String>,
+    pub rule_id: Option<String>,
     pub leads: i64,
     pub held: i64,
     pub pooled: i64,
@@ -692,15 +694,6 @@ pub(crate) struct WindowGroup {
     pub reclaims: i64,
     pub responded: i64,
     pub amount: f64,
-}
-
-/// Closed leads of one source and rule.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub(crate) struct ClosedGroup {
-    pub source: Option<String>,
-    pub rule_id: Option<String>,
-    pub won: i64,
-    pub closed: i64,
 }
 
 /// Won among closed, for one source or rule.

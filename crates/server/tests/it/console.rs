@@ -1818,6 +1818,16 @@ async fn dashboard_counts(backend: Backend) {
     assert_eq!(report["amount"], 6200.0);
     assert_eq!(report["funnel"]["lost"], 1);
     assert_eq!(report["trend"].as_array().map(Vec::len), Some(7));
+    // Each rep counts the leads given to them: four arrivals, and the two reclaimed ones again
+    // for their new owners; the two reps let those two wait, so their SLA is below 100%.
+    let reps = report["reps"].as_array().expect("reps");
+    let given: i64 = reps.iter().filter_map(|rep| rep["leads"].as_i64()).sum();
+    assert_eq!(given, 6, "{report}");
+    assert!(
+        reps.iter()
+            .any(|rep| rep["sla_met"].as_f64().is_some_and(|met| met < 1.0)),
+        "{report}"
+    );
     let (status, refused) = app.get("/api/v1/reports/dashboard?days=0").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     assert_eq!(refused["error"]["field"], "days");

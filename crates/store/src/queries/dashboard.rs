@@ -74,11 +74,13 @@ pub(crate) async fn dashboard(
     conn: &mut Conn,
     window: &DashboardWindow,
 ) -> sqlx::Result<Dashboard> {
-    // One pass over the window's leads, grouped by owner, status and day: the totals, the days,
-    // the funnel and each owner's share and wins all come out of it.
+    // One pass over the window's leads, grouped by owner, status, day, source and rule: the
+    // totals, the days, the funnel, each owner's share and wins, and conversion by source and
+    // by rule all come out of it.
     let groups: Vec<WindowGroup> = window_query(
         &format!(
-            "SELECT l.owner_id AS owner_id, l.status AS status, {} AS day, COUNT(*) AS leads,
+            "SELECT l.owner_id AS owner_id, l.status AS status, {} AS day, l.source AS source,
+                 l.rule_id AS rule_id, COUNT(*) AS leads,
                  COALESCE(SUM(CASE WHEN l.held THEN 1 ELSE 0 END), 0) AS held,
                  COALESCE(SUM(CASE WHEN l.owner_id IS NULL AND l.pool_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS pooled,
                  COALESCE(SUM(CASE WHEN l.assigned_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS clocked,
@@ -93,7 +95,7 @@ pub(crate) async fn dashboard(
             day_expression(window),
         ),
         window,
-        "GROUP BY l.owner_id, l.status, 3",
+        "GROUP BY l.owner_id, l.status, 3, l.source, l.rule_id",
     )
     .build_query_as()
     .fetch_all(&mut *conn)
@@ -160,26 +162,20 @@ pub(crate) async fn dashboard(
     .await?;
     responses.sort_unstable_by_key(|response| response.secs);
     figures.responses = responses;
-    // Conversion by source and by rule in one pass over the closed leads.
-    let closed: Vec<ClosedGroup> = window_query(
-        "SELECT l.source AS source, l.rule_id AS rule_id,
-             COALESCE(SUM(CASE WHEN l.status = 'won' THEN 1 ELSE 0 END), 0) AS won,
-             COUNT(*) AS closed
-         FROM leads l WHERE l.status IN ('won', 'lost') AND",
-        window,
-        "GROUP BY l.source, l.rule_id",
-    )
-    .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
-    let conversion = |key: fn(&ClosedGroup) -> &Option<String>| {
+    // Conversion by source and by rule: the closed groups.
+    let conversion = |key: fn(&WindowGroup) -> &Option<String>| {
         let mut by: std::collections::BTreeMap<String, (i64, i64)> =
             std::collections::BTreeMap::new();
-        for group in &closed {
+        for group in groups
+            .iter()
+            .filter(|group| group.status == "won" || group.status == "lost")
+        {
             if let Some(name) = key(group) {
                 let entry = by.entry(name.clone()).or_default();
-                entry.0 += group.won;
-                entry.1 += group.closed;
+                if group.status == "won" {
+                    entry.0 += group.leads;
+                }
+                entry.1 += group.leads;
             }
         }
         by.into_iter()
@@ -202,16 +198,36 @@ pub(crate) async fn dashboard(
     .await?;
     // Each rep's share of the clock: the window's leads they were given (by routing, a claim,
     // a reclaim or by hand), and those whose clock ran out under them.
-    let handled: Vec<KeyCount> = window_query(
-        "SELECT d.owner_id AS key, COUNT(DISTINCT d.lead_id) AS count
-         FROM decisions d JOIN leads l ON l.id = d.lead_id
-         WHERE d.owner_id IS NOT NULL AND d.kind <> 'pool' AND",
+    // The leads each rep was given at some point: those they own now, and those that list them
+    // among their earlier owners (a reclaim, a reassignment, a release) — read only for the
+    // leads that changed hands.
+    let changed: Vec<(Option<String>, String)> = window_query(
+        "SELECT l.owner_id, l.previous_owners FROM leads l WHERE l.previous_owners <> '[]' AND",
         window,
-        "GROUP BY d.owner_id",
+        "",
     )
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
+    let mut given: std::collections::BTreeMap<String, i64> = figures
+        .by_owner
+        .iter()
+        .map(|owner| (owner.owner_id.clone(), owner.assigned))
+        .collect();
+    for (owner, previous) in changed {
+        let mut earlier: Vec<String> = serde_json::from_str(&previous).unwrap_or_default();
+        earlier.sort();
+        earlier.dedup();
+        for rep in earlier {
+            if owner.as_ref() != Some(&rep) {
+                *given.entry(rep).or_default() += 1;
+            }
+        }
+    }
+    let handled: Vec<KeyCount> = given
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect();
     let missed_by: Vec<KeyCount> = window_query(
         &format!(
             "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
