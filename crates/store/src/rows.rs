@@ -166,6 +166,23 @@ impl LeadRow {
     pub fn intake_document(&self) -> &str {
         self.intake.as_deref().unwrap_or(&self.document)
     }
+
+    /// Overdue at `now`: open and owned, and its promised callback has passed, or the SLA clock
+    /// reminded or escalated since it was assigned and nobody has answered. The same condition
+    /// as the dashboard's and the lead list's SQL (`push_overdue` in `queries/dashboard.rs`).
+    pub fn overdue_at(&self, now: i64) -> bool {
+        let open = matches!(
+            self.status.as_str(),
+            "new" | "assigned" | "contacted" | "qualified"
+        );
+        let reminded = match (self.sla_missed_at, self.assigned_at) {
+            (Some(missed), Some(assigned)) => {
+                self.first_response_at.is_none() && missed >= assigned
+            }
+            _ => false,
+        };
+        open && self.owner_id.is_some() && (self.callback_at.is_some_and(|at| at < now) || reminded)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]

@@ -240,24 +240,6 @@ async fn list_page(
     let mut rows = app.store.list_leads(&filter).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
-    // Which of these are overdue, by the same definition the dashboard counts.
-    let overdue: std::collections::HashSet<String> = if rows.is_empty() {
-        Default::default()
-    } else {
-        let mut check = filter.clone();
-        check.overdue_at = Some(now);
-        check.open = true;
-        check.before_id = None;
-        check.offset = 0;
-        check.order = LeadOrder::Newest;
-        check.limit = 1000;
-        app.store
-            .list_leads(&check)
-            .await?
-            .into_iter()
-            .map(|row| row.id)
-            .collect()
-    };
     let names = rep_names(app).await?;
     let filter_string = query.filter_string();
     let sort = filter.order.code();
@@ -307,8 +289,9 @@ async fn list_page(
     let teams = crate::reports::teams_in_reach(app, &viewer.caller).await?;
     let chips = chips(viewer, &query, &names);
     let mut lines: Vec<LeadLine> = rows.iter().map(|row| line(viewer, row, &names)).collect();
-    for line in &mut lines {
-        line.overdue = overdue.contains(&line.id);
+    // Overdue by the same definition the dashboard counts.
+    for (line, row) in lines.iter_mut().zip(&rows) {
+        line.overdue = row.overdue_at(now);
     }
     Ok(LeadsPage {
         frame: viewer.frame(

@@ -1192,19 +1192,7 @@ async fn me_page(
             })
             .await?;
         // Overdue ones, by the dashboard's definition, come first and say so.
-        let overdue: std::collections::HashSet<String> = app
-            .store
-            .list_leads(&LeadFilter {
-                owner_id: Some(rep_id.clone()),
-                open: true,
-                overdue_at: Some(chrono::Utc::now().timestamp_micros()),
-                limit: 200,
-                ..LeadFilter::default()
-            })
-            .await?
-            .into_iter()
-            .map(|row| row.id)
-            .collect();
+        let now = chrono::Utc::now().timestamp_micros();
         let names = rep_names(&app).await?;
         let mut leads: Vec<(i64, LeadLine)> = Vec::new();
         for row in rows.iter().filter(|row| {
@@ -1218,7 +1206,7 @@ async fn me_page(
                 .map(|timer| timer.due_at);
             let mut item = line(&viewer, row, &names);
             item.due = next.map(|due| viewer.local(due)).unwrap_or_default();
-            item.overdue = overdue.contains(&row.id);
+            item.overdue = row.overdue_at(now);
             let first = if item.overdue {
                 i64::MIN
             } else {
