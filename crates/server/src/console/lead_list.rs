@@ -385,7 +385,11 @@ pub(super) async fn bulk_assign(
     let handle = app.clone();
     act(&app, &headers, &body, move |viewer, fields| async move {
         let filter_string = fields.get("filter").cloned().unwrap_or_default();
-        let to = format!("/leads?{filter_string}");
+        let to = if filter_string.is_empty() {
+            "/leads".to_owned()
+        } else {
+            format!("/leads?{filter_string}")
+        };
         let outcome = async {
             let ids: Vec<String> = if fields.get("all").map(String::as_str) == Some("1") {
                 let not_a_filter =
@@ -406,12 +410,9 @@ pub(super) async fn bulk_assign(
                     .map(|row| row.id)
                     .collect()
             } else {
-                fields
-                    .keys()
-                    .filter_map(|key| key.strip_prefix("lead_"))
-                    .map(str::to_owned)
-                    .take(BULK_LIMIT as usize)
-                    .collect()
+                let mut ticked = super::ticked_leads(&fields);
+                ticked.truncate(BULK_LIMIT as usize);
+                ticked
             };
             if ids.is_empty() {
                 return Err(ApiError::invalid(
@@ -439,8 +440,13 @@ pub(super) async fn bulk_assign(
                     Body(input.clone()),
                 )
                 .await;
-                if let Err(error) = assigned {
-                    first_error.get_or_insert(error);
+                match assigned {
+                    // Already where it was asked to go: nothing to do.
+                    Err(error) if error.code == "already_owner" => {}
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                    Ok(_) => {}
                 }
             }
             first_error.map_or(Ok(()), Err)

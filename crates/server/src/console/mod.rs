@@ -1041,6 +1041,15 @@ async fn teams_in_reach(
     Ok(teams)
 }
 
+/// The leads a list's checkboxes ticked (`lead_<id>` fields).
+fn ticked_leads(fields: &HashMap<String, String>) -> Vec<String> {
+    fields
+        .keys()
+        .filter_map(|key| key.strip_prefix("lead_"))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A manager hands the ticked pool leads (`lead_<id>`) to one rep, with a reason.
 async fn assign_from_pool(
     State(app): State<AppState>,
@@ -1049,11 +1058,7 @@ async fn assign_from_pool(
 ) -> Response {
     let handle = app.clone();
     act(&app, &headers, &body, move |viewer, fields| async move {
-        let lead_ids: Vec<String> = fields
-            .keys()
-            .filter_map(|key| key.strip_prefix("lead_"))
-            .map(str::to_owned)
-            .collect();
+        let lead_ids = ticked_leads(&fields);
         if lead_ids.is_empty() {
             return (
                 "/pool".to_owned(),

@@ -3119,3 +3119,98 @@ async fn a_reminded_unanswered_lead_is_overdue_until_someone_answers() {
     let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
     assert_eq!(overdue(&page.html), (before - 1).to_string());
 }
+
+/// From the lead list, a manager assigns the ticked leads, or every lead the filter matches, to
+/// one rep — each through the one-lead assignment and its checks; a rep may not.
+#[tokio::test]
+async fn a_manager_assigns_ticked_or_all_matching_leads_from_the_list() {
+    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let ids = setup(&app).await;
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (cookie, csrf) = sign_in(&app, "mgr").await;
+    let list = visit(
+        &app,
+        "GET",
+        "/leads?source=%E5%AE%98%E7%BD%91",
+        &cookie,
+        None,
+        "zh-CN",
+    )
+    .await;
+    assert!(list.html.contains("id=\"bulk-assign\""), "{}", list.html);
+    assert!(list.html.contains("共 4 条"), "{}", list.html);
+    // Two ticked leads to r01.
+    let ticked = submit(
+        &app,
+        "/leads/bulk-assign",
+        &cookie,
+        &format!(
+            "csrf={csrf}&filter=&lead_{}=on&lead_{}=on&rep_id=r01&reason=%E8%B0%83%E6%95%B4",
+            ids[0], ids[1]
+        ),
+    )
+    .await;
+    assert_eq!(ticked.location.as_deref(), Some("/leads?notice=ok"));
+    for id in &ids[..2] {
+        let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(lead["owner_id"], "r01", "{lead}");
+    }
+    // Every lead the filter matches (source 官网: all four) to r00.
+    let all = submit(
+        &app,
+        "/leads/bulk-assign",
+        &cookie,
+        &format!("csrf={csrf}&filter=source%3D%25E5%25AE%2598%25E7%25BD%2591&all=1&rep_id=r00&reason=%E8%B0%83%E6%95%B4"),
+    )
+    .await;
+    assert!(
+        all.location
+            .as_deref()
+            .is_some_and(|to| to.ends_with("notice=ok")),
+        "{:?}",
+        all.location
+    );
+    for id in &ids {
+        let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
+        assert_eq!(lead["owner_id"], "r00", "{lead}");
+    }
+    // Nothing ticked: a notice, nothing changed.
+    let none = submit(
+        &app,
+        "/leads/bulk-assign",
+        &cookie,
+        &format!("csrf={csrf}&filter=&rep_id=r01"),
+    )
+    .await;
+    assert!(
+        none.location
+            .as_deref()
+            .is_some_and(|to| to.contains("notice=nothing_ticked")),
+        "{:?}",
+        none.location
+    );
+    // A rep cannot: the assignment's own check refuses, and the leads stay.
+    let (rep, rep_csrf) = sign_in(&app, "rep0").await;
+    let refused = submit(
+        &app,
+        "/leads/bulk-assign",
+        &rep,
+        &format!("csrf={rep_csrf}&filter=&lead_{}=on&rep_id=r01", ids[0]),
+    )
+    .await;
+    assert!(
+        refused
+            .location
+            .as_deref()
+            .is_some_and(|to| to.contains("notice=forbidden")),
+        "{:?}",
+        refused.location
+    );
+    let (_, lead) = app.get(&format!("/api/v1/leads/{}", ids[0])).await;
+    assert_eq!(lead["owner_id"], "r00");
+}

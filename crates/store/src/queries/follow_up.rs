@@ -8,9 +8,22 @@ async fn delete_where_in(
     column: &'static str,
     values: &[String],
 ) -> sqlx::Result<()> {
+    execute_where_in(conn, values, |query| {
+        query.push(format!("DELETE FROM {table} WHERE {column}"));
+    })
+    .await
+}
+
+/// Runs the statement `head` starts, ending in `IN (values…)`, a few hundred values at a time.
+async fn execute_where_in(
+    conn: &mut Conn,
+    values: &[String],
+    head: impl Fn(&mut QueryBuilder<Db>),
+) -> sqlx::Result<()> {
     for chunk in values.chunks(500) {
-        let mut query: QueryBuilder<Db> =
-            QueryBuilder::new(format!("DELETE FROM {table} WHERE {column} IN ("));
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("");
+        head(&mut query);
+        query.push(" IN (");
         let mut separated = query.separated(", ");
         for value in chunk {
             separated.push_bind(value.clone());
@@ -33,17 +46,13 @@ pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Resu
 /// Notes that the SLA clock reminded or escalated about these leads at `at`: one narrow
 /// statement per few hundred leads, not a rewrite of each.
 pub(crate) async fn mark_sla_missed(conn: &mut Conn, ids: &[String], at: i64) -> sqlx::Result<()> {
-    for chunk in ids.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new("UPDATE leads SET sla_missed_at = ");
-        query.push_bind(at).push(" WHERE id IN (");
-        let mut separated = query.separated(", ");
-        for id in chunk {
-            separated.push_bind(id.clone());
-        }
-        query.push(")");
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_where_in(conn, ids, |query| {
+        query
+            .push("UPDATE leads SET sla_missed_at = ")
+            .push_bind(at)
+            .push(" WHERE id");
+    })
+    .await
 }
 
 pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
