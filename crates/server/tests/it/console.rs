@@ -1773,6 +1773,31 @@ async fn dashboard_counts(backend: Backend) {
             .to_owned();
         assert_eq!(total, number(html, card), "{card} links to {link}");
     }
+    // A rep's count of leads given to them links to exactly those leads.
+    let mut followed = 0;
+    for link in reps.split("href=\"").skip(1) {
+        let (href, rest) = link.split_once('"').unwrap_or_default();
+        if !href.contains("handled_by=") {
+            continue;
+        }
+        let count = rest
+            .trim_start_matches('>')
+            .split('<')
+            .next()
+            .unwrap_or_default();
+        let href = href.replace("&amp;", "&").replace("&#38;", "&");
+        let list = visit(&app, "GET", &href, &cookie, None, "en").await;
+        let total = list
+            .html
+            .split("id=\"lead-total\">")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(total, count, "{href}");
+        followed += 1;
+    }
+    assert_eq!(followed, 2, "one link per rep");
     // The tables export with the same rows, as CSV and as an Excel workbook.
     let csv = visit(
         &app,

@@ -103,7 +103,12 @@ fn filtered_leads(head: &str, filter: &LeadFilter) -> QueryBuilder<Db> {
         query.push(" AND held = TRUE");
     }
     if let Some(priority) = &filter.priority {
-        query.push(" AND priority = ").push_bind(priority.clone());
+        // A lead without a priority is a normal one.
+        query.push(" AND (priority = ").push_bind(priority.clone());
+        if priority == "normal" {
+            query.push(" OR priority IS NULL");
+        }
+        query.push(")");
     }
     if filter.open {
         query.push(format!(" AND status IN {OPEN_STATUSES}"));
@@ -126,11 +131,16 @@ fn filtered_leads(head: &str, filter: &LeadFilter) -> QueryBuilder<Db> {
     if filter.owned {
         query.push(" AND owner_id IS NOT NULL");
     }
+    // Given to the rep at some point: they own it, or they are among its earlier owners (the
+    // dashboard counts the same).
     if let Some(rep) = &filter.handled_by {
+        let needle = serde_json::to_string(rep).unwrap_or_default();
         query
-            .push(" AND EXISTS (SELECT 1 FROM decisions d WHERE d.lead_id = l.id AND d.owner_id = ")
+            .push(" AND (owner_id = ")
             .push_bind(rep.clone())
-            .push(")");
+            .push(" OR previous_owners LIKE ")
+            .push_bind(format!("%{}%", escape_like(&needle)))
+            .push(" ESCAPE '\\')");
     }
     if let Some(from) = filter.closed_from {
         query.push(" AND closed_at >= ").push_bind(from);
