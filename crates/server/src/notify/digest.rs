@@ -45,14 +45,18 @@ pub fn last_slot(digest: &DigestDocument, now: DateTime<Utc>, zone: chrono_tz::T
 
 /// Writes the digests due at `now` that nobody has sent yet; returns how many channels got one.
 pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
-    let channels: Vec<(String, ChannelDocument)> = app
+    let channels: Vec<(String, i64, ChannelDocument)> = app
         .store
         .list_settings(Setting::Channels)
         .await?
         .into_iter()
         .filter_map(|row| {
             let channel: ChannelDocument = serde_json::from_str(&row.document).ok()?;
-            (channel.enabled() && channel.digest.is_some()).then_some((row.id, channel))
+            (channel.enabled() && channel.digest.is_some()).then_some((
+                row.id,
+                row.updated_at,
+                channel,
+            ))
         })
         .collect();
     if channels.is_empty() {
@@ -61,14 +65,16 @@ pub async fn run_due(app: &AppState, now: DateTime<Utc>) -> ApiResult<usize> {
     let zone = reports::workspace_zone(app).await;
     let teams = app.store.list_teams().await?;
     let mut sent = 0;
-    for (id, channel) in channels {
+    for (id, changed_at, channel) in channels {
         let Some(digest) = &channel.digest else {
             continue;
         };
         let Some(slot) = last_slot(digest, now, zone) else {
             continue;
         };
-        if now.timestamp_micros() - slot > STALE_HOURS * 3_600_000_000 {
+        // A schedule set (or a channel changed) after its time starts at the next one, not at
+        // once; a digest the service was down for too long is skipped.
+        if slot < changed_at || now.timestamp_micros() - slot > STALE_HOURS * 3_600_000_000 {
             continue;
         }
         let slot_time = DateTime::from_timestamp_micros(slot).unwrap_or(now);

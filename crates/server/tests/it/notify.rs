@@ -998,7 +998,7 @@ async fn secrets_are_sealed_at_rest_on_postgres() {
 async fn a_team_digest_reaches_its_group_chat(app: TestApp) {
     let (base, seen) = platforms().await;
     team(&app).await;
-    // The WeCom group of team t, daily at 00:00 in the workspace's zone: due at any time today.
+    // The WeCom group of team t, daily at 00:00 in the workspace's zone.
     channel(
         &app,
         &json!({"id": "team-chat", "name": "销售群", "kind": "wecom", "teams": ["t"],
@@ -1039,7 +1039,13 @@ async fn a_team_digest_reaches_its_group_chat(app: TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let now = Utc::now();
+    // Just after the channel was set up, today's time has passed already: the first digest
+    // is the next one, at 00:00 tomorrow.
+    let written = server::notify::digest::run_due(&app.state, Utc::now())
+        .await
+        .expect("digest");
+    assert_eq!(written, 0, "a schedule starts at its next time");
+    let now = Utc::now() + Duration::days(1);
     let written = server::notify::digest::run_due(&app.state, now)
         .await
         .expect("digest");
