@@ -301,6 +301,30 @@ pub async fn figures(
     })
 }
 
+/// The active rule set's rules by id: their names (the id where a rule has none), for words
+/// about which rule routed a lead.
+pub async fn active_rule_names(store: &store::Store) -> HashMap<String, String> {
+    let Ok(Some(row)) = store.active_rule_set().await else {
+        return HashMap::new();
+    };
+    let document: serde_json::Value = serde_json::from_str(&row.document).unwrap_or_default();
+    document["rules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|rule| {
+            let id = rule["id"].as_str()?.to_owned();
+            let name = rule["name"]
+                .as_str()
+                .filter(|name| !name.is_empty())
+                .unwrap_or(&id)
+                .to_owned();
+            Some((id, name))
+        })
+        .collect()
+}
+
 /// The teams whose figures the caller may read, by name: every team for admins and reporting,
 /// a manager's own.
 pub async fn teams_in_reach(app: &AppState, caller: &Caller) -> ApiResult<Vec<(String, String)>> {

@@ -233,41 +233,39 @@ fn owner_param(id: &str) -> String {
     )
 }
 
-fn optional(t: &Tr, value: Option<String>) -> String {
-    value.unwrap_or_else(|| {
-        let _ = t;
-        "–".to_owned()
-    })
+/// A figure, or a dash where there is none yet.
+fn optional(value: Option<String>) -> String {
+    value.unwrap_or_else(|| "–".to_owned())
 }
 
 fn duration_cell(t: &Tr, seconds: Option<i64>) -> Cell {
     Cell {
-        text: optional(t, seconds.map(|s| duration_text(t, s))),
+        text: optional(seconds.map(|s| duration_text(t, s))),
         // Minutes in a spreadsheet.
         number: seconds.map(|s| (s as f64 / 60.0 * 10.0).round() / 10.0),
         link: String::new(),
     }
 }
 
-fn percent_cell(t: &Tr, value: Option<f64>) -> Cell {
+fn percent_cell(value: Option<f64>) -> Cell {
     Cell {
-        text: optional(t, value.map(|v| format!("{:.0}%", v * 100.0))),
+        text: optional(value.map(|v| format!("{:.0}%", v * 100.0))),
         number: value.map(|v| (v * 1000.0).round() / 10.0),
         link: String::new(),
     }
 }
 
-fn decimal_cell(t: &Tr, value: Option<f64>) -> Cell {
+fn decimal_cell(value: Option<f64>) -> Cell {
     Cell {
-        text: optional(t, value.map(|v| format!("{v:.1}"))),
+        text: optional(value.map(|v| format!("{v:.1}"))),
         number: value.map(|v| (v * 10.0).round() / 10.0),
         link: String::new(),
     }
 }
 
-fn whole_cell(t: &Tr, value: Option<f64>) -> Cell {
+fn whole_cell(value: Option<f64>) -> Cell {
     Cell {
-        text: optional(t, value.map(|v| format!("{v:.0}"))),
+        text: optional(value.map(|v| format!("{v:.0}"))),
         number: value.map(f64::round),
         link: String::new(),
     }
@@ -340,9 +338,9 @@ pub(crate) fn reps_table(t: &Tr, figures: &Figures, scorecards: bool) -> Table {
                 ),
                 duration_cell(t, rep.p50),
                 duration_cell(t, rep.p90),
-                percent_cell(t, rep.sla_met),
-                decimal_cell(t, rep.depth),
-                decimal_cell(t, rep.idle_days),
+                percent_cell(rep.sla_met),
+                decimal_cell(rep.depth),
+                decimal_cell(rep.idle_days),
                 Cell::count(
                     rep.won_closed,
                     format!(
@@ -351,8 +349,8 @@ pub(crate) fn reps_table(t: &Tr, figures: &Figures, scorecards: bool) -> Table {
                     ),
                 ),
                 money_cell(rep.amount_closed),
-                whole_cell(t, rep.nps),
-                decimal_cell(t, rep.csat),
+                whole_cell(rep.nps),
+                decimal_cell(rep.csat),
             ]
         })
         .collect();
@@ -412,15 +410,15 @@ pub(crate) fn funnel_table(t: &Tr, figures: &Figures) -> Table {
         rows.push(vec![
             Cell::text(t.t(key)),
             Cell::count(count, leads_link(w, filter)),
-            step.map_or_else(Cell::default, |value| percent_cell(t, value)),
-            percent_cell(t, percent(count, figures.funnel[0])),
+            step.map_or_else(Cell::default, percent_cell),
+            percent_cell(percent(count, figures.funnel[0])),
         ]);
     }
     rows.push(vec![
         Cell::text(t.state("lost")),
         Cell::count(figures.funnel[4], leads_link(w, "status=lost")),
         Cell::default(),
-        percent_cell(t, percent(figures.funnel[4], figures.funnel[0])),
+        percent_cell(percent(figures.funnel[4], figures.funnel[0])),
     ]);
     Table {
         id: "funnel",
@@ -470,8 +468,8 @@ pub(crate) fn fairness_table(t: &Tr, figures: &Figures) -> Table {
                         rep.owned,
                         leads_link(&figures.window, &owner_param(&rep.id)),
                     ),
-                    percent_cell(t, Some(share)),
-                    percent_cell(t, target),
+                    percent_cell(Some(share)),
+                    percent_cell(target),
                     Cell {
                         text: gap.map_or_else(
                             || "–".to_owned(),
@@ -568,10 +566,10 @@ async fn versions_table(
                 }
             )),
             Cell::count(period.leads_in, leads_link(&window, "")),
-            decimal_cell(t, Some(period.leads_in as f64 / days)),
+            decimal_cell(Some(period.leads_in as f64 / days)),
             duration_cell(t, period.avg_response.map(|s| s.round() as i64)),
-            percent_cell(t, percent(period.clocked - period.missed, period.clocked)),
-            percent_cell(t, percent(period.won, period.closed)),
+            percent_cell(percent(period.clocked - period.missed, period.clocked)),
+            percent_cell(percent(period.won, period.closed)),
         ]);
     }
     Ok(Table {
@@ -722,34 +720,6 @@ pub(super) async fn dashboard(
     }
 }
 
-fn rule_names(app_rules: &[(String, String)], id: &str) -> String {
-    app_rules
-        .iter()
-        .find(|(rule, _)| rule == id)
-        .map_or_else(|| id.to_owned(), |(_, name)| name.clone())
-}
-
-/// The active rule set's rules as `(id, name)`.
-async fn active_rule_names(app: &AppState) -> Vec<(String, String)> {
-    let Ok(Some(row)) = app.store.active_rule_set().await else {
-        return Vec::new();
-    };
-    let document: serde_json::Value = serde_json::from_str(&row.document).unwrap_or_default();
-    document["rules"]
-        .as_array()
-        .map(|rules| {
-            rules
-                .iter()
-                .filter_map(|rule| {
-                    let id = rule["id"].as_str()?.to_owned();
-                    let name = rule["name"].as_str().unwrap_or(&id).to_owned();
-                    Some((id, name))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn dashboard_page(
     app: &AppState,
     viewer: &Viewer,
@@ -871,7 +841,7 @@ async fn dashboard_page(
             "col_csat_means",
         ),
     ];
-    let rules = active_rule_names(app).await;
+    let rules = crate::reports::active_rule_names(&app.store).await;
     let conversion = |groups: &[store::Conversion], rule: bool| {
         let rows: Vec<charts::Bar> = groups
             .iter()
@@ -879,7 +849,10 @@ async fn dashboard_page(
                 label: format!(
                     "{} ({}/{})",
                     if rule {
-                        rule_names(&rules, &group.name)
+                        rules
+                            .get(&group.name)
+                            .cloned()
+                            .unwrap_or_else(|| group.name.clone())
                     } else {
                         group.name.clone()
                     },

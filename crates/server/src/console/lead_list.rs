@@ -385,7 +385,9 @@ pub(super) async fn bulk_assign(
     let handle = app.clone();
     act(&app, &headers, &body, move |viewer, fields| async move {
         let filter_string = fields.get("filter").cloned().unwrap_or_default();
-        let to = if filter_string.is_empty() {
+        // Back to the list as it was filtered (a filter that is not clean is refused below).
+        let clean = crate::text::clean_address(&filter_string);
+        let to = if filter_string.is_empty() || !clean {
             "/leads".to_owned()
         } else {
             format!("/leads?{filter_string}")
@@ -394,6 +396,11 @@ pub(super) async fn bulk_assign(
             let ids: Vec<String> = if fields.get("all").map(String::as_str) == Some("1") {
                 let not_a_filter =
                     || ApiError::invalid("invalid_value", "filter", "not a lead filter");
+                // The filter rides in a form field, past the address check every query string
+                // gets: the same check here (no control characters once decoded).
+                if !clean {
+                    return Err(not_a_filter());
+                }
                 let uri: axum::http::Uri = format!("/leads?{filter_string}")
                     .parse()
                     .map_err(|_| not_a_filter())?;

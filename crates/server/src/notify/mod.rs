@@ -192,7 +192,7 @@ impl Notifier {
         let rules = if due.is_empty() {
             std::sync::Arc::default()
         } else {
-            std::sync::Arc::new(self.rule_names().await)
+            std::sync::Arc::new(crate::reports::active_rule_names(&self.store).await)
         };
         let mut tasks = tokio::task::JoinSet::new();
         for delivery in due {
@@ -213,29 +213,6 @@ impl Notifier {
             }
         }
         Ok(round)
-    }
-
-    /// The active rule set's rules: id → name (the id where a rule has no name).
-    async fn rule_names(&self) -> HashMap<String, String> {
-        let Ok(Some(row)) = self.store.active_rule_set().await else {
-            return HashMap::new();
-        };
-        let document: Value = serde_json::from_str(&row.document).unwrap_or(Value::Null);
-        document["rules"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|rule| {
-                let id = rule["id"].as_str()?.to_owned();
-                let name = rule["name"]
-                    .as_str()
-                    .filter(|name| !name.is_empty())
-                    .unwrap_or(&id)
-                    .to_owned();
-                Some((id, name))
-            })
-            .collect()
     }
 
     async fn attempt(

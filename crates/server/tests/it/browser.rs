@@ -144,6 +144,24 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|error| panic!("click {css}: {error}"));
 }
 
+/// Each page is no wider than the window (on a phone: no sideways scrolling).
+async fn fits_the_screen(client: &Client, base: &str, pages: &[&str]) {
+    for page in pages {
+        client.goto(&format!("{base}{page}")).await.expect("page");
+        let overflow = client
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth",
+                vec![],
+            )
+            .await
+            .expect("widths");
+        assert!(
+            overflow.as_i64().is_some_and(|extra| extra <= 0),
+            "{page} is {overflow} px wider than the screen"
+        );
+    }
+}
+
 async fn sign_in(client: &Client, base: &str, username: &str) {
     client
         .goto(&format!("{base}/login"))
@@ -404,29 +422,21 @@ async fn the_console_works_in_a_real_browser() {
     shot(&client, "scorecard").await;
     // A manager's pages on a phone: none wider than the screen.
     client.set_window_size(390, 844).await.expect("resize");
-    for page in [
-        "/",
-        "/leads",
-        "/pool",
-        "/rules",
-        "/admin/reps",
-        "/admin/audit",
-        "/admin/accounts",
-        "/reps/r00/scorecard",
-    ] {
-        client.goto(&format!("{base}{page}")).await.expect("page");
-        let overflow = client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth",
-                vec![],
-            )
-            .await
-            .expect("widths");
-        assert!(
-            overflow.as_i64().is_some_and(|extra| extra <= 0),
-            "{page} is {overflow} px wider than a phone's screen"
-        );
-    }
+    fits_the_screen(
+        &client,
+        &base,
+        &[
+            "/",
+            "/leads",
+            "/pool",
+            "/rules",
+            "/admin/reps",
+            "/admin/audit",
+            "/admin/accounts",
+            "/reps/r00/scorecard",
+        ],
+    )
+    .await;
     client.goto(&format!("{base}/")).await.expect("dashboard");
     shot(&client, "dashboard-phone").await;
     client.set_window_size(1280, 900).await.expect("resize");
@@ -554,20 +564,7 @@ async fn the_console_works_in_a_real_browser() {
         .expect("a tap-to-call link");
     let href = call.attr("href").await.expect("href").unwrap_or_default();
     assert!(href.starts_with("tel:+86"), "{href}");
-    for page in ["/me", "/pool", "/leads"] {
-        client.goto(&format!("{base}{page}")).await.expect("page");
-        let overflow = client
-            .execute(
-                "return document.documentElement.scrollWidth - window.innerWidth",
-                vec![],
-            )
-            .await
-            .expect("widths");
-        assert!(
-            overflow.as_i64().is_some_and(|extra| extra <= 0),
-            "{page} is {overflow} px wider than a 390 px screen"
-        );
-    }
+    fits_the_screen(&client, &base, &["/me", "/pool", "/leads"]).await;
     client.close().await.expect("close");
 }
 

@@ -3204,6 +3204,23 @@ async fn a_manager_assigns_ticked_or_all_matching_leads_from_the_list() {
         let (_, lead) = app.get(&format!("/api/v1/leads/{id}")).await;
         assert_eq!(lead["owner_id"], "r00", "{lead}");
     }
+    // A filter hiding a NUL byte (encoded twice, past the address check) is refused as a
+    // whole, before anything is assigned.
+    let hidden = submit(
+        &app,
+        "/leads/bulk-assign",
+        &cookie,
+        &format!("csrf={csrf}&filter=q%3D%2500&all=1&rep_id=r01"),
+    )
+    .await;
+    assert!(
+        hidden
+            .location
+            .as_deref()
+            .is_some_and(|to| to.starts_with("/leads?notice=invalid_value")),
+        "{:?}",
+        hidden.location
+    );
     // Nothing ticked: a notice, nothing changed.
     let none = submit(
         &app,
