@@ -17,6 +17,11 @@ use engine::{
 };
 use serde_json::json;
 
+/// The allocator the service runs on (`leadroute`'s `main.rs`), so routing is measured as it
+/// runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const REGIONS: [&str; 7] = ["华东", "华南", "华北", "华中", "西南", "西北", "东北"];
 const INDUSTRIES: [&str; 6] = ["制造", "互联网", "金融", "教育", "医疗", "零售"];
 

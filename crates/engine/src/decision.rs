@@ -89,7 +89,13 @@ pub struct Attempt {
     pub target: AttemptTarget,
     /// Candidates in the target before any check.
     pub considered: u32,
-    pub excluded: Vec<(RepIndex, Exclusion)>,
+    /// Candidates turned away by the exclusion list, status, leave, hours or caps, in roster
+    /// order.
+    pub unavailable: Vec<(RepIndex, Exclusion)>,
+    /// Candidates turned away by the rule's requirements, as sets over roster positions: the
+    /// i-th holds those whose first unmet requirement is the i-th. Sets, because a requirement
+    /// typically turns away most of a large team and routing should not list them one by one.
+    pub unmet: Vec<Vec<u64>>,
     /// Nobody was in hours, so reps outside their hours were tried (team policy).
     pub away_fallback: bool,
     /// How many of the rule's preferences the chosen candidates met, of how many.
@@ -103,6 +109,59 @@ pub struct Attempt {
     /// The reps who passed every check, with their weight and share of preferences met; kept
     /// only when the request asks (batch planning).
     pub candidates: Vec<Candidate>,
+}
+
+impl Attempt {
+    /// Every candidate turned away, with the first reason, in roster order.
+    pub fn exclusions(&self) -> impl Iterator<Item = (RepIndex, Exclusion)> + '_ {
+        let mut unmet = self.unmet_reps().peekable();
+        let mut unavailable = self.unavailable.iter().copied().peekable();
+        std::iter::from_fn(move || match (unmet.peek(), unavailable.peek()) {
+            (Some(left), Some(right)) if left.0 < right.0 => unmet.next(),
+            (Some(_), None) => unmet.next(),
+            _ => unavailable.next(),
+        })
+    }
+
+    /// How many candidates were turned away.
+    pub fn excluded_count(&self) -> u32 {
+        let unmet: u32 = self
+            .unmet
+            .iter()
+            .flatten()
+            .map(|word| word.count_ones())
+            .sum();
+        unmet + self.unavailable.len() as u32
+    }
+
+    /// The reps the requirements turned away, in roster order, each with the first it failed.
+    fn unmet_reps(&self) -> impl Iterator<Item = (RepIndex, Exclusion)> + '_ {
+        let words = self.unmet.iter().map(Vec::len).max().unwrap_or(0);
+        (0..words).flat_map(move |word| {
+            let mut all = self
+                .unmet
+                .iter()
+                .fold(0u64, |all, set| all | set.get(word).copied().unwrap_or(0));
+            std::iter::from_fn(move || {
+                if all == 0 {
+                    return None;
+                }
+                let bit = all.trailing_zeros();
+                all &= all - 1;
+                let index = self
+                    .unmet
+                    .iter()
+                    .position(|set| set.get(word).is_some_and(|bits| bits >> bit & 1 == 1))
+                    .unwrap_or(0);
+                Some((
+                    (word * 64) as RepIndex + bit,
+                    Exclusion::Requirement {
+                        index: index as u16,
+                    },
+                ))
+            })
+        })
+    }
 }
 
 /// An eligible rep of a step, as batch planning reads it.

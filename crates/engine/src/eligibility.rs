@@ -158,6 +158,17 @@ impl<'a> Bound<'a> {
         Bound { condition, value }
     }
 
+    /// The reps meeting the condition as a set over roster positions, when it is one: `None`
+    /// inside for a condition that does not constrain; `None` outside when each rep's value
+    /// must be read.
+    pub(crate) fn set(&self) -> Option<Option<&[u64]>> {
+        match &self.value {
+            BoundValue::Skip => Some(None),
+            BoundValue::Reps(bits) => Some(Some(bits)),
+            _ => None,
+        }
+    }
+
     /// Whether the rep meets the condition. The common cases (no lead value to compare, or an
     /// interned list field answered by a bitset) are a bit test inlined into the caller's loop
     /// over a thousand reps; the rest reads the rep's value.
@@ -228,19 +239,57 @@ pub(crate) struct Gate<'a> {
     pub requirements: &'a [Bound<'a>],
 }
 
-impl Gate<'_> {
-    #[inline(always)]
-    pub fn check(&self, index: RepIndex) -> Result<(), Exclusion> {
-        if !self.exclude.is_empty() && self.exclude.contains(&index) {
-            return Err(Exclusion::Excluded);
-        }
-        for (index_of, requirement) in self.requirements.iter().enumerate() {
-            if !requirement.holds(self.roster, index, self.catalogue) {
-                return Err(Exclusion::Requirement {
-                    index: index_of as u16,
-                });
+/// The reps meeting every requirement, as a set over roster positions, when each requirement
+/// is one (an interned list field, or nothing to compare): the usual case, which lets a team
+/// of a thousand be narrowed a word at a time. `None` means read each rep, which without
+/// requirements reads nothing.
+pub(crate) fn requirement_set(requirements: &[Bound<'_>], roster: &Roster) -> Option<Vec<u64>> {
+    if requirements.is_empty() {
+        return None;
+    }
+    let mut all = vec![u64::MAX; roster.reps().len().div_ceil(64)];
+    for requirement in requirements {
+        if let Some(bits) = requirement.set()? {
+            for (word, other) in all.iter_mut().zip(bits) {
+                *word &= other;
             }
         }
+    }
+    Some(all)
+}
+
+impl Gate<'_> {
+    /// The exclusion list, the rule's requirements, then availability: the first reason the rep
+    /// cannot have the lead.
+    pub fn check(&self, index: RepIndex) -> Result<(), Exclusion> {
+        if self.excludes(index) {
+            return Err(Exclusion::Excluded);
+        }
+        if let Some(index) = self.first_unmet(index) {
+            return Err(Exclusion::Requirement { index });
+        }
+        self.available(index)
+    }
+
+    /// Whether the rep is on the request's exclusion list.
+    #[inline(always)]
+    pub fn excludes(&self, index: RepIndex) -> bool {
+        !self.exclude.is_empty() && self.exclude.contains(&index)
+    }
+
+    /// The first requirement the rep does not meet.
+    #[inline]
+    pub fn first_unmet(&self, index: RepIndex) -> Option<u16> {
+        self.requirements
+            .iter()
+            .position(|requirement| !requirement.holds(self.roster, index, self.catalogue))
+            .map(|position| position as u16)
+    }
+
+    /// Status, leave, working hours and caps: whether a rep who is the right rep for the lead
+    /// can take it now.
+    #[inline(always)]
+    pub fn available(&self, index: RepIndex) -> Result<(), Exclusion> {
         let hot = &self.roster.hot[index as usize];
         if hot.status != RepStatus::Active {
             return Err(Exclusion::Status(hot.status));

@@ -392,7 +392,7 @@ impl DecisionRecord {
             .iter()
             .map(|attempt| {
                 let mut groups: Vec<ExclusionGroup> = Vec::new();
-                for (position, exclusion) in &attempt.excluded {
+                for (position, exclusion) in attempt.exclusions() {
                     let code = exclusion.code();
                     let group = match groups.iter_mut().position(|group| group.reason == code) {
                         Some(found) => &mut groups[found],
@@ -408,15 +408,15 @@ impl DecisionRecord {
                     group.count += 1;
                     if group.reps.len() < LISTED_PER_GROUP {
                         let detail = exclusion_detail(
-                            *exclusion,
-                            *position,
+                            exclusion,
+                            position,
                             attempt.rule.map(|rule| &rules.rules[rule as usize]),
                             rules,
                             roster,
                             &view,
                             decision.at,
                         );
-                        let RepBrief { id, name } = brief(*position);
+                        let RepBrief { id, name } = brief(position);
                         group.reps.push(ExcludedRep { id, name, detail });
                     }
                 }
@@ -459,7 +459,7 @@ impl DecisionRecord {
                         AttemptTarget::Nothing => String::new(),
                     },
                     considered: attempt.considered,
-                    eligible: attempt.considered - attempt.excluded.len() as u32,
+                    eligible: attempt.considered - attempt.excluded_count(),
                     excluded: groups,
                     away_fallback: attempt.away_fallback,
                     preferences_met: attempt.preferences,

@@ -82,6 +82,13 @@ pub(crate) fn bit(bits: &[u64], position: RepIndex) -> bool {
         .is_some_and(|word| word >> (position % 64) & 1 == 1)
 }
 
+/// Adds a position to a set.
+pub(crate) fn set_bit(bits: &mut [u64], position: RepIndex) {
+    if let Some(word) = bits.get_mut(position as usize / 64) {
+        *word |= 1 << (position % 64);
+    }
+}
+
 /// A team with its members resolved to roster positions.
 #[derive(Clone, Debug)]
 pub struct RosterTeam {

@@ -5,13 +5,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::decision::{Attempt, AttemptTarget, Candidate, Decision, Outcome, RuleTrace, Step};
-use crate::eligibility::{Bound, Exclusion, Gate};
+use crate::eligibility::{Bound, Exclusion, Gate, requirement_set};
 use crate::field::{LeadField, LeadView};
 use crate::hours::Period;
 use crate::lead::{Lead, Priority};
 use crate::model::WinModel;
 use crate::rep::RepId;
-use crate::roster::{Clock, RepIndex, Roster};
+use crate::roster::{Clock, RepIndex, Roster, bit, set_bit};
 use crate::rule_set::{Fallback, Rule, RuleSet, Target};
 use crate::state::{RoutingState, StateChange};
 use crate::strategy::{self, Pick, Strategy};
@@ -475,25 +475,45 @@ impl<'a> Router<'a> {
             exclude: self.exclude,
             requirements,
         };
+        // Requirements first, as one set when they are sets; then availability for the reps
+        // who are the right reps at all.
+        let required = requirement_set(requirements, self.roster);
         let mut eligible: Vec<(RepIndex, f64)> = Vec::with_capacity(candidates.reps.len());
-        let mut excluded: Vec<(RepIndex, Exclusion)> = Vec::with_capacity(candidates.reps.len());
+        let mut unavailable: Vec<(RepIndex, Exclusion)> = Vec::new();
+        let mut failed: Vec<u64> = Vec::new();
         for &(position, weight) in candidates.reps.iter() {
-            match gate.check(position) {
+            if gate.excludes(position) {
+                unavailable.push((position, Exclusion::Excluded));
+                continue;
+            }
+            let meets = match &required {
+                Some(set) => bit(set, position),
+                None => gate.first_unmet(position).is_none(),
+            };
+            if !meets {
+                if failed.is_empty() {
+                    failed = vec![0; self.roster.reps().len().div_ceil(64)];
+                }
+                set_bit(&mut failed, position);
+                continue;
+            }
+            match gate.available(position) {
                 Ok(()) => eligible.push((position, weight)),
-                Err(reason) => excluded.push((position, reason)),
+                Err(reason) => unavailable.push((position, reason)),
             }
         }
+        let unmet = split_by_first_unmet(&gate, failed);
         let mut away_fallback = false;
         if eligible.is_empty()
             && candidates.away_fallback
-            && excluded
+            && unavailable
                 .iter()
                 .any(|(_, reason)| *reason == Exclusion::OutsideHours)
         {
             gate.hours = HoursPolicy::AnyTime;
-            for (position, reason) in &mut excluded {
+            for (position, reason) in &mut unavailable {
                 if *reason == Exclusion::OutsideHours {
-                    match gate.check(*position) {
+                    match gate.available(*position) {
                         Ok(()) => {
                             let weight = candidates
                                 .reps
@@ -506,7 +526,7 @@ impl<'a> Router<'a> {
                     }
                 }
             }
-            excluded.retain(|(position, _)| {
+            unavailable.retain(|(position, _)| {
                 !eligible.iter().any(|(candidate, _)| candidate == position)
             });
             eligible.sort_by_key(|(position, _)| *position);
@@ -517,7 +537,8 @@ impl<'a> Router<'a> {
             step,
             target: candidates.target,
             considered: candidates.reps.len() as u32,
-            excluded,
+            unavailable,
+            unmet,
             away_fallback,
             preferences: None,
             floor: false,
@@ -546,20 +567,20 @@ impl<'a> Router<'a> {
         if !preferences.is_empty() {
             // Preferences are dropped from the last one: a rep's tier is how many leading
             // preferences they meet, and the best tier anyone reaches is served.
-            let tiers: Vec<usize> = eligible
+            let tier = |position: RepIndex| {
+                preferences
+                    .iter()
+                    .take_while(|preference| {
+                        preference.holds(self.roster, position, &self.rules.catalogue)
+                    })
+                    .count()
+            };
+            let best = eligible
                 .iter()
-                .map(|(position, _)| {
-                    preferences
-                        .iter()
-                        .take_while(|preference| {
-                            preference.holds(self.roster, *position, &self.rules.catalogue)
-                        })
-                        .count()
-                })
-                .collect();
-            let best = tiers.iter().copied().max().unwrap_or(0);
-            let mut tier = tiers.into_iter();
-            eligible.retain(|_| tier.next().unwrap_or(0) >= best);
+                .map(|(position, _)| tier(*position))
+                .max()
+                .unwrap_or(0);
+            eligible.retain(|(position, _)| tier(*position) >= best);
             attempt.preferences = Some((best as u16, preferences.len() as u16));
         }
         // Reps below a weekly or monthly floor (下限) go first, when only some are.
@@ -664,13 +685,49 @@ impl<'a> Router<'a> {
     }
 }
 
+/// Splits the reps who failed some requirement by the first they failed: a set per
+/// requirement, computed a word at a time when the requirements are sets.
+fn split_by_first_unmet(gate: &Gate<'_>, failed: Vec<u64>) -> Vec<Vec<u64>> {
+    if failed.is_empty() {
+        return Vec::new();
+    }
+    let mut unmet = vec![vec![0u64; failed.len()]; gate.requirements.len()];
+    let sets: Option<Vec<Option<&[u64]>>> = gate.requirements.iter().map(Bound::set).collect();
+    match sets {
+        Some(sets) => {
+            // Those failing requirement i are the ones left after 0..i that its set lacks.
+            let mut left = failed;
+            for (set, out) in sets.iter().zip(&mut unmet) {
+                let Some(set) = set else { continue };
+                for ((word, kept), out) in left.iter_mut().zip(set.iter()).zip(out.iter_mut()) {
+                    *out = *word & !kept;
+                    *word &= kept;
+                }
+            }
+        }
+        None => {
+            for (word_index, &word) in failed.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let position = (word_index * 64) as RepIndex + bits.trailing_zeros();
+                    bits &= bits - 1;
+                    let index = gate.first_unmet(position).unwrap_or(0);
+                    set_bit(&mut unmet[usize::from(index)], position);
+                }
+            }
+        }
+    }
+    unmet
+}
+
 fn empty_attempt(rule: Option<u32>, step: Step, target: AttemptTarget) -> Attempt {
     Attempt {
         rule,
         step,
         target,
         considered: 0,
-        excluded: Vec::new(),
+        unavailable: Vec::new(),
+        unmet: Vec::new(),
         away_fallback: false,
         preferences: None,
         floor: false,

@@ -21,14 +21,21 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
         .map(|(position, _)| input.rep_state(*position).open_leads)
         .max()
         .unwrap_or(0);
-    let dimensions = |position: usize| -> Vec<(&'static str, f64, f64)> {
+    // Each candidate's dimensions, as (name, weight, value); the win-probability dimension
+    // only when a model scored the lead.
+    let count = if input.win_probability.is_some() {
+        6
+    } else {
+        5
+    };
+    let dimensions = |position: usize| -> [(&'static str, f64, f64); 6] {
         let open = input.rep_state(input.candidates[position].0).open_leads;
         let conversion = if best_conversion > 0.0 {
             statistics.conversion[position] / best_conversion
         } else {
             0.5
         };
-        let mut dimensions = vec![
+        [
             ("matching", weights.matching, input.matching[position]),
             ("conversion", weights.conversion, conversion),
             ("response", weights.response, statistics.response[position]),
@@ -38,24 +45,21 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
                 weights.load,
                 1.0 - f64::from(open) / (f64::from(most_open) + 1.0),
             ),
-        ];
-        if let Some(probability) = input.win_probability {
-            dimensions.push((
+            (
                 "win_probability",
                 weights.win_probability,
-                probability * conversion,
-            ));
-        }
-        dimensions
+                input.win_probability.unwrap_or(0.0) * conversion,
+            ),
+        ]
     };
-    let total_weight = dimensions(0)
+    let total_weight = dimensions(0)[..count]
         .iter()
         .map(|(_, weight, _)| weight)
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
     let scores: Vec<f64> = (0..input.candidates.len())
         .map(|position| {
-            dimensions(position)
+            dimensions(position)[..count]
                 .iter()
                 .map(|(_, weight, value)| weight * value)
                 .sum::<f64>()
@@ -82,7 +86,7 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
             .iter()
             .position(|(rep, _)| *rep == scored.rep)
             .unwrap_or_default();
-        scored.parts = dimensions(position)
+        scored.parts = dimensions(position)[..count]
             .iter()
             .map(|(name, _, value)| (*name, *value))
             .collect();

@@ -30,6 +30,11 @@ pub(super) fn pick(
     let previous = input
         .rotation()
         .filter(|rotation| rotation.period == Some(period) && catch_up != CatchUp::Full);
+    // Candidates and stored credits are both in rep-id order: one walk reads the credits.
+    let mut stored = previous
+        .map_or(&[][..], |rotation| &rotation.credits[..])
+        .iter()
+        .peekable();
     let mut counted: Vec<f64> = input
         .candidates
         .iter()
@@ -37,9 +42,11 @@ pub(super) fn pick(
             let count = input
                 .rep_state(*position)
                 .count(window, input.local(*position));
-            let forgiven = previous.map_or(0.0, |rotation| {
-                rotation.credit(&input.roster.rep(*position).id)
-            });
+            let id = &input.roster.rep(*position).id;
+            while stored.next_if(|(stored_id, _)| stored_id < id).is_some() {}
+            let forgiven = stored
+                .next_if(|(stored_id, _)| stored_id == id)
+                .map_or(0.0, |(_, credit)| *credit);
             f64::from(count) + forgiven
         })
         .collect();

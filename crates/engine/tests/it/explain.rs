@@ -109,3 +109,51 @@ fn large_teams_stay_compact() {
         "{text}"
     );
 }
+
+/// Requirements narrow a team as sets; the record still lists each rep they turned away with
+/// the condition it failed, grouped beside the reps who were unavailable, in roster order.
+#[test]
+fn reps_a_requirement_turns_away_are_listed_with_the_condition() {
+    let reps: Vec<engine::Rep> = (0..6)
+        .map(|index| {
+            let mut rep = crate::support::rep(&format!("r{index}"), &format!("Rep {index}"));
+            rep.industries = vec![if index % 3 == 0 { "零售" } else { "制造" }.into()];
+            if index == 1 {
+                rep.status = RepStatus::Paused;
+            }
+            rep
+        })
+        .collect();
+    let members = ["r0", "r1", "r2", "r3", "r4", "r5"];
+    let mut world = World::new(
+        reps,
+        vec![crate::support::team("t", &members)],
+        json!({"rules": [{"id": "all", "target": {"team": "t"},
+                          "requires": [{"field": "rep.industries", "op": "contains", "ref": "industry"}]}]}),
+    );
+    let lead = lead_in("华东", "制造");
+    let decision = world.route(&lead, tuesday_morning());
+    let record = DecisionRecord::new(&decision, &world.rules, &world.roster, &lead);
+    let attempt = &record.attempts[0];
+    let groups: Vec<(&str, u32, Vec<&str>)> = attempt
+        .excluded
+        .iter()
+        .map(|group| {
+            let ids = group.reps.iter().map(|rep| rep.id.as_str()).collect();
+            (group.reason.as_str(), group.count, ids)
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("requirement", 2, vec!["r0", "r3"]),
+            ("paused", 1, vec!["r1"]),
+        ]
+    );
+    assert_eq!(attempt.eligible, 3);
+    assert!(
+        attempt.excluded[0].reps[0].detail.contains("制造"),
+        "{:?}",
+        attempt.excluded[0].reps[0]
+    );
+}

@@ -302,4 +302,94 @@ proptest! {
         let evaluated = route(&unindexed, &world.roster, &world.state, &request);
         prop_assert_eq!(indexed, evaluated);
     }
+    /// Requirements narrow a team as sets a word at a time; each rep turned away must still be
+    /// turned away for the first reason a rep-by-rep check finds, in roster order.
+    #[test]
+    fn exclusions_name_the_first_reason_of_a_rep_by_rep_check(
+        reps in prop::collection::vec((rep_setup(), 0usize..4, 0usize..4, 1u8..6), 1..150),
+        requirements in prop::collection::vec(0usize..4, 0..4),
+        excluded in prop::collection::vec(0usize..150, 0..5),
+        industry in 0usize..4,
+    ) {
+        const INDUSTRIES: [&str; 3] = ["制造", "零售", "金融"];
+        let built: Vec<Rep> = reps
+            .iter()
+            .enumerate()
+            .map(|(index, (setup, first, second, level))| {
+                let mut built = build_rep(index, setup);
+                built.industries = [first, second]
+                    .iter()
+                    .filter_map(|which| INDUSTRIES.get(**which))
+                    .map(|industry| (*industry).to_owned())
+                    .collect();
+                built.level = *level;
+                built
+            })
+            .collect();
+        // Two requirements the roster answers as sets, and one read rep by rep.
+        let conditions = [
+            json!({"field": "rep.industries", "op": "contains", "ref": "industry"}),
+            json!({"field": "rep.industries", "op": "exists"}),
+            json!({"field": "rep.level", "op": "gte", "value": 3}),
+            json!({"field": "rep.industries", "op": "not_contains", "value": "金融"}),
+        ];
+        let requires: Vec<serde_json::Value> =
+            requirements.iter().map(|which| conditions[*which].clone()).collect();
+        let ids: Vec<String> = built.iter().map(|rep| rep.id.to_string()).collect();
+        let members: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let world = World::new(
+            built.clone(),
+            vec![team("t", &members)],
+            json!({"rules": [{"id": "all", "target": {"team": "t"}, "requires": requires,
+                              "fallback": ["hold"]}]}),
+        );
+        let lead = Lead {
+            industry: [None, Some("制造"), Some("零售"), Some("金融")][industry].map(str::to_owned),
+            ..Lead::default()
+        };
+        let exclude: Vec<RepId> = excluded
+            .iter()
+            .filter(|index| **index < built.len())
+            .map(|index| RepId::new(format!("r{index}")))
+            .collect();
+        let now = at("2026-11-24T02:00:00Z");
+        let request = RouteRequest { lead: &lead, now, exclude: &exclude, model: None, keep_candidates: false };
+        let decision = route(&world.rules, &world.roster, &world.state, &request);
+        let attempt = &decision.attempts[0];
+        // By hand, rep by rep in roster (id) order.
+        let meets = |rep: &Rep, which: usize| match which {
+            0 => lead.industry.as_ref().is_none_or(|wanted| rep.industries.contains(wanted)),
+            1 => !rep.industries.is_empty(),
+            2 => rep.level >= 3,
+            _ => !rep.industries.iter().any(|industry| industry == "金融"),
+        };
+        let mut sorted = built.clone();
+        sorted.sort_by(|left, right| left.id.cmp(&right.id));
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for rep in &sorted {
+            let reason = if exclude.contains(&rep.id) {
+                Some("excluded".to_owned())
+            } else if let Some(index) = requirements.iter().position(|which| !meets(rep, *which)) {
+                Some(format!("requirement {index}"))
+            } else {
+                eligible_by_hand(rep, &Ledger::default(), now).err().map(|_| "unavailable".to_owned())
+            };
+            if let Some(reason) = reason {
+                expected.push((rep.id.to_string(), reason));
+            }
+        }
+        let found: Vec<(String, String)> = attempt
+            .exclusions()
+            .map(|(position, exclusion)| {
+                let reason = match exclusion {
+                    engine::eligibility::Exclusion::Excluded => "excluded".to_owned(),
+                    engine::eligibility::Exclusion::Requirement { index } => format!("requirement {index}"),
+                    _ => "unavailable".to_owned(),
+                };
+                (world.roster.rep(position).id.to_string(), reason)
+            })
+            .collect();
+        prop_assert_eq!(&found, &expected);
+        prop_assert_eq!(attempt.excluded_count() as usize, expected.len());
+    }
 }

@@ -357,7 +357,7 @@ fn hard_requirements_exclude_reps_and_a_missing_lead_value_does_not_constrain() 
         ]
     );
     let anyone = world.route(&Lead::default(), tuesday_morning());
-    assert_eq!(anyone.attempts[0].excluded.len(), 0);
+    assert_eq!(anyone.attempts[0].excluded_count(), 0);
 }
 
 #[test]

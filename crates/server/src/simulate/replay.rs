@@ -534,7 +534,7 @@ impl Side {
         }
         let mut capped: Vec<RepIndex> = Vec::new();
         for attempt in &decision.attempts {
-            for (index, exclusion) in &attempt.excluded {
+            for (index, exclusion) in &attempt.unavailable {
                 if matches!(
                     exclusion,
                     Exclusion::HoldingCap { .. } | Exclusion::PeriodCap { .. }
