@@ -111,6 +111,7 @@ fn wrk(
         p99_ms: field("99%")
             .and_then(|value| duration(&value))
             .unwrap_or(0.0),
+        cpu_us: None,
     })
 }
 
@@ -147,6 +148,41 @@ struct Measured {
     per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server's CPU time (all threads, user and system) per request or lead, in µs: on a
+    /// shared machine a steadier figure than the rate, which moves with what else runs.
+    cpu_us: Option<f64>,
+}
+
+/// The CPU time a process has used so far, in seconds, from `/proc` (Linux; `None` elsewhere).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are the 14th and 15th fields, in ticks of USER_HZ (100 on Linux).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Runs a measurement and sets its server CPU per item: `items_per_second` × `seconds` items.
+async fn with_cpu(
+    pid: Option<u32>,
+    seconds: u64,
+    measure: impl std::future::Future<Output = anyhow::Result<Measured>>,
+) -> anyhow::Result<Measured> {
+    let before = cpu_seconds(pid);
+    let mut measured = measure.await?;
+    let items = measured.per_second * seconds as f64;
+    measured.cpu_us = match (before, cpu_seconds(pid)) {
+        (Some(before), Some(after)) if items > 0.0 => Some((after - before) * 1e6 / items),
+        _ => None,
+    };
+    Ok(measured)
+}
+
+fn cpu_cell(measured: &Measured) -> String {
+    measured
+        .cpu_us
+        .map_or_else(String::new, |cpu| format!("{cpu:.0}"))
 }
 
 fn percentile(sorted: &[u64], fraction: f64) -> f64 {
@@ -167,6 +203,11 @@ fn median_of(runs: &[Measured]) -> Measured {
         per_second: median(runs.iter().map(|run| run.per_second).collect()),
         p50_ms: median(runs.iter().map(|run| run.p50_ms).collect()),
         p99_ms: median(runs.iter().map(|run| run.p99_ms).collect()),
+        cpu_us: runs
+            .iter()
+            .map(|run| run.cpu_us)
+            .collect::<Option<Vec<f64>>>()
+            .map(median),
     }
 }
 
@@ -223,6 +264,7 @@ async fn closed_loop(
         per_second: latencies.len() as f64 * per_request as f64 / elapsed,
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
+        cpu_us: None,
     })
 }
 
@@ -270,6 +312,7 @@ async fn fixed_rate(
         per_second: latencies.len() as f64 / elapsed,
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
+        cpu_us: None,
     })
 }
 
@@ -533,36 +576,54 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("run {} of {}", run + 1, args.runs);
         // The fixed-rate run comes right after the trivial one and each heavy write phase is
         // followed by a pause, so one phase's checkpoint does not land in the next's latency.
-        trivial.push(if use_wrk {
-            wrk(
-                &format!("{base}/healthz"),
-                None,
-                args.clients,
-                args.seconds,
-                1,
-            )?
-        } else {
-            closed_loop(&client, args.clients, args.seconds, Arc::clone(&healthz), 1).await?
-        });
-        rated.push(fixed_rate(&client, &base, &key, args.rate, args.seconds).await?);
+        let pid = server.id();
+        let seconds = args.seconds;
+        trivial.push(
+            with_cpu(pid, seconds, async {
+                if use_wrk {
+                    wrk(&format!("{base}/healthz"), None, args.clients, seconds, 1)
+                } else {
+                    closed_loop(&client, args.clients, seconds, Arc::clone(&healthz), 1).await
+                }
+            })
+            .await?,
+        );
+        rated.push(
+            with_cpu(
+                pid,
+                seconds,
+                fixed_rate(&client, &base, &key, args.rate, seconds),
+            )
+            .await?,
+        );
         settle().await;
-        single.push(if use_wrk {
-            wrk(
-                &base,
-                Some(&wrk_script(&key, false)),
-                args.clients,
-                args.seconds,
-                1,
-            )?
-        } else {
-            closed_loop(&client, args.clients, args.seconds, Arc::clone(&intake), 1).await?
-        });
+        single.push(
+            with_cpu(pid, seconds, async {
+                if use_wrk {
+                    wrk(
+                        &base,
+                        Some(&wrk_script(&key, false)),
+                        args.clients,
+                        seconds,
+                        1,
+                    )
+                } else {
+                    closed_loop(&client, args.clients, seconds, Arc::clone(&intake), 1).await
+                }
+            })
+            .await?,
+        );
         settle().await;
-        batched.push(if use_wrk {
-            wrk(&base, Some(&wrk_script(&key, true)), 4, args.seconds, 100)?
-        } else {
-            closed_loop(&client, 4, args.seconds, Arc::clone(&batch), 100).await?
-        });
+        batched.push(
+            with_cpu(pid, seconds, async {
+                if use_wrk {
+                    wrk(&base, Some(&wrk_script(&key, true)), 4, seconds, 100)
+                } else {
+                    closed_loop(&client, 4, seconds, Arc::clone(&batch), 100).await
+                }
+            })
+            .await?,
+        );
         settle().await;
         raw.push(raw_insert(&store, args.seconds, &record).await?);
         settle().await;
@@ -587,33 +648,44 @@ async fn main() -> anyhow::Result<()> {
             ""
         }
     );
-    println!("| measurement | per second | p50 ms | p99 ms | ratio to floor |");
-    println!("|---|---:|---:|---:|---|");
     println!(
-        "| floor: GET /healthz, same client | {:.0} req | {:.2} | {:.2} | 1 |",
-        trivial.per_second, trivial.p50_ms, trivial.p99_ms
+        "| measurement | per second | p50 ms | p99 ms | ratio to floor | server CPU µs per request or lead |"
+    );
+    println!("|---|---:|---:|---:|---|---:|");
+    println!(
+        "| floor: GET /healthz, same client | {:.0} req | {:.2} | {:.2} | 1 | {} |",
+        trivial.per_second,
+        trivial.p50_ms,
+        trivial.p99_ms,
+        cpu_cell(&trivial)
     );
     println!(
-        "| floor: raw insert of the same rows (lead, decision, 3 SLA timers, outbox event), 100 leads per transaction | {raw:.0} leads | | | 1 |"
+        "| floor: raw insert of the same rows (lead, decision, 3 SLA timers, outbox event), 100 leads per transaction | {raw:.0} leads | | | 1 | |"
     );
     println!(
-        "| POST /api/v1/leads, closed loop | {:.0} leads | {:.2} | {:.2} | {:.2} of healthz, {:.2} of raw insert |",
+        "| POST /api/v1/leads, closed loop | {:.0} leads | {:.2} | {:.2} | {:.2} of healthz, {:.2} of raw insert | {} |",
         single.per_second,
         single.p50_ms,
         single.p99_ms,
         single.per_second / trivial.per_second,
-        single.per_second / raw
+        single.per_second / raw,
+        cpu_cell(&single)
     );
     println!(
-        "| POST /api/v1/leads at {} leads/s | {:.0} leads | {:.2} | {:.2} | |",
-        args.rate, rated.per_second, rated.p50_ms, rated.p99_ms
+        "| POST /api/v1/leads at {} leads/s | {:.0} leads | {:.2} | {:.2} | | {} |",
+        args.rate,
+        rated.per_second,
+        rated.p50_ms,
+        rated.p99_ms,
+        cpu_cell(&rated)
     );
     println!(
-        "| POST /api/v1/leads/batch, 100 per request, 4 clients | {:.0} leads | {:.2} | {:.2} | {:.2} of raw insert |",
+        "| POST /api/v1/leads/batch, 100 per request, 4 clients | {:.0} leads | {:.2} | {:.2} | {:.2} of raw insert | {} |",
         batched.per_second,
         batched.p50_ms,
         batched.p99_ms,
-        batched.per_second / raw
+        batched.per_second / raw,
+        cpu_cell(&batched)
     );
     let _ = server.kill().await;
     store.close().await;

@@ -46,9 +46,22 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach: one shared value, so the clone axum makes for each extractor
+/// and middleware of every request is a single reference count, not one per service.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind `AppState`.
+#[derive(Clone, Debug)]
+pub struct Services {
     pub store: Store,
     pub router: routing::Router,
     pub notifier: notify::Notifier,
@@ -111,7 +124,7 @@ impl AppState {
         let limits =
             Arc::new(auth::RateLimits::new(intake_rate, intake_rate * 2.0).shared(store.clone()));
         let sealer = Arc::new(secrets::Sealer::from_env());
-        AppState {
+        AppState(Arc::new(Services {
             notifier: notify::Notifier::new(store.clone(), public_url, sealer.clone())
                 .with_timeout(timeout),
             sealer,
@@ -121,18 +134,26 @@ impl AppState {
             limits,
             closing: tokio::sync::watch::Sender::new(false),
             metrics: Arc::default(),
-        }
+        }))
     }
 }
 
 impl AppState {
     /// The same state sealing secrets with another key (tests, and embedders that keep the key
     /// elsewhere than the environment).
-    pub fn with_sealer(mut self, sealer: secrets::Sealer) -> AppState {
+    pub fn with_sealer(self, sealer: secrets::Sealer) -> AppState {
         let sealer = Arc::new(sealer);
-        self.notifier = self.notifier.with_sealer(sealer.clone());
-        self.sealer = sealer;
-        self
+        self.with(|services| {
+            services.notifier = services.notifier.clone().with_sealer(sealer.clone());
+            services.sealer = sealer;
+        })
+    }
+
+    /// The same state with some service changed (tests, and embedders).
+    pub fn with(self, change: impl FnOnce(&mut Services)) -> AppState {
+        let mut services = Arc::unwrap_or_clone(self.0);
+        change(&mut services);
+        AppState(Arc::new(services))
     }
 }
 

@@ -5,6 +5,7 @@ use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use engine::LeadStatus;
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,7 @@ pub async fn create_lead(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(input): Body<LeadInput>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     caller.may(Operation::CreateLead)?;
     let lead = match input.normalised() {
         Ok(lead) => lead,
@@ -104,13 +105,12 @@ pub async fn create_lead(
             Created::New { .. } | Created::Planned { .. } => StatusCode::CREATED,
             Created::Duplicate { .. } | Created::Attached { .. } => StatusCode::OK,
         };
-        return Ok((status, Json(receipt)));
+        return Ok((status, Json(receipt)).into_response());
     }
+    // Written straight from the typed view: the record and explanation go out as the text
+    // the worker rendered, not parsed into a tree and written again.
     let (status, body) = placed(&app, created).await?;
-    Ok((
-        status,
-        Json(serde_json::to_value(body).map_err(ApiError::internal)?),
-    ))
+    Ok((status, Json(body)).into_response())
 }
 
 /// What a caller who may not read the lead learns of its intake: `{id, duplicate}`. An

@@ -41,11 +41,16 @@ pub(super) fn rep_stats(row: &StatsRow) -> RepStats {
     }
 }
 
-/// The customer segment statistics are kept by, from the company's size.
+/// The customer segment statistics are kept by, from the company's size. Only that field is
+/// read: the rest of the document is skipped, not built into a tree.
 fn segment(row: &LeadRow) -> &'static str {
-    let size = serde_json::from_str::<Value>(&row.document)
+    #[derive(serde::Deserialize)]
+    struct Size {
+        company_size: Option<Value>,
+    }
+    let size = serde_json::from_str::<Size>(&row.document)
         .ok()
-        .and_then(|document| document.get("company_size")?.as_f64());
+        .and_then(|document| document.company_size?.as_f64());
     engine::lead::size_segment(size)
 }
 
@@ -136,16 +141,14 @@ pub(super) fn count(
     rep: Option<&str>,
     add: impl Fn(&mut StatsDelta),
 ) {
+    let segment = segment(row);
     let keys = [
         ("rep", rep.map(str::to_owned)),
         ("source", row.source.clone()),
         ("rule", row.rule_id.clone()),
-        ("segment", Some(segment(row).to_owned())),
+        ("segment", Some(segment.to_owned())),
         // The rep's record on the segment: what an optimised batch's fit learns from.
-        (
-            "rep_segment",
-            rep.map(|rep| format!("{rep}/{}", segment(row))),
-        ),
+        ("rep_segment", rep.map(|rep| format!("{rep}/{segment}"))),
     ];
     for (dimension, key) in keys {
         let Some(key) = key else { continue };

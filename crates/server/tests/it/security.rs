@@ -1530,11 +1530,16 @@ async fn lock_out_holds_across_instances_on_postgres() {
 
 #[tokio::test]
 async fn integration_keys_are_rate_limited_with_retry_after() {
-    let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    let stored = TestApp::without_clock(Backend::Sqlite).await.expect("app");
+    // One a second with a burst of 20, so the burst runs out however slow the machine is (the
+    // default, 200 a second with a burst of 400, is outrun only by a fast loop).
+    let state = stored.state.clone().with(|services| {
+        services.limits = std::sync::Arc::new(server::auth::RateLimits::new(1.0, 20.0));
+    });
+    let app = TestApp::with_state(state, stored.key.clone());
     let key = app.key(Role::Integration).await;
     let mut limited = None;
-    // 200 a second with a burst of 400 by default: the burst runs out first.
-    for _ in 0..450 {
+    for _ in 0..60 {
         let (status, _, headers) = call(
             &app,
             Method::POST,
@@ -1568,9 +1573,11 @@ async fn an_integration_rate_holds_across_instances() {
         return;
     };
     let store = app.state.store.clone();
-    let limited = |mut state: server::AppState| {
-        state.limits =
-            std::sync::Arc::new(server::auth::RateLimits::new(0.5, 4.0).shared(store.clone()));
+    let limited = |state: server::AppState| {
+        let state = state.with(|services| {
+            services.limits =
+                std::sync::Arc::new(server::auth::RateLimits::new(0.5, 4.0).shared(store.clone()));
+        });
         TestApp::with_state(state, app.key.clone())
     };
     let first = limited(app.state.clone());
