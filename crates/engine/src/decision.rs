@@ -10,7 +10,7 @@ use crate::eligibility::Exclusion;
 use crate::lead::Priority;
 use crate::model::WinScore;
 use crate::rep::RepId;
-use crate::roster::RepIndex;
+use crate::roster::{RepIndex, bit, positions};
 use crate::rule_set::Fallback;
 use crate::state::StateChange;
 use crate::strategy::{Scored, TieBreak};
@@ -137,29 +137,23 @@ impl Attempt {
     /// The reps the requirements turned away, in roster order, each with the first it failed.
     fn unmet_reps(&self) -> impl Iterator<Item = (RepIndex, Exclusion)> + '_ {
         let words = self.unmet.iter().map(Vec::len).max().unwrap_or(0);
-        (0..words).flat_map(move |word| {
-            let mut all = self
+        let all = (0..words).map(|word| {
+            self.unmet
+                .iter()
+                .fold(0, |all, set| all | set.get(word).copied().unwrap_or(0))
+        });
+        positions(all).map(|position| {
+            let index = self
                 .unmet
                 .iter()
-                .fold(0u64, |all, set| all | set.get(word).copied().unwrap_or(0));
-            std::iter::from_fn(move || {
-                if all == 0 {
-                    return None;
-                }
-                let bit = all.trailing_zeros();
-                all &= all - 1;
-                let index = self
-                    .unmet
-                    .iter()
-                    .position(|set| set.get(word).is_some_and(|bits| bits >> bit & 1 == 1))
-                    .unwrap_or(0);
-                Some((
-                    (word * 64) as RepIndex + bit,
-                    Exclusion::Requirement {
-                        index: index as u16,
-                    },
-                ))
-            })
+                .position(|set| bit(set, position))
+                .unwrap_or(0);
+            (
+                position,
+                Exclusion::Requirement {
+                    index: index as u16,
+                },
+            )
         })
     }
 }

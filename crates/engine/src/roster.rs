@@ -82,6 +82,20 @@ pub(crate) fn bit(bits: &[u64], position: RepIndex) -> bool {
         .is_some_and(|word| word >> (position % 64) & 1 == 1)
 }
 
+/// The positions in a set, given word by word, in increasing order.
+pub(crate) fn positions(words: impl IntoIterator<Item = u64>) -> impl Iterator<Item = RepIndex> {
+    words.into_iter().enumerate().flat_map(|(index, word)| {
+        let mut rest = word;
+        std::iter::from_fn(move || {
+            (rest != 0).then(|| {
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                (index * 64) as RepIndex + bit
+            })
+        })
+    })
+}
+
 /// Adds a position to a set.
 pub(crate) fn set_bit(bits: &mut [u64], position: RepIndex) {
     if let Some(word) = bits.get_mut(position as usize / 64) {

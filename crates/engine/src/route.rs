@@ -11,7 +11,7 @@ use crate::hours::Period;
 use crate::lead::{Lead, Priority};
 use crate::model::WinModel;
 use crate::rep::RepId;
-use crate::roster::{Clock, RepIndex, Roster, bit, set_bit};
+use crate::roster::{Clock, RepIndex, Roster, bit, positions, set_bit};
 use crate::rule_set::{Fallback, Rule, RuleSet, Target};
 use crate::state::{RoutingState, StateChange};
 use crate::strategy::{self, Pick, Strategy};
@@ -706,14 +706,9 @@ fn split_by_first_unmet(gate: &Gate<'_>, failed: Vec<u64>) -> Vec<Vec<u64>> {
             }
         }
         None => {
-            for (word_index, &word) in failed.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let position = (word_index * 64) as RepIndex + bits.trailing_zeros();
-                    bits &= bits - 1;
-                    let index = gate.first_unmet(position).unwrap_or(0);
-                    set_bit(&mut unmet[usize::from(index)], position);
-                }
+            for position in positions(failed.iter().copied()) {
+                let index = gate.first_unmet(position).unwrap_or(0);
+                set_bit(&mut unmet[usize::from(index)], position);
             }
         }
     }
