@@ -1045,7 +1045,17 @@ async fn a_team_digest_reaches_its_group_chat(app: TestApp) {
         .await
         .expect("digest");
     assert_eq!(written, 0, "a schedule starts at its next time");
-    let now = Utc::now() + Duration::days(1);
+    // A minute after the next 00:00 in the workspace's zone: due, and not late. (A day from
+    // now would be more than 12 hours after that 00:00 in the zone's afternoon, and a digest
+    // that late is skipped.)
+    let zone = server::reports::workspace_zone(&app.state).await;
+    let tomorrow = Utc::now().with_timezone(&zone).date_naive() + Duration::days(1);
+    let midnight = tomorrow
+        .and_hms_opt(0, 0, 0)
+        .and_then(|local| local.and_local_timezone(zone).earliest())
+        .expect("midnight")
+        .with_timezone(&Utc);
+    let now = midnight + Duration::minutes(1);
     let written = server::notify::digest::run_due(&app.state, now)
         .await
         .expect("digest");
