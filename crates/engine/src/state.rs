@@ -71,15 +71,6 @@ pub struct RotationState {
     pub period: Option<NaiveDate>,
 }
 
-impl RotationState {
-    /// The credit of a rep, zero when absent.
-    pub fn credit(&self, id: &RepId) -> f64 {
-        self.credits
-            .binary_search_by(|(candidate, _)| candidate.cmp(id))
-            .map_or(0.0, |found| self.credits[found].1)
-    }
-}
-
 /// A change the store applies with the assignment, in the same transaction.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StateChange {

@@ -73,6 +73,16 @@ async fn submit(app: &TestApp, path: &str, cookies: &str, form: &str) -> Page {
     visit(app, "POST", path, cookies, Some(form), "zh-CN").await
 }
 
+/// Adds `mgr`, a manager of team `t`, who signs in with `sign_in(app, "mgr")`.
+async fn add_manager(app: &TestApp) {
+    app.ok(
+        "/api/v1/users",
+        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
+        StatusCode::CREATED,
+    )
+    .await;
+}
+
 /// Signs in through the form; returns the session cookie and the CSRF token of its pages.
 async fn sign_in(app: &TestApp, username: &str) -> (String, String) {
     let page = visit(
@@ -1983,12 +1993,7 @@ async fn a_manager_assigns_ticked_pool_leads_to_a_rep() {
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
-    app.ok(
-        "/api/v1/users",
-        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    add_manager(&app).await;
     let (cookie, csrf) = sign_in(&app, "mgr").await;
     let pool = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
     assert!(
@@ -2042,12 +2047,7 @@ async fn a_manager_previews_and_confirms_an_optimal_distribution() {
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
-    app.ok(
-        "/api/v1/users",
-        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    add_manager(&app).await;
     let (cookie, csrf) = sign_in(&app, "mgr").await;
     let pool = visit(&app, "GET", "/pool", &cookie, None, "zh-CN").await;
     assert!(
@@ -2253,12 +2253,7 @@ async fn a_manager_edits_their_own_reps_and_team_and_nothing_else() {
         StatusCode::CREATED,
     )
     .await;
-    app.ok(
-        "/api/v1/users",
-        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    add_manager(&app).await;
     let (cookie, csrf) = sign_in(&app, "mgr").await;
     let reps = visit(&app, "GET", "/admin/reps", &cookie, None, "zh-CN").await;
     assert_eq!(reps.status, StatusCode::OK);
@@ -2420,12 +2415,7 @@ async fn console_forms_refuse_what_the_role_may_not_do() {
 
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
     let ids = setup(&app).await;
-    app.ok(
-        "/api/v1/users",
-        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    add_manager(&app).await;
     let owner = |id: String| {
         let app = &app;
         async move {
@@ -3151,12 +3141,7 @@ async fn a_reminded_unanswered_lead_is_overdue_until_someone_answers() {
 async fn a_manager_assigns_ticked_or_all_matching_leads_from_the_list() {
     let app = TestApp::without_clock(Backend::Sqlite).await.expect("app");
     let ids = setup(&app).await;
-    app.ok(
-        "/api/v1/users",
-        &json!({"username": "mgr", "role": "manager", "teams": ["t"], "password": "correct horse battery"}),
-        StatusCode::CREATED,
-    )
-    .await;
+    add_manager(&app).await;
     let (cookie, csrf) = sign_in(&app, "mgr").await;
     let list = visit(
         &app,
