@@ -109,6 +109,8 @@ pub struct RosterTeam {
     pub team: Team,
     /// Members in roster order, each with the weight it has in this team.
     pub(crate) members: Vec<(RepIndex, f64)>,
+    /// The same members as a set over the roster, for narrowing by requirement sets.
+    pub(crate) set: Vec<u64>,
 }
 
 impl RosterTeam {
@@ -243,7 +245,11 @@ impl Roster {
             roster
                 .team_index
                 .insert(team.id.clone(), roster.teams.len() as u32);
-            roster.teams.push(RosterTeam { team, members });
+            let mut set = vec![0; roster.reps.len().div_ceil(64)];
+            for (position, _) in &members {
+                set_bit(&mut set, *position);
+            }
+            roster.teams.push(RosterTeam { team, members, set });
         }
         let words = roster.reps.len().div_ceil(64);
         for (position, symbols) in roster.rep_symbols.iter().enumerate() {

@@ -182,6 +182,8 @@ struct Candidates<'r> {
     target: AttemptTarget,
     /// A single team's members are borrowed from the roster, not copied per lead.
     reps: std::borrow::Cow<'r, [(RepIndex, f64)]>,
+    /// The same reps as a set over the roster, when the roster keeps one (a single team).
+    members: Option<&'r [u64]>,
     strategy: Strategy,
     hours: HoursPolicy,
     away_fallback: bool,
@@ -341,6 +343,7 @@ impl<'a> Router<'a> {
                 .map(|position| (position, self.roster.rep(position).weight))
                 .into_iter()
                 .collect(),
+            members: None,
             strategy: Strategy::RoundRobin,
             hours: rule.hours.unwrap_or_default(),
             away_fallback: false,
@@ -365,6 +368,7 @@ impl<'a> Router<'a> {
             Target::Pool(pool) => Candidates {
                 target: AttemptTarget::Pool(pool.clone()),
                 reps: std::borrow::Cow::Borrowed(&[]),
+                members: None,
                 strategy: Strategy::RoundRobin,
                 hours: HoursPolicy::InHours,
                 away_fallback: false,
@@ -376,8 +380,11 @@ impl<'a> Router<'a> {
     /// Members of the teams, with each member's weight in the first team that lists them.
     fn teams(&self, ids: &[String], rule: Option<&Rule>) -> Candidates<'a> {
         let teams: Vec<_> = ids.iter().filter_map(|id| self.roster.team(id)).collect();
-        let reps = match teams.as_slice() {
-            [team] => std::borrow::Cow::Borrowed(team.members.as_slice()),
+        let (reps, members) = match teams.as_slice() {
+            [team] => (
+                std::borrow::Cow::Borrowed(team.members.as_slice()),
+                Some(team.set.as_slice()),
+            ),
             _ => {
                 let mut all: Vec<(RepIndex, f64)> = teams
                     .iter()
@@ -385,13 +392,14 @@ impl<'a> Router<'a> {
                     .collect();
                 all.sort_by_key(|(position, _)| *position);
                 all.dedup_by_key(|(position, _)| *position);
-                std::borrow::Cow::Owned(all)
+                (std::borrow::Cow::Owned(all), None)
             }
         };
         let first = teams.first().map(|team| &team.team);
         Candidates {
             target: AttemptTarget::Teams(ids.to_vec()),
             reps,
+            members,
             strategy: rule
                 .and_then(|rule| rule.strategy.clone())
                 .or_else(|| first.map(|team| team.default_strategy.clone()))
@@ -422,6 +430,7 @@ impl<'a> Router<'a> {
         Candidates {
             target: AttemptTarget::Reps(ids.to_vec()),
             reps: reps.into(),
+            members: None,
             strategy: rule
                 .and_then(|rule| rule.strategy.clone())
                 .unwrap_or_default(),
@@ -481,25 +490,55 @@ impl<'a> Router<'a> {
         let mut eligible: Vec<(RepIndex, f64)> = Vec::with_capacity(candidates.reps.len());
         let mut unavailable: Vec<(RepIndex, Exclusion)> = Vec::new();
         let mut failed: Vec<u64> = Vec::new();
-        for &(position, weight) in candidates.reps.iter() {
-            if gate.excludes(position) {
-                unavailable.push((position, Exclusion::Excluded));
-                continue;
-            }
-            let meets = match &required {
-                Some(set) => bit(set, position),
-                None => gate.first_unmet(position).is_none(),
-            };
-            if !meets {
-                if failed.is_empty() {
-                    failed = vec![0; self.roster.reps().len().div_ceil(64)];
+        match (&required, candidates.members) {
+            // A team against requirement sets, with nobody excluded by name: word by word, the
+            // members outside the set failed a requirement, and only those inside are visited.
+            (Some(required), Some(members)) if self.exclude.is_empty() => {
+                failed = members
+                    .iter()
+                    .zip(required)
+                    .map(|(member, meets)| member & !meets)
+                    .collect();
+                if failed.iter().all(|word| *word == 0) {
+                    failed = Vec::new();
                 }
-                set_bit(&mut failed, position);
-                continue;
+                let mut reps = candidates.reps.iter();
+                let meeting = members
+                    .iter()
+                    .zip(required)
+                    .map(|(member, meets)| member & meets);
+                for position in positions(meeting) {
+                    let weight = reps
+                        .find(|(candidate, _)| *candidate == position)
+                        .map_or(1.0, |(_, weight)| *weight);
+                    match gate.available(position) {
+                        Ok(()) => eligible.push((position, weight)),
+                        Err(reason) => unavailable.push((position, reason)),
+                    }
+                }
             }
-            match gate.available(position) {
-                Ok(()) => eligible.push((position, weight)),
-                Err(reason) => unavailable.push((position, reason)),
+            _ => {
+                for &(position, weight) in candidates.reps.iter() {
+                    if gate.excludes(position) {
+                        unavailable.push((position, Exclusion::Excluded));
+                        continue;
+                    }
+                    let meets = match &required {
+                        Some(set) => bit(set, position),
+                        None => gate.first_unmet(position).is_none(),
+                    };
+                    if !meets {
+                        if failed.is_empty() {
+                            failed = vec![0; self.roster.reps().len().div_ceil(64)];
+                        }
+                        set_bit(&mut failed, position);
+                        continue;
+                    }
+                    match gate.available(position) {
+                        Ok(()) => eligible.push((position, weight)),
+                        Err(reason) => unavailable.push((position, reason)),
+                    }
+                }
             }
         }
         let unmet = split_by_first_unmet(&gate, failed);
@@ -567,20 +606,52 @@ impl<'a> Router<'a> {
         if !preferences.is_empty() {
             // Preferences are dropped from the last one: a rep's tier is how many leading
             // preferences they meet, and the best tier anyone reaches is served.
-            let tier = |position: RepIndex| {
-                preferences
-                    .iter()
-                    .take_while(|preference| {
-                        preference.holds(self.roster, position, &self.rules.catalogue)
-                    })
-                    .count()
+            let sets: Option<Vec<Option<&[u64]>>> = preferences.iter().map(Bound::set).collect();
+            let best = match sets {
+                // As sets: those meeting the first k preferences narrow with each k, and the
+                // best tier is the last that still holds an eligible rep.
+                Some(sets) => {
+                    let mut meeting = vec![u64::MAX; self.roster.reps().len().div_ceil(64)];
+                    let mut best = 0;
+                    for set in sets {
+                        if let Some(set) = set {
+                            let narrowed: Vec<u64> = meeting
+                                .iter()
+                                .zip(set)
+                                .map(|(left, right)| left & right)
+                                .collect();
+                            if !eligible
+                                .iter()
+                                .any(|(position, _)| bit(&narrowed, *position))
+                            {
+                                break;
+                            }
+                            meeting = narrowed;
+                        }
+                        best += 1;
+                    }
+                    eligible.retain(|(position, _)| bit(&meeting, *position));
+                    best
+                }
+                None => {
+                    let tier = |position: RepIndex| {
+                        preferences
+                            .iter()
+                            .take_while(|preference| {
+                                preference.holds(self.roster, position, &self.rules.catalogue)
+                            })
+                            .count()
+                    };
+                    let tiers: Vec<usize> = eligible
+                        .iter()
+                        .map(|(position, _)| tier(*position))
+                        .collect();
+                    let best = tiers.iter().copied().max().unwrap_or(0);
+                    let mut tiers = tiers.into_iter();
+                    eligible.retain(|_| tiers.next().is_some_and(|tier| tier >= best));
+                    best
+                }
             };
-            let best = eligible
-                .iter()
-                .map(|(position, _)| tier(*position))
-                .max()
-                .unwrap_or(0);
-            eligible.retain(|(position, _)| tier(*position) >= best);
             attempt.preferences = Some((best as u16, preferences.len() as u16));
         }
         // Reps below a weekly or monthly floor (下限) go first, when only some are.

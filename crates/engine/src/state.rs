@@ -61,12 +61,16 @@ impl RepState {
 }
 
 /// The explicit state of one rotation (a team, or a rule's named reps): round robin's pointer,
-/// smooth weighted round robin's current weights, or fair share's forgiven leads, by rep id.
+/// smooth weighted round robin's current weights, or fair share's forgiven leads.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RotationState {
+    /// By id, so the rotation continues after the last rep served even once they have left.
     pub last: Option<RepId>,
-    /// Sorted by rep id; reps absent count as zero.
-    pub credits: Vec<(RepId, f64)>,
+    /// By roster position, sorted; reps absent count as zero. Positions belong to the roster
+    /// the state was built for: the store reads and writes them as rep ids. A rotation over
+    /// a large team rewrites a credit per candidate, and a position costs nothing to copy
+    /// where an id is a shared string with a reference count.
+    pub credits: Vec<(RepIndex, f64)>,
     /// For fair share: the window period the credits belong to; other periods read as zero.
     pub period: Option<NaiveDate>,
 }

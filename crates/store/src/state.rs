@@ -1,8 +1,9 @@
 //! Conversions between routing state rows and the engine's state types.
 
 use chrono::NaiveDate;
-use engine::RepId;
+use engine::roster::RepIndex;
 use engine::state::{RepState, RotationState, Tally};
+use engine::{RepId, Roster};
 use serde_json::json;
 
 use crate::rows::{RepStateRow, RotationRow};
@@ -44,35 +45,81 @@ pub fn rep_state_row(rep: &RepId, state: &RepState) -> RepStateRow {
     }
 }
 
-pub fn rotation_row(key: &str, state: &RotationState) -> RotationRow {
+/// A rotation as its row. Credits are kept by roster position in memory and by rep id here,
+/// so they survive a roster that changes between loads.
+pub fn rotation_row(key: &str, state: &RotationState, roster: &Roster) -> RotationRow {
     RotationRow {
         key: key.to_owned(),
         state: json!({
             "last": state.last.as_ref().map(RepId::as_str),
-            "credits": state.credits.iter().map(|(id, credit)| json!([id.as_str(), credit])).collect::<Vec<_>>(),
+            "credits": state
+                .credits
+                .iter()
+                .filter(|(position, _)| (*position as usize) < roster.reps().len())
+                .map(|(position, credit)| json!([roster.rep(*position).id.as_str(), credit]))
+                .collect::<Vec<_>>(),
             "period": state.period.map(|date| date.to_string()),
         })
         .to_string(),
     }
 }
 
-pub fn rotation_from_row(row: &RotationRow) -> RotationState {
+/// A rotation row for the roster it is loaded into; credits of reps no longer on it are
+/// dropped, as nobody can route to them.
+pub fn rotation_from_row(row: &RotationRow, roster: &Roster) -> RotationState {
     let value: serde_json::Value = serde_json::from_str(&row.state).unwrap_or_default();
-    let mut credits: Vec<(RepId, f64)> = value["credits"]
+    let mut credits: Vec<(RepIndex, f64)> = value["credits"]
         .as_array()
         .map(|items| {
             items
                 .iter()
-                .filter_map(|item| Some((RepId::new(item[0].as_str()?), item[1].as_f64()?)))
+                .filter_map(|item| {
+                    Some((roster.position_of(item[0].as_str()?)?, item[1].as_f64()?))
+                })
                 .collect()
         })
         .unwrap_or_default();
-    credits.sort_by(|left, right| left.0.cmp(&right.0));
+    credits.sort_by_key(|(position, _)| *position);
+    credits.dedup_by_key(|(position, _)| *position);
     RotationState {
         last: value["last"].as_str().map(RepId::new),
         credits,
         period: value["period"]
             .as_str()
             .and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::{Rep, Roster};
+
+    use super::*;
+
+    fn roster(ids: &[&str]) -> Roster {
+        Roster::new(
+            ids.iter().map(|id| Rep::new(*id, *id)).collect(),
+            Vec::new(),
+        )
+        .expect("roster")
+    }
+
+    /// Credits are positions in memory and ids in the row: a rep added in front moves every
+    /// position, a rep removed takes their credit along, and the others keep theirs.
+    #[test]
+    fn rotation_credits_follow_their_reps_across_a_changed_roster() {
+        let before = roster(&["b", "c", "d"]);
+        let state = RotationState {
+            last: Some(RepId::new("c")),
+            credits: vec![(0, 1.5), (1, -2.0), (2, 0.5)],
+            period: NaiveDate::from_ymd_opt(2026, 11, 30),
+        };
+        let row = rotation_row("teams:t", &state, &before);
+        let after = roster(&["a", "b", "d"]);
+        let loaded = rotation_from_row(&row, &after);
+        assert_eq!(loaded.credits, vec![(1, 1.5), (2, 0.5)]);
+        assert_eq!(loaded.last, state.last);
+        assert_eq!(loaded.period, state.period);
+        assert_eq!(rotation_from_row(&row, &before), state);
     }
 }

@@ -57,12 +57,32 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
         .map(|(_, weight, _)| weight)
         .sum::<f64>()
         .max(f64::MIN_POSITIVE);
-    let scores: Vec<f64> = (0..input.candidates.len())
-        .map(|position| {
-            dimensions(position)[..count]
-                .iter()
-                .map(|(_, weight, value)| weight * value)
-                .sum::<f64>()
+    // The same sum as the dimensions give, with the constant factors taken out of the loop.
+    let conversion_scale = if best_conversion > 0.0 {
+        1.0 / best_conversion
+    } else {
+        0.0
+    };
+    let conversion_floor = if best_conversion > 0.0 { 0.0 } else { 0.5 };
+    let win_probability = if count == 6 {
+        weights.win_probability * input.win_probability.unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    let load_scale = 1.0 / (f64::from(most_open) + 1.0);
+    let scores: Vec<f64> = input
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(position, (rep, _))| {
+            let conversion = statistics.conversion[position] * conversion_scale + conversion_floor;
+            let load = 1.0 - f64::from(input.rep_state(*rep).open_leads) * load_scale;
+            (weights.matching * input.matching[position]
+                + weights.conversion * conversion
+                + weights.response * statistics.response[position]
+                + weights.feedback * statistics.feedback[position]
+                + weights.load * load
+                + win_probability * conversion)
                 / total_weight
         })
         .collect();

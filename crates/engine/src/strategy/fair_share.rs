@@ -9,7 +9,7 @@
 
 use super::{CatchUp, Choice, Pick, TieBreak, WeightSource, idle_key, performance_weights, rank};
 use crate::hours::Period;
-use crate::rep::RepId;
+use crate::roster::RepIndex;
 use crate::state::RotationState;
 
 pub(super) fn pick(
@@ -30,7 +30,7 @@ pub(super) fn pick(
     let previous = input
         .rotation()
         .filter(|rotation| rotation.period == Some(period) && catch_up != CatchUp::Full);
-    // Candidates and stored credits are both in rep-id order: one walk reads the credits.
+    // Candidates and stored credits are both in roster order: one walk reads the credits.
     let mut stored = previous
         .map_or(&[][..], |rotation| &rotation.credits[..])
         .iter()
@@ -38,14 +38,13 @@ pub(super) fn pick(
     let mut counted: Vec<f64> = input
         .candidates
         .iter()
-        .map(|(position, _)| {
+        .map(|&(position, _)| {
             let count = input
-                .rep_state(*position)
-                .count(window, input.local(*position));
-            let id = &input.roster.rep(*position).id;
-            while stored.next_if(|(stored_id, _)| stored_id < id).is_some() {}
+                .rep_state(position)
+                .count(window, input.local(position));
+            while stored.next_if(|(stored, _)| *stored < position).is_some() {}
             let forgiven = stored
-                .next_if(|(stored_id, _)| stored_id == id)
+                .next_if(|(stored, _)| *stored == position)
                 .map_or(0.0, |(_, credit)| *credit);
             f64::from(count) + forgiven
         })
@@ -63,21 +62,20 @@ pub(super) fn pick(
             .zip(&shares)
             .map(|(count, share)| count / share)
             .fold(0.0_f64, f64::max);
-        // Candidates are in rep-id order, so the forgiven leads come out sorted and merge
+        // Candidates are in roster order, so the forgiven leads come out sorted and merge
         // into the stored credits in one pass.
-        let mut forgiven = Vec::new();
-        for (position, (count, share)) in counted.iter_mut().zip(&shares).enumerate() {
+        let mut forgiven = Vec::with_capacity(counted.len());
+        for ((count, share), &(position, _)) in
+            counted.iter_mut().zip(&shares).zip(input.candidates)
+        {
             let lag = share * pace - *count;
             if lag > allowance + 1e-9 {
                 let forgive = lag - allowance;
                 *count += forgive;
-                forgiven.push((
-                    input.roster.rep(input.candidates[position].0).id.clone(),
-                    forgive,
-                ));
+                forgiven.push((position, forgive));
             }
         }
-        let stored: &[(RepId, f64)] = previous.map_or(&[], |rotation| &rotation.credits);
+        let stored: &[(RepIndex, f64)] = previous.map_or(&[], |rotation| &rotation.credits);
         let changed = !forgiven.is_empty() || (previous.is_none() && input.rotation().is_some());
         let credits = if forgiven.is_empty() {
             stored.to_vec()
@@ -108,19 +106,19 @@ pub(super) fn pick(
     }
 }
 
-/// Merges two id-sorted credit lists, adding the credits of ids in both.
-fn merge(stored: &[(RepId, f64)], added: Vec<(RepId, f64)>) -> Vec<(RepId, f64)> {
+/// Merges two position-sorted credit lists, adding the credits of reps in both.
+fn merge(stored: &[(RepIndex, f64)], added: Vec<(RepIndex, f64)>) -> Vec<(RepIndex, f64)> {
     let mut merged = Vec::with_capacity(stored.len() + added.len());
     let mut stored = stored.iter().peekable();
-    for (id, credit) in added {
-        while let Some(earlier) = stored.next_if(|(stored_id, _)| *stored_id < id) {
-            merged.push(earlier.clone());
+    for (position, credit) in added {
+        while let Some(earlier) = stored.next_if(|(stored, _)| *stored < position) {
+            merged.push(*earlier);
         }
         let previous = stored
-            .next_if(|(stored_id, _)| *stored_id == id)
+            .next_if(|(stored, _)| *stored == position)
             .map_or(0.0, |(_, credit)| *credit);
-        merged.push((id, previous + credit));
+        merged.push((position, previous + credit));
     }
-    merged.extend(stored.cloned());
+    merged.extend(stored.copied());
     merged
 }

@@ -2,7 +2,6 @@
 //! smoothed toward the candidates' mean, response speed, and feedback.
 
 use super::{Pick, WeightSource};
-use crate::rep::RepStats;
 
 /// Closed leads worth of prior pulling a rep's conversion toward the mean, so a rep with two
 /// lucky wins does not outrank a steady performer.
@@ -19,33 +18,35 @@ pub(super) struct Statistics {
 }
 
 impl Statistics {
+    /// One pass reads the candidates' statistics and sums what the means need; a second fills
+    /// in conversion, which needs the mean, and the unknowns.
     pub fn of(input: &Pick<'_>) -> Statistics {
-        let stats: Vec<&RepStats> = input
-            .candidates
-            .iter()
-            .map(|(position, _)| &input.rep_state(*position).stats)
-            .collect();
-        let (won, closed) = stats.iter().fold((0.0, 0.0), |(won, closed), stats| {
-            (won + f64::from(stats.won), closed + f64::from(stats.closed))
-        });
+        let count = input.candidates.len();
+        let mut conversion = Vec::with_capacity(count);
+        let mut response = Vec::with_capacity(count);
+        let mut feedback = Vec::with_capacity(count);
+        let (mut won, mut closed) = (0.0, 0.0);
+        let mut response_known = Known::default();
+        let mut feedback_known = Known::default();
+        for (position, _) in input.candidates {
+            let stats = &input.rep_state(*position).stats;
+            won += f64::from(stats.won);
+            closed += f64::from(stats.closed);
+            response.push(response_known.add(stats.response_secs.map(|secs| {
+                RESPONSE_REFERENCE_SECS / (RESPONSE_REFERENCE_SECS + f64::from(secs))
+            })));
+            feedback.push(feedback_known.add(stats.feedback.map(|value| value.clamp(0.0, 1.0))));
+        }
         let mean_rate = if closed > 0.0 { won / closed } else { 0.0 };
-        let conversion = stats
-            .iter()
-            .map(|stats| {
+        for (position, _) in input.candidates {
+            let stats = &input.rep_state(*position).stats;
+            conversion.push(
                 (f64::from(stats.won) + PRIOR_LEADS * mean_rate)
-                    / (f64::from(stats.closed) + PRIOR_LEADS)
-            })
-            .collect();
-        let response = fill_with_mean(stats.iter().map(|stats| {
-            stats
-                .response_secs
-                .map(|secs| RESPONSE_REFERENCE_SECS / (RESPONSE_REFERENCE_SECS + f64::from(secs)))
-        }));
-        let feedback = fill_with_mean(
-            stats
-                .iter()
-                .map(|stats| stats.feedback.map(|value| value.clamp(0.0, 1.0))),
-        );
+                    / (f64::from(stats.closed) + PRIOR_LEADS),
+            );
+        }
+        response_known.fill(&mut response);
+        feedback_known.fill(&mut feedback);
         Statistics {
             conversion,
             response,
@@ -54,18 +55,36 @@ impl Statistics {
     }
 }
 
-fn fill_with_mean(values: impl Iterator<Item = Option<f64>>) -> Vec<f64> {
-    let values: Vec<Option<f64>> = values.collect();
-    let known: Vec<f64> = values.iter().flatten().copied().collect();
-    let mean = if known.is_empty() {
-        0.5
-    } else {
-        known.iter().sum::<f64>() / known.len() as f64
-    };
-    values
-        .into_iter()
-        .map(|value| value.unwrap_or(mean))
-        .collect()
+/// The known values of one statistic, summed for their mean; an unknown is kept as NaN until
+/// the mean replaces it (a NaN reading counts as unknown too).
+#[derive(Default)]
+struct Known {
+    sum: f64,
+    count: u32,
+}
+
+impl Known {
+    fn add(&mut self, value: Option<f64>) -> f64 {
+        match value {
+            Some(value) if !value.is_nan() => {
+                self.sum += value;
+                self.count += 1;
+                value
+            }
+            _ => f64::NAN,
+        }
+    }
+
+    fn fill(&self, values: &mut [f64]) {
+        let mean = if self.count == 0 {
+            0.5
+        } else {
+            self.sum / f64::from(self.count)
+        };
+        for value in values.iter_mut().filter(|value| value.is_nan()) {
+            *value = mean;
+        }
+    }
 }
 
 fn mean(values: &[f64]) -> f64 {

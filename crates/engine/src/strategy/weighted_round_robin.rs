@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 
 use super::{Choice, Pick, Scored, WeightSource, performance_weights};
-use crate::rep::RepId;
+use crate::roster::RepIndex;
 use crate::state::RotationState;
 
 pub(super) fn pick(input: &Pick<'_>, source: &WeightSource) -> Choice {
@@ -16,24 +16,24 @@ pub(super) fn pick(input: &Pick<'_>, source: &WeightSource) -> Choice {
     }
     let total: f64 = weights.iter().sum();
     let previous = input.rotation();
-    let old_credits: &[(RepId, f64)] = previous.map_or(&[], |rotation| &rotation.credits);
+    let old_credits: &[(RepIndex, f64)] = previous.map_or(&[], |rotation| &rotation.credits);
 
-    // Candidates and stored credits are both in rep-id order: one merge reads and rewrites them.
+    // Candidates and stored credits are both in roster order: one merge reads and rewrites
+    // them.
     let mut credits = Vec::with_capacity(old_credits.len().max(input.candidates.len()));
     let mut current = Vec::with_capacity(input.candidates.len());
     let mut slots = Vec::with_capacity(input.candidates.len());
     let mut stored = old_credits.iter().peekable();
-    for ((position, _), weight) in input.candidates.iter().zip(&weights) {
-        let id = &input.roster.rep(*position).id;
+    for (&(position, _), weight) in input.candidates.iter().zip(&weights) {
         let mut credit = 0.0;
-        while let Some((stored_id, stored_credit)) = stored.peek() {
-            match stored_id.cmp(id) {
+        while let Some(&&(stored_position, stored_credit)) = stored.peek() {
+            match stored_position.cmp(&position) {
                 Ordering::Less => {
-                    credits.push((stored_id.clone(), *stored_credit));
+                    credits.push((stored_position, stored_credit));
                     stored.next();
                 }
                 Ordering::Equal => {
-                    credit = *stored_credit;
+                    credit = stored_credit;
                     stored.next();
                     break;
                 }
@@ -42,9 +42,9 @@ pub(super) fn pick(input: &Pick<'_>, source: &WeightSource) -> Choice {
         }
         current.push(credit + weight);
         slots.push(credits.len());
-        credits.push((id.clone(), 0.0));
+        credits.push((position, 0.0));
     }
-    credits.extend(stored.cloned());
+    credits.extend(stored.copied());
 
     let mut winner = 0;
     for (position, credit) in current.iter().enumerate() {

@@ -303,11 +303,17 @@ proptest! {
         prop_assert_eq!(indexed, evaluated);
     }
     /// Requirements narrow a team as sets a word at a time; each rep turned away must still be
-    /// turned away for the first reason a rep-by-rep check finds, in roster order.
+    /// turned away for the first reason a rep-by-rep check finds, in roster order, and only
+    /// the team's members are considered. Preferences, as sets or read rep by rep, serve the
+    /// best tier an eligible rep reaches.
     #[test]
     fn exclusions_name_the_first_reason_of_a_rep_by_rep_check(
-        reps in prop::collection::vec((rep_setup(), 0usize..4, 0usize..4, 1u8..6), 1..150),
+        reps in prop::collection::vec(
+            (rep_setup(), 0usize..4, 0usize..4, 1u8..6, prop::bool::weighted(0.8)),
+            1..150,
+        ),
         requirements in prop::collection::vec(0usize..4, 0..4),
+        preferences in prop::collection::vec(0usize..4, 0..3),
         excluded in prop::collection::vec(0usize..150, 0..5),
         industry in 0usize..4,
     ) {
@@ -315,7 +321,7 @@ proptest! {
         let built: Vec<Rep> = reps
             .iter()
             .enumerate()
-            .map(|(index, (setup, first, second, level))| {
+            .map(|(index, (setup, first, second, level, _))| {
                 let mut built = build_rep(index, setup);
                 built.industries = [first, second]
                     .iter()
@@ -335,13 +341,20 @@ proptest! {
         ];
         let requires: Vec<serde_json::Value> =
             requirements.iter().map(|which| conditions[*which].clone()).collect();
-        let ids: Vec<String> = built.iter().map(|rep| rep.id.to_string()).collect();
+        let prefers: Vec<serde_json::Value> =
+            preferences.iter().map(|which| conditions[*which].clone()).collect();
+        let ids: Vec<String> = built
+            .iter()
+            .zip(&reps)
+            .filter(|(_, (.., in_team))| *in_team)
+            .map(|(rep, _)| rep.id.to_string())
+            .collect();
         let members: Vec<&str> = ids.iter().map(String::as_str).collect();
         let world = World::new(
             built.clone(),
             vec![team("t", &members)],
             json!({"rules": [{"id": "all", "target": {"team": "t"}, "requires": requires,
-                              "fallback": ["hold"]}]}),
+                              "prefers": prefers, "fallback": ["hold"]}]}),
         );
         let lead = Lead {
             industry: [None, Some("制造"), Some("零售"), Some("金融")][industry].map(str::to_owned),
@@ -365,7 +378,10 @@ proptest! {
         };
         let mut sorted = built.clone();
         sorted.sort_by(|left, right| left.id.cmp(&right.id));
+        sorted.retain(|rep| ids.contains(&rep.id.to_string()));
         let mut expected: Vec<(String, String)> = Vec::new();
+        let mut best_tier: Option<usize> = None;
+        let tier = |rep: &Rep| preferences.iter().take_while(|which| meets(rep, **which)).count();
         for rep in &sorted {
             let reason = if exclude.contains(&rep.id) {
                 Some("excluded".to_owned())
@@ -374,8 +390,9 @@ proptest! {
             } else {
                 eligible_by_hand(rep, &Ledger::default(), now).err().map(|_| "unavailable".to_owned())
             };
-            if let Some(reason) = reason {
-                expected.push((rep.id.to_string(), reason));
+            match reason {
+                Some(reason) => expected.push((rep.id.to_string(), reason)),
+                None => best_tier = best_tier.max(Some(tier(rep))),
             }
         }
         let found: Vec<(String, String)> = attempt
@@ -391,5 +408,16 @@ proptest! {
             .collect();
         prop_assert_eq!(&found, &expected);
         prop_assert_eq!(attempt.excluded_count() as usize, expected.len());
+        prop_assert_eq!(attempt.considered as usize, ids.len());
+        match (best_tier, attempt.winner) {
+            (Some(best), Some(winner)) => {
+                if !preferences.is_empty() {
+                    prop_assert_eq!(attempt.preferences, Some((best as u16, preferences.len() as u16)));
+                }
+                prop_assert_eq!(tier(world.roster.rep(winner)), best);
+            }
+            (None, None) => {}
+            (by_hand, winner) => prop_assert!(false, "eligible by hand {by_hand:?}, winner {winner:?}"),
+        }
     }
 }

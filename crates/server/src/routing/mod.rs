@@ -701,7 +701,10 @@ impl Worker {
             }
         }
         for row in tx.load_rotations().await? {
-            state.set_rotation(row.key.clone(), store::rotation_from_row(&row));
+            state.set_rotation(
+                row.key.clone(),
+                store::rotation_from_row(&row, &workspace.roster),
+            );
         }
         let segment_stats = tx
             .list_stats("rep_segment")
@@ -940,7 +943,7 @@ impl Worker {
                 cache
                     .state
                     .rotation(key)
-                    .map(|state| store::rotation_row(key, state))
+                    .map(|state| store::rotation_row(key, state, roster))
             })
             .collect();
         tx.upsert_rotations(&rotation_rows).await?;
