@@ -131,6 +131,9 @@ impl Store {
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file on this machine does not drop connections: skip the ping before each
+            // use, a round trip to the connection's thread that waits for a CPU under load.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;

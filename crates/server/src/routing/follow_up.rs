@@ -90,8 +90,11 @@ impl Writes {
 
     /// Replaces the lead's timers with those its current state calls for.
     pub(super) fn reset_timers(&mut self, lead_id: &str, timers: Vec<TimerRow>) {
-        self.timers_reset.insert(lead_id.to_owned());
-        self.timers.retain(|timer| timer.lead_id != lead_id);
+        // Only a lead reset earlier in this transaction has timers here to replace: looking
+        // through them for every new lead of a batch was quadratic.
+        if !self.timers_reset.insert(lead_id.to_owned()) {
+            self.timers.retain(|timer| timer.lead_id != lead_id);
+        }
         self.timers.extend(timers);
     }
 
