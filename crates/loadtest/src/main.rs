@@ -372,12 +372,18 @@ async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result
             })
             .collect();
         // Routed intake also sets the lead's SLA clocks and writes its lead.assigned event.
+        // The floor keeps the three timer rows per lead intake wrote when #18 set its targets
+        // (one per rung of the default ladder); intake now stores only the next one, so the
+        // other two get lead ids of their own to pass the one-timer-per-lead index.
         let timers: Vec<TimerRow> = rows
             .iter()
             .flat_map(|row| {
                 (0..3).map(move |step| TimerRow {
                     id: uuid::Uuid::now_v7().to_string(),
-                    lead_id: row.id.clone(),
+                    lead_id: match step {
+                        0 => row.id.clone(),
+                        _ => format!("{}-{step}", row.id),
+                    },
                     kind: "sla".into(),
                     step,
                     owner_id: row.owner_id.clone(),

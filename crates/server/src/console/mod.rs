@@ -631,8 +631,15 @@ async fn coming_up(
     row: &store::LeadRow,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let t = viewer.t;
-    let mut timers = app.store.timers_for(&row.id).await?;
-    timers.sort_by_key(|timer| timer.due_at);
+    // Only the next timer is stored; the rest come from the lead's plan.
+    let workspace =
+        crate::workspace::build_workspace(&crate::workspace::ConfigRows::load(&app.store).await?);
+    let timers = crate::routing::coming(
+        &workspace.follow,
+        row,
+        app.store.timers_for(&row.id).await?,
+        chrono::Utc::now(),
+    );
     // The ladder's rungs say what they do in the lead's SLA policy.
     let actions: Vec<String> = match &row.sla_policy {
         Some(policy) => app

@@ -4,7 +4,7 @@
 //! rolls back with the change that caused it.
 
 use chrono::{DateTime, Duration, Utc};
-use engine::follow_up::{Ownership, plan};
+use engine::follow_up::{Ownership, Timer, TimerKind, plan};
 use engine::rep::RepStats;
 use engine::{LeadStatus, RepId};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::{Cache, Changed, Writes, new_id, now, open_lead, remember};
 use crate::error::ApiError;
+use crate::settings::FollowUpConfig;
 
 /// Each first response counts at most this much toward a rep's average: one lead forgotten
 /// over a holiday should not hide a month of fast answers.
@@ -207,18 +208,15 @@ fn add_delta(stats: &mut StatsRow, delta: &StatsDelta) {
     stats.feedback_sum += delta.feedback_sum;
 }
 
-/// Sets the lead's clocks from its current state: the first-response ladder, callback,
-/// cadence, claim rules. A lead nobody owns, or a closed one, has none.
-pub(super) fn replan(cache: &Cache, writes: &mut Writes, row: &LeadRow, now: DateTime<Utc>) {
+/// The clocks the lead's current state calls for, soonest first: the first-response ladder,
+/// callback, cadence, claim rules. A lead nobody owns, or a closed one, has none.
+pub(crate) fn planned(follow: &FollowUpConfig, row: &LeadRow, now: DateTime<Utc>) -> Vec<Timer> {
     let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
-    let (Some(owner), Some(since), true) = (&row.owner_id, row.assigned_at, open) else {
-        writes.reset_timers(&row.id, Vec::new());
-        return;
+    let (Some(_), Some(since), true) = (&row.owner_id, row.assigned_at, open) else {
+        return Vec::new();
     };
-    let follow = &cache.workspace.follow;
     let Some(clocks) = follow.clocks(row.rule_id.as_deref(), row.team_id.as_deref()) else {
-        writes.reset_timers(&row.id, Vec::new());
-        return;
+        return Vec::new();
     };
     let policy = row
         .sla_policy
@@ -238,22 +236,56 @@ pub(super) fn replan(cache: &Cache, writes: &mut Writes, row: &LeadRow, now: Dat
         callback: row.callback_at.map(instant),
         protected_until: row.protected_until.map(instant),
     };
-    let timers = plan(policy, clocks.calendar, claim.as_ref(), &ownership, now)
-        .into_iter()
-        .map(|timer| {
-            let (kind, step) = timer.kind.code();
-            TimerRow {
-                id: new_id(),
-                lead_id: row.id.clone(),
-                kind: kind.to_owned(),
-                step,
-                owner_id: Some(owner.clone()),
-                due_at: micros(timer.due),
-                created_at: micros(now),
-            }
-        })
+    plan(policy, clocks.calendar, claim.as_ref(), &ownership, now)
+}
+
+/// The planned timers after `fired` (a stored timer, in due order), soonest first.
+pub(crate) fn after(planned: Vec<Timer>, fired: &TimerRow) -> impl Iterator<Item = Timer> {
+    let kind = TimerKind::from_code(&fired.kind, fired.step);
+    planned.into_iter().filter(move |timer| {
+        Some((micros(timer.due), timer.kind)) > kind.map(|kind| (fired.due_at, kind))
+    })
+}
+
+/// What the lead's clocks will do, soonest first: its stored timer (only the next one due is
+/// stored) and the planned ones after it.
+pub(crate) fn coming(
+    follow: &FollowUpConfig,
+    row: &LeadRow,
+    stored: Vec<TimerRow>,
+    now: DateTime<Utc>,
+) -> Vec<TimerRow> {
+    let Some(next) = stored.into_iter().next() else {
+        return Vec::new();
+    };
+    let later: Vec<TimerRow> = after(planned(follow, row, now), &next)
+        .map(|timer| timer_row(row, &timer, now))
         .collect();
-    writes.reset_timers(&row.id, timers);
+    std::iter::once(next).chain(later).collect()
+}
+
+/// A planned timer as the row that stores it.
+pub(super) fn timer_row(row: &LeadRow, timer: &Timer, now: DateTime<Utc>) -> TimerRow {
+    let (kind, step) = timer.kind.code();
+    TimerRow {
+        id: new_id(),
+        lead_id: row.id.clone(),
+        kind: kind.to_owned(),
+        step,
+        owner_id: row.owner_id.clone(),
+        due_at: micros(timer.due),
+        created_at: micros(now),
+    }
+}
+
+/// Sets the lead's clocks from its current state. Only the next timer due is stored, one row
+/// per lead: when it fires, the tick stores the one after it (`after`), recomputed from the
+/// lead as it is then.
+pub(super) fn replan(cache: &Cache, writes: &mut Writes, row: &LeadRow, now: DateTime<Utc>) {
+    let next = planned(&cache.workspace.follow, row, now)
+        .first()
+        .map(|timer| timer_row(row, timer, now));
+    writes.reset_timers(&row.id, next.into_iter().collect());
 }
 
 /// How a lead came to its new owner (or to none).

@@ -31,6 +31,7 @@ mod tick;
 
 pub use distribute::{Distributed, Distribution};
 pub use duplicates::{MatchAction, Matched};
+pub(crate) use follow_up::coming;
 pub use follow_up::{ActivityInput, FeedbackInput};
 pub(crate) use lead::{Affinity, decide_new};
 pub use tick::TICK_LIMIT;

@@ -11,7 +11,7 @@ use engine::{LeadStatus, RepId};
 use serde_json::json;
 use store::{LeadRow, RoutingTx, TimerRow};
 
-use super::follow_up::{Handover, hand_over, micros};
+use super::follow_up::{Handover, after, hand_over, micros, planned, timer_row};
 use super::pool::{Return, to_pool};
 use super::{Cache, Writes, apply, decision_row, place, release, remember};
 use crate::leads::engine_lead;
@@ -44,7 +44,7 @@ pub(super) async fn tick(
             leads.insert(row.id.clone(), row.clone());
         }
     }
-    let fired = due.len();
+    let mut fired = due.len();
     for timer in due {
         writes.fired.push(timer.id.clone());
         // Timers of a lead reset earlier in this transaction were replaced already.
@@ -54,7 +54,26 @@ pub(super) async fn tick(
         let Some(row) = leads.get_mut(&timer.lead_id) else {
             continue;
         };
-        fire(cache, writes, row, &timer, now);
+        // Only a lead's next timer is stored. After it fires, the ones after it in the lead's
+        // plan that are due already fire too, in order, and the first still to come is stored.
+        let mut current = timer;
+        loop {
+            if !fire(cache, writes, row, &current, now) || writes.timers_reset.contains(&row.id) {
+                // Stale, or the lead's clocks were set again (a reclaim, a return to the pool).
+                break;
+            }
+            let planned = planned(&cache.workspace.follow, row, now);
+            let Some(next) = after(planned, &current).next() else {
+                break;
+            };
+            let next = timer_row(row, &next, now);
+            if next.due_at > micros(now) {
+                writes.reset_timers(&row.id, vec![next]);
+                break;
+            }
+            fired += 1;
+            current = next;
+        }
     }
     Ok(fired)
 }
@@ -73,21 +92,34 @@ fn missed(writes: &mut Writes, row: &mut LeadRow, now: DateTime<Utc>) {
 }
 
 /// Does what one timer asks, if it still applies: the lead is open and has the owner the timer
-/// was set for.
+/// was set for. False when it no longer applies.
 fn fire(
     cache: &mut Cache,
     writes: &mut Writes,
     row: &mut LeadRow,
     timer: &TimerRow,
     now: DateTime<Utc>,
-) {
+) -> bool {
     let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
     if !open || row.owner_id.is_none() || row.owner_id != timer.owner_id {
-        return;
+        return false;
     }
     let Some(kind) = TimerKind::from_code(&timer.kind, timer.step) else {
-        return;
+        return false;
     };
+    act(cache, writes, row, timer, kind, now);
+    true
+}
+
+/// What the timer's kind asks for the lead.
+fn act(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    row: &mut LeadRow,
+    timer: &TimerRow,
+    kind: TimerKind,
+    now: DateTime<Utc>,
+) {
     let owner = row.owner_id.clone();
     let manager = cache
         .workspace
