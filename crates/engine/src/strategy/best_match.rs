@@ -28,23 +28,22 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
     } else {
         5
     };
+    // Reciprocals taken once: three divisions per candidate were a visible part of a route.
+    let (conversion_scale, conversion_floor) = if best_conversion > 0.0 {
+        (1.0 / best_conversion, 0.0)
+    } else {
+        (0.0, 0.5)
+    };
+    let load_scale = 1.0 / (f64::from(most_open) + 1.0);
     let dimensions = |position: usize| -> [(&'static str, f64, f64); 6] {
         let open = input.rep_state(input.candidates[position].0).open_leads;
-        let conversion = if best_conversion > 0.0 {
-            statistics.conversion[position] / best_conversion
-        } else {
-            0.5
-        };
+        let conversion = statistics.conversion[position] * conversion_scale + conversion_floor;
         [
             ("matching", weights.matching, input.matching[position]),
             ("conversion", weights.conversion, conversion),
             ("response", weights.response, statistics.response[position]),
             ("feedback", weights.feedback, statistics.feedback[position]),
-            (
-                "load",
-                weights.load,
-                1.0 - f64::from(open) / (f64::from(most_open) + 1.0),
-            ),
+            ("load", weights.load, 1.0 - f64::from(open) * load_scale),
             (
                 "win_probability",
                 weights.win_probability,
@@ -52,38 +51,19 @@ pub(super) fn pick(input: &Pick<'_>, weights: &BestMatchWeights) -> Choice {
             ),
         ]
     };
-    let total_weight = dimensions(0)[..count]
-        .iter()
-        .map(|(_, weight, _)| weight)
-        .sum::<f64>()
-        .max(f64::MIN_POSITIVE);
-    // The same sum as the dimensions give, with the constant factors taken out of the loop.
-    let conversion_scale = if best_conversion > 0.0 {
-        1.0 / best_conversion
-    } else {
-        0.0
-    };
-    let conversion_floor = if best_conversion > 0.0 { 0.0 } else { 0.5 };
-    let win_probability = if count == 6 {
-        weights.win_probability * input.win_probability.unwrap_or(0.0)
-    } else {
-        0.0
-    };
-    let load_scale = 1.0 / (f64::from(most_open) + 1.0);
-    let scores: Vec<f64> = input
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(position, (rep, _))| {
-            let conversion = statistics.conversion[position] * conversion_scale + conversion_floor;
-            let load = 1.0 - f64::from(input.rep_state(*rep).open_leads) * load_scale;
-            (weights.matching * input.matching[position]
-                + weights.conversion * conversion
-                + weights.response * statistics.response[position]
-                + weights.feedback * statistics.feedback[position]
-                + weights.load * load
-                + win_probability * conversion)
-                / total_weight
+    let per_weight = 1.0
+        / dimensions(0)[..count]
+            .iter()
+            .map(|(_, weight, _)| weight)
+            .sum::<f64>()
+            .max(f64::MIN_POSITIVE);
+    let scores: Vec<f64> = (0..input.candidates.len())
+        .map(|position| {
+            dimensions(position)[..count]
+                .iter()
+                .map(|(_, weight, value)| weight * value)
+                .sum::<f64>()
+                * per_weight
         })
         .collect();
     let month_share = |position: usize| {

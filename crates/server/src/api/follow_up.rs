@@ -19,7 +19,6 @@ use crate::extract::Body;
 use crate::leads::time;
 use crate::ops::Operation;
 use crate::routing::{ActivityInput, FeedbackInput, LeadOp};
-use crate::workspace::{ConfigRows, build_workspace};
 
 /// What an arrival attached to a lead brought (`inquiry`): the key that recognised the
 /// customer, its source and campaign, and the names of the fields it carried — not their
@@ -197,14 +196,7 @@ pub async fn list_timers(
     caller.may(Operation::ListTimers)?;
     let lead = access::lead(&app, &caller, &id).await?;
     let policy = lead.sla_policy.clone();
-    // Only the next timer is stored; the rest come from the lead's plan.
-    let workspace = build_workspace(&ConfigRows::load(&app.store).await?);
-    let rows = crate::routing::coming(
-        &workspace.follow,
-        &lead,
-        app.store.timers_for(&id).await?,
-        chrono::Utc::now(),
-    );
+    let rows = crate::routing::coming(&app.store, &lead).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|row| {

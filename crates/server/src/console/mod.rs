@@ -631,15 +631,7 @@ async fn coming_up(
     row: &store::LeadRow,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let t = viewer.t;
-    // Only the next timer is stored; the rest come from the lead's plan.
-    let workspace =
-        crate::workspace::build_workspace(&crate::workspace::ConfigRows::load(&app.store).await?);
-    let timers = crate::routing::coming(
-        &workspace.follow,
-        row,
-        app.store.timers_for(&row.id).await?,
-        chrono::Utc::now(),
-    );
+    let timers = crate::routing::coming(&app.store, row).await?;
     // The ladder's rungs say what they do in the lead's SLA policy.
     let actions: Vec<String> = match &row.sla_policy {
         Some(policy) => app

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use super::{Cache, Changed, Writes, new_id, now, open_lead, remember};
 use crate::error::ApiError;
 use crate::settings::FollowUpConfig;
+use crate::workspace::{ConfigRows, build_workspace};
 
 /// Each first response counts at most this much toward a rep's average: one lead forgotten
 /// over a holiday should not hide a month of fast answers.
@@ -239,7 +240,8 @@ pub(crate) fn planned(follow: &FollowUpConfig, row: &LeadRow, now: DateTime<Utc>
     plan(policy, clocks.calendar, claim.as_ref(), &ownership, now)
 }
 
-/// The planned timers after `fired` (a stored timer, in due order), soonest first.
+/// The planned timers after `fired` (a stored timer, in due order), soonest first; all of
+/// them when the stored timer's kind is not one this release knows.
 pub(crate) fn after(planned: Vec<Timer>, fired: &TimerRow) -> impl Iterator<Item = Timer> {
     let kind = TimerKind::from_code(&fired.kind, fired.step);
     planned.into_iter().filter(move |timer| {
@@ -248,20 +250,18 @@ pub(crate) fn after(planned: Vec<Timer>, fired: &TimerRow) -> impl Iterator<Item
 }
 
 /// What the lead's clocks will do, soonest first: its stored timer (only the next one due is
-/// stored) and the planned ones after it.
-pub(crate) fn coming(
-    follow: &FollowUpConfig,
-    row: &LeadRow,
-    stored: Vec<TimerRow>,
-    now: DateTime<Utc>,
-) -> Vec<TimerRow> {
-    let Some(next) = stored.into_iter().next() else {
-        return Vec::new();
+/// stored) and the planned ones after it, under the workspace's current settings. What the
+/// timers API and the console's lead page show.
+pub(crate) async fn coming(store: &store::Store, row: &LeadRow) -> Result<Vec<TimerRow>, ApiError> {
+    let Some(next) = store.timers_for(&row.id).await?.into_iter().next() else {
+        return Ok(Vec::new());
     };
-    let later: Vec<TimerRow> = after(planned(follow, row, now), &next)
+    let workspace = build_workspace(&ConfigRows::load(store).await?);
+    let now = Utc::now();
+    let later: Vec<TimerRow> = after(planned(&workspace.follow, row, now), &next)
         .map(|timer| timer_row(row, &timer, now))
         .collect();
-    std::iter::once(next).chain(later).collect()
+    Ok(std::iter::once(next).chain(later).collect())
 }
 
 /// A planned timer as the row that stores it.
