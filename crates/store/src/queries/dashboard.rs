@@ -49,6 +49,14 @@ fn column_window(
     tail: &str,
 ) -> QueryBuilder<Db> {
     let mut query: QueryBuilder<Db> = QueryBuilder::new(head);
+    push_window(&mut query, column, window);
+    query.push(" ");
+    query.push(tail);
+    query
+}
+
+/// The window's conditions on `column`, its team and its rep.
+fn push_window(query: &mut QueryBuilder<Db>, column: &str, window: &DashboardWindow) {
     query.push(format!(" {column} >= ")).push_bind(window.from);
     query.push(format!(" AND {column} < ")).push_bind(window.to);
     if let Some(team) = &window.team {
@@ -57,9 +65,6 @@ fn column_window(
     if let Some(owner) = &window.owner {
         query.push(" AND l.owner_id = ").push_bind(owner.clone());
     }
-    query.push(" ");
-    query.push(tail);
-    query
 }
 
 /// The day a lead came in, in the viewer's zone, as days since the epoch.
@@ -228,18 +233,19 @@ pub(crate) async fn dashboard(
         .into_iter()
         .map(|(key, count)| KeyCount { key, count })
         .collect();
-    let missed_by: Vec<KeyCount> = window_query(
-        &format!(
-            "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
-             FROM outbox o JOIN leads l ON l.id = o.lead_id
-             WHERE o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL AND"
-        ),
-        window,
-        "GROUP BY o.rep_id",
-    )
-    .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
+    // From the reminders and escalations (`outbox_sla`) to their leads: a lead's clock runs out
+    // after it came in, so only the events since the window's start can be about its leads.
+    // (`CROSS JOIN` keeps the outbox the outer loop on SQLite; PostgreSQL plans it as a join.)
+    let mut missed_by: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
+         FROM outbox o CROSS JOIN leads l
+         WHERE l.id = o.lead_id AND o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL
+             AND o.created_at >= "
+    ));
+    missed_by.push_bind(window.from).push(" AND");
+    push_window(&mut missed_by, "l.created_at", window);
+    missed_by.push(" GROUP BY o.rep_id");
+    let missed_by: Vec<KeyCount> = missed_by.build_query_as().fetch_all(&mut *conn).await?;
     let activities: Vec<KeyCount> = window_query(
         "SELECT a.rep_id AS key, COUNT(*) AS count
          FROM activities a JOIN leads l ON l.id = a.lead_id
