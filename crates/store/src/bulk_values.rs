@@ -63,6 +63,27 @@ pub(crate) async fn insert_decisions(conn: &mut Conn, rows: &[DecisionRow]) -> s
     Ok(())
 }
 
+/// The rows a routing transaction adds, one kind after another (on SQLite a statement is a
+/// hand-off to the connection's thread, not a network round trip). The new routing version
+/// when `bump`.
+pub(crate) async fn insert_routed(
+    conn: &mut Conn,
+    routed: &Routed<'_>,
+) -> sqlx::Result<Option<i64>> {
+    insert_leads(&mut *conn, routed.leads).await?;
+    insert_decisions(&mut *conn, routed.decisions).await?;
+    insert_timers(&mut *conn, routed.timers).await?;
+    insert_outbox(&mut *conn, routed.outbox).await?;
+    add_stats(&mut *conn, routed.stats).await?;
+    upsert_rep_states(&mut *conn, routed.rep_states).await?;
+    upsert_rotations(&mut *conn, routed.rotations).await?;
+    upsert_contacts(&mut *conn, routed.contacts).await?;
+    Ok(match routed.bump {
+        true => Some(bump_routing(conn).await?),
+        false => None,
+    })
+}
+
 /// What the routing worker knows of the customers arriving in one transaction, in one round
 /// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
 /// duplicate policy, the leads recorded under these customer keys, newest first, at most

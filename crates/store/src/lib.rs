@@ -1060,12 +1060,10 @@ impl Store {
     /// across every instance: SQLite's write lock, PostgreSQL's advisory lock.
     pub async fn begin_routing(&self) -> sqlx::Result<RoutingTx> {
         let inner = match self {
-            Store::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+            Store::Sqlite(pool) => Transaction::Sqlite(sqlite::begin_routing(pool).await?),
+            Store::Postgres(pool) => Transaction::Postgres(postgres::begin_routing(pool).await?),
         };
-        let mut tx = RoutingTx { inner };
-        on_tx!(tx, lock_routing())?;
-        Ok(tx)
+        Ok(RoutingTx { inner })
     }
 }
 
@@ -1317,6 +1315,12 @@ impl RoutingTx {
 
     pub async fn upsert_rotations(&mut self, rows: &[RotationRow]) -> sqlx::Result<()> {
         on_tx!(self, upsert_rotations(rows))
+    }
+
+    /// The rows the transaction adds (`Routed`), together; the new routing version when the
+    /// state moved.
+    pub async fn insert_routed(&mut self, routed: &Routed<'_>) -> sqlx::Result<Option<i64>> {
+        on_tx!(self, insert_routed(routed))
     }
 
     /// Marks routing state as changed, so other instances reload it; returns the new version.

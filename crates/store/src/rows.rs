@@ -421,6 +421,29 @@ pub struct OutboxRow {
     pub status: String,
 }
 
+/// The rows a routing transaction adds, and whether its routing state moved: written
+/// together by `RoutingTx::insert_routed`, in one statement on PostgreSQL. Everything here is
+/// an insert or an upsert of rows the batch owns, so the parts do not depend on one another's
+/// order; what must come first (the timers a lead drops) and what updates stored rows are
+/// written on their own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Routed<'a> {
+    pub leads: &'a [LeadRow],
+    pub decisions: &'a [DecisionRow],
+    pub timers: &'a [TimerRow],
+    pub outbox: &'a [OutboxRow],
+    /// `((dimension, key), delta)`, one entry per key.
+    pub stats: &'a [((String, String), StatsDelta)],
+    /// One row per rep.
+    pub rep_states: &'a [RepStateRow],
+    /// One row per key.
+    pub rotations: &'a [RotationRow],
+    /// `(kind, value, owner_id, at)`, one entry per contact.
+    pub contacts: &'a [(String, String, String, i64)],
+    /// The routing state changed: the routing version moves, so other instances reload.
+    pub bump: bool,
+}
+
 /// Additions to one row of outcome statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatsDelta {

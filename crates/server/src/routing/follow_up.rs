@@ -100,14 +100,9 @@ impl Writes {
         self.timers.extend(timers);
     }
 
-    /// Writes what follow-up added to the transaction.
-    pub(super) async fn write_follow_up(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
-        for activity in &self.activities {
-            tx.insert_activity(activity).await?;
-        }
-        for feedback in &self.feedback {
-            tx.insert_feedback(feedback).await?;
-        }
+    /// Drops the stored timers the transaction replaces or fired: first, since a lead keeps
+    /// one timer (`timers_lead` is unique) and its next one is among the rows added after.
+    pub(super) async fn drop_timers(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
         // New leads have no stored timers to drop.
         let new: std::collections::HashSet<&str> =
             self.new_leads.iter().map(|row| row.id.as_str()).collect();
@@ -119,20 +114,31 @@ impl Writes {
             .collect();
         tx.delete_timers_of(&reset).await?;
         tx.delete_timers(&self.fired).await?;
-        tx.insert_timers(&self.timers).await?;
-        tx.insert_outbox(&self.outbox).await?;
+        Ok(())
+    }
+
+    /// The outcome statistics to add, one entry per key.
+    pub(super) fn stats_rows(&self) -> Vec<((String, String), StatsDelta)> {
+        self.stats
+            .iter()
+            .map(|(key, delta)| (key.clone(), delta.clone()))
+            .collect()
+    }
+
+    /// Writes what follow-up recorded about stored leads: activities, feedback, claim blocks.
+    pub(super) async fn write_follow_up(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
+        for activity in &self.activities {
+            tx.insert_activity(activity).await?;
+        }
+        for feedback in &self.feedback {
+            tx.insert_feedback(feedback).await?;
+        }
         let blocks: Vec<(String, String, i64)> = self
             .claim_blocks
             .iter()
             .map(|((lead, rep), until)| (lead.clone(), rep.clone(), *until))
             .collect();
         tx.upsert_claim_blocks(&blocks).await?;
-        let stats: Vec<((String, String), StatsDelta)> = self
-            .stats
-            .iter()
-            .map(|(key, delta)| (key.clone(), delta.clone()))
-            .collect();
-        tx.add_stats(&stats).await?;
         Ok(())
     }
 }

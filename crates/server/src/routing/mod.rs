@@ -916,16 +916,7 @@ impl Worker {
             answers.push(answer);
         }
         let routed = started.elapsed();
-        tx.insert_leads(&writes.new_leads).await?;
-        for row in &writes.changed_leads {
-            tx.update_lead(row).await?;
-        }
-        for (at, ids) in &writes.sla_missed {
-            tx.mark_sla_missed(ids, *at).await?;
-        }
-        tx.insert_decisions(&writes.decisions).await?;
-        tx.insert_audit(&writes.audits).await?;
-        writes.write_follow_up(&mut tx).await?;
+        writes.drop_timers(&mut tx).await?;
         let roster = &cache.workspace.roster;
         let state_rows: Vec<RepStateRow> = writes
             .dirty_reps
@@ -936,7 +927,6 @@ impl Worker {
                     .map(|position| store::rep_state_row(id, cache.state.rep(position)))
             })
             .collect();
-        tx.upsert_rep_states(&state_rows).await?;
         let rotation_rows: Vec<RotationRow> = writes
             .dirty_rotations
             .iter()
@@ -947,7 +937,6 @@ impl Worker {
                     .map(|state| store::rotation_row(key, state, roster))
             })
             .collect();
-        tx.upsert_rotations(&rotation_rows).await?;
         let contacts: Vec<(String, String, String, i64)> = writes
             .contacts
             .iter()
@@ -955,15 +944,31 @@ impl Worker {
                 ((*kind).to_owned(), value.clone(), owner.clone(), *at)
             })
             .collect();
-        tx.upsert_contacts(&contacts).await?;
+        // The rows this batch adds, in one statement on PostgreSQL; then what changes stored
+        // rows, which is rarer.
+        let version = tx
+            .insert_routed(&store::Routed {
+                leads: &writes.new_leads,
+                decisions: &writes.decisions,
+                timers: &writes.timers,
+                outbox: &writes.outbox,
+                stats: &writes.stats_rows(),
+                rep_states: &state_rows,
+                rotations: &rotation_rows,
+                contacts: &contacts,
+                bump: !state_rows.is_empty() || !rotation_rows.is_empty(),
+            })
+            .await?;
+        for row in &writes.changed_leads {
+            tx.update_lead(row).await?;
+        }
+        for (at, ids) in &writes.sla_missed {
+            tx.mark_sla_missed(ids, *at).await?;
+        }
+        tx.insert_audit(&writes.audits).await?;
+        writes.write_follow_up(&mut tx).await?;
         tx.insert_customer_keys(&writes.customer_keys).await?;
         tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
-        let changed_state = !state_rows.is_empty() || !rotation_rows.is_empty();
-        let version = if changed_state {
-            Some(tx.bump_routing().await?)
-        } else {
-            None
-        };
         let written = started.elapsed();
         tx.commit().await?;
         tracing::debug!(

@@ -132,6 +132,50 @@ async fn a_hundred_concurrent_copies_make_one_lead_on_postgres() {
     }
 }
 
+/// Two instances on one database route at once, each with its own worker and cached state:
+/// the routing lock serialises them and each reloads what the other wrote, so the rotation
+/// stays exact and no cap is exceeded across the two.
+async fn two_instances_share_rotation_and_caps(app: TestApp) {
+    app.round_robin_team(6, json!({"max_open": 90})).await;
+    let other = Arc::new(TestApp::with_state(
+        server::AppState::without_clock(app.state.store.clone()),
+        app.key.clone(),
+    ));
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..600)
+        .map(|index| {
+            let instance = Arc::clone(if index % 2 == 0 { &app } else { &other });
+            let body = lead(&format!("twin-{index}"));
+            tokio::spawn(async move { instance.post("/api/v1/leads", &body).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    let counts = owners(&results);
+    for rep in 0..6 {
+        assert_eq!(counts.get(&format!("r{rep:02}")), Some(&90), "{counts:?}");
+    }
+    assert_eq!(
+        counts.get("-"),
+        Some(&60),
+        "the rest go to the pool: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_rotation_and_caps_on_sqlite() {
+    two_instances_share_rotation_and_caps(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_rotation_and_caps_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        two_instances_share_rotation_and_caps(app).await;
+    }
+}
+
 /// Sends `count` copies of one request at once; the statuses and answers.
 async fn send_many(
     app: &Arc<TestApp>,

@@ -31,17 +31,17 @@ pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
     .await
 }
 
-/// Serialises routing across instances. SQLite already holds the write lock from
-/// `BEGIN IMMEDIATE`; PostgreSQL takes a transaction-scoped advisory lock.
-pub(crate) async fn lock_routing(conn: &mut Conn) -> sqlx::Result<()> {
-    if IS_POSTGRES {
-        sqlx::query("SELECT pg_advisory_xact_lock(727374)")
-            .execute(conn)
-            .await
-            .map(drop)
+/// Begins a routing transaction, serialised across instances: SQLite takes the write lock
+/// with `BEGIN IMMEDIATE`; PostgreSQL takes a transaction-scoped advisory lock in the same
+/// simple query as its `BEGIN`, one round trip for both. What the transaction reads comes
+/// after, in statements whose snapshots are taken once the lock is held.
+pub(crate) async fn begin_routing(pool: &sqlx::Pool<Db>) -> sqlx::Result<Tx> {
+    let begin = if IS_POSTGRES {
+        "BEGIN; SELECT pg_advisory_xact_lock(727374)"
     } else {
-        Ok(())
-    }
+        "BEGIN IMMEDIATE"
+    };
+    pool.begin_with(begin).await
 }
 
 pub(crate) async fn list_reps(conn: &mut Conn) -> sqlx::Result<Vec<RepRow>> {
