@@ -101,7 +101,7 @@ pub(crate) async fn insert_routed(
     let state =
         |get: fn(&RepStateRow) -> Option<String>| rep_states.iter().map(get).collect::<Vec<_>>();
     let count = |get: fn(&RepStateRow) -> i64| rep_states.iter().map(get).collect::<Vec<_>>();
-    sqlx::query_scalar(
+    sqlx::query_scalar(concat!(
         "WITH new_leads AS (
              INSERT INTO leads (id, external_id, document, status, owner_id, team_id, pool_id, held, source, phone, email, tags, score, priority, created_at, updated_at, assigned_at, rule_id, sla_policy, win_probability, first_response_at, last_activity_at, closed_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[],
@@ -121,24 +121,15 @@ pub(crate) async fn insert_routed(
              INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum)
              SELECT * FROM UNNEST($50::text[], $51::text[], $52::int8[], $53::int8[], $54::int8[], $55::int8[], $56::int8[], $57::int8[],
                                   $58::float8[], $59::int8[], $60::float8[])
-             ON CONFLICT (dimension, key) DO UPDATE SET
-                 assigned = outcome_stats.assigned + excluded.assigned,
-                 responded = outcome_stats.responded + excluded.responded,
-                 response_secs = outcome_stats.response_secs + excluded.response_secs,
-                 won = outcome_stats.won + excluded.won,
-                 lost = outcome_stats.lost + excluded.lost,
-                 invalid = outcome_stats.invalid + excluded.invalid,
-                 amount = outcome_stats.amount + excluded.amount,
-                 feedback_count = outcome_stats.feedback_count + excluded.feedback_count,
-                 feedback_sum = outcome_stats.feedback_sum + excluded.feedback_sum
+",
+        stats_on_conflict!(),
+        "
          ), saved_states AS (
              INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at)
              SELECT * FROM UNNEST($61::text[], $62::int8[], $63::text[], $64::int8[], $65::text[], $66::int8[], $67::text[], $68::int8[], $69::int8[])
-             ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
-                 day_start = excluded.day_start, day_count = excluded.day_count,
-                 week_start = excluded.week_start, week_count = excluded.week_count,
-                 month_start = excluded.month_start, month_count = excluded.month_count,
-                 last_assigned_at = excluded.last_assigned_at
+",
+        rep_state_on_conflict!(),
+        "
          ), saved_rotations AS (
              INSERT INTO rotations (key, state) SELECT * FROM UNNEST($70::text[], $71::text[])
              ON CONFLICT (key) DO UPDATE SET state = excluded.state
@@ -149,8 +140,8 @@ pub(crate) async fn insert_routed(
                  updated_at = excluded.updated_at
          )
          UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 AND $76
-         RETURNING routing_version",
-    )
+         RETURNING routing_version"
+    ))
     .bind(lead(|row| Some(row.id.clone())))
     .bind(lead(|row| row.external_id.clone()))
     .bind(lead(|row| Some(row.document.clone())))

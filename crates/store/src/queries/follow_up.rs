@@ -193,6 +193,34 @@ pub(crate) async fn upsert_claim_blocks(
     Ok(())
 }
 
+/// How an insert into `outcome_stats` adds to a row already there (`add_stats`,
+/// `insert_routed`).
+macro_rules! stats_on_conflict {
+    () => {
+        " ON CONFLICT (dimension, key) DO UPDATE SET
+                 assigned = outcome_stats.assigned + excluded.assigned,
+                 responded = outcome_stats.responded + excluded.responded,
+                 response_secs = outcome_stats.response_secs + excluded.response_secs,
+                 won = outcome_stats.won + excluded.won,
+                 lost = outcome_stats.lost + excluded.lost,
+                 invalid = outcome_stats.invalid + excluded.invalid,
+                 amount = outcome_stats.amount + excluded.amount,
+                 feedback_count = outcome_stats.feedback_count + excluded.feedback_count,
+                 feedback_sum = outcome_stats.feedback_sum + excluded.feedback_sum"
+    };
+}
+
+/// How an insert into `rep_state` replaces a rep's row (`upsert_rep_states`, `insert_routed`).
+macro_rules! rep_state_on_conflict {
+    () => {
+        " ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
+                 day_start = excluded.day_start, day_count = excluded.day_count,
+                 week_start = excluded.week_start, week_count = excluded.week_count,
+                 month_start = excluded.month_start, month_count = excluded.month_count,
+                 last_assigned_at = excluded.last_assigned_at"
+    };
+}
+
 /// Adds to outcome statistics: `((dimension, key), delta)`.
 pub(crate) async fn add_stats(
     conn: &mut Conn,
@@ -216,18 +244,7 @@ pub(crate) async fn add_stats(
                 .push_bind(delta.feedback_count)
                 .push_bind(delta.feedback_sum);
         });
-        query.push(
-            " ON CONFLICT (dimension, key) DO UPDATE SET
-                 assigned = outcome_stats.assigned + excluded.assigned,
-                 responded = outcome_stats.responded + excluded.responded,
-                 response_secs = outcome_stats.response_secs + excluded.response_secs,
-                 won = outcome_stats.won + excluded.won,
-                 lost = outcome_stats.lost + excluded.lost,
-                 invalid = outcome_stats.invalid + excluded.invalid,
-                 amount = outcome_stats.amount + excluded.amount,
-                 feedback_count = outcome_stats.feedback_count + excluded.feedback_count,
-                 feedback_sum = outcome_stats.feedback_sum + excluded.feedback_sum",
-        );
+        query.push(stats_on_conflict!());
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -257,13 +274,7 @@ pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> 
                 .push_bind(row.month_count)
                 .push_bind(row.last_assigned_at);
         });
-        query.push(
-            " ON CONFLICT (rep_id) DO UPDATE SET open_leads = excluded.open_leads,
-                 day_start = excluded.day_start, day_count = excluded.day_count,
-                 week_start = excluded.week_start, week_count = excluded.week_count,
-                 month_start = excluded.month_start, month_count = excluded.month_count,
-                 last_assigned_at = excluded.last_assigned_at",
-        );
+        query.push(rep_state_on_conflict!());
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
