@@ -23,12 +23,11 @@ pub(crate) async fn bump_config(conn: &mut Conn) -> sqlx::Result<()> {
         .map(drop)
 }
 
+/// Moves the routing version (another instance's cached state is stale), returning it.
+const BUMP_ROUTING: &str = "UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 RETURNING routing_version";
+
 pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 RETURNING routing_version",
-    )
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar(BUMP_ROUTING).fetch_one(conn).await
 }
 
 /// Begins a routing transaction, serialised across instances: SQLite takes the write lock

@@ -34,6 +34,21 @@ async fn execute_where_in(
     Ok(())
 }
 
+/// One statement per chunk of `size` rows, each written by `push`.
+async fn execute_chunks<T>(
+    conn: &mut Conn,
+    rows: &[T],
+    size: usize,
+    push: fn(&mut QueryBuilder<Db>, &[T]),
+) -> sqlx::Result<()> {
+    for chunk in rows.chunks(size) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("");
+        push(&mut query, chunk);
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Drops every timer of these leads: their clocks are being set again.
 pub(crate) async fn delete_timers_of(conn: &mut Conn, lead_ids: &[String]) -> sqlx::Result<()> {
     delete_where_in(conn, "timers", "lead_id", lead_ids).await
@@ -56,23 +71,24 @@ pub(crate) async fn mark_sla_missed(conn: &mut Conn, ids: &[String], at: i64) ->
 }
 
 pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO timers (id, lead_id, kind, step, owner_id, due_at, created_at) ",
-        );
-        query.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.id.clone())
-                .push_bind(row.lead_id.clone())
-                .push_bind(row.kind.clone())
-                .push_bind(row.step)
-                .push_bind(row.owner_id.clone())
-                .push_bind(row.due_at)
-                .push_bind(row.created_at);
-        });
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, TIMER_CHUNK, push_timers).await
+}
+
+const TIMER_CHUNK: usize = 500;
+
+/// `INSERT INTO timers …` for `rows`.
+fn push_timers(query: &mut QueryBuilder<Db>, rows: &[TimerRow]) {
+    query.push("INSERT INTO timers (id, lead_id, kind, step, owner_id, due_at, created_at) ");
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.id.clone())
+            .push_bind(row.lead_id.clone())
+            .push_bind(row.kind.clone())
+            .push_bind(row.step)
+            .push_bind(row.owner_id.clone())
+            .push_bind(row.due_at)
+            .push_bind(row.created_at);
+    });
 }
 
 /// Due timers, earliest first. On PostgreSQL the rows are locked, skipping rows another
@@ -109,24 +125,27 @@ pub(crate) async fn timers_for(conn: &mut Conn, lead_id: &str) -> sqlx::Result<V
 }
 
 pub(crate) async fn insert_outbox(conn: &mut Conn, rows: &[OutboxRow]) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO outbox (id, event, lead_id, rep_id, recipients, payload, created_at, status) ",
-        );
-        query.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.id.clone())
-                .push_bind(row.event.clone())
-                .push_bind(row.lead_id.clone())
-                .push_bind(row.rep_id.clone())
-                .push_bind(row.recipients.clone())
-                .push_bind(row.payload.clone())
-                .push_bind(row.created_at)
-                .push_bind(row.status.clone());
-        });
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, OUTBOX_CHUNK, push_outbox).await
+}
+
+const OUTBOX_CHUNK: usize = 500;
+
+/// `INSERT INTO outbox …` for `rows`.
+fn push_outbox(query: &mut QueryBuilder<Db>, rows: &[OutboxRow]) {
+    query.push(
+        "INSERT INTO outbox (id, event, lead_id, rep_id, recipients, payload, created_at, status) ",
+    );
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.id.clone())
+            .push_bind(row.event.clone())
+            .push_bind(row.lead_id.clone())
+            .push_bind(row.rep_id.clone())
+            .push_bind(row.recipients.clone())
+            .push_bind(row.payload.clone())
+            .push_bind(row.created_at)
+            .push_bind(row.status.clone());
+    });
 }
 
 pub(crate) async fn list_outbox(
@@ -226,28 +245,31 @@ pub(crate) async fn add_stats(
     conn: &mut Conn,
     rows: &[((String, String), StatsDelta)],
 ) -> sqlx::Result<()> {
-    for chunk in rows.chunks(300) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum) ",
-        );
-        query.push_values(chunk, |mut values, ((dimension, key), delta)| {
-            values
-                .push_bind(dimension.clone())
-                .push_bind(key.clone())
-                .push_bind(delta.assigned)
-                .push_bind(delta.responded)
-                .push_bind(delta.response_secs)
-                .push_bind(delta.won)
-                .push_bind(delta.lost)
-                .push_bind(delta.invalid)
-                .push_bind(delta.amount)
-                .push_bind(delta.feedback_count)
-                .push_bind(delta.feedback_sum);
-        });
-        query.push(stats_on_conflict!());
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, STATS_CHUNK, push_stats).await
+}
+
+const STATS_CHUNK: usize = 300;
+
+/// The upsert adding `rows` to outcome statistics.
+fn push_stats(query: &mut QueryBuilder<Db>, rows: &[((String, String), StatsDelta)]) {
+    query.push(
+        "INSERT INTO outcome_stats (dimension, key, assigned, responded, response_secs, won, lost, invalid, amount, feedback_count, feedback_sum) ",
+    );
+    query.push_values(rows, |mut values, ((dimension, key), delta)| {
+        values
+            .push_bind(dimension.clone())
+            .push_bind(key.clone())
+            .push_bind(delta.assigned)
+            .push_bind(delta.responded)
+            .push_bind(delta.response_secs)
+            .push_bind(delta.won)
+            .push_bind(delta.lost)
+            .push_bind(delta.invalid)
+            .push_bind(delta.amount)
+            .push_bind(delta.feedback_count)
+            .push_bind(delta.feedback_sum);
+    });
+    query.push(stats_on_conflict!());
 }
 
 pub(crate) async fn list_stats(conn: &mut Conn, dimension: &str) -> sqlx::Result<Vec<StatsRow>> {
@@ -258,40 +280,44 @@ pub(crate) async fn list_stats(conn: &mut Conn, dimension: &str) -> sqlx::Result
 }
 
 pub(crate) async fn upsert_rep_states(conn: &mut Conn, rows: &[RepStateRow]) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at) ",
-        );
-        query.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.rep_id.clone())
-                .push_bind(row.open_leads)
-                .push_bind(row.day_start.clone())
-                .push_bind(row.day_count)
-                .push_bind(row.week_start.clone())
-                .push_bind(row.week_count)
-                .push_bind(row.month_start.clone())
-                .push_bind(row.month_count)
-                .push_bind(row.last_assigned_at);
-        });
-        query.push(rep_state_on_conflict!());
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, STATE_CHUNK, push_rep_states).await
+}
+
+const STATE_CHUNK: usize = 500;
+
+/// The upsert replacing each rep's row of `rows`.
+fn push_rep_states(query: &mut QueryBuilder<Db>, rows: &[RepStateRow]) {
+    query.push(
+        "INSERT INTO rep_state (rep_id, open_leads, day_start, day_count, week_start, week_count, month_start, month_count, last_assigned_at) ",
+    );
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.rep_id.clone())
+            .push_bind(row.open_leads)
+            .push_bind(row.day_start.clone())
+            .push_bind(row.day_count)
+            .push_bind(row.week_start.clone())
+            .push_bind(row.week_count)
+            .push_bind(row.month_start.clone())
+            .push_bind(row.month_count)
+            .push_bind(row.last_assigned_at);
+    });
+    query.push(rep_state_on_conflict!());
 }
 
 pub(crate) async fn upsert_rotations(conn: &mut Conn, rows: &[RotationRow]) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO rotations (key, state) ");
-        query.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.key.clone())
-                .push_bind(row.state.clone());
-        });
-        query.push(" ON CONFLICT (key) DO UPDATE SET state = excluded.state");
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, STATE_CHUNK, push_rotations).await
+}
+
+/// The upsert replacing each rotation of `rows`.
+fn push_rotations(query: &mut QueryBuilder<Db>, rows: &[RotationRow]) {
+    query.push("INSERT INTO rotations (key, state) ");
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.key.clone())
+            .push_bind(row.state.clone());
+    });
+    query.push(" ON CONFLICT (key) DO UPDATE SET state = excluded.state");
 }
 
 /// Open leads per owner, counted from the leads themselves: the truth the counters follow.

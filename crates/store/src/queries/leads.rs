@@ -210,23 +210,25 @@ pub(crate) async fn upsert_contacts(
     conn: &mut Conn,
     rows: &[(String, String, String, i64)],
 ) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO contacts (kind, value, owner_id, updated_at) ");
-        query.push_values(chunk, |mut values, (kind, value, owner, at)| {
-            values
-                .push_bind(kind.clone())
-                .push_bind(value.clone())
-                .push_bind(owner.clone())
-                .push_bind(*at);
-        });
-        query.push(
-            " ON CONFLICT (kind, value) DO UPDATE SET owner_id = excluded.owner_id,
-                 updated_at = excluded.updated_at",
-        );
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, CONTACT_CHUNK, push_contacts).await
+}
+
+const CONTACT_CHUNK: usize = 500;
+
+/// The upsert of `rows` into `contacts`.
+fn push_contacts(query: &mut QueryBuilder<Db>, rows: &[(String, String, String, i64)]) {
+    query.push("INSERT INTO contacts (kind, value, owner_id, updated_at) ");
+    query.push_values(rows, |mut values, (kind, value, owner, at)| {
+        values
+            .push_bind(kind.clone())
+            .push_bind(value.clone())
+            .push_bind(owner.clone())
+            .push_bind(*at);
+    });
+    query.push(
+        " ON CONFLICT (kind, value) DO UPDATE SET owner_id = excluded.owner_id,
+             updated_at = excluded.updated_at",
+    );
 }
 
 /// Held leads, most urgent first, then oldest.
