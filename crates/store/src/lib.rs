@@ -47,7 +47,13 @@ mod postgres {
 /// The database, embedded or shared.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite {
+        pool: SqlitePool,
+        /// One connection for the routing transactions, which write almost everything: its
+        /// page cache stays valid from one batch to the next, where a connection that another
+        /// one wrote behind has to drop its cache and read the pages again.
+        writer: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -72,7 +78,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 macro_rules! on_pool {
     ($store:expr, $function:ident ( $($argument:expr),* )) => {
         match $store {
-            Store::Sqlite(pool) => {
+            Store::Sqlite { pool, .. } => {
                 let mut connection = pool.acquire().await?;
                 sqlite::$function(&mut connection, $($argument),*).await
             }
@@ -129,15 +135,21 @@ impl Store {
             // automatic one inside a commit stalls every request waiting on it.
             .pragma("wal_autocheckpoint", "0")
             .disable_statement_logging();
+        // A file on this machine does not drop connections: skip the ping before each use, a
+        // round trip to the connection's thread that waits for a CPU under load.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            // A file on this machine does not drop connections: skip the ping before each
-            // use, a round trip to the connection's thread that waits for a CPU under load.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
             .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
-        Ok(Store::Sqlite(pool))
+        Ok(Store::Sqlite { pool, writer })
     }
 
     /// The SQLite database of a data directory, created if missing.
@@ -154,7 +166,7 @@ impl Store {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         self.migrate_check().await?;
         match self {
-            Store::Sqlite(pool) => MIGRATOR.run(pool).await?,
+            Store::Sqlite { pool, .. } => MIGRATOR.run(pool).await?,
             Store::Postgres(pool) => MIGRATOR.run(pool).await?,
         }
         Ok(())
@@ -183,7 +195,7 @@ impl Store {
     /// began). PostgreSQL is backed up with its own tools.
     pub async fn backup_to(&self, path: &Path) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite { pool, .. } => {
                 sqlx::query("VACUUM INTO ?")
                     .bind(path.display().to_string())
                     .execute(pool)
@@ -225,7 +237,7 @@ impl Store {
     /// has the process's own clock).
     pub async fn database_now(&self) -> sqlx::Result<Option<i64>> {
         match self {
-            Store::Sqlite(_) => Ok(None),
+            Store::Sqlite { .. } => Ok(None),
             Store::Postgres(pool) => sqlx::query_scalar(
                 "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
             )
@@ -292,7 +304,7 @@ impl Store {
     async fn applied_migrations(&self) -> anyhow::Result<Vec<i64>> {
         const QUERY: &str = "SELECT version FROM _sqlx_migrations";
         let found = match self {
-            Store::Sqlite(pool) => sqlx::query_scalar(QUERY).fetch_all(pool).await,
+            Store::Sqlite { pool, .. } => sqlx::query_scalar(QUERY).fetch_all(pool).await,
             Store::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_all(pool).await,
         };
         match found {
@@ -311,7 +323,7 @@ impl Store {
     /// Moves committed pages from SQLite's write-ahead log into the database file without
     /// blocking writers; the service calls it every second. A no-op on PostgreSQL.
     pub async fn checkpoint(&self) -> anyhow::Result<()> {
-        if let Store::Sqlite(pool) = self {
+        if let Store::Sqlite { pool, .. } = self {
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(pool)
                 .await?;
@@ -332,14 +344,14 @@ impl Store {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite { .. } => "sqlite",
             Store::Postgres(_) => "postgres",
         }
     }
 
     pub async fn ping(&self) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite(pool) => pool.acquire().await?.ping().await?,
+            Store::Sqlite { pool, .. } => pool.acquire().await?.ping().await?,
             Store::Postgres(pool) => pool.acquire().await?.ping().await?,
         }
         Ok(())
@@ -347,7 +359,10 @@ impl Store {
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite(pool) => pool.close().await,
+            Store::Sqlite { pool, writer } => {
+                writer.close().await;
+                pool.close().await;
+            }
             Store::Postgres(pool) => pool.close().await,
         }
     }
@@ -355,7 +370,7 @@ impl Store {
     /// Whether `close` was called: background tasks stop then.
     pub fn is_closed(&self) -> bool {
         match self {
-            Store::Sqlite(pool) => pool.is_closed(),
+            Store::Sqlite { pool, .. } => pool.is_closed(),
             Store::Postgres(pool) => pool.is_closed(),
         }
     }
@@ -499,7 +514,7 @@ impl Store {
     /// The connection pool: connections open and idle.
     pub fn pool_state(&self) -> (u32, usize) {
         match self {
-            Store::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Store::Sqlite { pool, .. } => (pool.size(), pool.num_idle()),
             Store::Postgres(pool) => (pool.size(), pool.num_idle()),
         }
     }
@@ -538,7 +553,7 @@ impl Store {
             }};
         }
         match self {
-            Store::Sqlite(pool) => run!(sqlite, pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite { pool, .. } => run!(sqlite, pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => run!(postgres, pool.begin().await?),
         }
     }
@@ -696,7 +711,7 @@ impl Store {
         audit: &AuditRow,
     ) -> sqlx::Result<()> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite { pool, .. } => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 sqlite::set_model_schedule(&mut tx, row).await?;
                 sqlite::insert_audit(&mut tx, audit).await?;
@@ -739,7 +754,7 @@ impl Store {
         audit: impl FnOnce(Option<i64>) -> AuditRow,
     ) -> sqlx::Result<Option<i64>> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite { pool, .. } => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let previous = sqlite::publish_model(&mut tx, version, now).await?;
                 sqlite::insert_audit(&mut tx, &audit(previous)).await?;
@@ -776,7 +791,7 @@ impl Store {
         audit: impl FnOnce(Option<i64>) -> Option<AuditRow>,
     ) -> sqlx::Result<Option<i64>> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite { pool, .. } => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let previous = sqlite::publish_rule_set(&mut tx, version, now).await?;
                 if let Some(row) = audit(previous) {
@@ -1060,7 +1075,9 @@ impl Store {
     /// across every instance: SQLite's write lock, PostgreSQL's advisory lock.
     pub async fn begin_routing(&self) -> sqlx::Result<RoutingTx> {
         let inner = match self {
-            Store::Sqlite(pool) => Transaction::Sqlite(sqlite::begin_routing(pool).await?),
+            Store::Sqlite { writer, .. } => {
+                Transaction::Sqlite(sqlite::begin_routing(writer).await?)
+            }
             Store::Postgres(pool) => Transaction::Postgres(postgres::begin_routing(pool).await?),
         };
         Ok(RoutingTx { inner })

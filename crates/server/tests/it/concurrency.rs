@@ -375,7 +375,7 @@ async fn a_poisoned_job_fails_alone(app: TestApp) {
     // A job the database itself refuses (here a trigger stands in for any constraint the
     // checks at the door do not know): it fails alone, every other lead batched with it commits.
     match &app.state.store {
-        store::Store::Sqlite(pool) => {
+        store::Store::Sqlite { pool, .. } => {
             sqlx::raw_sql(
                 "CREATE TRIGGER poison BEFORE INSERT ON leads WHEN NEW.source = 'poison'
                  BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
