@@ -70,8 +70,8 @@ fn push_decisions(query: &mut QueryBuilder<Db>, rows: &[DecisionRow]) {
 /// The rows a routing transaction adds, in one round trip: the statements of every kind in one
 /// query, which the connection's thread runs one after another (sqlx numbers the `?`
 /// parameters across them). Each statement is a hand-off between the async runtime and that
-/// thread; under load a hand-off waits for a CPU, and nine of them per batch were a third of a
-/// small batch's time. The new routing version when `bump`.
+/// thread, and under load a hand-off waits for a CPU: sent one by one, the statements made the
+/// write phase of a batch of a few leads twice as long. The new routing version when `bump`.
 pub(crate) async fn insert_routed(
     conn: &mut Conn,
     routed: &Routed<'_>,
