@@ -145,6 +145,9 @@ impl Store {
             .with_context(|| format!("opening SQLite database {url}"))?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A routing transaction waits for the one before it as long as SQLite's write lock
+            // would make it wait (`busy_timeout`), not the pool's default 30 s.
+            .acquire_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
             .connect_with(options)
             .await
