@@ -77,49 +77,44 @@ pub(crate) async fn insert_routed(
     routed: &Routed<'_>,
 ) -> sqlx::Result<Option<i64>> {
     let mut query: QueryBuilder<Db> = QueryBuilder::new("");
-    let mut statements = 0;
-    let mut add = |query: &mut QueryBuilder<Db>, push: &dyn Fn(&mut QueryBuilder<Db>)| {
-        if statements > 0 {
-            query.push(";\n");
-        }
-        statements += 1;
-        push(query);
-    };
-    for chunk in routed.leads.chunks(LEAD_CHUNK) {
-        add(&mut query, &|query| push_leads(query, chunk));
-    }
-    for chunk in routed.decisions.chunks(DECISION_CHUNK) {
-        add(&mut query, &|query| push_decisions(query, chunk));
-    }
-    for chunk in routed.timers.chunks(TIMER_CHUNK) {
-        add(&mut query, &|query| push_timers(query, chunk));
-    }
-    for chunk in routed.outbox.chunks(OUTBOX_CHUNK) {
-        add(&mut query, &|query| push_outbox(query, chunk));
-    }
-    for chunk in routed.stats.chunks(STATS_CHUNK) {
-        add(&mut query, &|query| push_stats(query, chunk));
-    }
-    for chunk in routed.rep_states.chunks(STATE_CHUNK) {
-        add(&mut query, &|query| push_rep_states(query, chunk));
-    }
-    for chunk in routed.rotations.chunks(STATE_CHUNK) {
-        add(&mut query, &|query| push_rotations(query, chunk));
-    }
-    for chunk in routed.contacts.chunks(CONTACT_CHUNK) {
-        add(&mut query, &|query| push_contacts(query, chunk));
-    }
+    push_chunks(&mut query, routed.leads, LEAD_CHUNK, push_leads);
+    push_chunks(&mut query, routed.decisions, DECISION_CHUNK, push_decisions);
+    push_chunks(&mut query, routed.timers, TIMER_CHUNK, push_timers);
+    push_chunks(&mut query, routed.outbox, OUTBOX_CHUNK, push_outbox);
+    push_chunks(&mut query, routed.stats, STATS_CHUNK, push_stats);
+    push_chunks(&mut query, routed.rep_states, STATE_CHUNK, push_rep_states);
+    push_chunks(&mut query, routed.rotations, STATE_CHUNK, push_rotations);
+    push_chunks(&mut query, routed.contacts, CONTACT_CHUNK, push_contacts);
     if routed.bump {
         // Last, so the only row the query returns is the new version.
-        add(&mut query, &|query| {
-            query.push(BUMP_ROUTING);
-        });
+        next_statement(&mut query);
+        query.push(BUMP_ROUTING);
     }
-    if statements == 0 {
+    if query.sql().as_str().is_empty() {
         return Ok(None);
     }
     let versions: Vec<i64> = query.build_query_scalar().fetch_all(conn).await?;
     Ok(versions.last().copied())
+}
+
+/// Appends one statement per chunk of `size` rows, each written by `push`, to `query`.
+fn push_chunks<T>(
+    query: &mut QueryBuilder<Db>,
+    rows: &[T],
+    size: usize,
+    push: fn(&mut QueryBuilder<Db>, &[T]),
+) {
+    for chunk in rows.chunks(size) {
+        next_statement(query);
+        push(query, chunk);
+    }
+}
+
+/// Ends the statement `query` holds, if any, so another can follow.
+fn next_statement(query: &mut QueryBuilder<Db>) {
+    if !query.sql().as_str().is_empty() {
+        query.push(";\n");
+    }
 }
 
 /// What the routing worker knows of the customers arriving in one transaction, in one round
