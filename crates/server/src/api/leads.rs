@@ -217,7 +217,7 @@ pub async fn create_batch(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Body(batch): Body<BatchInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchAnswer>> {
     caller.may(Operation::CreateLeads)?;
     let mode = crate::batch::mode(batch.mode.as_deref(), batch.band.as_ref())?;
     if batch.dry_run {
@@ -353,14 +353,23 @@ pub async fn create_batch(
             Err(error) => BatchItem::error(index, &error),
         });
     }
-    let mut answer = json!({
-        "items": items.into_iter().flatten().collect::<Vec<_>>(),
-        "next_cursor": null,
-    });
-    if let Some(plan) = plan {
-        answer["plan"] = plan;
-    }
-    Ok(Json(answer))
+    // Written straight from the typed items, as a single lead's answer is: each decision's
+    // record goes out as the text the worker rendered, not parsed into a tree and written again.
+    Ok(Json(BatchAnswer {
+        items: items.into_iter().flatten().collect(),
+        next_cursor: None,
+        plan,
+    }))
+}
+
+/// A batch's answer: an item per lead, in order, and the plan of an optimal batch.
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    pub items: Vec<BatchItem>,
+    /// Always `null`: the answer holds every item.
+    pub next_cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
