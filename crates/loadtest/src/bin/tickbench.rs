@@ -6,8 +6,9 @@
 //! - ten thousand due reminders fired, outbox rows written, timers deleted — against the floor
 //!   of writing the same number of outbox rows and deleting as many timers in one raw
 //!   transaction;
-//! - the console dashboard's figures over a month holding all of those leads — against a
-//!   GROUP BY over the open leads (`count_open_leads`).
+//! - the console dashboard's figures over a month holding all of those leads, spread over its
+//!   30 days, a third of them answered, across four sources and five rules, and a quarter as
+//!   many closed (won or lost) — against a GROUP BY over the open leads (`count_open_leads`).
 //!
 //! `cargo build --release -p loadtest && target/release/tickbench` (`--leads 1000000` is the
 //! default; `--runs` repeats each measurement and the table shows medians).
@@ -23,9 +24,12 @@ struct Args {
     /// PostgreSQL URL of a server to create a fresh database on; SQLite when left out.
     #[arg(long)]
     database_url: Option<String>,
-    /// Open leads with pending timers.
+    /// Open leads with pending timers, spread over the month the dashboard shows.
     #[arg(long, default_value_t = 1_000_000)]
     leads: usize,
+    /// Closed leads (won or lost) in the same month, without timers.
+    #[arg(long, default_value_t = 250_000)]
+    closed: usize,
     /// Due reminders to fire.
     #[arg(long, default_value_t = 10_000)]
     due: usize,
@@ -46,22 +50,41 @@ fn id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn lead(owner: usize, now: i64) -> LeadRow {
+const DAY: i64 = 86_400_000_000;
+const MONTH: i64 = 30 * DAY;
+
+/// Where the dashboard's leads came from and the rules that routed them.
+const SOURCES: [&str; 4] = ["巨量引擎", "百度", "官网", "展会"];
+const RULES: [&str; 5] = ["r-east", "r-south", "r-north", "r-key", "r-rest"];
+
+/// The `index`th lead, one of a hundred reps', came in at `created`: a third of them were
+/// answered (contacted) between a second and an hour after they were assigned.
+fn lead(index: usize, created: i64) -> LeadRow {
+    let answered = index % 3 == 0;
+    let response = created + ((index as i64 * 37) % 3600 + 1) * 1_000_000;
     LeadRow {
         id: id(),
         document: r#"{"name":"客户","source":"巨量引擎"}"#.into(),
-        status: "assigned".into(),
-        owner_id: Some(format!("r{:02}", owner % 100)),
+        status: if answered { "contacted" } else { "assigned" }.into(),
+        owner_id: Some(format!("r{:02}", index % 100)),
         team_id: Some("t".into()),
-        source: Some("巨量引擎".into()),
+        source: Some(SOURCES[index % SOURCES.len()].into()),
         tags: "[]".into(),
-        created_at: now,
-        updated_at: now,
-        assigned_at: Some(now),
+        created_at: created,
+        updated_at: created,
+        assigned_at: Some(created),
+        first_response_at: answered.then_some(response),
+        last_activity_at: answered.then_some(response),
         previous_owners: "[]".into(),
+        rule_id: Some(RULES[index % RULES.len()].into()),
         sla_policy: Some("default".into()),
         ..LeadRow::default()
     }
+}
+
+/// The `index`th of `count` leads spread evenly over the month before `now`.
+fn spread(index: usize, count: usize, now: i64) -> i64 {
+    now - MONTH + (index as i64 * MONTH) / count.max(1) as i64
 }
 
 /// The stored part of a lead's first-response ladder: its first rung, due at `due`. (A lead
@@ -80,24 +103,51 @@ fn ladder(row: &LeadRow, due: i64, now: i64) -> Vec<TimerRow> {
         .collect()
 }
 
-/// Writes leads with their ladders, in transactions of 5,000.
+/// Writes open leads with their ladders, in transactions of 5,000: `created` gives the
+/// `index`th lead's arrival.
 async fn seed(
     store: &Store,
     count: usize,
     due: i64,
     now: i64,
     offset: usize,
+    created: impl Fn(usize) -> i64,
 ) -> anyhow::Result<()> {
     let mut written = 0;
     while written < count {
         let size = (count - written).min(5000);
-        let rows: Vec<LeadRow> = (0..size)
-            .map(|index| lead(offset + written + index, now))
+        let rows: Vec<LeadRow> = (written..written + size)
+            .map(|index| lead(offset + index, created(index)))
             .collect();
         let timers: Vec<TimerRow> = rows.iter().flat_map(|row| ladder(row, due, now)).collect();
         let mut tx = store.begin_routing().await?;
         tx.insert_leads(&rows).await?;
         tx.insert_timers(&timers).await?;
+        tx.commit().await?;
+        written += size;
+    }
+    Ok(())
+}
+
+/// Writes `count` closed leads spread over the month (a third won, the rest lost, each
+/// answered and closed two days after it came in), without timers: a month's leads are not
+/// all still open.
+async fn seed_closed(store: &Store, count: usize, now: i64) -> anyhow::Result<()> {
+    let mut written = 0;
+    while written < count {
+        let size = (count - written).min(5000);
+        let rows: Vec<LeadRow> = (written..written + size)
+            .map(|index| {
+                let mut row = lead(index, spread(index, count, now));
+                row.status = if index % 3 == 0 { "won" } else { "lost" }.into();
+                row.first_response_at = Some(row.created_at + 600_000_000);
+                row.last_activity_at = row.first_response_at;
+                row.closed_at = Some((row.created_at + 2 * DAY).min(now));
+                row
+            })
+            .collect();
+        let mut tx = store.begin_routing().await?;
+        tx.insert_leads(&rows).await?;
         tx.commit().await?;
         written += size;
     }
@@ -139,15 +189,19 @@ async fn main() -> anyhow::Result<()> {
     let router = server::routing::Router::start(store.clone());
     let now = Utc::now();
     let micros = now.timestamp_micros();
-    let day = 86_400_000_000;
 
     let seeding = Instant::now();
-    seed(&store, args.leads, micros + day, micros, 0).await?;
+    seed(&store, args.leads, micros + DAY, micros, 0, |index| {
+        spread(index, args.leads, micros)
+    })
+    .await?;
+    seed_closed(&store, args.closed, micros).await?;
     store.checkpoint().await?;
     eprintln!(
-        "seeded {} open leads with {} pending timers in {:.1} s",
+        "seeded {} open leads with {} pending timers and {} closed leads in {:.1} s",
         args.leads,
         args.leads,
+        args.closed,
         seeding.elapsed().as_secs_f64()
     );
 
@@ -171,7 +225,10 @@ async fn main() -> anyhow::Result<()> {
     let mut raw = Vec::new();
     for run in 0..args.runs {
         let offset = args.leads + run * args.due;
-        seed(&store, args.due, micros - 1_000_000, micros, offset).await?;
+        seed(&store, args.due, micros - 1_000_000, micros, offset, |_| {
+            micros
+        })
+        .await?;
         store.checkpoint().await?;
         let started = Instant::now();
         let mut fired = 0;
@@ -218,23 +275,22 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut board = Vec::new();
     let mut grouped = Vec::new();
-    let month = 30 * day;
     for _ in 0..args.runs {
         let started = Instant::now();
         let figures = store
             .dashboard(&store::DashboardWindow {
-                from: micros - month,
+                from: micros - MONTH,
                 to: micros + 1,
                 team: Some("t".into()),
                 owner: None,
                 day_offset: 8 * 3_600_000_000,
                 now: micros,
-                idle_before: micros - 3 * day,
+                idle_before: micros - 3 * DAY,
             })
             .await?;
         board.push(started.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(
-            figures.leads_in as usize == args.leads + args.runs * args.due,
+            figures.leads_in as usize == args.leads + args.closed + args.runs * args.due,
             "the dashboard counted {} leads",
             figures.leads_in
         );
@@ -262,8 +318,9 @@ async fn main() -> anyhow::Result<()> {
         fire_s / raw_s
     );
     println!(
-        "| dashboard, 30 days, one team: {} leads | {board_ms:.0} ms | open leads grouped by owner {grouped_ms:.0} ms | {:.1}× |",
-        args.leads + args.runs * args.due,
+        "| dashboard, 30 days, one team: {} leads ({} closed) | {board_ms:.0} ms | open leads grouped by owner {grouped_ms:.0} ms | {:.1}× |",
+        args.leads + args.closed + args.runs * args.due,
+        args.closed,
         board_ms / grouped_ms
     );
     Ok(())
