@@ -60,7 +60,7 @@ const RULES: [&str; 5] = ["r-east", "r-south", "r-north", "r-key", "r-rest"];
 /// The `index`th lead, one of a hundred reps', came in at `created`: a third of them were
 /// answered (contacted) between a second and an hour after they were assigned.
 fn lead(index: usize, created: i64) -> LeadRow {
-    let answered = index % 3 == 0;
+    let answered = index.is_multiple_of(3);
     let response = created + ((index as i64 * 37) % 3600 + 1) * 1_000_000;
     LeadRow {
         id: id(),
@@ -139,7 +139,7 @@ async fn seed_closed(store: &Store, count: usize, now: i64) -> anyhow::Result<()
         let rows: Vec<LeadRow> = (written..written + size)
             .map(|index| {
                 let mut row = lead(index, spread(index, count, now));
-                row.status = if index % 3 == 0 { "won" } else { "lost" }.into();
+                row.status = ["won", "lost", "lost"][index % 3].into();
                 row.first_response_at = Some(row.created_at + 600_000_000);
                 row.last_activity_at = row.first_response_at;
                 row.closed_at = Some((row.created_at + 2 * DAY).min(now));
