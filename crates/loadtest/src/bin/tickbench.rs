@@ -57,15 +57,13 @@ const MONTH: i64 = 30 * DAY;
 const SOURCES: [&str; 4] = ["巨量引擎", "百度", "官网", "展会"];
 const RULES: [&str; 5] = ["r-east", "r-south", "r-north", "r-key", "r-rest"];
 
-/// The `index`th lead, one of a hundred reps', came in at `created`: a third of them were
-/// answered (contacted) between a second and an hour after they were assigned.
+/// The `index`th lead, one of a hundred reps', assigned when it came in at `created` and not
+/// answered yet.
 fn lead(index: usize, created: i64) -> LeadRow {
-    let answered = index.is_multiple_of(3);
-    let response = created + ((index as i64 * 37) % 3600 + 1) * 1_000_000;
     LeadRow {
         id: id(),
         document: r#"{"name":"客户","source":"巨量引擎"}"#.into(),
-        status: if answered { "contacted" } else { "assigned" }.into(),
+        status: "assigned".into(),
         owner_id: Some(format!("r{:02}", index % 100)),
         team_id: Some("t".into()),
         source: Some(SOURCES[index % SOURCES.len()].into()),
@@ -73,13 +71,24 @@ fn lead(index: usize, created: i64) -> LeadRow {
         created_at: created,
         updated_at: created,
         assigned_at: Some(created),
-        first_response_at: answered.then_some(response),
-        last_activity_at: answered.then_some(response),
         previous_owners: "[]".into(),
         rule_id: Some(RULES[index % RULES.len()].into()),
         sla_policy: Some("default".into()),
         ..LeadRow::default()
     }
+}
+
+/// The month's `index`th open lead: every third was answered (contacted) between a second
+/// and an hour after it was assigned.
+fn month_lead(index: usize, count: usize, now: i64) -> LeadRow {
+    let mut row = lead(index, spread(index, count, now));
+    if index.is_multiple_of(3) {
+        let response = row.created_at + ((index as i64 * 37) % 3600 + 1) * 1_000_000;
+        row.status = "contacted".into();
+        row.first_response_at = Some(response);
+        row.last_activity_at = Some(response);
+    }
+    row
 }
 
 /// The `index`th of `count` leads spread evenly over the month before `now`.
@@ -103,22 +112,19 @@ fn ladder(row: &LeadRow, due: i64, now: i64) -> Vec<TimerRow> {
         .collect()
 }
 
-/// Writes open leads with their ladders, in transactions of 5,000: `created` gives the
-/// `index`th lead's arrival.
+/// Writes `count` open leads (`make` gives the `index`th) with their ladders, in transactions
+/// of 5,000.
 async fn seed(
     store: &Store,
     count: usize,
     due: i64,
     now: i64,
-    offset: usize,
-    created: impl Fn(usize) -> i64,
+    make: impl Fn(usize) -> LeadRow,
 ) -> anyhow::Result<()> {
     let mut written = 0;
     while written < count {
         let size = (count - written).min(5000);
-        let rows: Vec<LeadRow> = (written..written + size)
-            .map(|index| lead(offset + index, created(index)))
-            .collect();
+        let rows: Vec<LeadRow> = (written..written + size).map(&make).collect();
         let timers: Vec<TimerRow> = rows.iter().flat_map(|row| ladder(row, due, now)).collect();
         let mut tx = store.begin_routing().await?;
         tx.insert_leads(&rows).await?;
@@ -191,8 +197,8 @@ async fn main() -> anyhow::Result<()> {
     let micros = now.timestamp_micros();
 
     let seeding = Instant::now();
-    seed(&store, args.leads, micros + DAY, micros, 0, |index| {
-        spread(index, args.leads, micros)
+    seed(&store, args.leads, micros + DAY, micros, |index| {
+        month_lead(index, args.leads, micros)
     })
     .await?;
     seed_closed(&store, args.closed, micros).await?;
@@ -225,8 +231,9 @@ async fn main() -> anyhow::Result<()> {
     let mut raw = Vec::new();
     for run in 0..args.runs {
         let offset = args.leads + run * args.due;
-        seed(&store, args.due, micros - 1_000_000, micros, offset, |_| {
-            micros
+        // Unanswered, so that each due rung reminds.
+        seed(&store, args.due, micros - 1_000_000, micros, |index| {
+            lead(offset + index, micros)
         })
         .await?;
         store.checkpoint().await?;
