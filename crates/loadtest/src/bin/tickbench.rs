@@ -112,8 +112,8 @@ fn ladder(row: &LeadRow, due: i64, now: i64) -> Vec<TimerRow> {
         .collect()
 }
 
-/// Writes `count` open leads (`make` gives the `index`th) with their ladders, in transactions
-/// of 5,000.
+/// Writes `count` leads (`make` gives the `index`th), each open one with its ladder, in
+/// transactions of 5,000.
 async fn seed(
     store: &Store,
     count: usize,
@@ -125,7 +125,11 @@ async fn seed(
     while written < count {
         let size = (count - written).min(5000);
         let rows: Vec<LeadRow> = (written..written + size).map(&make).collect();
-        let timers: Vec<TimerRow> = rows.iter().flat_map(|row| ladder(row, due, now)).collect();
+        let timers: Vec<TimerRow> = rows
+            .iter()
+            .filter(|row| row.closed_at.is_none())
+            .flat_map(|row| ladder(row, due, now))
+            .collect();
         let mut tx = store.begin_routing().await?;
         tx.insert_leads(&rows).await?;
         tx.insert_timers(&timers).await?;
@@ -135,29 +139,15 @@ async fn seed(
     Ok(())
 }
 
-/// Writes `count` closed leads spread over the month (a third won, the rest lost, each
-/// answered and closed two days after it came in), without timers: a month's leads are not
-/// all still open.
-async fn seed_closed(store: &Store, count: usize, now: i64) -> anyhow::Result<()> {
-    let mut written = 0;
-    while written < count {
-        let size = (count - written).min(5000);
-        let rows: Vec<LeadRow> = (written..written + size)
-            .map(|index| {
-                let mut row = lead(index, spread(index, count, now));
-                row.status = ["won", "lost", "lost"][index % 3].into();
-                row.first_response_at = Some(row.created_at + 600_000_000);
-                row.last_activity_at = row.first_response_at;
-                row.closed_at = Some((row.created_at + 2 * DAY).min(now));
-                row
-            })
-            .collect();
-        let mut tx = store.begin_routing().await?;
-        tx.insert_leads(&rows).await?;
-        tx.commit().await?;
-        written += size;
-    }
-    Ok(())
+/// The month's `index`th of `count` closed leads: a third won, the rest lost, each answered
+/// ten minutes and closed two days after it came in (a month's leads are not all still open).
+fn closed_lead(index: usize, count: usize, now: i64) -> LeadRow {
+    let mut row = lead(index, spread(index, count, now));
+    row.status = ["won", "lost", "lost"][index % 3].into();
+    row.first_response_at = Some(row.created_at + 600_000_000);
+    row.last_activity_at = row.first_response_at;
+    row.closed_at = Some((row.created_at + 2 * DAY).min(now));
+    row
 }
 
 async fn open(args: &Args) -> anyhow::Result<(Store, Option<tempfile::TempDir>)> {
@@ -201,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
         month_lead(index, args.leads, micros)
     })
     .await?;
-    seed_closed(&store, args.closed, micros).await?;
+    seed(&store, args.closed, micros + DAY, micros, |index| {
+        closed_lead(index, args.closed, micros)
+    })
+    .await?;
     store.checkpoint().await?;
     eprintln!(
         "seeded {} open leads with {} pending timers and {} closed leads in {:.1} s",
