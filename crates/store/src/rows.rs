@@ -718,6 +718,24 @@ pub struct OpenFigures {
     pub idle_days: f64,
 }
 
+/// One family's counts over the window's whole hours, from the tallies (`tallies.rs`): by
+/// status and day (`s`), by owner (`o`), by source (`c`) or rule (`r`) among the closed.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub(crate) struct TallyRow {
+    pub kind: String,
+    pub day: i64,
+    pub key: String,
+    pub leads: i64,
+    pub held: i64,
+    pub pooled: i64,
+    pub clocked: i64,
+    pub missed: i64,
+    pub reclaims: i64,
+    pub responded: i64,
+    pub won: i64,
+    pub amount: f64,
+}
+
 /// The window's leads of one owner, status and day, counted (the dashboard's main pass).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub(crate) struct WindowGroup {

@@ -75,14 +75,147 @@ fn day_expression(window: &DashboardWindow) -> String {
     )
 }
 
-pub(crate) async fn dashboard(
+/// The window's leads counted by status, day, owner, source and rule, as the dashboard's
+/// figures need them, kept zero-free: a tally a lead left reads zero, a pass over the leads
+/// never shows it.
+#[derive(Default)]
+struct Counts {
+    figures: Dashboard,
+    days: std::collections::BTreeMap<i64, i64>,
+    /// Leads and answered leads, by status.
+    funnel: std::collections::BTreeMap<String, (i64, i64)>,
+    owners: std::collections::BTreeMap<String, OwnerFigures>,
+    /// Won and closed, by source and by rule.
+    sources: std::collections::BTreeMap<String, (i64, i64)>,
+    rules: std::collections::BTreeMap<String, (i64, i64)>,
+}
+
+impl Counts {
+    fn owner(&mut self, owner: &str, leads: i64, won: i64, amount: f64) {
+        self.figures.assigned += leads;
+        let row = self
+            .owners
+            .entry(owner.to_owned())
+            .or_insert_with(|| OwnerFigures {
+                owner_id: owner.to_owned(),
+                assigned: 0,
+                won: 0,
+                amount: 0.0,
+            });
+        row.assigned += leads;
+        row.won += won;
+        row.amount += amount;
+    }
+
+    /// One group of a pass over the leads.
+    fn add_group(&mut self, group: &WindowGroup) {
+        let figures = &mut self.figures;
+        figures.leads_in += group.leads;
+        figures.held += group.held;
+        figures.pooled += group.pooled;
+        figures.clocked += group.clocked;
+        figures.missed += group.missed;
+        figures.reclaims += group.reclaims;
+        *self.days.entry(group.day).or_default() += group.leads;
+        let stage = self.funnel.entry(group.status.clone()).or_default();
+        stage.0 += group.leads;
+        stage.1 += group.responded;
+        let won = if group.status == "won" {
+            group.leads
+        } else {
+            0
+        };
+        if let Some(owner) = &group.owner_id {
+            let amount = if won > 0 { group.amount } else { 0.0 };
+            self.owner(owner, group.leads, won, amount);
+        }
+        if group.status == "won" || group.status == "lost" {
+            for (by, key) in [
+                (&mut self.sources, &group.source),
+                (&mut self.rules, &group.rule_id),
+            ] {
+                if let Some(key) = key {
+                    let entry = by.entry(key.clone()).or_default();
+                    entry.0 += won;
+                    entry.1 += group.leads;
+                }
+            }
+        }
+    }
+
+    /// One family's tally (`TallyRow`).
+    fn add_tally(&mut self, row: &TallyRow) {
+        match row.kind.as_str() {
+            "s" => {
+                let figures = &mut self.figures;
+                figures.leads_in += row.leads;
+                figures.held += row.held;
+                figures.pooled += row.pooled;
+                figures.clocked += row.clocked;
+                figures.missed += row.missed;
+                figures.reclaims += row.reclaims;
+                *self.days.entry(row.day).or_default() += row.leads;
+                let stage = self.funnel.entry(row.key.clone()).or_default();
+                stage.0 += row.leads;
+                stage.1 += row.responded;
+            }
+            "o" => self.owner(&row.key, row.leads, row.won, row.amount),
+            "c" | "r" => {
+                let by = if row.kind == "c" {
+                    &mut self.sources
+                } else {
+                    &mut self.rules
+                };
+                let entry = by.entry(row.key.clone()).or_default();
+                entry.0 += row.won;
+                entry.1 += row.leads;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Dashboard {
+        let conversion = |by: std::collections::BTreeMap<String, (i64, i64)>| {
+            by.into_iter()
+                .filter(|(_, (_, closed))| *closed != 0)
+                .map(|(name, (won, closed))| Conversion { name, won, closed })
+                .collect()
+        };
+        Dashboard {
+            days: self
+                .days
+                .into_iter()
+                .filter(|(_, count)| *count != 0)
+                .map(|(day, count)| DayCount { day, count })
+                .collect(),
+            funnel: self
+                .funnel
+                .into_iter()
+                .filter(|(_, (leads, _))| *leads != 0)
+                .map(|(status, (leads, responded))| StatusCount {
+                    status,
+                    leads,
+                    responded,
+                })
+                .collect(),
+            by_owner: self
+                .owners
+                .into_values()
+                .filter(|owner| owner.assigned != 0)
+                .collect(),
+            by_source: conversion(self.sources),
+            by_rule: conversion(self.rules),
+            ..self.figures
+        }
+    }
+}
+
+/// The window's leads grouped by owner, status, day, source and rule, read from the leads.
+async fn window_groups(
     conn: &mut Conn,
     window: &DashboardWindow,
-) -> sqlx::Result<Dashboard> {
-    // One pass over the window's leads, grouped by owner, status, day, source and rule: the
-    // totals, the days, the funnel, each owner's share and wins, and conversion by source and
-    // by rule all come out of it.
-    let groups: Vec<WindowGroup> = window_query(
+) -> sqlx::Result<Vec<WindowGroup>> {
+    window_query(
         &format!(
             "SELECT l.owner_id AS owner_id, l.status AS status, {} AS day, l.source AS source,
                  l.rule_id AS rule_id, COUNT(*) AS leads,
@@ -103,57 +236,115 @@ pub(crate) async fn dashboard(
         "GROUP BY l.owner_id, l.status, 3, l.source, l.rule_id",
     )
     .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut figures = Dashboard::default();
-    let mut days: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
-    let mut funnel: std::collections::BTreeMap<String, (i64, i64)> =
-        std::collections::BTreeMap::new();
-    let mut owners: std::collections::BTreeMap<String, OwnerFigures> =
-        std::collections::BTreeMap::new();
-    for group in &groups {
-        figures.leads_in += group.leads;
-        figures.held += group.held;
-        figures.pooled += group.pooled;
-        figures.clocked += group.clocked;
-        figures.missed += group.missed;
-        figures.reclaims += group.reclaims;
-        *days.entry(group.day).or_default() += group.leads;
-        let stage = funnel.entry(group.status.clone()).or_default();
-        stage.0 += group.leads;
-        stage.1 += group.responded;
-        if let Some(owner) = &group.owner_id {
-            figures.assigned += group.leads;
-            let row = owners.entry(owner.clone()).or_insert_with(|| OwnerFigures {
-                owner_id: owner.clone(),
-                assigned: 0,
-                won: 0,
-                amount: 0.0,
-            });
-            row.assigned += group.leads;
-            if group.status == "won" {
-                row.won += group.leads;
-                row.amount += group.amount;
+    .fetch_all(conn)
+    .await
+}
+
+/// The tallies of the window's hours `[first, end)`, folded and not yet folded, summed per
+/// family: the status family per day of the viewer's zone, the others over the whole window.
+async fn tally_rows(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+    (first, end): (i64, i64),
+) -> sqlx::Result<Vec<TallyRow>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT t.kind AS kind,
+             CASE WHEN t.kind = 's'
+                 THEN CAST((t.hour * {hour} + {offset}) / 86400000000 AS BIGINT) ELSE 0 END AS day,
+             t.key AS key, CAST(SUM(t.leads) AS BIGINT) AS leads,
+             CAST(SUM(t.held) AS BIGINT) AS held, CAST(SUM(t.pooled) AS BIGINT) AS pooled,
+             CAST(SUM(t.clocked) AS BIGINT) AS clocked, CAST(SUM(t.missed) AS BIGINT) AS missed,
+             CAST(SUM(t.reclaims) AS BIGINT) AS reclaims,
+             CAST(SUM(t.responded) AS BIGINT) AS responded, CAST(SUM(t.won) AS BIGINT) AS won,
+             CAST(SUM(t.amount) AS DOUBLE PRECISION) AS amount
+         FROM (",
+        hour = crate::tallies::HOUR,
+        offset = window.day_offset,
+    ));
+    for (index, table) in ["lead_tallies", "lead_tally_deltas"]
+        .into_iter()
+        .enumerate()
+    {
+        if index > 0 {
+            query.push(" UNION ALL ");
+        }
+        query.push(format!(
+            "SELECT kind, hour, key, leads, held, pooled, clocked, missed, reclaims, responded,
+                 won, amount
+             FROM {table} WHERE kind IN ('s', 'o', 'c', 'r') AND hour >= "
+        ));
+        query.push_bind(first).push(" AND hour < ").push_bind(end);
+        if let Some(team) = &window.team {
+            query.push(" AND team_id = ").push_bind(team.clone());
+        }
+    }
+    query.push(") t GROUP BY t.kind, 2, t.key");
+    query.build_query_as().fetch_all(conn).await
+}
+
+pub(crate) async fn dashboard(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+) -> sqlx::Result<Dashboard> {
+    dashboard_with(conn, window, window.tallied_hours()).await
+}
+
+/// The same read from the leads alone, never the tallies: what the tallies are checked against.
+pub(crate) async fn dashboard_from_leads(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+) -> sqlx::Result<Dashboard> {
+    dashboard_with(conn, window, None).await
+}
+
+async fn dashboard_with(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+    tallied: Option<(i64, i64)>,
+) -> sqlx::Result<Dashboard> {
+    // The totals, the days, the funnel, each owner's share and wins, and conversion by source
+    // and by rule: from the tallies of the window's whole hours, and a pass over the leads of
+    // the part of an hour at either end (the hour now); or one pass over all of its leads.
+    let mut counts = Counts::default();
+    match tallied {
+        Some((first, end)) => {
+            let edges = [
+                (window.from, first * crate::tallies::HOUR),
+                (end * crate::tallies::HOUR, window.to),
+            ];
+            for (from, to) in edges.into_iter().filter(|(from, to)| from < to) {
+                let edge = DashboardWindow {
+                    from,
+                    to,
+                    ..window.clone()
+                };
+                for group in window_groups(&mut *conn, &edge).await? {
+                    counts.add_group(&group);
+                }
+            }
+            for row in tally_rows(&mut *conn, window, (first, end)).await? {
+                counts.add_tally(&row);
+            }
+        }
+        None => {
+            for group in window_groups(&mut *conn, window).await? {
+                counts.add_group(&group);
             }
         }
     }
-    figures.days = days
-        .into_iter()
-        .map(|(day, count)| DayCount { day, count })
-        .collect();
-    figures.funnel = funnel
-        .into_iter()
-        .map(|(status, (leads, responded))| StatusCount {
-            status,
-            leads,
-            responded,
-        })
-        .collect();
-    figures.by_owner = owners.into_values().collect();
-    let mut responses: Vec<Response> = window_query(
+    let mut figures = counts.finish();
+    // The first responses, as one JSON array of `[owner, day, seconds]`: one row through the
+    // driver instead of one per answered lead (a month's are hundreds of thousands, and the
+    // SQLite driver hands each row from its thread to ours on its own).
+    let (array, element) = if IS_POSTGRES {
+        ("json_agg", "json_build_array")
+    } else {
+        ("json_group_array", "json_array")
+    };
+    let packed: Option<String> = window_query(
         &format!(
-            "SELECT l.owner_id AS owner_id, {} AS day,
-                 CAST((l.first_response_at - l.assigned_at) / 1000000 AS BIGINT) AS secs
+            "SELECT CAST({array}({element}(l.owner_id, {},
+                 CAST((l.first_response_at - l.assigned_at) / 1000000 AS BIGINT))) AS TEXT)
              FROM leads l
              WHERE l.first_response_at IS NOT NULL AND l.assigned_at IS NOT NULL
                  AND l.first_response_at >= l.assigned_at AND",
@@ -162,33 +353,21 @@ pub(crate) async fn dashboard(
         window,
         "",
     )
-    .build_query_as()
-    .fetch_all(&mut *conn)
+    .build_query_scalar()
+    .fetch_one(&mut *conn)
     .await?;
+    let mut responses: Vec<Response> =
+        serde_json::from_str::<Vec<(Option<String>, i64, i64)>>(packed.as_deref().unwrap_or("[]"))
+            .map_err(|error| sqlx::Error::Decode(Box::new(error)))?
+            .into_iter()
+            .map(|(owner_id, day, secs)| Response {
+                owner_id,
+                day,
+                secs,
+            })
+            .collect();
     responses.sort_unstable_by_key(|response| response.secs);
     figures.responses = responses;
-    // Conversion by source and by rule: the closed groups.
-    let conversion = |key: fn(&WindowGroup) -> &Option<String>| {
-        let mut by: std::collections::BTreeMap<String, (i64, i64)> =
-            std::collections::BTreeMap::new();
-        for group in groups
-            .iter()
-            .filter(|group| group.status == "won" || group.status == "lost")
-        {
-            if let Some(name) = key(group) {
-                let entry = by.entry(name.clone()).or_default();
-                if group.status == "won" {
-                    entry.0 += group.leads;
-                }
-                entry.1 += group.leads;
-            }
-        }
-        by.into_iter()
-            .map(|(name, (won, closed))| Conversion { name, won, closed })
-            .collect::<Vec<_>>()
-    };
-    figures.by_source = conversion(|group| &group.source);
-    figures.by_rule = conversion(|group| &group.rule_id);
     // The leaderboard counts the deals won in the window, whenever their leads came in.
     figures.leaderboard = column_window(
         "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
@@ -246,16 +425,19 @@ pub(crate) async fn dashboard(
     push_window(&mut missed_by, "l.created_at", window);
     missed_by.push(" GROUP BY o.rep_id");
     let missed_by: Vec<KeyCount> = missed_by.build_query_as().fetch_all(&mut *conn).await?;
-    let activities: Vec<KeyCount> = window_query(
+    // The follow-ups on the window's leads, found from the follow-ups logged since the window
+    // began (one is logged on a lead that is there; `activities_window`), not by probing the
+    // activities of every lead in the window, most of which have none yet.
+    let mut activities: QueryBuilder<Db> = QueryBuilder::new(
         "SELECT a.rep_id AS key, COUNT(*) AS count
-         FROM activities a JOIN leads l ON l.id = a.lead_id
-         WHERE a.rep_id IS NOT NULL AND a.kind <> 'inquiry' AND",
-        window,
-        "GROUP BY a.rep_id",
-    )
-    .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
+         FROM activities a CROSS JOIN leads l
+         WHERE l.id = a.lead_id AND a.rep_id IS NOT NULL AND a.kind <> 'inquiry'
+             AND a.created_at >= ",
+    );
+    activities.push_bind(window.from).push(" AND");
+    push_window(&mut activities, "l.created_at", window);
+    activities.push(" GROUP BY a.rep_id");
+    let activities: Vec<KeyCount> = activities.build_query_as().fetch_all(&mut *conn).await?;
     // Feedback recorded in the window, for whichever lead it is about.
     let feedback: Vec<FeedbackFigures> = column_window(
         "SELECT COALESCE(f.rep_id, l.owner_id) AS rep_id, f.kind AS kind, COUNT(*) AS answers,

@@ -1,0 +1,315 @@
+//! The dashboard's counts kept as leads are written (`lead_tallies`, migration 0024): what each
+//! lead adds, the triggers that append every change of a lead to `lead_tally_deltas`, and the
+//! fold that moves the deltas into the tallies. The triggers are the one writer, so every
+//! surface that writes a lead (routing, a patch, an import, an erasure) is counted alike. Every
+//! statement here is built from the constants in this file, nothing a user sent.
+
+use sqlx::{PgPool, SqlitePool};
+
+/// A tally's hour: `created_at` in whole UTC hours.
+pub(crate) const HOUR: i64 = 3_600_000_000;
+
+impl crate::DashboardWindow {
+    /// The whole UTC hours of the window its tallies answer for, `[first, end)` (the rest of
+    /// it, part of an hour at either end, is read from the leads): none when its days do not
+    /// begin on an hour (the half- and quarter-hour zones, where an hour would straddle two of
+    /// its days) or it is one rep's (the tallies are per team, not per rep).
+    pub fn tallied_hours(&self) -> Option<(i64, i64)> {
+        if self.owner.is_some() || self.day_offset % HOUR != 0 || self.from + self.day_offset < 0 {
+            return None;
+        }
+        let first = (self.from + HOUR - 1).div_euclid(HOUR);
+        let end = self.to.div_euclid(HOUR);
+        (first < end).then_some((first, end))
+    }
+}
+
+/// The columns of both tables after their key.
+const MEASURES: &str = "leads, held, pooled, clocked, missed, reclaims, responded, won, amount";
+
+const COLUMNS: &str = "kind, hour, team_id, key, leads, held, pooled, clocked, missed, reclaims, responded, won, amount";
+
+/// The lead columns a tally reads: a change to any other column changes no count.
+const READ: [&str; 14] = [
+    "created_at",
+    "team_id",
+    "owner_id",
+    "status",
+    "source",
+    "rule_id",
+    "held",
+    "hops",
+    "amount",
+    "pool_id",
+    "assigned_at",
+    "sla_missed_at",
+    "first_response_at",
+    "last_activity_at",
+];
+
+/// The columns of which only whether they are set counts.
+const SET_OR_NOT: [&str; 5] = [
+    "pool_id",
+    "assigned_at",
+    "sla_missed_at",
+    "first_response_at",
+    "last_activity_at",
+];
+
+/// The rows one lead adds to the tallies, times `sign`: the lead is `r` (a trigger's `NEW` or
+/// `OLD`, or an alias in `from`), `filter` limits which leads count. The same arithmetic as the
+/// dashboard's pass over the leads (`queries/dashboard.rs`), per family.
+fn families(r: &str, sign: i64, from: &str, filter: Option<&str>) -> String {
+    let only = |condition: &str| match filter {
+        Some(filter) => format!("WHERE ({filter}) AND {condition}"),
+        None => format!("WHERE {condition}"),
+    };
+    let all = filter.map_or(String::new(), |filter| format!("WHERE {filter}"));
+    let flag = |condition: String| format!("{sign} * (CASE WHEN {condition} THEN 1 ELSE 0 END)");
+    let key = format!("{r}.created_at / {HOUR}, COALESCE({r}.team_id, '')");
+    let won = flag(format!("{r}.status = 'won'"));
+    let nothing = "0, 0, 0, 0, 0, 0";
+    let zero = "CAST(0 AS DOUBLE PRECISION)";
+    format!(
+        "SELECT 's' AS kind, {r}.created_at / {HOUR} AS hour, COALESCE({r}.team_id, '') AS team_id,
+             {r}.status AS key, {sign} AS leads, {held} AS held, {pooled} AS pooled,
+             {clocked} AS clocked, {missed} AS missed, {sign} * {r}.hops AS reclaims,
+             {responded} AS responded, 0 AS won, {zero} AS amount {from} {all}
+         UNION ALL
+         SELECT 'o', {key}, {r}.owner_id, {sign}, {nothing}, {won},
+             {sign} * (CASE WHEN {r}.status = 'won' THEN COALESCE({r}.amount, 0) ELSE 0 END)
+             {from} {owned}
+         UNION ALL
+         SELECT 'c', {key}, {r}.source, {sign}, {nothing}, {won}, {zero} {from} {sourced}
+         UNION ALL
+         SELECT 'r', {key}, {r}.rule_id, {sign}, {nothing}, {won}, {zero} {from} {ruled}",
+        held = flag(format!("{r}.held")),
+        pooled = flag(format!("{r}.owner_id IS NULL AND {r}.pool_id IS NOT NULL")),
+        clocked = flag(format!("{r}.assigned_at IS NOT NULL")),
+        missed = flag(format!(
+            "{r}.assigned_at IS NOT NULL AND ({r}.sla_missed_at IS NOT NULL OR {r}.hops > 0)"
+        )),
+        responded = flag(format!(
+            "{r}.first_response_at IS NOT NULL OR {r}.last_activity_at IS NOT NULL"
+        )),
+        owned = only(&format!("{r}.owner_id IS NOT NULL")),
+        sourced = only(&format!(
+            "{r}.source IS NOT NULL AND {r}.status IN ('won', 'lost')"
+        )),
+        ruled = only(&format!(
+            "{r}.rule_id IS NOT NULL AND {r}.status IN ('won', 'lost')"
+        )),
+    )
+}
+
+/// Whether an update changed anything a tally reads (`distinct` is the backend's "is distinct
+/// from": `IS NOT` on SQLite).
+fn changed(old: &str, new: &str, distinct: &str) -> String {
+    READ.iter()
+        .map(|column| {
+            if SET_OR_NOT.contains(column) {
+                format!("({old}.{column} IS NULL) <> ({new}.{column} IS NULL)")
+            } else {
+                format!("{old}.{column} {distinct} {new}.{column}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The family rows of `select`, summed per tally (PostgreSQL sums a bigint as numeric).
+fn summed(select: &str) -> String {
+    format!(
+        "SELECT kind, hour, team_id, key, CAST(SUM(leads) AS BIGINT), CAST(SUM(held) AS BIGINT),
+             CAST(SUM(pooled) AS BIGINT), CAST(SUM(clocked) AS BIGINT),
+             CAST(SUM(missed) AS BIGINT), CAST(SUM(reclaims) AS BIGINT),
+             CAST(SUM(responded) AS BIGINT), CAST(SUM(won) AS BIGINT), SUM(amount)
+         FROM ({select}) f WHERE true GROUP BY kind, hour, team_id, key"
+    )
+}
+
+/// Every lead's counts, for the tallies of the leads there were before the triggers.
+fn backfill() -> String {
+    format!(
+        "INSERT INTO lead_tallies ({COLUMNS}) {}",
+        summed(&families("l", 1, "FROM leads l", None))
+    )
+}
+
+/// Adds the deltas `from` to the tallies.
+fn upsert(from: &str) -> String {
+    let set = MEASURES
+        .split(", ")
+        .map(|column| format!("{column} = lead_tallies.{column} + excluded.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO lead_tallies ({COLUMNS}) {}
+         ON CONFLICT (kind, team_id, hour, key) DO UPDATE SET {set}",
+        summed(&format!("SELECT {COLUMNS} FROM {from}"))
+    )
+}
+
+/// Creates SQLite's triggers (row by row: `UPDATE OF` the columns read, when one of them
+/// changed) and counts the leads already there, in one transaction, once.
+pub(crate) async fn ensure_sqlite(pool: &SqlitePool) -> sqlx::Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let present: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'leads_tally_%'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if present == 3 {
+        return tx.commit().await;
+    }
+    let insert = format!("INSERT INTO lead_tally_deltas ({COLUMNS})");
+    for statement in [
+        "DROP TRIGGER IF EXISTS leads_tally_insert".to_owned(),
+        "DROP TRIGGER IF EXISTS leads_tally_update".to_owned(),
+        "DROP TRIGGER IF EXISTS leads_tally_delete".to_owned(),
+        "DELETE FROM lead_tally_deltas".to_owned(),
+        "DELETE FROM lead_tallies".to_owned(),
+        format!(
+            "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads BEGIN
+                 {insert} {}; END",
+            families("NEW", 1, "", None)
+        ),
+        format!(
+            "CREATE TRIGGER leads_tally_delete AFTER DELETE ON leads BEGIN
+                 {insert} {}; END",
+            families("OLD", -1, "", None)
+        ),
+        format!(
+            "CREATE TRIGGER leads_tally_update AFTER UPDATE OF {} ON leads WHEN {} BEGIN
+                 {insert} {} UNION ALL {}; END",
+            READ.join(", "),
+            changed("OLD", "NEW", "IS NOT"),
+            families("OLD", -1, "", None),
+            families("NEW", 1, "", None)
+        ),
+        backfill(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// The key of the advisory lock that lets one instance at a time create the triggers or fold.
+const LOCK: i64 = 727_375;
+
+/// Creates PostgreSQL's triggers (per statement, over its transition tables, so a batch of a
+/// thousand leads appends its sums once) and counts the leads already there, in one
+/// transaction, once: creating a trigger locks out writers to `leads` until the count is in.
+pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let present: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'leads_tally_%' AND NOT tgisinternal",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if present == 3 {
+        return tx.commit().await;
+    }
+    let append = |body: String| {
+        format!(
+            "INSERT INTO lead_tally_deltas ({COLUMNS}) {}",
+            summed(&body)
+        )
+    };
+    let function = |name: &str, body: String| {
+        format!(
+            "CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$
+             BEGIN {body}; RETURN NULL; END $body$"
+        )
+    };
+    let both = "FROM old_rows o JOIN new_rows n ON n.id = o.id";
+    let moved = changed("o", "n", "IS DISTINCT FROM");
+    for statement in [
+        "DROP TRIGGER IF EXISTS leads_tally_insert ON leads".to_owned(),
+        "DROP TRIGGER IF EXISTS leads_tally_update ON leads".to_owned(),
+        "DROP TRIGGER IF EXISTS leads_tally_delete ON leads".to_owned(),
+        "DELETE FROM lead_tally_deltas".to_owned(),
+        "DELETE FROM lead_tallies".to_owned(),
+        function(
+            "leads_tally_insert",
+            append(families("n", 1, "FROM new_rows n", None)),
+        ),
+        function(
+            "leads_tally_delete",
+            append(families("o", -1, "FROM old_rows o", None)),
+        ),
+        function(
+            "leads_tally_update",
+            append(format!(
+                "{} UNION ALL {}",
+                families("o", -1, both, Some(&moved)),
+                families("n", 1, both, Some(&moved))
+            )),
+        ),
+        "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_insert()"
+            .to_owned(),
+        "CREATE TRIGGER leads_tally_delete AFTER DELETE ON leads REFERENCING OLD TABLE AS old_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_delete()"
+            .to_owned(),
+        "CREATE TRIGGER leads_tally_update AFTER UPDATE ON leads
+             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_update()"
+            .to_owned(),
+        backfill(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Moves SQLite's deltas into the tallies (on the writer: one write transaction); how many
+/// tallies it changed.
+pub(crate) async fn fold_sqlite(writer: &SqlitePool) -> sqlx::Result<u64> {
+    let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM lead_tally_deltas LIMIT 1")
+        .fetch_optional(writer)
+        .await?;
+    if any.is_none() {
+        return Ok(0);
+    }
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let folded = sqlx::query(sqlx::AssertSqlSafe(upsert("lead_tally_deltas")))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM lead_tally_deltas")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(folded)
+}
+
+/// The same on PostgreSQL: the deltas deleted are the ones added, in one statement, by one
+/// instance at a time (the others skip this round); writers keep appending meanwhile.
+pub(crate) async fn fold_postgres(pool: &PgPool) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let ours: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !ours {
+        return Ok(0);
+    }
+    let folded = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH moved AS (DELETE FROM lead_tally_deltas RETURNING {COLUMNS}) {}",
+        upsert("moved")
+    )))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(folded)
+}
