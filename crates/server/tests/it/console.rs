@@ -3372,6 +3372,29 @@ async fn tallies_match_the_leads(backend: Backend) {
     }
     tx.commit().await.expect("commit");
     compare(store.clone(), "changed").await;
+    // The first responses, each lead's, with its owner (or none).
+    let window = windows()[2].clone();
+    let mut expected: Vec<(i64, Option<String>)> = leads
+        .iter()
+        .filter(|row| (window.from..window.to).contains(&row.created_at))
+        .filter_map(|row| {
+            let (assigned, answered) = (row.assigned_at?, row.first_response_at?);
+            (answered >= assigned)
+                .then(|| ((answered - assigned) / 1_000_000, row.owner_id.clone()))
+        })
+        .collect();
+    expected.sort();
+    let mut responses: Vec<(i64, Option<String>)> = store
+        .dashboard(&window)
+        .await
+        .expect("dashboard")
+        .responses
+        .into_iter()
+        .map(|response| (response.secs, response.owner_id))
+        .collect();
+    responses.sort();
+    assert!(expected.len() > 50, "{}", expected.len());
+    assert_eq!(responses, expected);
     store.fold_tallies().await.expect("fold");
     assert_eq!(store.fold_tallies().await.expect("fold again"), 0);
     compare(store.clone(), "folded again").await;
