@@ -91,53 +91,48 @@ struct Counts {
 }
 
 impl Counts {
-    fn owner(&mut self, owner: &str, leads: i64, won: i64, amount: f64) {
-        self.figures.assigned += leads;
-        let row = self
-            .owners
-            .entry(owner.to_owned())
-            .or_insert_with(|| OwnerFigures {
-                owner_id: owner.to_owned(),
-                assigned: 0,
-                won: 0,
-                amount: 0.0,
-            });
-        row.assigned += leads;
-        row.won += won;
-        row.amount += amount;
-    }
-
-    /// One group of a pass over the leads.
+    /// One group of a pass over the leads: the rows it adds to each family, as the tallies
+    /// hold them.
     fn add_group(&mut self, group: &WindowGroup) {
-        let figures = &mut self.figures;
-        figures.leads_in += group.leads;
-        figures.held += group.held;
-        figures.pooled += group.pooled;
-        figures.clocked += group.clocked;
-        figures.missed += group.missed;
-        figures.reclaims += group.reclaims;
-        *self.days.entry(group.day).or_default() += group.leads;
-        let stage = self.funnel.entry(group.status.clone()).or_default();
-        stage.0 += group.leads;
-        stage.1 += group.responded;
         let won = if group.status == "won" {
             group.leads
         } else {
             0
         };
+        let row = |kind: &str, key: &str| TallyRow {
+            kind: kind.to_owned(),
+            day: group.day,
+            key: key.to_owned(),
+            leads: group.leads,
+            held: 0,
+            pooled: 0,
+            clocked: 0,
+            missed: 0,
+            reclaims: 0,
+            responded: 0,
+            won,
+            amount: 0.0,
+        };
+        self.add_tally(&TallyRow {
+            held: group.held,
+            pooled: group.pooled,
+            clocked: group.clocked,
+            missed: group.missed,
+            reclaims: group.reclaims,
+            responded: group.responded,
+            won: 0,
+            ..row("s", &group.status)
+        });
         if let Some(owner) = &group.owner_id {
-            let amount = if won > 0 { group.amount } else { 0.0 };
-            self.owner(owner, group.leads, won, amount);
+            self.add_tally(&TallyRow {
+                amount: group.amount,
+                ..row("o", owner)
+            });
         }
         if group.status == "won" || group.status == "lost" {
-            for (by, key) in [
-                (&mut self.sources, &group.source),
-                (&mut self.rules, &group.rule_id),
-            ] {
+            for (kind, key) in [("c", &group.source), ("r", &group.rule_id)] {
                 if let Some(key) = key {
-                    let entry = by.entry(key.clone()).or_default();
-                    entry.0 += won;
-                    entry.1 += group.leads;
+                    self.add_tally(&row(kind, key));
                 }
             }
         }
@@ -159,7 +154,21 @@ impl Counts {
                 stage.0 += row.leads;
                 stage.1 += row.responded;
             }
-            "o" => self.owner(&row.key, row.leads, row.won, row.amount),
+            "o" => {
+                self.figures.assigned += row.leads;
+                let owner = self
+                    .owners
+                    .entry(row.key.clone())
+                    .or_insert_with(|| OwnerFigures {
+                        owner_id: row.key.clone(),
+                        assigned: 0,
+                        won: 0,
+                        amount: 0.0,
+                    });
+                owner.assigned += row.leads;
+                owner.won += row.won;
+                owner.amount += row.amount;
+            }
             "c" | "r" => {
                 let by = if row.kind == "c" {
                     &mut self.sources
