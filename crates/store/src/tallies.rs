@@ -3,6 +3,10 @@
 //! fold that moves the deltas into the tallies. The triggers are the one writer, so every
 //! surface that writes a lead (routing, a patch, an import, an erasure) is counted alike. Every
 //! statement here is built from the constants in this file, nothing a user sent.
+//!
+//! `ensure_*` builds the triggers and counts only where the triggers are missing. A change to
+//! what a tally counts must therefore drop the triggers in a migration (or rename them), so
+//! that the next start rebuilds both.
 
 use sqlx::{PgPool, SqlitePool};
 
