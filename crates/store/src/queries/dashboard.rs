@@ -425,19 +425,16 @@ async fn dashboard_with(
         .collect();
     // From the reminders and escalations (`outbox_sla`) to their leads: a lead's clock runs out
     // after it came in, so only the events since the window's start can be about its leads.
-    // Each event's lead is looked up by its key, in a subquery both backends run once per
-    // event: as a join, PostgreSQL hashed the events and scanned the window's million leads
-    // for them (350 ms for 20,000 events).
+    // (`CROSS JOIN` keeps the outbox the outer loop on SQLite; PostgreSQL plans it as a join.)
     let mut missed_by: QueryBuilder<Db> = QueryBuilder::new(format!(
         "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
-         FROM outbox o
-         WHERE o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL AND o.created_at >= "
+         FROM outbox o CROSS JOIN leads l
+         WHERE l.id = o.lead_id AND o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL
+             AND o.created_at >= "
     ));
-    missed_by
-        .push_bind(window.from)
-        .push(" AND (SELECT COUNT(*) FROM leads l WHERE l.id = o.lead_id AND");
+    missed_by.push_bind(window.from).push(" AND");
     push_window(&mut missed_by, "l.created_at", window);
-    missed_by.push(") > 0 GROUP BY o.rep_id");
+    missed_by.push(" GROUP BY o.rep_id");
     let missed_by: Vec<KeyCount> = missed_by.build_query_as().fetch_all(&mut *conn).await?;
     // The follow-ups on the window's leads, found from the follow-ups logged since the window
     // began (one is logged on a lead that is there; `activities_window`), not by probing the
