@@ -154,6 +154,18 @@ fn upsert(from: &str) -> String {
     )
 }
 
+/// The triggers on `leads` that keep the tallies: `ensure_*` rebuilds all when one is missing.
+const TRIGGERS: [&str; 3] = [
+    "leads_tally_insert",
+    "leads_tally_update",
+    "leads_tally_delete",
+];
+
+/// Whether every trigger in `TRIGGERS` is there, by the names `present` counts.
+fn complete(present: i64) -> bool {
+    present == TRIGGERS.len() as i64
+}
+
 /// Creates SQLite's triggers (row by row: `UPDATE OF` the columns read, when one of them
 /// changed) and counts the leads already there, in one transaction, once.
 pub(crate) async fn ensure_sqlite(pool: &SqlitePool) -> sqlx::Result<()> {
@@ -163,14 +175,12 @@ pub(crate) async fn ensure_sqlite(pool: &SqlitePool) -> sqlx::Result<()> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    if present == 3 {
+    if complete(present) {
         return tx.commit().await;
     }
     let insert = format!("INSERT INTO lead_tally_deltas ({COLUMNS})");
-    for statement in [
-        "DROP TRIGGER IF EXISTS leads_tally_insert".to_owned(),
-        "DROP TRIGGER IF EXISTS leads_tally_update".to_owned(),
-        "DROP TRIGGER IF EXISTS leads_tally_delete".to_owned(),
+    let drops = TRIGGERS.map(|name| format!("DROP TRIGGER IF EXISTS {name}"));
+    for statement in drops.into_iter().chain([
         "DELETE FROM lead_tally_deltas".to_owned(),
         "DELETE FROM lead_tallies".to_owned(),
         format!(
@@ -192,7 +202,7 @@ pub(crate) async fn ensure_sqlite(pool: &SqlitePool) -> sqlx::Result<()> {
             families("NEW", 1, "", None)
         ),
         backfill(),
-    ] {
+    ]) {
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;
@@ -217,7 +227,7 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
     )
     .fetch_one(&mut *tx)
     .await?;
-    if present == 3 {
+    if complete(present) {
         return tx.commit().await;
     }
     let append = |body: String| {
@@ -234,10 +244,8 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
     };
     let both = "FROM old_rows o JOIN new_rows n ON n.id = o.id";
     let moved = changed("o", "n", "IS DISTINCT FROM");
-    for statement in [
-        "DROP TRIGGER IF EXISTS leads_tally_insert ON leads".to_owned(),
-        "DROP TRIGGER IF EXISTS leads_tally_update ON leads".to_owned(),
-        "DROP TRIGGER IF EXISTS leads_tally_delete ON leads".to_owned(),
+    let drops = TRIGGERS.map(|name| format!("DROP TRIGGER IF EXISTS {name} ON leads"));
+    for statement in drops.into_iter().chain([
         "DELETE FROM lead_tally_deltas".to_owned(),
         "DELETE FROM lead_tallies".to_owned(),
         function(
@@ -267,7 +275,7 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
              FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_update()"
             .to_owned(),
         backfill(),
-    ] {
+    ]) {
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;
