@@ -719,7 +719,8 @@ pub struct OpenFigures {
 }
 
 /// One family's counts over the window's whole hours, from the tallies (`tallies.rs`): by
-/// status and day (`s`), by owner (`o`), by source (`c`) or rule (`r`) among the closed.
+/// status and day (`s`), by owner (`o`), by source (`c`) or rule (`r`) among the closed, and
+/// the deals won by owner, by the hour they closed (`w`).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub(crate) struct TallyRow {
     pub kind: String,

@@ -1,12 +1,14 @@
 //! The dashboard's counts kept as leads are written (`lead_tallies`, migration 0024): what each
 //! lead adds, the triggers that append every change of a lead to `lead_tally_deltas`, and the
-//! fold that moves the deltas into the tallies. The triggers are the one writer, so every
+//! fold that moves the deltas into the tallies. The families (`families`): by status (`s`),
+//! owner (`o`), source (`c`) and rule (`r`), per UTC hour the lead came in, and the deals won
+//! by owner per UTC hour they closed (`w`, the leaderboard); all but `s` also per UTC day. The triggers are the one writer, so every
 //! surface that writes a lead (routing, a patch, an import, an erasure) is counted alike. Every
 //! statement here is built from the constants in this file, nothing a user sent.
 //!
 //! `ensure_*` builds the triggers and counts only where the triggers are missing. A change to
-//! what a tally counts must therefore drop the triggers in a migration (or rename them), so
-//! that the next start rebuilds both.
+//! what a tally counts must therefore rename the triggers (`TRIGGERS`), so that the next start
+//! rebuilds both.
 
 use sqlx::{PgPool, SqlitePool};
 
@@ -34,8 +36,9 @@ const MEASURES: &str = "leads, held, pooled, clocked, missed, reclaims, responde
 const COLUMNS: &str = "kind, hour, team_id, key, leads, held, pooled, clocked, missed, reclaims, responded, won, amount";
 
 /// The lead columns a tally reads: a change to any other column changes no count.
-const READ: [&str; 14] = [
+const READ: [&str; 15] = [
     "created_at",
+    "closed_at",
     "team_id",
     "owner_id",
     "status",
@@ -86,7 +89,10 @@ fn families(r: &str, sign: i64, from: &str, filter: Option<&str>) -> String {
          UNION ALL
          SELECT 'c', {key}, {r}.source, {sign}, {nothing}, {won}, {zero} {from} {sourced}
          UNION ALL
-         SELECT 'r', {key}, {r}.rule_id, {sign}, {nothing}, {won}, {zero} {from} {ruled}",
+         SELECT 'r', {key}, {r}.rule_id, {sign}, {nothing}, {won}, {zero} {from} {ruled}
+         UNION ALL
+         SELECT 'w', {r}.closed_at / {HOUR}, COALESCE({r}.team_id, ''), {r}.owner_id, {sign},
+             {nothing}, {sign}, {sign} * COALESCE({r}.amount, 0) {from} {closed}",
         held = flag(format!("{r}.held")),
         pooled = flag(format!("{r}.owner_id IS NULL AND {r}.pool_id IS NOT NULL")),
         clocked = flag(format!("{r}.assigned_at IS NOT NULL")),
@@ -102,6 +108,9 @@ fn families(r: &str, sign: i64, from: &str, filter: Option<&str>) -> String {
         )),
         ruled = only(&format!(
             "{r}.rule_id IS NOT NULL AND {r}.status IN ('won', 'lost')"
+        )),
+        closed = only(&format!(
+            "{r}.status = 'won' AND {r}.owner_id IS NOT NULL AND {r}.closed_at IS NOT NULL"
         )),
     )
 }
@@ -132,15 +141,42 @@ fn summed(select: &str) -> String {
     )
 }
 
-/// Every lead's counts, for the tallies of the leads there were before the triggers.
-fn backfill() -> String {
+/// The hours of a day: the families that need no day of their own (by owner, source, rule and
+/// deals won) are kept per UTC hour and again per UTC day, so that a month reads 30 rows of a
+/// rep's instead of 720. A day's tally has the family's kind in capitals (`O`, `C`, `R`, `W`)
+/// and its first hour as `hour`.
+pub(crate) const DAY_HOURS: i64 = 24;
+
+/// `from`'s rows (of `COLUMNS`), each family that has days also as its day's row.
+fn with_days(from: &str) -> String {
     format!(
-        "INSERT INTO lead_tallies ({COLUMNS}) {}",
-        summed(&families("l", 1, "FROM leads l", None))
+        "SELECT {COLUMNS} FROM {from}
+         UNION ALL
+         SELECT UPPER(kind), hour - hour % {DAY_HOURS}, team_id, key, {MEASURES} FROM {from}
+         WHERE kind IN ('o', 'c', 'r', 'w') AND hour >= 0"
     )
 }
 
-/// Adds the deltas `from` to the tallies.
+/// Every lead's counts, for the tallies of the leads there were before the triggers: by hour,
+/// then the days from the hours.
+fn backfill() -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO lead_tallies ({COLUMNS}) {}",
+            summed(&families("l", 1, "FROM leads l", None))
+        ),
+        format!(
+            "INSERT INTO lead_tallies ({COLUMNS}) {}",
+            summed(&format!(
+                "SELECT UPPER(kind) AS kind, hour - hour % {DAY_HOURS} AS hour, team_id, key,
+                     {MEASURES}
+                 FROM lead_tallies WHERE kind IN ('o', 'c', 'r', 'w') AND hour >= 0"
+            ))
+        ),
+    ]
+}
+
+/// Adds the deltas `from` to the tallies of their hours and days.
 fn upsert(from: &str) -> String {
     let set = MEASURES
         .split(", ")
@@ -150,59 +186,76 @@ fn upsert(from: &str) -> String {
     format!(
         "INSERT INTO lead_tallies ({COLUMNS}) {}
          ON CONFLICT (kind, team_id, hour, key) DO UPDATE SET {set}",
-        summed(&format!("SELECT {COLUMNS} FROM {from}"))
+        summed(&with_days(from))
     )
 }
 
-/// The triggers on `leads` that keep the tallies: `ensure_*` rebuilds all when one is missing.
+/// The triggers on `leads` that keep the tallies (on PostgreSQL, each runs the function of its
+/// name): insert, update, delete. Their names carry what they count: a change to it (such as
+/// the daily tallies, `_2`) renames them, so that the next start finds them missing and
+/// rebuilds the triggers and the counts. `ensure_*` drops every other `leads_tally_` trigger.
 const TRIGGERS: [&str; 3] = [
-    "leads_tally_insert",
-    "leads_tally_update",
-    "leads_tally_delete",
+    "leads_tally_2_insert",
+    "leads_tally_2_update",
+    "leads_tally_2_delete",
 ];
 
-/// Whether every trigger in `TRIGGERS` is there, by the names `present` counts.
-fn complete(present: i64) -> bool {
-    present == TRIGGERS.len() as i64
+/// Whether the tally triggers there, by name, are all and only `TRIGGERS`; the names are read
+/// from the catalogue, and only plain names of ours come back to be dropped.
+fn complete(present: &mut Vec<String>) -> bool {
+    present.retain(|name| {
+        name.starts_with("leads_tally_")
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+    });
+    present.sort();
+    let mut wanted = TRIGGERS.map(str::to_owned).to_vec();
+    wanted.sort();
+    *present == wanted
 }
 
 /// Creates SQLite's triggers (row by row: `UPDATE OF` the columns read, when one of them
 /// changed) and counts the leads already there, in one transaction, once.
 pub(crate) async fn ensure_sqlite(pool: &SqlitePool) -> sqlx::Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let present: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'leads_tally_%'",
+    let mut present: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'leads_tally_%'",
     )
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    if complete(present) {
+    if complete(&mut present) {
         return tx.commit().await;
     }
     let insert = format!("INSERT INTO lead_tally_deltas ({COLUMNS})");
-    let drops = TRIGGERS.map(|name| format!("DROP TRIGGER IF EXISTS {name}"));
-    for statement in drops.into_iter().chain([
-        "DELETE FROM lead_tally_deltas".to_owned(),
-        "DELETE FROM lead_tallies".to_owned(),
-        format!(
-            "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads BEGIN
-                 {insert} {}; END",
-            families("NEW", 1, "", None)
-        ),
-        format!(
-            "CREATE TRIGGER leads_tally_delete AFTER DELETE ON leads BEGIN
-                 {insert} {}; END",
-            families("OLD", -1, "", None)
-        ),
-        format!(
-            "CREATE TRIGGER leads_tally_update AFTER UPDATE OF {} ON leads WHEN {} BEGIN
-                 {insert} {} UNION ALL {}; END",
-            READ.join(", "),
-            changed("OLD", "NEW", "IS NOT"),
-            families("OLD", -1, "", None),
-            families("NEW", 1, "", None)
-        ),
-        backfill(),
-    ]) {
+    let [on_insert, on_update, on_delete] = TRIGGERS;
+    let statements = present
+        .iter()
+        .map(|name| format!("DROP TRIGGER {name}"))
+        .chain([
+            "DELETE FROM lead_tally_deltas".to_owned(),
+            "DELETE FROM lead_tallies".to_owned(),
+            format!(
+                "CREATE TRIGGER {on_insert} AFTER INSERT ON leads BEGIN
+                     {insert} {}; END",
+                families("NEW", 1, "", None)
+            ),
+            format!(
+                "CREATE TRIGGER {on_delete} AFTER DELETE ON leads BEGIN
+                     {insert} {}; END",
+                families("OLD", -1, "", None)
+            ),
+            format!(
+                "CREATE TRIGGER {on_update} AFTER UPDATE OF {} ON leads WHEN {} BEGIN
+                     {insert} {} UNION ALL {}; END",
+                READ.join(", "),
+                changed("OLD", "NEW", "IS NOT"),
+                families("OLD", -1, "", None),
+                families("NEW", 1, "", None)
+            ),
+        ])
+        .chain(backfill());
+    for statement in statements {
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;
@@ -222,12 +275,13 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
         .bind(LOCK)
         .execute(&mut *tx)
         .await?;
-    let present: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'leads_tally_%' AND NOT tgisinternal",
+    let mut present: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::text FROM pg_trigger
+         WHERE tgname LIKE 'leads_tally_%' AND NOT tgisinternal",
     )
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    if complete(present) {
+    if complete(&mut present) {
         return tx.commit().await;
     }
     let append = |body: String| {
@@ -244,38 +298,47 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
     };
     let both = "FROM old_rows o JOIN new_rows n ON n.id = o.id";
     let moved = changed("o", "n", "IS DISTINCT FROM");
-    let drops = TRIGGERS.map(|name| format!("DROP TRIGGER IF EXISTS {name} ON leads"));
-    for statement in drops.into_iter().chain([
-        "DELETE FROM lead_tally_deltas".to_owned(),
-        "DELETE FROM lead_tallies".to_owned(),
-        function(
-            "leads_tally_insert",
-            append(families("n", 1, "FROM new_rows n", None)),
-        ),
-        function(
-            "leads_tally_delete",
-            append(families("o", -1, "FROM old_rows o", None)),
-        ),
-        function(
-            "leads_tally_update",
-            append(format!(
-                "{} UNION ALL {}",
-                families("o", -1, both, Some(&moved)),
-                families("n", 1, both, Some(&moved))
-            )),
-        ),
-        "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads REFERENCING NEW TABLE AS new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_insert()"
-            .to_owned(),
-        "CREATE TRIGGER leads_tally_delete AFTER DELETE ON leads REFERENCING OLD TABLE AS old_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_delete()"
-            .to_owned(),
-        "CREATE TRIGGER leads_tally_update AFTER UPDATE ON leads
-             REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-             FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_update()"
-            .to_owned(),
-        backfill(),
-    ]) {
+    let [on_insert, on_update, on_delete] = TRIGGERS;
+    let statements = present
+        .iter()
+        .flat_map(|name| {
+            [
+                format!("DROP TRIGGER {name} ON leads"),
+                format!("DROP FUNCTION IF EXISTS {name}()"),
+            ]
+        })
+        .chain([
+            "DELETE FROM lead_tally_deltas".to_owned(),
+            "DELETE FROM lead_tallies".to_owned(),
+            function(on_insert, append(families("n", 1, "FROM new_rows n", None))),
+            function(
+                on_delete,
+                append(families("o", -1, "FROM old_rows o", None)),
+            ),
+            function(
+                on_update,
+                append(format!(
+                    "{} UNION ALL {}",
+                    families("o", -1, both, Some(&moved)),
+                    families("n", 1, both, Some(&moved))
+                )),
+            ),
+            format!(
+                "CREATE TRIGGER {on_insert} AFTER INSERT ON leads REFERENCING NEW TABLE AS new_rows
+                     FOR EACH STATEMENT EXECUTE FUNCTION {on_insert}()"
+            ),
+            format!(
+                "CREATE TRIGGER {on_delete} AFTER DELETE ON leads REFERENCING OLD TABLE AS old_rows
+                     FOR EACH STATEMENT EXECUTE FUNCTION {on_delete}()"
+            ),
+            format!(
+                "CREATE TRIGGER {on_update} AFTER UPDATE ON leads
+                     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                     FOR EACH STATEMENT EXECUTE FUNCTION {on_update}()"
+            ),
+        ])
+        .chain(backfill());
+    for statement in statements {
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)
             .await?;

@@ -3282,6 +3282,10 @@ async fn tallies_match_the_leads(backend: Backend) {
         row.amount = rng
             .random_bool(0.5)
             .then(|| rng.random_range(1..100_000) as f64 / 100.0);
+        // Closed within days of coming in: some in the window, some after it.
+        row.closed_at = ["won", "lost"]
+            .contains(&row.status.as_str())
+            .then(|| row.created_at + rng.random_range(0..5 * DAY));
     };
     let mut leads: Vec<store::LeadRow> = (0..900)
         .map(|index| {
@@ -3299,9 +3303,13 @@ async fn tallies_match_the_leads(backend: Backend) {
             row
         })
         .collect();
-    // A lead in the hour now, and one at its very start.
+    // A lead in the hour now, and one at its very start, both the team's and left as they
+    // are: every window holds some lead, even minutes after a zone's midnight.
     leads[0].created_at = now;
     leads[1].created_at = now.div_euclid(HOUR) * HOUR;
+    for row in &mut leads[..2] {
+        row.team_id = Some("t".into());
+    }
     let windows = || {
         let mut windows = Vec::new();
         for offset in [8 * HOUR, 0, -5 * HOUR, 5 * HOUR + HOUR / 2] {
@@ -3362,11 +3370,13 @@ async fn tallies_match_the_leads(backend: Backend) {
     }
     tx.commit().await.expect("commit");
     compare(store.clone(), "inserted").await;
+    let month = store.dashboard(&windows()[2]).await.expect("dashboard");
+    assert!(month.leaderboard.len() >= 3, "{:?}", month.leaderboard);
     assert!(store.fold_tallies().await.expect("fold") > 0);
     compare(store.clone(), "folded").await;
     // A third changed: some counted in the folded tallies, their changes in the deltas.
     let mut tx = store.begin_routing().await.expect("tx");
-    for row in leads.iter_mut().step_by(3) {
+    for row in leads.iter_mut().skip(2).step_by(3) {
         shape(&mut rng, row);
         tx.update_lead(row).await.expect("update");
     }
@@ -3398,19 +3408,47 @@ async fn tallies_match_the_leads(backend: Backend) {
     store.fold_tallies().await.expect("fold");
     assert_eq!(store.fold_tallies().await.expect("fold again"), 0);
     compare(store.clone(), "folded again").await;
-    // A database from before the tallies: its leads written without the triggers. Migrating
-    // creates them and counts every lead there.
+    // A database from before these tallies: its leads written under an older trigger that
+    // counts nothing. Migrating drops it, creates the triggers and counts every lead there.
     let statements: &[&'static str] = match &store {
         store::Store::Sqlite { .. } => &[
-            "DROP TRIGGER leads_tally_insert",
-            "DROP TRIGGER leads_tally_update",
-            "DROP TRIGGER leads_tally_delete",
+            "DROP TRIGGER leads_tally_2_insert",
+            "DROP TRIGGER leads_tally_2_update",
+            "DROP TRIGGER leads_tally_2_delete",
+            "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads BEGIN SELECT 1; END",
         ],
         store::Store::Postgres(_) => &[
-            "DROP TRIGGER leads_tally_insert ON leads",
-            "DROP TRIGGER leads_tally_update ON leads",
-            "DROP TRIGGER leads_tally_delete ON leads",
+            "DROP TRIGGER leads_tally_2_insert ON leads",
+            "DROP TRIGGER leads_tally_2_update ON leads",
+            "DROP TRIGGER leads_tally_2_delete ON leads",
+            "CREATE FUNCTION leads_tally_insert() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RETURN NULL; END $$",
+            "CREATE TRIGGER leads_tally_insert AFTER INSERT ON leads
+                 FOR EACH STATEMENT EXECUTE FUNCTION leads_tally_insert()",
         ],
+    };
+    let triggers = match &store {
+        store::Store::Sqlite { .. } => {
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        }
+        store::Store::Postgres(_) => {
+            "SELECT tgname::text FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname"
+        }
+    };
+    let names = |store: store::Store| async move {
+        match &store {
+            store::Store::Sqlite { writer, .. } => {
+                sqlx::query_scalar::<_, String>(triggers)
+                    .fetch_all(writer)
+                    .await
+            }
+            store::Store::Postgres(pool) => {
+                sqlx::query_scalar::<_, String>(triggers)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .expect("triggers")
     };
     for statement in statements {
         match &store {
@@ -3422,6 +3460,7 @@ async fn tallies_match_the_leads(backend: Backend) {
             }
         }
     }
+    assert_eq!(names(store.clone()).await, ["leads_tally_insert"]);
     let mut tx = store.begin_routing().await.expect("tx");
     let more: Vec<store::LeadRow> = leads[..100]
         .iter()
@@ -3431,13 +3470,21 @@ async fn tallies_match_the_leads(backend: Backend) {
         })
         .collect();
     tx.insert_leads(&more).await.expect("insert");
-    for row in leads.iter_mut().step_by(5) {
+    for row in leads.iter_mut().skip(2).step_by(5) {
         shape(&mut rng, row);
         tx.update_lead(row).await.expect("update");
     }
     tx.commit().await.expect("commit");
     store.migrate().await.expect("migrate");
     compare(store.clone(), "migrated").await;
+    assert_eq!(
+        names(store.clone()).await,
+        [
+            "leads_tally_2_delete",
+            "leads_tally_2_insert",
+            "leads_tally_2_update"
+        ]
+    );
 }
 
 #[tokio::test]

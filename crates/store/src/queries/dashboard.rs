@@ -88,6 +88,8 @@ struct Counts {
     /// Won and closed, by source and by rule.
     sources: std::collections::BTreeMap<String, (i64, i64)>,
     rules: std::collections::BTreeMap<String, (i64, i64)>,
+    /// The deals won in the window (by when they closed), by owner.
+    leaders: std::collections::BTreeMap<String, OwnerFigures>,
 }
 
 impl Counts {
@@ -154,10 +156,14 @@ impl Counts {
                 stage.0 += row.leads;
                 stage.1 += row.responded;
             }
-            "o" => {
-                self.figures.assigned += row.leads;
-                let owner = self
-                    .owners
+            "o" | "w" => {
+                let owners = if row.kind == "o" {
+                    self.figures.assigned += row.leads;
+                    &mut self.owners
+                } else {
+                    &mut self.leaders
+                };
+                let owner = owners
                     .entry(row.key.clone())
                     .or_insert_with(|| OwnerFigures {
                         owner_id: row.key.clone(),
@@ -212,6 +218,11 @@ impl Counts {
                 .into_values()
                 .filter(|owner| owner.assigned != 0)
                 .collect(),
+            leaderboard: self
+                .leaders
+                .into_values()
+                .filter(|owner| owner.won != 0)
+                .collect(),
             by_source: conversion(self.sources),
             by_rule: conversion(self.rules),
             ..self.figures
@@ -249,13 +260,34 @@ async fn window_groups(
     .await
 }
 
+/// The deals won in the window (closed in it, whenever their leads came in), by owner, as the
+/// tallies of the leaderboard's family (`w`) hold them, read from the leads.
+async fn won_rows(conn: &mut Conn, window: &DashboardWindow) -> sqlx::Result<Vec<TallyRow>> {
+    column_window(
+        "SELECT 'w' AS kind, CAST(0 AS BIGINT) AS day, l.owner_id AS key, COUNT(*) AS leads,
+             CAST(0 AS BIGINT) AS held, CAST(0 AS BIGINT) AS pooled, CAST(0 AS BIGINT) AS clocked,
+             CAST(0 AS BIGINT) AS missed, CAST(0 AS BIGINT) AS reclaims,
+             CAST(0 AS BIGINT) AS responded, COUNT(*) AS won,
+             CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
+         FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
+        "l.closed_at",
+        window,
+        "GROUP BY l.owner_id",
+    )
+    .build_query_as()
+    .fetch_all(conn)
+    .await
+}
+
 /// The tallies of the window's hours `[first, end)`, folded and not yet folded, summed per
-/// family: the status family per day of the viewer's zone, the others over the whole window.
+/// family: the status family per day of the viewer's zone, the others over the whole window,
+/// from the tallies of its whole UTC days and of its hours outside them.
 async fn tally_rows(
     conn: &mut Conn,
     window: &DashboardWindow,
     (first, end): (i64, i64),
 ) -> sqlx::Result<Vec<TallyRow>> {
+    use crate::tallies::DAY_HOURS;
     let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
         "SELECT t.kind AS kind,
              CASE WHEN t.kind = 's'
@@ -270,19 +302,33 @@ async fn tally_rows(
         hour = crate::tallies::HOUR,
         offset = window.day_offset,
     ));
-    for (index, table) in ["lead_tallies", "lead_tally_deltas"]
-        .into_iter()
-        .enumerate()
-    {
+    // The whole UTC days `[days.0, days.1)`, in hours, if any.
+    let days = (
+        (first + DAY_HOURS - 1).div_euclid(DAY_HOURS) * DAY_HOURS,
+        end.div_euclid(DAY_HOURS) * DAY_HOURS,
+    );
+    let mut parts = vec![("lead_tally_deltas", "'s', 'o', 'c', 'r', 'w'", first, end)];
+    if first >= 0 && days.0 < days.1 {
+        parts.extend([
+            ("lead_tallies", "'s'", first, end),
+            ("lead_tallies", "'o', 'c', 'r', 'w'", first, days.0),
+            ("lead_tallies", "'O', 'C', 'R', 'W'", days.0, days.1),
+            ("lead_tallies", "'o', 'c', 'r', 'w'", days.1, end),
+        ]);
+    } else {
+        parts.push(("lead_tallies", "'s', 'o', 'c', 'r', 'w'", first, end));
+    }
+    let parts = parts.into_iter().filter(|(_, _, from, to)| from < to);
+    for (index, (table, kinds, from, to)) in parts.enumerate() {
         if index > 0 {
             query.push(" UNION ALL ");
         }
         query.push(format!(
-            "SELECT kind, hour, key, leads, held, pooled, clocked, missed, reclaims, responded,
-                 won, amount
-             FROM {table} WHERE kind IN ('s', 'o', 'c', 'r') AND hour >= "
+            "SELECT LOWER(kind) AS kind, hour, key, leads, held, pooled, clocked, missed,
+                 reclaims, responded, won, amount
+             FROM {table} WHERE kind IN ({kinds}) AND hour >= "
         ));
-        query.push_bind(first).push(" AND hour < ").push_bind(end);
+        query.push_bind(from).push(" AND hour < ").push_bind(to);
         if let Some(team) = &window.team {
             query.push(" AND team_id = ").push_bind(team.clone());
         }
@@ -330,6 +376,9 @@ async fn dashboard_with(
                 for group in window_groups(&mut *conn, &edge).await? {
                     counts.add_group(&group);
                 }
+                for row in won_rows(&mut *conn, &edge).await? {
+                    counts.add_tally(&row);
+                }
             }
             for row in tally_rows(&mut *conn, window, (first, end)).await? {
                 counts.add_tally(&row);
@@ -339,58 +388,47 @@ async fn dashboard_with(
             for group in window_groups(&mut *conn, window).await? {
                 counts.add_group(&group);
             }
+            for row in won_rows(&mut *conn, window).await? {
+                counts.add_tally(&row);
+            }
         }
     }
     let mut figures = counts.finish();
-    // The first responses, as one text of `owner day seconds` lines: one row through the
-    // driver instead of one per answered lead (a month's are hundreds of thousands, and the
-    // SQLite driver hands each row from its thread to ours on its own). Ids hold no spaces or
-    // line breaks (`api::check_id`); the owner is read as what comes before the last two
-    // numbers all the same.
+    // The first responses, as three lists in one row — owners (by line; ids hold no line
+    // breaks, `api::check_id`), days and seconds (by comma) — whose n-th items are one lead's:
+    // one row through the driver instead of one per answered lead (a month's are hundreds of
+    // thousands, and the SQLite driver hands each row from its thread to ours on its own), and
+    // each list an aggregate of one plain column, which costs SQLite about half as much as
+    // formatting a line per lead.
     let day = day_expression(window);
     let secs = "CAST((l.first_response_at - l.assigned_at) / 1000000 AS BIGINT)";
-    let lines = if IS_POSTGRES {
-        format!("string_agg(COALESCE(l.owner_id, '') || ' ' || {day} || ' ' || {secs}, E'\\n')")
-    } else {
-        format!(
-            "group_concat(printf('%s %d %d', COALESCE(l.owner_id, ''), {day}, {secs}), char(10))"
-        )
+    let list = |expression: &str, separator: &str| {
+        if IS_POSTGRES {
+            format!("string_agg(CAST({expression} AS TEXT), {separator})")
+        } else {
+            format!("group_concat({expression}, {separator})")
+        }
     };
-    let packed: Option<String> = window_query(
+    let line = if IS_POSTGRES { "E'\\n'" } else { "char(10)" };
+    let lists: (Option<String>, Option<String>, Option<String>) = window_query(
         &format!(
-            "SELECT {lines} FROM leads l
+            "SELECT {}, {}, {} FROM leads l
              WHERE l.first_response_at IS NOT NULL AND l.assigned_at IS NOT NULL
-                 AND l.first_response_at >= l.assigned_at AND"
+                 AND l.first_response_at >= l.assigned_at AND",
+            list("COALESCE(l.owner_id, '')", line),
+            list(&day, "','"),
+            list(secs, "','"),
         ),
         window,
         "",
     )
-    .build_query_scalar()
+    .build_query_as()
     .fetch_one(&mut *conn)
     .await?;
-    let mut responses = packed
-        .as_deref()
-        .unwrap_or_default()
-        .lines()
-        .map(response_line)
-        .collect::<Option<Vec<Response>>>()
-        .ok_or_else(|| {
-            sqlx::Error::Protocol("a first response the dashboard cannot read".into())
-        })?;
+    let mut responses = responses(lists)
+        .ok_or_else(|| sqlx::Error::Protocol("first responses the dashboard cannot read".into()))?;
     responses.sort_unstable_by_key(|response| response.secs);
     figures.responses = responses;
-    // The leaderboard counts the deals won in the window, whenever their leads came in.
-    figures.leaderboard = column_window(
-        "SELECT l.owner_id AS owner_id, COUNT(*) AS assigned, COUNT(*) AS won,
-             CAST(COALESCE(SUM(COALESCE(l.amount, 0)), 0) AS DOUBLE PRECISION) AS amount
-         FROM leads l WHERE l.status = 'won' AND l.owner_id IS NOT NULL AND",
-        "l.closed_at",
-        window,
-        "GROUP BY l.owner_id",
-    )
-    .build_query_as()
-    .fetch_all(&mut *conn)
-    .await?;
     // Each rep's share of the clock: the window's leads they were given (by routing, a claim,
     // a reclaim or by hand), and those whose clock ran out under them.
     // The leads each rep was given at some point: those they own now, and those that list them
@@ -471,17 +509,26 @@ async fn dashboard_with(
     Ok(figures)
 }
 
-/// One `owner day seconds` line of the first responses (no owner: an empty one).
-fn response_line(line: &str) -> Option<Response> {
-    let mut parts = line.rsplitn(3, ' ');
-    let secs = parts.next()?.parse().ok()?;
-    let day = parts.next()?.parse().ok()?;
-    let owner = parts.next()?;
-    Some(Response {
-        owner_id: (!owner.is_empty()).then(|| owner.to_owned()),
-        day,
-        secs,
-    })
+/// The first responses from their three lists (owners, days, seconds), which must be as long
+/// as each other; no answered lead in the window reads as three `NULL`s.
+fn responses(
+    (owners, days, secs): (Option<String>, Option<String>, Option<String>),
+) -> Option<Vec<Response>> {
+    let (Some(owners), Some(days), Some(secs)) = (owners, days, secs) else {
+        return Some(Vec::new());
+    };
+    let mut owners = owners.split('\n');
+    let mut days = days.split(',');
+    let mut responses = Vec::new();
+    for secs in secs.split(',') {
+        let owner = owners.next()?;
+        responses.push(Response {
+            owner_id: (!owner.is_empty()).then(|| owner.to_owned()),
+            day: days.next()?.parse().ok()?,
+            secs: secs.parse().ok()?,
+        });
+    }
+    (owners.next().is_none() && days.next().is_none()).then_some(responses)
 }
 
 /// Each rep's open leads now, whenever they came in: how many, overdue, untouched since
