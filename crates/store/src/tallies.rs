@@ -2,7 +2,8 @@
 //! lead adds, the triggers that append every change of a lead to `lead_tally_deltas`, and the
 //! fold that moves the deltas into the tallies. The families (`families`): by status (`s`),
 //! owner (`o`), source (`c`) and rule (`r`), per UTC hour the lead came in, and the deals won
-//! by owner per UTC hour they closed (`w`, the leaderboard); all but `s` also per UTC day. The triggers are the one writer, so every
+//! by owner per UTC hour they closed (`w`, the leaderboard); all but `s` also per UTC day. And
+//! one without hours (`n`, hour 0): each owner's open leads now. The triggers are the one writer, so every
 //! surface that writes a lead (routing, a patch, an import, an erasure) is counted alike. Every
 //! statement here is built from the constants in this file, nothing a user sent.
 //!
@@ -31,11 +32,22 @@ impl crate::DashboardWindow {
 }
 
 /// The columns of both tables after their key.
-const MEASURES: &str = "leads, held, pooled, clocked, missed, reclaims, responded, won, amount";
+const MEASURES: &str =
+    "leads, held, pooled, clocked, missed, reclaims, responded, won, amount, touched";
 
-const COLUMNS: &str = "kind, hour, team_id, key, leads, held, pooled, clocked, missed, reclaims, responded, won, amount";
+const COLUMNS: &str = "kind, hour, team_id, key, leads, held, pooled, clocked, missed, reclaims, responded, won, amount, touched";
 
-/// The lead columns a tally reads: a change to any other column changes no count.
+/// The statuses of a lead someone still works on (as `queries/dashboard.rs`).
+const OPEN: &str = "('new', 'assigned', 'contacted', 'qualified')";
+
+/// When the open lead `r` was last touched: its last follow-up, else its assignment, else its
+/// arrival (as the dashboard's open figures read it, and `leads_touched` holds it).
+pub(crate) fn touched(r: &str) -> String {
+    format!("COALESCE({r}.last_activity_at, {r}.assigned_at, {r}.created_at)")
+}
+
+/// The lead columns a tally reads: a change to any other column changes no count (the last
+/// touch counts to the second, so a follow-up changes the `n` family's `touched`).
 const READ: [&str; 15] = [
     "created_at",
     "closed_at",
@@ -55,13 +67,7 @@ const READ: [&str; 15] = [
 ];
 
 /// The columns of which only whether they are set counts.
-const SET_OR_NOT: [&str; 5] = [
-    "pool_id",
-    "assigned_at",
-    "sla_missed_at",
-    "first_response_at",
-    "last_activity_at",
-];
+const SET_OR_NOT: [&str; 2] = ["pool_id", "first_response_at"];
 
 /// The rows one lead adds to the tallies, times `sign`: the lead is `r` (a trigger's `NEW` or
 /// `OLD`, or an alias in `from`), `filter` limits which leads count. The same arithmetic as the
@@ -81,18 +87,22 @@ fn families(r: &str, sign: i64, from: &str, filter: Option<&str>) -> String {
         "SELECT 's' AS kind, {r}.created_at / {HOUR} AS hour, COALESCE({r}.team_id, '') AS team_id,
              {r}.status AS key, {sign} AS leads, {held} AS held, {pooled} AS pooled,
              {clocked} AS clocked, {missed} AS missed, {sign} * {r}.hops AS reclaims,
-             {responded} AS responded, 0 AS won, {zero} AS amount {from} {all}
+             {responded} AS responded, 0 AS won, {zero} AS amount, 0 AS touched {from} {all}
          UNION ALL
          SELECT 'o', {key}, {r}.owner_id, {sign}, {nothing}, {won},
-             {sign} * (CASE WHEN {r}.status = 'won' THEN COALESCE({r}.amount, 0) ELSE 0 END)
+             {sign} * (CASE WHEN {r}.status = 'won' THEN COALESCE({r}.amount, 0) ELSE 0 END), 0
              {from} {owned}
          UNION ALL
-         SELECT 'c', {key}, {r}.source, {sign}, {nothing}, {won}, {zero} {from} {sourced}
+         SELECT 'c', {key}, {r}.source, {sign}, {nothing}, {won}, {zero}, 0 {from} {sourced}
          UNION ALL
-         SELECT 'r', {key}, {r}.rule_id, {sign}, {nothing}, {won}, {zero} {from} {ruled}
+         SELECT 'r', {key}, {r}.rule_id, {sign}, {nothing}, {won}, {zero}, 0 {from} {ruled}
          UNION ALL
          SELECT 'w', {r}.closed_at / {HOUR}, COALESCE({r}.team_id, ''), {r}.owner_id, {sign},
-             {nothing}, {sign}, {sign} * COALESCE({r}.amount, 0) {from} {closed}",
+             {nothing}, {sign}, {sign} * COALESCE({r}.amount, 0), 0 {from} {closed}
+         UNION ALL
+         SELECT 'n', 0, COALESCE({r}.team_id, ''), {r}.owner_id, {sign}, 0, 0, 0, {overdue}, 0,
+             0, 0, {zero}, {sign} * ({touched} / 1000000) {from} {open}",
+        touched = touched(r),
         held = flag(format!("{r}.held")),
         pooled = flag(format!("{r}.owner_id IS NULL AND {r}.pool_id IS NOT NULL")),
         clocked = flag(format!("{r}.assigned_at IS NOT NULL")),
@@ -111,6 +121,12 @@ fn families(r: &str, sign: i64, from: &str, filter: Option<&str>) -> String {
         )),
         closed = only(&format!(
             "{r}.status = 'won' AND {r}.owner_id IS NOT NULL AND {r}.closed_at IS NOT NULL"
+        )),
+        overdue = flag(format!(
+            "{r}.first_response_at IS NULL AND {r}.sla_missed_at >= {r}.assigned_at"
+        )),
+        open = only(&format!(
+            "{r}.owner_id IS NOT NULL AND {r}.status IN {OPEN}"
         )),
     )
 }
@@ -133,10 +149,12 @@ fn changed(old: &str, new: &str, distinct: &str) -> String {
 /// The family rows of `select`, summed per tally (PostgreSQL sums a bigint as numeric).
 fn summed(select: &str) -> String {
     format!(
-        "SELECT kind, hour, team_id, key, CAST(SUM(leads) AS BIGINT), CAST(SUM(held) AS BIGINT),
-             CAST(SUM(pooled) AS BIGINT), CAST(SUM(clocked) AS BIGINT),
-             CAST(SUM(missed) AS BIGINT), CAST(SUM(reclaims) AS BIGINT),
-             CAST(SUM(responded) AS BIGINT), CAST(SUM(won) AS BIGINT), SUM(amount)
+        "SELECT kind, hour, team_id, key, CAST(SUM(leads) AS BIGINT) AS leads,
+             CAST(SUM(held) AS BIGINT) AS held, CAST(SUM(pooled) AS BIGINT) AS pooled,
+             CAST(SUM(clocked) AS BIGINT) AS clocked, CAST(SUM(missed) AS BIGINT) AS missed,
+             CAST(SUM(reclaims) AS BIGINT) AS reclaims,
+             CAST(SUM(responded) AS BIGINT) AS responded, CAST(SUM(won) AS BIGINT) AS won,
+             SUM(amount) AS amount, CAST(SUM(touched) AS BIGINT) AS touched
          FROM ({select}) f WHERE true GROUP BY kind, hour, team_id, key"
     )
 }
@@ -147,14 +165,12 @@ fn summed(select: &str) -> String {
 /// and its first hour as `hour`.
 pub(crate) const DAY_HOURS: i64 = 24;
 
-/// `from`'s rows (of `COLUMNS`), each family that has days also as its day's row.
-fn with_days(from: &str) -> String {
-    format!(
-        "SELECT {COLUMNS} FROM {from}
-         UNION ALL
-         SELECT UPPER(kind), hour - hour % {DAY_HOURS}, team_id, key, {MEASURES} FROM {from}
-         WHERE kind IN ('o', 'c', 'r', 'w') AND hour >= 0"
-    )
+/// The day rows of the families that have days, summed from the hour rows in `hours`.
+fn days_of(hours: &str) -> String {
+    summed(&format!(
+        "SELECT UPPER(kind) AS kind, hour - hour % {DAY_HOURS} AS hour, team_id, key, {MEASURES}
+         FROM {hours} WHERE kind IN ('o', 'c', 'r', 'w') AND hour >= 0"
+    ))
 }
 
 /// Every lead's counts, for the tallies of the leads there were before the triggers: by hour,
@@ -167,26 +183,26 @@ fn backfill() -> [String; 2] {
         ),
         format!(
             "INSERT INTO lead_tallies ({COLUMNS}) {}",
-            summed(&format!(
-                "SELECT UPPER(kind) AS kind, hour - hour % {DAY_HOURS} AS hour, team_id, key,
-                     {MEASURES}
-                 FROM lead_tallies WHERE kind IN ('o', 'c', 'r', 'w') AND hour >= 0"
-            ))
+            days_of("lead_tallies")
         ),
     ]
 }
 
-/// Adds the deltas `from` to the tallies of their hours and days.
-fn upsert(from: &str) -> String {
+/// Adds the deltas `select` reads to the tallies of their hours and days: summed per hour
+/// once, and the days from those sums. `with` names common tables `select` reads.
+fn upsert(with: &str, select: &str) -> String {
     let set = MEASURES
         .split(", ")
         .map(|column| format!("{column} = lead_tallies.{column} + excluded.{column}"))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "INSERT INTO lead_tallies ({COLUMNS}) {}
+        "WITH {with} hours AS MATERIALIZED ({})
+         INSERT INTO lead_tallies ({COLUMNS})
+         SELECT {COLUMNS} FROM hours WHERE true UNION ALL {}
          ON CONFLICT (kind, team_id, hour, key) DO UPDATE SET {set}",
-        summed(&with_days(from))
+        summed(select),
+        days_of("hours")
     )
 }
 
@@ -346,25 +362,50 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
     tx.commit().await
 }
 
-/// Moves SQLite's deltas into the tallies (on the writer: one write transaction); how many
-/// tallies it changed.
+/// How many deltas one of SQLite's fold transactions moves at most: the fold writes on the
+/// routing's one connection, so a burst of deltas is moved a few milliseconds at a time
+/// rather than in one pause that intake waits behind.
+const FOLD_CHUNK: i64 = 4_000;
+
+/// Moves SQLite's deltas into the tallies (on the writer, oldest first, `FOLD_CHUNK` per write
+/// transaction); how many tallies it changed.
 pub(crate) async fn fold_sqlite(writer: &SqlitePool) -> sqlx::Result<u64> {
-    let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM lead_tally_deltas LIMIT 1")
-        .fetch_optional(writer)
+    let mut folded = 0;
+    loop {
+        let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM lead_tally_deltas LIMIT 1")
+            .fetch_optional(writer)
+            .await?;
+        if any.is_none() {
+            return Ok(folded);
+        }
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let (cut, count): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT MAX(rowid), COUNT(*) FROM
+                 (SELECT rowid FROM lead_tally_deltas ORDER BY rowid LIMIT $1)",
+        )
+        .bind(FOLD_CHUNK)
+        .fetch_one(&mut *tx)
         .await?;
-    if any.is_none() {
-        return Ok(0);
-    }
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let folded = sqlx::query(sqlx::AssertSqlSafe(upsert("lead_tally_deltas")))
+        let Some(cut) = cut else {
+            return tx.commit().await.map(|()| folded);
+        };
+        folded += sqlx::query(sqlx::AssertSqlSafe(upsert(
+            "",
+            &format!("SELECT {COLUMNS} FROM lead_tally_deltas WHERE rowid <= $1"),
+        )))
+        .bind(cut)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    sqlx::query("DELETE FROM lead_tally_deltas")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(folded)
+        sqlx::query("DELETE FROM lead_tally_deltas WHERE rowid <= $1")
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if count < FOLD_CHUNK {
+            return Ok(folded);
+        }
+    }
 }
 
 /// The same on PostgreSQL: the deltas deleted are the ones added, in one statement, by one
@@ -378,9 +419,9 @@ pub(crate) async fn fold_postgres(pool: &PgPool) -> sqlx::Result<u64> {
     if !ours {
         return Ok(0);
     }
-    let folded = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "WITH moved AS (DELETE FROM lead_tally_deltas RETURNING {COLUMNS}) {}",
-        upsert("moved")
+    let folded = sqlx::query(sqlx::AssertSqlSafe(upsert(
+        &format!("moved AS (DELETE FROM lead_tally_deltas RETURNING {COLUMNS}),"),
+        &format!("SELECT {COLUMNS} FROM moved"),
     )))
     .execute(&mut *tx)
     .await?

@@ -3282,6 +3282,10 @@ async fn tallies_match_the_leads(backend: Backend) {
         row.amount = rng
             .random_bool(0.5)
             .then(|| rng.random_range(1..100_000) as f64 / 100.0);
+        // A callback promised for a time now past, or still to come.
+        row.callback_at = rng
+            .random_bool(0.3)
+            .then(|| now + rng.random_range(-3 * DAY..DAY));
         // Closed within days of coming in: some in the window, some after it.
         row.closed_at = ["won", "lost"]
             .contains(&row.status.as_str())
@@ -3304,10 +3308,12 @@ async fn tallies_match_the_leads(backend: Backend) {
         })
         .collect();
     // A lead in the hour now, and one at its very start, both the team's and left as they
-    // are: every window holds some lead, even minutes after a zone's midnight.
+    // are: every window holds some lead, even minutes after a zone's midnight. And one 40
+    // minutes into the hour before, after the end of a window that ends within that hour.
     leads[0].created_at = now;
     leads[1].created_at = now.div_euclid(HOUR) * HOUR;
-    for row in &mut leads[..2] {
+    leads[2].created_at = now.div_euclid(HOUR) * HOUR - HOUR + 40 * 60_000_000;
+    for row in &mut leads[..3] {
         row.team_id = Some("t".into());
     }
     let windows = || {
@@ -3337,6 +3343,12 @@ async fn tallies_match_the_leads(backend: Backend) {
         });
         windows.push(store::DashboardWindow {
             from: now - 3 * DAY + 17 * 60_000_000,
+            ..windows[0].clone()
+        });
+        // Ending 20 minutes into the hour before this one (a lead came in after it).
+        windows.push(store::DashboardWindow {
+            from: hour - 3 * DAY,
+            to: hour - HOUR + 20 * 60_000_000,
             ..windows[0].clone()
         });
         windows
@@ -3376,7 +3388,7 @@ async fn tallies_match_the_leads(backend: Backend) {
     compare(store.clone(), "folded").await;
     // A third changed: some counted in the folded tallies, their changes in the deltas.
     let mut tx = store.begin_routing().await.expect("tx");
-    for row in leads.iter_mut().skip(2).step_by(3) {
+    for row in leads.iter_mut().skip(3).step_by(3) {
         shape(&mut rng, row);
         tx.update_lead(row).await.expect("update");
     }
@@ -3470,7 +3482,7 @@ async fn tallies_match_the_leads(backend: Backend) {
         })
         .collect();
     tx.insert_leads(&more).await.expect("insert");
-    for row in leads.iter_mut().skip(2).step_by(5) {
+    for row in leads.iter_mut().skip(3).step_by(5) {
         shape(&mut rng, row);
         tx.update_lead(row).await.expect("update");
     }

@@ -260,6 +260,31 @@ async fn window_groups(
     .await
 }
 
+/// Whether the tallies of the hour `end`, in which the window ends, count just the window's
+/// part of it: when no lead came in or closed in the rest of that hour. A window ends now,
+/// so the hour now is read from its tallies rather than from its leads (a burst of arrivals
+/// can be tens of thousands), unless some lead is dated after the window.
+async fn hour_is_done(conn: &mut Conn, window: &DashboardWindow, end: i64) -> sqlx::Result<bool> {
+    let next = (end + 1) * crate::tallies::HOUR;
+    if window.to == end * crate::tallies::HOUR {
+        return Ok(false);
+    }
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT CASE WHEN EXISTS (SELECT 1 FROM leads WHERE created_at >= ");
+    query
+        .push_bind(window.to)
+        .push(" AND created_at < ")
+        .push_bind(next);
+    query.push(") OR EXISTS (SELECT 1 FROM leads WHERE closed_at >= ");
+    query
+        .push_bind(window.to)
+        .push(" AND closed_at < ")
+        .push_bind(next);
+    query.push(") THEN 0 ELSE 1 END");
+    let done: i32 = query.build_query_scalar().fetch_one(conn).await?;
+    Ok(done == 1)
+}
+
 /// The deals won in the window (closed in it, whenever their leads came in), by owner, as the
 /// tallies of the leaderboard's family (`w`) hold them, read from the leads.
 async fn won_rows(conn: &mut Conn, window: &DashboardWindow) -> sqlx::Result<Vec<TallyRow>> {
@@ -363,6 +388,7 @@ async fn dashboard_with(
     let mut counts = Counts::default();
     match tallied {
         Some((first, end)) => {
+            let end = end + i64::from(hour_is_done(&mut *conn, window, end).await?);
             let edges = [
                 (window.from, first * crate::tallies::HOUR),
                 (end * crate::tallies::HOUR, window.to),
@@ -501,7 +527,7 @@ async fn dashboard_with(
     .build_query_as()
     .fetch_all(&mut *conn)
     .await?;
-    figures.open = open_figures(conn, window).await?;
+    figures.open = open_figures(conn, window, tallied.is_some()).await?;
     figures.handled = handled;
     figures.missed_by = missed_by;
     figures.activities = activities;
@@ -532,30 +558,119 @@ fn responses(
 }
 
 /// Each rep's open leads now, whenever they came in: how many, overdue, untouched since
-/// `idle_before`, and the days since each was last touched, summed.
-async fn open_figures(conn: &mut Conn, window: &DashboardWindow) -> sqlx::Result<Vec<OpenFigures>> {
+/// `idle_before`, and the days since each was last touched, summed (to the second; the days
+/// are `now` less the last touch, both in whole seconds). From one pass over them, or
+/// (`tallied`) from their tallies and the leads whose figures depend on the moment of
+/// looking. Ordered by owner either way.
+async fn open_figures(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+    tallied: bool,
+) -> sqlx::Result<Vec<OpenFigures>> {
+    let touched = crate::tallies::touched("l");
+    let now_secs = window.now.div_euclid(1_000_000);
+    let team = |query: &mut QueryBuilder<Db>, column: &str| {
+        if let Some(team) = &window.team {
+            query
+                .push(format!(" AND {column} = "))
+                .push_bind(team.clone());
+        }
+    };
+    if !tallied {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT l.owner_id AS owner_id, COUNT(*) AS open, COALESCE(SUM(CASE WHEN",
+        );
+        push_overdue(&mut query, window.now);
+        query.push(" THEN 1 ELSE 0 END), 0) AS overdue, COALESCE(SUM(CASE WHEN");
+        push_idle(&mut query, window.idle_before);
+        query.push(" THEN 1 ELSE 0 END), 0) AS untouched, CAST(COALESCE(SUM(");
+        query.push_bind(now_secs);
+        query.push(format!(
+            " - {touched} / 1000000), 0) AS DOUBLE PRECISION) / 86400.0 AS idle_days
+             FROM leads l WHERE l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES}"
+        ));
+        team(&mut query, "l.team_id");
+        if let Some(owner) = &window.owner {
+            query.push(" AND l.owner_id = ").push_bind(owner.clone());
+        }
+        query.push(" GROUP BY l.owner_id");
+        let mut open: Vec<OpenFigures> = query.build_query_as().fetch_all(conn).await?;
+        open.sort_by(|a, b| a.owner_id.cmp(&b.owner_id));
+        return Ok(open);
+    }
+    // How many each owner has open, how many of those ran out of SLA clock unanswered, and
+    // the seconds of their last touches summed: the `n` tallies, folded and not.
     let mut query: QueryBuilder<Db> = QueryBuilder::new(
-        "SELECT l.owner_id AS owner_id, COUNT(*) AS open, COALESCE(SUM(CASE WHEN",
+        "SELECT t.key, CAST(SUM(t.leads) AS BIGINT), CAST(SUM(t.missed) AS BIGINT),
+             CAST(SUM(t.touched) AS BIGINT)
+         FROM (",
     );
-    push_overdue(&mut query, window.now);
-    query.push(" THEN 1 ELSE 0 END), 0) AS overdue, COALESCE(SUM(CASE WHEN");
-    push_idle(&mut query, window.idle_before);
-    query.push(" THEN 1 ELSE 0 END), 0) AS untouched, CAST(COALESCE(SUM(");
-    query.push_bind(window.now);
-    query.push(
-        " - COALESCE(l.last_activity_at, l.assigned_at, l.created_at)), 0) AS DOUBLE PRECISION)
-             / 86400000000.0 AS idle_days
-         FROM leads l WHERE l.owner_id IS NOT NULL",
-    );
-    query.push(format!(" AND l.status IN {OPEN_STATUSES}"));
-    if let Some(team) = &window.team {
-        query.push(" AND l.team_id = ").push_bind(team.clone());
+    for (index, table) in ["lead_tallies", "lead_tally_deltas"]
+        .into_iter()
+        .enumerate()
+    {
+        if index > 0 {
+            query.push(" UNION ALL ");
+        }
+        query.push(format!(
+            "SELECT key, leads, missed, touched FROM {table} WHERE kind = 'n'"
+        ));
+        team(&mut query, "team_id");
     }
-    if let Some(owner) = &window.owner {
-        query.push(" AND l.owner_id = ").push_bind(owner.clone());
-    }
+    query.push(") t GROUP BY t.key");
+    let tallies: Vec<(String, i64, i64, i64)> =
+        query.build_query_as().fetch_all(&mut *conn).await?;
+    // Touched since the idle cut-off (`leads_touched`; SQLite, without statistics, would
+    // rather walk `leads_owner` through every open lead): the rest are untouched.
+    let by = if IS_POSTGRES {
+        ""
+    } else {
+        "INDEXED BY leads_touched"
+    };
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT l.owner_id, COUNT(*) FROM leads l {by}
+         WHERE l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES} AND {touched} >= "
+    ));
+    query.push_bind(window.idle_before);
+    team(&mut query, "l.team_id");
     query.push(" GROUP BY l.owner_id");
-    query.build_query_as().fetch_all(conn).await
+    let touched_since: std::collections::HashMap<String, i64> = query
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    // A callback due makes a lead overdue too, unless its clock already had (`leads_callbacks`).
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT l.owner_id, COALESCE(SUM(CASE
+             WHEN l.first_response_at IS NULL AND l.sla_missed_at >= l.assigned_at THEN 0
+             ELSE 1 END), 0)
+         FROM leads l
+         WHERE l.callback_at IS NOT NULL AND l.owner_id IS NOT NULL
+             AND l.status IN {OPEN_STATUSES} AND l.callback_at < "
+    ));
+    query.push_bind(window.now);
+    team(&mut query, "l.team_id");
+    query.push(" GROUP BY l.owner_id");
+    let called_back: std::collections::HashMap<String, i64> = query
+        .build_query_as()
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut open: Vec<OpenFigures> = tallies
+        .into_iter()
+        .filter(|(_, open, _, _)| *open != 0)
+        .map(|(owner_id, open, missed, touched)| OpenFigures {
+            overdue: missed + called_back.get(&owner_id).copied().unwrap_or(0),
+            untouched: open - touched_since.get(&owner_id).copied().unwrap_or(0),
+            idle_days: (open * now_secs - touched) as f64 / 86400.0,
+            owner_id,
+            open,
+        })
+        .collect();
+    open.sort_by(|a, b| a.owner_id.cmp(&b.owner_id));
+    Ok(open)
 }
 
 /// A period's headline figures in one pass: leads in, first-response clocks run and missed,
