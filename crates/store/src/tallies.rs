@@ -3,9 +3,10 @@
 //! fold that moves the deltas into the tallies. The families (`families`): by status (`s`),
 //! owner (`o`), source (`c`) and rule (`r`), per UTC hour the lead came in, and the deals won
 //! by owner per UTC hour they closed (`w`, the leaderboard); all but `s` also per UTC day. And
-//! one without hours (`n`, hour 0): each owner's open leads now. The triggers are the one writer, so every
-//! surface that writes a lead (routing, a patch, an import, an erasure) is counted alike. Every
-//! statement here is built from the constants in this file, nothing a user sent.
+//! one without hours (`n`, hour 0): each owner's open leads now. The triggers are the one
+//! writer, so every surface that writes a lead (routing, a patch, an import, an erasure) is
+//! counted alike. Every statement here is built from the constants in this file, nothing a
+//! user sent.
 //!
 //! `ensure_*` builds the triggers and counts only where the triggers are missing. A change to
 //! what a tally counts must therefore rename the triggers (`TRIGGERS`), so that the next start
