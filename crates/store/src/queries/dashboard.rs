@@ -263,14 +263,15 @@ async fn window_groups(
 /// Whether the tallies of the hour `end`, in which the window ends, count just the window's
 /// part of it: when no lead came in or closed in the rest of that hour. A window ends now,
 /// so the hour now is read from its tallies rather than from its leads (a burst of arrivals
-/// can be tens of thousands), unless some lead is dated after the window.
+/// can be tens of thousands), unless some lead is dated after the window. A lead written
+/// between this look and the tallies' is counted as if it came in at the window's end.
 async fn hour_is_done(conn: &mut Conn, window: &DashboardWindow, end: i64) -> sqlx::Result<bool> {
     let next = (end + 1) * crate::tallies::HOUR;
     if window.to == end * crate::tallies::HOUR {
         return Ok(false);
     }
     let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT CASE WHEN EXISTS (SELECT 1 FROM leads WHERE created_at >= ");
+        QueryBuilder::new("SELECT EXISTS (SELECT 1 FROM leads WHERE created_at >= ");
     query
         .push_bind(window.to)
         .push(" AND created_at < ")
@@ -280,9 +281,9 @@ async fn hour_is_done(conn: &mut Conn, window: &DashboardWindow, end: i64) -> sq
         .push_bind(window.to)
         .push(" AND closed_at < ")
         .push_bind(next);
-    query.push(") THEN 0 ELSE 1 END");
-    let done: i32 = query.build_query_scalar().fetch_one(conn).await?;
-    Ok(done == 1)
+    query.push(")");
+    let later: bool = query.build_query_scalar().fetch_one(conn).await?;
+    Ok(!later)
 }
 
 /// The deals won in the window (closed in it, whenever their leads came in), by owner, as the
@@ -622,42 +623,33 @@ async fn open_figures(
         query.build_query_as().fetch_all(&mut *conn).await?;
     // Touched since the idle cut-off (`leads_touched`; SQLite, without statistics, would
     // rather walk `leads_owner` through every open lead): the rest are untouched.
-    let by = if IS_POSTGRES {
-        ""
+    let from = if IS_POSTGRES {
+        "leads l"
     } else {
-        "INDEXED BY leads_touched"
+        "leads l INDEXED BY leads_touched"
     };
-    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
-        "SELECT l.owner_id, COUNT(*) FROM leads l {by}
-         WHERE l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES} AND {touched} >= "
-    ));
-    query.push_bind(window.idle_before);
-    team(&mut query, "l.team_id");
-    query.push(" GROUP BY l.owner_id");
-    let touched_since: std::collections::HashMap<String, i64> = query
-        .build_query_as()
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+    let condition = format!("{touched} >=");
+    let touched_since = open_by_owner(
+        &mut *conn,
+        window,
+        from,
+        "COUNT(*)",
+        &condition,
+        window.idle_before,
+    )
+    .await?;
     // A callback due makes a lead overdue too, unless its clock already had (`leads_callbacks`).
-    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
-        "SELECT l.owner_id, COALESCE(SUM(CASE
+    let called_back = open_by_owner(
+        &mut *conn,
+        window,
+        "leads l",
+        "COALESCE(SUM(CASE
              WHEN l.first_response_at IS NULL AND l.sla_missed_at >= l.assigned_at THEN 0
-             ELSE 1 END), 0)
-         FROM leads l
-         WHERE l.callback_at IS NOT NULL AND l.owner_id IS NOT NULL
-             AND l.status IN {OPEN_STATUSES} AND l.callback_at < "
-    ));
-    query.push_bind(window.now);
-    team(&mut query, "l.team_id");
-    query.push(" GROUP BY l.owner_id");
-    let called_back: std::collections::HashMap<String, i64> = query
-        .build_query_as()
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+             ELSE 1 END), 0)",
+        "l.callback_at IS NOT NULL AND l.callback_at <",
+        window.now,
+    )
+    .await?;
     let mut open: Vec<OpenFigures> = tallies
         .into_iter()
         .filter(|(_, open, _, _)| *open != 0)
@@ -671,6 +663,29 @@ async fn open_figures(
         .collect();
     open.sort_by(|a, b| a.owner_id.cmp(&b.owner_id));
     Ok(open)
+}
+
+/// `counted` per owner over the open leads (of the window's team) `from` reads for which
+/// `condition`, a comparison missing its right side, holds against `bound`.
+async fn open_by_owner(
+    conn: &mut Conn,
+    window: &DashboardWindow,
+    from: &str,
+    counted: &str,
+    condition: &str,
+    bound: i64,
+) -> sqlx::Result<std::collections::HashMap<String, i64>> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!(
+        "SELECT l.owner_id, {counted} FROM {from}
+         WHERE l.owner_id IS NOT NULL AND l.status IN {OPEN_STATUSES} AND {condition} "
+    ));
+    query.push_bind(bound);
+    if let Some(team) = &window.team {
+        query.push(" AND l.team_id = ").push_bind(team.clone());
+    }
+    query.push(" GROUP BY l.owner_id");
+    let counts: Vec<(String, i64)> = query.build_query_as().fetch_all(conn).await?;
+    Ok(counts.into_iter().collect())
 }
 
 /// A period's headline figures in one pass: leads in, first-response clocks run and missed,
