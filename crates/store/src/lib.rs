@@ -76,6 +76,36 @@ impl KeysListener {
 /// The schema's migrations, compiled in.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The migrations a database has had applied.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations";
+
+/// The versions `APPLIED` found: none when there is no bookkeeping table yet.
+fn applied(found: sqlx::Result<Vec<i64>>) -> anyhow::Result<Vec<i64>> {
+    match found {
+        Ok(versions) => Ok(versions),
+        Err(sqlx::Error::Database(error))
+            if error.message().contains("no such table")
+                || error.code().as_deref() == Some("42P01") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Refuses `applied` when it holds a migration this code lacks: a newer release migrated it.
+fn known(applied: Vec<i64>) -> anyhow::Result<()> {
+    let known: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
+    if let Some(newer) = applied.into_iter().find(|version| !known.contains(version)) {
+        anyhow::bail!(
+            "the database has migration {newer}, which this Leadroute does not know (it knows up \
+             to {}): a newer release migrated it; run that release or newer",
+            known.iter().max().copied().unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
 macro_rules! on_pool {
     ($store:expr, $function:ident ( $($argument:expr),* )) => {
         match $store {
@@ -168,16 +198,38 @@ impl Store {
     /// a change that needs different SQL per backend would split the folder.
     /// A database a newer Leadroute migrated is refused, with that reason.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        self.migrate_check().await?;
         match self {
             Store::Sqlite { pool, writer } => {
-                MIGRATOR.run(pool).await?;
+                // Checked and migrated on one connection. Another that had read the schema
+                // before a migration changed it would prepare its next statement against the
+                // old schema: sqlx keeps the columns it saw then, SQLite steps the statement
+                // prepared again, and the row is wider than its columns (sqlx's thread panics).
+                let mut connection = pool.acquire().await?;
+                known(applied(
+                    sqlx::query_scalar(APPLIED)
+                        .fetch_all(&mut *connection)
+                        .await,
+                )?)?;
+                MIGRATOR.run(&mut *connection).await?;
+                drop(connection);
                 tallies::ensure_sqlite(writer).await?;
             }
             Store::Postgres(pool) => {
+                self.migrate_check().await?;
                 MIGRATOR.run(pool).await?;
                 tallies::ensure_postgres(pool).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Applies the migrations up to and including `last` only, without the tallies' triggers:
+    /// how a test starts from the database an earlier release left.
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, last: i64) -> anyhow::Result<()> {
+        match self {
+            Store::Sqlite { pool, .. } => MIGRATOR.run_to(last, pool).await?,
+            Store::Postgres(pool) => MIGRATOR.run_to(last, pool).await?,
         }
         Ok(())
     }
@@ -194,20 +246,7 @@ impl Store {
 
     /// Refuses a database a newer Leadroute migrated (it has migrations this code lacks).
     pub async fn migrate_check(&self) -> anyhow::Result<()> {
-        let known: Vec<i64> = MIGRATOR.iter().map(|migration| migration.version).collect();
-        if let Some(newer) = self
-            .applied_migrations()
-            .await?
-            .into_iter()
-            .find(|version| !known.contains(version))
-        {
-            anyhow::bail!(
-                "the database has migration {newer}, which this Leadroute does not know (it knows up \
-                 to {}): a newer release migrated it; run that release or newer",
-                known.iter().max().copied().unwrap_or(0)
-            );
-        }
-        Ok(())
+        known(self.applied_migrations().await?)
     }
 
     /// Writes a consistent copy of the SQLite database to `path` while it serves (`VACUUM
@@ -322,22 +361,10 @@ impl Store {
 
     /// The versions applied so far (none on a database never migrated).
     async fn applied_migrations(&self) -> anyhow::Result<Vec<i64>> {
-        const QUERY: &str = "SELECT version FROM _sqlx_migrations";
-        let found = match self {
-            Store::Sqlite { pool, .. } => sqlx::query_scalar(QUERY).fetch_all(pool).await,
-            Store::Postgres(pool) => sqlx::query_scalar(QUERY).fetch_all(pool).await,
-        };
-        match found {
-            Ok(versions) => Ok(versions),
-            // No bookkeeping table yet: nothing applied.
-            Err(sqlx::Error::Database(error))
-                if error.message().contains("no such table")
-                    || error.code().as_deref() == Some("42P01") =>
-            {
-                Ok(Vec::new())
-            }
-            Err(error) => Err(error.into()),
-        }
+        applied(match self {
+            Store::Sqlite { pool, .. } => sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+            Store::Postgres(pool) => sqlx::query_scalar(APPLIED).fetch_all(pool).await,
+        })
     }
 
     /// Moves committed pages from SQLite's write-ahead log into the database file without
@@ -1186,9 +1213,14 @@ impl RoutingTx {
         on_tx!(self, delete_timers(ids))
     }
 
-    /// Notes that the SLA clock reminded or escalated about these leads at `at`.
-    pub async fn mark_sla_missed(&mut self, ids: &[String], at: i64) -> sqlx::Result<()> {
-        on_tx!(self, mark_sla_missed(ids, at))
+    /// Notes that the SLA clock reminded or escalated about these leads at `at`: each
+    /// `(lead id, missed_by)`, the lead's reps missed under so far (`LeadRow::missed_by`).
+    pub async fn mark_sla_missed(
+        &mut self,
+        leads: &[(String, String)],
+        at: i64,
+    ) -> sqlx::Result<()> {
+        on_tx!(self, mark_sla_missed(leads, at))
     }
 
     pub async fn insert_timers(&mut self, rows: &[TimerRow]) -> sqlx::Result<()> {

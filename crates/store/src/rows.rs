@@ -159,6 +159,10 @@ pub struct LeadRow {
     /// When the SLA clock last reminded or escalated about it (missed and overdue are read
     /// from this and `hops`).
     pub sla_missed_at: Option<i64>,
+    /// JSON array of the reps it reminded or escalated to about this lead while they owned it
+    /// (the dashboard's missed count per rep). Written only with `sla_missed_at`
+    /// (`RoutingTx::mark_sla_missed`); a lead update leaves it as stored.
+    pub missed_by: String,
 }
 
 impl LeadRow {

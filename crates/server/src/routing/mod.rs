@@ -518,9 +518,10 @@ struct Writes {
     timers: Vec<TimerRow>,
     /// Timers that fired.
     fired: Vec<String>,
-    /// Leads the SLA clock reminded or escalated about, and when: written after the changed
-    /// leads, in one narrow statement per batch.
-    sla_missed: BTreeMap<i64, Vec<String>>,
+    /// Leads the SLA clock reminded or escalated about, when, and under whom so far
+    /// (`at → lead id → missed_by`): written after the changed leads, in one narrow statement
+    /// per batch.
+    sla_missed: BTreeMap<i64, BTreeMap<String, String>>,
     outbox: Vec<OutboxRow>,
     stats: BTreeMap<(String, String), StatsDelta>,
     /// `(lead, rep) → until`.
@@ -962,8 +963,12 @@ impl Worker {
         for row in &writes.changed_leads {
             tx.update_lead(row).await?;
         }
-        for (at, ids) in &writes.sla_missed {
-            tx.mark_sla_missed(ids, *at).await?;
+        for (at, leads) in &writes.sla_missed {
+            let leads: Vec<(String, String)> = leads
+                .iter()
+                .map(|(id, missed_by)| (id.clone(), missed_by.clone()))
+                .collect();
+            tx.mark_sla_missed(&leads, *at).await?;
         }
         tx.insert_audit(&writes.audits).await?;
         writes.write_follow_up(&mut tx).await?;

@@ -79,16 +79,23 @@ pub(super) async fn tick(
 }
 
 /// Marks the lead's first response as late under its owner: the dashboard's missed and overdue
-/// counts read this.
+/// counts read this, and its missed count per rep reads the owners it was late under.
 fn missed(writes: &mut Writes, row: &mut LeadRow, now: DateTime<Utc>) {
     let at = now.timestamp_micros();
     // On the row too, so a later change in this transaction writes it back as it is.
     row.sla_missed_at = Some(at);
+    if let Some(owner) = &row.owner_id {
+        let mut reps: Vec<String> = serde_json::from_str(&row.missed_by).unwrap_or_default();
+        if !reps.contains(owner) {
+            reps.push(owner.clone());
+            row.missed_by = json!(reps).to_string();
+        }
+    }
     writes
         .sla_missed
         .entry(at)
         .or_default()
-        .push(row.id.clone());
+        .insert(row.id.clone(), row.missed_by.clone());
 }
 
 /// Does what one timer asks, if it still applies: the lead is open and has the owner the timer

@@ -1881,6 +1881,63 @@ async fn dashboard_counts(backend: Backend) {
     .await;
     assert_eq!(card.status, StatusCode::OK);
     assert!(card.html.contains("¥5,000"), "{}", card.html);
+    // Ten more days: the reclaimed leads' new owners let them wait too. Each rep's missed count
+    // is the leads the clock reminded or escalated to them about, each lead once per rep.
+    let later = chrono::Utc::now() + chrono::Duration::days(20);
+    app.state.router.tick(later).await.expect("tick");
+    let mut expected: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for event in ["lead.sla_reminder", "lead.sla_escalated"] {
+        let rows = app
+            .state
+            .store
+            .list_outbox(&store::EventFilter {
+                lead_id: None,
+                event: Some(event.into()),
+                after_id: None,
+                limit: 1000,
+            })
+            .await
+            .expect("events");
+        for row in rows {
+            if let (Some(rep), Some(lead)) = (row.rep_id, row.lead_id) {
+                expected.entry(rep).or_default().insert(lead);
+            }
+        }
+    }
+    let expected: Vec<(String, i64)> = expected
+        .into_iter()
+        .map(|(rep, leads)| (rep, leads.len() as i64))
+        .collect();
+    assert!(
+        expected.len() >= 2 && expected.iter().map(|(_, count)| count).sum::<i64>() >= 4,
+        "both unanswered leads missed under two owners each: {expected:?}"
+    );
+    let micros = later.timestamp_micros();
+    let window = store::DashboardWindow {
+        from: micros - 30 * 86_400_000_000,
+        to: micros + 1,
+        team: None,
+        owner: None,
+        day_offset: 0,
+        now: micros,
+        idle_before: micros,
+    };
+    for figures in [
+        app.state.store.dashboard(&window).await.expect("dashboard"),
+        app.state
+            .store
+            .dashboard_from_leads(&window)
+            .await
+            .expect("dashboard"),
+    ] {
+        let missed: Vec<(String, i64)> = figures
+            .missed_by
+            .iter()
+            .map(|row| (row.key.clone(), row.count))
+            .collect();
+        assert_eq!(missed, expected);
+    }
 }
 
 #[tokio::test]
@@ -3507,4 +3564,74 @@ async fn the_dashboard_tallies_match_the_leads_on_sqlite() {
 #[tokio::test]
 async fn the_dashboard_tallies_match_the_leads_on_postgres() {
     tallies_match_the_leads(Backend::Postgres).await;
+}
+
+/// A database from before leads kept the reps they were missed under (migration 0027) learns
+/// them from the reminders and escalations its clock wrote: each rep once per lead, and none
+/// for a lead the clock never reminded about.
+async fn missed_by_from_the_events(backend: Backend) {
+    let Some((url, _dir)) = crate::support::empty_database(backend).await else {
+        return;
+    };
+    let store = store::Store::connect(&url).await.expect("connect");
+    store.migrate_to(26).await.expect("migrate to 0026");
+    let lead = |id: &str| store::LeadRow {
+        id: id.into(),
+        document: "{}".into(),
+        status: "assigned".into(),
+        owner_id: Some("r2".into()),
+        tags: "[]".into(),
+        ..store::LeadRow::default()
+    };
+    let event = |id: &str, event: &str, lead: &str, rep: &str| store::OutboxRow {
+        id: id.into(),
+        event: event.into(),
+        lead_id: Some(lead.into()),
+        rep_id: Some(rep.into()),
+        recipients: "[]".into(),
+        payload: "{}".into(),
+        created_at: 0,
+        status: "dispatched".into(),
+    };
+    let mut tx = store.begin_routing().await.expect("tx");
+    tx.insert_leads(&[lead("missed"), lead("answered")])
+        .await
+        .expect("leads");
+    tx.insert_outbox(&[
+        event("e1", "lead.sla_reminder", "missed", "r1"),
+        event("e2", "lead.sla_escalated", "missed", "r1"),
+        event("e3", "lead.sla_reminder", "missed", "r2"),
+        event("e4", "lead.assigned", "answered", "r2"),
+    ])
+    .await
+    .expect("events");
+    tx.commit().await.expect("commit");
+    // The new release starts on that database.
+    store.close().await;
+    let store = store::Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let mut rows = store
+        .leads_by_ids(&["answered".into(), "missed".into()])
+        .await
+        .expect("leads");
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    let missed_by: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut reps: Vec<String> = serde_json::from_str(&row.missed_by).expect("a list");
+            reps.sort();
+            reps
+        })
+        .collect();
+    assert_eq!(missed_by, [vec![], vec!["r1".to_owned(), "r2".to_owned()]]);
+}
+
+#[tokio::test]
+async fn missed_by_is_learned_from_the_events_on_sqlite() {
+    missed_by_from_the_events(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn missed_by_is_learned_from_the_events_on_postgres() {
+    missed_by_from_the_events(Backend::Postgres).await;
 }

@@ -34,12 +34,21 @@ pub fn postgres_url() -> Option<String> {
 
 /// A fresh, migrated database of the backend, or `None` when PostgreSQL is not configured.
 pub async fn fresh_store(backend: Backend) -> Option<(Store, Option<tempfile::TempDir>)> {
+    let (url, dir) = empty_database(backend).await?;
+    let store = Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    Some((store, dir))
+}
+
+/// The URL of a new database on `backend` that no migration has touched yet (and the directory
+/// that holds it on SQLite).
+pub async fn empty_database(backend: Backend) -> Option<(String, Option<tempfile::TempDir>)> {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = Store::open_data_dir(dir.path()).await.expect("sqlite");
-            store.migrate().await.expect("migrate");
-            Some((store, Some(dir)))
+            std::fs::create_dir_all(dir.path()).expect("data dir");
+            let url = format!("sqlite://{}", dir.path().join("leadroute.db").display());
+            Some((url, Some(dir)))
         }
         Backend::Postgres => {
             let admin = postgres_url()?;
@@ -47,9 +56,7 @@ pub async fn fresh_store(backend: Backend) -> Option<(Store, Option<tempfile::Te
             let url = store::create_postgres_database(&admin, &name)
                 .await
                 .expect("create database");
-            let store = Store::connect(&url).await.expect("postgres");
-            store.migrate().await.expect("migrate");
-            Some((store, None))
+            Some((url, None))
         }
     }
 }

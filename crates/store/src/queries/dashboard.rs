@@ -4,10 +4,6 @@
 /// The statuses of a lead someone still works on.
 const OPEN_STATUSES: &str = "('new', 'assigned', 'contacted', 'qualified')";
 
-/// The events that say a lead's first-response clock ran out under its owner (per rep, from the
-/// outbox: `sla_missed_at` says only when, not under whom).
-const SLA_EVENTS: &str = "('lead.sla_reminder', 'lead.sla_escalated')";
-
 /// An open, owned lead is overdue when its promised callback has passed, or when its SLA clock
 /// reminded or escalated since it was assigned and nobody has answered yet.
 fn push_overdue(query: &mut QueryBuilder<Db>, now: i64) {
@@ -488,19 +484,26 @@ async fn dashboard_with(
         .into_iter()
         .map(|(key, count)| KeyCount { key, count })
         .collect();
-    // From the reminders and escalations (`outbox_sla`) to their leads: a lead's clock runs out
-    // after it came in, so only the events since the window's start can be about its leads.
-    // (`CROSS JOIN` keeps the outbox the outer loop on SQLite; PostgreSQL plans it as a join.)
-    let mut missed_by: QueryBuilder<Db> = QueryBuilder::new(format!(
-        "SELECT o.rep_id AS key, COUNT(DISTINCT o.lead_id) AS count
-         FROM outbox o CROSS JOIN leads l
-         WHERE l.id = o.lead_id AND o.event IN {SLA_EVENTS} AND o.rep_id IS NOT NULL
-             AND o.created_at >= "
-    ));
-    missed_by.push_bind(window.from).push(" AND");
-    push_window(&mut missed_by, "l.created_at", window);
-    missed_by.push(" GROUP BY o.rep_id");
-    let missed_by: Vec<KeyCount> = missed_by.build_query_as().fetch_all(&mut *conn).await?;
+    // The leads whose clock ran out under each rep (`missed_by`), read only for the leads that
+    // were missed at all (`leads_missed`).
+    let missed: Vec<(String,)> = window_query(
+        "SELECT l.missed_by FROM leads l WHERE l.missed_by <> '[]' AND",
+        window,
+        "",
+    )
+    .build_query_as()
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut missed_by: std::collections::BTreeMap<String, i64> = Default::default();
+    for (reps,) in missed {
+        for rep in serde_json::from_str::<Vec<String>>(&reps).unwrap_or_default() {
+            *missed_by.entry(rep).or_default() += 1;
+        }
+    }
+    let missed_by: Vec<KeyCount> = missed_by
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect();
     // The follow-ups on the window's leads, found from the follow-ups logged since the window
     // began (one is logged on a lead that is there; `activities_window`), not by probing the
     // activities of every lead in the window, most of which have none yet.

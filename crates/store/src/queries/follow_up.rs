@@ -60,14 +60,23 @@ pub(crate) async fn delete_timers(conn: &mut Conn, ids: &[String]) -> sqlx::Resu
 
 /// Notes that the SLA clock reminded or escalated about these leads at `at`: one narrow
 /// statement per few hundred leads, not a rewrite of each.
-pub(crate) async fn mark_sla_missed(conn: &mut Conn, ids: &[String], at: i64) -> sqlx::Result<()> {
-    execute_where_in(conn, ids, |query| {
+pub(crate) async fn mark_sla_missed(
+    conn: &mut Conn,
+    leads: &[(String, String)],
+    at: i64,
+) -> sqlx::Result<()> {
+    for chunk in leads.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("WITH missed (id, missed_by) AS (");
+        query.push_values(chunk, |mut values, (id, missed_by)| {
+            values.push_bind(id.clone()).push_bind(missed_by.clone());
+        });
         query
-            .push("UPDATE leads SET sla_missed_at = ")
+            .push(") UPDATE leads SET sla_missed_at = ")
             .push_bind(at)
-            .push(" WHERE id");
-    })
-    .await
+            .push(", missed_by = missed.missed_by FROM missed WHERE leads.id = missed.id");
+        query.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn insert_timers(conn: &mut Conn, rows: &[TimerRow]) -> sqlx::Result<()> {
