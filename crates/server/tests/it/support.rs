@@ -46,7 +46,6 @@ pub async fn empty_database(backend: Backend) -> Option<(String, Option<tempfile
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
-            std::fs::create_dir_all(dir.path()).expect("data dir");
             let url = format!("sqlite://{}", dir.path().join("leadroute.db").display());
             Some((url, Some(dir)))
         }

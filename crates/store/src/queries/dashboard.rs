@@ -480,10 +480,7 @@ async fn dashboard_with(
             }
         }
     }
-    let handled: Vec<KeyCount> = given
-        .into_iter()
-        .map(|(key, count)| KeyCount { key, count })
-        .collect();
+    let handled = key_counts(given);
     // The leads whose clock ran out under each rep (`missed_by`), read only for the leads that
     // were missed at all (`leads_missed`).
     let missed: Vec<(String,)> = window_query(
@@ -500,10 +497,7 @@ async fn dashboard_with(
             *missed_by.entry(rep).or_default() += 1;
         }
     }
-    let missed_by: Vec<KeyCount> = missed_by
-        .into_iter()
-        .map(|(key, count)| KeyCount { key, count })
-        .collect();
+    let missed_by = key_counts(missed_by);
     // The follow-ups on the window's leads, found from the follow-ups logged since the window
     // began (one is logged on a lead that is there; `activities_window`), not by probing the
     // activities of every lead in the window, most of which have none yet.
@@ -537,6 +531,14 @@ async fn dashboard_with(
     figures.activities = activities;
     figures.feedback = feedback;
     Ok(figures)
+}
+
+/// Counts per rep, in rep order.
+fn key_counts(counts: std::collections::BTreeMap<String, i64>) -> Vec<KeyCount> {
+    counts
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect()
 }
 
 /// The first responses from their three lists (owners, days, seconds), which must be as long
