@@ -210,9 +210,52 @@ pub fn plan(
     ownership: &Ownership,
     now: DateTime<Utc>,
 ) -> Vec<Timer> {
+    let mut timers = timers(policy, calendar, claim, ownership, now, Rungs::All);
+    timers.sort_by_key(|timer| (timer.due, timer.kind));
+    timers
+}
+
+/// The first timer of [`plan`]: the one a lead stores. Only the ladder's earliest rung is put
+/// on the calendar, since a later rung (more open time after the same start) is never due
+/// sooner; counting open time is most of what planning costs.
+pub fn next(
+    policy: &SlaPolicy,
+    calendar: &BusinessCalendar,
+    claim: Option<&ClaimRules>,
+    ownership: &Ownership,
+    now: DateTime<Utc>,
+) -> Option<Timer> {
+    timers(policy, calendar, claim, ownership, now, Rungs::Earliest)
+        .into_iter()
+        .min_by_key(|timer| (timer.due, timer.kind))
+}
+
+/// Which rungs of the first-response ladder [`timers`] puts on the calendar.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rungs {
+    All,
+    Earliest,
+}
+
+/// The timers a lead should have now, in no particular order.
+fn timers(
+    policy: &SlaPolicy,
+    calendar: &BusinessCalendar,
+    claim: Option<&ClaimRules>,
+    ownership: &Ownership,
+    now: DateTime<Utc>,
+    rungs: Rungs,
+) -> Vec<Timer> {
     let mut timers = Vec::new();
     if ownership.first_response.is_none() && !ownership.claimed {
-        for (index, step) in policy.steps.iter().enumerate().take(usize::from(u8::MAX)) {
+        let ladder = policy.steps.iter().enumerate().take(usize::from(u8::MAX));
+        let earliest = ladder
+            .clone()
+            .min_by_key(|(index, step)| (step.after, *index))
+            .map(|(index, _)| index);
+        let wanted =
+            |(index, _): &(usize, &SlaStep)| rungs == Rungs::All || Some(*index) == earliest;
+        for (index, step) in ladder.filter(wanted) {
             if let Some(due) = calendar.add(ownership.since, step.after) {
                 timers.push(Timer {
                     kind: TimerKind::Sla(index as u8),
@@ -259,7 +302,6 @@ pub fn plan(
             });
         }
     }
-    timers.sort_by_key(|timer| (timer.due, timer.kind));
     timers
 }
 
@@ -493,6 +535,68 @@ mod tests {
             since,
         );
         assert!(timers.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The timer a lead stores is the first one of its whole plan, whatever the ladder,
+        /// the lead's state and the calendar (office hours, or every day in another zone).
+        #[test]
+        fn the_next_timer_is_the_plans_first(
+            minutes in proptest::collection::vec(0i64..20_000, 0..6),
+            since in 0i64..(14 * 24 * 60),
+            state in 0u8..64,
+            office_hours: bool,
+        ) {
+            let since = shanghai(11, 23, 0, 0) + Duration::minutes(since);
+            let policy = SlaPolicy {
+                steps: minutes
+                    .iter()
+                    .map(|minutes| SlaStep {
+                        after: Duration::minutes(*minutes),
+                        action: SlaAction::Remind,
+                    })
+                    .collect(),
+                cadence: (state & 1 == 1).then(|| Cadence {
+                    recycle_after: Duration::hours(30),
+                    warn_before: Duration::hours(2),
+                }),
+                hop_limit: 3,
+            };
+            let calendar = if office_hours {
+                office()
+            } else {
+                let every_day = [
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                    Weekday::Sat,
+                    Weekday::Sun,
+                ];
+                let hours = [TimeRange::parse("08:00-20:00").expect("valid")];
+                BusinessCalendar::new(chrono_tz::UTC, WeeklyHours::uniform(&every_day, &hours))
+            };
+            let claim = ClaimRules {
+                touch_within: Some(Duration::hours(1)),
+                protection: None,
+            };
+            let later = |hours| Some(since + Duration::hours(hours));
+            let ownership = Ownership {
+                since,
+                claimed: state & 2 == 2,
+                first_response: if state & 4 == 4 { later(1) } else { None },
+                last_activity: if state & 8 == 8 { later(2) } else { None },
+                callback: if state & 16 == 16 { later(3) } else { None },
+                protected_until: if state & 32 == 32 { later(4) } else { None },
+            };
+            let now = since + Duration::minutes(30);
+            let planned = plan(&policy, &calendar, Some(&claim), &ownership, now);
+            proptest::prop_assert_eq!(
+                next(&policy, &calendar, Some(&claim), &ownership, now),
+                planned.first().copied()
+            );
+        }
     }
 
     #[test]
