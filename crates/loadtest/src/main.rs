@@ -354,7 +354,8 @@ async fn raw_insert(store: &Store, seconds: u64, record: &str) -> anyhow::Result
                 }
             })
             .collect();
-        let mut tx = store.begin_routing().await?;
+        let mut connection = store.routing_connection().await?;
+        let mut tx = connection.begin().await?;
         let decisions: Vec<DecisionRow> = rows
             .iter()
             .map(|row| DecisionRow {

@@ -480,7 +480,7 @@ impl ConfigRows {
         })
     }
 
-    pub async fn load_in(tx: &mut store::RoutingTx) -> Result<ConfigRows, store::DbError> {
+    pub async fn load_in(tx: &mut store::RoutingTx<'_>) -> Result<ConfigRows, store::DbError> {
         Ok(ConfigRows {
             reps: tx.list_reps().await?,
             teams: tx.list_teams().await?,

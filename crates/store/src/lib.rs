@@ -1124,33 +1124,60 @@ impl Store {
         on_pool!(self, count_open_leads())
     }
 
+    /// A connection for routing transactions ([`RoutingConnection::begin`]): on SQLite the one
+    /// writer connection, on PostgreSQL one of the pool's.
+    pub async fn routing_connection(&self) -> sqlx::Result<RoutingConnection> {
+        let inner = match self {
+            Store::Sqlite { writer, .. } => Connection::Sqlite(writer.acquire().await?),
+            Store::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
+        };
+        Ok(RoutingConnection { inner })
+    }
+}
+
+/// The connection routing transactions run on. The routing worker keeps it from one batch to
+/// the next while jobs keep coming: a connection handed back to the pool is first pinged on its
+/// own thread, and the next batch would wait for that hand-over, a few hundred microseconds
+/// under load. Dropping it gives it back (after a rollback, if a transaction was left open).
+#[derive(Debug)]
+pub struct RoutingConnection {
+    inner: Connection,
+}
+
+#[derive(Debug)]
+enum Connection {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl RoutingConnection {
     /// Starts the one kind of transaction that changes routing state. Only one runs at a time
     /// across every instance: SQLite's write lock, PostgreSQL's advisory lock.
-    pub async fn begin_routing(&self) -> sqlx::Result<RoutingTx> {
-        let inner = match self {
-            Store::Sqlite { writer, .. } => {
-                Transaction::Sqlite(sqlite::begin_routing(writer).await?)
+    pub async fn begin(&mut self) -> sqlx::Result<RoutingTx<'_>> {
+        let inner = match &mut self.inner {
+            Connection::Sqlite(conn) => Transaction::Sqlite(sqlite::begin_routing(conn).await?),
+            Connection::Postgres(conn) => {
+                Transaction::Postgres(postgres::begin_routing(conn).await?)
             }
-            Store::Postgres(pool) => Transaction::Postgres(postgres::begin_routing(pool).await?),
         };
         Ok(RoutingTx { inner })
     }
 }
 
 #[derive(Debug)]
-enum Transaction {
-    Sqlite(sqlite::Tx),
-    Postgres(postgres::Tx),
+enum Transaction<'c> {
+    Sqlite(sqlite::Tx<'c>),
+    Postgres(postgres::Tx<'c>),
 }
 
 /// A transaction holding the routing lock: read state, write leads, decisions and state
 /// changes, commit together.
 #[derive(Debug)]
-pub struct RoutingTx {
-    inner: Transaction,
+pub struct RoutingTx<'c> {
+    inner: Transaction<'c>,
 }
 
-impl RoutingTx {
+impl RoutingTx<'_> {
     pub async fn versions(&mut self) -> sqlx::Result<(i64, i64)> {
         on_tx!(self, versions())
     }

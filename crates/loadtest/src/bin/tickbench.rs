@@ -132,10 +132,12 @@ async fn seed(
             .filter(|row| row.closed_at.is_none())
             .flat_map(|row| ladder(row, due, now))
             .collect();
-        let mut tx = store.begin_routing().await?;
+        let mut connection = store.routing_connection().await?;
+        let mut tx = connection.begin().await?;
         tx.insert_leads(&rows).await?;
         tx.insert_timers(&timers).await?;
         tx.commit().await?;
+        drop(connection);
         written += size;
     }
     Ok(())
@@ -263,10 +265,12 @@ async fn main() -> anyhow::Result<()> {
             .map(|index| format!("floor-{run}-{index}"))
             .collect();
         let started = Instant::now();
-        let mut tx = store.begin_routing().await?;
+        let mut connection = store.routing_connection().await?;
+        let mut tx = connection.begin().await?;
         tx.insert_outbox(&rows).await?;
         tx.delete_timers(&doomed).await?;
         tx.commit().await?;
+        drop(connection);
         raw.push(started.elapsed().as_secs_f64());
     }
     let fire_s = median(fire);

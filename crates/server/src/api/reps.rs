@@ -183,7 +183,8 @@ pub async fn delete_rep(
     caller.may(Operation::DeleteRep)?;
     let audit = audit_row(&caller, "rep.deleted", "rep", Some(&id), json!({}));
     // Under the routing lock: no lead can be routed to the rep between the count and the delete.
-    let mut tx = app.store.begin_routing().await?;
+    let mut connection = app.store.routing_connection().await?;
+    let mut tx = connection.begin().await?;
     match tx.delete_idle_rep(&id, &audit).await? {
         None => return Err(ApiError::not_found("rep")),
         Some(0) => tx.commit().await?,

@@ -52,7 +52,7 @@ fn team_rules(cache: &Cache, team_id: &str) -> Result<engine::RuleSet, ApiError>
 
 #[allow(clippy::too_many_arguments)] // The worker's context, then the request's fields.
 pub(super) async fn distribute(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_ids: &[String],

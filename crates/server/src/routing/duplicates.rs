@@ -92,7 +92,7 @@ impl Customers {
     /// The customers known by the rows recorded under the arrivals' keys (`keys`, read with
     /// the contacts in one statement), with their leads.
     pub(super) async fn load(
-        tx: &mut RoutingTx,
+        tx: &mut RoutingTx<'_>,
         rows: Vec<store::CustomerKeyRow>,
     ) -> anyhow::Result<Customers> {
         let mut customers = Customers::default();
@@ -300,7 +300,7 @@ pub(super) fn note_new(
 /// 撞单: another rep's open lead of the same customer, if handing `row` to `rep_id` would
 /// collide with it. A lead the other rep claimed counts only while its protection lasts.
 pub(super) async fn holder(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &Cache,
     writes: &Writes,
     row: &LeadRow,
@@ -371,7 +371,7 @@ pub(super) fn collision(cache: &Cache, holder: &LeadRow) -> ApiError {
 /// holding, and its activities and feedback move here; decisions stay where they were made.
 #[allow(clippy::too_many_arguments)] // The worker's context, then the merge.
 pub(super) async fn merge(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,

@@ -4,7 +4,8 @@
 //! rolls back with the change that caused it.
 
 use chrono::{DateTime, Duration, Utc};
-use engine::follow_up::{Ownership, Timer, TimerKind, plan};
+use engine::calendar::BusinessCalendar;
+use engine::follow_up::{ClaimRules, Ownership, SlaPolicy, Timer, TimerKind, plan};
 use engine::rep::RepStats;
 use engine::{LeadStatus, RepId};
 use serde::{Deserialize, Serialize};
@@ -102,7 +103,7 @@ impl Writes {
 
     /// Drops the stored timers the transaction replaces or fired: first, since a lead keeps
     /// one timer (`timers_lead` is unique) and its next one is among the rows added after.
-    pub(super) async fn drop_timers(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
+    pub(super) async fn drop_timers(&self, tx: &mut RoutingTx<'_>) -> anyhow::Result<()> {
         // New leads have no stored timers to drop.
         let new: std::collections::HashSet<&str> =
             self.new_leads.iter().map(|row| row.id.as_str()).collect();
@@ -126,7 +127,7 @@ impl Writes {
     }
 
     /// Writes what follow-up recorded about stored leads: activities, feedback, claim blocks.
-    pub(super) async fn write_follow_up(&self, tx: &mut RoutingTx) -> anyhow::Result<()> {
+    pub(super) async fn write_follow_up(&self, tx: &mut RoutingTx<'_>) -> anyhow::Result<()> {
         for activity in &self.activities {
             tx.insert_activity(activity).await?;
         }
@@ -218,18 +219,37 @@ fn add_delta(stats: &mut StatsRow, delta: &StatsDelta) {
 /// The clocks the lead's current state calls for, soonest first: the first-response ladder,
 /// callback, cadence, claim rules. A lead nobody owns, or a closed one, has none.
 pub(crate) fn planned(follow: &FollowUpConfig, row: &LeadRow, now: DateTime<Utc>) -> Vec<Timer> {
+    with_clocks(follow, row, |policy, calendar, claim, ownership| {
+        plan(policy, calendar, claim, ownership, now)
+    })
+    .unwrap_or_default()
+}
+
+/// The first of [`planned`], without putting the ladder's later rungs on the calendar: what a
+/// lead stores when its clocks start again.
+fn next_planned(follow: &FollowUpConfig, row: &LeadRow, now: DateTime<Utc>) -> Option<Timer> {
+    with_clocks(follow, row, |policy, calendar, claim, ownership| {
+        engine::follow_up::next(policy, calendar, claim, ownership, now)
+    })?
+}
+
+/// Calls `clocks` with the lead's SLA policy, calendar, claim rules and ownership; `None` for a
+/// lead nobody owns, a closed one, or one no clocks apply to.
+fn with_clocks<T>(
+    follow: &FollowUpConfig,
+    row: &LeadRow,
+    clocks: impl FnOnce(&SlaPolicy, &BusinessCalendar, Option<&ClaimRules>, &Ownership) -> T,
+) -> Option<T> {
     let open = LeadStatus::parse(&row.status).is_some_and(LeadStatus::is_open);
     let (Some(_), Some(since), true) = (&row.owner_id, row.assigned_at, open) else {
-        return Vec::new();
+        return None;
     };
-    let Some(clocks) = follow.clocks(row.rule_id.as_deref(), row.team_id.as_deref()) else {
-        return Vec::new();
-    };
+    let config = follow.clocks(row.rule_id.as_deref(), row.team_id.as_deref())?;
     let policy = row
         .sla_policy
         .as_ref()
         .and_then(|id| follow.policies.get(id))
-        .map_or(clocks.policy, |(policy, _)| policy);
+        .map_or(config.policy, |(policy, _)| policy);
     let claim = row
         .last_pool
         .as_ref()
@@ -243,7 +263,7 @@ pub(crate) fn planned(follow: &FollowUpConfig, row: &LeadRow, now: DateTime<Utc>
         callback: row.callback_at.map(instant),
         protected_until: row.protected_until.map(instant),
     };
-    plan(policy, clocks.calendar, claim.as_ref(), &ownership, now)
+    Some(clocks(policy, config.calendar, claim.as_ref(), &ownership))
 }
 
 /// The planned timers after `fired` (a stored timer, in due order), soonest first; all of
@@ -288,9 +308,8 @@ pub(super) fn timer_row(row: &LeadRow, timer: &Timer, now: DateTime<Utc>) -> Tim
 /// per lead: when it fires, the tick stores the one after it (`after`), recomputed from the
 /// lead as it is then.
 pub(super) fn replan(cache: &Cache, writes: &mut Writes, row: &LeadRow, now: DateTime<Utc>) {
-    let next = planned(&cache.workspace.follow, row, now)
-        .first()
-        .map(|timer| timer_row(row, timer, now));
+    let next =
+        next_planned(&cache.workspace.follow, row, now).map(|timer| timer_row(row, &timer, now));
     writes.reset_timers(&row.id, next.into_iter().collect());
 }
 
@@ -505,7 +524,7 @@ impl ActivityInput {
 /// moves an assigned lead to contacted (a note does not), restarts the cadence clock, extends a
 /// claimed lead's protection, and a next follow-up time becomes a callback reminder.
 pub(super) async fn activity(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -649,7 +668,7 @@ impl FeedbackInput {
 
 /// Records customer feedback for the lead's owner (or, for a closed lead, its last owner).
 pub(super) async fn feedback(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,

@@ -513,7 +513,7 @@ pub(super) fn create_planned(
 }
 
 pub(super) async fn reroute(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -551,7 +551,7 @@ pub(super) async fn reroute(
 
 #[allow(clippy::too_many_arguments)] // The worker's context, then the assignment's fields.
 pub(super) async fn assign(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -685,7 +685,7 @@ const SWEEP_LIMIT: i64 = 500;
 /// Routes held leads again, most urgent first, then oldest; those still nobody can take stay
 /// held without a new decision.
 pub(super) async fn sweep(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
 ) -> anyhow::Result<usize> {
@@ -783,7 +783,7 @@ fn plan_backlog(
 /// The leave hand-back as one optimised batch: the rep's untouched leads are released and
 /// placed together among everyone else eligible, within the band.
 async fn hand_back_together(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     rep_id: &str,
@@ -847,7 +847,7 @@ pub(super) fn transition_allowed(from: LeadStatus, to: LeadStatus) -> bool {
 }
 
 pub(super) async fn update(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -1009,7 +1009,7 @@ pub(super) fn handover(row: &LeadRow) -> follow_up::Handover {
 
 /// One change to one lead.
 pub(super) async fn change(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -1082,7 +1082,7 @@ const HAND_BACK_LIMIT: i64 = 1000;
 /// Applies the leave policy: when any team of the rep says `hand_back`, the rep's leads that
 /// nobody has worked yet are routed to someone else, away from the rep.
 pub(super) async fn hand_back(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     rep_id: &str,

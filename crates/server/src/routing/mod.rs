@@ -13,8 +13,8 @@ use engine::decision::AttemptTarget;
 use engine::state::StateChange;
 use engine::{Decision, DecisionRecord, LeadStatus, Outcome, RepId, RoutingState};
 use store::{
-    ActivityRow, DecisionRow, FeedbackRow, LeadRow, OutboxRow, RepStateRow, RotationRow, RoutingTx,
-    StatsDelta, StatsRow, Store, TimerRow,
+    ActivityRow, DecisionRow, FeedbackRow, LeadRow, OutboxRow, RepStateRow, RotationRow,
+    RoutingConnection, RoutingTx, StatsDelta, StatsRow, Store, TimerRow,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -288,6 +288,7 @@ impl Router {
             store: store.clone(),
             jobs: receiver,
             cache: None,
+            connection: None,
         };
         tokio::spawn(CLOCK.scope(clock, worker.run()));
         Router { jobs, store }
@@ -501,7 +502,15 @@ struct Worker {
     store: Store,
     jobs: mpsc::Receiver<Job>,
     cache: Option<Cache>,
+    /// The connection the last batch committed on, and since when the worker has held it:
+    /// kept while jobs keep coming (see [`HOLD`]).
+    connection: Option<(RoutingConnection, std::time::Instant)>,
 }
+
+/// How long the worker keeps its connection through a stream of batches before it lets the
+/// connection go for a moment, so the others waiting for it (on SQLite, the tallies' fold and a
+/// rep's deletion share the one writer connection) get their turn.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Everything one transaction writes.
 #[derive(Default)]
@@ -607,7 +616,19 @@ fn reply(job: Job, answer: Option<Answer>) {
 
 impl Worker {
     async fn run(mut self) {
-        while let Some(first) = self.jobs.recv().await {
+        loop {
+            // Idle, or held long enough: the connection goes back to the pool.
+            if self.jobs.is_empty()
+                || self
+                    .connection
+                    .as_ref()
+                    .is_some_and(|(_, since)| since.elapsed() >= HOLD)
+            {
+                self.connection = None;
+            }
+            let Some(first) = self.jobs.recv().await else {
+                break;
+            };
             let mut size = first.size();
             let mut batch = vec![first];
             while size < MAX_BATCH {
@@ -660,7 +681,7 @@ impl Worker {
     }
 
     /// Loads the workspace and state when the stored versions moved since the last batch.
-    async fn refresh(&mut self, tx: &mut RoutingTx) -> anyhow::Result<()> {
+    async fn refresh(&mut self, tx: &mut RoutingTx<'_>) -> anyhow::Result<()> {
         let (config_version, routing_version) = tx.versions().await?;
         let fresh_config = self
             .cache
@@ -727,7 +748,15 @@ impl Worker {
 
     async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<Vec<Answer>> {
         let started = std::time::Instant::now();
-        let mut tx = self.store.begin_routing().await?;
+        let (mut connection, since) = match self.connection.take() {
+            Some(held) => held,
+            None => (
+                self.store.routing_connection().await?,
+                std::time::Instant::now(),
+            ),
+        };
+        let mut tx = connection.begin().await?;
+        let begun = started.elapsed();
         self.refresh(&mut tx).await?;
         let locked = started.elapsed();
         let cache = self
@@ -976,10 +1005,12 @@ impl Worker {
         tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
         let written = started.elapsed();
         tx.commit().await?;
+        self.connection = Some((connection, since));
         tracing::debug!(
             jobs = batch.len(),
             leads = writes.new_leads.len(),
             lock_and_load_us = locked.as_micros() as u64,
+            begin_us = begun.as_micros() as u64,
             customers_us,
             route_us = (routed - locked).as_micros() as u64,
             write_us = (written - routed).as_micros() as u64,
@@ -1190,7 +1221,7 @@ impl KnownCustomers {
 
 /// The owners of the customers with these phones and emails, as the contacts table has them.
 async fn known_customers(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
 ) -> anyhow::Result<KnownCustomers> {
     Ok(recognise_customers(tx, contacts, &[]).await?.0)
@@ -1199,7 +1230,7 @@ async fn known_customers(
 /// Owners of known customers by phone and email, and (with `keys`, the duplicate policy's)
 /// the leads recorded under those keys, read together.
 async fn recognise_customers(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
     keys: &[(String, String)],
 ) -> anyhow::Result<(KnownCustomers, Vec<store::CustomerKeyRow>)> {
@@ -1247,7 +1278,7 @@ fn stored_lead(
 }
 
 async fn open_lead(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     writes: &Writes,
     lead_id: &str,
 ) -> anyhow::Result<Result<LeadRow, ApiError>> {
@@ -1267,7 +1298,7 @@ async fn open_lead(
 
 /// A lead that routing may still move: closed leads are refused.
 async fn movable_lead(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     writes: &Writes,
     lead_id: &str,
 ) -> anyhow::Result<Result<LeadRow, ApiError>> {

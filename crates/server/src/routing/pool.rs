@@ -90,7 +90,7 @@ pub(crate) fn day_start(roster: &engine::Roster, rep: &RepId, now: DateTime<Utc>
 
 /// Claims made by the rep since the start of their day, counting this transaction's.
 async fn claims_today(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &Cache,
     writes: &Writes,
     rep: &RepId,
@@ -111,7 +111,7 @@ async fn claims_today(
 }
 
 pub(super) async fn claim(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,
@@ -309,7 +309,7 @@ pub(super) fn to_pool(
 
 /// The owner gives the lead back.
 pub(super) async fn give_back(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     lead_id: &str,

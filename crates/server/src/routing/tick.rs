@@ -20,7 +20,7 @@ use crate::leads::engine_lead;
 pub const TICK_LIMIT: i64 = 2000;
 
 pub(super) async fn tick(
-    tx: &mut RoutingTx,
+    tx: &mut RoutingTx<'_>,
     cache: &mut Cache,
     writes: &mut Writes,
     now: DateTime<Utc>,

@@ -1707,13 +1707,15 @@ async fn dashboard_counts(backend: Backend) {
         previous_owners: "[]".into(),
         ..store::LeadRow::default()
     };
-    let mut tx = app.state.store.begin_routing().await.expect("tx");
+    let mut connection = app.state.store.routing_connection().await.expect("tx");
+    let mut tx = connection.begin().await.expect("tx");
     tx.insert_leads(std::slice::from_ref(&old_deal))
         .await
         .expect("insert");
     // Intake writes new leads; how they end is an update.
     tx.update_lead(&old_deal).await.expect("update");
     tx.commit().await.expect("commit");
+    drop(connection);
     let (cookie, _) = sign_in(&app, "boss").await;
     let page = visit(&app, "GET", "/?days=7", &cookie, None, "en").await;
     let html = &page.html;
@@ -3432,24 +3434,28 @@ async fn tallies_match_the_leads(backend: Backend) {
     };
     // Inserted as intake writes them (a thousand at a time on PostgreSQL: one statement),
     // then given what only an update writes (hops, amount, the SLA clock's mark).
-    let mut tx = store.begin_routing().await.expect("tx");
+    let mut connection = store.routing_connection().await.expect("tx");
+    let mut tx = connection.begin().await.expect("tx");
     tx.insert_leads(&leads).await.expect("insert");
     for row in &leads {
         tx.update_lead(row).await.expect("update");
     }
     tx.commit().await.expect("commit");
+    drop(connection);
     compare(store.clone(), "inserted").await;
     let month = store.dashboard(&windows()[2]).await.expect("dashboard");
     assert!(month.leaderboard.len() >= 3, "{:?}", month.leaderboard);
     assert!(store.fold_tallies().await.expect("fold") > 0);
     compare(store.clone(), "folded").await;
     // A third changed: some counted in the folded tallies, their changes in the deltas.
-    let mut tx = store.begin_routing().await.expect("tx");
+    let mut connection = store.routing_connection().await.expect("tx");
+    let mut tx = connection.begin().await.expect("tx");
     for row in leads.iter_mut().skip(3).step_by(3) {
         shape(&mut rng, row);
         tx.update_lead(row).await.expect("update");
     }
     tx.commit().await.expect("commit");
+    drop(connection);
     compare(store.clone(), "changed").await;
     // The first responses, each lead's, with its owner (or none).
     let window = windows()[2].clone();
@@ -3530,7 +3536,8 @@ async fn tallies_match_the_leads(backend: Backend) {
         }
     }
     assert_eq!(names(store.clone()).await, ["leads_tally_insert"]);
-    let mut tx = store.begin_routing().await.expect("tx");
+    let mut connection = store.routing_connection().await.expect("tx");
+    let mut tx = connection.begin().await.expect("tx");
     let more: Vec<store::LeadRow> = leads[..100]
         .iter()
         .map(|row| store::LeadRow {
@@ -3544,6 +3551,7 @@ async fn tallies_match_the_leads(backend: Backend) {
         tx.update_lead(row).await.expect("update");
     }
     tx.commit().await.expect("commit");
+    drop(connection);
     store.migrate().await.expect("migrate");
     compare(store.clone(), "migrated").await;
     assert_eq!(
@@ -3593,7 +3601,8 @@ async fn missed_by_from_the_events(backend: Backend) {
         created_at: 0,
         status: "dispatched".into(),
     };
-    let mut tx = store.begin_routing().await.expect("tx");
+    let mut connection = store.routing_connection().await.expect("tx");
+    let mut tx = connection.begin().await.expect("tx");
     tx.insert_leads(&[lead("missed"), lead("answered")])
         .await
         .expect("leads");
@@ -3606,6 +3615,7 @@ async fn missed_by_from_the_events(backend: Backend) {
     .await
     .expect("events");
     tx.commit().await.expect("commit");
+    drop(connection);
     // The new release starts on that database.
     store.close().await;
     let store = store::Store::connect(&url).await.expect("connect");

@@ -8,7 +8,7 @@ use sqlx::QueryBuilder;
 use crate::rows::*;
 
 type Conn = <Db as sqlx::Database>::Connection;
-pub(crate) type Tx = sqlx::Transaction<'static, Db>;
+pub(crate) type Tx<'c> = sqlx::Transaction<'c, Db>;
 
 pub(crate) async fn versions(conn: &mut Conn) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as("SELECT config_version, routing_version FROM workspace WHERE id = 1")
@@ -34,13 +34,15 @@ pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
 /// with `BEGIN IMMEDIATE`; PostgreSQL takes a transaction-scoped advisory lock in the same
 /// simple query as its `BEGIN`, one round trip for both. What the transaction reads comes
 /// after, in statements whose snapshots are taken once the lock is held.
-pub(crate) async fn begin_routing(pool: &sqlx::Pool<Db>) -> sqlx::Result<Tx> {
+pub(crate) async fn begin_routing(
+    conn: &mut sqlx::pool::PoolConnection<Db>,
+) -> sqlx::Result<Tx<'_>> {
     let begin = if IS_POSTGRES {
         "BEGIN; SELECT pg_advisory_xact_lock(727374)"
     } else {
         "BEGIN IMMEDIATE"
     };
-    pool.begin_with(begin).await
+    sqlx::Connection::begin_with(&mut **conn, begin).await
 }
 
 pub(crate) async fn list_reps(conn: &mut Conn) -> sqlx::Result<Vec<RepRow>> {
