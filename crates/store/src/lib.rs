@@ -8,6 +8,8 @@ mod tallies;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -54,6 +56,10 @@ pub enum Store {
         /// page cache stays valid from one batch to the next, where a connection that another
         /// one wrote behind has to drop its cache and read the pages again.
         writer: SqlitePool,
+        /// How many are waiting for `writer` besides the routing worker, which keeps the
+        /// connection between its batches and lets it go when this is not zero (see
+        /// [`Store::writer_wanted`]).
+        waiting: Arc<AtomicUsize>,
     },
     Postgres(PgPool),
 }
@@ -183,7 +189,11 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
-        Ok(Store::Sqlite { pool, writer })
+        Ok(Store::Sqlite {
+            pool,
+            writer,
+            waiting: Arc::default(),
+        })
     }
 
     /// The SQLite database of a data directory, created if missing.
@@ -199,7 +209,7 @@ impl Store {
     /// A database a newer Leadroute migrated is refused, with that reason.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite { pool, writer } => {
+            Store::Sqlite { pool, writer, .. } => {
                 // Checked and migrated on one connection. Another that had read the schema
                 // before a migration changed it would prepare its next statement against the
                 // old schema: sqlx keeps the columns it saw then, SQLite steps the statement
@@ -239,7 +249,9 @@ impl Store {
     /// changed. One instance at a time folds; the others skip.
     pub async fn fold_tallies(&self) -> sqlx::Result<u64> {
         match self {
-            Store::Sqlite { writer, .. } => tallies::fold_sqlite(writer).await,
+            Store::Sqlite {
+                writer, waiting, ..
+            } => tallies::fold_sqlite(writer, waiting).await,
             Store::Postgres(pool) => tallies::fold_postgres(pool).await,
         }
     }
@@ -406,7 +418,7 @@ impl Store {
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite { pool, writer } => {
+            Store::Sqlite { pool, writer, .. } => {
                 writer.close().await;
                 pool.close().await;
             }
@@ -1128,17 +1140,49 @@ impl Store {
     /// writer connection, on PostgreSQL one of the pool's.
     pub async fn routing_connection(&self) -> sqlx::Result<RoutingConnection> {
         let inner = match self {
-            Store::Sqlite { writer, .. } => Connection::Sqlite(writer.acquire().await?),
+            Store::Sqlite {
+                writer, waiting, ..
+            } => Connection::Sqlite(acquire_writer(writer, waiting).await?),
             Store::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
         };
         Ok(RoutingConnection { inner })
     }
 }
 
+impl Store {
+    /// Whether someone waits for SQLite's one writer connection (the tallies' fold, a rep's
+    /// deletion): the routing worker, which keeps it from batch to batch, lets it go then.
+    /// Always `false` on PostgreSQL, whose pool has a connection for each.
+    pub fn writer_wanted(&self) -> bool {
+        match self {
+            Store::Sqlite { waiting, .. } => waiting.load(Ordering::SeqCst) > 0,
+            Store::Postgres(_) => false,
+        }
+    }
+}
+
+/// Takes SQLite's writer connection, counted in `waiting` while it waits.
+pub(crate) async fn acquire_writer(
+    writer: &SqlitePool,
+    waiting: &AtomicUsize,
+) -> sqlx::Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    /// Counts one wait, until dropped (also when the wait is given up half-way).
+    struct Waiting<'a>(&'a AtomicUsize);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    waiting.fetch_add(1, Ordering::SeqCst);
+    let _waiting = Waiting(waiting);
+    writer.acquire().await
+}
+
 /// The connection routing transactions run on. The routing worker keeps it from one batch to
-/// the next while jobs keep coming: a connection handed back to the pool is first pinged on its
-/// own thread, and the next batch would wait for that hand-over, a few hundred microseconds
-/// under load. Dropping it gives it back (after a rollback, if a transaction was left open).
+/// the next while jobs keep coming and nobody else waits for it ([`Store::writer_wanted`]): a
+/// connection handed back to the pool is first pinged on its own thread, and the next batch
+/// would wait for that hand-over, a few hundred microseconds under load. Dropping it gives it
+/// back (after a rollback, if a transaction was left open).
 #[derive(Debug)]
 pub struct RoutingConnection {
     inner: Connection,

@@ -12,6 +12,8 @@
 //! what a tally counts must therefore rename the triggers (`TRIGGERS`), so that the next start
 //! rebuilds both.
 
+use std::sync::atomic::AtomicUsize;
+
 use sqlx::{PgPool, SqlitePool};
 
 /// A tally's hour: `created_at` in whole UTC hours.
@@ -369,17 +371,19 @@ pub(crate) async fn ensure_postgres(pool: &PgPool) -> sqlx::Result<()> {
 const FOLD_CHUNK: i64 = 4_000;
 
 /// Moves SQLite's deltas into the tallies (on the writer, oldest first, `FOLD_CHUNK` per write
-/// transaction); how many tallies it changed.
-pub(crate) async fn fold_sqlite(writer: &SqlitePool) -> sqlx::Result<u64> {
+/// transaction); how many tallies it changed. It takes the writer once per chunk, counted in
+/// `waiting`, so the routing worker lets the connection go for each.
+pub(crate) async fn fold_sqlite(writer: &SqlitePool, waiting: &AtomicUsize) -> sqlx::Result<u64> {
     let mut folded = 0;
     loop {
+        let mut conn = crate::acquire_writer(writer, waiting).await?;
         let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM lead_tally_deltas LIMIT 1")
-            .fetch_optional(writer)
+            .fetch_optional(&mut *conn)
             .await?;
         if any.is_none() {
             return Ok(folded);
         }
-        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let (cut, count): (Option<i64>, i64) = sqlx::query_as(
             "SELECT MAX(rowid), COUNT(*) FROM
                  (SELECT rowid FROM lead_tally_deltas ORDER BY rowid LIMIT $1)",

@@ -502,15 +502,10 @@ struct Worker {
     store: Store,
     jobs: mpsc::Receiver<Job>,
     cache: Option<Cache>,
-    /// The connection the last batch committed on, and since when the worker has held it:
-    /// kept while jobs keep coming (see [`HOLD`]).
-    connection: Option<(RoutingConnection, std::time::Instant)>,
+    /// The connection the last batch committed on, kept while jobs keep coming and nobody else
+    /// waits for it.
+    connection: Option<RoutingConnection>,
 }
-
-/// How long the worker keeps its connection through a stream of batches before it lets the
-/// connection go for a moment, so the others waiting for it (on SQLite, the tallies' fold and a
-/// rep's deletion share the one writer connection) get their turn.
-const HOLD: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Everything one transaction writes.
 #[derive(Default)]
@@ -617,13 +612,8 @@ fn reply(job: Job, answer: Option<Answer>) {
 impl Worker {
     async fn run(mut self) {
         loop {
-            // Idle, or held long enough: the connection goes back to the pool.
-            if self.jobs.is_empty()
-                || self
-                    .connection
-                    .as_ref()
-                    .is_some_and(|(_, since)| since.elapsed() >= HOLD)
-            {
+            // Idle, or another writer waits: the connection goes back to the pool.
+            if self.jobs.is_empty() || self.store.writer_wanted() {
                 self.connection = None;
             }
             let Some(first) = self.jobs.recv().await else {
@@ -748,12 +738,9 @@ impl Worker {
 
     async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<Vec<Answer>> {
         let started = std::time::Instant::now();
-        let (mut connection, since) = match self.connection.take() {
-            Some(held) => held,
-            None => (
-                self.store.routing_connection().await?,
-                std::time::Instant::now(),
-            ),
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.store.routing_connection().await?,
         };
         let mut tx = connection.begin().await?;
         let begun = started.elapsed();
@@ -1005,7 +992,7 @@ impl Worker {
         tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
         let written = started.elapsed();
         tx.commit().await?;
-        self.connection = Some((connection, since));
+        self.connection = Some(connection);
         tracing::debug!(
             jobs = batch.len(),
             leads = writes.new_leads.len(),

@@ -132,6 +132,43 @@ async fn a_hundred_concurrent_copies_make_one_lead_on_postgres() {
     }
 }
 
+/// The routing worker keeps its connection while leads keep coming, but lets it go when another
+/// writer waits: on SQLite, the tallies' fold (as the service runs it every two seconds) gets
+/// the one writer connection while sixteen clients keep sending leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_gets_its_turn_during_intake_on_sqlite() {
+    let app = Arc::new(TestApp::sqlite().await);
+    app.round_robin_team(3, json!({})).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (app, stop) = (Arc::clone(&app), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut sent = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = lead(&format!("turn-{client}-{sent}"));
+                    let (status, answer) = app.post("/api/v1/leads", &body).await;
+                    assert_eq!(status, StatusCode::CREATED, "{answer}");
+                    sent += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let folded = app.state.store.fold_tallies().await;
+    let waited = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut sent = 0;
+    for client in clients {
+        sent += client.await.expect("client");
+    }
+    folded.expect("the fold had the writer connection");
+    assert!(sent > 16, "intake ran meanwhile: {sent} leads");
+    assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+}
+
 /// Two instances on one database route at once, each with its own worker and cached state:
 /// the routing lock serialises them and each reloads what the other wrote, so the rotation
 /// stays exact and no cap is exceeded across the two.
