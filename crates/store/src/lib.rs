@@ -1137,7 +1137,8 @@ impl Store {
     }
 
     /// A connection for routing transactions ([`RoutingConnection::begin`]): on SQLite the one
-    /// writer connection, on PostgreSQL one of the pool's.
+    /// writer connection, on PostgreSQL one of the pool's. On SQLite the routing worker waits
+    /// for it while another holds it: drop it after the commit.
     pub async fn routing_connection(&self) -> sqlx::Result<RoutingConnection> {
         let inner = match self {
             Store::Sqlite {
@@ -1147,9 +1148,7 @@ impl Store {
         };
         Ok(RoutingConnection { inner })
     }
-}
 
-impl Store {
     /// Whether someone waits for SQLite's one writer connection (the tallies' fold, a rep's
     /// deletion): the routing worker, which keeps it from batch to batch, lets it go then.
     /// Always `false` on PostgreSQL, whose pool has a connection for each.
