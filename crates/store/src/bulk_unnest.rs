@@ -90,6 +90,7 @@ pub(crate) async fn insert_routed(
         rep_states,
         rotations,
         contacts,
+        customer_keys,
         bump,
     } = *routed;
     let lead = |get: fn(&LeadRow) -> Option<String>| leads.iter().map(get).collect::<Vec<_>>();
@@ -138,8 +139,12 @@ pub(crate) async fn insert_routed(
              SELECT * FROM UNNEST($72::text[], $73::text[], $74::text[], $75::int8[])
              ON CONFLICT (kind, value) DO UPDATE SET owner_id = excluded.owner_id,
                  updated_at = excluded.updated_at
+         ), new_keys AS (
+             INSERT INTO customer_keys (kind, value, lead_id, created_at)
+             SELECT * FROM UNNEST($76::text[], $77::text[], $78::text[], $79::int8[])
+             ON CONFLICT DO NOTHING
          )
-         UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 AND $76
+         UPDATE workspace SET routing_version = routing_version + 1 WHERE id = 1 AND $80
          RETURNING routing_version"
     ))
     .bind(lead(|row| Some(row.id.clone())))
@@ -217,33 +222,39 @@ pub(crate) async fn insert_routed(
     .bind(contacts.iter().map(|(_, value, ..)| value.as_str()).collect::<Vec<_>>())
     .bind(contacts.iter().map(|(_, _, owner, _)| owner.as_str()).collect::<Vec<_>>())
     .bind(contacts.iter().map(|(.., at)| *at).collect::<Vec<_>>())
+    .bind(customer_keys.iter().map(|row| row.kind.as_str()).collect::<Vec<_>>())
+    .bind(customer_keys.iter().map(|row| row.value.as_str()).collect::<Vec<_>>())
+    .bind(customer_keys.iter().map(|row| row.lead_id.as_str()).collect::<Vec<_>>())
+    .bind(customer_keys.iter().map(|row| row.created_at).collect::<Vec<_>>())
     .bind(bump)
     .fetch_optional(conn)
     .await
 }
 
-/// What the routing worker knows of the customers arriving in one transaction, in one round
-/// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
-/// duplicate policy, the leads recorded under these customer keys, newest first, at most
-/// `limit`.
+/// What the routing worker knows of the leads arriving in one transaction, in one round trip:
+/// the owners of these phones and emails (`contacts`, for owner affinity), for the duplicate
+/// policy the leads recorded under these customer keys (newest first, at most `limit`), and
+/// the leads already stored under these external ids.
 ///
 /// One prepared statement serves every batch. Each key is looked up on its own (`LATERAL`,
 /// in primary-key order with a limit; the limit also keeps the planner from turning the
-/// subquery into a join), so the only sensible plan is a probe of the primary key per key:
-/// the generic plan PostgreSQL caches while the tables are nearly empty stays right as they
-/// grow, with or without ANALYZE. (The `IN` lists this replaced had to be planned for every
-/// call: a cached plan made on small tables scanned them whole once they were large.) Within
-/// one key the newest leads come first by id (ids are time-ordered), so a key with more than
-/// `limit` leads is matched on its newest.
-pub(crate) async fn recognise(
-    conn: &mut Conn,
-    phones: &[String],
-    emails: &[String],
-    keys: &[(String, String)],
-    limit: i64,
-) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
-    if phones.is_empty() && emails.is_empty() && keys.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+/// subquery into a join), so the only sensible plan is a probe of an index per key: the
+/// generic plan PostgreSQL caches while the tables are nearly empty stays right as they grow,
+/// with or without ANALYZE. (The `IN` lists this replaced were planned for every call, and
+/// on a table growing faster than its statistics a list of a few hundred external ids was
+/// planned as a scan of every lead: 4–11 ms a batch in the load test.) Within one key the
+/// newest leads come first by id (ids are time-ordered), so a key with more than `limit`
+/// leads is matched on its newest.
+pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::Result<Recognised> {
+    let Recognise {
+        phones,
+        emails,
+        keys,
+        limit,
+        external_ids,
+    } = *wanted;
+    if phones.is_empty() && emails.is_empty() && keys.is_empty() && external_ids.is_empty() {
+        return Ok(Recognised::default());
     }
     let contact_kinds: Vec<&str> = (phones.iter().map(|_| "phone"))
         .chain(emails.iter().map(|_| "email"))
@@ -256,6 +267,11 @@ pub(crate) async fn recognise(
          FROM UNNEST($1::text[], $2::text[]) AS wanted (kind, value)
          CROSS JOIN LATERAL (SELECT owner_id FROM contacts
              WHERE contacts.kind = wanted.kind AND contacts.value = wanted.value LIMIT 1) AS found
+         UNION ALL
+         SELECT 'external', '', wanted.value, found.id, CAST(0 AS BIGINT)
+         FROM UNNEST($6::text[]) AS wanted (value)
+         CROSS JOIN LATERAL (SELECT id FROM leads
+             WHERE leads.external_id = wanted.value LIMIT 1) AS found
          UNION ALL
          SELECT * FROM (
              SELECT 'key', wanted.kind, wanted.value, found.lead_id, found.created_at
@@ -270,6 +286,7 @@ pub(crate) async fn recognise(
     .bind(key_kinds)
     .bind(key_values)
     .bind(limit)
+    .bind(external_ids)
     .fetch_all(conn)
     .await?;
     Ok(recognised(rows))

@@ -85,6 +85,12 @@ pub(crate) async fn insert_routed(
     push_chunks(&mut query, routed.rep_states, STATE_CHUNK, push_rep_states);
     push_chunks(&mut query, routed.rotations, STATE_CHUNK, push_rotations);
     push_chunks(&mut query, routed.contacts, CONTACT_CHUNK, push_contacts);
+    push_chunks(
+        &mut query,
+        routed.customer_keys,
+        KEY_CHUNK,
+        push_customer_keys,
+    );
     if routed.bump {
         // Last, so the only row the query returns is the new version.
         next_statement(&mut query);
@@ -117,33 +123,35 @@ fn next_statement(query: &mut QueryBuilder<Db>) {
     }
 }
 
-/// What the routing worker knows of the customers arriving in one transaction, in one round
-/// trip: the owners of these phones and emails (`contacts`, for owner affinity) and, for the
-/// duplicate policy, the leads recorded under these customer keys, newest first, at most
-/// `limit`.
-pub(crate) async fn recognise(
-    conn: &mut Conn,
-    phones: &[String],
-    emails: &[String],
-    keys: &[(String, String)],
-    limit: i64,
-) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
-    let contacts = !(phones.is_empty() && emails.is_empty());
-    if !contacts && keys.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
+/// What the routing worker knows of the leads arriving in one transaction, in one round trip:
+/// the owners of these phones and emails (`contacts`, for owner affinity), for the duplicate
+/// policy the leads recorded under these customer keys (newest first, at most `limit`), and
+/// the leads already stored under these external ids.
+pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::Result<Recognised> {
+    let Recognise {
+        phones,
+        emails,
+        keys,
+        limit,
+        external_ids,
+    } = *wanted;
     let mut query: QueryBuilder<Db> = QueryBuilder::new("");
-    let any_list = |query: &mut QueryBuilder<Db>, lists: &[(&str, Vec<&str>)]| {
+    // `column IN (…)` for each list, joined by `OR`. Each list is padded to a power of two
+    // (repeating its last value, which changes nothing) so a few statement shapes serve every
+    // batch from the statement cache.
+    let any_list = |query: &mut QueryBuilder<Db>, column: &str, lists: &[(&str, Vec<&str>)]| {
         for (index, (kind, values)) in lists.iter().enumerate() {
             if index > 0 {
                 query.push(" OR ");
             }
-            query
-                .push("(kind = ")
-                .push_bind(kind.to_string())
-                .push(" AND value IN (");
-            // Each list is padded to a power of two (repeating its last value, which changes
-            // nothing) so a few statement shapes serve every batch from the statement cache.
+            query.push("(");
+            if !kind.is_empty() {
+                query
+                    .push("kind = ")
+                    .push_bind(kind.to_string())
+                    .push(" AND ");
+            }
+            query.push(format!("{column} IN ("));
             let padded = values.len().next_power_of_two();
             let mut separated = query.separated(", ");
             for index in 0..padded {
@@ -152,7 +160,12 @@ pub(crate) async fn recognise(
             query.push("))");
         }
     };
-    if contacts {
+    let union = |query: &mut QueryBuilder<Db>| {
+        if !query.sql().as_str().is_empty() {
+            query.push(" UNION ALL ");
+        }
+    };
+    if !(phones.is_empty() && emails.is_empty()) {
         query.push(
             "SELECT 'contact' AS source, kind, value, owner_id AS id, CAST(0 AS BIGINT) AS created_at \
              FROM contacts WHERE ",
@@ -162,12 +175,16 @@ pub(crate) async fn recognise(
             .filter(|(_, values)| !values.is_empty())
             .map(|(kind, values)| (kind, values.iter().map(String::as_str).collect()))
             .collect();
-        any_list(&mut query, &lists);
+        any_list(&mut query, "value", &lists);
+    }
+    if !external_ids.is_empty() {
+        union(&mut query);
+        query.push("SELECT 'external', '', external_id, id, CAST(0 AS BIGINT) FROM leads WHERE ");
+        let values = external_ids.iter().map(String::as_str).collect();
+        any_list(&mut query, "external_id", &[("", values)]);
     }
     if !keys.is_empty() {
-        if contacts {
-            query.push(" UNION ALL ");
-        }
+        union(&mut query);
         query.push(
             "SELECT * FROM (SELECT 'key' AS source, kind, value, lead_id AS id, created_at \
              FROM customer_keys WHERE ",
@@ -177,11 +194,14 @@ pub(crate) async fn recognise(
             by_kind.entry(kind).or_default().push(value);
         }
         let lists: Vec<(&str, Vec<&str>)> = by_kind.into_iter().collect();
-        any_list(&mut query, &lists);
+        any_list(&mut query, "value", &lists);
         query
             .push(" ORDER BY created_at DESC LIMIT ")
             .push_bind(limit)
             .push(") AS recorded");
+    }
+    if query.sql().as_str().is_empty() {
+        return Ok(Recognised::default());
     }
     let rows: Vec<(String, String, String, String, i64)> =
         query.build_query_as().fetch_all(conn).await?;

@@ -1392,22 +1392,10 @@ impl RoutingTx<'_> {
         on_tx!(self, get_lead(id))
     }
 
-    pub async fn leads_by_external_ids(&mut self, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
-        on_tx!(self, leads_by_external_ids(ids))
-    }
-
-    /// Known customers among these phones and emails: `(kind, value, owner_id)` with kind
-    /// `phone` or `email`.
-    /// The owners of these phones and emails and the leads recorded under these customer
-    /// keys (newest first, at most `limit`), in one statement.
-    pub async fn recognise(
-        &mut self,
-        phones: &[String],
-        emails: &[String],
-        keys: &[(String, String)],
-        limit: i64,
-    ) -> sqlx::Result<(Vec<(String, String, String)>, Vec<CustomerKeyRow>)> {
-        on_tx!(self, recognise(phones, emails, keys, limit))
+    /// The owners of phones and emails, the leads recorded under customer keys (newest first,
+    /// at most `limit`) and the leads stored under external ids, in one statement.
+    pub async fn recognise(&mut self, wanted: &Recognise<'_>) -> sqlx::Result<Recognised> {
+        on_tx!(self, recognise(wanted))
     }
 
     /// Records the owners of contacts: `(kind, value, owner_id, at)`.

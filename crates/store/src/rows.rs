@@ -360,6 +360,32 @@ pub struct CustomerKeyRow {
     pub created_at: i64,
 }
 
+/// What the routing worker asks, in one round trip, about the leads arriving in a batch
+/// (`RoutingTx::recognise`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Recognise<'a> {
+    /// Phones and emails whose owners are wanted (owner affinity).
+    pub phones: &'a [String],
+    pub emails: &'a [String],
+    /// `(kind, value)`: the duplicate policy's keys, whose recorded leads are wanted.
+    pub keys: &'a [(String, String)],
+    /// The most recorded leads returned for `keys`, newest first.
+    pub limit: i64,
+    /// External ids whose stored leads are wanted.
+    pub external_ids: &'a [String],
+}
+
+/// Its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recognised {
+    /// `(kind, value, owner_id)`, kind `phone` or `email`.
+    pub owners: Vec<(String, String, String)>,
+    /// Leads recorded under the keys, newest first, at most `limit`.
+    pub recorded: Vec<CustomerKeyRow>,
+    /// `(external_id, lead_id)`: the leads stored under the external ids.
+    pub external: Vec<(String, String)>,
+}
+
 /// An arrival flagged as a possible duplicate of an existing lead.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct DuplicatePairRow {
@@ -444,6 +470,9 @@ pub struct Routed<'a> {
     pub rotations: &'a [RotationRow],
     /// `(kind, value, owner_id, at)`, one entry per contact.
     pub contacts: &'a [(String, String, String, i64)],
+    /// The keys the new leads (and touched ones) are recognised by; a key already recorded for
+    /// its lead is left as it is.
+    pub customer_keys: &'a [CustomerKeyRow],
     /// The routing state changed: the routing version moves, so other instances reload.
     pub bump: bool,
 }

@@ -761,12 +761,6 @@ impl Worker {
                 _ => Vec::new(),
             })
             .collect();
-        let known_external: HashMap<String, LeadRow> = tx
-            .leads_by_external_ids(&external_ids)
-            .await?
-            .into_iter()
-            .filter_map(|row| Some((row.external_id.clone()?, row)))
-            .collect();
         let contacts: Vec<(Option<String>, Option<String>)> = batch
             .iter()
             .flat_map(|job| match job {
@@ -787,14 +781,28 @@ impl Worker {
                 _ => Vec::new(),
             }),
         );
-        // Owners by contact (affinity) and the duplicate policy's keys in one round trip.
-        let (contacts, recorded) = recognise_customers(&mut tx, &contacts, &keys).await?;
-        let mut arrivals = lead::Arrivals {
-            external: known_external,
-            contacts,
-            customers: duplicates::Customers::load(&mut tx, recorded).await?,
+        // Owners by contact (affinity), the duplicate policy's keys and the leads stored under
+        // the batch's external ids in one round trip; those leads themselves only when some
+        // came again.
+        let (contacts, recognised) =
+            recognise_customers(&mut tx, &contacts, &keys, &external_ids).await?;
+        let again: Vec<String> = (recognised.external.iter())
+            .map(|(_, lead_id)| lead_id.clone())
+            .collect();
+        let external: HashMap<String, LeadRow> = if again.is_empty() {
+            HashMap::new()
+        } else {
+            (tx.leads_by_ids(&again).await?.into_iter())
+                .filter_map(|row| Some((row.external_id.clone()?, row)))
+                .collect()
         };
-        // How long recognising customers took: owners by contact, and the duplicate policy's keys.
+        let mut arrivals = lead::Arrivals {
+            external,
+            contacts,
+            customers: duplicates::Customers::load(&mut tx, recognised.recorded).await?,
+        };
+        // How long recognising the arrivals took: owners by contact, the duplicate policy's
+        // keys, external ids.
         let customers_us = (started.elapsed() - looked_up).as_micros() as u64;
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
@@ -973,6 +981,7 @@ impl Worker {
                 rep_states: &state_rows,
                 rotations: &rotation_rows,
                 contacts: &contacts,
+                customer_keys: &writes.customer_keys,
                 bump: !state_rows.is_empty() || !rotation_rows.is_empty(),
             })
             .await?;
@@ -988,7 +997,6 @@ impl Worker {
         }
         tx.insert_audit(&writes.audits).await?;
         writes.write_follow_up(&mut tx).await?;
-        tx.insert_customer_keys(&writes.customer_keys).await?;
         tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
         let written = started.elapsed();
         tx.commit().await?;
@@ -1211,16 +1219,18 @@ async fn known_customers(
     tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
 ) -> anyhow::Result<KnownCustomers> {
-    Ok(recognise_customers(tx, contacts, &[]).await?.0)
+    Ok(recognise_customers(tx, contacts, &[], &[]).await?.0)
 }
 
-/// Owners of known customers by phone and email, and (with `keys`, the duplicate policy's)
-/// the leads recorded under those keys, read together.
+/// Owners of known customers by phone and email, and what else `store::Recognise` reads with
+/// them: with `keys` (the duplicate policy's) the leads recorded under those keys, and the
+/// leads stored under `external_ids`.
 async fn recognise_customers(
     tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
     keys: &[(String, String)],
-) -> anyhow::Result<(KnownCustomers, Vec<store::CustomerKeyRow>)> {
+    external_ids: &[String],
+) -> anyhow::Result<(KnownCustomers, store::Recognised)> {
     let phones: Vec<String> = contacts
         .iter()
         .filter_map(|(phone, _)| phone.clone())
@@ -1229,17 +1239,23 @@ async fn recognise_customers(
         .iter()
         .filter_map(|(_, email)| email.clone())
         .collect();
-    let mut known = KnownCustomers::default();
-    let (owners, recorded) = tx
-        .recognise(&phones, &emails, keys, duplicates::LOOKUP_LIMIT)
+    let mut recognised = tx
+        .recognise(&store::Recognise {
+            phones: &phones,
+            emails: &emails,
+            keys,
+            limit: duplicates::LOOKUP_LIMIT,
+            external_ids,
+        })
         .await?;
-    for (kind, value, owner) in owners {
+    let mut known = KnownCustomers::default();
+    for (kind, value, owner) in std::mem::take(&mut recognised.owners) {
         match kind.as_str() {
             "phone" => known.remember(Some(&value), None, &owner),
             _ => known.remember(None, Some(&value), &owner),
         }
     }
-    Ok((known, recorded))
+    Ok((known, recognised))
 }
 
 /// A stored lead's phone and email (normalised at intake), to look its customer up.

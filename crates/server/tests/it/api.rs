@@ -168,8 +168,20 @@ async fn requests_need_a_valid_key_and_integration_keys_only_submit_leads() {
 }
 
 #[tokio::test]
-async fn the_same_external_id_is_one_lead() {
-    let app = TestApp::sqlite().await;
+async fn the_same_external_id_is_one_lead_on_sqlite() {
+    the_same_external_id_is_one_lead(TestApp::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn the_same_external_id_is_one_lead_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        the_same_external_id_is_one_lead(app).await;
+    }
+}
+
+/// A lead sent again (alone, or among new ones in a batch, or twice in one batch) answers
+/// with the lead stored under its external id, and its decision.
+async fn the_same_external_id_is_one_lead(app: TestApp) {
     app.round_robin_team(2, json!({})).await;
     let first = app
         .ok("/api/v1/leads", &lead("same"), StatusCode::CREATED)
@@ -188,10 +200,26 @@ async fn the_same_external_id_is_one_lead() {
         .filter_map(|item| item["result"].as_str())
         .collect();
     assert_eq!(results, ["duplicate", "created", "duplicate", "error"]);
+    assert_eq!(batch["items"][0]["lead"]["id"], first["lead"]["id"]);
     assert_eq!(batch["items"][3]["error"]["code"], "invalid_phone");
     assert_eq!(batch["items"][3]["error"]["field"], "leads[3].phone");
+    let batch = app
+        .ok(
+            "/api/v1/leads/batch",
+            &json!({"leads": [lead("b-1"), lead("same"), lead("b-2")]}),
+            StatusCode::OK,
+        )
+        .await;
+    let results: Vec<&str> = batch["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|item| item["result"].as_str())
+        .collect();
+    assert_eq!(results, ["duplicate", "duplicate", "created"]);
+    assert_eq!(batch["items"][1]["lead"]["id"], first["lead"]["id"]);
     let (_, list) = app.get("/api/v1/leads").await;
-    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(3));
 }
 
 #[tokio::test]

@@ -188,23 +188,6 @@ pub(crate) async fn load_rotations(conn: &mut Conn) -> sqlx::Result<Vec<Rotation
         .await
 }
 
-pub(crate) async fn leads_by_external_ids(
-    conn: &mut Conn,
-    external_ids: &[String],
-) -> sqlx::Result<Vec<LeadRow>> {
-    if external_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT * FROM leads WHERE external_id IN (");
-    let mut separated = query.separated(", ");
-    for id in external_ids {
-        separated.push_bind(id.clone());
-    }
-    query.push(")");
-    query.build_query_as().fetch_all(conn).await
-}
-
 /// Records who owns each contact now: `(kind, value, owner_id, at)`.
 pub(crate) async fn upsert_contacts(
     conn: &mut Conn,
@@ -415,20 +398,22 @@ pub(crate) async fn insert_customer_keys(
     conn: &mut Conn,
     rows: &[CustomerKeyRow],
 ) -> sqlx::Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut query: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO customer_keys (kind, value, lead_id, created_at) ");
-        query.push_values(chunk, |mut values, row| {
-            values
-                .push_bind(row.kind.clone())
-                .push_bind(row.value.clone())
-                .push_bind(row.lead_id.clone())
-                .push_bind(row.created_at);
-        });
-        query.push(" ON CONFLICT DO NOTHING");
-        query.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    execute_chunks(conn, rows, KEY_CHUNK, push_customer_keys).await
+}
+
+const KEY_CHUNK: usize = 500;
+
+/// The insert of `rows` into `customer_keys`, leaving a key already recorded for its lead.
+fn push_customer_keys(query: &mut QueryBuilder<Db>, rows: &[CustomerKeyRow]) {
+    query.push("INSERT INTO customer_keys (kind, value, lead_id, created_at) ");
+    query.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.kind.clone())
+            .push_bind(row.value.clone())
+            .push_bind(row.lead_id.clone())
+            .push_bind(row.created_at);
+    });
+    query.push(" ON CONFLICT DO NOTHING");
 }
 
 /// The leads recorded under any of these `(kind, value)` keys, newest first, at most `limit`.
@@ -437,29 +422,31 @@ pub(crate) async fn leads_by_customer_keys(
     keys: &[(String, String)],
     limit: i64,
 ) -> sqlx::Result<Vec<CustomerKeyRow>> {
-    Ok(recognise(conn, &[], &[], keys, limit).await?.1)
+    let wanted = Recognise {
+        keys,
+        limit,
+        ..Recognise::default()
+    };
+    Ok(recognise(conn, &wanted).await?.recorded)
 }
 
-/// Splits the rows of `recognise` (in `bulk_values.rs` / `bulk_unnest.rs`: each backend has
-/// its own best statement) into contact owners and recorded customer keys.
-fn recognised(
-    rows: Vec<(String, String, String, String, i64)>,
-) -> (Vec<(String, String, String)>, Vec<CustomerKeyRow>) {
-    let mut owners = Vec::new();
-    let mut recorded = Vec::new();
+/// Sorts the rows of `recognise` (in `bulk_values.rs` / `bulk_unnest.rs`: each backend has
+/// its own best statement), `(source, kind, value, id, created_at)`, by their source.
+fn recognised(rows: Vec<(String, String, String, String, i64)>) -> Recognised {
+    let mut found = Recognised::default();
     for (source, kind, value, id, created_at) in rows {
-        if source == "contact" {
-            owners.push((kind, value, id));
-        } else {
-            recorded.push(CustomerKeyRow {
+        match source.as_str() {
+            "contact" => found.owners.push((kind, value, id)),
+            "external" => found.external.push((value, id)),
+            _ => found.recorded.push(CustomerKeyRow {
                 kind,
                 value,
                 lead_id: id,
                 created_at,
-            });
+            }),
         }
     }
-    (owners, recorded)
+    found
 }
 
 /// Leads after `after` in id order, for indexing leads stored before customer keys existed.
