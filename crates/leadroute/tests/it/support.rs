@@ -37,12 +37,8 @@ pub fn postgres_url() -> Option<String> {
 /// A fresh PostgreSQL database, when one is configured.
 pub async fn fresh_postgres() -> Option<Place> {
     let admin = postgres_url()?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |time| time.as_nanos());
-    let name = format!("leadroute_it_{}_{nanos}", std::process::id());
     Some(Place::Url(
-        store::create_postgres_database(&admin, &name)
+        store::create_test_database(&admin)
             .await
             .expect("create database"),
     ))

@@ -51,8 +51,7 @@ pub async fn empty_database(backend: Backend) -> Option<(String, Option<tempfile
         }
         Backend::Postgres => {
             let admin = postgres_url()?;
-            let name = format!("leadroute_test_{}", uuid::Uuid::now_v7().simple());
-            let url = store::create_postgres_database(&admin, &name)
+            let url = store::create_test_database(&admin)
                 .await
                 .expect("create database");
             Some((url, None))
