@@ -291,3 +291,24 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
     .await?;
     Ok(recognised(rows))
 }
+
+/// Leads by id, in any order, in one prepared statement for any number of ids: a probe of the
+/// primary key per id (`LATERAL … LIMIT 1`, as in `recognise`), whatever the table's
+/// statistics say. An `IN` list was a new statement for each length, and on a table growing
+/// faster than its statistics a list of a few hundred could be planned as a scan of every lead.
+pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Each lead once, as an `IN` list answers.
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    sqlx::query_as(
+        "SELECT found.* FROM UNNEST($1::text[]) AS wanted (id)
+         CROSS JOIN LATERAL (SELECT * FROM leads WHERE leads.id = wanted.id LIMIT 1) AS found",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}

@@ -207,3 +207,23 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
         query.build_query_as().fetch_all(conn).await?;
     Ok(recognised(rows))
 }
+
+/// Leads by id, in any order: an `IN` list per 500 ids.
+pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE id IN (");
+        let mut separated = query.separated(", ");
+        for id in chunk {
+            separated.push_bind(id.clone());
+        }
+        query.push(")");
+        rows.extend(
+            query
+                .build_query_as::<LeadRow>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}

@@ -293,25 +293,6 @@ pub(crate) async fn untouched_leads(
 }
 
 /// Leads by id, in any order.
-pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {
-    let mut rows = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let mut query: QueryBuilder<Db> = QueryBuilder::new("SELECT * FROM leads WHERE id IN (");
-        let mut separated = query.separated(", ");
-        for id in chunk {
-            separated.push_bind(id.clone());
-        }
-        query.push(")");
-        rows.extend(
-            query
-                .build_query_as::<LeadRow>()
-                .fetch_all(&mut *conn)
-                .await?,
-        );
-    }
-    Ok(rows)
-}
-
 pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at, detail)
