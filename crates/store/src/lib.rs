@@ -1504,57 +1504,67 @@ const TEST_DATABASE_SWEEP: usize = 16;
 /// Creates a database for a test (`leadroute_test_<UUIDv7>`) and returns its URL, after dropping
 /// up to `TEST_DATABASE_SWEEP` test databases older than `TEST_DATABASE_AGE`. A test's
 /// database lives as long as its last query, so the tests do not drop their own. Without the
-/// sweep, every run left its few hundred on the shared server. One test at a time sweeps
-/// (an advisory lock on the admin connection); the others skip it.
+/// sweep, every run left its few hundred on the shared server.
 pub async fn create_test_database(admin_url: &str) -> anyhow::Result<String> {
     let options = PgConnectOptions::from_str(admin_url)?;
     let mut connection = sqlx::PgConnection::connect_with(&options).await?;
-    let sweeping: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(727376)")
-        .fetch_one(&mut connection)
-        .await?;
-    if sweeping {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT datname::text FROM pg_database WHERE starts_with(datname::text, $1)",
-        )
-        .bind(TEST_DATABASE)
-        .fetch_all(&mut connection)
-        .await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let cutoff = now.saturating_sub(TEST_DATABASE_AGE).as_millis();
-        let stale = names.iter().filter(|name| {
-            let made = name
-                .strip_prefix(TEST_DATABASE)
-                .filter(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
-                .and_then(|uuid| u128::from_str_radix(&uuid[..12], 16).ok());
-            made.is_some_and(|made| made < cutoff)
-        });
-        for name in stale.take(TEST_DATABASE_SWEEP) {
-            let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut connection)
-                .await?;
-        }
-        sqlx::query("SELECT pg_advisory_unlock(727376)")
-            .execute(&mut connection)
-            .await?;
-    }
+    // Tidying up after earlier runs: a stale database that cannot be dropped now is no reason
+    // for this test to fail, and the next test tries again.
+    let _ = sweep_test_databases(&mut connection).await;
     drop(connection);
     let name = format!("{TEST_DATABASE}{}", uuid::Uuid::now_v7().simple());
     create_postgres_database(admin_url, &name).await
+}
+
+/// Drops up to `TEST_DATABASE_SWEEP` test databases older than `TEST_DATABASE_AGE`, one test at
+/// a time (an advisory lock held by `connection`; the others skip).
+async fn sweep_test_databases(connection: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    let sweeping: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(727376)")
+        .fetch_one(&mut *connection)
+        .await?;
+    if !sweeping {
+        return Ok(());
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE starts_with(datname::text, $1)",
+    )
+    .bind(TEST_DATABASE)
+    .fetch_all(&mut *connection)
+    .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let cutoff = now.saturating_sub(TEST_DATABASE_AGE).as_millis();
+    let stale = names.iter().filter(|name| {
+        let made = name
+            .strip_prefix(TEST_DATABASE)
+            .filter(|rest| rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|uuid| u128::from_str_radix(&uuid[..12], 16).ok());
+        made.is_some_and(|made| made < cutoff)
+    });
+    for name in stale.take(TEST_DATABASE_SWEEP) {
+        drop_database(connection, name).await?;
+    }
+    // The lock goes with the connection, also when a drop above failed.
+    Ok(())
 }
 
 /// Drops a database made by `create_postgres_database` (a measurement's, when it is done).
 pub async fn drop_postgres_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(admin_url)?;
     let mut connection = sqlx::PgConnection::connect_with(&options).await?;
+    drop_database(&mut connection, name).await?;
+    Ok(())
+}
+
+/// `DROP DATABASE` on the admin `connection`, closing its other sessions.
+async fn drop_database(connection: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<()> {
     let statement = format!(
         "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
         name.replace('"', "")
     );
     sqlx::query(sqlx::AssertSqlSafe(statement))
-        .execute(&mut connection)
-        .await?;
-    Ok(())
+        .execute(connection)
+        .await
+        .map(drop)
 }
