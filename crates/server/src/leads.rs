@@ -8,7 +8,6 @@ use engine::field::parse_attributes;
 use engine::lead::{Contact, Lead, LeadStatus, Priority};
 use engine::{FieldCatalogue, RepId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use serde_json::value::RawValue;
 use store::{DecisionRow, LeadRow};
 use utoipa::ToSchema;
@@ -398,8 +397,8 @@ pub fn lead_view(row: &LeadRow) -> LeadView {
     }
 }
 
-/// A decision as the API returns it, with its explanation in both languages. The stored JSON
-/// is passed through as it is.
+/// A decision as the API returns it, with its explanation in both languages. The stored record
+/// is passed through as it is; the explanation is rendered from it when none was stored.
 #[derive(Debug, Serialize)]
 pub struct DecisionView {
     pub id: String,
@@ -430,7 +429,8 @@ pub fn decision_view(row: &DecisionRow) -> DecisionView {
         outcome: row.outcome.clone(),
         owner_id: row.owner_id.clone(),
         created_at: time(row.created_at),
-        explanation: raw(&row.explanation),
+        explanation: RawValue::from_string(stored_explanation(row))
+            .unwrap_or_else(|_| RawValue::NULL.to_owned()),
         record: raw(&row.record),
     }
 }
@@ -456,6 +456,28 @@ pub struct Listing<T> {
 
 /// `{"en": …, "zh": …}` for a decision record.
 pub fn explanation(record: &engine::DecisionRecord) -> String {
-    json!({"en": record.explain(engine::Language::En), "zh": record.explain(engine::Language::Zh)})
-        .to_string()
+    #[derive(Serialize)]
+    struct Both {
+        en: String,
+        zh: String,
+    }
+    let both = Both {
+        en: record.explain(engine::Language::En),
+        zh: record.explain(engine::Language::Zh),
+    };
+    serde_json::to_string(&both).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A stored decision's explanation, `{"en": …, "zh": …}`. A decision the engine made stores
+/// none (its explanation is a function of its record, and writing both cost every routed lead
+/// a few hundred bytes): it is rendered here from the record. Manual decisions, claims and the
+/// decisions of earlier releases keep the words they were written with.
+pub fn stored_explanation(row: &DecisionRow) -> String {
+    if !row.explanation.is_empty() {
+        return row.explanation.clone();
+    }
+    match serde_json::from_str::<engine::DecisionRecord>(&row.record) {
+        Ok(record) => explanation(&record),
+        Err(_) => "{}".to_owned(),
+    }
 }

@@ -204,7 +204,8 @@ pub struct DecisionRow {
     /// The engine's `DecisionRecord` as JSON.
     pub record: String,
     pub created_at: i64,
-    /// `{"en": …, "zh": …}`.
+    /// `{"en": …, "zh": …}`, or empty for a decision the engine made: its explanation is
+    /// rendered from `record` when read. `{}` on decisions from before explanations were kept.
     pub explanation: String,
 }
 

@@ -731,7 +731,8 @@ async fn lead_data(
                 engine::Language::En
             });
         }
-        let explanation: Value = serde_json::from_str(&decision.explanation).unwrap_or_default();
+        let explanation: Value =
+            serde_json::from_str(&crate::leads::stored_explanation(&decision)).unwrap_or_default();
         timeline.push(Entry {
             at: viewer.local(decision.created_at),
             sort: decision.created_at,

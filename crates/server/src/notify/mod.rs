@@ -269,12 +269,14 @@ impl Notifier {
                 "lead.assigned" | "lead.reassigned" | "lead.reclaimed"
             ),
         ) {
-            facts.explanation = self
-                .store
-                .decisions_for(&lead.id)
-                .await?
-                .first()
-                .and_then(|decision| serde_json::from_str(&decision.explanation).ok());
+            facts.explanation =
+                self.store
+                    .decisions_for(&lead.id)
+                    .await?
+                    .first()
+                    .and_then(|decision| {
+                        serde_json::from_str(&crate::leads::stored_explanation(decision)).ok()
+                    });
             facts.next_due = self
                 .store
                 .timers_for(&lead.id)

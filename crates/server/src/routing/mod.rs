@@ -1185,7 +1185,8 @@ fn decision_row(
         owner_id: decision.owner().map(ToString::to_string),
         record: serde_json::to_string(record)?,
         created_at: decision.at.timestamp_micros(),
-        explanation: crate::leads::explanation(record),
+        // Rendered from the record when read (`leads::stored_explanation`).
+        explanation: String::new(),
     })
 }
 

@@ -185,6 +185,34 @@ async fn the_dry_run_names_the_next_real_owner(app: TestApp) {
         json!("r00"),
         "rotation alone would give r00 next"
     );
+
+    // A routed decision stores its record alone; its explanation is rendered from the record
+    // when read, the same words in the answer to the post and in the lead's history.
+    let lead_id = created["lead"]["id"].as_str().expect("an id").to_owned();
+    let stored = app
+        .state
+        .store
+        .decisions_for(&lead_id)
+        .await
+        .expect("decisions");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].explanation, "", "the explanation was stored");
+    let (status, history) = app.get(&format!("/api/v1/leads/{lead_id}/decisions")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let explanation = &history["items"][0]["explanation"];
+    assert_eq!(explanation, &created["decision"]["explanation"]);
+    assert!(
+        explanation["en"]
+            .as_str()
+            .is_some_and(|text| text.contains("Assigned to")),
+        "{explanation}"
+    );
+    assert!(
+        explanation["zh"]
+            .as_str()
+            .is_some_and(|text| text.contains("分配给")),
+        "{explanation}"
+    );
 }
 
 #[tokio::test]
