@@ -252,8 +252,10 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
         keys,
         limit,
         external_ids,
+        versions,
     } = *wanted;
-    if phones.is_empty() && emails.is_empty() && keys.is_empty() && external_ids.is_empty() {
+    let nothing = phones.is_empty() && emails.is_empty() && keys.is_empty();
+    if nothing && external_ids.is_empty() && !versions {
         return Ok(Recognised::default());
     }
     let contact_kinds: Vec<&str> = (phones.iter().map(|_| "phone"))
@@ -279,7 +281,13 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
              CROSS JOIN LATERAL (SELECT lead_id, created_at FROM customer_keys
                  WHERE customer_keys.kind = wanted.kind AND customer_keys.value = wanted.value
                  ORDER BY kind DESC, value DESC, lead_id DESC LIMIT $5) AS found
-             ORDER BY found.created_at DESC LIMIT $5) AS recorded",
+             ORDER BY found.created_at DESC LIMIT $5) AS recorded
+         UNION ALL
+         SELECT source, '', '', '', version FROM (
+             SELECT 'config' AS source, config_version AS version FROM workspace WHERE id = 1
+             UNION ALL
+             SELECT 'routing', routing_version FROM workspace WHERE id = 1) AS versions
+         WHERE $7",
     )
     .bind(contact_kinds)
     .bind(contact_values)
@@ -287,6 +295,7 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
     .bind(key_values)
     .bind(limit)
     .bind(external_ids)
+    .bind(versions)
     .fetch_all(conn)
     .await?;
     Ok(recognised(rows))

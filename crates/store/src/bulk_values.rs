@@ -126,7 +126,7 @@ fn next_statement(query: &mut QueryBuilder<Db>) {
 /// What the routing worker knows of the leads arriving in one transaction, in one round trip:
 /// the owners of these phones and emails (`contacts`, for owner affinity), for the duplicate
 /// policy the leads recorded under these customer keys (newest first, at most `limit`), and
-/// the leads already stored under these external ids.
+/// the leads already stored under these external ids; when asked, the workspace's versions.
 pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::Result<Recognised> {
     let Recognise {
         phones,
@@ -134,6 +134,7 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
         keys,
         limit,
         external_ids,
+        versions,
     } = *wanted;
     let mut query: QueryBuilder<Db> = QueryBuilder::new("");
     // `column IN (…)` for each list, joined by `OR`. Each list is padded to a power of two
@@ -200,6 +201,10 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
             .push_bind(limit)
             .push(") AS recorded");
     }
+    if versions {
+        union(&mut query);
+        query.push(VERSIONS_ROWS);
+    }
     if query.sql().as_str().is_empty() {
         return Ok(Recognised::default());
     }
@@ -207,6 +212,10 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
         query.build_query_as().fetch_all(conn).await?;
     Ok(recognised(rows))
 }
+
+/// The versions as `recognise` reads them with the rest: rows `(source, '', '', '', version)`.
+const VERSIONS_ROWS: &str = "SELECT 'config', '', '', '', config_version FROM workspace WHERE id = 1 \
+     UNION ALL SELECT 'routing', '', '', '', routing_version FROM workspace WHERE id = 1";
 
 /// Leads by id, in any order: an `IN` list per 500 ids.
 pub(crate) async fn leads_by_ids(conn: &mut Conn, ids: &[String]) -> sqlx::Result<Vec<LeadRow>> {

@@ -374,6 +374,9 @@ pub struct Recognise<'a> {
     pub limit: i64,
     /// External ids whose stored leads are wanted.
     pub external_ids: &'a [String],
+    /// The workspace's configuration and routing versions too, so that a routing transaction
+    /// learns whether its cache is current in the round trip it makes anyway.
+    pub versions: bool,
 }
 
 /// Its answer.
@@ -385,6 +388,8 @@ pub struct Recognised {
     pub recorded: Vec<CustomerKeyRow>,
     /// `(external_id, lead_id)`: the leads stored under the external ids.
     pub external: Vec<(String, String)>,
+    /// `(config_version, routing_version)`, when asked for.
+    pub versions: Option<(i64, i64)>,
 }
 
 /// An arrival flagged as a possible duplicate of an existing lead.

@@ -671,8 +671,17 @@ impl Worker {
     }
 
     /// Loads the workspace and state when the stored versions moved since the last batch.
-    async fn refresh(&mut self, tx: &mut RoutingTx<'_>) -> anyhow::Result<()> {
-        let (config_version, routing_version) = tx.versions().await?;
+    /// Brings the cache up to the stored configuration and routing state, at `versions` (read
+    /// here when not given); whether it read them.
+    async fn refresh(
+        &mut self,
+        tx: &mut RoutingTx<'_>,
+        versions: Option<(i64, i64)>,
+    ) -> anyhow::Result<bool> {
+        let (config_version, routing_version) = match versions {
+            Some(versions) => versions,
+            None => tx.versions().await?,
+        };
         let fresh_config = self
             .cache
             .as_ref()
@@ -683,7 +692,7 @@ impl Worker {
                 .as_ref()
                 .is_some_and(|cache| cache.routing_version == routing_version);
         if fresh_state {
-            return Ok(());
+            return Ok(false);
         }
         let workspace = match self.cache.take() {
             Some(cache) if fresh_config => cache.workspace,
@@ -733,7 +742,7 @@ impl Worker {
             rep_stats,
             segment_stats,
         });
-        Ok(())
+        Ok(true)
     }
 
     async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<Vec<Answer>> {
@@ -744,13 +753,10 @@ impl Worker {
         };
         let mut tx = connection.begin().await?;
         let begun = started.elapsed();
-        self.refresh(&mut tx).await?;
-        let locked = started.elapsed();
-        let cache = self
-            .cache
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("no cache after refresh"))?;
-        let mut writes = Writes::default();
+        // The first batch reads the versions alone, to build the cache the duplicate keys
+        // come from; later batches read them with the customers, in the round trip they make
+        // anyway.
+        let mut reloaded = self.cache.is_none() && self.refresh(&mut tx, None).await?;
         let external_ids: Vec<String> = batch
             .iter()
             .flat_map(|job| match job {
@@ -773,19 +779,44 @@ impl Worker {
             })
             .collect();
         let looked_up = started.elapsed();
-        let keys = duplicates::Customers::keys(
-            &cache.workspace.duplicates,
-            batch.iter().flat_map(|job| match job {
-                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.iter().collect(),
-                Job::Explain { lead, .. } => vec![lead],
-                _ => Vec::new(),
-            }),
-        );
-        // Owners by contact (affinity), the duplicate policy's keys and the leads stored under
-        // the batch's external ids in one round trip; those leads themselves only when some
-        // came again.
-        let (contacts, recognised) =
-            recognise_customers(&mut tx, &contacts, &keys, &external_ids).await?;
+        // Owners by contact (affinity), the duplicate policy's keys, the leads stored under
+        // the batch's external ids and the versions in one round trip; those leads themselves
+        // only when some came again. The keys follow the cached policy: when the configuration
+        // changed since, the cache is rebuilt and the customers are read again under it.
+        let (contacts, recognised) = loop {
+            let config_version = self.cache.as_ref().map(|cache| cache.config_version);
+            let keys = match &self.cache {
+                Some(cache) => duplicates::Customers::keys(
+                    &cache.workspace.duplicates,
+                    batch.iter().flat_map(|job| match job {
+                        Job::Create { leads, .. } | Job::Plan { leads, .. } => {
+                            leads.iter().collect()
+                        }
+                        Job::Explain { lead, .. } => vec![lead],
+                        _ => Vec::new(),
+                    }),
+                ),
+                None => anyhow::bail!("no cache after refresh"),
+            };
+            let (contacts, recognised) =
+                recognise_customers(&mut tx, &contacts, &keys, &external_ids, true).await?;
+            let versions = recognised
+                .versions
+                .ok_or_else(|| anyhow::anyhow!("no versions with the customers"))?;
+            if self.refresh(&mut tx, Some(versions)).await? {
+                reloaded = true;
+                if config_version != Some(versions.0) {
+                    continue;
+                }
+            }
+            break (contacts, recognised);
+        };
+        let locked = started.elapsed();
+        let cache = self
+            .cache
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no cache after refresh"))?;
+        let mut writes = Writes::default();
         let again: Vec<String> = (recognised.external.iter())
             .map(|(_, lead_id)| lead_id.clone())
             .collect();
@@ -1006,6 +1037,7 @@ impl Worker {
             leads = writes.new_leads.len(),
             lock_and_load_us = locked.as_micros() as u64,
             begin_us = begun.as_micros() as u64,
+            reloaded,
             customers_us,
             route_us = (routed - locked).as_micros() as u64,
             write_us = (written - routed).as_micros() as u64,
@@ -1220,17 +1252,18 @@ async fn known_customers(
     tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
 ) -> anyhow::Result<KnownCustomers> {
-    Ok(recognise_customers(tx, contacts, &[], &[]).await?.0)
+    Ok(recognise_customers(tx, contacts, &[], &[], false).await?.0)
 }
 
 /// Owners of known customers by phone and email, and what else `store::Recognise` reads with
 /// them: with `keys` (the duplicate policy's) the leads recorded under those keys, and the
-/// leads stored under `external_ids`.
+/// leads stored under `external_ids`, and with `versions` the workspace's versions.
 async fn recognise_customers(
     tx: &mut RoutingTx<'_>,
     contacts: &[(Option<String>, Option<String>)],
     keys: &[(String, String)],
     external_ids: &[String],
+    versions: bool,
 ) -> anyhow::Result<(KnownCustomers, store::Recognised)> {
     let phones: Vec<String> = contacts
         .iter()
@@ -1247,6 +1280,7 @@ async fn recognise_customers(
             keys,
             limit: duplicates::LOOKUP_LIMIT,
             external_ids,
+            versions,
         })
         .await?;
     let mut known = KnownCustomers::default();

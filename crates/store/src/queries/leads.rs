@@ -415,10 +415,13 @@ pub(crate) async fn leads_by_customer_keys(
 /// its own best statement), `(source, kind, value, id, created_at)`, by their source.
 fn recognised(rows: Vec<(String, String, String, String, i64)>) -> Recognised {
     let mut found = Recognised::default();
+    let (mut config, mut routing) = (None, None);
     for (source, kind, value, id, created_at) in rows {
         match source.as_str() {
             "contact" => found.owners.push((kind, value, id)),
             "external" => found.external.push((value, id)),
+            "config" => config = Some(created_at),
+            "routing" => routing = Some(created_at),
             _ => found.recorded.push(CustomerKeyRow {
                 kind,
                 value,
@@ -427,6 +430,7 @@ fn recognised(rows: Vec<(String, String, String, String, i64)>) -> Recognised {
             }),
         }
     }
+    found.versions = config.zip(routing);
     found
 }
 
