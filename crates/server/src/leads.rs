@@ -419,6 +419,19 @@ fn raw(text: &str) -> Box<RawValue> {
 }
 
 pub fn decision_view(row: &DecisionRow) -> DecisionView {
+    routed_decision_view(row, None)
+}
+
+/// `decision_view` of a decision just made, whose record is at hand: its explanation, when not
+/// stored, is rendered from `record` instead of from the stored JSON parsed back.
+pub fn routed_decision_view(
+    row: &DecisionRow,
+    record: Option<&engine::DecisionRecord>,
+) -> DecisionView {
+    let explanation = match record {
+        Some(record) if row.explanation.is_empty() => explanation(record),
+        _ => stored_explanation(row),
+    };
     DecisionView {
         id: row.id.clone(),
         lead_id: row.lead_id.clone(),
@@ -429,7 +442,7 @@ pub fn decision_view(row: &DecisionRow) -> DecisionView {
         outcome: row.outcome.clone(),
         owner_id: row.owner_id.clone(),
         created_at: time(row.created_at),
-        explanation: RawValue::from_string(stored_explanation(row))
+        explanation: RawValue::from_string(explanation)
             .unwrap_or_else(|_| RawValue::NULL.to_owned()),
         record: raw(&row.record),
     }

@@ -18,7 +18,9 @@ use crate::api::{Page, access, check_reason, merge_patch};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, error_body};
 use crate::extract::{Body, parse_checked};
-use crate::leads::{DecisionView, LeadInput, LeadView, PlacedView, decision_view, lead_view};
+use crate::leads::{
+    DecisionView, LeadInput, LeadView, PlacedView, decision_view, lead_view, routed_decision_view,
+};
 use crate::ops::Operation;
 use crate::routing::{Created, LeadOp, LeadPatch};
 
@@ -39,12 +41,13 @@ async fn placed(app: &AppState, created: Created) -> ApiResult<(StatusCode, Plac
         Created::New {
             lead,
             decision,
+            record,
             matched,
         } => (
             StatusCode::CREATED,
             PlacedView {
                 lead: lead_view(&lead),
-                decision: Some(decision_view(&decision)),
+                decision: Some(routed_decision_view(&decision, record.as_deref())),
                 duplicate: Some(false),
                 matched,
             },
@@ -326,11 +329,12 @@ pub async fn create_batch(
             Ok(Created::New {
                 lead,
                 decision,
+                record,
                 matched,
             }) => BatchItem {
                 result: "created",
                 lead: Some(lead_view(&lead)),
-                decision: Some(decision_view(&decision)),
+                decision: Some(routed_decision_view(&decision, record.as_deref())),
                 matched,
                 ..BatchItem::new(index)
             },

@@ -265,6 +265,7 @@ pub(super) fn migrate(
     Ok(Ok(Created::New {
         lead: row,
         decision,
+        record: None,
         matched: None,
     }))
 }
@@ -343,6 +344,7 @@ fn commit_new(
     Ok(Created::New {
         lead: row,
         decision: decision_row,
+        record: Some(Box::new(record)),
         matched,
     })
 }

@@ -46,6 +46,9 @@ pub enum Created {
     New {
         lead: LeadRow,
         decision: DecisionRow,
+        /// The engine's record of the decision, when it routed the lead: the answer renders
+        /// the explanation from it (`leads::routed_decision_view`) rather than parse it back.
+        record: Option<Box<DecisionRecord>>,
         /// The customer's stored lead, when the duplicate policy recognised them.
         matched: Option<Matched>,
     },
