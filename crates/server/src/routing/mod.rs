@@ -673,7 +673,6 @@ impl Worker {
         }
     }
 
-    /// Loads the workspace and state when the stored versions moved since the last batch.
     /// Brings the cache up to the stored configuration and routing state, at `versions` (read
     /// here when not given); whether it read them.
     async fn refresh(
