@@ -254,8 +254,8 @@ pub(crate) async fn recognise(conn: &mut Conn, wanted: &Recognise<'_>) -> sqlx::
         external_ids,
         versions,
     } = *wanted;
-    let nothing = phones.is_empty() && emails.is_empty() && keys.is_empty();
-    if nothing && external_ids.is_empty() && !versions {
+    let empty = phones.is_empty() && emails.is_empty() && keys.is_empty();
+    if empty && external_ids.is_empty() && !versions {
         return Ok(Recognised::default());
     }
     let contact_kinds: Vec<&str> = (phones.iter().map(|_| "phone"))

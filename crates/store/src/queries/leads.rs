@@ -292,7 +292,6 @@ pub(crate) async fn untouched_leads(
     .await
 }
 
-/// Leads by id, in any order.
 pub(crate) async fn insert_activity(conn: &mut Conn, row: &ActivityRow) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO activities (id, lead_id, rep_id, actor, kind, outcome, note, next_follow_up_at, response_secs, created_at, detail)
@@ -412,7 +411,8 @@ pub(crate) async fn leads_by_customer_keys(
 }
 
 /// Sorts the rows of `recognise` (in `bulk_values.rs` / `bulk_unnest.rs`: each backend has
-/// its own best statement), `(source, kind, value, id, created_at)`, by their source.
+/// its own best statement), `(source, kind, value, id, created_at)`, by their source; the
+/// `config` and `routing` rows carry a version in `created_at`.
 fn recognised(rows: Vec<(String, String, String, String, i64)>) -> Recognised {
     let mut found = Recognised::default();
     let (mut config, mut routing) = (None, None);
