@@ -60,6 +60,9 @@ pub enum Store {
         /// connection between its batches and lets it go when this is not zero (see
         /// [`Store::writer_wanted`]).
         waiting: Arc<AtomicUsize>,
+        /// The database's write-ahead log, which `writer` commits to without waiting for the
+        /// disk ([`Unsynced`]); none for a database in memory.
+        log: Option<WalFile>,
     },
     Postgres(PgPool),
 }
@@ -186,7 +189,15 @@ impl Store {
         // of the writer's time in a profile of closed-loop intake). Its temporary tables and
         // sorts are the fold's, a few thousand rows at a time; the readers, whose sorts can be
         // a month of leads, keep theirs on disk.
-        let writer_options = options.pragma("temp_store", "memory");
+        //
+        // Its commits do not wait for the disk (`synchronous = NORMAL`): a routing transaction
+        // commits with `commit_unsynced`, and whoever answers for it waits for the log to be
+        // flushed ([`Unsynced::durable`]) while the next batch goes ahead on this connection.
+        // In write-ahead-log mode a commit that the power took may be lost, but never half of
+        // one, nor one without those before it.
+        let writer_options = options
+            .pragma("temp_store", "memory")
+            .synchronous(SqliteSynchronous::Normal);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             // A routing transaction waits for the one before it as long as SQLite's write lock
@@ -196,10 +207,17 @@ impl Store {
             .connect_with(writer_options)
             .await
             .with_context(|| format!("opening SQLite database {url}"))?;
+        // Where SQLite itself has the database file (none for one in memory).
+        let file: String =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_one(&writer)
+                .await?;
+        let log = (!file.is_empty()).then(|| WalFile(Arc::from(wal_path(Path::new(&file)))));
         Ok(Store::Sqlite {
             pool,
             writer,
             waiting: Arc::default(),
+            log,
         })
     }
 
@@ -1153,7 +1171,11 @@ impl Store {
             } => Connection::Sqlite(acquire_writer(writer, waiting).await?),
             Store::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
         };
-        Ok(RoutingConnection { inner })
+        let log = match self {
+            Store::Sqlite { log, .. } => log.clone(),
+            Store::Postgres(_) => None,
+        };
+        Ok(RoutingConnection { inner, log })
     }
 
     /// Whether someone waits for SQLite's one writer connection (the tallies' fold, a rep's
@@ -1192,6 +1214,7 @@ pub(crate) async fn acquire_writer(
 #[derive(Debug)]
 pub struct RoutingConnection {
     inner: Connection,
+    log: Option<WalFile>,
 }
 
 #[derive(Debug)]
@@ -1210,7 +1233,65 @@ impl RoutingConnection {
                 Transaction::Postgres(postgres::begin_routing(conn).await?)
             }
         };
-        Ok(RoutingTx { inner })
+        Ok(RoutingTx {
+            inner,
+            log: self.log.clone(),
+        })
+    }
+}
+
+/// SQLite's write-ahead log, `<database>-wal`, which the routing transactions' answers wait
+/// for ([`Unsynced`]).
+#[derive(Clone, Debug)]
+pub struct WalFile(Arc<Path>);
+
+/// The log file of the database file `database`.
+fn wal_path(database: &Path) -> std::path::PathBuf {
+    let mut path = database.as_os_str().to_owned();
+    path.push("-wal");
+    path.into()
+}
+
+impl WalFile {
+    /// Flushes the log to disk: every commit written to it so far, by any connection, is then
+    /// durable. The log is there while any connection to the database is open, and the pools
+    /// keep theirs for minutes after a commit; a log that is not there is an error, not a
+    /// flush skipped.
+    async fn sync(&self) -> std::io::Result<()> {
+        let path = Arc::clone(&self.0);
+        let synced = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&*path)?
+                .sync_data()
+        });
+        synced.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// A committed routing transaction that may not be on disk yet (SQLite's writer does not wait
+/// for the disk): visible to every reader, but not to be acknowledged before
+/// [`durable`](Unsynced::durable). On PostgreSQL the commit itself waited.
+#[derive(Clone, Debug)]
+#[must_use = "a commit is acknowledged only once durable"]
+pub struct Unsynced {
+    log: Option<WalFile>,
+}
+
+impl Unsynced {
+    /// Waits until this commit, and every commit before it, survives a power loss: one flush
+    /// of the log answers for all the commits written to it before, so a caller with several
+    /// waits for the last one only.
+    pub async fn durable(self) -> std::io::Result<()> {
+        match &self.log {
+            Some(log) => log.sync().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the commit is durable already: nothing for `durable` to wait for.
+    pub fn is_durable(&self) -> bool {
+        self.log.is_none()
     }
 }
 
@@ -1225,6 +1306,7 @@ enum Transaction<'c> {
 #[derive(Debug)]
 pub struct RoutingTx<'c> {
     inner: Transaction<'c>,
+    log: Option<WalFile>,
 }
 
 impl RoutingTx<'_> {
@@ -1468,11 +1550,19 @@ impl RoutingTx<'_> {
         on_tx!(self, bump_routing())
     }
 
+    /// Commits and waits until the commit is durable.
     pub async fn commit(self) -> sqlx::Result<()> {
+        self.commit_unsynced().await?.durable().await?;
+        Ok(())
+    }
+
+    /// Commits without waiting for SQLite's log to reach the disk; see [`Unsynced`].
+    pub async fn commit_unsynced(self) -> sqlx::Result<Unsynced> {
         match self.inner {
-            Transaction::Sqlite(tx) => tx.commit().await,
-            Transaction::Postgres(tx) => tx.commit().await,
+            Transaction::Sqlite(tx) => tx.commit().await?,
+            Transaction::Postgres(tx) => tx.commit().await?,
         }
+        Ok(Unsynced { log: self.log })
     }
 }
 

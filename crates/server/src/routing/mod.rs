@@ -287,13 +287,16 @@ impl Router {
     /// Starts the worker with its own clock.
     pub fn start_with_clock(store: Store, clock: Clock) -> Router {
         let (jobs, receiver) = mpsc::channel(4096);
+        let (settled, committed) = mpsc::channel(SETTLING);
         let worker = Worker {
             store: store.clone(),
             jobs: receiver,
             cache: None,
             connection: None,
+            settled,
         };
         tokio::spawn(CLOCK.scope(clock, worker.run()));
+        tokio::spawn(answer_when_durable(committed));
         Router { jobs, store }
     }
 
@@ -508,6 +511,50 @@ struct Worker {
     /// The connection the last batch committed on, kept while jobs keep coming and nobody else
     /// waits for it.
     connection: Option<RoutingConnection>,
+    /// Committed batches whose answers wait for SQLite's log to reach the disk
+    /// ([`answer_when_durable`]).
+    settled: mpsc::Sender<Settled>,
+}
+
+/// Batches committed but not yet answered, at most: past this many the worker waits for the
+/// disk before committing more.
+const SETTLING: usize = 64;
+
+/// Jobs whose transaction committed, with their answers, to be given once the commit is
+/// durable.
+struct Settled {
+    commit: store::Unsynced,
+    answers: Vec<(Job, Option<Answer>)>,
+}
+
+/// Answers committed batches once they are durable, in the order they committed: it flushes
+/// SQLite's log once for every batch that committed while the last flush ran, so the routing
+/// worker commits its next batch while the disk takes this one. An acknowledged lead is on
+/// disk. When the flush fails, the jobs get an internal error: their commits are visible but
+/// may not survive a power loss.
+async fn answer_when_durable(mut committed: mpsc::Receiver<Settled>) {
+    let mut batches = Vec::new();
+    while committed.recv_many(&mut batches, SETTLING).await > 0 {
+        let started = std::time::Instant::now();
+        // One flush answers for every commit before it.
+        let flushed = match batches.last() {
+            Some(batch) => batch.commit.clone().durable().await,
+            None => Ok(()),
+        };
+        tracing::debug!(
+            batches = batches.len(),
+            sync_us = started.elapsed().as_micros() as u64,
+            "routing batches durable"
+        );
+        if let Err(error) = &flushed {
+            tracing::error!(%error, batches = batches.len(), "flushing the database's log failed");
+        }
+        for batch in batches.drain(..) {
+            for (job, answer) in batch.answers {
+                reply_with(job, answer.filter(|_| flushed.is_ok()), NOT_FLUSHED);
+            }
+        }
+    }
 }
 
 /// Everything one transaction writes.
@@ -565,10 +612,20 @@ enum Answer {
     Count(usize),
 }
 
-/// Answers a job: its answer, or an internal error when its transaction failed (logged
-/// already).
+/// What a job whose transaction failed is told (the error is logged).
+const FAILED: &str = "routing transaction failed";
+
+/// What a job whose commit could not be flushed to disk is told (logged).
+const NOT_FLUSHED: &str = "the database could not flush the change to disk; it may be lost";
+
+/// Answers a job: its answer, or an internal error when its transaction failed.
 fn reply(job: Job, answer: Option<Answer>) {
-    let failed = || ApiError::internal("routing transaction failed");
+    reply_with(job, answer, FAILED);
+}
+
+/// Answers a job: its answer, or an internal error saying `why` without one.
+fn reply_with(job: Job, answer: Option<Answer>, why: &'static str) {
+    let failed = || ApiError::internal(why);
     match job {
         Job::Create { reply, .. } => {
             let _ = reply.send(match answer {
@@ -642,33 +699,53 @@ impl Worker {
     /// database refuses) fails alone and the others in its batch still commit.
     async fn process(&mut self, batch: Vec<Job>) {
         match self.transact(&batch).await {
-            Ok(answers) => {
-                for (job, answer) in batch.into_iter().zip(answers) {
-                    reply(job, Some(answer));
-                }
+            Ok((commit, answers)) => {
+                let answers = batch.into_iter().zip(answers.into_iter().map(Some));
+                self.settle(Some(commit), answers.collect()).await;
             }
             Err(error) => {
                 // The cached state may be ahead of the database now: reload next time.
                 self.cache = None;
                 tracing::error!(error = %format!("{error:#}"), jobs = batch.len(), "routing transaction failed");
                 if batch.len() == 1 {
-                    for job in batch {
-                        reply(job, None);
-                    }
+                    let answers = batch.into_iter().map(|job| (job, None)).collect();
+                    self.settle(None, answers).await;
                     return;
                 }
                 for job in batch {
                     let single = std::slice::from_ref(&job);
-                    let answer = match self.transact(single).await {
-                        Ok(mut answers) => answers.pop(),
+                    let (commit, answer) = match self.transact(single).await {
+                        Ok((commit, mut answers)) => (Some(commit), answers.pop()),
                         Err(error) => {
                             self.cache = None;
                             tracing::error!(error = %format!("{error:#}"), "routing job failed alone");
-                            None
+                            (None, None)
                         }
                     };
+                    self.settle(commit, vec![(job, answer)]).await;
+                }
+            }
+        }
+    }
+
+    /// Answers jobs now when there is nothing to wait for (PostgreSQL's commits are durable, a
+    /// failed transaction wrote nothing), or hands them to [`answer_when_durable`].
+    async fn settle(&self, commit: Option<store::Unsynced>, answers: Vec<(Job, Option<Answer>)>) {
+        let commit = match commit {
+            Some(commit) if !commit.is_durable() => commit,
+            _ => {
+                for (job, answer) in answers {
                     reply(job, answer);
                 }
+                return;
+            }
+        };
+        if let Err(mpsc::error::SendError(settled)) =
+            self.settled.send(Settled { commit, answers }).await
+        {
+            // Only when the runtime shuts down: nobody waits for these any more.
+            for (job, _) in settled.answers {
+                reply(job, None);
             }
         }
     }
@@ -747,7 +824,9 @@ impl Worker {
         Ok(true)
     }
 
-    async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<Vec<Answer>> {
+    /// Runs `batch` in one routing transaction: its commit, to be durable before the answers
+    /// are given, and the answers.
+    async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<(store::Unsynced, Vec<Answer>)> {
         let started = std::time::Instant::now();
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
@@ -1032,7 +1111,7 @@ impl Worker {
         writes.write_follow_up(&mut tx).await?;
         tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
         let written = started.elapsed();
-        tx.commit().await?;
+        let commit = tx.commit_unsynced().await?;
         self.connection = Some(connection);
         tracing::debug!(
             jobs = batch.len(),
@@ -1050,7 +1129,7 @@ impl Worker {
             cache.routing_version = version;
         }
         crate::metrics::ROUTING_TRANSACTIONS.observe(started.elapsed());
-        Ok(answers)
+        Ok((commit, answers))
     }
 }
 

@@ -585,3 +585,41 @@ async fn a_rep_is_never_deleted_under_a_lead_on_postgres() {
         a_rep_is_never_deleted_under_a_lead(app).await;
     }
 }
+
+/// SQLite's writer commits without waiting for the disk, and the answers wait for the log to be
+/// flushed; PostgreSQL's commit is durable when it returns. The flush opens the log where
+/// SQLite keeps it: were it looking in the wrong place, the flush, and so every answer, would
+/// fail.
+async fn commits_are_flushed_before_answers(backend: Backend, flushed_later: bool) {
+    let Some((store, dir)) = crate::support::fresh_store(backend).await else {
+        return;
+    };
+    let mut connection = store.routing_connection().await.expect("connection");
+    let mut tx = connection.begin().await.expect("begin");
+    tx.bump_routing().await.expect("write");
+    let commit = tx.commit_unsynced().await.expect("commit");
+    assert_eq!(commit.is_durable(), !flushed_later);
+    commit.durable().await.expect("flushed");
+    drop(connection);
+    let log = dir.as_ref().map(|dir| dir.path().join("leadroute.db-wal"));
+    let app = TestApp::with_store(store, dir).await;
+    app.round_robin_team(2, json!({})).await;
+    let (status, body) = app.post("/api/v1/leads", &lead("durable-1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A log that cannot be flushed (gone from under SQLite here) acknowledges nothing.
+    if let Some(log) = log {
+        std::fs::remove_file(&log).expect("remove the log");
+        let (status, body) = app.post("/api/v1/leads", &lead("durable-2")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_flushed_before_answers_on_sqlite() {
+    commits_are_flushed_before_answers(Backend::Sqlite, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_flushed_before_answers_on_postgres() {
+    commits_are_flushed_before_answers(Backend::Postgres, false).await;
+}
