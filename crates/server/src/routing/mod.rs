@@ -708,8 +708,9 @@ impl Worker {
                 self.cache = None;
                 tracing::error!(error = %format!("{error:#}"), jobs = batch.len(), "routing transaction failed");
                 if batch.len() == 1 {
-                    let answers = batch.into_iter().map(|job| (job, None)).collect();
-                    self.settle(None, answers).await;
+                    for job in batch {
+                        reply(job, None);
+                    }
                     return;
                 }
                 for job in batch {
