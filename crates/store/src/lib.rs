@@ -1272,7 +1272,7 @@ impl WalFile {
 /// A committed routing transaction that may not be on disk yet (SQLite's writer does not wait
 /// for the disk): visible to every reader, but not to be acknowledged before
 /// [`durable`](Unsynced::durable). On PostgreSQL the commit itself waited.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[must_use = "a commit is acknowledged only once durable"]
 pub struct Unsynced {
     log: Option<WalFile>,
@@ -1282,7 +1282,7 @@ impl Unsynced {
     /// Waits until this commit, and every commit before it, survives a power loss: one flush
     /// of the log answers for all the commits written to it before, so a caller with several
     /// waits for the last one only.
-    pub async fn durable(self) -> std::io::Result<()> {
+    pub async fn durable(&self) -> std::io::Result<()> {
         match &self.log {
             Some(log) => log.sync().await,
             None => Ok(()),

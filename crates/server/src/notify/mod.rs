@@ -269,14 +269,10 @@ impl Notifier {
                 "lead.assigned" | "lead.reassigned" | "lead.reclaimed"
             ),
         ) {
-            facts.explanation =
-                self.store
-                    .decisions_for(&lead.id)
-                    .await?
-                    .first()
-                    .and_then(|decision| {
-                        serde_json::from_str(&crate::leads::stored_explanation(decision)).ok()
-                    });
+            let decisions = self.store.decisions_for(&lead.id).await?;
+            facts.explanation = decisions.first().and_then(|decision| {
+                serde_json::from_str(&crate::leads::stored_explanation(decision)).ok()
+            });
             facts.next_due = self
                 .store
                 .timers_for(&lead.id)

@@ -538,7 +538,7 @@ async fn answer_when_durable(mut committed: mpsc::Receiver<Settled>) {
         let started = std::time::Instant::now();
         // One flush answers for every commit before it.
         let flushed = match batches.last() {
-            Some(batch) => batch.commit.clone().durable().await,
+            Some(batch) => batch.commit.durable().await,
             None => Ok(()),
         };
         tracing::debug!(
