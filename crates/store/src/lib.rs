@@ -1171,11 +1171,11 @@ impl Store {
             } => Connection::Sqlite(acquire_writer(writer, waiting).await?),
             Store::Postgres(pool) => Connection::Postgres(pool.acquire().await?),
         };
-        let log = match self {
-            Store::Sqlite { log, .. } => log.clone(),
-            Store::Postgres(_) => None,
+        let flush = match self {
+            Store::Sqlite { log, .. } => log.clone().map(Flush::Log),
+            Store::Postgres(pool) => Some(Flush::Commit(pool.clone())),
         };
-        Ok(RoutingConnection { inner, log })
+        Ok(RoutingConnection { inner, flush })
     }
 
     /// Whether someone waits for SQLite's one writer connection (the tallies' fold, a rep's
@@ -1214,7 +1214,7 @@ pub(crate) async fn acquire_writer(
 #[derive(Debug)]
 pub struct RoutingConnection {
     inner: Connection,
-    log: Option<WalFile>,
+    flush: Option<Flush>,
 }
 
 #[derive(Debug)]
@@ -1235,7 +1235,7 @@ impl RoutingConnection {
         };
         Ok(RoutingTx {
             inner,
-            log: self.log.clone(),
+            flush: self.flush.clone(),
         })
     }
 }
@@ -1269,29 +1269,67 @@ impl WalFile {
     }
 }
 
-/// A committed routing transaction that may not be on disk yet (SQLite's writer does not wait
-/// for the disk): visible to every reader, but not to be acknowledged before
-/// [`durable`](Unsynced::durable). On PostgreSQL the commit itself waited.
+/// How the routing transactions' commits, which do not wait for the disk, are made durable.
+#[derive(Clone, Debug)]
+enum Flush {
+    /// SQLite: the write-ahead log is flushed to disk.
+    Log(WalFile),
+    /// PostgreSQL: a commit that waits for the disk follows them. PostgreSQL writes its log in
+    /// order, so once that commit is on disk, every commit before it is too.
+    Commit(PgPool),
+}
+
+/// What the commit that makes the routing transactions durable writes: a commit that wrote
+/// nothing would not wait for the disk.
+const FLUSH_COMMIT: &str = "INSERT INTO flushes (id, flushes) VALUES (1, 1) \
+    ON CONFLICT (id) DO UPDATE SET flushes = flushes.flushes + 1";
+
+impl Flush {
+    async fn flush(&self) -> sqlx::Result<()> {
+        match self {
+            Flush::Log(log) => Ok(log.sync().await?),
+            // It waits for the disk as every commit does, unless the server was told otherwise
+            // (`synchronous_commit`): then the routing commits are as durable as the rest.
+            Flush::Commit(pool) => {
+                let written = sqlx::query(FLUSH_COMMIT)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                if written != 1 {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "the flushing commit wrote {written} rows, not 1"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A committed routing transaction that may not be on disk yet (neither SQLite's writer nor
+/// PostgreSQL's routing transactions wait for the disk): visible to every reader, but not to
+/// be acknowledged before [`durable`](Unsynced::durable).
 #[derive(Debug)]
 #[must_use = "a commit is acknowledged only once durable"]
 pub struct Unsynced {
-    log: Option<WalFile>,
+    flush: Option<Flush>,
 }
 
 impl Unsynced {
     /// Waits until this commit, and every commit before it, survives a power loss: one flush
-    /// of the log answers for all the commits written to it before, so a caller with several
-    /// waits for the last one only.
-    pub async fn durable(&self) -> std::io::Result<()> {
-        match &self.log {
-            Some(log) => log.sync().await,
+    /// answers for all the commits before it, so a caller with several waits for the last one
+    /// only.
+    pub async fn durable(&self) -> sqlx::Result<()> {
+        match &self.flush {
+            Some(flush) => flush.flush().await,
             None => Ok(()),
         }
     }
 
-    /// Whether the commit is durable already: nothing for `durable` to wait for.
+    /// Whether the commit is durable already (an SQLite database in memory): nothing for
+    /// `durable` to wait for.
     pub fn is_durable(&self) -> bool {
-        self.log.is_none()
+        self.flush.is_none()
     }
 }
 
@@ -1306,7 +1344,7 @@ enum Transaction<'c> {
 #[derive(Debug)]
 pub struct RoutingTx<'c> {
     inner: Transaction<'c>,
-    log: Option<WalFile>,
+    flush: Option<Flush>,
 }
 
 impl RoutingTx<'_> {
@@ -1552,17 +1590,16 @@ impl RoutingTx<'_> {
 
     /// Commits and waits until the commit is durable.
     pub async fn commit(self) -> sqlx::Result<()> {
-        self.commit_unsynced().await?.durable().await?;
-        Ok(())
+        self.commit_unsynced().await?.durable().await
     }
 
-    /// Commits without waiting for SQLite's log to reach the disk; see [`Unsynced`].
+    /// Commits without waiting for the disk; see [`Unsynced`].
     pub async fn commit_unsynced(self) -> sqlx::Result<Unsynced> {
         match self.inner {
             Transaction::Sqlite(tx) => tx.commit().await?,
             Transaction::Postgres(tx) => tx.commit().await?,
         }
-        Ok(Unsynced { log: self.log })
+        Ok(Unsynced { flush: self.flush })
     }
 }
 

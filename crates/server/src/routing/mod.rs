@@ -511,7 +511,7 @@ struct Worker {
     /// The connection the last batch committed on, kept while jobs keep coming and nobody else
     /// waits for it.
     connection: Option<RoutingConnection>,
-    /// Committed batches whose answers wait for SQLite's log to reach the disk
+    /// Committed batches whose answers wait for the database's log to reach the disk
     /// ([`answer_when_durable`]).
     settled: mpsc::Sender<Settled>,
 }
@@ -528,7 +528,8 @@ struct Settled {
 }
 
 /// Answers committed batches once they are durable, in the order they committed: it flushes
-/// SQLite's log once for every batch that committed while the last flush ran, so the routing
+/// the database's log once for every batch that committed while the last flush ran (SQLite's
+/// log file; on PostgreSQL a commit that waits for the disk), so the routing
 /// worker commits its next batch while the disk takes this one. An acknowledged lead is on
 /// disk. When the flush fails, the jobs get an internal error: their commits are visible but
 /// may not survive a power loss.
@@ -729,8 +730,8 @@ impl Worker {
         }
     }
 
-    /// Answers jobs now when there is nothing to wait for (PostgreSQL's commits are durable, a
-    /// failed transaction wrote nothing), or hands them to [`answer_when_durable`].
+    /// Answers jobs now when there is nothing to wait for (an SQLite database in memory, a
+    /// failed transaction that wrote nothing), or hands them to [`answer_when_durable`].
     async fn settle(&self, commit: Option<store::Unsynced>, answers: Vec<(Job, Option<Answer>)>) {
         let commit = match commit {
             Some(commit) if !commit.is_durable() => commit,

@@ -586,11 +586,11 @@ async fn a_rep_is_never_deleted_under_a_lead_on_postgres() {
     }
 }
 
-/// SQLite's writer commits without waiting for the disk, and the answers wait for the log to be
-/// flushed; PostgreSQL's commit is durable when it returns. The flush opens the log where
-/// SQLite keeps it: were it looking in the wrong place, the flush, and so every answer, would
-/// fail.
-async fn commits_are_flushed_before_answers(backend: Backend, flushed_later: bool) {
+/// Routing transactions commit without waiting for the disk, and the answers wait for a flush:
+/// SQLite's log file flushed where SQLite keeps it, or on PostgreSQL a commit that waits and
+/// writes the `flushes` row. Were the flush looking in the wrong place, or gone, every answer
+/// would fail: a flush that cannot be made acknowledges nothing.
+async fn commits_are_flushed_before_answers(backend: Backend) {
     let Some((store, dir)) = crate::support::fresh_store(backend).await else {
         return;
     };
@@ -598,7 +598,7 @@ async fn commits_are_flushed_before_answers(backend: Backend, flushed_later: boo
     let mut tx = connection.begin().await.expect("begin");
     tx.bump_routing().await.expect("write");
     let commit = tx.commit_unsynced().await.expect("commit");
-    assert_eq!(commit.is_durable(), !flushed_later);
+    assert!(!commit.is_durable());
     commit.durable().await.expect("flushed");
     drop(connection);
     let log = dir.as_ref().map(|dir| dir.path().join("leadroute.db-wal"));
@@ -606,20 +606,30 @@ async fn commits_are_flushed_before_answers(backend: Backend, flushed_later: boo
     app.round_robin_team(2, json!({})).await;
     let (status, body) = app.post("/api/v1/leads", &lead("durable-1")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    // A log that cannot be flushed (gone from under SQLite here) acknowledges nothing.
-    if let Some(log) = log {
-        std::fs::remove_file(&log).expect("remove the log");
-        let (status, body) = app.post("/api/v1/leads", &lead("durable-2")).await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    // Here the log goes from under SQLite, and PostgreSQL's flushing commit cannot be made.
+    match (&app.state.store, log) {
+        (store::Store::Sqlite { .. }, Some(log)) => {
+            std::fs::remove_file(&log).expect("remove the log");
+        }
+        (store::Store::Postgres(pool), _) => {
+            sqlx::query("DROP TABLE flushes")
+                .execute(pool)
+                .await
+                .expect("drop");
+        }
+        _ => panic!("an SQLite database without its file"),
     }
+    let (status, body) = app.post("/api/v1/leads", &lead("durable-2")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error"]["code"], "internal", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_are_flushed_before_answers_on_sqlite() {
-    commits_are_flushed_before_answers(Backend::Sqlite, true).await;
+    commits_are_flushed_before_answers(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_are_flushed_before_answers_on_postgres() {
-    commits_are_flushed_before_answers(Backend::Postgres, false).await;
+    commits_are_flushed_before_answers(Backend::Postgres).await;
 }

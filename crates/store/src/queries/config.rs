@@ -34,11 +34,15 @@ pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
 /// with `BEGIN IMMEDIATE`; PostgreSQL takes a transaction-scoped advisory lock in the same
 /// simple query as its `BEGIN`, one round trip for both. What the transaction reads comes
 /// after, in statements whose snapshots are taken once the lock is held.
+///
+/// On PostgreSQL its commit does not wait for the log to reach the disk (`synchronous_commit
+/// = off`): the lock goes to the next routing transaction while the disk takes this one, and
+/// the answers wait for a flush (`Unsynced::durable`). SQLite's writer connection is opened so.
 pub(crate) async fn begin_routing(
     conn: &mut sqlx::pool::PoolConnection<Db>,
 ) -> sqlx::Result<Tx<'_>> {
     let begin = if IS_POSTGRES {
-        "BEGIN; SELECT pg_advisory_xact_lock(727374)"
+        "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(727374)"
     } else {
         "BEGIN IMMEDIATE"
     };
