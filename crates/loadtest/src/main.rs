@@ -112,6 +112,7 @@ fn wrk(
             .and_then(|value| duration(&value))
             .unwrap_or(0.0),
         cpu_us: None,
+        machine: None,
     })
 }
 
@@ -151,6 +152,43 @@ struct Measured {
     /// The server's CPU time (all threads, user and system) per request or lead, in µs: on a
     /// shared machine a steadier figure than the rate, which moves with what else runs.
     cpu_us: Option<f64>,
+    /// How the whole machine's CPU time went while it ran (`/proc/stat`): what to read the
+    /// other figures against on a shared machine.
+    machine: Option<MachineShare>,
+}
+
+/// Shares of the machine's CPU time over a measurement, all CPUs together.
+#[derive(Clone, Copy)]
+struct MachineShare {
+    /// Nobody's: some CPU was left over (the server waited on something else than CPU).
+    idle: f64,
+    /// Taken by the host for other guests: the machine was smaller than it looked.
+    stolen: f64,
+}
+
+/// The machine's CPU time so far, in ticks, from `/proc/stat`: (idle and waiting for IO,
+/// stolen, total). Linux; `None` elsewhere.
+fn machine_ticks() -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let ticks: Vec<f64> = (line.split_whitespace().skip(1).take(8))
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    let [_, _, _, idle, iowait, _, _, steal] = ticks[..] else {
+        return None;
+    };
+    Some((idle + iowait, steal, ticks.iter().sum()))
+}
+
+impl MachineShare {
+    fn between(before: (f64, f64, f64), after: (f64, f64, f64)) -> Option<MachineShare> {
+        let total = after.2 - before.2;
+        (total > 0.0).then(|| MachineShare {
+            idle: (after.0 - before.0) / total,
+            stolen: (after.1 - before.1) / total,
+        })
+    }
 }
 
 /// The CPU time a process has used so far, in seconds, from `/proc` (Linux; `None` elsewhere).
@@ -170,10 +208,15 @@ async fn with_cpu(
     measure: impl std::future::Future<Output = anyhow::Result<Measured>>,
 ) -> anyhow::Result<Measured> {
     let before = cpu_seconds(pid);
+    let machine = machine_ticks();
     let mut measured = measure.await?;
     let items = measured.per_second * seconds as f64;
     measured.cpu_us = match (before, cpu_seconds(pid)) {
         (Some(before), Some(after)) if items > 0.0 => Some((after - before) * 1e6 / items),
+        _ => None,
+    };
+    measured.machine = match (machine, machine_ticks()) {
+        (Some(before), Some(after)) => MachineShare::between(before, after),
         _ => None,
     };
     Ok(measured)
@@ -208,6 +251,14 @@ fn median_of(runs: &[Measured]) -> Measured {
             .map(|run| run.cpu_us)
             .collect::<Option<Vec<f64>>>()
             .map(median),
+        machine: runs
+            .iter()
+            .map(|run| run.machine)
+            .collect::<Option<Vec<MachineShare>>>()
+            .map(|shares| MachineShare {
+                idle: median(shares.iter().map(|share| share.idle).collect()),
+                stolen: median(shares.iter().map(|share| share.stolen).collect()),
+            }),
     }
 }
 
@@ -265,6 +316,7 @@ async fn closed_loop(
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us: None,
+        machine: None,
     })
 }
 
@@ -313,6 +365,7 @@ async fn fixed_rate(
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
         cpu_us: None,
+        machine: None,
     })
 }
 
@@ -694,6 +747,28 @@ async fn main() -> anyhow::Result<()> {
         batched.per_second / raw,
         cpu_cell(&batched)
     );
+    let shares: Vec<String> = [
+        ("healthz", &trivial),
+        ("closed loop", &single),
+        ("fixed rate", &rated),
+        ("batch", &batched),
+    ]
+    .iter()
+    .filter_map(|(name, measured)| {
+        let share = measured.machine?;
+        Some(format!(
+            "{name} {:.0}% idle, {:.0}% stolen",
+            share.idle * 100.0,
+            share.stolen * 100.0
+        ))
+    })
+    .collect();
+    if !shares.is_empty() {
+        println!(
+            "\nthe machine's CPU while each ran (/proc/stat, medians): {}",
+            shares.join("; ")
+        );
+    }
     let _ = server.kill().await;
     store.close().await;
     match &args.database_url {
