@@ -37,7 +37,8 @@ pub(crate) async fn bump_routing(conn: &mut Conn) -> sqlx::Result<i64> {
 ///
 /// On PostgreSQL its commit does not wait for the log to reach the disk (`synchronous_commit
 /// = off`): the lock goes to the next routing transaction while the disk takes this one, and
-/// the answers wait for a flush (`Unsynced::durable`). SQLite's writer connection is opened so.
+/// the answers wait for a flush (`Unsynced::durable`). SQLite's writer connection commits so
+/// throughout (`synchronous = NORMAL`).
 pub(crate) async fn begin_routing(
     conn: &mut sqlx::pool::PoolConnection<Db>,
 ) -> sqlx::Result<Tx<'_>> {
