@@ -631,34 +631,27 @@ async fn open_figures(
     // statistics, would rather walk `leads_owner` through every open lead; PostgreSQL,
     // misjudging how many leads the cut-off keeps, would scan every lead ever stored (200 ms
     // against 80 ms through the index, over the benchmark's month of 1,270,000).
-    let condition = format!("{touched} >=");
-    let touched_since = if IS_POSTGRES {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let from = if IS_POSTGRES {
+        "leads l"
+    } else {
+        "leads l INDEXED BY leads_touched"
+    };
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if IS_POSTGRES {
         sqlx::query("SET LOCAL enable_seqscan = off")
             .execute(&mut *tx)
             .await?;
-        let counts = open_by_owner(
-            &mut tx,
-            window,
-            "leads l",
-            "COUNT(*)",
-            &condition,
-            window.idle_before,
-        )
-        .await?;
-        tx.commit().await?;
-        counts
-    } else {
-        open_by_owner(
-            &mut *conn,
-            window,
-            "leads l INDEXED BY leads_touched",
-            "COUNT(*)",
-            &condition,
-            window.idle_before,
-        )
-        .await?
-    };
+    }
+    let touched_since = open_by_owner(
+        &mut tx,
+        window,
+        from,
+        "COUNT(*)",
+        &format!("{touched} >="),
+        window.idle_before,
+    )
+    .await?;
+    tx.commit().await?;
     // A callback due makes a lead overdue too, unless its clock already had (`leads_callbacks`).
     let called_back = open_by_owner(
         &mut *conn,
