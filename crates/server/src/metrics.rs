@@ -121,6 +121,10 @@ impl Histogram {
 pub static ROUTING_TRANSACTIONS: Histogram = Histogram::new();
 /// SLA and follow-up timers fired by this instance.
 pub static TIMERS_FIRED: AtomicU64 = AtomicU64::new(0);
+/// Routing batches routed while the batch before them wrote, and of those, the ones routed
+/// again because another connection committed meanwhile.
+pub static ROUTED_AHEAD: AtomicU64 = AtomicU64::new(0);
+pub static ROUTED_AGAIN: AtomicU64 = AtomicU64::new(0);
 
 fn label(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -177,6 +181,16 @@ pub async fn render(app: &AppState) -> String {
         "# HELP leadroute_timers_fired_total SLA and follow-up timers this instance fired.\n\
          # TYPE leadroute_timers_fired_total counter\nleadroute_timers_fired_total {}",
         TIMERS_FIRED.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP leadroute_routing_batches_ahead_total Routing batches routed while the batch \
+         before them wrote, by whether that routing stood or was done again.\n\
+         # TYPE leadroute_routing_batches_ahead_total counter\n\
+         leadroute_routing_batches_ahead_total{{outcome=\"stood\"}} {}\n\
+         leadroute_routing_batches_ahead_total{{outcome=\"routed_again\"}} {}",
+        ROUTED_AHEAD.load(Ordering::Relaxed),
+        ROUTED_AGAIN.load(Ordering::Relaxed)
     );
     let (open, idle) = app.store.pool_state();
     let _ = writeln!(

@@ -1178,6 +1178,22 @@ impl Store {
         Ok(RoutingConnection { inner, flush })
     }
 
+    /// Whether the routing worker may route its next batch while the last one writes: its
+    /// reads of the customers then go to a reader connection, which sees every commit but not
+    /// the batch being written, and the routing connection's [`RoutingTx::data_version`]
+    /// tells afterwards whether anyone else committed meanwhile. Only an SQLite file: a
+    /// database in memory has no readers beside the writer, and on PostgreSQL other instances
+    /// write.
+    pub fn reads_ahead(&self) -> bool {
+        matches!(self, Store::Sqlite { log: Some(_), .. })
+    }
+
+    /// [`RoutingTx::recognise`] on a reader connection, outside any routing transaction
+    /// ([`Store::reads_ahead`]).
+    pub async fn recognise(&self, wanted: &Recognise<'_>) -> sqlx::Result<Recognised> {
+        on_pool!(self, recognise(wanted))
+    }
+
     /// Whether someone waits for SQLite's one writer connection (the tallies' fold, a rep's
     /// deletion): the routing worker, which keeps it from batch to batch, lets it go then.
     /// Always `false` on PostgreSQL, whose pool has a connection for each.
@@ -1350,6 +1366,20 @@ pub struct RoutingTx<'c> {
 impl RoutingTx<'_> {
     pub async fn versions(&mut self) -> sqlx::Result<(i64, i64)> {
         on_tx!(self, versions())
+    }
+
+    /// SQLite's `data_version` of the routing connection: it changes when any other
+    /// connection commits, and only then. Two routing transactions on one connection that read
+    /// the same value had no commit by anyone else between them ([`Store::reads_ahead`]).
+    /// `None` on PostgreSQL, where other instances write.
+    pub async fn data_version(&mut self) -> sqlx::Result<Option<i64>> {
+        match &mut self.inner {
+            Transaction::Sqlite(tx) => sqlx::query_scalar("PRAGMA data_version")
+                .fetch_one(&mut **tx)
+                .await
+                .map(Some),
+            Transaction::Postgres(_) => Ok(None),
+        }
     }
 
     pub async fn list_reps(&mut self) -> sqlx::Result<Vec<RepRow>> {

@@ -95,26 +95,33 @@ impl Customers {
         tx: &mut RoutingTx<'_>,
         rows: Vec<store::CustomerKeyRow>,
     ) -> anyhow::Result<Customers> {
-        let mut customers = Customers::default();
         if rows.is_empty() {
-            return Ok(customers);
+            return Ok(Customers::default());
         }
         let mut ids: Vec<String> = rows.iter().map(|row| row.lead_id.clone()).collect();
         ids.sort();
         ids.dedup();
-        for lead in tx.leads_by_ids(&ids).await? {
-            customers.leads.insert(lead.id.clone(), lead);
-        }
+        let leads = (tx.leads_by_ids(&ids).await?.into_iter())
+            .map(|lead| (lead.id.clone(), lead))
+            .collect();
+        Ok(Customers::with_leads(rows, leads))
+    }
+
+    /// The customers known by `rows` (recorded keys, newest first), with their `leads`.
+    pub(super) fn with_leads(
+        rows: Vec<store::CustomerKeyRow>,
+        leads: HashMap<String, LeadRow>,
+    ) -> Customers {
+        let mut by_key: HashMap<(KeyKind, String), Vec<String>> = HashMap::new();
         for row in rows {
             if let Some(kind) = KeyKind::parse(&row.kind) {
-                customers
-                    .by_key
-                    .entry((kind, row.value))
-                    .or_default()
-                    .push(row.lead_id);
+                let ids = by_key.entry((kind, row.value)).or_default();
+                if !ids.contains(&row.lead_id) {
+                    ids.push(row.lead_id);
+                }
             }
         }
-        Ok(customers)
+        Customers { by_key, leads }
     }
 
     /// What the policy does with an arrival recognised by `keys`. An open lead of the

@@ -6,6 +6,7 @@
 //! acknowledged lead is on disk.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -293,6 +294,7 @@ impl Router {
             jobs: receiver,
             cache: None,
             connection: None,
+            data_version: None,
             settled,
         };
         tokio::spawn(CLOCK.scope(clock, worker.run()));
@@ -511,9 +513,33 @@ struct Worker {
     /// The connection the last batch committed on, kept while jobs keep coming and nobody else
     /// waits for it.
     connection: Option<RoutingConnection>,
+    /// The `data_version` the last batch read on `connection` (SQLite): the next batch, routed
+    /// while that one wrote, stands only if it reads the same ([`RoutingTx::data_version`]).
+    data_version: Option<i64>,
     /// Committed batches whose answers wait for the database's log to reach the disk
     /// ([`answer_when_durable`]).
     settled: mpsc::Sender<Settled>,
+}
+
+/// A batch routed in memory, not yet written: what it writes and its answers.
+struct Routed {
+    writes: Writes,
+    answers: Vec<Answer>,
+    /// Whether the cache was read again from the database for it.
+    reloaded: bool,
+    /// How long recognising its arrivals (owners by contact, the duplicate policy's keys,
+    /// external ids) and routing them took.
+    customers_us: u64,
+    route_us: u64,
+    /// Routed while the batch before it wrote ([`route_ahead`]).
+    ahead: bool,
+}
+
+/// The batch the worker took from the queue while the last one wrote, and when it could be
+/// routed meanwhile, its routing.
+struct Upcoming {
+    jobs: Vec<Job>,
+    routed: Option<Routed>,
 }
 
 /// Batches committed but not yet answered, at most: past this many the worker waits for the
@@ -672,51 +698,69 @@ fn reply_with(job: Job, answer: Option<Answer>, why: &'static str) {
 
 impl Worker {
     async fn run(mut self) {
+        let mut upcoming: Option<Upcoming> = None;
         loop {
-            // Idle, or another writer waits: the connection goes back to the pool.
-            if self.jobs.is_empty() || self.store.writer_wanted() {
-                self.connection = None;
-            }
-            let Some(first) = self.jobs.recv().await else {
-                break;
-            };
-            let mut size = first.size();
-            let mut batch = vec![first];
-            while size < MAX_BATCH {
-                match self.jobs.try_recv() {
-                    Ok(job) => {
-                        size += job.size();
-                        batch.push(job);
+            let (batch, routed) = match upcoming.take() {
+                Some(Upcoming { jobs, routed }) => (jobs, routed),
+                None => {
+                    // Idle, or another writer waits: the connection goes back to the pool.
+                    if self.jobs.is_empty() || self.store.writer_wanted() {
+                        self.connection = None;
                     }
-                    Err(_) => break,
+                    let Some(first) = self.jobs.recv().await else {
+                        break;
+                    };
+                    (self.take_batch(vec![first]), None)
                 }
-            }
-            self.process(batch).await;
+            };
+            upcoming = self.process(batch, routed).await;
         }
     }
 
-    /// Runs a batch in one transaction. When the transaction fails, each job runs again alone
-    /// in a transaction of its own, so a job that cannot be written (a constraint, a value the
-    /// database refuses) fails alone and the others in its batch still commit.
-    async fn process(&mut self, batch: Vec<Job>) {
-        match self.transact(&batch).await {
+    /// `batch` and the jobs waiting after it, up to [`MAX_BATCH`] leads.
+    fn take_batch(&mut self, mut batch: Vec<Job>) -> Vec<Job> {
+        let mut size: usize = batch.iter().map(Job::size).sum();
+        while size < MAX_BATCH {
+            match self.jobs.try_recv() {
+                Ok(job) => {
+                    size += job.size();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Runs a batch in one transaction (`routed` already, when it was routed ahead), and
+    /// gives back the batch taken from the queue while it wrote. When the transaction fails,
+    /// each job runs again alone in a transaction of its own, so a job that cannot be written
+    /// (a constraint, a value the database refuses) fails alone and the others in its batch
+    /// still commit.
+    async fn process(&mut self, batch: Vec<Job>, routed: Option<Routed>) -> Option<Upcoming> {
+        let mut upcoming = None;
+        match self.transact(&batch, routed, Some(&mut upcoming)).await {
             Ok((commit, answers)) => {
                 let answers = batch.into_iter().zip(answers.into_iter().map(Some));
                 self.settle(Some(commit), answers.collect()).await;
             }
             Err(error) => {
-                // The cached state may be ahead of the database now: reload next time.
+                // The cached state may be ahead of the database now: reload next time. The
+                // next batch, if routed ahead, saw this one's rows: route it again.
                 self.cache = None;
+                if let Some(upcoming) = &mut upcoming {
+                    upcoming.routed = None;
+                }
                 tracing::error!(error = %format!("{error:#}"), jobs = batch.len(), "routing transaction failed");
                 if batch.len() == 1 {
                     for job in batch {
                         reply(job, None);
                     }
-                    return;
+                    return upcoming;
                 }
                 for job in batch {
                     let single = std::slice::from_ref(&job);
-                    let (commit, answer) = match self.transact(single).await {
+                    let (commit, answer) = match self.transact(single, None, None).await {
                         Ok((commit, mut answers)) => (Some(commit), answers.pop()),
                         Err(error) => {
                             self.cache = None;
@@ -728,6 +772,7 @@ impl Worker {
                 }
             }
         }
+        upcoming
     }
 
     /// Answers jobs now when there is nothing to wait for (an SQLite database in memory, a
@@ -827,39 +872,142 @@ impl Worker {
     }
 
     /// Runs `batch` in one routing transaction: its commit, to be durable before the answers
-    /// are given, and the answers.
-    async fn transact(&mut self, batch: &[Job]) -> anyhow::Result<(store::Unsynced, Vec<Answer>)> {
+    /// are given, and the answers. A batch `routed` ahead stands when nobody else committed
+    /// since the batch before it began; otherwise it is routed again here. With `upcoming`,
+    /// the jobs waiting in the queue are taken while this batch writes, and routed meanwhile
+    /// when both batches only create leads ([`route_ahead`]).
+    async fn transact(
+        &mut self,
+        batch: &[Job],
+        routed: Option<Routed>,
+        upcoming: Option<&mut Option<Upcoming>>,
+    ) -> anyhow::Result<(store::Unsynced, Vec<Answer>)> {
         let started = std::time::Instant::now();
-        let mut connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => self.store.routing_connection().await?,
+        // `data_version` compares two transactions on one connection only.
+        let (mut connection, before) = match self.connection.take() {
+            Some(connection) => (connection, self.data_version.take()),
+            None => (self.store.routing_connection().await?, None),
         };
+        self.data_version = None;
         let mut tx = connection.begin().await?;
+        let data_version = tx.data_version().await?;
         let begun = started.elapsed();
+        let routed = match routed {
+            Some(routed) if data_version.is_some() && data_version == before => {
+                crate::metrics::ROUTED_AHEAD.fetch_add(1, Ordering::Relaxed);
+                routed
+            }
+            Some(_) => {
+                // Someone else committed since the batch before began: what was read ahead
+                // may be stale, and the cache with it.
+                tracing::debug!("routing ahead undone: another connection committed");
+                crate::metrics::ROUTED_AGAIN.fetch_add(1, Ordering::Relaxed);
+                self.cache = None;
+                self.route(&mut tx, batch).await?
+            }
+            None => self.route(&mut tx, batch).await?,
+        };
+        let routed_at = started.elapsed();
+        let Routed {
+            writes,
+            answers,
+            reloaded,
+            customers_us,
+            route_us,
+            ahead,
+        } = routed;
+        let cache = self
+            .cache
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no cache after routing"))?;
+        let rows = StateRows::new(cache, &writes);
+        // The next batch, taken now so that it can be routed while this one writes; not when
+        // another writer waits for the connection, which goes back to the pool after this
+        // batch then.
+        let look_ahead = upcoming.is_some()
+            && self.store.reads_ahead()
+            && !self.store.writer_wanted()
+            && only_new(batch);
+        let next = match look_ahead {
+            true => (self.jobs.try_recv().ok()).map(|first| self.take_batch(vec![first])),
+            false => None,
+        };
+        let cache = self
+            .cache
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no cache after routing"))?;
+        let ahead_of = match &next {
+            Some(next) if only_new(next) => Some(next.as_slice()),
+            _ => None,
+        };
+        let store = &self.store;
+        let writing = async {
+            let version = write(&mut tx, &writes, &rows).await?;
+            let written = started.elapsed();
+            let commit = tx.commit_unsynced().await?;
+            anyhow::Ok((version, written, started.elapsed(), commit))
+        };
+        let routing_ahead = async {
+            match ahead_of {
+                Some(jobs) => Some(route_ahead(store, cache, &writes, jobs).await),
+                None => None,
+            }
+        };
+        let (written, routed_ahead) = tokio::join!(writing, routing_ahead);
+        let routed_ahead = match routed_ahead {
+            Some(Ok(routed)) => Some(routed),
+            Some(Err(error)) => {
+                // The cache may hold part of that batch: reload it when the batch is routed.
+                tracing::warn!(error = %format!("{error:#}"), "routing ahead failed");
+                self.cache = None;
+                None
+            }
+            None => None,
+        };
+        if let (Some(jobs), Some(slot)) = (next, upcoming) {
+            *slot = Some(Upcoming {
+                jobs,
+                routed: routed_ahead,
+            });
+        }
+        let (version, written, committed, commit) = written?;
+        self.connection = Some(connection);
+        self.data_version = data_version;
+        tracing::debug!(
+            jobs = batch.len(),
+            leads = writes.new_leads.len(),
+            begin_us = begun.as_micros() as u64,
+            routed_us = routed_at.as_micros() as u64,
+            reloaded,
+            ahead,
+            customers_us,
+            route_us,
+            write_us = (written - routed_at).as_micros() as u64,
+            commit_us = (committed - written).as_micros() as u64,
+            // How long the next batch's routing went on after this one committed.
+            ahead_us = (started.elapsed() - committed).as_micros() as u64,
+            "routing batch committed"
+        );
+        if let (Some(cache), Some(version)) = (self.cache.as_mut(), version) {
+            cache.routing_version = version;
+        }
+        crate::metrics::ROUTING_TRANSACTIONS.observe(started.elapsed());
+        Ok((commit, answers))
+    }
+
+    /// Routes `batch` inside its transaction: the cache brought up to the stored versions, the
+    /// arrivals recognised, every job run in memory (reading what it needs in `tx`).
+    async fn route(&mut self, tx: &mut RoutingTx<'_>, batch: &[Job]) -> anyhow::Result<Routed> {
+        let started = std::time::Instant::now();
         // The first batch reads the versions alone, to build the cache the duplicate keys
         // come from; later batches read them with the customers, in the round trip they make
         // anyway.
-        let mut reloaded = self.cache.is_none() && self.refresh(&mut tx, None).await?;
-        let external_ids: Vec<String> = batch
-            .iter()
-            .flat_map(|job| match job {
-                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads
-                    .iter()
-                    .filter_map(|lead| lead.external_id.clone())
-                    .collect(),
-                _ => Vec::new(),
-            })
+        let mut reloaded = self.cache.is_none() && self.refresh(tx, None).await?;
+        let external_ids: Vec<String> = arrivals_of(batch)
+            .filter_map(|lead| lead.external_id.clone())
             .collect();
-        let contacts: Vec<(Option<String>, Option<String>)> = batch
-            .iter()
-            .flat_map(|job| match job {
-                Job::Create { leads, .. } | Job::Plan { leads, .. } => leads
-                    .iter()
-                    .map(|lead| (lead.phone.clone(), lead.email.clone()))
-                    .collect(),
-                Job::Explain { lead, .. } => vec![(lead.phone.clone(), lead.email.clone())],
-                _ => Vec::new(),
-            })
+        let contacts: Vec<(Option<String>, Option<String>)> = arrivals_of(batch)
+            .map(|lead| (lead.phone.clone(), lead.email.clone()))
             .collect();
         let looked_up = started.elapsed();
         // Owners by contact (affinity), the duplicate policy's keys, the leads stored under
@@ -869,24 +1017,17 @@ impl Worker {
         let (contacts, recognised) = loop {
             let config_version = self.cache.as_ref().map(|cache| cache.config_version);
             let keys = match &self.cache {
-                Some(cache) => duplicates::Customers::keys(
-                    &cache.workspace.duplicates,
-                    batch.iter().flat_map(|job| match job {
-                        Job::Create { leads, .. } | Job::Plan { leads, .. } => {
-                            leads.iter().collect()
-                        }
-                        Job::Explain { lead, .. } => vec![lead],
-                        _ => Vec::new(),
-                    }),
-                ),
+                Some(cache) => {
+                    duplicates::Customers::keys(&cache.workspace.duplicates, arrivals_of(batch))
+                }
                 None => anyhow::bail!("no cache after refresh"),
             };
             let (contacts, recognised) =
-                recognise_customers(&mut tx, &contacts, &keys, &external_ids, true).await?;
+                recognise_customers(tx, &contacts, &keys, &external_ids, true).await?;
             let versions = recognised
                 .versions
                 .ok_or_else(|| anyhow::anyhow!("no versions with the customers"))?;
-            if self.refresh(&mut tx, Some(versions)).await? {
+            if self.refresh(tx, Some(versions)).await? {
                 reloaded = true;
                 if config_version != Some(versions.0) {
                     continue;
@@ -894,7 +1035,6 @@ impl Worker {
             }
             break (contacts, recognised);
         };
-        let locked = started.elapsed();
         let cache = self
             .cache
             .as_mut()
@@ -913,44 +1053,23 @@ impl Worker {
         let mut arrivals = lead::Arrivals {
             external,
             contacts,
-            customers: duplicates::Customers::load(&mut tx, recognised.recorded).await?,
+            customers: duplicates::Customers::load(tx, recognised.recorded).await?,
         };
-        // How long recognising the arrivals took: owners by contact, the duplicate policy's
-        // keys, external ids.
         let customers_us = (started.elapsed() - looked_up).as_micros() as u64;
+        let recognised_at = started.elapsed();
         let mut answers = Vec::with_capacity(batch.len());
         for job in batch {
             let answer = match job {
                 Job::Create {
                     leads, kept, actor, ..
-                } => {
-                    let mut results = Vec::with_capacity(leads.len());
-                    for (index, input) in leads.iter().enumerate() {
-                        // A known external id answers with its lead, however it came in.
-                        if let Some(existing) = input
-                            .external_id
-                            .as_ref()
-                            .and_then(|id| arrivals.external.get(id))
-                        {
-                            results.push(Ok(Created::Duplicate {
-                                lead: existing.clone(),
-                            }));
-                            continue;
-                        }
-                        results.push(match kept.as_ref().and_then(|kept| kept.get(index)) {
-                            Some(kept) => lead::migrate(
-                                cache,
-                                &mut writes,
-                                &mut arrivals,
-                                input,
-                                kept,
-                                actor,
-                            )?,
-                            None => lead::create(cache, &mut writes, &mut arrivals, input, actor)?,
-                        });
-                    }
-                    Answer::Create(results)
-                }
+                } => create_leads(
+                    cache,
+                    &mut writes,
+                    &mut arrivals,
+                    leads,
+                    kept.as_deref(),
+                    actor,
+                )?,
                 Job::Plan {
                     leads,
                     actor,
@@ -974,11 +1093,10 @@ impl Worker {
                     ..
                 } => {
                     let before = match audit {
-                        Some(_) => open_lead(&mut tx, &writes, lead_id).await?.ok(),
+                        Some(_) => open_lead(tx, &writes, lead_id).await?.ok(),
                         None => None,
                     };
-                    let result =
-                        lead::change(&mut tx, cache, &mut writes, lead_id, op, actor).await?;
+                    let result = lead::change(tx, cache, &mut writes, lead_id, op, actor).await?;
                     if let (Some(action), Ok(changed)) = (audit, &result) {
                         let detail = serde_json::json!({
                             "from": before.and_then(|row| row.owner_id),
@@ -999,7 +1117,7 @@ impl Worker {
                 Job::Explain { lead, rule_set, .. } => {
                     let draft = match rule_set {
                         Some(row) => {
-                            let mut rows = ConfigRows::load_in(&mut tx).await?;
+                            let mut rows = ConfigRows::load_in(tx).await?;
                             rows.active = Some(row.clone());
                             Some(build_workspace(&rows))
                         }
@@ -1033,7 +1151,7 @@ impl Worker {
                     ..
                 } => Answer::Distribute(
                     distribute::distribute(
-                        &mut tx,
+                        tx,
                         cache,
                         &mut writes,
                         lead_ids,
@@ -1044,95 +1162,260 @@ impl Worker {
                     )
                     .await?,
                 ),
-                Job::Sweep { .. } => Answer::Count(lead::sweep(&mut tx, cache, &mut writes).await?),
+                Job::Sweep { .. } => Answer::Count(lead::sweep(tx, cache, &mut writes).await?),
                 Job::HandBack { rep_id, .. } => {
-                    Answer::Count(lead::hand_back(&mut tx, cache, &mut writes, rep_id).await?)
+                    Answer::Count(lead::hand_back(tx, cache, &mut writes, rep_id).await?)
                 }
                 Job::Tick { now, .. } => {
-                    Answer::Count(tick::tick(&mut tx, cache, &mut writes, *now).await?)
+                    Answer::Count(tick::tick(tx, cache, &mut writes, *now).await?)
                 }
             };
             answers.push(answer);
         }
-        let routed = started.elapsed();
-        writes.drop_timers(&mut tx).await?;
+        Ok(Routed {
+            writes,
+            answers,
+            reloaded,
+            customers_us,
+            route_us: (started.elapsed() - recognised_at).as_micros() as u64,
+            ahead: false,
+        })
+    }
+}
+
+/// The leads arriving in a batch: those its jobs create or plan, and the dry run's.
+fn arrivals_of(batch: &[Job]) -> impl Iterator<Item = &LeadInput> {
+    batch.iter().flat_map(|job| match job {
+        Job::Create { leads, .. } | Job::Plan { leads, .. } => leads.as_slice(),
+        Job::Explain { lead, .. } => std::slice::from_ref(lead),
+        _ => &[],
+    })
+}
+
+/// Whether every job of `batch` creates leads routed afresh: what [`route_ahead`] routes.
+fn only_new(batch: &[Job]) -> bool {
+    (batch.iter()).all(|job| matches!(job, Job::Create { kept: None, .. }))
+}
+
+/// Creates a job's leads, each answered on its own: a known external id with its lead, a
+/// migrated lead with what it keeps, any other routed afresh.
+fn create_leads(
+    cache: &mut Cache,
+    writes: &mut Writes,
+    arrivals: &mut lead::Arrivals,
+    leads: &[LeadInput],
+    kept: Option<&[Kept]>,
+    actor: &str,
+) -> anyhow::Result<Answer> {
+    let mut results = Vec::with_capacity(leads.len());
+    for (index, input) in leads.iter().enumerate() {
+        // A known external id answers with its lead, however it came in.
+        if let Some(existing) =
+            (input.external_id.as_ref()).and_then(|id| arrivals.external.get(id))
+        {
+            results.push(Ok(Created::Duplicate {
+                lead: existing.clone(),
+            }));
+            continue;
+        }
+        results.push(match kept.and_then(|kept| kept.get(index)) {
+            Some(kept) => lead::migrate(cache, writes, arrivals, input, kept, actor)?,
+            None => lead::create(cache, writes, arrivals, input, actor)?,
+        });
+    }
+    Ok(Answer::Create(results))
+}
+
+/// The routing state a batch changed, as rows: taken from the cache before the next batch,
+/// routed ahead, changes it again.
+struct StateRows {
+    reps: Vec<RepStateRow>,
+    rotations: Vec<RotationRow>,
+    /// `(kind, value, owner, at)`.
+    contacts: Vec<(String, String, String, i64)>,
+}
+
+impl StateRows {
+    fn new(cache: &Cache, writes: &Writes) -> StateRows {
         let roster = &cache.workspace.roster;
-        let state_rows: Vec<RepStateRow> = writes
-            .dirty_reps
-            .iter()
+        let reps = (writes.dirty_reps.iter())
             .filter_map(|id| {
-                roster
-                    .position(id)
+                (roster.position(id))
                     .map(|position| store::rep_state_row(id, cache.state.rep(position)))
             })
             .collect();
-        let rotation_rows: Vec<RotationRow> = writes
-            .dirty_rotations
-            .iter()
+        let rotations = (writes.dirty_rotations.iter())
             .filter_map(|key| {
-                cache
-                    .state
-                    .rotation(key)
-                    .map(|state| store::rotation_row(key, state, roster))
+                (cache.state.rotation(key)).map(|state| store::rotation_row(key, state, roster))
             })
             .collect();
-        let contacts: Vec<(String, String, String, i64)> = writes
-            .contacts
-            .iter()
+        let contacts = (writes.contacts.iter())
             .map(|((kind, value), (owner, at))| {
                 ((*kind).to_owned(), value.clone(), owner.clone(), *at)
             })
             .collect();
-        // The rows this batch adds, in one statement on PostgreSQL; then what changes stored
-        // rows, which is rarer.
-        let version = tx
-            .insert_routed(&store::Routed {
-                leads: &writes.new_leads,
-                decisions: &writes.decisions,
-                timers: &writes.timers,
-                outbox: &writes.outbox,
-                stats: &writes.stats_rows(),
-                rep_states: &state_rows,
-                rotations: &rotation_rows,
-                contacts: &contacts,
-                customer_keys: &writes.customer_keys,
-                bump: !state_rows.is_empty() || !rotation_rows.is_empty(),
-            })
-            .await?;
-        for row in &writes.changed_leads {
-            tx.update_lead(row).await?;
+        StateRows {
+            reps,
+            rotations,
+            contacts,
         }
-        for (at, leads) in &writes.sla_missed {
-            let leads: Vec<(String, String)> = leads
-                .iter()
-                .map(|(id, missed_by)| (id.clone(), missed_by.clone()))
-                .collect();
-            tx.mark_sla_missed(&leads, *at).await?;
-        }
-        tx.insert_audit(&writes.audits).await?;
-        writes.write_follow_up(&mut tx).await?;
-        tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
-        let written = started.elapsed();
-        let commit = tx.commit_unsynced().await?;
-        self.connection = Some(connection);
-        tracing::debug!(
-            jobs = batch.len(),
-            leads = writes.new_leads.len(),
-            lock_and_load_us = locked.as_micros() as u64,
-            begin_us = begun.as_micros() as u64,
-            reloaded,
-            customers_us,
-            route_us = (routed - locked).as_micros() as u64,
-            write_us = (written - routed).as_micros() as u64,
-            commit_us = (started.elapsed() - written).as_micros() as u64,
-            "routing batch committed"
-        );
-        if let Some(version) = version {
-            cache.routing_version = version;
-        }
-        crate::metrics::ROUTING_TRANSACTIONS.observe(started.elapsed());
-        Ok((commit, answers))
     }
+}
+
+/// Writes what a routed batch changes, in its transaction: the routing version it bumped to,
+/// if it did.
+async fn write(
+    tx: &mut RoutingTx<'_>,
+    writes: &Writes,
+    rows: &StateRows,
+) -> anyhow::Result<Option<i64>> {
+    writes.drop_timers(tx).await?;
+    // The rows this batch adds, in one statement on PostgreSQL; then what changes stored
+    // rows, which is rarer.
+    let version = tx
+        .insert_routed(&store::Routed {
+            leads: &writes.new_leads,
+            decisions: &writes.decisions,
+            timers: &writes.timers,
+            outbox: &writes.outbox,
+            stats: &writes.stats_rows(),
+            rep_states: &rows.reps,
+            rotations: &rows.rotations,
+            contacts: &rows.contacts,
+            customer_keys: &writes.customer_keys,
+            bump: !rows.reps.is_empty() || !rows.rotations.is_empty(),
+        })
+        .await?;
+    for row in &writes.changed_leads {
+        tx.update_lead(row).await?;
+    }
+    for (at, leads) in &writes.sla_missed {
+        let leads: Vec<(String, String)> = leads
+            .iter()
+            .map(|(id, missed_by)| (id.clone(), missed_by.clone()))
+            .collect();
+        tx.mark_sla_missed(&leads, *at).await?;
+    }
+    tx.insert_audit(&writes.audits).await?;
+    writes.write_follow_up(tx).await?;
+    tx.insert_duplicate_pairs(&writes.duplicate_pairs).await?;
+    Ok(version)
+}
+
+/// Routes `batch`, new leads only, while the batch before it (`before`) writes: 流水线. The
+/// arrivals are recognised on a reader connection, which sees every commit but not `before`'s
+/// rows, so those are laid over what it reads (`before`'s contacts, external ids, customer
+/// keys and leads), as a read after that commit would find them. The cache is the one
+/// `before` left. The result stands only when nobody else commits before this batch's own
+/// transaction begins ([`RoutingTx::data_version`]); otherwise, or when `before` fails, the
+/// batch is routed again and the cache reloaded.
+async fn route_ahead(
+    store: &Store,
+    cache: &mut Cache,
+    before: &Writes,
+    batch: &[Job],
+) -> anyhow::Result<Routed> {
+    let started = std::time::Instant::now();
+    let external_ids: Vec<String> = arrivals_of(batch)
+        .filter_map(|lead| lead.external_id.clone())
+        .collect();
+    let (phones, emails) =
+        wanted_contacts(arrivals_of(batch).map(|lead| (lead.phone.as_ref(), lead.email.as_ref())));
+    let keys = duplicates::Customers::keys(&cache.workspace.duplicates, arrivals_of(batch));
+    let mut recognised = store
+        .recognise(&store::Recognise {
+            phones: &phones,
+            emails: &emails,
+            keys: &keys,
+            limit: duplicates::LOOKUP_LIMIT,
+            external_ids: &external_ids,
+            versions: false,
+        })
+        .await?;
+    // `before`'s rows, as a read after its commit finds them.
+    let written: HashMap<&str, &LeadRow> = (before.new_leads.iter())
+        .chain(&before.changed_leads)
+        .map(|row| (row.id.as_str(), row))
+        .collect();
+    let mut contacts = known_owners(std::mem::take(&mut recognised.owners));
+    for ((kind, value), (owner, _)) in &before.contacts {
+        match *kind {
+            "phone" => contacts.remember(Some(value), None, owner),
+            _ => contacts.remember(None, Some(value), owner),
+        }
+    }
+    let wanted: std::collections::HashSet<&str> = external_ids.iter().map(String::as_str).collect();
+    recognised.external.extend(
+        (before.new_leads.iter())
+            .filter_map(|row| Some((row.external_id.clone()?, row.id.clone())))
+            .filter(|(external_id, _)| wanted.contains(external_id.as_str())),
+    );
+    let keys: std::collections::HashSet<(&str, &str)> = (keys.iter())
+        .map(|(kind, value)| (kind.as_str(), value.as_str()))
+        .collect();
+    // Newest first, as the reader returns them.
+    let mut recorded: Vec<store::CustomerKeyRow> = (before.customer_keys.iter().rev())
+        .filter(|row| keys.contains(&(row.kind.as_str(), row.value.as_str())))
+        .cloned()
+        .collect();
+    recorded.append(&mut recognised.recorded);
+    let mut ids: Vec<&String> = (recognised.external.iter().map(|(_, id)| id))
+        .chain(recorded.iter().map(|row| &row.lead_id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let (written_ids, stored_ids): (Vec<&String>, Vec<&String>) = ids
+        .into_iter()
+        .partition(|id| written.contains_key(id.as_str()));
+    let stored_ids: Vec<String> = stored_ids.into_iter().cloned().collect();
+    let mut leads: HashMap<String, LeadRow> = match stored_ids.is_empty() {
+        true => HashMap::new(),
+        false => (store.leads_by_ids(&stored_ids).await?.into_iter())
+            .map(|row| (row.id.clone(), row))
+            .collect(),
+    };
+    leads.extend(
+        (written_ids.into_iter())
+            .filter_map(|id| Some((id.clone(), (*written.get(id.as_str())?).clone()))),
+    );
+    let external = (recognised.external.iter())
+        .filter_map(|(external_id, id)| Some((external_id.clone(), leads.get(id)?.clone())))
+        .collect();
+    let mut arrivals = lead::Arrivals {
+        external,
+        contacts,
+        customers: duplicates::Customers::with_leads(recorded, leads),
+    };
+    let customers_us = started.elapsed().as_micros() as u64;
+    let mut writes = Writes::default();
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        let Job::Create {
+            leads,
+            kept: None,
+            actor,
+            ..
+        } = job
+        else {
+            anyhow::bail!("only new leads are routed ahead");
+        };
+        answers.push(create_leads(
+            cache,
+            &mut writes,
+            &mut arrivals,
+            leads,
+            None,
+            actor,
+        )?);
+    }
+    Ok(Routed {
+        writes,
+        answers,
+        reloaded: false,
+        customers_us,
+        route_us: started.elapsed().as_micros() as u64 - customers_us,
+        ahead: true,
+    })
 }
 
 /// Plans leads as one optimised batch against the cached state under `rules` (the active rule
@@ -1348,14 +1631,8 @@ async fn recognise_customers(
     external_ids: &[String],
     versions: bool,
 ) -> anyhow::Result<(KnownCustomers, store::Recognised)> {
-    let phones: Vec<String> = contacts
-        .iter()
-        .filter_map(|(phone, _)| phone.clone())
-        .collect();
-    let emails: Vec<String> = contacts
-        .iter()
-        .filter_map(|(_, email)| email.clone())
-        .collect();
+    let (phones, emails) =
+        wanted_contacts((contacts.iter()).map(|(phone, email)| (phone.as_ref(), email.as_ref())));
     let mut recognised = tx
         .recognise(&store::Recognise {
             phones: &phones,
@@ -1366,14 +1643,32 @@ async fn recognise_customers(
             versions,
         })
         .await?;
+    let known = known_owners(std::mem::take(&mut recognised.owners));
+    Ok((known, recognised))
+}
+
+/// The phones and the emails of `contacts` (`(phone, email)`), to look their owners up.
+fn wanted_contacts<'a>(
+    contacts: impl Iterator<Item = (Option<&'a String>, Option<&'a String>)>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut phones, mut emails) = (Vec::new(), Vec::new());
+    for (phone, email) in contacts {
+        phones.extend(phone.cloned());
+        emails.extend(email.cloned());
+    }
+    (phones, emails)
+}
+
+/// The owners `store::Recognised::owners` found, by phone and email.
+fn known_owners(owners: Vec<(String, String, String)>) -> KnownCustomers {
     let mut known = KnownCustomers::default();
-    for (kind, value, owner) in std::mem::take(&mut recognised.owners) {
+    for (kind, value, owner) in owners {
         match kind.as_str() {
             "phone" => known.remember(Some(&value), None, &owner),
             _ => known.remember(None, Some(&value), &owner),
         }
     }
-    Ok((known, recognised))
+    known
 }
 
 /// A stored lead's phone and email (normalised at intake), to look its customer up.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::support::{Backend, TestApp, lead};
+use crate::support::{Backend, TestApp, empty_database, lead};
 
 async fn post_many(
     app: &Arc<TestApp>,
@@ -172,10 +172,10 @@ async fn another_writer_gets_its_turn_during_intake_on_sqlite() {
 /// Two instances on one database route at once, each with its own worker and cached state:
 /// the routing lock serialises them and each reloads what the other wrote, so the rotation
 /// stays exact and no cap is exceeded across the two.
-async fn two_instances_share_rotation_and_caps(app: TestApp) {
+async fn two_instances_share_rotation_and_caps(app: TestApp, other: Option<store::Store>) {
     app.round_robin_team(6, json!({"max_open": 90})).await;
     let other = Arc::new(TestApp::with_state(
-        server::AppState::without_clock(app.state.store.clone()),
+        server::AppState::without_clock(other.unwrap_or_else(|| app.state.store.clone())),
         app.key.clone(),
     ));
     let app = Arc::new(app);
@@ -203,13 +203,90 @@ async fn two_instances_share_rotation_and_caps(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_rotation_and_caps_on_sqlite() {
-    two_instances_share_rotation_and_caps(TestApp::sqlite().await).await;
+    two_instances_share_rotation_and_caps(TestApp::sqlite().await, None).await;
+}
+
+/// Two stores on one SQLite file, as two processes would have: each worker routes its next
+/// batch while its last one writes, and the other's commits in between make it route that
+/// batch again (`RoutingTx::data_version`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_sqlite_file_share_rotation_and_caps() {
+    let (url, dir) = empty_database(Backend::Sqlite).await.expect("sqlite");
+    let store = store::Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let other = store::Store::connect(&url).await.expect("connect");
+    let app = TestApp::with_store(store, dir).await;
+    two_instances_share_rotation_and_caps(app, Some(other)).await;
+    let again = server::metrics::ROUTED_AGAIN.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(again > 0, "no batch routed ahead was routed again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_rotation_and_caps_on_postgres() {
     if let Some(app) = TestApp::new(Backend::Postgres).await {
-        two_instances_share_rotation_and_caps(app).await;
+        two_instances_share_rotation_and_caps(app, None).await;
+    }
+}
+
+/// Customers arriving again while the batch holding their first lead still writes: on SQLite
+/// the next batch is routed meanwhile (`route_ahead`), from a reader that does not see that
+/// batch yet, so it must lay the batch's leads, contacts and external ids over what it reads.
+/// Owner affinity and external ids then hold as if the batches ran one after the other.
+async fn customers_are_known_to_the_next_batch(app: TestApp) {
+    app.round_robin_team(4, json!({})).await;
+    app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true}]}))
+        .await;
+    let app = Arc::new(app);
+    // 40 customers arriving five times each; their external ids come twice, twice and once.
+    let bodies = (0..200)
+        .map(|index| {
+            let customer = index % 40;
+            json!({"external_id": format!("c{customer}-{}", index / 80), "name": "客户",
+                "phone": format!("1390000{customer:04}")})
+        })
+        .collect();
+    let results = post_many(&app, bodies).await;
+    let mut owner_of_phone: BTreeMap<String, String> = BTreeMap::new();
+    let mut lead_of_external: BTreeMap<String, String> = BTreeMap::new();
+    let mut created = 0;
+    for (status, body) in &results {
+        assert!(status.is_success(), "{status}: {body}");
+        if *status == StatusCode::CREATED {
+            created += 1;
+        }
+        let lead = &body["lead"];
+        let owner = lead["owner_id"].as_str().expect("an owner").to_owned();
+        let phone = lead["phone"].as_str().expect("phone").to_owned();
+        let previous = owner_of_phone.entry(phone).or_insert_with(|| owner.clone());
+        assert_eq!(*previous, owner, "a customer with two owners: {body}");
+        let external = lead["external_id"]
+            .as_str()
+            .expect("external id")
+            .to_owned();
+        let id = lead["id"].as_str().expect("id").to_owned();
+        let previous = lead_of_external
+            .entry(external)
+            .or_insert_with(|| id.clone());
+        assert_eq!(*previous, id, "an external id with two leads: {body}");
+    }
+    assert_eq!(created, 120);
+    assert_eq!(lead_of_external.len(), 120);
+    assert_eq!(owner_of_phone.len(), 40);
+    if app.state.store.reads_ahead() {
+        let ahead = server::metrics::ROUTED_AHEAD.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ahead > 0, "no batch was routed ahead");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_are_known_to_the_next_batch_on_sqlite() {
+    customers_are_known_to_the_next_batch(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_are_known_to_the_next_batch_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        customers_are_known_to_the_next_batch(app).await;
     }
 }
 

@@ -355,6 +355,64 @@ async fn concurrent_arrivals_of_one_phone_make_one_lead(app: TestApp) {
     assert_eq!(count_leads(&app).await, 1);
 }
 
+/// Many customers, each arriving several times at once: one lead each, the other arrivals
+/// attached to it, whichever batch they fall in (on SQLite a batch is routed while the one
+/// before it writes, and must see that one's customers).
+async fn concurrent_arrivals_of_many_customers_make_one_lead_each(app: TestApp) {
+    app.round_robin_team(4, json!({})).await;
+    policy(
+        &app,
+        json!({"keys": ["phone", "email"], "on_match": "attach"}),
+    )
+    .await;
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..180)
+        .map(|index| {
+            let app = Arc::clone(&app);
+            let customer = index % 30;
+            // Every other arrival brings the email only: the customer is known by either key.
+            let body = match index % 2 {
+                0 => json!({"name": "客户", "phone": format!("1370000{customer:04}"),
+                    "email": format!("c{customer}@example.com")}),
+                _ => json!({"name": "客户", "email": format!("c{customer}@example.com")}),
+            };
+            tokio::spawn(async move { (customer, app.post("/api/v1/leads", &body).await) })
+        })
+        .collect();
+    let mut lead_of = std::collections::BTreeMap::new();
+    let mut created = 0;
+    for task in tasks {
+        let (customer, (status, body)) = task.await.expect("task");
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK if body["match"]["action"] == "attached" => {}
+            _ => panic!("{status}: {body}"),
+        }
+        let id = body["lead"]["id"].as_str().expect("id").to_owned();
+        let first = lead_of.entry(customer).or_insert_with(|| id.clone());
+        assert_eq!(*first, id, "customer {customer} has two leads");
+    }
+    assert_eq!(created, 30);
+    assert_eq!(count_leads(&app).await, 30);
+    if app.state.store.reads_ahead() {
+        let ahead = server::metrics::ROUTED_AHEAD.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ahead > 0, "no batch was routed ahead");
+    }
+}
+
+// On two threads, so that requests keep arriving while a batch writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_arrivals_of_many_customers_make_one_lead_each_on_sqlite() {
+    concurrent_arrivals_of_many_customers_make_one_lead_each(TestApp::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_arrivals_of_many_customers_make_one_lead_each_on_postgres() {
+    if let Some(app) = TestApp::new(Backend::Postgres).await {
+        concurrent_arrivals_of_many_customers_make_one_lead_each(app).await;
+    }
+}
+
 async fn a_customer_another_rep_holds_is_not_handed_over(app: TestApp) {
     app.round_robin_team(3, json!({})).await;
     policy(&app, json!({"keys": ["phone"], "on_match": "flag"})).await;
