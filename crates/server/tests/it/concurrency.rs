@@ -172,10 +172,10 @@ async fn another_writer_gets_its_turn_during_intake_on_sqlite() {
 /// Two instances on one database route at once, each with its own worker and cached state:
 /// the routing lock serialises them and each reloads what the other wrote, so the rotation
 /// stays exact and no cap is exceeded across the two.
-async fn two_instances_share_rotation_and_caps(app: TestApp, other: Option<store::Store>) {
+async fn two_instances_share_rotation_and_caps(app: TestApp) {
     app.round_robin_team(6, json!({"max_open": 90})).await;
     let other = Arc::new(TestApp::with_state(
-        server::AppState::without_clock(other.unwrap_or_else(|| app.state.store.clone())),
+        server::AppState::without_clock(app.state.store.clone()),
         app.key.clone(),
     ));
     let app = Arc::new(app);
@@ -203,29 +203,142 @@ async fn two_instances_share_rotation_and_caps(app: TestApp, other: Option<store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_rotation_and_caps_on_sqlite() {
-    two_instances_share_rotation_and_caps(TestApp::sqlite().await, None).await;
+    two_instances_share_rotation_and_caps(TestApp::sqlite().await).await;
 }
 
-/// Two stores on one SQLite file, as two processes would have: each worker routes its next
-/// batch while its last one writes, and the other's commits in between make it route that
-/// batch again (`RoutingTx::data_version`).
+/// Two stores on one SQLite file, as two processes would have, each sent requests of 10 leads,
+/// while a third connection keeps committing lines of the audit log: each worker routes its
+/// next batch while its last one writes, and a commit of the others between two of its batches
+/// makes it route the second again (`RoutingTx::data_version`; when that happens is up to the
+/// scheduler, and `data_version_moves_only_with_another_connections_commit` checks the
+/// signal itself). The rotation stays exact and no cap is exceeded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_on_one_sqlite_file_share_rotation_and_caps() {
     let (url, dir) = empty_database(Backend::Sqlite).await.expect("sqlite");
     let store = store::Store::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let other = store::Store::connect(&url).await.expect("connect");
+    let third = store::Store::connect(&url).await.expect("connect");
     let app = TestApp::with_store(store, dir).await;
-    two_instances_share_rotation_and_caps(app, Some(other)).await;
-    let again = server::metrics::ROUTED_AGAIN.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(again > 0, "no batch routed ahead was routed again");
+    app.round_robin_team(6, json!({"max_open": 300})).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let committer = tokio::spawn({
+        let done = Arc::clone(&done);
+        async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let row = store::AuditRow::new("test".into(), "noise", "none", None, &json!({}), 0);
+                third.insert_audit(&row).await.expect("audit");
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let other = Arc::new(TestApp::with_state(
+        server::AppState::without_clock(other),
+        app.key.clone(),
+    ));
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..240)
+        .map(|request| {
+            let instance = Arc::clone(if request % 2 == 0 { &app } else { &other });
+            let leads: Vec<_> = (0..10)
+                .map(|index| lead(&format!("twin-{request}-{index}")))
+                .collect();
+            let body = json!({ "leads": leads });
+            tokio::spawn(async move { instance.post("/api/v1/leads/batch", &body).await })
+        })
+        .collect();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for item in body["items"].as_array().expect("items") {
+            assert_eq!(item["result"], "created", "{item}");
+            let owner = item["lead"]["owner_id"].as_str().unwrap_or("-").to_owned();
+            *counts.entry(owner).or_default() += 1;
+        }
+    }
+    for rep in 0..6 {
+        assert_eq!(counts.get(&format!("r{rep:02}")), Some(&300), "{counts:?}");
+    }
+    assert_eq!(
+        counts.get("-"),
+        Some(&600),
+        "the rest go to the pool: {counts:?}"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    committer.await.expect("committer");
+}
+
+/// What routing ahead rests on: on one SQLite connection, `data_version` is the same from one
+/// routing transaction to the next, its own commits included, unless another connection
+/// committed in between.
+#[tokio::test]
+async fn data_version_moves_only_with_another_connections_commit() {
+    let (url, _dir) = empty_database(Backend::Sqlite).await.expect("sqlite");
+    let store = store::Store::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let other = store::Store::connect(&url).await.expect("connect");
+    assert!(store.reads_ahead());
+    let audit = || store::AuditRow::new("test".into(), "noise", "none", None, &json!({}), 0);
+    let mut connection = store.routing_connection().await.expect("connection");
+    let mut version = async |write: bool| {
+        let mut tx = connection.begin().await.expect("begin");
+        if write {
+            tx.insert_audit(&[audit()]).await.expect("audit");
+        }
+        let version = tx.data_version().await.expect("data_version");
+        tx.commit_unsynced()
+            .await
+            .expect("commit")
+            .durable()
+            .await
+            .expect("durable");
+        version.expect("SQLite has a data_version")
+    };
+    let first = version(true).await;
+    assert_eq!(version(true).await, first, "its own commits do not move it");
+    store.insert_audit(&audit()).await.expect("audit");
+    let moved = version(false).await;
+    assert_ne!(moved, first, "a commit on the store's reader pool moves it");
+    other.insert_audit(&audit()).await.expect("audit");
+    let again = version(false).await;
+    assert_ne!(again, moved, "another store's commit moves it");
+    assert_eq!(version(false).await, again);
+    drop(connection);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_rotation_and_caps_on_postgres() {
     if let Some(app) = TestApp::new(Backend::Postgres).await {
-        two_instances_share_rotation_and_caps(app, None).await;
+        two_instances_share_rotation_and_caps(app).await;
     }
+}
+
+/// Posts `leads` in requests of `per_request` to `/api/v1/leads/batch`, all at once: each
+/// lead's result (`created`, `duplicate`, …) and lead, in order.
+pub async fn post_batches(
+    app: &Arc<TestApp>,
+    leads: Vec<serde_json::Value>,
+    per_request: usize,
+) -> Vec<(String, serde_json::Value)> {
+    let tasks: Vec<_> = leads
+        .chunks(per_request)
+        .map(|chunk| {
+            let app = Arc::clone(app);
+            let body = json!({ "leads": chunk });
+            tokio::spawn(async move { app.post("/api/v1/leads/batch", &body).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for item in body["items"].as_array().expect("items") {
+            let result = item["result"].as_str().expect("result").to_owned();
+            results.push((result, item["lead"].clone()));
+        }
+    }
+    results
 }
 
 /// Customers arriving again while the batch holding their first lead still writes: on SQLite
@@ -237,28 +350,30 @@ async fn customers_are_known_to_the_next_batch(app: TestApp) {
     app.publish(json!({"rules": [{"id": "all", "target": {"team": "t"}, "owner_affinity": true}]}))
         .await;
     let app = Arc::new(app);
-    // 40 customers arriving five times each; their external ids come twice, twice and once.
-    let bodies = (0..200)
+    // 40 customers arriving 25 times each, in requests of 20 leads (more than one batch takes):
+    // every request holds each customer at most once. Their external ids come ten, ten and
+    // five times.
+    let leads = (0..1000)
         .map(|index| {
-            let customer = index % 40;
-            json!({"external_id": format!("c{customer}-{}", index / 80), "name": "客户",
+            let customer = (index / 20 + index) % 40;
+            json!({"external_id": format!("c{customer}-{}", index / 400), "name": "客户",
                 "phone": format!("1390000{customer:04}")})
         })
         .collect();
-    let results = post_many(&app, bodies).await;
+    let results = post_batches(&app, leads, 20).await;
     let mut owner_of_phone: BTreeMap<String, String> = BTreeMap::new();
     let mut lead_of_external: BTreeMap<String, String> = BTreeMap::new();
     let mut created = 0;
-    for (status, body) in &results {
-        assert!(status.is_success(), "{status}: {body}");
-        if *status == StatusCode::CREATED {
-            created += 1;
+    for (result, lead) in &results {
+        match result.as_str() {
+            "created" => created += 1,
+            "duplicate" => {}
+            _ => panic!("{result}: {lead}"),
         }
-        let lead = &body["lead"];
         let owner = lead["owner_id"].as_str().expect("an owner").to_owned();
         let phone = lead["phone"].as_str().expect("phone").to_owned();
         let previous = owner_of_phone.entry(phone).or_insert_with(|| owner.clone());
-        assert_eq!(*previous, owner, "a customer with two owners: {body}");
+        assert_eq!(*previous, owner, "a customer with two owners: {lead}");
         let external = lead["external_id"]
             .as_str()
             .expect("external id")
@@ -267,10 +382,10 @@ async fn customers_are_known_to_the_next_batch(app: TestApp) {
         let previous = lead_of_external
             .entry(external)
             .or_insert_with(|| id.clone());
-        assert_eq!(*previous, id, "an external id with two leads: {body}");
+        assert_eq!(*previous, id, "an external id with two leads: {lead}");
     }
-    assert_eq!(created, 120);
     assert_eq!(lead_of_external.len(), 120);
+    assert_eq!(created, 120);
     assert_eq!(owner_of_phone.len(), 40);
     if app.state.store.reads_ahead() {
         let ahead = server::metrics::ROUTED_AHEAD.load(std::sync::atomic::Ordering::Relaxed);

@@ -366,29 +366,30 @@ async fn concurrent_arrivals_of_many_customers_make_one_lead_each(app: TestApp) 
     )
     .await;
     let app = Arc::new(app);
-    let tasks: Vec<_> = (0..180)
+    // 30 customers arriving 30 times each, in requests of 15 leads (more than one batch
+    // takes): every request holds each customer at most once. Every other arrival brings the
+    // email only: the customer is known by either key.
+    let leads = (0..900)
         .map(|index| {
-            let app = Arc::clone(&app);
-            let customer = index % 30;
-            // Every other arrival brings the email only: the customer is known by either key.
-            let body = match index % 2 {
+            let customer = (index / 15 + index) % 30;
+            match index % 2 {
                 0 => json!({"name": "客户", "phone": format!("1370000{customer:04}"),
                     "email": format!("c{customer}@example.com")}),
                 _ => json!({"name": "客户", "email": format!("c{customer}@example.com")}),
-            };
-            tokio::spawn(async move { (customer, app.post("/api/v1/leads", &body).await) })
+            }
         })
         .collect();
+    let results = crate::concurrency::post_batches(&app, leads, 15).await;
     let mut lead_of = std::collections::BTreeMap::new();
     let mut created = 0;
-    for task in tasks {
-        let (customer, (status, body)) = task.await.expect("task");
-        match status {
-            StatusCode::CREATED => created += 1,
-            StatusCode::OK if body["match"]["action"] == "attached" => {}
-            _ => panic!("{status}: {body}"),
+    for (index, (result, lead)) in results.iter().enumerate() {
+        match result.as_str() {
+            "created" => created += 1,
+            "attached" => {}
+            _ => panic!("{result}: {lead}"),
         }
-        let id = body["lead"]["id"].as_str().expect("id").to_owned();
+        let customer = (index / 15 + index) % 30;
+        let id = lead["id"].as_str().expect("id").to_owned();
         let first = lead_of.entry(customer).or_insert_with(|| id.clone());
         assert_eq!(*first, id, "customer {customer} has two leads");
     }
