@@ -486,9 +486,10 @@ impl Router {
     /// rule set was published).
     pub fn sweep_soon(&self) {
         let job = Job::Sweep { reply: None };
-        self.waiting.fetch_add(job.size(), Ordering::Relaxed);
+        let size = job.size();
+        self.waiting.fetch_add(size, Ordering::Relaxed);
         if self.jobs.try_send(job).is_err() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.waiting.fetch_sub(size, Ordering::Relaxed);
         }
     }
 
@@ -738,27 +739,28 @@ impl Worker {
                     let Some(first) = self.jobs.recv().await else {
                         break;
                     };
-                    self.waiting.fetch_sub(first.size(), Ordering::Relaxed);
-                    (self.take_batch(vec![first]), None)
+                    (self.take_batch(first), None)
                 }
             };
             upcoming = self.process(batch, routed).await;
         }
     }
 
-    /// `batch` and the jobs waiting after it, up to [`MAX_BATCH`] leads.
-    fn take_batch(&mut self, mut batch: Vec<Job>) -> Vec<Job> {
-        let mut size: usize = batch.iter().map(Job::size).sum();
+    /// `first`, taken from the queue, and the jobs waiting after it, up to [`MAX_BATCH`]
+    /// leads; they no longer count as waiting.
+    fn take_batch(&mut self, first: Job) -> Vec<Job> {
+        let mut size = first.size();
+        let mut batch = vec![first];
         while size < MAX_BATCH {
             match self.jobs.try_recv() {
                 Ok(job) => {
-                    self.waiting.fetch_sub(job.size(), Ordering::Relaxed);
                     size += job.size();
                     batch.push(job);
                 }
                 Err(_) => break,
             }
         }
+        self.waiting.fetch_sub(size, Ordering::Relaxed);
         batch
     }
 
@@ -914,11 +916,11 @@ impl Worker {
     ) -> anyhow::Result<(store::Unsynced, Vec<Answer>)> {
         let started = std::time::Instant::now();
         // `data_version` compares two transactions on one connection only.
+        let before = self.data_version.take();
         let (mut connection, before) = match self.connection.take() {
-            Some(connection) => (connection, self.data_version.take()),
+            Some(connection) => (connection, before),
             None => (self.store.routing_connection().await?, None),
         };
-        self.data_version = None;
         let mut tx = connection.begin().await?;
         // Read to check a batch routed ahead, or (below) when the next one is.
         let mut data_version = match &routed {
@@ -950,11 +952,6 @@ impl Worker {
             route_us,
             ahead,
         } = routed;
-        let cache = self
-            .cache
-            .as_mut()
-            .ok_or_else(|| anyhow::anyhow!("no cache after routing"))?;
-        let rows = StateRows::new(cache, &writes);
         // The next batch, taken now so that it can be routed while this one writes: when it is
         // large enough to pay for that (`AHEAD_FROM`), and not when another writer waits for the
         // connection, which goes back to the pool after this batch then.
@@ -964,16 +961,15 @@ impl Worker {
             && self.waiting.load(Ordering::Relaxed) >= AHEAD_FROM
             && only_new(batch);
         let next = match look_ahead {
-            true => (self.jobs.try_recv().ok()).map(|first| {
-                self.waiting.fetch_sub(first.size(), Ordering::Relaxed);
-                self.take_batch(vec![first])
-            }),
+            true => (self.jobs.try_recv().ok()).map(|first| self.take_batch(first)),
             false => None,
         };
         let cache = self
             .cache
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("no cache after routing"))?;
+        // Taken before the next batch, routed ahead, changes the cache again.
+        let rows = StateRows::new(cache, &writes);
         let ahead_of = match &next {
             Some(next) if only_new(next) => Some(next.as_slice()),
             _ => None,
@@ -1380,10 +1376,7 @@ async fn route_ahead(
         .collect();
     let mut contacts = known_owners(std::mem::take(&mut recognised.owners));
     for ((kind, value), (owner, _)) in &before.contacts {
-        match *kind {
-            "phone" => contacts.remember(Some(value), None, owner),
-            _ => contacts.remember(None, Some(value), owner),
-        }
+        contacts.remember_contact(kind, value, owner);
     }
     let wanted: std::collections::HashSet<&str> = external_ids.iter().map(String::as_str).collect();
     recognised.external.extend(
@@ -1646,6 +1639,14 @@ impl KnownCustomers {
         }
     }
 
+    /// `remember` for one contact of `kind` `phone` or `email`, as the contacts table has it.
+    fn remember_contact(&mut self, kind: &str, value: &str, owner: &str) {
+        match kind {
+            "phone" => self.remember(Some(value), None, owner),
+            _ => self.remember(None, Some(value), owner),
+        }
+    }
+
     fn owner(&self, phone: Option<&str>, email: Option<&str>) -> Option<String> {
         phone
             .and_then(|phone| self.by_phone.get(phone))
@@ -1704,10 +1705,7 @@ fn wanted_contacts<'a>(
 fn known_owners(owners: Vec<(String, String, String)>) -> KnownCustomers {
     let mut known = KnownCustomers::default();
     for (kind, value, owner) in owners {
-        match kind.as_str() {
-            "phone" => known.remember(Some(&value), None, &owner),
-            _ => known.remember(None, Some(&value), &owner),
-        }
+        known.remember_contact(&kind, &value, &owner);
     }
     known
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::support::{Backend, TestApp, empty_database, lead};
+use crate::support::{Backend, TestApp, empty_database, lead, post_batches};
 
 async fn post_many(
     app: &Arc<TestApp>,
@@ -312,33 +312,6 @@ async fn two_instances_share_rotation_and_caps_on_postgres() {
     if let Some(app) = TestApp::new(Backend::Postgres).await {
         two_instances_share_rotation_and_caps(app).await;
     }
-}
-
-/// Posts `leads` in requests of `per_request` to `/api/v1/leads/batch`, all at once: each
-/// lead's result (`created`, `duplicate`, …) and lead, in order.
-pub async fn post_batches(
-    app: &Arc<TestApp>,
-    leads: Vec<serde_json::Value>,
-    per_request: usize,
-) -> Vec<(String, serde_json::Value)> {
-    let tasks: Vec<_> = leads
-        .chunks(per_request)
-        .map(|chunk| {
-            let app = Arc::clone(app);
-            let body = json!({ "leads": chunk });
-            tokio::spawn(async move { app.post("/api/v1/leads/batch", &body).await })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        let (status, body) = task.await.expect("task");
-        assert_eq!(status, StatusCode::OK, "{body}");
-        for item in body["items"].as_array().expect("items") {
-            let result = item["result"].as_str().expect("result").to_owned();
-            results.push((result, item["lead"].clone()));
-        }
-    }
-    results
 }
 
 /// Customers arriving again while the batch holding their first lead still writes: on SQLite

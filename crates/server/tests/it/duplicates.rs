@@ -379,7 +379,7 @@ async fn concurrent_arrivals_of_many_customers_make_one_lead_each(app: TestApp) 
             }
         })
         .collect();
-    let results = crate::concurrency::post_batches(&app, leads, 15).await;
+    let results = crate::support::post_batches(&app, leads, 15).await;
     let mut lead_of = std::collections::BTreeMap::new();
     let mut created = 0;
     for (index, (result, lead)) in results.iter().enumerate() {

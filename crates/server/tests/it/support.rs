@@ -217,6 +217,33 @@ impl TestApp {
     }
 }
 
+/// Posts `leads` in requests of `per_request` to `/api/v1/leads/batch`, all at once: each
+/// lead's result (`created`, `duplicate`, …) and lead, in order.
+pub async fn post_batches(
+    app: &std::sync::Arc<TestApp>,
+    leads: Vec<serde_json::Value>,
+    per_request: usize,
+) -> Vec<(String, serde_json::Value)> {
+    let tasks: Vec<_> = leads
+        .chunks(per_request)
+        .map(|chunk| {
+            let app = std::sync::Arc::clone(app);
+            let body = serde_json::json!({ "leads": chunk });
+            tokio::spawn(async move { app.post("/api/v1/leads/batch", &body).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for item in body["items"].as_array().expect("items") {
+            let result = item["result"].as_str().expect("result").to_owned();
+            results.push((result, item["lead"].clone()));
+        }
+    }
+    results
+}
+
 pub fn lead(external_id: &str) -> Value {
     serde_json::json!({"external_id": external_id, "name": "测试客户", "phone": "13800138000", "region": "华东", "industry": "制造"})
 }
